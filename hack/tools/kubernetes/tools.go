@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the control-plane commands that hack/install-test-binaries.sh builds for
+// integration and end-to-end tests. Nothing here is part of the product.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
