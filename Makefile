@@ -1,0 +1,63 @@
+# Sedna (Go). `make help` lists the targets.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+OUTPUT_DIR := $(CURDIR)/_output
+BIN_DIR := $(OUTPUT_DIR)/bin
+# Two cores: two packages at a time keeps the machine responsive.
+GO_TEST_FLAGS ?= -race -p 2 -timeout 20m
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem
+export KUBEBUILDER_ASSETS := $(BIN_DIR)
+
+COMMANDS := $(notdir $(wildcard cmd/*))
+
+.PHONY: help
+help: ## Show this help.
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "%-24s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build sedna-gm, sedna-lc and the other commands into _output/bin.
+	@mkdir -p $(BIN_DIR)
+	@if [ -n "$(COMMANDS)" ]; then $(GO) build -o $(BIN_DIR)/ $(addprefix ./cmd/,$(COMMANDS)); fi
+
+.PHONY: install-test-binaries
+install-test-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cached).
+	hack/install-test-binaries.sh
+
+.PHONY: test
+test: install-test-binaries ## Unit and integration tests with the race detector.
+	$(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: unit
+unit: ## Unit tests only (no control plane).
+	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /test/)
+
+.PHONY: integration
+integration: install-test-binaries ## Integration tests against a real kube-apiserver and etcd.
+	$(GO) test $(GO_TEST_FLAGS) ./test/integration/...
+
+.PHONY: bench
+bench: ## Benchmarks (testing.B); results are recorded in docs/performance.md.
+	$(GO) test $(BENCH_FLAGS) ./...
+
+.PHONY: codegen
+codegen: ## Regenerate deepcopy and the typed client.
+	hack/update-codegen.sh
+
+.PHONY: crds
+crds: ## Regenerate build/crds.
+	hack/update-crds.sh
+
+.PHONY: update
+update: codegen crds ## Regenerate everything generated.
+
+.PHONY: verify
+verify: ## gofmt, go vet, generated code and CRDs up to date.
+	hack/verify-gofmt.sh
+	$(GO) vet ./...
+	hack/verify-codegen.sh
+	hack/verify-crds.sh
+
+.PHONY: clean
+clean: ## Remove build output (the test-binary cache outside the clone is kept).
+	rm -rf $(OUTPUT_DIR)
