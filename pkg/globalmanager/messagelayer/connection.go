@@ -1,0 +1,305 @@
+package messagelayer
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/channel"
+)
+
+type wsConn = *websocket.Conn
+
+// pending is a frame sent and not yet acknowledged.
+type pending struct {
+	seq     uint64
+	version uint64
+	sentAt  time.Time
+}
+
+// connection is one live websocket of a node. Its queues are guarded by the node's mutex, so the
+// hub can mark resources dirty while the writer drains them.
+type connection struct {
+	hub *Hub
+	ns  *nodeState
+	ws  wsConn
+
+	wake      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// Guarded by ns.mu.
+	dirty        []channel.Key
+	dirtySet     map[channel.Key]struct{}
+	pendingByKey map[channel.Key]pending
+	pendingBySeq map[uint64]channel.Key
+	syncPending  bool
+	syncSeq      uint64
+	syncSentAt   time.Time
+	acks         []channel.Frame
+	nextSeq      uint64
+}
+
+func newConnection(h *Hub, ns *nodeState, ws wsConn) *connection {
+	return &connection{
+		hub: h, ns: ns, ws: ws,
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		dirtySet:     map[channel.Key]struct{}{},
+		pendingByKey: map[channel.Key]pending{},
+		pendingBySeq: map[uint64]channel.Key{},
+		nextSeq:      1,
+	}
+}
+
+// markDirty queues key for sending. Called with ns.mu held.
+func (c *connection) markDirty(key channel.Key) {
+	if _, ok := c.dirtySet[key]; !ok {
+		c.dirtySet[key] = struct{}{}
+		c.dirty = append(c.dirty, key)
+	}
+	c.signal()
+}
+
+func (c *connection) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *connection) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		_ = c.ws.Close() // the connection is being abandoned; a close error changes nothing
+	})
+}
+
+// run writes in this goroutine and reads in another until either fails.
+func (c *connection) run(ctx context.Context) {
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer c.close()
+		c.readLoop(ctx)
+	}()
+	c.writeLoop(ctx)
+	c.close()
+	<-readerDone
+}
+
+func (c *connection) writeLoop(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	opts := c.hub.opts
+	tick := min(opts.ResendAfter/2, opts.PingInterval)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	lastPing := c.hub.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.done:
+			return
+		case <-c.wake:
+		case <-ticker.C:
+			c.checkResends()
+			if now := c.hub.now(); now.Sub(lastPing) >= opts.PingInterval {
+				lastPing = now
+				if err := c.ws.WriteControl(websocket.PingMessage, nil, now.Add(opts.WriteTimeout)); err != nil {
+					logger.V(2).Info("Ping failed; closing the connection", "err", err)
+					return
+				}
+			}
+		}
+		for {
+			frames := c.nextBatch()
+			if len(frames) == 0 {
+				break
+			}
+			for i := range frames {
+				data, err := channel.Encode(&frames[i])
+				if err != nil {
+					logger.Error(err, "Dropping a frame that cannot be encoded")
+					continue
+				}
+				if err := c.ws.SetWriteDeadline(c.hub.now().Add(opts.WriteTimeout)); err != nil {
+					logger.V(2).Info("Setting the write deadline failed; closing the connection", "err", err)
+					return
+				}
+				if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
+					logger.V(2).Info("Write failed; closing the connection", "err", err)
+					return
+				}
+				if frames[i].Header.Operation != channel.OpAck {
+					c.hub.metrics.FramesSent.Inc()
+				}
+			}
+		}
+	}
+}
+
+// nextBatch takes the queued acks, then up to MaxFramesPerWrite dirty resources, then — once the
+// snapshot is out — the sync frame.
+func (c *connection) nextBatch() []channel.Frame {
+	ns := c.ns
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	frames := c.acks
+	c.acks = nil
+	now := c.hub.now()
+	for len(c.dirty) > 0 && len(frames) < c.hub.opts.MaxFramesPerWrite {
+		key := c.dirty[0]
+		c.dirty = c.dirty[1:]
+		delete(c.dirtySet, key)
+		e, ok := ns.resources[key]
+		if !ok {
+			continue
+		}
+		seq := c.nextSeq
+		c.nextSeq++
+		op := channel.OpInsert
+		if e.deleted {
+			op = channel.OpDelete
+		}
+		frames = append(frames, channel.Frame{
+			Header: channel.Header{Namespace: key.Namespace, ResourceKind: key.Kind, ResourceName: key.Name, Operation: op},
+			// The object bytes are shared, never mutated: Publish takes ownership of them.
+			Content: e.object,
+			Seq:     seq,
+			Version: e.version,
+		})
+		if old, ok := c.pendingByKey[key]; ok {
+			delete(c.pendingBySeq, old.seq)
+		}
+		c.pendingByKey[key] = pending{seq: seq, version: e.version, sentAt: now}
+		c.pendingBySeq[seq] = key
+	}
+	if len(c.dirty) == 0 {
+		c.dirty = nil // let the backing array go after a large snapshot
+		if c.syncPending {
+			c.syncPending = false
+			c.syncSeq = c.nextSeq
+			c.nextSeq++
+			c.syncSentAt = now
+			frames = append(frames, channel.Frame{
+				Header:  channel.Header{Operation: channel.OpSync},
+				Content: marshalSync(ns.snapshotEntries()),
+				Seq:     c.syncSeq,
+			})
+		}
+	}
+	return frames
+}
+
+func (c *connection) handleAck(seq uint64) {
+	ns := c.ns
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if seq == c.syncSeq {
+		c.syncSeq = 0
+		c.hub.metrics.FramesAcked.Inc()
+		return
+	}
+	key, ok := c.pendingBySeq[seq]
+	if !ok {
+		return // a late ack of a frame already resent or superseded
+	}
+	delete(c.pendingBySeq, seq)
+	p := c.pendingByKey[key]
+	delete(c.pendingByKey, key)
+	c.hub.metrics.FramesAcked.Inc()
+	if e, ok := ns.resources[key]; ok && e.deleted && e.version == p.version {
+		delete(ns.resources, key)
+	}
+}
+
+// checkResends queues again every frame unacknowledged for longer than ResendAfter.
+func (c *connection) checkResends() {
+	ns := c.ns
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	now := c.hub.now()
+	for key, p := range c.pendingByKey {
+		if now.Sub(p.sentAt) < c.hub.opts.ResendAfter {
+			continue
+		}
+		delete(c.pendingByKey, key)
+		delete(c.pendingBySeq, p.seq)
+		c.markDirty(key)
+		c.hub.metrics.FramesResent.Inc()
+	}
+	if c.syncSeq != 0 && now.Sub(c.syncSentAt) >= c.hub.opts.ResendAfter {
+		c.syncSeq = 0
+		c.syncPending = true
+		c.hub.metrics.FramesResent.Inc()
+		c.signal()
+	}
+}
+
+func (c *connection) readLoop(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	opts := c.hub.opts
+	c.ws.SetReadLimit(int64(opts.MaxFrameBytes))
+	deadline := func() time.Time { return c.hub.now().Add(3 * opts.PingInterval) }
+	if err := c.ws.SetReadDeadline(deadline()); err != nil {
+		return
+	}
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(deadline()) })
+	for {
+		msgType, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				logger.V(2).Info("Read failed; closing the connection", "err", err)
+			}
+			return
+		}
+		if err := c.ws.SetReadDeadline(deadline()); err != nil {
+			return
+		}
+		if msgType != websocket.TextMessage {
+			c.hub.metrics.MalformedFrames.Inc()
+			logger.Info("Ignoring a non-text websocket message", "type", msgType)
+			continue
+		}
+		frame, err := channel.Decode(data, opts.MaxFrameBytes)
+		if err != nil {
+			c.hub.metrics.MalformedFrames.Inc()
+			logger.Info("Ignoring a malformed frame", "err", err)
+			continue
+		}
+		switch frame.Header.Operation {
+		case channel.OpAck:
+			c.handleAck(frame.Ack)
+		case channel.OpStatus:
+			ackError, advance := c.hub.handleReport(ctx, c.ns, frame)
+			if !c.queueAck(frame.Seq, ackError, advance) {
+				logger.Info("The LC does not read its acknowledgements; closing the connection")
+				return
+			}
+		default:
+			c.hub.metrics.MalformedFrames.Inc()
+			logger.Info("Ignoring a frame an LC may not send", "operation", frame.Header.Operation)
+		}
+	}
+}
+
+// queueAck records the report as handled and queues its acknowledgement; false when too many
+// acknowledgements are waiting.
+func (c *connection) queueAck(seq uint64, ackError string, advance bool) bool {
+	ns := c.ns
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if advance && seq > ns.lastReportSeq {
+		ns.lastReportSeq = seq
+	}
+	if len(c.acks) >= c.hub.opts.MaxQueuedAcks {
+		return false
+	}
+	c.acks = append(c.acks, channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: seq, Error: ackError})
+	c.signal()
+	return true
+}

@@ -1,0 +1,15 @@
+// Package messagelayer is GM's end of the GM↔LC channel: a websocket server over TLS that
+// authenticates each LC as the node it runs on, keeps per-node desired state and delivers it
+// reliably, and routes the LC's reports to the feature controllers.
+//
+// Delivery: for every node the hub keeps the latest version of each resource bound to it (not a
+// backlog), sends a full snapshot followed by a sync frame on every (re)connect, numbers every
+// frame and resends those not acknowledged in time. A slow node holds at most one pending frame
+// per resource, so it can neither block other nodes nor grow GM's memory without bound.
+//
+// Authorization: a node receives only resources published to it, and a report is accepted only
+// about a resource published to the reporting node.
+//
+// The package does not talk to the Kubernetes API except for TokenReview; feature controllers
+// decide what is bound where (Publish/Unpublish) and what a report means (ReportHandler).
+package messagelayer
