@@ -157,8 +157,19 @@ func (h *Hub) Publish(key channel.Key, version uint64, object []byte, nodes ...s
 	}
 }
 
-// Unpublish removes key from every node it was published to.
-func (h *Hub) Unpublish(key channel.Key, version uint64) {
+// Unpublish removes key from every node it was published to. The delete carries a version just
+// above the last one published: the deletion's own resourceVersion is at least that, and a
+// re-created object's is higher still, so neither is mistaken for stale.
+func (h *Hub) Unpublish(key channel.Key) {
+	var version uint64
+	for _, n := range h.NodesOf(key) {
+		ns := h.node(n)
+		ns.mu.Lock()
+		if e, ok := ns.resources[key]; ok && e.version >= version {
+			version = e.version + 1
+		}
+		ns.mu.Unlock()
+	}
 	h.Publish(key, version, nil)
 }
 

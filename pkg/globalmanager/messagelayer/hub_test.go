@@ -191,7 +191,7 @@ func TestOfflineNodeGetsCurrentStateNotABacklog(t *testing.T) {
 		ts.hub.Publish(datasetKey("d"), v, object("d", v), "node-a")
 	}
 	ts.hub.Publish(datasetKey("gone"), 1, object("gone", 1), "node-a")
-	ts.hub.Unpublish(datasetKey("gone"), 2)
+	ts.hub.Unpublish(datasetKey("gone"))
 
 	inserts, sync := ts.connect(t, "node-a").readSnapshot()
 	require.Len(t, inserts, 1)

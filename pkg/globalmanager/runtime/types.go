@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"strconv"
 
 	"k8s.io/client-go/informers"
@@ -41,7 +43,7 @@ type Downstream interface {
 	// Publish makes object the desired state of key on exactly nodes; Publish owns object.
 	Publish(key channel.Key, version uint64, object []byte, nodes ...string)
 	// Unpublish removes key from every node.
-	Unpublish(key channel.Key, version uint64)
+	Unpublish(key channel.Key)
 }
 
 // Dependencies are what a feature controller is built from.
@@ -60,7 +62,15 @@ type Dependencies struct {
 	LCServer string
 	// KBServer is the knowledge base URL given to lifelong-learning workers.
 	KBServer string
+	// Metrics is where controllers register their metrics; nil registers nothing.
+	Metrics prometheus.Registerer
 }
+
+// ChannelKey identifies a resource on the GM↔LC channel.
+type ChannelKey = channel.Key
+
+// SecretKind is the channel kind of the Secrets GM sends to the nodes that need them.
+const SecretKind = "secret"
 
 // Version parses a resourceVersion as the channel's version number. Kubernetes calls
 // resourceVersions opaque, but they are etcd revisions: integers that grow with every write,

@@ -1,0 +1,113 @@
+package runtime
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+)
+
+// NewQueue returns the named, rate-limited queue of object keys a feature controller works from.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
+	)
+}
+
+// SyncMetrics are the per-controller sync metrics: sedna_gm_<controller>_sync_duration_seconds and
+// sedna_gm_<controller>_syncs_total{result}.
+type SyncMetrics struct {
+	Duration prometheus.Histogram
+	Syncs    *prometheus.CounterVec
+}
+
+// NewSyncMetrics creates and registers (when reg is not nil) the sync metrics of a controller.
+func NewSyncMetrics(reg prometheus.Registerer, controller string) *SyncMetrics {
+	m := &SyncMetrics{
+		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "sedna_gm", Subsystem: controller, Name: "sync_duration_seconds",
+			Help: "Time one sync of an object took.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sedna_gm", Subsystem: controller, Name: "syncs_total", Help: "Syncs by result.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Duration, m.Syncs)
+	}
+	return m
+}
+
+// RunWorkers waits for the caches, then runs workers goroutines that take keys from queue and
+// call sync until ctx ends. Failed keys are retried with the queue's rate limit.
+func RunWorkers(ctx context.Context, name string, queue workqueue.TypedRateLimitingInterface[string],
+	workers int, metrics *SyncMetrics, sync func(ctx context.Context, key string) error, synced ...cache.InformerSynced) {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	defer queue.ShutDown()
+	logger := klog.FromContext(ctx).WithValues("controller", name)
+	ctx = klog.NewContext(ctx, logger)
+	if !cache.WaitForNamedCacheSync(name, ctx.Done(), synced...) {
+		return
+	}
+	logger.Info("Starting workers", "count", workers)
+	for range workers {
+		go wait.UntilWithContext(ctx, func(ctx context.Context) {
+			for processNext(ctx, queue, metrics, sync) {
+			}
+		}, time.Second)
+	}
+	<-ctx.Done()
+	logger.Info("Stopping workers")
+}
+
+func processNext(ctx context.Context, queue workqueue.TypedRateLimitingInterface[string], metrics *SyncMetrics,
+	sync func(ctx context.Context, key string) error) bool {
+	key, quit := queue.Get()
+	if quit {
+		return false
+	}
+	defer queue.Done(key)
+	start := time.Now()
+	err := sync(ctx, key)
+	metrics.Duration.Observe(time.Since(start).Seconds())
+	if err == nil {
+		metrics.Syncs.WithLabelValues("success").Inc()
+		queue.Forget(key)
+		return true
+	}
+	metrics.Syncs.WithLabelValues("error").Inc()
+	klog.FromContext(ctx).Error(err, "Sync failed; will retry", "key", key, "retries", queue.NumRequeues(key))
+	queue.AddRateLimited(key)
+	return true
+}
+
+// EnqueueHandler returns an informer event handler that adds the object's key to queue. Resyncs
+// with an unchanged resourceVersion are dropped; tombstones are unwrapped.
+func EnqueueHandler(queue workqueue.TypedRateLimitingInterface[string]) cache.ResourceEventHandlerFuncs {
+	add := func(obj any) {
+		key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+		if err != nil {
+			utilruntime.HandleError(err)
+			return
+		}
+		queue.Add(key)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: add,
+		UpdateFunc: func(oldObj, newObj any) {
+			oldMeta, ok1 := oldObj.(interface{ GetResourceVersion() string })
+			newMeta, ok2 := newObj.(interface{ GetResourceVersion() string })
+			if ok1 && ok2 && oldMeta.GetResourceVersion() == newMeta.GetResourceVersion() {
+				return
+			}
+			add(newObj)
+		},
+		DeleteFunc: add,
+	}
+}

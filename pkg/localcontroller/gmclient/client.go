@@ -1,0 +1,277 @@
+package gmclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+)
+
+// nodeNameHeader is the header GM compares with the node of the token.
+const nodeNameHeader = "Node-Name"
+
+// maxTokenBytes bounds what is read from TokenFile; projected tokens are a few kilobytes.
+const maxTokenBytes = 64 << 10
+
+// Client is the LC's connection to GM. Create it with New and run it with Run.
+type Client struct {
+	opts    Options
+	url     string
+	store   *store.Store
+	handler Handler
+	metrics *metrics
+
+	// notify wakes the outbox sender; one pending wake-up is enough.
+	notify    chan struct{}
+	connected atomic.Bool
+
+	// Seams for tests, set before Run.
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func(limit time.Duration) time.Duration
+}
+
+// New validates opts and returns a client that is not yet connected.
+func New(opts Options, st *store.Store, h Handler) (*Client, error) {
+	if st == nil {
+		return nil, errors.New("creating GM client: store is nil")
+	}
+	if h == nil {
+		return nil, errors.New("creating GM client: handler is nil")
+	}
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("creating GM client: %w", err)
+	}
+	u, err := ParseGMAddress(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("creating GM client: %w", err)
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("creating GM client: %w", err)
+	}
+	return &Client{
+		opts:    opts,
+		url:     u,
+		store:   st,
+		handler: h,
+		metrics: m,
+		notify:  make(chan struct{}, 1),
+		now:     time.Now,
+		sleep:   sleepContext,
+		jitter:  fullJitter,
+	}, nil
+}
+
+// Notify wakes the outbox sender. Call it after store.Enqueue (EnqueueReport); it never blocks.
+// Without it a new report still goes out at the next periodic check.
+func (c *Client) Notify() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Connected reports whether a connection to GM is established now.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Run dials GM, serves the connection and redials with backoff until ctx ends. It returns once
+// every goroutine it started has stopped.
+func (c *Client) Run(ctx context.Context) {
+	logger := klog.FromContext(ctx).WithValues("gm", c.url, "node", c.opts.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	logger.Info("Starting the GM client")
+	defer logger.Info("Stopped the GM client")
+
+	failures := 0
+	for ctx.Err() == nil {
+		lived, err := c.connectAndServe(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if lived > stableConnection {
+			failures = 0
+		}
+		delay := c.backoff(failures)
+		failures++
+		switch {
+		case errors.Is(err, errToken):
+			// A missing token is a deployment problem (projection not mounted), not a network one.
+			logger.Error(err, "Cannot read the service-account token; retrying", "retryIn", delay)
+		case lived > 0:
+			logger.Info("Connection to GM ended; reconnecting", "err", err, "lived", lived.Round(time.Millisecond), "retryIn", delay)
+		default:
+			logger.Info("Cannot connect to GM; retrying", "err", err, "retryIn", delay)
+		}
+		if err := c.sleep(ctx, delay); err != nil {
+			return
+		}
+	}
+}
+
+// backoff returns the delay before the next dial after failures consecutive failed or
+// short-lived connections: a uniformly random duration up to InitialBackoff·2^failures, capped
+// at MaxBackoff. Full jitter spreads the redials of many LCs after GM restarts.
+func (c *Client) backoff(failures int) time.Duration {
+	limit := c.opts.InitialBackoff
+	for range failures {
+		if limit >= c.opts.MaxBackoff/2 {
+			limit = c.opts.MaxBackoff
+			break
+		}
+		limit *= 2
+	}
+	limit = min(limit, c.opts.MaxBackoff)
+	return c.jitter(limit)
+}
+
+func fullJitter(limit time.Duration) time.Duration {
+	if limit <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(limit) + 1))
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// connectAndServe makes one connection and serves it until it breaks. lived is zero when no
+// connection was established.
+func (c *Client) connectAndServe(ctx context.Context) (lived time.Duration, err error) {
+	ws, err := c.dial(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := c.now()
+	c.connected.Store(true)
+	c.metrics.connected.Set(1)
+	klog.FromContext(ctx).Info("Connected to GM")
+	err = c.serve(ctx, ws)
+	c.connected.Store(false)
+	c.metrics.connected.Set(0)
+	// A connection never counts as zero-lived: zero means "not connected" to Run.
+	return max(c.now().Sub(start), time.Nanosecond), err
+}
+
+var errToken = errors.New("no usable service-account token")
+
+// dial reads the token and the CA bundle afresh (both rotate) and opens the websocket.
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+	token, err := readToken(c.opts.TokenFile)
+	if err != nil {
+		c.metrics.dials.WithLabelValues(dialTokenError).Inc()
+		return nil, err
+	}
+	tlsConfig, err := c.tlsConfig()
+	if err != nil {
+		c.metrics.dials.WithLabelValues(dialConfigError).Inc()
+		return nil, err
+	}
+	dialer := websocket.Dialer{
+		TLSClientConfig:  tlsConfig,
+		HandshakeTimeout: c.opts.HandshakeTimeout,
+		// Edge sites often reach the cloud through a proxy; loopback is never proxied.
+		Proxy:           http.ProxyFromEnvironment,
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+	}
+	header := http.Header{}
+	header.Set("Authorization", "Bearer "+token)
+	if c.opts.NodeName != "" {
+		header.Set(nodeNameHeader, c.opts.NodeName)
+	}
+	ws, resp, err := dialer.DialContext(ctx, c.url, header)
+	if err != nil {
+		result := dialNetworkError
+		var verifyErr *tls.CertificateVerificationError
+		switch {
+		case errors.As(err, &verifyErr):
+			result = dialTLSError
+			err = fmt.Errorf("verifying GM's certificate: %w", err)
+		case resp != nil:
+			result = dialRefused
+			err = fmt.Errorf("GM refused the connection with %s%s: %w", resp.Status, responseReason(resp), err)
+		default:
+			err = fmt.Errorf("dialing GM: %w", err)
+		}
+		c.metrics.dials.WithLabelValues(result).Inc()
+		return nil, err
+	}
+	c.metrics.dials.WithLabelValues(dialOK).Inc()
+	return ws, nil
+}
+
+// responseReason returns the start of GM's error body, which says why it refused.
+func responseReason(resp *http.Response) string {
+	if resp.Body == nil {
+		return ""
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256)) // best effort: the status says enough
+	reason := strings.TrimSpace(string(body))
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}
+
+func readToken(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errToken, err)
+	}
+	defer func() { _ = f.Close() }() // read-only: closing cannot lose data
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: reading %s: %w", errToken, path, err)
+	}
+	if len(data) > maxTokenBytes {
+		return "", fmt.Errorf("%w: %s is larger than %d bytes", errToken, path, maxTokenBytes)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return "", fmt.Errorf("%w: %s is empty", errToken, path)
+	}
+	return token, nil
+}
+
+func (c *Client) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ServerName: c.opts.ServerName,
+	}
+	if c.opts.CAFile == "" {
+		return cfg, nil // nil RootCAs: the system roots
+	}
+	pem, err := os.ReadFile(c.opts.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading GM's CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("reading GM's CA bundle %s: no PEM certificate in it", c.opts.CAFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
