@@ -1,0 +1,318 @@
+// Package app is sedna-gm's command: flags and config file → clients → leader election → the
+// controller manager, the LC channel, and the metrics and health endpoints.
+package app
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
+	sednascheme "github.com/sedna-go/sedna/pkg/client/clientset/versioned/scheme"
+	"github.com/sedna-go/sedna/pkg/globalmanager/config"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers"
+	"github.com/sedna-go/sedna/pkg/globalmanager/messagelayer"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+)
+
+// options are the command-line flags; set flags override the config file.
+type options struct {
+	configFile  string
+	kubeconfig  string
+	namespace   string
+	leaderElect bool
+	channelPort int
+	identity    string
+}
+
+// NewCommand returns the sedna-gm command.
+func NewCommand() *cobra.Command {
+	opts := &options{}
+	cmd := &cobra.Command{
+		Use:   "sedna-gm",
+		Short: "Sedna global manager: feature controllers and the LC channel",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := opts.config(cmd)
+			if err != nil {
+				return err
+			}
+			return Run(cmd.Context(), cfg, opts.identity)
+		},
+		SilenceUsage: true,
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.configFile, "config", "", "YAML configuration file (see docs/gm-config.md); defaults apply when empty")
+	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig file; overrides kubeConfig in the config file")
+	flags.StringVar(&opts.namespace, "namespace", "", "watch only this namespace; overrides namespace in the config file")
+	flags.BoolVar(&opts.leaderElect, "leader-elect", true, "run only while holding the leader Lease; overrides leaderElection.enabled")
+	flags.IntVar(&opts.channelPort, "channel-port", 0, "LC channel port; overrides websocket.port")
+	flags.StringVar(&opts.identity, "identity", "", "leader-election identity (default: hostname_uuid)")
+	return cmd
+}
+
+func (o *options) config(cmd *cobra.Command) (*config.Config, error) {
+	cfg := &config.Config{}
+	if o.configFile != "" {
+		loaded, err := config.Load(o.configFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg = loaded
+	}
+	flags := cmd.Flags()
+	if flags.Changed("kubeconfig") {
+		cfg.KubeConfig = o.kubeconfig
+	}
+	if flags.Changed("namespace") {
+		cfg.Namespace = o.namespace
+	}
+	if flags.Changed("leader-elect") {
+		cfg.LeaderElection.Enabled = &o.leaderElect
+	}
+	if flags.Changed("channel-port") {
+		cfg.WebSocket.Port = o.channelPort
+	}
+	cfg.SetDefaults()
+	return cfg, cfg.Validate()
+}
+
+// Run runs the GM until ctx ends or leadership is lost (an error: the process must restart).
+func Run(ctx context.Context, cfg *config.Config, identity string) error {
+	logger := klog.FromContext(ctx)
+	restConfig, err := clientcmd.BuildConfigFromFlags(cfg.Master, cfg.KubeConfig)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client config: %w", err)
+	}
+	restConfig.QPS, restConfig.Burst = cfg.KubeAPI.QPS, cfg.KubeAPI.Burst
+	restConfig.UserAgent = rest.DefaultKubernetesUserAgent() + " sedna-gm"
+	kube, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("building the kube client: %w", err)
+	}
+	sedna, err := sednaclientset.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("building the sedna client: %w", err)
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerWorkqueueMetrics(registry)
+	hub := messagelayer.NewHub(messagelayer.Options{MaxFrameBytes: cfg.WebSocket.MaxFrameBytes}, messagelayer.NewMetrics(registry))
+	auth, err := authenticator(ctx, cfg, kube)
+	if err != nil {
+		return err
+	}
+
+	var ready atomic.Bool
+	servers := []*http.Server{
+		{Addr: cfg.MetricsAddress, Handler: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second},
+		{Addr: cfg.HealthAddress, Handler: healthHandler(&ready), ReadHeaderTimeout: 10 * time.Second},
+	}
+	for _, s := range servers {
+		if err := serve(ctx, s, nil); err != nil {
+			return err
+		}
+	}
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(sednascheme.Scheme, corev1.EventSource{Component: "sedna-gm"})
+
+	deps := runtime.Dependencies{
+		KubeClient: kube, SednaClient: sedna, Downstream: hub, Recorder: recorder,
+		Models: runtime.NewBindings(), Secrets: runtime.NewBindings(),
+		LCServer: cfg.LocalController.Server, KBServer: cfg.KnowledgeBaseServer.Server, Metrics: registry,
+	}
+	manager := controllers.NewManager(cfg, controllers.NewRegistry(), deps, func(kind string, r runtime.ReportReceiver) {
+		hub.RegisterHandler(kind, r)
+	})
+	lead := func(ctx context.Context) error {
+		channel := &http.Server{
+			Addr:              net.JoinHostPort(cfg.WebSocket.Address, strconv.Itoa(cfg.WebSocket.Port)),
+			Handler:           messagelayer.NewServer(ctx, hub, auth),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		return manager.Run(ctx, func() {
+			tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+			if err := serve(ctx, channel, tlsConfig, cfg.WebSocket.TLSCertFile, cfg.WebSocket.TLSKeyFile); err != nil {
+				logger.Error(err, "Serving the LC channel failed")
+				return
+			}
+			ready.Store(true)
+			logger.Info("Serving LCs", "address", channel.Addr)
+		})
+	}
+	if !*cfg.LeaderElection.Enabled {
+		return lead(ctx)
+	}
+	return runWithLeaderElection(ctx, cfg, kube, identity, lead)
+}
+
+func runWithLeaderElection(ctx context.Context, cfg *config.Config, kube kubernetes.Interface, identity string,
+	lead func(context.Context) error) error {
+	logger := klog.FromContext(ctx)
+	if identity == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("getting the hostname for the leader identity: %w", err)
+		}
+		identity = host + "_" + uuid.NewString()
+	}
+	le := cfg.LeaderElection
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.LeaseNamespace, le.LeaseName,
+		kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
+	if err != nil {
+		return fmt.Errorf("creating the leader lock: %w", err)
+	}
+	leaderCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var leadErr error
+	var led atomic.Bool
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   le.LeaseDuration.Duration,
+		RenewDeadline:   le.RenewDeadline.Duration,
+		RetryPeriod:     le.RetryPeriod.Duration,
+		ReleaseOnCancel: true,
+		Name:            le.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				led.Store(true)
+				logger.Info("Became the leader", "identity", identity)
+				leadErr = lead(ctx)
+				cancel()
+			},
+			OnStoppedLeading: func() {
+				logger.Info("Stopped leading", "identity", identity)
+				cancel()
+			},
+			OnNewLeader: func(current string) {
+				if current != identity {
+					logger.Info("Standing by", "leader", current)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("configuring leader election: %w", err)
+	}
+	elector.Run(leaderCtx)
+	if leadErr != nil {
+		return leadErr
+	}
+	if led.Load() && ctx.Err() == nil {
+		return errors.New("lost the leader lease")
+	}
+	return nil
+}
+
+// authenticator picks TokenReview, or static tokens on development clusters.
+func authenticator(ctx context.Context, cfg *config.Config, kube kubernetes.Interface) (messagelayer.Authenticator, error) {
+	if cfg.WebSocket.StaticTokensFile == "" {
+		return &messagelayer.TokenReviewAuthenticator{
+			Client:          kube.AuthenticationV1().TokenReviews(),
+			Audiences:       []string{cfg.WebSocket.TokenAudience},
+			ServiceAccounts: cfg.WebSocket.LCServiceAccounts,
+		}, nil
+	}
+	klog.FromContext(ctx).Info("WARNING: static LC tokens are enabled. Tokens never expire and are bound to nothing; use this on development clusters only",
+		"file", cfg.WebSocket.StaticTokensFile)
+	tokens, err := readStaticTokens(cfg.WebSocket.StaticTokensFile)
+	if err != nil {
+		return nil, err
+	}
+	return &messagelayer.StaticTokenAuthenticator{Tokens: tokens}, nil
+}
+
+func readStaticTokens(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading static tokens: %w", err)
+	}
+	defer func() { _ = f.Close() }() // read-only file
+	tokens := map[string]string{}
+	scanner := bufio.NewScanner(f)
+	for line := 1; scanner.Scan(); line++ {
+		text := strings.TrimSpace(scanner.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		token, node, ok := strings.Cut(text, ",")
+		if !ok || strings.TrimSpace(token) == "" || strings.TrimSpace(node) == "" {
+			return nil, fmt.Errorf("%s line %d: want token,node", path, line)
+		}
+		tokens[strings.TrimSpace(token)] = strings.TrimSpace(node)
+	}
+	if err := scanner.Err(); err != nil {
+		return nil, fmt.Errorf("reading static tokens: %w", err)
+	}
+	return tokens, nil
+}
+
+func healthHandler(ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		// Only the leader with synced caches serves LCs; a standby is not ready so that the
+		// channel Service routes LCs to the leader.
+		if !ready.Load() {
+			http.Error(w, "not leading or not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	return mux
+}
+
+// serve listens now (so address errors surface) and serves until ctx ends.
+func serve(ctx context.Context, s *http.Server, tlsConfig *tls.Config, certKey ...string) error {
+	listener, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.Addr, err)
+	}
+	s.Addr = listener.Addr().String()
+	s.TLSConfig = tlsConfig
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = s.ServeTLS(listener, certKey[0], certKey[1])
+		} else {
+			err = s.Serve(listener)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.FromContext(ctx).Error(err, "Server stopped", "address", s.Addr)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(shutdownCtx) // the process is stopping; nothing to do with the error
+	}()
+	return nil
+}

@@ -1,0 +1,214 @@
+// Package config is sedna-gm's configuration: a YAML file with documented defaults, read with
+// strict field checking. Upstream's keys (kubeConfig, master, namespace, websocket,
+// localController, knowledgeBaseServer, minResyncPeriodSeconds) keep their meaning, so an
+// upstream gm.yaml still works.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is sedna-gm's configuration.
+type Config struct {
+	// KubeConfig is a kubeconfig file; empty means in-cluster (unless Master is set).
+	KubeConfig string `json:"kubeConfig,omitempty"`
+	Master     string `json:"master,omitempty"`
+	// Namespace limits GM to one namespace; empty means all.
+	Namespace string `json:"namespace,omitempty"`
+	// KubeAPI sizes the client: client-go's default 5 QPS throttles GM to a few objects a second.
+	KubeAPI KubeAPI `json:"kubeAPI,omitempty"`
+	// Features enables features and sets their worker counts; a feature not listed runs with
+	// the defaults.
+	Features  map[string]Feature `json:"features,omitempty"`
+	WebSocket WebSocket          `json:"websocket,omitempty"`
+	// LocalController.Server is the LC URL given to workers that cannot derive it from their
+	// node (the default reaches the LC on the worker's node through the downward API).
+	LocalController     Server         `json:"localController,omitempty"`
+	KnowledgeBaseServer Server         `json:"knowledgeBaseServer,omitempty"`
+	LeaderElection      LeaderElection `json:"leaderElection,omitempty"`
+	// MetricsAddress serves /metrics; HealthAddress serves /healthz and /readyz.
+	MetricsAddress string `json:"metricsAddress,omitempty"`
+	HealthAddress  string `json:"healthAddress,omitempty"`
+	// MinResyncPeriodSeconds: informers resync at a random period in [min, 2*min).
+	MinResyncPeriodSeconds int `json:"minResyncPeriodSeconds,omitempty"`
+}
+
+// KubeAPI tunes the Kubernetes client.
+type KubeAPI struct {
+	QPS   float32 `json:"qps,omitempty"`
+	Burst int     `json:"burst,omitempty"`
+}
+
+// Feature configures one feature controller.
+type Feature struct {
+	Enabled *bool `json:"enabled,omitempty"`
+	Workers int   `json:"workers,omitempty"`
+}
+
+// WebSocket configures the LC channel.
+type WebSocket struct {
+	Address string `json:"address,omitempty"`
+	Port    int    `json:"port,omitempty"`
+	// TLSCertFile and TLSKeyFile are GM's serving certificate; required.
+	TLSCertFile string `json:"tlsCertFile,omitempty"`
+	TLSKeyFile  string `json:"tlsKeyFile,omitempty"`
+	// TokenAudience is the audience LC tokens must be issued for.
+	TokenAudience string `json:"tokenAudience,omitempty"`
+	// LCServiceAccounts ("namespace/name") may connect; empty means any pod-bound token.
+	LCServiceAccounts []string `json:"lcServiceAccounts,omitempty"`
+	// StaticTokensFile maps tokens to nodes ("token,node" lines) instead of TokenReview. For
+	// development clusters only; GM logs a warning when it is set.
+	StaticTokensFile string `json:"staticTokensFile,omitempty"`
+	// MaxFrameBytes bounds one channel frame.
+	MaxFrameBytes int `json:"maxFrameBytes,omitempty"`
+}
+
+// Server is a URL.
+type Server struct {
+	Server string `json:"server,omitempty"`
+}
+
+// LeaderElection configures the Lease that makes one GM active.
+type LeaderElection struct {
+	Enabled        *bool    `json:"enabled,omitempty"`
+	LeaseName      string   `json:"leaseName,omitempty"`
+	LeaseNamespace string   `json:"leaseNamespace,omitempty"`
+	LeaseDuration  Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline  Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod    Duration `json:"retryPeriod,omitempty"`
+}
+
+// Duration is a time.Duration written as "15s".
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON parses "15s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(bytes.Trim(b, `"`))
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes "15s".
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// Default returns the configuration with every default filled in.
+func Default() *Config {
+	c := &Config{}
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.KubeAPI.QPS == 0 {
+		c.KubeAPI.QPS = 100
+	}
+	if c.KubeAPI.Burst == 0 {
+		c.KubeAPI.Burst = 200
+	}
+	if c.WebSocket.Address == "" {
+		c.WebSocket.Address = "0.0.0.0"
+	}
+	if c.WebSocket.Port == 0 {
+		c.WebSocket.Port = 9000
+	}
+	if c.WebSocket.TokenAudience == "" {
+		c.WebSocket.TokenAudience = "sedna-gm"
+	}
+	if c.WebSocket.LCServiceAccounts == nil {
+		c.WebSocket.LCServiceAccounts = []string{"sedna/sedna-lc"}
+	}
+	if c.LocalController.Server == "" {
+		c.LocalController.Server = "http://localhost:9100"
+	}
+	if c.KnowledgeBaseServer.Server == "" {
+		c.KnowledgeBaseServer.Server = "http://kb.sedna:9020"
+	}
+	le := &c.LeaderElection
+	if le.Enabled == nil {
+		enabled := true
+		le.Enabled = &enabled
+	}
+	if le.LeaseName == "" {
+		le.LeaseName = "sedna-gm"
+	}
+	if le.LeaseNamespace == "" {
+		le.LeaseNamespace = "sedna"
+	}
+	if le.LeaseDuration.Duration == 0 {
+		le.LeaseDuration.Duration = 15 * time.Second
+	}
+	if le.RenewDeadline.Duration == 0 {
+		le.RenewDeadline.Duration = 10 * time.Second
+	}
+	if le.RetryPeriod.Duration == 0 {
+		le.RetryPeriod.Duration = 2 * time.Second
+	}
+	if c.MetricsAddress == "" {
+		c.MetricsAddress = ":8080"
+	}
+	if c.HealthAddress == "" {
+		c.HealthAddress = ":8081"
+	}
+	if c.MinResyncPeriodSeconds == 0 {
+		c.MinResyncPeriodSeconds = 30
+	}
+}
+
+// FeatureEnabled reports whether a feature runs (features run unless disabled).
+func (c *Config) FeatureEnabled(name string) bool {
+	f, ok := c.Features[name]
+	return !ok || f.Enabled == nil || *f.Enabled
+}
+
+// FeatureWorkers is the number of workers of a feature (default 2).
+func (c *Config) FeatureWorkers(name string) int {
+	if f, ok := c.Features[name]; ok && f.Workers > 0 {
+		return f.Workers
+	}
+	return 2
+}
+
+// Load reads a YAML configuration file, rejecting unknown fields, and fills defaults.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c := &Config{}
+	if err := yaml.UnmarshalStrict(data, c); err != nil {
+		return nil, fmt.Errorf("parsing config %s: %w", path, err)
+	}
+	c.SetDefaults()
+	return c, c.Validate()
+}
+
+// Validate checks values that have no usable default.
+func (c *Config) Validate() error {
+	if c.KubeConfig != "" {
+		if _, err := os.Stat(c.KubeConfig); err != nil {
+			return fmt.Errorf("kubeConfig: %w", err)
+		}
+	}
+	if c.WebSocket.Port < 1 || c.WebSocket.Port > 65535 {
+		return fmt.Errorf("websocket.port %d is not a port", c.WebSocket.Port)
+	}
+	if c.WebSocket.TLSCertFile == "" || c.WebSocket.TLSKeyFile == "" {
+		return fmt.Errorf("websocket.tlsCertFile and websocket.tlsKeyFile are required: the LC channel is served over TLS only")
+	}
+	le := c.LeaderElection
+	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration) {
+		return fmt.Errorf("leaderElection: leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s) must hold",
+			le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func write(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gm.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+func TestLoadUpstreamConfigWithTLS(t *testing.T) {
+	cfg, err := Load(write(t, `
+kubeConfig: ""
+master: ""
+namespace: ""
+websocket:
+  address: 0.0.0.0
+  port: 9000
+  tlsCertFile: /etc/sedna/tls.crt
+  tlsKeyFile: /etc/sedna/tls.key
+localController:
+  server: http://localhost:9100
+knowledgeBaseServer:
+  server: http://kb.sedna:9020
+minResyncPeriodSeconds: 60
+features:
+  FederatedLearning: {enabled: false}
+  Dataset: {workers: 8}
+leaderElection:
+  leaseDuration: 20s
+`))
+	require.NoError(t, err)
+	require.Equal(t, 60, cfg.MinResyncPeriodSeconds)
+	require.Equal(t, float32(100), cfg.KubeAPI.QPS)
+	require.False(t, cfg.FeatureEnabled("FederatedLearning"))
+	require.True(t, cfg.FeatureEnabled("Dataset"))
+	require.Equal(t, 8, cfg.FeatureWorkers("Dataset"))
+	require.Equal(t, 2, cfg.FeatureWorkers("Model"))
+	require.Equal(t, 20*time.Second, cfg.LeaderElection.LeaseDuration.Duration)
+	require.Equal(t, "sedna-gm", cfg.WebSocket.TokenAudience)
+}
+
+func TestLoadRejectsBadConfigs(t *testing.T) {
+	cases := map[string]struct{ content, want string }{
+		"unknown field": {"websocket: {tlsCertFile: a, tlsKeyFile: b}\ncolour: blue\n", `unknown field "colour"`},
+		"no tls":        {"websocket: {port: 9000}\n", "websocket.tlsCertFile and websocket.tlsKeyFile are required"},
+		"bad port":      {"websocket: {port: 70000, tlsCertFile: a, tlsKeyFile: b}\n", "websocket.port 70000 is not a port"},
+		"bad duration":  {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
+		"lease order":   {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
+		"kubeconfig":    {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(write(t, tc.content))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
