@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -202,3 +203,5 @@ func subsetDiff(want, got any, path string) []string {
 		return nil
 	}
 }
+
+func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
