@@ -212,6 +212,9 @@ func (c *connection) handleAck(seq uint64) {
 	p := c.pendingByKey[key]
 	delete(c.pendingByKey, key)
 	c.hub.metrics.FramesAcked.Inc()
+	if c.hub.onAck != nil {
+		c.hub.onAck(ns.name, key, p.version)
+	}
 	if e, ok := ns.resources[key]; ok && e.deleted && e.version == p.version {
 		delete(ns.resources, key)
 	}

@@ -71,6 +71,8 @@ type Hub struct {
 	opts    Options
 	metrics *Metrics
 	now     func() time.Time
+	// onAck, when set, observes every acknowledged resource frame (a benchmark seam).
+	onAck func(node string, key channel.Key, version uint64)
 
 	mu       sync.Mutex
 	nodes    map[string]*nodeState

@@ -15,8 +15,11 @@ import (
 )
 
 // Handler is the LC's dispatcher. Its methods are called one at a time, in frame order, never
-// concurrently, and only after the store committed the change. They should return quickly: the
-// next frame waits for them, and so does its acknowledgement.
+// concurrently (each connection has one applying goroutine, and a new connection starts only
+// after the previous one's has stopped), and only after the store committed the change. They
+// should return quickly: the next frame waits for them, and so does its acknowledgement. The
+// context lives as long as Run's, not the connection's, so work started from it is not
+// cancelled by a reconnect.
 type Handler interface {
 	// ResourceChanged is called after the store accepted a newer version of r.
 	ResourceChanged(ctx context.Context, r store.Resource)

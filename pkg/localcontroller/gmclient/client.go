@@ -86,7 +86,8 @@ func (c *Client) Notify() {
 	}
 }
 
-// Connected reports whether a connection to GM is established now.
+// Connected reports whether a websocket to GM is established now. It says nothing about
+// whether the snapshot has been applied yet.
 func (c *Client) Connected() bool { return c.connected.Load() }
 
 // Run dials GM, serves the connection and redials with backoff until ctx ends. It returns once
