@@ -1,0 +1,197 @@
+// Package app is sedna-lc's command: upstream's environment (GM_ADDRESS, NODENAME, BIND_PORT,
+// ROOTFS_MOUNT_DIR) and flags → the durable store, the managers, the GM client and the worker API.
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
+	"github.com/sedna-go/sedna/pkg/localcontroller/gmclient"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/dataset"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
+	"github.com/sedna-go/sedna/pkg/localcontroller/server"
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+)
+
+// Options configure the LC. Each has an upstream environment variable or a flag.
+type Options struct {
+	GMAddress    string // GM_ADDRESS: host:port or wss://host:port/
+	NodeName     string // NODENAME (fallback HOSTNAME)
+	BindPort     int    // BIND_PORT
+	BindAddress  string
+	Rootfs       string // ROOTFS_MOUNT_DIR
+	TokenFile    string
+	CAFile       string
+	ServerName   string
+	DataDir      string
+	AllowedRoots []string
+}
+
+// NewCommand returns the sedna-lc command.
+func NewCommand() *cobra.Command {
+	opts := Options{}
+	cmd := &cobra.Command{
+		Use:   "sedna-lc",
+		Short: "Sedna local controller: the edge daemon of one node",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return Run(cmd.Context(), opts)
+		},
+		SilenceUsage: true,
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.GMAddress, "gm-address", os.Getenv("GM_ADDRESS"), "GM channel address, host:port or wss://host:port/ (env GM_ADDRESS)")
+	flags.StringVar(&opts.NodeName, "node-name", firstNonEmpty(os.Getenv("NODENAME"), os.Getenv("HOSTNAME")), "this node's name (env NODENAME, then HOSTNAME)")
+	flags.IntVar(&opts.BindPort, "bind-port", envInt("BIND_PORT", 9100), "worker API port (env BIND_PORT)")
+	flags.StringVar(&opts.BindAddress, "bind-address", "", "worker API address; empty means all addresses")
+	flags.StringVar(&opts.Rootfs, "rootfs", firstNonEmpty(os.Getenv("ROOTFS_MOUNT_DIR"), "/rootfs"), "where the host's / is mounted (env ROOTFS_MOUNT_DIR)")
+	flags.StringVar(&opts.TokenFile, "token-file", "/var/run/secrets/sedna/token", "projected service-account token presented to GM")
+	flags.StringVar(&opts.CAFile, "ca-file", "", "PEM bundle to verify GM's certificate (default: system roots)")
+	flags.StringVar(&opts.ServerName, "server-name", "", "name GM's certificate is verified against (default: GM's host)")
+	flags.StringVar(&opts.DataDir, "data-dir", "", "directory of the LC's store (default: <rootfs>/var/lib/sedna)")
+	flags.StringSliceVar(&opts.AllowedRoots, "allowed-data-roots", []string{"/data"}, "host directories datasets may be read from")
+	return cmd
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func (o *Options) validate() error {
+	var problems []string
+	if o.GMAddress == "" {
+		problems = append(problems, "GM_ADDRESS (--gm-address) is required")
+	}
+	if o.NodeName == "" {
+		problems = append(problems, "NODENAME (--node-name) is required")
+	}
+	if o.BindPort < 1 || o.BindPort > 65535 {
+		problems = append(problems, fmt.Sprintf("BIND_PORT %d is not a port", o.BindPort))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// reporter queues reports in the durable outbox and wakes the GM client.
+type reporter struct {
+	store *store.Store
+	mu    sync.Mutex
+	gm    *gmclient.Client
+}
+
+func (r *reporter) Report(_ context.Context, key channel.Key, content []byte) error {
+	if _, err := gmclient.EnqueueReport(r.store, key, content); err != nil {
+		return fmt.Errorf("queueing a report about %s: %w", key, err)
+	}
+	r.mu.Lock()
+	gm := r.gm
+	r.mu.Unlock()
+	if gm != nil {
+		gm.Notify()
+	}
+	return nil
+}
+
+// Run runs the LC until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx).WithValues("node", opts.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(opts.Rootfs, "var", "lib", "sedna")
+	}
+	st, err := store.Open(filepath.Join(dataDir, "lc.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Error(err, "Closing the store")
+		}
+	}()
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	resolver, err := datasetindex.NewResolver(opts.Rootfs, opts.AllowedRoots)
+	if err != nil {
+		return fmt.Errorf("configuring the allowed data roots: %w", err)
+	}
+	rep := &reporter{store: st}
+	datasets, err := dataset.New(st, rep, dataset.Options{Resolver: resolver, Rootfs: opts.Rootfs, ScratchDir: filepath.Join(dataDir, "scratch")})
+	if err != nil {
+		return fmt.Errorf("building the dataset manager: %w", err)
+	}
+	models, err := model.New(st, model.Options{Rootfs: opts.Rootfs, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("building the model manager: %w", err)
+	}
+	all := []managers.Manager{datasets, models}
+	for _, kind := range []string{managers.KindJointInferenceService, managers.KindFederatedLearningJob} {
+		forwarder, err := managers.NewForwarder(kind, rep)
+		if err != nil {
+			return fmt.Errorf("building the %s forwarder: %w", kind, err)
+		}
+		all = append(all, forwarder)
+	}
+	dispatcher, err := managers.NewDispatcher(all...)
+	if err != nil {
+		return fmt.Errorf("building the dispatcher: %w", err)
+	}
+	gm, err := gmclient.New(gmclient.Options{
+		URL: opts.GMAddress, NodeName: opts.NodeName, TokenFile: opts.TokenFile, CAFile: opts.CAFile,
+		ServerName: opts.ServerName, Registerer: registry,
+	}, st, dispatcher)
+	if err != nil {
+		return fmt.Errorf("building the GM client: %w", err)
+	}
+	rep.mu.Lock()
+	rep.gm = gm
+	rep.mu.Unlock()
+
+	// The LC serves its workers from what it stored, whether or not GM is reachable.
+	if err := dispatcher.Replay(ctx, st); err != nil {
+		return fmt.Errorf("replaying the stored resources: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); gm.Run(ctx) }()
+	go func() { defer wg.Done(); dispatcher.Run(ctx) }()
+	addr := net.JoinHostPort(opts.BindAddress, strconv.Itoa(opts.BindPort))
+	logger.Info("Starting the LC", "gm", opts.GMAddress, "workerAPI", addr, "store", st.Path())
+	err = server.New(server.Options{Addr: addr, Registry: registry}, st, dispatcher).Run(ctx)
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("serving the worker API: %w", err)
+	}
+	return nil
+}
