@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,6 +40,8 @@ type Options struct {
 	ServerName   string
 	DataDir      string
 	AllowedRoots []string
+	// DatasetPeriod is how often each dataset's index file is counted.
+	DatasetPeriod time.Duration
 }
 
 // NewCommand returns the sedna-lc command.
@@ -62,6 +65,7 @@ func NewCommand() *cobra.Command {
 	flags.StringVar(&opts.CAFile, "ca-file", "", "PEM bundle to verify GM's certificate (default: system roots)")
 	flags.StringVar(&opts.ServerName, "server-name", "", "name GM's certificate is verified against (default: GM's host)")
 	flags.StringVar(&opts.DataDir, "data-dir", "", "directory of the LC's store (default: <rootfs>/var/lib/sedna)")
+	flags.DurationVar(&opts.DatasetPeriod, "dataset-check-period", dataset.DefaultPeriod, "how often each dataset's index file is counted")
 	flags.StringSliceVar(&opts.AllowedRoots, "allowed-data-roots", []string{"/data"}, "host directories datasets may be read from")
 	return cmd
 }
@@ -147,7 +151,9 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("configuring the allowed data roots: %w", err)
 	}
 	rep := &reporter{store: st}
-	datasets, err := dataset.New(st, rep, dataset.Options{Resolver: resolver, Rootfs: opts.Rootfs, ScratchDir: filepath.Join(dataDir, "scratch")})
+	datasets, err := dataset.New(st, rep, dataset.Options{
+		Resolver: resolver, Rootfs: opts.Rootfs, Period: opts.DatasetPeriod, ScratchDir: filepath.Join(dataDir, "scratch"),
+	})
 	if err != nil {
 		return fmt.Errorf("building the dataset manager: %w", err)
 	}

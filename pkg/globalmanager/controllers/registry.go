@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/dataset"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/jointinference"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/model"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/secret"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
@@ -27,6 +28,7 @@ type Registry []Feature
 func NewRegistry() Registry {
 	return Registry{
 		{Name: dataset.Name, New: dataset.New},
+		{Name: jointinference.Name, New: jointinference.New},
 		{Name: model.Name, New: model.New},
 		{Name: secret.Name, New: secret.New},
 	}

@@ -1,0 +1,219 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	lcapp "github.com/sedna-go/sedna/cmd/sedna-lc/app"
+	"github.com/sedna-go/sedna/cmd/sedna-gm/app"
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/config"
+	"github.com/sedna-go/sedna/test/integration/framework"
+)
+
+// runInBackground runs fn until the test ends and waits for it to return.
+func runInBackground(t *testing.T, name string, fn func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("%s stopped: %v", name, err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+}
+
+// scrape returns the value of one sample of a GM metric.
+func scrape(t *testing.T, url, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	scanner := bufio.NewScanner(resp.Body)
+	for scanner.Scan() {
+		if value, ok := strings.CutPrefix(scanner.Text(), sample+" "); ok {
+			v, err := strconv.ParseFloat(value, 64)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	return 0
+}
+
+// postWorkerReport posts an edge worker's report the way upstream's Python library does.
+func postWorkerReport(lcPort int, ns, service string, inferences int) (int, error) {
+	body, err := json.Marshal(map[string]any{
+		"name": "edgeworker-abcde", "namespace": ns, "ownerName": service, "ownerKind": "jointinferenceservice",
+		"kind": "inference", "results": []any{},
+		"ownerInfo": map[string]any{"inferenceNumber": inferences, "hardExampleNumber": inferences / 2,
+			"uploadCloudRatio": 0.5, "startTime": "2026-11-28 10:00:00", "updateTime": "2026-11-28 10:00:01"},
+	})
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/sedna/workers/edgeworker-abcde/info", lcPort), "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	return resp.StatusCode, nil
+}
+
+func appendLines(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	require.NoError(t, err)
+	for i := range n {
+		_, err := fmt.Fprintf(f, "images/%d.jpg %d\n", time.Now().UnixNano()+int64(i), i%10)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+}
+
+// TestGMAndTwoLCs wires a real sedna-gm and two sedna-lcs over TLS websockets, authenticated with
+// tokens bound to LC pods, against the real kube-apiserver. A Dataset's samples are counted by its
+// node's LC and reach status; then one LC is cut off from GM while its dataset grows three times and
+// its worker posts 20 reports; on reconnect every report reaches GM exactly once and the status is
+// right.
+func TestGMAndTwoLCs(t *testing.T) {
+	ns := newNamespace(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	cert, err := framework.WriteServingCert(dir, "127.0.0.1")
+	require.NoError(t, err)
+
+	gmPort, err := framework.FreePort()
+	require.NoError(t, err)
+	metricsPort, err := framework.FreePort()
+	require.NoError(t, err)
+	disabled := false
+	cfg := &config.Config{
+		KubeConfig: controlPlane.KubeconfigPath,
+		WebSocket: config.WebSocket{Address: "127.0.0.1", Port: gmPort, TLSCertFile: cert.CertFile, TLSKeyFile: cert.KeyFile,
+			LCServiceAccounts: []string{ns + "/sedna-lc"}},
+		LeaderElection: config.LeaderElection{Enabled: &disabled},
+		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", metricsPort), HealthAddress: "127.0.0.1:0",
+	}
+	cfg.SetDefaults()
+	require.NoError(t, cfg.Validate())
+	runInBackground(t, "sedna-gm", func(ctx context.Context) error { return app.Run(ctx, cfg, "gm") })
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+
+	proxy, err := framework.NewCutProxy(fmt.Sprintf("127.0.0.1:%d", gmPort))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+
+	type lc struct {
+		node, rootfs string
+		port         int
+	}
+	lcs := map[string]*lc{}
+	for _, node := range []string{"edge-a", "edge-b"} {
+		l := &lc{node: node, rootfs: filepath.Join(dir, node)}
+		require.NoError(t, os.MkdirAll(filepath.Join(l.rootfs, "data"), 0o755))
+		l.port, err = framework.FreePort()
+		require.NoError(t, err)
+		tokenFile := filepath.Join(dir, node+".token")
+		require.NoError(t, os.WriteFile(tokenFile, []byte(lcToken(t, ns, "sedna-lc", node, "sedna-gm", true)), 0o600))
+		gmAddress := fmt.Sprintf("127.0.0.1:%d", gmPort)
+		if node == "edge-a" {
+			gmAddress = proxy.Addr()
+		}
+		opts := lcapp.Options{
+			GMAddress: gmAddress, NodeName: node, BindPort: l.port, BindAddress: "127.0.0.1", Rootfs: l.rootfs,
+			TokenFile: tokenFile, CAFile: cert.CAFile, ServerName: "127.0.0.1",
+			AllowedRoots: []string{"/data"}, DatasetPeriod: 100 * time.Millisecond,
+		}
+		runInBackground(t, "sedna-lc "+node, func(ctx context.Context) error { return lcapp.Run(ctx, opts) })
+		lcs[node] = l
+	}
+
+	indexA := filepath.Join(lcs["edge-a"].rootfs, "data", "train.txt")
+	appendLines(t, indexA, 10)
+	indexB := filepath.Join(lcs["edge-b"].rootfs, "data", "train.csv")
+	require.NoError(t, os.WriteFile(indexB, []byte("image,label\n"), 0o644))
+	appendLines(t, indexB, 5)
+	for _, ds := range []*sednav1.Dataset{
+		{ObjectMeta: metav1.ObjectMeta{Name: "train-a", Namespace: ns}, Spec: sednav1.DatasetSpec{URL: "/data/train.txt", Format: "txt", NodeName: "edge-a"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "train-b", Namespace: ns}, Spec: sednav1.DatasetSpec{URL: "/data/train.csv", Format: "CSV", NodeName: "edge-b"}},
+	} {
+		_, err := controlPlane.Sedna.SednaV1alpha1().Datasets(ns).Create(ctx, ds, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	ji := loadFixture(t, "jointinferenceservice.yaml")
+	ji.SetName("helmet")
+	set(ji.Object, "edge-a", "spec", "edgeWorker", "template", "spec", "nodeName")
+	_, err = controlPlane.Dynamic.Resource(caseFor(t, "JointInferenceService").gvr()).Namespace(ns).Create(ctx, ji, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	samples := func(name string) int {
+		ds, err := controlPlane.Sedna.SednaV1alpha1().Datasets(ns).Get(ctx, name, metav1.GetOptions{})
+		require.NoError(t, err)
+		return ds.Status.NumberOfSamples
+	}
+	require.Eventually(t, func() bool { return samples("train-a") == 10 && samples("train-b") == 5 }, 60*time.Second, 100*time.Millisecond,
+		"datasets were not counted: train-a=%d train-b=%d", samples("train-a"), samples("train-b"))
+
+	// The LC knows the service once GM sent it: the first report succeeds then.
+	require.Eventually(t, func() bool {
+		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", 0)
+		return err == nil && code == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond)
+	inferences := func() string {
+		got, err := controlPlane.Sedna.SednaV1alpha1().JointInferenceServices(ns).Get(ctx, "helmet", metav1.GetOptions{})
+		require.NoError(t, err)
+		for _, m := range got.Status.Metrics {
+			if m.Key == "inferenceNumber" {
+				return m.Value
+			}
+		}
+		return ""
+	}
+	require.Eventually(t, func() bool { return inferences() == "0" }, 30*time.Second, 100*time.Millisecond)
+	const accepted = `sedna_gm_channel_reports_total{result="accepted"}`
+	before := scrape(t, metricsURL, accepted)
+
+	proxy.Cut()
+	require.Eventually(t, func() bool { return scrape(t, metricsURL, "sedna_gm_channel_connected_nodes") == 1 }, 60*time.Second, 100*time.Millisecond)
+	for range 3 {
+		appendLines(t, indexA, 4)
+		time.Sleep(500 * time.Millisecond) // several periods: the LC counts each growth on its own
+	}
+	for i := 1; i <= 20; i++ {
+		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", i)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, "the LC must accept reports while GM is unreachable")
+	}
+	require.Equal(t, 10, samples("train-a"), "GM cannot know the growth while the node is cut off")
+	require.Equal(t, before, scrape(t, metricsURL, accepted))
+
+	proxy.Restore()
+	require.Eventually(t, func() bool { return samples("train-a") == 22 && inferences() == "20" }, 60*time.Second, 100*time.Millisecond,
+		"after reconnect: samples=%d inferences=%s", samples("train-a"), inferences())
+	// 3 dataset reports (one per growth) and 20 worker reports, each accepted exactly once.
+	require.Eventually(t, func() bool { return scrape(t, metricsURL, accepted)-before == 23 }, 30*time.Second, 100*time.Millisecond,
+		"accepted reports after reconnect: %v", scrape(t, metricsURL, accepted)-before)
+	time.Sleep(time.Second)
+	require.Equal(t, 23.0, scrape(t, metricsURL, accepted)-before, "a report was processed twice")
+	require.Equal(t, 5, samples("train-b"))
+}
