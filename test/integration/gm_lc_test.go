@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	lcapp "github.com/sedna-go/sedna/cmd/sedna-lc/app"
 	"github.com/sedna-go/sedna/cmd/sedna-gm/app"
+	lcapp "github.com/sedna-go/sedna/cmd/sedna-lc/app"
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/config"
 	"github.com/sedna-go/sedna/test/integration/framework"
