@@ -22,6 +22,11 @@ const (
 	OpSync   = "sync"
 )
 
+// StoreIDHeader carries the identity of the LC's store when it connects. Report sequence numbers
+// are only comparable within one store: when an LC's store is wiped and numbering starts again,
+// GM sees a new identity and forgets the last sequence number it saw for the node.
+const StoreIDHeader = "Sedna-Store-Id"
+
 // DefaultMaxFrameBytes bounds one frame on the wire. Objects larger than etcd's 1.5 MiB request
 // limit cannot exist, so 4 MiB leaves room for base64 and the envelope.
 const DefaultMaxFrameBytes = 4 << 20

@@ -95,6 +95,8 @@ type nodeState struct {
 	resources     map[channel.Key]*entry
 	conn          *connection
 	lastReportSeq uint64
+	// storeID identifies the LC store lastReportSeq belongs to.
+	storeID string
 }
 
 // NewHub returns a hub without nodes. metrics may be nil.
@@ -238,13 +240,18 @@ func (ns *nodeState) set(key channel.Key, e *entry) {
 }
 
 // serve runs the protocol on an authenticated connection until it breaks or ctx ends.
-func (h *Hub) serve(ctx context.Context, node string, ws wsConn) {
+func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 	logger := klog.FromContext(ctx).WithValues("node", node)
 	ctx = klog.NewContext(ctx, logger)
 	ns := h.node(node)
 	c := newConnection(h, ns, ws)
 
 	ns.mu.Lock()
+	if storeID != ns.storeID {
+		// A new or wiped LC store numbers its reports from 1 again.
+		ns.storeID = storeID
+		ns.lastReportSeq = 0
+	}
 	previous := ns.conn
 	ns.conn = c
 	// Snapshot: tombstones are implied by the sync frame; everything present is sent again.

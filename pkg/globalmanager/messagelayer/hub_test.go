@@ -364,3 +364,34 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestANewLCStoreRestartsReportNumbering(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ts.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	connectWithStore := func(storeID string) *testLC {
+		lc, _, err := ts.dial(t, "token-a", http.Header{channel.StoreIDHeader: {storeID}})
+		require.NoError(t, err)
+		lc.readSnapshot()
+		return lc
+	}
+	lc := connectWithStore("store-1")
+	lc.report(7, "d", `{"numberOfSamples":7}`)
+	require.Empty(t, lc.read().Error)
+	require.NoError(t, lc.ws.Close())
+
+	// The same store replays seq 7: a duplicate.
+	lc = connectWithStore("store-1")
+	lc.report(7, "d", `{"numberOfSamples":7}`)
+	lc.read()
+	require.NoError(t, lc.ws.Close())
+	require.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.Reports.WithLabelValues("duplicate")))
+
+	// The node's store was wiped: its numbering starts again and seq 1 is new.
+	lc = connectWithStore("store-2")
+	lc.report(1, "d", `{"numberOfSamples":1}`)
+	lc.read()
+	require.Equal(t, []string{
+		`node-a:dataset/default/d:{"numberOfSamples":7}`,
+		`node-a:dataset/default/d:{"numberOfSamples":1}`,
+	}, ts.acceptedReports())
+}

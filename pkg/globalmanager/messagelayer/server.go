@@ -8,6 +8,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/channel"
 )
 
 // NodeNameHeader is the header upstream's LC sends; GM checks it against the token's node.
@@ -69,7 +71,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logger.Info("Websocket upgrade failed", "node", node, "err", err)
 		return // the upgrader has answered the client
 	}
-	s.hub.serve(s.ctx, node, ws)
+	s.hub.serve(s.ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
 }
 
 func bearerToken(r *http.Request) (string, bool) {

@@ -2,8 +2,10 @@ package gmclient
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
 
@@ -37,6 +40,9 @@ type Client struct {
 	// notify wakes the outbox sender; one pending wake-up is enough.
 	notify    chan struct{}
 	connected atomic.Bool
+
+	// storeID tells GM which numbering the outbox's sequence numbers belong to.
+	storeID string
 
 	// Seams for tests, set before Run.
 	now    func() time.Time
@@ -64,7 +70,12 @@ func New(opts Options, st *store.Store, h Handler) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating GM client: %w", err)
 	}
+	storeID, err := storeIdentity(st)
+	if err != nil {
+		return nil, fmt.Errorf("creating GM client: %w", err)
+	}
 	return &Client{
+		storeID: storeID,
 		opts:    opts,
 		url:     u,
 		store:   st,
@@ -200,6 +211,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	}
 	header := http.Header{}
 	header.Set("Authorization", "Bearer "+token)
+	header.Set(channel.StoreIDHeader, c.storeID)
 	if c.opts.NodeName != "" {
 		header.Set(nodeNameHeader, c.opts.NodeName)
 	}
@@ -275,4 +287,25 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 	}
 	cfg.RootCAs = pool
 	return cfg, nil
+}
+
+// storeIdentity returns the store's random identity, creating it with the store.
+func storeIdentity(st *store.Store) (string, error) {
+	const namespace, key = "gmclient", "store-id"
+	id, ok, err := st.GetState(namespace, key)
+	if err != nil {
+		return "", fmt.Errorf("reading the store identity: %w", err)
+	}
+	if ok {
+		return string(id), nil
+	}
+	raw := make([]byte, 16)
+	if _, err := cryptorand.Read(raw); err != nil {
+		return "", fmt.Errorf("generating the store identity: %w", err)
+	}
+	fresh := hex.EncodeToString(raw)
+	if err := st.PutState(namespace, key, []byte(fresh)); err != nil {
+		return "", fmt.Errorf("recording the store identity: %w", err)
+	}
+	return fresh, nil
 }
