@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sedna-go/sedna/cmd/sedna-gm/app"
@@ -90,7 +91,23 @@ func appendLines(t *testing.T, path string, n int) {
 	require.NoError(t, f.Close())
 }
 
-// TestGMAndTwoLCs wires a real sedna-gm and two sedna-lcs over TLS websockets, authenticated with
+// gmServiceAccount installs build/gm/rbac.yaml (namespace sedna) and returns a kubeconfig of GM's
+// service account.
+func gmServiceAccount(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	_, err := controlPlane.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sedna"}}, metav1.CreateOptions{})
+	if err != nil && !isAlreadyExists(err) {
+		require.NoError(t, err)
+	}
+	out, err := controlPlane.Kubectl(ctx, "apply", "-f", filepath.Join(controlPlane.RepoRoot, "build", "gm", "rbac.yaml"))
+	require.NoError(t, err, out)
+	kubeconfig, err := controlPlane.ServiceAccountKubeconfig(ctx, "sedna", "sedna-gm")
+	require.NoError(t, err)
+	return kubeconfig
+}
+
+// TestGMAndTwoLCs wires a real sedna-gm (with the RBAC of build/gm) and two sedna-lcs over TLS websockets, authenticated with
 // tokens bound to LC pods, against the real kube-apiserver. A Dataset's samples are counted by its
 // node's LC and reach status; then one LC is cut off from GM while its dataset grows three times and
 // its worker posts 20 reports; on reconnect every report reaches GM exactly once and the status is
@@ -106,9 +123,11 @@ func TestGMAndTwoLCs(t *testing.T) {
 	require.NoError(t, err)
 	metricsPort, err := framework.FreePort()
 	require.NoError(t, err)
+	// GM runs with exactly the permissions build/gm/rbac.yaml grants.
+	gmKubeconfig := gmServiceAccount(t)
 	disabled := false
 	cfg := &config.Config{
-		KubeConfig: controlPlane.KubeconfigPath,
+		KubeConfig: gmKubeconfig,
 		WebSocket: config.WebSocket{Address: "127.0.0.1", Port: gmPort, TLSCertFile: cert.CertFile, TLSKeyFile: cert.KeyFile,
 			LCServiceAccounts: []string{ns + "/sedna-lc"}},
 		LeaderElection: config.LeaderElection{Enabled: &disabled},
