@@ -1,0 +1,320 @@
+package processnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RunnerOptions say where a node's processes live and what they can see.
+type RunnerOptions struct {
+	Images  ImageTable
+	Objects ObjectSource
+	// NodeRoot is this node's directory: hostPath volumes live under NodeRoot/host, pods'
+	// emptyDirs under NodeRoot/pods/<uid>, logs under LogDir.
+	NodeRoot string
+	LogDir   string
+	// PodIP and HostIP are the node's loopback address.
+	PodIP, HostIP string
+	// GracePeriod bounds SIGTERM before SIGKILL; default 5s.
+	GracePeriod time.Duration
+	// RestartBackoff is the first restart delay (doubling, at most 30s); default 200ms.
+	RestartBackoff time.Duration
+}
+
+// RunningPod is a pod whose containers run as local processes.
+type RunningPod struct {
+	pod  *corev1.Pod
+	opts RunnerOptions
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu         sync.Mutex
+	phase      corev1.PodPhase
+	message    string
+	init       []corev1.ContainerStatus
+	containers []corev1.ContainerStatus
+	processes  map[string]*os.Process
+	startTime  metav1.Time
+}
+
+// StartPod runs pod's init containers to completion, then its containers, honouring
+// restartPolicy. Containers see volumes through their paths rewritten to the node's directories.
+func StartPod(pod *corev1.Pod, opts RunnerOptions) (*RunningPod, error) {
+	if opts.GracePeriod <= 0 {
+		opts.GracePeriod = 5 * time.Second
+	}
+	if opts.RestartBackoff <= 0 {
+		opts.RestartBackoff = 200 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &RunningPod{
+		pod: pod.DeepCopy(), opts: opts, cancel: cancel, done: make(chan struct{}),
+		phase: corev1.PodPending, processes: map[string]*os.Process{}, startTime: metav1.Now(),
+	}
+	p.pod.Status.PodIP, p.pod.Status.HostIP = opts.PodIP, opts.HostIP
+	for _, c := range pod.Spec.InitContainers {
+		p.init = append(p.init, waitingStatus(c))
+	}
+	for _, c := range pod.Spec.Containers {
+		p.containers = append(p.containers, waitingStatus(c))
+	}
+	if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
+		cancel()
+		return nil, fmt.Errorf("creating the log directory: %w", err)
+	}
+	go p.run(ctx)
+	return p, nil
+}
+
+func waitingStatus(c corev1.Container) corev1.ContainerStatus {
+	return corev1.ContainerStatus{Name: c.Name, Image: c.Image, State: corev1.ContainerState{
+		Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}
+}
+
+// volumePaths maps each volume to a directory on this machine.
+func (p *RunningPod) volumePaths() (map[string]string, error) {
+	paths := map[string]string{}
+	for _, v := range p.pod.Spec.Volumes {
+		var dir string
+		switch {
+		case v.HostPath != nil:
+			dir = filepath.Join(p.opts.NodeRoot, "host", filepath.Clean("/"+v.HostPath.Path))
+		case v.EmptyDir != nil:
+			dir = filepath.Join(p.opts.NodeRoot, "pods", string(p.pod.UID), "volumes", v.Name)
+		default:
+			continue // other volume types are not run by this harness; their mounts stay unmapped
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		paths[v.Name] = dir
+	}
+	return paths, nil
+}
+
+// rewrite replaces a mount path prefix in s by the volume's directory: a process cannot mount,
+// so the paths a worker is told (env, args) point where the volume really is.
+func rewrite(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
+	best, out := "", s
+	for _, m := range mounts {
+		dir, ok := volumes[m.Name]
+		mountPath := strings.TrimSuffix(m.MountPath, "/")
+		if !ok || mountPath == "" || len(mountPath) <= len(best) {
+			continue
+		}
+		if s == mountPath || strings.HasPrefix(s, mountPath+"/") {
+			best, out = mountPath, dir+strings.TrimPrefix(s, mountPath)
+		}
+	}
+	return out
+}
+
+func (p *RunningPod) run(ctx context.Context) {
+	defer close(p.done)
+	volumes, err := p.volumePaths()
+	if err != nil {
+		p.finish(corev1.PodFailed, err.Error())
+		return
+	}
+	for i, c := range p.pod.Spec.InitContainers {
+		code, err := p.runContainer(ctx, c, volumes, &p.init[i])
+		if err != nil || code != 0 {
+			p.finish(corev1.PodFailed, fmt.Sprintf("init container %s failed: exit %d %v", c.Name, code, err))
+			return
+		}
+	}
+	p.setPhase(corev1.PodRunning)
+	var wg sync.WaitGroup
+	results := make([]int, len(p.pod.Spec.Containers))
+	for i, c := range p.pod.Spec.Containers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = p.superviseContainer(ctx, c, volumes, i)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		p.finish(corev1.PodFailed, "stopped")
+		return
+	}
+	for _, code := range results {
+		if code != 0 {
+			p.finish(corev1.PodFailed, "a container failed")
+			return
+		}
+	}
+	p.finish(corev1.PodSucceeded, "")
+}
+
+// superviseContainer runs a container and restarts it as restartPolicy says; it returns the last
+// exit code.
+func (p *RunningPod) superviseContainer(ctx context.Context, c corev1.Container, volumes map[string]string, i int) int {
+	backoff := p.opts.RestartBackoff
+	for {
+		code, err := p.runContainer(ctx, c, volumes, &p.containers[i])
+		if ctx.Err() != nil {
+			return code
+		}
+		policy := p.pod.Spec.RestartPolicy
+		if policy == corev1.RestartPolicyNever || (policy == corev1.RestartPolicyOnFailure && code == 0 && err == nil) {
+			return code
+		}
+		select {
+		case <-ctx.Done():
+			return code
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+		p.mu.Lock()
+		p.containers[i].RestartCount++
+		p.mu.Unlock()
+	}
+}
+
+// runContainer starts one process and waits for it, keeping status up to date.
+func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volumes map[string]string, status *corev1.ContainerStatus) (int, error) {
+	_, env, err := ResolveEnv(p.pod, &c, p.opts.Objects)
+	if err != nil {
+		p.setWaiting(status, "CreateContainerConfigError", err.Error())
+		return -1, err
+	}
+	for name, v := range env {
+		env[name] = rewrite(v, c.VolumeMounts, volumes)
+	}
+	argv, err := Command(&c, p.opts.Images, env)
+	if err != nil {
+		p.setWaiting(status, "ErrImageNeverPull", err.Error())
+		return -1, err
+	}
+	var envList []string
+	for name, v := range env {
+		envList = append(envList, name+"="+v)
+	}
+	for j := range argv[1:] {
+		argv[j+1] = rewrite(argv[j+1], c.VolumeMounts, volumes)
+	}
+	logPath := filepath.Join(p.opts.LogDir, fmt.Sprintf("%s_%s_%s.log", p.pod.Namespace, p.pod.Name, c.Name))
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.setWaiting(status, "RunContainerError", err.Error())
+		return -1, fmt.Errorf("opening %s: %w", logPath, err)
+	}
+	defer func() { _ = logFile.Close() }() // process output is flushed by the OS
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), envList...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = filepath.Join(p.opts.NodeRoot, "pods", string(p.pod.UID))
+	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
+		return -1, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop the worker's children with it
+	if err := cmd.Start(); err != nil {
+		p.setWaiting(status, "RunContainerError", err.Error())
+		return -1, fmt.Errorf("starting container %s: %w", c.Name, err)
+	}
+	p.mu.Lock()
+	p.processes[c.Name] = cmd.Process
+	status.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
+	status.Ready, status.Started = true, ptrTrue()
+	p.mu.Unlock()
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waitErr:
+	case <-ctx.Done():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case werr = <-waitErr:
+		case <-time.After(p.opts.GracePeriod):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			werr = <-waitErr
+		}
+	}
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(werr, &exitErr) {
+		code = exitErr.ExitCode()
+		if code < 0 {
+			code = 137
+		}
+	}
+	p.mu.Lock()
+	delete(p.processes, c.Name)
+	reason := "Completed"
+	if code != 0 {
+		reason = "Error"
+	}
+	status.LastTerminationState = status.State
+	status.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(code), Reason: reason, FinishedAt: metav1.Now()}}
+	status.Ready = false
+	p.mu.Unlock()
+	return code, nil
+}
+
+func ptrTrue() *bool { t := true; return &t }
+
+func (p *RunningPod) setWaiting(status *corev1.ContainerStatus, reason, message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	status.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}
+}
+
+func (p *RunningPod) setPhase(phase corev1.PodPhase) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.phase = phase
+}
+
+func (p *RunningPod) finish(phase corev1.PodPhase, message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.phase, p.message = phase, message
+}
+
+// Status is the pod's status as a kubelet would report it.
+func (p *RunningPod) Status() corev1.PodStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ready := p.phase == corev1.PodRunning
+	for _, c := range p.containers {
+		ready = ready && c.Ready
+	}
+	readyStatus := corev1.ConditionFalse
+	if ready {
+		readyStatus = corev1.ConditionTrue
+	}
+	return corev1.PodStatus{
+		Phase: p.phase, Message: p.message, PodIP: p.opts.PodIP, HostIP: p.opts.HostIP,
+		PodIPs: []corev1.PodIP{{IP: p.opts.PodIP}}, StartTime: &p.startTime,
+		Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: readyStatus},
+			{Type: corev1.ContainersReady, Status: readyStatus},
+		},
+		InitContainerStatuses: append([]corev1.ContainerStatus(nil), p.init...),
+		ContainerStatuses:     append([]corev1.ContainerStatus(nil), p.containers...),
+	}
+}
+
+// Stop ends every process of the pod (SIGTERM, then SIGKILL after the grace period) and waits.
+func (p *RunningPod) Stop() {
+	p.cancel()
+	<-p.done
+}
+
+// Done is closed when the pod's processes have all ended.
+func (p *RunningPod) Done() <-chan struct{} { return p.done }
