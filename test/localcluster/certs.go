@@ -23,6 +23,9 @@ type pki struct {
 	apiserverCert, apiserverKey          string
 	componentCert, componentKey          string // serving cert of controller-manager and scheduler
 	serviceAccountPub, serviceAccountKey string
+	// The front-proxy CA and the client certificate the apiserver presents when it proxies to
+	// aggregated APIs; the controller-manager and scheduler read the CA to trust such requests.
+	frontProxyCA, frontProxyClientCert, frontProxyClientKey string
 
 	caPEM, adminCertPEM, adminKeyPEM []byte
 }
@@ -84,24 +87,40 @@ func writeFiles(files map[string][]byte) error {
 	return nil
 }
 
+// frontProxyClientName is the only client the apiserver accepts requestheader identities from.
+const frontProxyClientName = "front-proxy-client"
+
+// newCA creates a self-signed CA.
+func newCA(name string) (*issuer, *ecdsa.PrivateKey, []byte, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ca := &issuer{key: key}
+	der, err := ca.sign(&x509.Certificate{
+		Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}, &key.PublicKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if ca.cert, err = x509.ParseCertificate(der); err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing CA certificate %s: %w", name, err)
+	}
+	return ca, key, der, nil
+}
+
 // generatePKI writes a CA, the apiserver's serving certificate, a serving certificate for the
 // controller-manager and scheduler, and the service-account key pair into dir, and returns an admin
 // client certificate (O=system:masters) in memory.
 func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
-	caKey, err := newKey()
+	ca, caKey, caDER, err := newCA("sedna-local-ca")
 	if err != nil {
 		return nil, err
 	}
-	ca := &issuer{key: caKey}
-	caDER, err := ca.sign(&x509.Certificate{
-		Subject: pkix.Name{CommonName: "sedna-local-ca"}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}, &caKey.PublicKey)
+	frontProxy, _, frontProxyDER, err := newCA("sedna-local-front-proxy-ca")
 	if err != nil {
 		return nil, err
-	}
-	if ca.cert, err = x509.ParseCertificate(caDER); err != nil {
-		return nil, fmt.Errorf("parsing the CA certificate: %w", err)
 	}
 
 	p := &pki{
@@ -109,9 +128,12 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 		apiserverCert: filepath.Join(dir, "apiserver.crt"), apiserverKey: filepath.Join(dir, "apiserver.key"),
 		componentCert: filepath.Join(dir, "component.crt"), componentKey: filepath.Join(dir, "component.key"),
 		serviceAccountPub: filepath.Join(dir, "sa.pub"), serviceAccountKey: filepath.Join(dir, "sa.key"),
-		caPEM: certPEM(caDER),
+		frontProxyCA:         filepath.Join(dir, "front-proxy-ca.crt"),
+		frontProxyClientCert: filepath.Join(dir, "front-proxy-client.crt"),
+		frontProxyClientKey:  filepath.Join(dir, "front-proxy-client.key"),
+		caPEM:                certPEM(caDER),
 	}
-	files := map[string][]byte{p.caCert: p.caPEM}
+	files := map[string][]byte{p.caCert: p.caPEM, p.frontProxyCA: certPEM(frontProxyDER)}
 	if files[p.caKey], err = keyPEM(caKey); err != nil {
 		return nil, err
 	}
@@ -144,6 +166,25 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 	if err := serving("localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)},
 		p.componentCert, p.componentKey); err != nil {
 		return nil, fmt.Errorf("component serving certificate: %w", err)
+	}
+
+	// A separate CA, as kubeadm does: a certificate from the cluster CA must not be able to pose
+	// as the front proxy and assert any user name in a header.
+	proxyKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	proxyDER, err := frontProxy.sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: frontProxyClientName},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, &proxyKey.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("front-proxy client certificate: %w", err)
+	}
+	files[p.frontProxyClientCert] = certPEM(proxyDER)
+	if files[p.frontProxyClientKey], err = keyPEM(proxyKey); err != nil {
+		return nil, err
 	}
 
 	adminKey, err := newKey()

@@ -40,7 +40,8 @@ const (
 // Options configures Start.
 type Options struct {
 	// Dir is the working directory: certificates, etcd data, logs/<process>.log and kubeconfig.
-	// Required; created if missing.
+	// Required; created if missing. Start replaces what a previous run left there: the cluster
+	// always starts empty.
 	Dir string
 	// BinDir holds etcd, kube-apiserver, kube-controller-manager and kube-scheduler. Defaults to
 	// <repo>/_output/bin.
@@ -60,6 +61,7 @@ type Cluster struct {
 	Dir string
 
 	client kubernetes.Interface
+	logger klog.Logger
 	// processes in start order; Stop ends them in reverse.
 	processes []*process
 }
@@ -107,6 +109,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	certDir, logDir, etcdDir := filepath.Join(dir, "pki"), filepath.Join(dir, "logs"), filepath.Join(dir, "etcd")
+	// Every Start issues new keys, so a previous run's store would hold service-account tokens and
+	// secrets nobody can verify, and an etcd member bound to other ports: always start empty.
+	if err := os.RemoveAll(etcdDir); err != nil {
+		return nil, fmt.Errorf("removing the previous etcd data in %s: %w", etcdDir, err)
+	}
 	for _, d := range []string{certDir, logDir, etcdDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
@@ -121,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	c := &Cluster{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig")}
+	c := &Cluster{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), logger: logger}
 	c.Config = &rest.Config{
 		Host: "https://127.0.0.1:" + strconv.Itoa(p.apiserver),
 		TLSClientConfig: rest.TLSClientConfig{
@@ -180,6 +187,16 @@ func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir,
 		"--api-audiences=" + serviceAccountIssuer,
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--allow-privileged=true",
+		// The front-proxy settings of a kubeadm cluster: aggregated APIs need them, and the
+		// controller-manager and scheduler read them from kube-system/extension-apiserver-authentication
+		// (without them they log an error every few seconds).
+		"--requestheader-client-ca-file=" + pki.frontProxyCA,
+		"--requestheader-allowed-names=" + frontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + pki.frontProxyClientCert,
+		"--proxy-client-key-file=" + pki.frontProxyClientKey,
 	})
 	if err != nil {
 		return err
@@ -259,7 +276,7 @@ func waitHealthy(ctx context.Context, proc *process, client *http.Client, url st
 			return false, nil
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096)) // only for the error message
-		_ = resp.Body.Close()                                   // fully read or abandoned; nothing to report
+		_ = resp.Body.Close()                                  // fully read or abandoned; nothing to report
 		if resp.StatusCode != http.StatusOK {
 			lastErr = fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, body)
 			return false, nil
@@ -335,10 +352,9 @@ func (c *Cluster) writeKubeconfig(pki *pki) error {
 // to a vanished apiserver, and returns once all of them have been reaped. The working directory is
 // kept for its logs. Stop is safe to call more than once.
 func (c *Cluster) Stop() error {
-	logger := klog.Background().WithName("localcluster")
 	var errs []error
 	for i := len(c.processes) - 1; i >= 0; i-- {
-		if err := c.processes[i].stop(logger); err != nil {
+		if err := c.processes[i].stop(c.logger); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -34,10 +34,11 @@ type process struct {
 	err  error
 }
 
-// startProcess starts binary with args, its stdout and stderr appended to logDir/<name>.log.
+// startProcess starts binary with args, its stdout and stderr written to logDir/<name>.log
+// (truncated first, so a start failure's log tail is about this run).
 func startProcess(ctx context.Context, name, binary, logDir string, args []string) (*process, error) {
 	logPath := filepath.Join(logDir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the log of %s: %w", name, err)
 	}

@@ -78,8 +78,8 @@ func NewRegistry() *Registry {
 		NameCrossEntropy: newCrossEntropyFromParams,
 		NameThreshold:    newThresholdFromParams,
 		NameRandom:       newRandomFromParams,
-		NameCloudOnly:    newConstantFromParams(NameCloudOnly, true),
-		NameEdgeOnly:     newConstantFromParams(NameEdgeOnly, false),
+		NameCloudOnly:    newConstantFromParams(true),
+		NameEdgeOnly:     newConstantFromParams(false),
 	}}
 }
 
@@ -337,7 +337,7 @@ func (m *Random) IsHard(Inference) (bool, error) {
 // Constant always answers the same: CloudOnly (true) or EdgeOnly (false).
 type Constant bool
 
-func newConstantFromParams(name string, hard bool) Factory {
+func newConstantFromParams(hard bool) Factory {
 	return func(raw map[string]string) (Miner, error) {
 		if err := newParams(raw).done(); err != nil {
 			return nil, err

@@ -78,7 +78,7 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating LC client: parsing LC server URL %q: %w", opts.Server, err)
 	}
-	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
+	if base.Scheme != "http" && base.Scheme != "https" || base.Hostname() == "" {
 		return nil, fmt.Errorf("creating LC client: LC server URL %q is not an http(s) URL with a host", opts.Server)
 	}
 	base = base.JoinPath("sedna", "workers", opts.Worker, "info")
