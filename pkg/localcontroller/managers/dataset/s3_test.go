@@ -1,110 +1,45 @@
 package dataset
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
+	"github.com/sedna-go/sedna/pkg/localcontroller/storage/s3test"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
 
 // s3Server is a real S3 server (versitygw over a directory) for one test.
 type s3Server struct {
-	endpoint, accessKey, secretKey string
-	admin                          *minio.Client
+	*s3test.Server
 }
 
 const testBucket = "datasets"
 
-// startS3 starts versitygw, built by `make install-test-binaries` (or named by SEDNA_VERSITYGW).
-// A missing binary fails the test rather than skipping it: these tests are the evidence that
-// s3:// datasets are counted.
 func startS3(t *testing.T) *s3Server {
 	t.Helper()
-	binary := os.Getenv("SEDNA_VERSITYGW")
-	if binary == "" {
-		_, thisFile, _, ok := runtime.Caller(0)
-		require.True(t, ok)
-		// This file is pkg/localcontroller/managers/dataset/s3_test.go.
-		binary = filepath.Join(filepath.Dir(thisFile), "..", "..", "..", "..", "_output", "bin", "versitygw")
-	}
-	_, err := os.Stat(binary)
-	require.NoError(t, err, "run `make install-test-binaries` or set SEDNA_VERSITYGW")
-
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	endpoint := "127.0.0.1:" + strconv.Itoa(listener.Addr().(*net.TCPAddr).Port)
-	require.NoError(t, listener.Close())
-	server := &s3Server{endpoint: endpoint, accessKey: "AK" + randomHex(t, 8), secretKey: randomHex(t, 20)}
-
-	output := &syncBuffer{}
-	cmd := exec.Command(binary, "--access", server.accessKey, "--secret", server.secretKey,
-		"--port", endpoint, "--quiet", "posix", t.TempDir())
-	cmd.Stdout, cmd.Stderr = output, output
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // it may have exited already
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill() // stuck; the test is over anyway
-			<-exited
-		}
-	})
-
-	server.admin, err = minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(server.accessKey, server.secretKey, ""), MaxRetries: 1})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		select {
-		case err := <-exited:
-			require.FailNowf(t, "versitygw exited", "%v\n%s", err, output.String())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := server.admin.ListBuckets(ctx)
-		return err == nil
-	}, 20*time.Second, 50*time.Millisecond, "versitygw did not become ready: %s", output)
-	require.NoError(t, server.admin.MakeBucket(context.Background(), testBucket, minio.MakeBucketOptions{}))
-	return server
+	return &s3Server{s3test.Start(t, testBucket)}
 }
 
-func (s *s3Server) put(t *testing.T, key, content string) {
-	t.Helper()
-	_, err := s.admin.PutObject(context.Background(), testBucket, key, bytes.NewReader([]byte(content)), int64(len(content)), minio.PutObjectOptions{})
-	require.NoError(t, err)
-}
+func (s *s3Server) put(t *testing.T, key, content string) { s.Put(t, key, content) }
 
 // secretObject is the content GM sends for a Secret: annotations, and data base64-encoded.
 func (s *s3Server) secretObject(t *testing.T, secretKey string) []byte {
 	t.Helper()
 	object, err := json.Marshal(map[string]any{
-		"annotations": map[string]string{storage.AnnotationEndpoint: s.endpoint, storage.AnnotationUseHTTPS: "0"},
-		"data":        map[string][]byte{storage.DataAccessKeyID: []byte(s.accessKey), storage.DataSecretAccessKey: []byte(secretKey)},
+		"annotations": map[string]string{storage.AnnotationEndpoint: s.Endpoint, storage.AnnotationUseHTTPS: "0"},
+		"data":        map[string][]byte{storage.DataAccessKeyID: []byte(s.AccessKey), storage.DataSecretAccessKey: []byte(secretKey)},
 	})
 	require.NoError(t, err)
 	return object
@@ -126,7 +61,7 @@ func TestS3DatasetIsCountedWithTheSecretsCredentials(t *testing.T) {
 	l := startLC(t, newNode(t), nil)
 	l.run()
 	server.put(t, "helmet/train.txt", "a.jpg\nb.jpg\nc.jpg\n")
-	l.putSecret("minio", server.secretObject(t, server.secretKey))
+	l.putSecret("minio", server.secretObject(t, server.SecretKey))
 	l.putDataset("helmet", s3Spec("helmet/train.txt"))
 
 	require.Equal(t, []Report{count(3)}, l.waitReports(1))
@@ -153,13 +88,13 @@ func TestS3DatasetProblems(t *testing.T) {
 	}{
 		"object missing": {
 			key:         "missing.txt",
-			secret:      func() []byte { return server.secretObject(t, server.secretKey) },
+			secret:      func() []byte { return server.secretObject(t, server.SecretKey) },
 			wantReason:  ReasonIndexNotFound,
 			wantMessage: "s3://datasets/missing.txt",
 		},
 		"object above the size limit": {
 			key:         "big.txt",
-			secret:      func() []byte { return server.secretObject(t, server.secretKey) },
+			secret:      func() []byte { return server.secretObject(t, server.SecretKey) },
 			tweak:       func(o *Options) { o.MaxS3Bytes = 16 },
 			wantReason:  ReasonIndexTooLarge,
 			wantMessage: "limit 16",
@@ -192,7 +127,7 @@ func TestS3DatasetProblems(t *testing.T) {
 			require.NotNil(t, reports[0].Condition)
 			require.Equal(t, tc.wantReason, reports[0].Condition.Reason)
 			require.Contains(t, reports[0].Condition.Message, tc.wantMessage)
-			require.NotContains(t, reports[0].Condition.Message, server.secretKey)
+			require.NotContains(t, reports[0].Condition.Message, server.SecretKey)
 		})
 	}
 }
@@ -207,34 +142,8 @@ func TestS3CredentialsFollowTheSecret(t *testing.T) {
 	require.Equal(t, ReasonReadFailed, l.waitReports(1)[0].Condition.Reason)
 
 	// GM sends the corrected Secret: the monitor picks it up without a Dataset change.
-	l.putSecret("minio", server.secretObject(t, server.secretKey))
+	l.putSecret("minio", server.secretObject(t, server.SecretKey))
 	require.Equal(t, count(2), l.waitReports(2)[1])
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects the server's output from exec's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestS3ObjectReplacedWhileReadIsReadAgain needs an answer versitygw gives only by chance: the
