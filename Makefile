@@ -22,7 +22,7 @@ build: ## Build sedna-gm, sedna-lc and the other commands into _output/bin.
 	@if [ -n "$(COMMANDS)" ]; then $(GO) build -o $(BIN_DIR)/ $(addprefix ./cmd/,$(COMMANDS)); fi
 
 .PHONY: install-test-binaries
-install-test-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cached).
+install-test-binaries: ## Build etcd, kube-apiserver, -controller-manager, -scheduler, kubectl, versitygw (cached).
 	hack/install-test-binaries.sh
 
 .PHONY: test
@@ -30,7 +30,7 @@ test: install-test-binaries ## Unit and integration tests with the race detector
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
-unit: ## Unit tests only (no control plane).
+unit: install-test-binaries ## Unit tests only (no control plane; S3 tests use versitygw).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /test/)
 
 .PHONY: integration
