@@ -78,8 +78,10 @@ func Start(t testing.TB, bucket string) *Server {
 		}
 	})
 
+	// minio-go's retries stay on: a request can meet a keep-alive connection the server has just
+	// closed, and a PUT is not retried by net/http itself.
 	s.Admin, err = minio.New(s.Endpoint, &minio.Options{
-		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), MaxRetries: 1,
+		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), MaxRetries: 3,
 	})
 	require.NoError(t, err)
 	// Ready means it answers an authenticated S3 call, not merely that the port is open.
