@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -248,7 +247,7 @@ func TestGMFailoverAndDatasetReport(t *testing.T) {
 		got, err := controlPlane.Sedna.SednaV1alpha1().Datasets(ns).Get(ctx, "train", metav1.GetOptions{})
 		return err == nil && got.Status.NumberOfSamples == 42
 	}, 30*time.Second, 100*time.Millisecond, "status.numberOfSamples was not updated from the report")
-	require.Equal(t, strconv.Itoa(1), strconv.Itoa(countEvents(t, ns, "train")), "one Counted event")
+	require.Equal(t, 1, countEvents(t, ns, "train"), "one Counted event")
 }
 
 func countEvents(t *testing.T, ns, name string) int {
