@@ -56,9 +56,10 @@ crds: ## Regenerate build/crds.
 update: codegen crds ## Regenerate everything generated.
 
 .PHONY: verify
-verify: ## gofmt, go vet, generated code and CRDs up to date.
+verify: ## gofmt, go vet, golangci-lint, generated code and CRDs up to date.
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
+	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh
 

@@ -129,7 +129,7 @@ func (gm *gmProcess) stop() {
 func (gm *gmProcess) stopNow() {
 	gm.cancel()
 	select {
-	case <-gm.done:
+	case <-gm.done: //nolint:errcheck // stopped on purpose: Run's error is the cancellation
 	case <-time.After(30 * time.Second):
 		buf := make([]byte, 1<<20)
 		n := goruntime.Stack(buf, true)

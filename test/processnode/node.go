@@ -126,7 +126,7 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 	case err := <-nodeDone:
 		return fmt.Errorf("registering node %s: %w", opts.Name, err)
 	case <-ctx.Done():
-		<-nodeDone
+		<-nodeDone //nolint:errcheck // ctx ended: the controller's error is only the cancellation
 		return nil
 	}
 
@@ -148,8 +148,8 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 	}
 	cancel()
 	// Both controllers end on cancellation; their errors after that are only shutdown noise.
-	<-nodeDone
-	<-podsDone
+	<-nodeDone //nolint:errcheck // see above
+	<-podsDone //nolint:errcheck // see above
 	logger.V(2).Info("Stopping node")
 	return runErr
 }

@@ -330,7 +330,7 @@ func (ns *nodeState) snapshotEntries() []channel.SyncEntry {
 			entries = append(entries, channel.SyncEntry{Key: key, Version: e.version})
 		}
 	}
-	slices.SortFunc(entries, func(a, b channel.SyncEntry) int { return strings.Compare(a.Key.String(), b.Key.String()) })
+	slices.SortFunc(entries, func(a, b channel.SyncEntry) int { return strings.Compare(a.String(), b.String()) })
 	return entries
 }
 

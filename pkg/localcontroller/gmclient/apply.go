@@ -135,7 +135,7 @@ func parseSync(content []byte) (map[store.ResourceKey]uint64, error) {
 		// Lowered like Header.Key lowers the kinds of insert frames, so both name one resource.
 		key := store.ResourceKey{Kind: strings.ToLower(e.Kind), Namespace: e.Namespace, Name: e.Name}
 		if key.Kind == "" || key.Name == "" {
-			return nil, fmt.Errorf("%w: sync entry %d (%q) lacks a kind or a name", errInvalidFrame, i, e.Key.String())
+			return nil, fmt.Errorf("%w: sync entry %d (%q) lacks a kind or a name", errInvalidFrame, i, e.String())
 		}
 		present[key] = e.Version
 	}

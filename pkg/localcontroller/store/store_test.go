@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // openTestStore opens a store in a fresh temporary directory and closes it at the end of the
@@ -62,7 +63,7 @@ func TestOpenSecondTimeFailsWhileLocked(t *testing.T) {
 	elapsed := time.Since(start)
 	require.Nil(t, second)
 	require.ErrorIs(t, err, ErrLocked)
-	require.ErrorIs(t, err, bolt.ErrTimeout)
+	require.ErrorIs(t, err, bolterrors.ErrTimeout)
 	require.ErrorContains(t, err, "locked by another process")
 	require.ErrorContains(t, err, path)
 	require.GreaterOrEqual(t, elapsed, 100*time.Millisecond, "Open gave up without waiting for the lock")
@@ -204,7 +205,7 @@ func TestClosedStoreFails(t *testing.T) {
 	s := openTestStore(t, Options{})
 	require.NoError(t, s.Close())
 	_, err := s.Enqueue([]byte("x"))
-	require.ErrorIs(t, err, bolt.ErrDatabaseNotOpen)
+	require.ErrorIs(t, err, bolterrors.ErrDatabaseNotOpen)
 	_, _, err = s.GetState("ns", "k")
-	require.ErrorIs(t, err, bolt.ErrDatabaseNotOpen)
+	require.ErrorIs(t, err, bolterrors.ErrDatabaseNotOpen)
 }

@@ -261,7 +261,7 @@ func (e *Edge) callCloud(ctx context.Context, data any) (json.RawMessage, error)
 	if err != nil {
 		return nil, fmt.Errorf("posting to the cloud model within %s: %w", e.deadline, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // the answer has been read; nothing to do with a close error
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxCloudResponseBytes))
 	if err != nil {
 		return nil, fmt.Errorf("reading the cloud answer within %s: %w", e.deadline, err)

@@ -159,7 +159,7 @@ func (c *Client) post(ctx context.Context, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("posting: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // the answer has been read; nothing to do with a close error
 	answer, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if resp.StatusCode != http.StatusOK {
 		return &StatusError{StatusCode: resp.StatusCode, Message: lcMessage(answer)}

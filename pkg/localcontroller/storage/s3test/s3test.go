@@ -71,10 +71,10 @@ func Start(t testing.TB, bucket string) *Server {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM) // the process may already be gone
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // a stopped server's exit status says nothing
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill() // stuck on shutdown; the test is over either way
-			<-exited
+			<-exited               //nolint:errcheck // killed: its exit status says nothing
 		}
 	})
 
