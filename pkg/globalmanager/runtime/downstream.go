@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 )
@@ -25,4 +26,19 @@ func EncodeForLC(obj metav1.Object, typeMeta *metav1.TypeMeta, kind string) ([]b
 		return nil, 0, fmt.Errorf("encoding %s %s/%s for the LC: %w", kind, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return data, version, nil
+}
+
+// PublishAll lists every object of a kind and publishes each; features use it to prime the LC
+// desired state from their listers.
+func PublishAll[T any](kind string, list func(labels.Selector) ([]T, error), publish func(T) error) error {
+	objects, err := list(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", kind, err)
+	}
+	for _, obj := range objects {
+		if err := publish(obj); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"strconv"
+	"strings"
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -85,15 +86,5 @@ func Version(resourceVersion string) (uint64, error) {
 
 // Key builds the channel key of an object of kind (any case) in namespace.
 func Key(kind, namespace, name string) channel.Key {
-	return channel.Key{Kind: lower(kind), Namespace: namespace, Name: name}
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return channel.Key{Kind: strings.ToLower(kind), Namespace: namespace, Name: name}
 }

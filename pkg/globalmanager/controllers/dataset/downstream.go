@@ -2,9 +2,6 @@ package dataset
 
 import (
 	"context"
-	"fmt"
-
-	"k8s.io/apimachinery/pkg/labels"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
@@ -36,14 +33,5 @@ func (c *Controller) unpublish(namespace, name string) {
 
 // PrimeDownstream implements runtime.DownstreamPrimer.
 func (c *Controller) PrimeDownstream(context.Context) error {
-	datasets, err := c.lister.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("listing datasets: %w", err)
-	}
-	for _, ds := range datasets {
-		if err := c.publish(ds); err != nil {
-			return err
-		}
-	}
-	return nil
+	return runtime.PublishAll("datasets", c.lister.List, c.publish)
 }

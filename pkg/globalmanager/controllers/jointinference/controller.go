@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -71,16 +70,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 
 // PrimeDownstream implements runtime.DownstreamPrimer.
 func (c *Controller) PrimeDownstream(context.Context) error {
-	services, err := c.lister.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("listing joint inference services: %w", err)
-	}
-	for _, ji := range services {
-		if err := c.publish(ji); err != nil {
-			return err
-		}
-	}
-	return nil
+	return runtime.PublishAll("joint inference services", c.lister.List, c.publish)
 }
 
 // publish sends the service to its edge node and binds the edge model there.

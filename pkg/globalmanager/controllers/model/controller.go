@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -86,16 +85,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 // PrimeDownstream implements runtime.DownstreamPrimer. Features bind models while they prime, so
 // the manager primes the Model feature last.
 func (c *Controller) PrimeDownstream(context.Context) error {
-	models, err := c.lister.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("listing models: %w", err)
-	}
-	for _, m := range models {
-		if err := c.publish(m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return runtime.PublishAll("models", c.lister.List, c.publish)
 }
 
 func (c *Controller) publish(m *sednav1.Model) error {
