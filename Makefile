@@ -37,6 +37,14 @@ unit: install-test-binaries ## Unit tests only (no control plane; S3 tests use v
 integration: install-test-binaries ## Integration tests against a real kube-apiserver and etcd.
 	$(GO) test $(GO_TEST_FLAGS) ./test/integration/...
 
+.PHONY: e2e
+e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and worker processes).
+	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
+
+.PHONY: local-up
+local-up: install-test-binaries ## Run Sedna on this machine until Ctrl-C (hack/local-up.sh; ARGS="--demo").
+	hack/local-up.sh $(ARGS)
+
 .PHONY: bench
 bench: ## Benchmarks (testing.B) with the commands docs/performance.md records.
 	$(GO) test $(BENCH_FLAGS) ./pkg/...
@@ -59,6 +67,7 @@ update: codegen crds ## Regenerate everything generated.
 verify: ## gofmt, go vet, golangci-lint, generated code and CRDs up to date.
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh

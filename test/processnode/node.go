@@ -35,6 +35,12 @@ type NodeOptions struct {
 	// Root is the node's directory (RunnerOptions.NodeRoot); container logs go to Root/logs.
 	Root   string
 	Images ImageTable
+	// ClusterHosts returns /etc/hosts lines for the cluster's service names, added to every pod's
+	// hosts file (see RunnerOptions.ClusterHosts). Optional.
+	ClusterHosts func() string
+	// IsolateHosts makes every container see its pod's hosts file as /etc/hosts (see
+	// RunnerOptions.IsolateHosts).
+	IsolateHosts bool
 }
 
 func (o NodeOptions) logDir() string { return filepath.Join(o.Root, "logs") }

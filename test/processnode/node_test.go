@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +54,10 @@ func TestRunNode(t *testing.T) {
 			Name: "edge-1", IP: "127.0.1.1", Root: root,
 			Labels: map[string]string{"node-role.kubernetes.io/edge": ""},
 			Images: ImageTable{"sedna/shell": "/bin/sh"},
+			// Every container runs behind the /etc/hosts wrapper, so the process-group and
+			// exit-code checks below hold for it too.
+			IsolateHosts: true,
+			ClusterHosts: func() string { return "127.0.100.10 myservice.myns myservice.myns.svc.cluster.local\n" },
 		})
 	}()
 	nodeStopped := false
@@ -87,6 +92,8 @@ func TestRunNode(t *testing.T) {
 		_, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil
 	}, eventually, tick, "the serviceaccount controller should create the default service account")
+
+	volumesPod := startVolumesPod(ctx, t, client, ns)
 
 	// Kubernetes expands $(POD_IP) and turns $$ into $, so the shell sees "$$": its own PID, which
 	// is also the process group the runner signals.
@@ -177,6 +184,8 @@ func TestRunNode(t *testing.T) {
 		return err == nil && d.Status.AvailableReplicas == 2
 	}, eventually, tick, "the deployment should count both replicas available")
 
+	checkVolumesPod(ctx, t, client, root, volumesPod)
+
 	// Stopping the node ends every pod's processes before RunNode returns.
 	pgids := runningProcessGroups(t, root, ns)
 	require.Len(t, pgids, 2)
@@ -187,6 +196,80 @@ func TestRunNode(t *testing.T) {
 		requireProcessGroupGone(t, pgid)
 	}
 	t.Logf("whole test took %s", time.Since(started))
+}
+
+// startVolumesPod creates a pod that reads a ConfigMap through a subPath mount, holds a bound
+// service-account token for its own audience, and resolves a cluster name through its hosts file.
+func startVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interface, ns string) *corev1.Pod {
+	t.Helper()
+	_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "gm-config"},
+		Data:       map[string]string{"gm.yaml": "kubeConfig: in-cluster\n"},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pod := shellPod("volumes", corev1.RestartPolicyAlways, `getent hosts myservice.myns; cat "$GM_CONFIG"; sleep 300`)
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "gm-config"}}}},
+		{Name: "lc-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", Audience: "sedna-test", ExpirationSeconds: ptr.To(int64(600))}},
+		}}}},
+	}
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GM_CONFIG", Value: "/etc/sedna/gm.yaml"}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+		{Name: "config", MountPath: "/etc/sedna/gm.yaml", SubPath: "gm.yaml"},
+		{Name: "lc-token", MountPath: "/var/run/secrets/sedna"},
+	}
+	created, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return created
+}
+
+// checkVolumesPod verifies what startVolumesPod's pod saw, and its token, as a TokenReview
+// reports it: bound to the pod and, through it, to the node.
+func checkVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interface, root string, pod *corev1.Pod) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		running, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && running.Status.Phase == corev1.PodRunning && podReady(running)
+	}, eventually, tick, "pod %s should become Running and Ready", pod.Name)
+	logPath := filepath.Join(root, "logs", pod.Namespace+"_"+pod.Name+"_main.log")
+	require.Eventually(t, func() bool {
+		log, err := os.ReadFile(logPath)
+		return err == nil && strings.Contains(string(log), "kubeConfig: in-cluster\n")
+	}, eventually, tick, "the log %s should show the configMap file read through its subPath", logPath)
+	log, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	require.Regexp(t, `127\.0\.100\.10\s+myservice\.myns`, string(log), "the cluster name resolves through the pod's hosts file")
+
+	volumes := filepath.Join(root, "pods", string(pod.UID), "volumes")
+	token, err := os.ReadFile(filepath.Join(volumes, "lc-token", "token"))
+	require.NoError(t, err)
+	review, err := client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: string(token), Audiences: []string{"sedna-test"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.True(t, review.Status.Authenticated, "token review: %s", review.Status.Error)
+	require.Equal(t, "system:serviceaccount:"+pod.Namespace+":default", review.Status.User.Username)
+	extra := review.Status.User.Extra
+	require.Equal(t, authenticationv1.ExtraValue{pod.Name}, extra["authentication.kubernetes.io/pod-name"])
+	require.Equal(t, authenticationv1.ExtraValue{string(pod.UID)}, extra["authentication.kubernetes.io/pod-uid"])
+	require.Equal(t, authenticationv1.ExtraValue{"edge-1"}, extra["authentication.kubernetes.io/node-name"])
+
+	// The ServiceAccount admission plugin adds a kube-api-access projected volume to every pod;
+	// the node writes it as a kubelet would.
+	var apiAccess string
+	for _, v := range pod.Spec.Volumes {
+		if strings.HasPrefix(v.Name, "kube-api-access-") {
+			apiAccess = filepath.Join(volumes, v.Name)
+		}
+	}
+	require.NotEmpty(t, apiAccess, "the pod should have a kube-api-access volume")
+	namespace, err := os.ReadFile(filepath.Join(apiAccess, "namespace"))
+	require.NoError(t, err)
+	require.Equal(t, pod.Namespace, string(namespace))
+	require.FileExists(t, filepath.Join(apiAccess, "ca.crt"))
+	require.FileExists(t, filepath.Join(apiAccess, "token"))
 }
 
 // runningProcessGroups reads the PIDs the deployment's shells print (see the pod command).

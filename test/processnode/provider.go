@@ -2,12 +2,14 @@ package processnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +32,7 @@ type podProvider struct {
 	// objects serves the containers' environment references for as long as the node runs: the
 	// runner resolves them again on every restart, long after CreatePod has returned.
 	objects ObjectSource
+	tokens  TokenSource
 
 	mu   sync.Mutex
 	pods map[types.NamespacedName]*podEntry
@@ -58,7 +61,7 @@ type podEntry struct {
 // node's lifetime.
 func newPodProvider(ctx context.Context, client kubernetes.Interface, opts NodeOptions) *podProvider {
 	return &podProvider{
-		client: client, opts: opts, objects: apiObjects{ctx: ctx, client: client},
+		client: client, opts: opts, objects: apiObjects{ctx: ctx, client: client}, tokens: apiTokens{client: client},
 		pods: map[types.NamespacedName]*podEntry{},
 	}
 }
@@ -85,13 +88,17 @@ func (p *podProvider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		gracePeriod = max(time.Duration(*s)*time.Second, time.Millisecond)
 	}
 	running, err := StartPod(pod, RunnerOptions{
-		Images:      p.opts.Images,
-		Objects:     p.objects,
-		NodeRoot:    p.opts.Root,
-		LogDir:      p.opts.logDir(),
-		PodIP:       p.opts.IP,
-		HostIP:      p.opts.IP,
-		GracePeriod: gracePeriod,
+		Images:       p.opts.Images,
+		Objects:      p.objects,
+		Tokens:       p.tokens,
+		NodeRoot:     p.opts.Root,
+		LogDir:       p.opts.logDir(),
+		PodIP:        p.opts.IP,
+		HostIP:       p.opts.IP,
+		GracePeriod:  gracePeriod,
+		ClusterHosts: p.opts.ClusterHosts,
+		IsolateHosts: p.opts.IsolateHosts,
+		Logger:       logger,
 	})
 	if err != nil {
 		return fmt.Errorf("starting pod %s: %w", key, err)
@@ -313,4 +320,34 @@ func (o apiObjects) ConfigMap(namespace, name string) (*corev1.ConfigMap, error)
 		return nil, fmt.Errorf("getting configMap %s/%s: %w", namespace, name, err)
 	}
 	return cm, nil
+}
+
+// apiTokens mints service-account tokens with the TokenRequest API, bound to the pod as the
+// kubelet binds them: a TokenReview of one names the pod and, through the pod, its node.
+type apiTokens struct {
+	client kubernetes.Interface
+}
+
+var _ TokenSource = apiTokens{}
+
+func (t apiTokens) CreateToken(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, time.Time, error) {
+	serviceAccount := pod.Spec.ServiceAccountName
+	if serviceAccount == "" {
+		serviceAccount = "default"
+	}
+	request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: &expirationSeconds,
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+	}}
+	if audience != "" {
+		request.Spec.Audiences = []string{audience}
+	}
+	response, err := t.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, serviceAccount, request, metav1.CreateOptions{})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("requesting a token for service account %s/%s: %w", pod.Namespace, serviceAccount, err)
+	}
+	if response.Status.Token == "" {
+		return "", time.Time{}, errors.New("the token request returned no token")
+	}
+	return response.Status.Token, response.Status.ExpirationTimestamp.Time, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 )
 
 // RunnerOptions say where a node's processes live and what they can see.
@@ -28,8 +29,23 @@ type RunnerOptions struct {
 	PodIP, HostIP string
 	// GracePeriod bounds SIGTERM before SIGKILL; default 5s.
 	GracePeriod time.Duration
-	// RestartBackoff is the first restart delay (doubling, at most 30s); default 200ms.
+	// RestartBackoff is the first restart delay (doubling, at most 30s); default 200ms. Failed
+	// volume setups are retried with the same backoff.
 	RestartBackoff time.Duration
+	// Tokens mints the tokens of projected serviceAccountToken volumes; a pod with such a volume
+	// cannot start without it.
+	Tokens TokenSource
+	// ClusterHosts returns /etc/hosts lines for the cluster's service names (e.g.
+	// "127.0.100.10 gm.sedna gm.sedna.svc gm.sedna.svc.cluster.local\n"), appended to every pod's
+	// hosts file and polled every 2s while the pod runs; it is called from every pod's goroutines,
+	// so it must be safe for concurrent use. Optional.
+	ClusterHosts func() string
+	// IsolateHosts runs every container in its own mount namespace with the pod's hosts file
+	// bind-mounted over /etc/hosts (through unshare and mount). False runs containers as plain
+	// processes that see the machine's /etc/hosts.
+	IsolateHosts bool
+	// Logger receives background failures (token and hosts refreshes); default klog.Background().
+	Logger klog.Logger
 }
 
 // RunningPod is a pod whose containers run as local processes.
@@ -58,6 +74,9 @@ func StartPod(pod *corev1.Pod, opts RunnerOptions) (*RunningPod, error) {
 	if opts.RestartBackoff <= 0 {
 		opts.RestartBackoff = 200 * time.Millisecond
 	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = klog.Background()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &RunningPod{
 		pod: pod.DeepCopy(), opts: opts, cancel: cancel, done: make(chan struct{}),
@@ -83,36 +102,27 @@ func waitingStatus(c corev1.Container) corev1.ContainerStatus {
 		Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}
 }
 
-// volumePaths maps each volume to a directory on this machine.
-func (p *RunningPod) volumePaths() (map[string]string, error) {
-	paths := map[string]string{}
-	for _, v := range p.pod.Spec.Volumes {
-		var dir string
-		switch {
-		case v.HostPath != nil:
-			dir = filepath.Join(p.opts.NodeRoot, "host", filepath.Clean("/"+v.HostPath.Path))
-		case v.EmptyDir != nil:
-			dir = filepath.Join(p.opts.NodeRoot, "pods", string(p.pod.UID), "volumes", v.Name)
-		default:
-			continue // other volume types are not run by this harness; their mounts stay unmapped
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-		}
-		paths[v.Name] = dir
+// rewrite replaces a mount path prefix in s by the volume's directory (or the subPath inside
+// it): a process cannot mount, so the paths a worker is told (env, args) point where the volume
+// really is.
+func rewrite(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
+	// A flag's value is a path as much as a bare argument is: --token-file=/var/run/... .
+	if flag, value, ok := strings.Cut(s, "="); ok && strings.HasPrefix(flag, "-") && !strings.Contains(flag, "/") {
+		return flag + "=" + rewritePath(value, mounts, volumes)
 	}
-	return paths, nil
+	return rewritePath(s, mounts, volumes)
 }
 
-// rewrite replaces a mount path prefix in s by the volume's directory: a process cannot mount,
-// so the paths a worker is told (env, args) point where the volume really is.
-func rewrite(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
+func rewritePath(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
 	best, out := "", s
 	for _, m := range mounts {
 		dir, ok := volumes[m.Name]
 		mountPath := strings.TrimSuffix(m.MountPath, "/")
 		if !ok || mountPath == "" || len(mountPath) <= len(best) {
 			continue
+		}
+		if m.SubPath != "" {
+			dir = filepath.Join(dir, m.SubPath)
 		}
 		if s == mountPath || strings.HasPrefix(s, mountPath+"/") {
 			best, out = mountPath, dir+strings.TrimPrefix(s, mountPath)
@@ -123,9 +133,17 @@ func rewrite(s string, mounts []corev1.VolumeMount, volumes map[string]string) s
 
 func (p *RunningPod) run(ctx context.Context) {
 	defer close(p.done)
-	volumes, err := p.volumePaths()
-	if err != nil {
-		p.finish(corev1.PodFailed, err.Error())
+	// Token and hosts refreshes live as long as the pod's processes, not until Stop: a finished
+	// pod's files stay as they were.
+	background, stopBackground := context.WithCancel(ctx)
+	var refreshers sync.WaitGroup
+	defer func() {
+		stopBackground()
+		refreshers.Wait()
+	}()
+	volumes, ok := p.prepare(ctx, background, &refreshers)
+	if !ok {
+		p.finish(corev1.PodFailed, "stopped")
 		return
 	}
 	for i, c := range p.pod.Spec.InitContainers {
@@ -157,6 +175,50 @@ func (p *RunningPod) run(ctx context.Context) {
 		}
 	}
 	p.finish(corev1.PodSucceeded, "")
+}
+
+// prepare writes the pod's hosts file and volumes before any container starts, retrying a failed
+// setup (a ConfigMap not created yet, say) with backoff as the kubelet does, and starts the
+// refreshers. It returns false if ctx ends first.
+func (p *RunningPod) prepare(ctx, background context.Context, refreshers *sync.WaitGroup) (map[string]string, bool) {
+	backoff := p.opts.RestartBackoff
+	for {
+		volumes, tokens, hosts, err := p.setUp(ctx)
+		if err == nil {
+			for _, token := range tokens {
+				refreshers.Go(func() { p.refreshToken(background, token) })
+			}
+			if p.opts.ClusterHosts != nil {
+				refreshers.Go(func() { p.refreshHosts(background, hosts) })
+			}
+			return volumes, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		p.setAllWaiting("CreateContainerConfigError", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// setUp writes the pod's hosts file and volumes; it returns the volumes' directories, the tokens
+// to refresh and the hosts file's content.
+func (p *RunningPod) setUp(ctx context.Context) (map[string]string, []*projectedToken, []byte, error) {
+	podDir := filepath.Join(p.opts.NodeRoot, "pods", string(p.pod.UID))
+	if err := os.MkdirAll(podDir, 0o755); err != nil {
+		return nil, nil, nil, fmt.Errorf("creating the pod directory: %w", err)
+	}
+	hosts := hostsContent(p.pod, p.opts.PodIP, p.clusterHosts())
+	if err := writeHosts(p.hostsPath(), hosts); err != nil {
+		return nil, nil, nil, err
+	}
+	volumes, tokens, err := p.setUpVolumes(ctx)
+	return volumes, tokens, hosts, err
 }
 
 // superviseContainer runs a container and restarts it as restartPolicy says; it returns the last
@@ -191,8 +253,13 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 		p.setWaiting(status, "CreateContainerConfigError", err.Error())
 		return -1, err
 	}
+	mounts, err := subPaths(c.VolumeMounts, volumes, env)
+	if err != nil {
+		p.setWaiting(status, "CreateContainerConfigError", err.Error())
+		return -1, err
+	}
 	for name, v := range env {
-		env[name] = rewrite(v, c.VolumeMounts, volumes)
+		env[name] = rewrite(v, mounts, volumes)
 	}
 	argv, err := Command(&c, p.opts.Images, env)
 	if err != nil {
@@ -204,7 +271,13 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 		envList = append(envList, name+"="+v)
 	}
 	for j := range argv[1:] {
-		argv[j+1] = rewrite(argv[j+1], c.VolumeMounts, volumes)
+		argv[j+1] = rewrite(argv[j+1], mounts, volumes)
+	}
+	if p.opts.IsolateHosts {
+		if argv, err = isolateHosts(argv, p.hostsPath()); err != nil {
+			p.setWaiting(status, "RunContainerError", err.Error())
+			return -1, err
+		}
 	}
 	logPath := filepath.Join(p.opts.LogDir, fmt.Sprintf("%s_%s_%s.log", p.pod.Namespace, p.pod.Name, c.Name))
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -272,6 +345,42 @@ func (p *RunningPod) setWaiting(status *corev1.ContainerStatus, reason, message 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	status.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}
+}
+
+// setAllWaiting marks every container as waiting, as while the pod's volumes cannot be set up.
+func (p *RunningPod) setAllWaiting(reason, message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, statuses := range [][]corev1.ContainerStatus{p.init, p.containers} {
+		for i := range statuses {
+			statuses[i].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}
+		}
+	}
+}
+
+// subPaths returns the container's mounts with subPathExpr expanded into subPath, creating a
+// missing subPath as a directory as the kubelet does.
+func subPaths(mounts []corev1.VolumeMount, volumes map[string]string, env map[string]string) ([]corev1.VolumeMount, error) {
+	out := make([]corev1.VolumeMount, 0, len(mounts))
+	for _, m := range mounts {
+		if m.SubPathExpr != "" {
+			m.SubPath, m.SubPathExpr = Expand(m.SubPathExpr, env), ""
+		}
+		dir, ok := volumes[m.Name]
+		if m.SubPath != "" && ok {
+			if !filepath.IsLocal(m.SubPath) {
+				return nil, fmt.Errorf("volumeMount %s: subPath %q must be relative and stay inside the volume", m.Name, m.SubPath)
+			}
+			path := filepath.Join(dir, m.SubPath)
+			if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(path, 0o755); err != nil {
+					return nil, fmt.Errorf("volumeMount %s: creating subPath: %w", m.Name, err)
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func (p *RunningPod) setPhase(phase corev1.PodPhase) {

@@ -21,6 +21,10 @@ func TestRewriteUsesTheLongestMount(t *testing.T) {
 		"/home/data":                 "/node/host/data",
 		"/home/database":             "/home/database",
 		"s3://bucket/home/data/file": "s3://bucket/home/data/file",
+		"--index=/home/data/i.txt":   "--index=/node/host/data/i.txt",
+		"-v=2":                       "-v=2",
+		"--url=s3://b/home/data":     "--url=s3://b/home/data",
+		"a=/home/data/x":             "a=/home/data/x",
 	}
 	for in, want := range cases {
 		require.Equal(t, want, rewrite(in, mounts, volumes), in)
@@ -86,8 +90,8 @@ func TestRestartPolicies(t *testing.T) {
 			script: `n=$(cat "$SCRATCH/n" 2>/dev/null || echo 0); echo $((n+1)) > "$SCRATCH/n"; [ "$n" -ge 2 ]`},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			pod, err := StartPod(shPod(tc.policy, tc.script), runnerOptions(t))
+		forEachHostsMode(t, name, func(t *testing.T, opts RunnerOptions) {
+			pod, err := StartPod(shPod(tc.policy, tc.script), opts)
 			require.NoError(t, err)
 			select {
 			case <-pod.Done():
@@ -102,7 +106,10 @@ func TestRestartPolicies(t *testing.T) {
 }
 
 func TestStopEndsTheProcessAndItsChildren(t *testing.T) {
-	opts := runnerOptions(t)
+	forEachHostsMode(t, "stop", testStopEndsTheProcessAndItsChildren)
+}
+
+func testStopEndsTheProcessAndItsChildren(t *testing.T, opts RunnerOptions) {
 	pod, err := StartPod(shPod(corev1.RestartPolicyAlways, `sleep 300 & echo $! > "$SCRATCH/child"; wait`), opts)
 	require.NoError(t, err)
 	childFile := filepath.Join(opts.NodeRoot, "pods", "uid-1", "volumes", "scratch", "child")
@@ -117,6 +124,20 @@ func TestStopEndsTheProcessAndItsChildren(t *testing.T) {
 	pod.Stop()
 	require.Eventually(t, func() bool { return !alive(strings.TrimSpace(string(data))) }, 5*time.Second, 20*time.Millisecond,
 		"the container's child process survived Stop")
+}
+
+// forEachHostsMode runs test as a subtest with plain processes and with processes isolated in
+// their own mount namespace (IsolateHosts): the wrapper must keep PIDs, process groups and exit
+// codes.
+func forEachHostsMode(t *testing.T, name string, test func(t *testing.T, opts RunnerOptions)) {
+	t.Helper()
+	t.Run(name+", plain", func(t *testing.T) { test(t, runnerOptions(t)) })
+	t.Run(name+", isolated hosts", func(t *testing.T) {
+		requireUnshare(t)
+		opts := runnerOptions(t)
+		opts.IsolateHosts = true
+		test(t, opts)
+	})
 }
 
 func TestUnknownImageIsReported(t *testing.T) {

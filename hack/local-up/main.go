@@ -1,0 +1,91 @@
+// Command local-up runs Sedna on this machine (test/localsedna) until interrupted: a real control
+// plane, a cloud node and edge nodes whose pods run as processes, sedna-gm and one sedna-lc per
+// edge node. hack/local-up.sh builds what it needs and runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/test/localcluster"
+	"github.com/sedna-go/sedna/test/localsedna"
+)
+
+func main() {
+	klog.InitFlags(nil)
+	dir := flag.String("dir", filepath.Join(localcluster.RepoRoot(), "_output", "local"), "working directory (kubeconfig, node roots, logs)")
+	edgeNodes := flag.Int("edge-nodes", 2, "number of edge nodes")
+	demo := flag.Bool("demo", false, "run the joint inference MNIST demo once Sedna is up")
+	exitAfterDemo := flag.Bool("exit-after-demo", false, "stop after the demo instead of waiting for Ctrl-C")
+	flag.Parse()
+	if err := run(*dir, *edgeNodes, *demo, *exitAfterDemo); err != nil {
+		fmt.Fprintln(os.Stderr, "local-up:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir string, edgeNodes int, demo, exitAfterDemo bool) (err error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := klog.Background()
+	ctx = klog.NewContext(ctx, logger)
+	start := time.Now()
+	sedna, err := localsedna.Start(ctx, localsedna.Options{Dir: dir, EdgeNodes: edgeNodes, DatasetCheckPeriod: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Println("Stopping local Sedna ...")
+		if stopErr := sedna.Stop(); stopErr != nil && err == nil {
+			err = stopErr
+		}
+		fmt.Println("Stopped; nothing started by local-up is running. Logs are kept in", dir)
+	}()
+	fmt.Printf(`
+Local Sedna is up (%s): a cloud node and %d edge nodes, sedna-gm, and sedna-lc on every edge node.
+
+  export KUBECONFIG=%s
+  kubectl get nodes,pods -A -o wide
+  kubectl get sedna -A
+
+Nodes' host file systems are under %s/nodes/<node>/host (hostPath /data is <node>/host/data).
+Container logs: %s/nodes/<node>/logs; GM's log: %s.
+Examples: examples/joint_inference/mnist (its README says how to run it here).
+
+Press Ctrl-C to stop everything.
+`, time.Since(start).Round(time.Second), edgeNodes, sedna.Kubeconfig, dir, dir, sedna.GMLog())
+	if demo {
+		if err := runDemo(ctx, sedna); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if exitAfterDemo {
+			return nil
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-nodeFailure(sedna):
+		return sedna.Err()
+	}
+}
+
+// nodeFailure is closed if a node stops on its own.
+func nodeFailure(s *localsedna.Sedna) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for s.Err() == nil {
+			time.Sleep(time.Second)
+		}
+		close(ch)
+	}()
+	return ch
+}

@@ -1,0 +1,283 @@
+package processnode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+type tokenRequest struct {
+	pod, audience     string
+	expirationSeconds int64
+}
+
+// fakeTokens issues numbered tokens valid for lifetime.
+type fakeTokens struct {
+	lifetime time.Duration
+
+	mu       sync.Mutex
+	requests []tokenRequest
+}
+
+func (f *fakeTokens) CreateToken(_ context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, tokenRequest{pod: pod.Namespace + "/" + pod.Name, audience: audience, expirationSeconds: expirationSeconds})
+	return fmt.Sprintf("token-%d", len(f.requests)), time.Now().Add(f.lifetime), nil
+}
+
+func (f *fakeTokens) issued() []tokenRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]tokenRequest(nil), f.requests...)
+}
+
+// lockedObjects lets a test create objects while a pod's setup is reading them.
+type lockedObjects struct {
+	mu      sync.Mutex
+	objects objects
+}
+
+func (l *lockedObjects) Secret(namespace, name string) (*corev1.Secret, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.objects.Secret(namespace, name)
+}
+
+func (l *lockedObjects) ConfigMap(namespace, name string) (*corev1.ConfigMap, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.objects.ConfigMap(namespace, name)
+}
+
+func (l *lockedObjects) addConfigMap(name string, cm *corev1.ConfigMap) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.objects.configMaps[name] = cm
+}
+
+func TestRewriteMapsSubPaths(t *testing.T) {
+	mounts := []corev1.VolumeMount{
+		{Name: "config", MountPath: "/etc/sedna/gm.yaml", SubPath: "gm.yaml"},
+		{Name: "data", MountPath: "/data", SubPath: "pod-a/in"},
+	}
+	volumes := map[string]string{"config": "/node/pods/u/volumes/config", "data": "/node/host/data"}
+	cases := map[string]string{
+		"/etc/sedna/gm.yaml":   "/node/pods/u/volumes/config/gm.yaml",
+		"/etc/sedna/other":     "/etc/sedna/other",
+		"/data/train.txt":      "/node/host/data/pod-a/in/train.txt",
+		"--config=/etc/sedna/": "--config=/etc/sedna/",
+	}
+	for in, want := range cases {
+		require.Equal(t, want, rewrite(in, mounts, volumes), in)
+	}
+}
+
+func projectedPod(script string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "gm", Namespace: "sedna", UID: "uid-v", Labels: map[string]string{"app": "gm"}},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Volumes: []corev1.Volume{
+				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "gm-config"}}}},
+				{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s3",
+					Items: []corev1.KeyToPath{{Key: "id", Path: "aws/id", Mode: ptr.To(int32(0o400))}}}}},
+				{Name: "maybe", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Optional: ptr.To(true)}}},
+				{Name: "api", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "lc/token", Audience: "sedna", ExpirationSeconds: ptr.To(int64(600))}},
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "root-ca"},
+						Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+					{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{
+						{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+						{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+					}}},
+				}}}},
+			},
+			Containers: []corev1.Container{{Name: "main", Image: "shell", Args: []string{"-c", script},
+				Env: []corev1.EnvVar{
+					{Name: "GM_CONFIG", Value: "/etc/sedna/gm.yaml"},
+					{Name: "SA", Value: "/var/run/secrets/kubernetes.io/serviceaccount"},
+					{Name: "CREDS", Value: "/creds/aws/id"},
+				},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "config", MountPath: "/etc/sedna/gm.yaml", SubPath: "gm.yaml"},
+					{Name: "creds", MountPath: "/creds"},
+					{Name: "api", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"},
+				}}},
+		},
+	}
+}
+
+func volumeObjects() objects {
+	return objects{
+		secrets: map[string]*corev1.Secret{"s3": {Data: map[string][]byte{"id": []byte("AKIA"), "key": []byte("hidden")}}},
+		configMaps: map[string]*corev1.ConfigMap{
+			"gm-config": {Data: map[string]string{"gm.yaml": "kubeConfig: \"\"\n", "other": "x"}},
+			"root-ca":   {Data: map[string]string{"ca.crt": "CA", "unused": "u"}},
+		},
+	}
+}
+
+// TestVolumesAreWrittenBeforeContainersStart checks each materialised volume type through what a
+// container reads at its rewritten paths, and the files' modes.
+func TestVolumesAreWrittenBeforeContainersStart(t *testing.T) {
+	opts := runnerOptions(t)
+	opts.Objects = volumeObjects()
+	tokens := &fakeTokens{lifetime: time.Hour}
+	opts.Tokens = tokens
+	pod, err := StartPod(projectedPod(`set -e; cat "$GM_CONFIG"; cat "$CREDS"; echo; cat "$SA/token" "$SA/lc/token" "$SA/ca.crt" "$SA/namespace"; echo; cat "$SA/labels"`), opts)
+	require.NoError(t, err)
+	<-pod.Done()
+	status := pod.Status()
+	require.Equal(t, corev1.PodSucceeded, status.Phase, "%s %+v", status.Message, status.ContainerStatuses)
+	log, err := os.ReadFile(filepath.Join(opts.LogDir, "sedna_gm_main.log"))
+	require.NoError(t, err)
+	require.Equal(t, "kubeConfig: \"\"\nAKIA\ntoken-1token-2CAsedna\napp=\"gm\"", string(log))
+
+	require.Equal(t, []tokenRequest{
+		{pod: "sedna/gm", audience: "", expirationSeconds: 3600},
+		{pod: "sedna/gm", audience: "sedna", expirationSeconds: 600},
+	}, tokens.issued())
+
+	volumes := filepath.Join(opts.NodeRoot, "pods", "uid-v", "volumes")
+	modes := map[string]os.FileMode{
+		"config/gm.yaml": 0o644, "config/other": 0o644, "creds/aws/id": 0o400,
+		"api/token": 0o600, "api/lc/token": 0o600, "api/ca.crt": 0o644, "api/namespace": 0o644,
+	}
+	for path, want := range modes {
+		info, err := os.Stat(filepath.Join(volumes, path))
+		require.NoError(t, err, path)
+		require.Equal(t, want, info.Mode().Perm(), path)
+	}
+	for _, absent := range []string{"creds/key", "api/unused"} {
+		_, err := os.Stat(filepath.Join(volumes, absent))
+		require.ErrorIs(t, err, os.ErrNotExist, "only the listed items are written: %s", absent)
+	}
+	entries, err := os.ReadDir(filepath.Join(volumes, "maybe"))
+	require.NoError(t, err, "a missing optional configMap is an empty volume")
+	require.Empty(t, entries)
+}
+
+// TestMissingObjectKeepsThePodWaiting: like the kubelet, a volume whose non-optional object is
+// missing holds the pod back with CreateContainerConfigError until the object appears.
+func TestMissingObjectKeepsThePodWaiting(t *testing.T) {
+	opts := runnerOptions(t)
+	src := &lockedObjects{objects: volumeObjects()}
+	delete(src.objects.configMaps, "gm-config")
+	opts.Objects = src
+	opts.Tokens = &fakeTokens{lifetime: time.Hour}
+	pod, err := StartPod(projectedPod(`cat "$GM_CONFIG"`), opts)
+	require.NoError(t, err)
+	t.Cleanup(pod.Stop)
+	require.Eventually(t, func() bool {
+		waiting := pod.Status().ContainerStatuses[0].State.Waiting
+		return waiting != nil && waiting.Reason == "CreateContainerConfigError"
+	}, 10*time.Second, 20*time.Millisecond)
+	status := pod.Status()
+	require.Equal(t, corev1.PodPending, status.Phase)
+	require.Contains(t, status.ContainerStatuses[0].State.Waiting.Message, `volume config: configMap gm-config: configmap "gm-config" not found`)
+
+	src.addConfigMap("gm-config", &corev1.ConfigMap{Data: map[string]string{"gm.yaml": "late\n"}})
+	select {
+	case <-pod.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pod did not start once its configMap existed")
+	}
+	require.Equal(t, corev1.PodSucceeded, pod.Status().Phase)
+	log, err := os.ReadFile(filepath.Join(opts.LogDir, "sedna_gm_main.log"))
+	require.NoError(t, err)
+	require.Equal(t, "late\n", string(log))
+}
+
+func TestMissingItemKeyIsAnError(t *testing.T) {
+	opts := runnerOptions(t)
+	opts.Objects = volumeObjects()
+	pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "p", UID: "u"}}, opts: opts}
+	items := []corev1.KeyToPath{{Key: "missing", Path: "m"}}
+	_, err := pod.configMapFiles("root-ca", items, defaultFileMode, nil)
+	require.ErrorContains(t, err, "configMap root-ca has no key missing")
+	files, err := pod.configMapFiles("root-ca", items, defaultFileMode, ptr.To(true))
+	require.NoError(t, err, "an optional configMap's missing keys are skipped")
+	require.Empty(t, files)
+	_, err = pod.secretFiles("s3", nil, defaultFileMode, nil)
+	require.NoError(t, err)
+	_, _, err = pod.setUpVolumes(context.Background())
+	require.NoError(t, err, "a pod without volumes needs nothing")
+
+	require.ErrorContains(t, writeFileAtomic(t.TempDir(), "../escape", nil, 0o644), "must be relative and stay inside the volume")
+}
+
+// TestTokensAreRefreshedUntilThePodStops uses tokens that live a second: each is replaced, through
+// a rename, when 80% of its life has passed, and refreshing ends with the pod.
+func TestTokensAreRefreshedUntilThePodStops(t *testing.T) {
+	opts := runnerOptions(t)
+	tokens := &fakeTokens{lifetime: time.Second}
+	opts.Tokens = tokens
+	p := projectedPod("sleep 300")
+	p.Spec.Volumes = p.Spec.Volumes[3:4]
+	p.Spec.Volumes[0].Projected.Sources = p.Spec.Volumes[0].Projected.Sources[:1]
+	p.Spec.Containers[0].VolumeMounts = p.Spec.Containers[0].VolumeMounts[2:]
+	start := time.Now()
+	pod, err := StartPod(p, opts)
+	require.NoError(t, err)
+	tokenPath := filepath.Join(opts.NodeRoot, "pods", "uid-v", "volumes", "api", "token")
+	require.Eventually(t, func() bool {
+		data, err := os.ReadFile(tokenPath)
+		return err == nil && string(data) == "token-3"
+	}, 10*time.Second, 10*time.Millisecond, "the token should be refreshed twice")
+	// Two refreshes at 80% of a second each: not before 1.6s, and not much later.
+	require.GreaterOrEqual(t, time.Since(start), 1600*time.Millisecond)
+	info, err := os.Stat(tokenPath)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	entries, err := os.ReadDir(filepath.Dir(tokenPath))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary files are left behind: %v", entries)
+
+	pod.Stop()
+	issued := len(tokens.issued())
+	time.Sleep(1500 * time.Millisecond)
+	require.Len(t, tokens.issued(), issued, "a stopped pod's tokens are not refreshed")
+}
+
+func TestRefreshAt(t *testing.T) {
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := map[string]struct {
+		lifetime time.Duration
+		want     time.Duration
+	}{
+		"an hour's token at 48 minutes":    {lifetime: time.Hour, want: 48 * time.Minute},
+		"an extended token after a day":    {lifetime: 365 * 24 * time.Hour, want: 24 * time.Hour},
+		"a second's token at 800 millis":   {lifetime: time.Second, want: 800 * time.Millisecond},
+		"an already expired token at once": {lifetime: -time.Second, want: -800 * time.Millisecond},
+	}
+	for name, tc := range cases {
+		token := &projectedToken{issued: issued, expiry: issued.Add(tc.lifetime)}
+		require.Equal(t, issued.Add(tc.want), token.refreshAt(), name)
+	}
+}
+
+func TestSubPathIsCreatedAndChecked(t *testing.T) {
+	dir := t.TempDir()
+	volumes := map[string]string{"data": dir}
+	mounts, err := subPaths([]corev1.VolumeMount{{Name: "data", MountPath: "/out", SubPathExpr: "$(POD)/out"}}, volumes, map[string]string{"POD": "p1"})
+	require.NoError(t, err)
+	require.Equal(t, "p1/out", mounts[0].SubPath)
+	require.DirExists(t, filepath.Join(dir, "p1", "out"))
+	require.Equal(t, filepath.Join(dir, "p1", "out", "model.pb"), rewrite("/out/model.pb", mounts, volumes))
+
+	_, err = subPaths([]corev1.VolumeMount{{Name: "data", MountPath: "/out", SubPath: "../etc"}}, volumes, nil)
+	require.ErrorContains(t, err, `subPath "../etc" must be relative`)
+}

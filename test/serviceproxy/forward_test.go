@@ -1,0 +1,80 @@
+package serviceproxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/klog/v2/ktesting"
+)
+
+// startPortProxy serves a portProxy on a free loopback port without a cluster.
+func startPortProxy(t *testing.T, endpoints []string) (*portProxy, string) {
+	t.Helper()
+	logger, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	pp := &portProxy{listener: listener, dialTimeout: 2 * time.Second, conns: newConnSet(), logger: logger}
+	pp.setEndpoints(endpoints)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go pp.acceptLoop(ctx, &wg)
+	t.Cleanup(func() {
+		cancel()
+		_ = listener.Close()
+		pp.conns.closeAll()
+		wg.Wait()
+	})
+	return pp, listener.Addr().String()
+}
+
+func TestForwardRoundRobinWithFailover(t *testing.T) {
+	first := echoServer(t, "127.0.0.1:0", "first")
+	second := echoServer(t, "127.0.0.1:0", "second")
+	dead := unusedAddress(t, "127.0.0.1")
+	_, address := startPortProxy(t, mergeEndpoints([]string{first, second, dead}))
+
+	// The answer after the identity proves the request crossed the proxy's half-close.
+	counts := map[string]int{}
+	for range 6 {
+		answer, err := request(address)
+		require.NoError(t, err)
+		counts[answer]++
+	}
+	// Connections that start at the dead endpoint fall over to the next one, so both live
+	// endpoints serve and every connection succeeds.
+	require.Len(t, counts, 2, "answers: %v", counts)
+	require.Positive(t, counts["first\nping"])
+	require.Positive(t, counts["second\nping"])
+}
+
+func TestForwardWithoutEndpointsClosesConnection(t *testing.T) {
+	pp, address := startPortProxy(t, nil)
+	// Closed unread, the connection ends in an EOF or a reset depending on timing; either way
+	// there is no answer.
+	answer, err := request(address)
+	require.Error(t, err, "answer: %q", answer)
+
+	require.True(t, pp.setEndpoints([]string{echoServer(t, "127.0.0.1:0", "late")}))
+	answer, err = request(address)
+	require.NoError(t, err)
+	require.Equal(t, "late\nping", answer)
+}
+
+func TestCandidatesRotate(t *testing.T) {
+	pp := &portProxy{}
+	require.Empty(t, pp.candidates())
+	pp.setEndpoints([]string{"a", "b", "c"})
+	require.Equal(t, []string{"a", "b", "c"}, pp.candidates())
+	require.Equal(t, []string{"b", "c", "a"}, pp.candidates())
+	require.False(t, pp.setEndpoints([]string{"a", "b", "c"}), "unchanged endpoints keep the rotation")
+	require.Equal(t, []string{"c", "a", "b"}, pp.candidates())
+	require.True(t, pp.reportOnce())
+	require.False(t, pp.reportOnce())
+	require.True(t, pp.setEndpoints([]string{"a"}))
+	require.True(t, pp.reportOnce(), "a change of endpoints re-arms the report")
+}
