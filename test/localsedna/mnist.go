@@ -1,0 +1,52 @@
+package localsedna
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/sedna-go/sedna/test/localcluster"
+)
+
+// MNISTModelDir is where the joint inference MNIST example's models are trained to, once:
+// training is deterministic, so the files are reused across runs.
+func MNISTModelDir() string {
+	return filepath.Join(localcluster.RepoRoot(), "_output", "mnist", "models")
+}
+
+// InstallMNISTModels trains the examples/joint_inference/mnist models if they are not there yet
+// and copies them to where the example's Models point: /data/mnist/models on edge-node-1 (edge)
+// and on the cloud node (cloud). It returns mnist-train's output, empty if nothing was trained.
+func (s *Sedna) InstallMNISTModels(ctx context.Context) (string, error) {
+	dir := MNISTModelDir()
+	var trained []byte
+	if _, err := os.Stat(filepath.Join(dir, "cloud.model")); err != nil {
+		cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, "mnist-train"), "--out-dir", dir)
+		cmd.Dir = localcluster.RepoRoot() // mnist-train finds the MNIST files through the module cache
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("training the MNIST models: %w\n%s", err, out)
+		}
+		trained = out
+	}
+	for node, file := range map[string]string{EdgeNodeName(1): "edge.model", CloudNode: "cloud.model"} {
+		n, ok := s.Node(node)
+		if !ok {
+			return "", fmt.Errorf("no node %s", node)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return "", err
+		}
+		dst := n.HostPath("/data/mnist/models/" + file)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return string(trained), nil
+}
