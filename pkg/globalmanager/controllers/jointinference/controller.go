@@ -8,13 +8,17 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
@@ -31,13 +35,24 @@ const Kind = "jointinferenceservice"
 
 // Controller reconciles JointInferenceServices.
 type Controller struct {
-	client     sednaclientset.Interface
-	lister     sednalisters.JointInferenceServiceLister
-	synced     cache.InformerSynced
-	queue      workqueue.TypedRateLimitingInterface[string]
-	downstream runtime.Downstream
-	models     *runtime.Bindings
-	metrics    *runtime.SyncMetrics
+	client      sednaclientset.Interface
+	kubeClient  kubernetes.Interface
+	lister      sednalisters.JointInferenceServiceLister
+	modelLister sednalisters.ModelLister
+	deployments appslisters.DeploymentLister
+	services    corelisters.ServiceLister
+	hpas        autoscalinglisters.HorizontalPodAutoscalerLister
+	synced      []cache.InformerSynced
+	queue       workqueue.TypedRateLimitingInterface[string]
+	downstream  runtime.Downstream
+	models      *runtime.Bindings
+	metrics     *runtime.SyncMetrics
+	recorder    record.EventRecorder
+	lcServer    string
+	// now is the clock of status times; a test seam.
+	now func() metav1.Time
+	// blockedRetry is how long a service waits for a missing Model or Secret before the next look.
+	blockedRetry time.Duration
 
 	reportsMu sync.Mutex
 	reports   map[string][]sednav1.Metric
@@ -49,23 +64,105 @@ var (
 	_ runtime.DownstreamPrimer  = (*Controller)(nil)
 )
 
-// New builds the controller.
+// New builds the controller. It registers the Deployment, Service and HPA informers of the kube
+// factory, so that the manager starts them, and enqueues a service when one of its children or
+// one of its Models changes.
 func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	informer := deps.SednaInformers.Sedna().V1alpha1().JointInferenceServices()
+	modelInformer := deps.SednaInformers.Sedna().V1alpha1().Models()
+	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
+	serviceInformer := deps.KubeInformers.Core().V1().Services()
+	hpaInformer := deps.KubeInformers.Autoscaling().V2().HorizontalPodAutoscalers()
+	recorder := deps.Recorder
+	if recorder == nil {
+		recorder = &record.FakeRecorder{} // drops events: no channel
+	}
 	c := &Controller{
-		client: deps.SednaClient, lister: informer.Lister(), synced: informer.Informer().HasSynced,
+		client: deps.SednaClient, kubeClient: deps.KubeClient, lister: informer.Lister(),
+		modelLister: modelInformer.Lister(), deployments: deploymentInformer.Lister(),
+		services: serviceInformer.Lister(), hpas: hpaInformer.Lister(),
+		synced: []cache.InformerSynced{
+			informer.Informer().HasSynced, modelInformer.Informer().HasSynced,
+			deploymentInformer.Informer().HasSynced, serviceInformer.Informer().HasSynced,
+			hpaInformer.Informer().HasSynced,
+		},
 		queue: runtime.NewQueue(Name), downstream: deps.Downstream, models: deps.Models,
-		metrics: runtime.NewSyncMetrics(deps.Metrics, "jointinference"), reports: map[string][]sednav1.Metric{},
+		metrics: runtime.NewSyncMetrics(deps.Metrics, "jointinference"), recorder: recorder,
+		lcServer: deps.LCServer, now: metav1.Now, blockedRetry: 30 * time.Second,
+		reports: map[string][]sednav1.Metric{},
 	}
 	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
 		return nil, fmt.Errorf("watching joint inference services: %w", err)
 	}
+	if _, err := modelInformer.Informer().AddEventHandler(changeHandler(c.enqueueModelUsers)); err != nil {
+		return nil, fmt.Errorf("watching models: %w", err)
+	}
+	for name, childInformer := range map[string]cache.SharedIndexInformer{
+		"deployments": deploymentInformer.Informer(), "services": serviceInformer.Informer(),
+		"horizontal pod autoscalers": hpaInformer.Informer(),
+	} {
+		if _, err := childInformer.AddEventHandler(changeHandler(c.enqueueOwner)); err != nil {
+			return nil, fmt.Errorf("watching %s: %w", name, err)
+		}
+	}
 	return c, nil
+}
+
+// changeHandler calls enqueue with every added, changed or deleted object (tombstones
+// unwrapped), dropping resyncs that carry no change.
+func changeHandler(enqueue func(obj metav1.Object)) cache.ResourceEventHandlerFuncs {
+	call := func(obj any) {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		if meta, ok := obj.(metav1.Object); ok {
+			enqueue(meta)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: call,
+		UpdateFunc: func(oldObj, newObj any) {
+			oldMeta, ok1 := oldObj.(metav1.Object)
+			newMeta, ok2 := newObj.(metav1.Object)
+			if ok1 && ok2 && oldMeta.GetResourceVersion() == newMeta.GetResourceVersion() {
+				return
+			}
+			call(newObj)
+		},
+		DeleteFunc: call,
+	}
+}
+
+// enqueueOwner enqueues the service controlling a child, checked by UID so that a child left by a
+// deleted service of the same name does not wake its successor.
+func (c *Controller) enqueueOwner(child metav1.Object) {
+	ref := metav1.GetControllerOf(child)
+	if ref == nil || ref.Kind != KindName || ref.APIVersion != sednav1.SchemeGroupVersion.String() {
+		return
+	}
+	ji, err := c.lister.JointInferenceServices(child.GetNamespace()).Get(ref.Name)
+	if err != nil || ji.UID != ref.UID {
+		return
+	}
+	c.queue.Add(child.GetNamespace() + "/" + ref.Name)
+}
+
+// enqueueModelUsers enqueues the services using a Model, whose URL their workers carry.
+func (c *Controller) enqueueModelUsers(m metav1.Object) {
+	services, err := c.lister.JointInferenceServices(m.GetNamespace()).List(labels.Everything())
+	if err != nil {
+		return // a lister List only fails on a bad selector
+	}
+	for _, ji := range services {
+		if ji.Spec.CloudWorker.Model.Name == m.GetName() || ji.Spec.EdgeWorker.Model.Name == m.GetName() {
+			c.queue.Add(ji.Namespace + "/" + ji.Name)
+		}
+	}
 }
 
 // Run implements runtime.FeatureController.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	runtime.RunWorkers(ctx, Name, c.queue, workers, c.metrics, c.sync, c.synced)
+	runtime.RunWorkers(ctx, Name, c.queue, workers, c.metrics, c.sync, c.synced...)
 }
 
 // PrimeDownstream implements runtime.DownstreamPrimer.
@@ -84,51 +181,6 @@ func (c *Controller) publish(ji *sednav1.JointInferenceService) error {
 		return err
 	}
 	c.downstream.Publish(key, version, data, node)
-	return nil
-}
-
-func (c *Controller) sync(ctx context.Context, key string) error {
-	namespace, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return fmt.Errorf("parsing key %q: %w", key, err)
-	}
-	cached, err := c.lister.JointInferenceServices(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		channelKey := runtime.Key(Kind, namespace, name)
-		c.models.Set(channelKey, nil, nil)
-		c.downstream.Unpublish(channelKey)
-		c.reportsMu.Lock()
-		delete(c.reports, key)
-		c.reportsMu.Unlock()
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("getting joint inference service %s: %w", key, err)
-	}
-	if err := c.publish(cached); err != nil {
-		return err
-	}
-	c.reportsMu.Lock()
-	metrics, ok := c.reports[key]
-	c.reportsMu.Unlock()
-	status := cached.Status.DeepCopy()
-	status.ObservedGeneration = cached.Generation
-	if status.StartTime == nil {
-		now := metav1.Now()
-		status.StartTime = &now
-	}
-	if ok {
-		status.Metrics = metrics
-	}
-	if equality.Semantic.DeepEqual(&cached.Status, status) {
-		return nil
-	}
-	ji := cached.DeepCopy()
-	ji.Status = *status
-	if _, err := c.client.SednaV1alpha1().JointInferenceServices(namespace).UpdateStatus(ctx, ji, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("updating the status of joint inference service %s: %w", key, err)
-	}
-	klog.FromContext(ctx).V(4).Info("Updated joint inference status", "service", klog.KObj(ji))
 	return nil
 }
 

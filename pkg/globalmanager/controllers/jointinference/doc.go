@@ -1,6 +1,16 @@
 // Package jointinference is the GM controller of JointInferenceServices.
 //
-// This first part sends each service to the LC of its edge worker's node and turns the edge
-// worker's reports (upstream's inference counters) into status.metrics. Creating the cloud and
-// edge worker Deployments, the Service and the HPAs comes with the joint-inference feature.
+// It owns the service's children and converges them on every sync: the cloud worker Deployment
+// "<name>-deployment-cloud", its Service "<name>-cloud" on port 5000, the edge worker Deployment
+// "<name>-deployment-edge" and, when asked for, the HPAs "hpa-<deployment>". Worker pods get
+// upstream's env contract (plus JOB_NAME on both sides, and an LC_SERVER that works without
+// hostNetwork) and their Models' locations through pkg/globalmanager/workers. Children changes
+// and Model changes enqueue the service; status (Ready/Failed conditions, active, failed, phase)
+// is written through the status subresource only when it changes.
+//
+// It also sends each service to the LC of its edge worker's node, binds the edge model there,
+// and turns the edge worker's reports (upstream's inference counters) into status.metrics.
+//
+// Files: controller.go (construction, handlers, reports), sync.go (convergence), workers.go
+// (pure builders of the workers), status.go (status from the children).
 package jointinference

@@ -1,0 +1,350 @@
+package jointinference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
+)
+
+// Ready condition reasons for problems in what the service refers to; while one of them holds,
+// no child is created or updated.
+const (
+	reasonModelNotFound      = "ModelNotFound"
+	reasonCredentialNotFound = "CredentialNotFound"
+	reasonInvalidCredential  = "InvalidCredential"
+	reasonInvalidSpec        = "InvalidSpec"
+)
+
+// blocker is a problem in the service's references that keeps its workers from being built.
+type blocker struct{ reason, message string }
+
+// workerDeployments are the two worker Deployments as last seen or written (nil when absent).
+type workerDeployments struct{ cloud, edge *appsv1.Deployment }
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return fmt.Errorf("parsing key %q: %w", key, err)
+	}
+	cached, err := c.lister.JointInferenceServices(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		// The children go with the service through their owner references.
+		channelKey := runtime.Key(Kind, namespace, name)
+		c.models.Set(channelKey, nil, nil)
+		c.downstream.Unpublish(channelKey)
+		c.reportsMu.Lock()
+		delete(c.reports, key)
+		c.reportsMu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("getting joint inference service %s: %w", key, err)
+	}
+	if err := c.publish(cached); err != nil {
+		return err
+	}
+	ji := cached.DeepCopy()
+	if ji.DeletionTimestamp != nil {
+		return nil // the garbage collector is removing the children; nothing to converge
+	}
+
+	block, deployments, convergeErr := c.converge(ctx, ji)
+	if block != nil {
+		klog.FromContext(ctx).V(2).Info("Joint inference service blocked", "service", klog.KObj(ji),
+			"reason", block.reason, "message", block.message)
+		c.queue.AddAfter(key, c.blockedRetry)
+	}
+
+	c.reportsMu.Lock()
+	metrics, reported := c.reports[key]
+	c.reportsMu.Unlock()
+	status := c.computeStatus(ji, block, deployments)
+	if reported {
+		status.Metrics = metrics
+	}
+	c.recordTransitions(ji, &ji.Status, status)
+	if equality.Semantic.DeepEqual(&ji.Status, status) {
+		return convergeErr
+	}
+	ji.Status = *status
+	if _, err := c.client.SednaV1alpha1().JointInferenceServices(namespace).UpdateStatus(ctx, ji, metav1.UpdateOptions{}); err != nil {
+		return errors.Join(convergeErr, fmt.Errorf("updating the status of joint inference service %s: %w", key, err))
+	}
+	klog.FromContext(ctx).V(4).Info("Updated joint inference status", "service", klog.KObj(ji))
+	return convergeErr
+}
+
+// converge makes the children match the spec: the two worker Deployments, the cloud Service and
+// the HPAs asked for. Each child is converged even when another fails; the errors are joined.
+func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceService) (*blocker, workerDeployments, error) {
+	owner := ownerOf(ji)
+	cloudModel, block, err := c.resolveModel(ctx, ji, ji.Spec.CloudWorker.Model.Name, "cloud")
+	if block == nil && err == nil {
+		var edgeModel model
+		edgeModel, block, err = c.resolveModel(ctx, ji, ji.Spec.EdgeWorker.Model.Name, "edge")
+		if block == nil && err == nil {
+			return c.convergeChildren(ctx, ji, cloudModel, edgeModel)
+		}
+	}
+	// Blocked: leave the children as they are, but report what exists.
+	var existing workerDeployments
+	existing.cloud = c.ownedDeployment(owner, workers.DeploymentName(owner, cloudWorkerType))
+	existing.edge = c.ownedDeployment(owner, workers.DeploymentName(owner, edgeWorkerType))
+	return block, existing, err
+}
+
+func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInferenceService, cloudModel, edgeModel model) (*blocker, workerDeployments, error) {
+	owner := ownerOf(ji)
+	var result workerDeployments
+	edge, err := edgeWorker(ji, edgeModel, c.lcServer)
+	if err != nil {
+		return &blocker{reasonInvalidSpec, err.Error()}, result, nil
+	}
+	cloudDesired, err := desiredDeployment(ji, cloudWorkerType, cloudWorker(ji, cloudModel))
+	if err != nil {
+		return &blocker{reasonInvalidSpec, err.Error()}, result, nil
+	}
+	edgeDesired, err := desiredDeployment(ji, edgeWorkerType, edge)
+	if err != nil {
+		return &blocker{reasonInvalidSpec, err.Error()}, result, nil
+	}
+	service, err := workers.NewService(owner, cloudWorkerType, cloudPort)
+	if err != nil {
+		return nil, result, err
+	}
+
+	var errs []error
+	// Upstream's order: the cloud worker and its Service first, so that the edge finds them.
+	result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil)
+	errs = append(errs, err)
+	errs = append(errs, c.convergeService(ctx, ji, service))
+	result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil)
+	errs = append(errs, err)
+	errs = append(errs, c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA))
+	errs = append(errs, c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA))
+	return nil, result, errors.Join(errs...)
+}
+
+// resolveModel reads a worker's Model and, for s3:// URLs with a credentialName, its Secret.
+func (c *Controller) resolveModel(ctx context.Context, ji *sednav1.JointInferenceService, name, worker string) (model, *blocker, error) {
+	m, err := c.modelLister.Models(ji.Namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return model{}, &blocker{reasonModelNotFound, fmt.Sprintf("model %q of the %s worker not found", name, worker)}, nil
+	}
+	if err != nil {
+		return model{}, nil, fmt.Errorf("getting model %s/%s: %w", ji.Namespace, name, err)
+	}
+	result := model{url: m.Spec.URL}
+	// Only the initializer's s3:// downloads use credentials; an http(s) download needs none.
+	if m.Spec.CredentialName == "" || !strings.HasPrefix(strings.ToLower(m.Spec.URL), "s3://") {
+		return result, nil, nil
+	}
+	secret, err := c.kubeClient.CoreV1().Secrets(ji.Namespace).Get(ctx, m.Spec.CredentialName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return model{}, &blocker{reasonCredentialNotFound,
+			fmt.Sprintf("secret %q named by model %q of the %s worker not found", m.Spec.CredentialName, name, worker)}, nil
+	}
+	if err != nil {
+		return model{}, nil, fmt.Errorf("getting secret %s/%s of model %s: %w", ji.Namespace, m.Spec.CredentialName, name, err)
+	}
+	result.credentials, err = workers.S3CredentialsFromSecret(secret)
+	if err != nil {
+		return model{}, &blocker{reasonInvalidCredential, fmt.Sprintf("model %q of the %s worker: %v", name, worker, err)}, nil
+	}
+	return result, nil, nil
+}
+
+func (c *Controller) ownedDeployment(owner workers.Owner, name string) *appsv1.Deployment {
+	d, err := c.deployments.Deployments(owner.GetNamespace()).Get(name)
+	if err != nil || !workers.IsControlledBy(d, owner) {
+		return nil
+	}
+	return d
+}
+
+// notControlled is the error for a child name taken by an object the service does not control.
+func (c *Controller) notControlled(ji *sednav1.JointInferenceService, kind, name string) error {
+	msg := fmt.Sprintf("%s %s/%s exists and is not controlled by joint inference service %s", kind, ji.Namespace, name, ji.Name)
+	c.recorder.Event(ji, corev1.EventTypeWarning, "ChildConflict", msg)
+	return errors.New(msg)
+}
+
+// childUnchanged reports whether a child already carries the desired labels and spec hash.
+func childUnchanged(actual, desired metav1.Object) bool {
+	if actual.GetAnnotations()[workers.SpecHashAnnotation] != desired.GetAnnotations()[workers.SpecHashAnnotation] {
+		return false
+	}
+	for k, v := range desired.GetLabels() {
+		if actual.GetLabels()[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// markDesired copies the desired labels and spec hash onto the child being updated.
+func markDesired(updated, desired metav1.Object) {
+	labels := maps.Clone(updated.GetLabels())
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, desired.GetLabels())
+	updated.SetLabels(labels)
+	annotations := maps.Clone(updated.GetAnnotations())
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[workers.SpecHashAnnotation] = desired.GetAnnotations()[workers.SpecHashAnnotation]
+	updated.SetAnnotations(annotations)
+}
+
+// convergeDeployment creates or updates one worker Deployment. When an HPA scales it, its
+// replicas are the HPA's and are left alone. It returns the Deployment as last seen or written,
+// or nil when it was just found to exist in the API server but not yet in the cache.
+func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointInferenceService, desired *appsv1.Deployment,
+	scaledByHPA bool) (*appsv1.Deployment, error) {
+	client := c.kubeClient.AppsV1().Deployments(ji.Namespace)
+	actual, err := c.deployments.Deployments(ji.Namespace).Get(desired.Name)
+	if apierrors.IsNotFound(err) {
+		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil, nil // the cache lags; its add event enqueues the service again
+		}
+		if err != nil {
+			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
+			return nil, fmt.Errorf("creating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
+		}
+		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created deployment %s", desired.Name)
+		return created, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting deployment %s/%s: %w", ji.Namespace, desired.Name, err)
+	}
+	if !workers.IsControlledBy(actual, ownerOf(ji)) {
+		return nil, c.notControlled(ji, "deployment", desired.Name)
+	}
+	replicasWrong := !scaledByHPA && !equality.Semantic.DeepEqual(actual.Spec.Replicas, desired.Spec.Replicas)
+	if childUnchanged(actual, desired) && !replicasWrong {
+		return actual, nil
+	}
+	updated := actual.DeepCopy()
+	markDesired(updated, desired)
+	updated.Spec.Template = desired.Spec.Template
+	if !scaledByHPA {
+		updated.Spec.Replicas = desired.Spec.Replicas
+	}
+	written, err := client.Update(ctx, updated, metav1.UpdateOptions{})
+	if err != nil {
+		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
+		return actual, fmt.Errorf("updating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
+	}
+	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
+	return written, nil
+}
+
+func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInferenceService, desired *corev1.Service) error {
+	client := c.kubeClient.CoreV1().Services(ji.Namespace)
+	actual, err := c.services.Services(ji.Namespace).Get(desired.Name)
+	if apierrors.IsNotFound(err) {
+		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		if err != nil {
+			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating service %s: %v", desired.Name, err)
+			return fmt.Errorf("creating service %s/%s: %w", ji.Namespace, desired.Name, err)
+		}
+		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created service %s", desired.Name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("getting service %s/%s: %w", ji.Namespace, desired.Name, err)
+	}
+	if !workers.IsControlledBy(actual, ownerOf(ji)) {
+		return c.notControlled(ji, "service", desired.Name)
+	}
+	if childUnchanged(actual, desired) {
+		return nil
+	}
+	updated := actual.DeepCopy()
+	markDesired(updated, desired)
+	// Only what GM decides; the cluster IP and other allocated fields stay.
+	updated.Spec.Selector = desired.Spec.Selector
+	updated.Spec.Ports = desired.Spec.Ports
+	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating service %s: %v", desired.Name, err)
+		return fmt.Errorf("updating service %s/%s: %w", ji.Namespace, desired.Name, err)
+	}
+	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated service %s", desired.Name)
+	return nil
+}
+
+// convergeHPA creates or updates the HPA of one worker when spec asks for one, and deletes it
+// when it does not.
+func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInferenceService, workerType string, spec *sednav1.HPA) error {
+	owner := ownerOf(ji)
+	deploymentName := workers.DeploymentName(owner, workerType)
+	name := workers.HPAName(deploymentName)
+	client := c.kubeClient.AutoscalingV2().HorizontalPodAutoscalers(ji.Namespace)
+	actual, err := c.hpas.HorizontalPodAutoscalers(ji.Namespace).Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("getting horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
+	}
+	exists := err == nil
+	if spec == nil {
+		if !exists || !workers.IsControlledBy(actual, owner) {
+			return nil
+		}
+		err := client.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &actual.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
+		}
+		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Deleted", "Deleted horizontal pod autoscaler %s", name)
+		return nil
+	}
+	desired, err := workers.NewHPA(owner, workerType, deploymentName, spec)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		if err != nil {
+			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating horizontal pod autoscaler %s: %v", name, err)
+			return fmt.Errorf("creating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
+		}
+		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created horizontal pod autoscaler %s", name)
+		return nil
+	}
+	if !workers.IsControlledBy(actual, owner) {
+		return c.notControlled(ji, "horizontal pod autoscaler", name)
+	}
+	if childUnchanged(actual, desired) {
+		return nil
+	}
+	updated := actual.DeepCopy()
+	markDesired(updated, desired)
+	updated.Spec = *desired.Spec.DeepCopy()
+	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating horizontal pod autoscaler %s: %v", name, err)
+		return fmt.Errorf("updating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
+	}
+	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated horizontal pod autoscaler %s", name)
+	return nil
+}
