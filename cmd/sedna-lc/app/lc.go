@@ -23,6 +23,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/gmclient"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/dataset"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/incrementallearning"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 	"github.com/sedna-go/sedna/pkg/localcontroller/server"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -161,7 +162,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("building the model manager: %w", err)
 	}
-	all := []managers.Manager{datasets, models}
+	// Round data and deployed models are written only below the data roots datasets are read from.
+	learning, err := incrementallearning.New(st, rep, models, incrementallearning.Options{
+		Resolver: resolver, Rootfs: opts.Rootfs, WriteRoots: opts.AllowedRoots,
+	})
+	if err != nil {
+		return fmt.Errorf("building the incremental learning manager: %w", err)
+	}
+	all := []managers.Manager{datasets, models, learning}
 	for _, kind := range []string{managers.KindJointInferenceService, managers.KindFederatedLearningJob} {
 		forwarder, err := managers.NewForwarder(kind, rep)
 		if err != nil {

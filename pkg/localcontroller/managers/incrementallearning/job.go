@@ -1,0 +1,802 @@
+package incrementallearning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
+)
+
+// jobSpec is a validated job version.
+type jobSpec struct {
+	obj           *sednav1.IncrementalLearningJob
+	trainTrigger  *trigger.Trigger
+	deployTrigger *trigger.Trigger
+}
+
+func parseJob(obj *sednav1.IncrementalLearningJob) (*jobSpec, error) {
+	var problems []error
+	if p := obj.Spec.Dataset.TrainProb; !(p > 0 && p <= 1) {
+		problems = append(problems, fmt.Errorf("spec.dataset.trainProb %v is not in (0, 1]", p))
+	}
+	if obj.Spec.Dataset.Name == "" {
+		problems = append(problems, errors.New("spec.dataset.name is empty"))
+	}
+	if err := checkHostPath(obj.Spec.OutputDir); err != nil {
+		problems = append(problems, fmt.Errorf("spec.outputDir: %w", err))
+	}
+	trainTrigger, err := trigger.New(obj.Spec.TrainSpec.Trigger)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("spec.trainSpec.trigger: %w", err))
+	}
+	deployTrigger, err := trigger.New(obj.Spec.DeploySpec.Trigger)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("spec.deploySpec.trigger: %w", err))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return &jobSpec{obj: obj, trainTrigger: trainTrigger, deployTrigger: deployTrigger}, nil
+}
+
+// roundData is what the manager knows about the current round.
+type roundData struct {
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// TrainData and EvalData are the host paths of the round's data files.
+	TrainData      string `json:"trainData,omitempty"`
+	EvalData       string `json:"evalData,omitempty"`
+	TrainOutputDir string `json:"trainOutputDir,omitempty"`
+	// Base is the model training started from; Trained the model it produced; Old the model the
+	// trained one is evaluated against.
+	Base    *ModelRef `json:"base,omitempty"`
+	Trained *ModelRef `json:"trained,omitempty"`
+	Old     *ModelRef `json:"old,omitempty"`
+	// TrainResults and EvalResults are the workers' results as reported.
+	TrainResults []map[string]any `json:"trainResults,omitempty"`
+	EvalResults  []map[string]any `json:"evalResults,omitempty"`
+	// Metrics are the deploy trigger's stats: each metric m of the trained model and m_delta.
+	Metrics        map[string][]float64 `json:"metrics,omitempty"`
+	Deployed       bool                 `json:"deployed,omitempty"`
+	Message        string               `json:"message,omitempty"`
+	WorkerFailures int                  `json:"workerFailures,omitempty"`
+	// FurthestStage is the last stage the round entered.
+	FurthestStage sednav1.LearningStage `json:"furthestStage,omitempty"`
+}
+
+// record is a job's persisted state.
+type record struct {
+	State State `json:"state"`
+	// DatasetURL is the index file SeenSamples counts lines of; another URL starts over.
+	DatasetURL string `json:"datasetURL,omitempty"`
+	// SeenSamples is how many samples of the index have been split into the pools.
+	SeenSamples  int        `json:"seenSamples"`
+	TrainPool    []string   `json:"trainPool,omitempty"`
+	EvalVersions [][]string `json:"evalVersions,omitempty"`
+	Current      roundData  `json:"current"`
+	// LastTrained is the newest trained model: the base of the next round.
+	LastTrained *ModelRef `json:"lastTrained,omitempty"`
+	// Deployed is the model the LC last deployed: the next rounds are evaluated against it.
+	Deployed *ModelRef               `json:"deployed,omitempty"`
+	Rounds   []sednav1.LearningRound `json:"rounds,omitempty"`
+	// Pending are reports for GM saved with the transition that produced them, oldest first.
+	Pending []json.RawMessage `json:"pending,omitempty"`
+}
+
+// job is one incremental learning job. mu serialises the periodic pass, worker messages and new
+// versions from GM, so a transition always starts from the state the last one saved.
+type job struct {
+	m   *Manager
+	key store.ResourceKey
+
+	mu      sync.Mutex
+	spec    *jobSpec
+	rec     record
+	loaded  bool
+	deleted bool
+	// lastTriggerReason avoids logging the same "not yet" every period.
+	lastTriggerReason string
+
+	// cancel and done are guarded by Manager.mu.
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (j *job) stop() {
+	j.m.mu.Lock()
+	cancel, done := j.cancel, j.done
+	j.m.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (j *job) load(ctx context.Context) error {
+	raw, found, err := j.m.store.GetState(StateNamespace, stateKey(j.key))
+	if err != nil {
+		return err
+	}
+	j.rec = record{State: InitialState}
+	if found {
+		var rec record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			klog.FromContext(ctx).Error(err, "The job's saved record does not parse; starting over")
+		} else {
+			j.rec = rec
+			klog.FromContext(ctx).V(2).Info("Resumed incremental learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
+		}
+	}
+	j.loaded = true
+	return nil
+}
+
+func (j *job) run(ctx context.Context) {
+	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name))
+	ctx = klog.NewContext(ctx, logger)
+	for {
+		period := j.pass(ctx)
+		if j.m.afterPass != nil {
+			j.m.afterPass(j.key)
+		}
+		timer := time.NewTimer(period)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
+// round on. It returns the period until the next pass.
+func (j *job) pass(ctx context.Context) time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	period := j.m.opts.Period
+	if period <= 0 && j.spec != nil {
+		period = j.spec.trainTrigger.Period()
+	}
+	if period <= 0 {
+		period = trigger.DefaultPeriod
+	}
+	if j.deleted || j.spec == nil || ctx.Err() != nil {
+		return period
+	}
+	j.flush(ctx)
+	j.takeSamples(ctx)
+	if j.rec.State.Stage == sednav1.StageTrain && j.rec.State.StageState == sednav1.StageWaiting {
+		j.checkTrainTrigger(ctx)
+	}
+	j.advance(ctx)
+	return period
+}
+
+// transition applies event, lets mutate fill the round data, saves the record with the report
+// (if any) and then hands the pending reports to the Reporter. Phase, status and round of the
+// report are filled from the new state.
+func (j *job) transition(ctx context.Context, event Event, mutate func(*record), report *StageReport) error {
+	next := j.rec
+	state, err := Next(next.State, event)
+	if err != nil {
+		return err
+	}
+	next.State = state
+	if state.Stage != sednav1.StageTrain || state.StageState != sednav1.StageWaiting {
+		next.Current.FurthestStage = state.Stage
+	}
+	if mutate != nil {
+		// mutate may take a further transition of its own (a completion whose results are unusable fails at once).
+		mutate(&next)
+	}
+	state = next.State
+	next.Pending = slices.Clone(next.Pending)
+	if report != nil {
+		report.Phase, report.Status, report.Round = string(state.Stage), string(state.StageState), state.Round
+		content, err := json.Marshal(report)
+		if err != nil {
+			return fmt.Errorf("encoding the %s report: %w", state, err)
+		}
+		next.Pending = append(next.Pending, content)
+	}
+	if err := j.save(next); err != nil {
+		return fmt.Errorf("saving %s after %s: %w", state, event, err)
+	}
+	klog.FromContext(ctx).V(2).Info("Incremental learning job moved", "event", event, "state", state.String())
+	j.flush(ctx)
+	return nil
+}
+
+func (j *job) save(rec record) error {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := j.m.store.PutState(StateNamespace, stateKey(j.key), raw); err != nil {
+		return err
+	}
+	j.rec = rec
+	return nil
+}
+
+// flush hands the saved reports to the Reporter in order and forgets those it took. A report that
+// fails stays for the next pass.
+func (j *job) flush(ctx context.Context) {
+	key := channel.Key{Kind: Kind, Namespace: j.key.Namespace, Name: j.key.Name}
+	sent := 0
+	for _, content := range j.rec.Pending {
+		if err := j.m.reporter.Report(ctx, key, content); err != nil {
+			klog.FromContext(ctx).Error(err, "Queueing a report for GM failed; retrying next pass")
+			break
+		}
+		sent++
+	}
+	if sent == 0 {
+		return
+	}
+	next := j.rec
+	next.Pending = slices.Clone(j.rec.Pending[sent:])
+	if err := j.save(next); err != nil {
+		// The reports are queued; after a restart they are at worst queued once more.
+		klog.FromContext(ctx).Error(err, "Saving the job record after queueing its reports failed")
+	}
+}
+
+// takeSamples reads the dataset index and splits the samples added since the last pass: the first
+// trainProb of them into the train pool, the rest into a new eval version (as upstream).
+func (j *job) takeSamples(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	dsKey := store.ResourceKey{Kind: DatasetKind, Namespace: j.key.Namespace, Name: j.spec.obj.Spec.Dataset.Name}
+	resource, found, err := j.m.store.GetResource(dsKey)
+	if err != nil || !found {
+		logger.V(4).Info("Dataset not on this node yet", "dataset", dsKey.Name, "err", err)
+		return
+	}
+	var ds sednav1.Dataset
+	if err := json.Unmarshal(resource.Object, &ds); err != nil {
+		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
+		return
+	}
+	content, err := j.m.files.readFile(ds.Spec.URL)
+	if err != nil {
+		logger.V(2).Info("Cannot read the dataset index", "dataset", dsKey.Name, "err", err)
+		return
+	}
+	samples := splitSamples(content, ds.Spec.Format)
+	next := j.rec
+	if next.DatasetURL != ds.Spec.URL {
+		next.DatasetURL, next.SeenSamples = ds.Spec.URL, 0
+	}
+	if len(samples) < next.SeenSamples {
+		// Rewritten shorter: what is there now is the new baseline, nothing is new.
+		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", next.SeenSamples)
+		next.SeenSamples = len(samples)
+		if err := j.save(next); err != nil {
+			logger.Error(err, "Saving the job record failed")
+		}
+		return
+	}
+	fresh := samples[next.SeenSamples:]
+	if len(fresh) == 0 {
+		return
+	}
+	toTrain := int(j.spec.obj.Spec.Dataset.TrainProb * float64(len(fresh)))
+	next.TrainPool = append(slices.Clone(next.TrainPool), fresh[:toTrain]...)
+	if evalPart := fresh[toTrain:]; len(evalPart) > 0 {
+		next.EvalVersions = append(slices.Clone(next.EvalVersions), slices.Clone(evalPart))
+		if extra := len(next.EvalVersions) - maxEvalVersions; extra > 0 {
+			next.EvalVersions = next.EvalVersions[extra:]
+		}
+	}
+	next.SeenSamples = len(samples)
+	if err := j.save(next); err != nil {
+		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
+		return
+	}
+	logger.V(2).Info("New samples", "new", len(fresh), "train", toTrain, "trainPool", len(next.TrainPool))
+}
+
+func (j *job) checkTrainTrigger(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	obj := j.spec.obj
+	initial, ok := j.m.models.Lookup(obj.Namespace, obj.Spec.InitialModel.Name)
+	if !ok {
+		logger.V(4).Info("Initial model not on this node yet", "model", obj.Spec.InitialModel.Name)
+		return
+	}
+	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.rec.TrainPool)})
+	if err != nil {
+		logger.Error(err, "Evaluating the train trigger failed")
+		return
+	}
+	if !result.Fired {
+		if result.Reason != j.lastTriggerReason {
+			logger.V(4).Info("Train trigger not fired", "reason", result.Reason)
+			j.lastTriggerReason = result.Reason
+		}
+		return
+	}
+	round := j.rec.State.Round + 1
+	out := strings.TrimSuffix(obj.Spec.OutputDir, "/")
+	dataFile := fmt.Sprintf("%s/data/train/%d/data.txt", out, round)
+	outputDir := fmt.Sprintf("%s/train/%d", out, round)
+	// Written before the transition: a crash in between only rewrites the same file.
+	if err := j.m.files.writeFile(dataFile, joinLines(j.rec.TrainPool)); err != nil {
+		logger.Error(err, "Writing the training data failed; retrying next pass")
+		return
+	}
+	if err := j.m.files.mkdirAll(outputDir); err != nil {
+		logger.Error(err, "Creating the training output directory failed; retrying next pass")
+		return
+	}
+	base := modelRef(initial)
+	if j.rec.LastTrained != nil {
+		base = *j.rec.LastTrained
+	}
+	now := metav1.NewTime(j.m.opts.Now())
+	report := &StageReport{
+		Input:   &StageInput{Models: []ModelRef{base}, DataURL: dataFile, OutputDir: outputDir},
+		Message: result.Reason,
+	}
+	err = j.transition(ctx, EventTrainTriggerFired, func(rec *record) {
+		rec.Current = roundData{StartTime: &now, TrainData: dataFile, TrainOutputDir: outputDir, Base: &base, FurthestStage: sednav1.StageTrain}
+		rec.TrainPool = nil
+	}, report)
+	if err != nil {
+		logger.Error(err, "Starting a round failed")
+		return
+	}
+	logger.Info("Train trigger fired; round started", "round", round, "reason", result.Reason)
+}
+
+func modelRef(m sednav1.Model) ModelRef {
+	return ModelRef{Format: m.Spec.Format, URL: m.Spec.URL, Devices: m.Spec.Devices}
+}
+
+func joinLines(lines []string) []byte {
+	if len(lines) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(lines, "\n") + "\n")
+}
+
+// advance takes the steps the LC makes on its own, until the round waits for someone else.
+func (j *job) advance(ctx context.Context) {
+	for range 8 {
+		var err error
+		switch s := j.rec.State; {
+		case s.Stage == sednav1.StageTrain && s.StageState == sednav1.StageCompleted:
+			err = j.prepareEval(ctx)
+		case s.Stage == sednav1.StageEval && s.StageState == sednav1.StageCompleted:
+			err = j.transition(ctx, EventEvalDone, nil, &StageReport{})
+		case s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageWaiting:
+			err = j.decideDeploy(ctx)
+		case s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageReady:
+			err = j.deploy(ctx)
+		case s.StageState == sednav1.StageFailed || (s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageCompleted):
+			err = j.endRound(ctx)
+		default:
+			return
+		}
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "The job cannot move on; retrying next pass", "state", j.rec.State.String())
+			return
+		}
+	}
+}
+
+// oldModel is the model a trained one is compared with: the one the LC deployed last, else the
+// eval spec's initial eval model, else the deploy model.
+func (j *job) oldModel() (ModelRef, error) {
+	if j.rec.Deployed != nil {
+		return *j.rec.Deployed, nil
+	}
+	obj := j.spec.obj
+	name := obj.Spec.DeploySpec.Model.Name
+	if obj.Spec.EvalSpec.InitialEvalModel != nil && obj.Spec.EvalSpec.InitialEvalModel.Name != "" {
+		name = obj.Spec.EvalSpec.InitialEvalModel.Name
+	}
+	found, ok := j.m.models.Lookup(obj.Namespace, name)
+	if !ok {
+		return ModelRef{}, fmt.Errorf("model %s/%s to evaluate against is not on this node yet", obj.Namespace, name)
+	}
+	return modelRef(found), nil
+}
+
+func (j *job) prepareEval(ctx context.Context) error {
+	old, err := j.oldModel()
+	if err != nil {
+		return err
+	}
+	var samples []string
+	for _, version := range j.rec.EvalVersions {
+		samples = append(samples, version...)
+	}
+	dataFile := fmt.Sprintf("%s/data/eval/%d/data.txt", strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/"), j.rec.State.Round)
+	message := ""
+	if len(samples) == 0 {
+		// trainProb 1 leaves no evaluation samples: the training data is better than nothing.
+		dataFile = j.rec.Current.TrainData
+		message = "no evaluation samples (trainProb keeps every sample for training); evaluating on the training data"
+	} else if err := j.m.files.writeFile(dataFile, joinLines(samples)); err != nil {
+		return fmt.Errorf("writing the evaluation data: %w", err)
+	}
+	trained := *j.rec.Current.Trained
+	report := &StageReport{Input: &StageInput{Models: []ModelRef{trained, old}, DataURL: dataFile}, Message: message}
+	return j.transition(ctx, EventEvalPrepared, func(rec *record) {
+		rec.Current.EvalData, rec.Current.Old = dataFile, &old
+	}, report)
+}
+
+func (j *job) decideDeploy(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	stats := make(map[string]any, len(j.rec.Current.Metrics))
+	for name, values := range j.rec.Current.Metrics {
+		stats[name] = values
+	}
+	result, err := j.spec.deployTrigger.Evaluate(j.m.opts.Now(), stats)
+	if err != nil {
+		result = trigger.Result{Reason: fmt.Sprintf("the deploy trigger cannot read the metrics: %v", err)}
+	}
+	if !result.Fired {
+		message := fmt.Sprintf("round %d not deployed: deploy trigger %s not satisfied: %s", j.rec.State.Round, j.spec.deployTrigger, result.Reason)
+		logger.Info("Deploy trigger rejected the trained model", "round", j.rec.State.Round, "reason", result.Reason)
+		return j.closeRound(ctx, EventDeployTriggerRejected, message)
+	}
+	target, err := j.deployTarget()
+	if err != nil {
+		return err
+	}
+	return j.transition(ctx, EventDeployTriggerPassed, nil, &StageReport{
+		Input:   &StageInput{Models: []ModelRef{*j.rec.Current.Trained, target}},
+		Message: result.Reason,
+	})
+}
+
+func (j *job) deployTarget() (ModelRef, error) {
+	obj := j.spec.obj
+	found, ok := j.m.models.Lookup(obj.Namespace, obj.Spec.DeploySpec.Model.Name)
+	if !ok {
+		return ModelRef{}, fmt.Errorf("deploy model %s/%s is not on this node yet", obj.Namespace, obj.Spec.DeploySpec.Model.Name)
+	}
+	return modelRef(found), nil
+}
+
+// deploy puts the trained model in place. With hot update the model is copied into the job's
+// hot-update directory and model_config.json is rewritten: the round is Deploy/Completed as soon
+// as the file is in place, because the inference worker's own kind=deploy report may never come
+// (it polls every pollPeriodSeconds and may not run on this node); that report is forwarded to GM.
+// Without hot update the model is copied over the deploy Model's URL and GM restarts the
+// inference worker on Deploy/Completed.
+func (j *job) deploy(ctx context.Context) error {
+	trained := *j.rec.Current.Trained
+	deployErr := j.putModelInPlace(trained)
+	if deployErr != nil {
+		message := fmt.Sprintf("round %d: deploying %s failed: %v", j.rec.State.Round, trained.URL, deployErr)
+		return j.transition(ctx, EventDeployFailed, func(rec *record) { rec.Current.Message = message }, &StageReport{Message: message})
+	}
+	klog.FromContext(ctx).Info("Deployed the trained model", "round", j.rec.State.Round, "model", trained.URL, "hotUpdate", j.spec.obj.Spec.DeploySpec.Model.HotUpdateEnabled)
+	return j.transition(ctx, EventModelDeployed, func(rec *record) {
+		rec.Current.Deployed = true
+		rec.Deployed = &trained
+	}, &StageReport{Output: &StageOutput{Models: []map[string]any{{"format": trained.Format, "url": trained.URL}}}})
+}
+
+func (j *job) putModelInPlace(trained ModelRef) error {
+	obj := j.spec.obj
+	if obj.Spec.DeploySpec.Model.HotUpdateEnabled {
+		hostDir := j.m.hotUpdateDir(obj)
+		name := path.Base(strings.TrimSuffix(trained.URL, "/"))
+		if err := j.copyIntoHotUpdateDir(trained.URL, hostDir, name); err != nil {
+			return err
+		}
+		return j.m.models.WriteHotUpdateConfig(hostDir, HotUpdateMountPath+"/"+name, j.m.opts.Now())
+	}
+	target, err := j.deployTarget()
+	if err != nil {
+		return err
+	}
+	root, rel, err := j.m.files.writeRoot(target.URL)
+	if err != nil {
+		return fmt.Errorf("deploy model URL: %w", err)
+	}
+	defer func() { _ = root.Close() }() // a directory handle only
+	return j.m.files.copyInto(trained.URL, root, rel)
+}
+
+func (j *job) copyIntoHotUpdateDir(src, hostDir, name string) error {
+	hotRoot := j.m.opts.HotUpdateRoot
+	rel, below := strings.CutPrefix(path.Clean(hostDir), hotRoot+"/")
+	if err := checkHostPath(hostDir); err != nil || !below || rel == "" {
+		return fmt.Errorf("hot-update directory %q is not below %s", hostDir, hotRoot)
+	}
+	if err := j.m.files.mkdirAllUnder(hotRoot, rel); err != nil {
+		return err
+	}
+	root, err := j.m.files.openUnder(hotRoot, rel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }() // a directory handle only
+	return j.m.files.copyInto(src, root, name)
+}
+
+func (j *job) endRound(ctx context.Context) error {
+	message := j.rec.Current.Message
+	if message == "" && j.rec.State.StageState == sednav1.StageFailed {
+		message = fmt.Sprintf("round %d failed in stage %s", j.rec.State.Round, j.rec.State.Stage)
+	}
+	return j.closeRound(ctx, EventRoundEnded, message)
+}
+
+// closeRound ends the round with event (RoundEnded or DeployTriggerRejected), records it in the
+// history and reports the new Train/Waiting state with the round's result.
+func (j *job) closeRound(ctx context.Context, event Event, message string) error {
+	now := metav1.NewTime(j.m.opts.Now())
+	cur := j.rec.Current
+	result := sednav1.LearningRound{
+		Round: j.rec.State.Round, Stage: cur.FurthestStage, Deployed: cur.Deployed, Message: message,
+		StartTime: cur.StartTime, CompletionTime: &now,
+	}
+	if cur.Trained != nil {
+		result.Model, result.Format = cur.Trained.URL, cur.Trained.Format
+	}
+	for _, name := range sortedKeys(cur.Metrics) {
+		value, err := json.Marshal(cur.Metrics[name])
+		if err == nil {
+			result.Metrics = append(result.Metrics, sednav1.Metric{Key: name, Value: string(value)})
+		}
+	}
+	return j.transition(ctx, event, func(rec *record) {
+		rec.Rounds = append(slices.Clone(rec.Rounds), result)
+		if extra := len(rec.Rounds) - sednav1.MaxRoundHistory; extra > 0 {
+			rec.Rounds = rec.Rounds[extra:]
+		}
+		rec.Current = roundData{}
+	}, &StageReport{Message: message, RoundResult: &result})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// observeStatus turns the status GM publishes for the current stage and round into events: GM
+// knows when the stage's pod was created, runs, or failed beyond its retries.
+func (j *job) observeStatus(ctx context.Context, status sednav1.ILJobStatus) {
+	current := j.rec.State
+	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
+		return
+	}
+	var event Event
+	message := ""
+	switch status.StageState {
+	case sednav1.StageStarting:
+		event = EventStagePodCreated
+	case sednav1.StageRunning:
+		event = EventStagePodStarted
+	case sednav1.StageFailed:
+		event = EventStageFailed
+		message = fmt.Sprintf("round %d: GM reports the %s stage failed", current.Round, current.Stage)
+		for _, condition := range status.Conditions {
+			if condition.Type == sednav1.ConditionFailed && condition.Message != "" {
+				message += ": " + condition.Message
+			}
+		}
+	default:
+		return
+	}
+	if !Allowed(current, event) {
+		// An older status GM publishes again, or one the LC is already past.
+		return
+	}
+	var report *StageReport
+	mutate := func(*record) {}
+	if event == EventStageFailed {
+		report = &StageReport{Message: message}
+		mutate = func(rec *record) { rec.Current.Message = message }
+	}
+	if err := j.transition(ctx, event, mutate, report); err != nil {
+		klog.FromContext(ctx).Error(err, "Taking the stage state GM published failed", "published", status.StageState)
+		return
+	}
+	j.advance(ctx)
+}
+
+// handleWorkerMessage forwards msg to GM and moves the round on with it, all in one save.
+func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessage) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	logger := klog.FromContext(ctx)
+	if j.deleted || j.spec == nil {
+		return fmt.Errorf("%w: incremental learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
+	}
+	forwarded, err := encodeForwarded(msg, j.rec.State.Round)
+	if err != nil {
+		return err
+	}
+	event, mutate, report, reason := j.interpret(msg)
+	if event == "" || !Allowed(j.rec.State, event) {
+		// Only forwarded: the inference worker's reports, a stage the round is not in (a late or
+		// repeated report), or a status that moves nothing.
+		next := j.rec
+		next.Pending = append(slices.Clone(next.Pending), forwarded)
+		if err := j.save(next); err != nil {
+			return fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
+		}
+		logger.V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", j.rec.State.String(), "why", reason)
+		j.flush(ctx)
+		return nil
+	}
+	withForward := func(rec *record) {
+		rec.Pending = append(slices.Clone(rec.Pending), forwarded)
+		if mutate != nil {
+			mutate(rec)
+		}
+	}
+	if err := j.transition(ctx, event, withForward, report); err != nil {
+		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	}
+	j.advance(ctx)
+	return nil
+}
+
+// interpret maps a worker report to an event of the current stage, the round data it brings and
+// the stage report, or to no event with the reason why.
+func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *StageReport, string) {
+	var stage sednav1.LearningStage
+	switch strings.ToLower(msg.Kind) {
+	case "train":
+		stage = sednav1.StageTrain
+	case "eval":
+		stage = sednav1.StageEval
+	default:
+		return "", nil, nil, "kind " + msg.Kind + " does not drive the round"
+	}
+	if j.rec.State.Stage != stage {
+		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
+	}
+	switch strings.ToLower(msg.Status) {
+	case "running":
+		return EventStagePodStarted, nil, nil, ""
+	case "failed":
+		return EventWorkerFailed, func(rec *record) { rec.Current.WorkerFailures++ }, nil, ""
+	case "completed":
+	default:
+		return "", nil, nil, "status " + msg.Status + " moves nothing"
+	}
+	output := &StageOutput{Models: msg.Results}
+	if stage == sednav1.StageTrain {
+		trained, problem := j.pickTrained(msg.Results)
+		if problem != "" {
+			return j.completedButUnusable(problem, output)
+		}
+		return EventWorkerCompleted, func(rec *record) {
+			rec.Current.Trained, rec.Current.TrainResults, rec.LastTrained = &trained, msg.Results, &trained
+		}, &StageReport{Output: output}, ""
+	}
+	metrics, problem := deployStats(msg.Results)
+	if problem != "" {
+		return j.completedButUnusable(problem, output)
+	}
+	return EventWorkerCompleted, func(rec *record) {
+		rec.Current.EvalResults, rec.Current.Metrics = msg.Results, metrics
+	}, &StageReport{Output: output}, ""
+}
+
+// completedButUnusable takes a completion whose results the LC cannot use: the stage completed,
+// then fails at once (X/Completed + StageFailed), and the round ends with the problem as reason.
+func (j *job) completedButUnusable(problem string, output *StageOutput) (Event, func(*record), *StageReport, string) {
+	message := fmt.Sprintf("round %d: %s", j.rec.State.Round, problem)
+	return EventWorkerCompleted, func(rec *record) {
+		failed, err := Next(rec.State, EventStageFailed)
+		if err == nil {
+			rec.State = failed
+		}
+		rec.Current.Message = message
+	}, &StageReport{Output: output, Message: message}, ""
+}
+
+// pickTrained chooses the trained model among the train worker's results: the first in the base
+// model's format, else the first (upstream matched the initial model's format).
+func (j *job) pickTrained(results []map[string]any) (ModelRef, string) {
+	var models []ModelRef
+	for _, result := range results {
+		url, _ := result["url"].(string)
+		format, _ := result["format"].(string)
+		if url != "" {
+			models = append(models, ModelRef{Format: format, URL: url})
+		}
+	}
+	if len(models) == 0 {
+		return ModelRef{}, "the train worker reported completion without a model url in its results"
+	}
+	if base := j.rec.Current.Base; base != nil {
+		for _, candidate := range models {
+			if candidate.Format == base.Format {
+				return candidate, ""
+			}
+		}
+	}
+	return models[0], ""
+}
+
+// deployStats builds the deploy trigger's stats from the eval worker's results, one per model in
+// MODEL_URLS order (trained, then old): each metric m of the trained model as a list, and
+// m_delta, element-wise trained minus old, when the old model has the metric with as many
+// elements. A scalar metric counts as a list of one.
+func deployStats(results []map[string]any) (map[string][]float64, string) {
+	if len(results) < 2 {
+		return nil, fmt.Sprintf("the eval worker reported %d results; want 2 (trained model, then the model it is compared with)", len(results))
+	}
+	trained, err := decodeMetrics(results[0]["metrics"])
+	if err != nil {
+		return nil, fmt.Sprintf("metrics of the trained model: %v", err)
+	}
+	old, err := decodeMetrics(results[1]["metrics"])
+	if err != nil {
+		return nil, fmt.Sprintf("metrics of the compared model: %v", err)
+	}
+	stats := make(map[string][]float64, 2*len(trained))
+	for name, values := range trained {
+		stats[name] = values
+		previous, ok := old[name]
+		if !ok || len(previous) != len(values) {
+			continue
+		}
+		delta := make([]float64, len(values))
+		for i := range values {
+			// Rounded to 12 decimals so reasons read -0.02, not -0.019999999999999907.
+			delta[i] = math.Round((values[i]-previous[i])*1e12) / 1e12
+		}
+		stats[name+"_delta"] = delta
+	}
+	return stats, ""
+}
+
+func decodeMetrics(raw any) (map[string][]float64, error) {
+	object, ok := raw.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("metrics is %T, not an object", raw)
+	}
+	metrics := make(map[string][]float64, len(object))
+	for name, value := range object {
+		switch v := value.(type) {
+		case float64:
+			metrics[name] = []float64{v}
+		case []any:
+			list := make([]float64, len(v))
+			for i, element := range v {
+				number, ok := element.(float64)
+				if !ok {
+					return nil, fmt.Errorf("metric %s[%d] is %T, not a number", name, i, element)
+				}
+				list[i] = number
+			}
+			metrics[name] = list
+		default:
+			return nil, fmt.Errorf("metric %s is %T, not a number or a list of numbers", name, value)
+		}
+	}
+	return metrics, nil
+}

@@ -1,0 +1,275 @@
+package incrementallearning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+)
+
+const (
+	// Kind is the channel kind of IncrementalLearningJobs and the ownerKind of their workers.
+	Kind = "incrementallearningjob"
+	// StateNamespace is the store state namespace of the job records, keyed <namespace>/<name>.
+	StateNamespace = "incrementallearningjob"
+	// DatasetKind is the channel kind of the Datasets the jobs read.
+	DatasetKind = "dataset"
+	// HotUpdateAnnotation is the job annotation in which GM names the host path of the inference
+	// worker's model_config.json.
+	HotUpdateAnnotation = "sedna.io/model-hot-update-config"
+	// HotUpdateMountPath is where GM mounts the hot-update directory in the inference worker.
+	HotUpdateMountPath = "/model-hot-update"
+	// DefaultMaxIndexBytes bounds the dataset index file read every period.
+	DefaultMaxIndexBytes int64 = 64 << 20
+	// maxEvalVersions is how many batches of new evaluation samples make up the eval data, as upstream.
+	maxEvalVersions = 5
+)
+
+// Models is what the manager needs from the model manager (*model.Manager).
+type Models interface {
+	Lookup(namespace, name string) (sednav1.Model, bool)
+	WriteHotUpdateConfig(hostDir string, modelPath string, updateTime time.Time) error
+	RemoveHotUpdateDir(hostDir string) error
+}
+
+var _ Models = (*model.Manager)(nil)
+
+// Options configure the incremental learning manager.
+type Options struct {
+	// Resolver confines reads (dataset index files, trained models) to the allowed data roots. Required.
+	Resolver *datasetindex.Resolver
+	// Rootfs is where the node's "/" is mounted in the LC; "" means "/".
+	Rootfs string
+	// WriteRoots are the host directories under which the manager may write round data, models
+	// copied over a deploy Model's URL, and nothing else (spec.outputDir must lie below one). Required.
+	WriteRoots []string
+	// HotUpdateRoot is the host directory of the hot-update directories; "" means
+	// model.DefaultHotUpdateRoot. It must be the model manager's.
+	HotUpdateRoot string
+	// Period, when positive, replaces every job's train trigger checkPeriodSeconds (tests).
+	Period time.Duration
+	// MaxIndexBytes bounds a dataset index file; zero or negative means DefaultMaxIndexBytes.
+	MaxIndexBytes int64
+	// Now is the clock for triggers and round times; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager drives the rounds of the incremental learning jobs bound to this node.
+type Manager struct {
+	store    *store.Store
+	reporter managers.Reporter
+	models   Models
+	files    *hostFiles
+	opts     Options
+
+	mu      sync.Mutex
+	jobs    map[store.ResourceKey]*job
+	runCtx  context.Context
+	stopped bool
+	wg      sync.WaitGroup
+
+	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
+	afterPass func(key store.ResourceKey)
+}
+
+var (
+	_ managers.Manager              = (*Manager)(nil)
+	_ managers.Runner               = (*Manager)(nil)
+	_ managers.WorkerMessageHandler = (*Manager)(nil)
+)
+
+// New returns an incremental learning manager keeping its records in st, looking Models up and
+// writing hot-update files through models and queueing reports with reporter.
+func New(st *store.Store, reporter managers.Reporter, models Models, opts Options) (*Manager, error) {
+	switch {
+	case st == nil:
+		return nil, errors.New("creating the incremental learning manager: store is nil")
+	case reporter == nil:
+		return nil, errors.New("creating the incremental learning manager: reporter is nil")
+	case models == nil:
+		return nil, errors.New("creating the incremental learning manager: model manager is nil")
+	case opts.Resolver == nil:
+		return nil, errors.New("creating the incremental learning manager: no Resolver for host paths")
+	case len(opts.WriteRoots) == 0:
+		return nil, errors.New("creating the incremental learning manager: no write roots: round data could not be written anywhere")
+	}
+	if opts.Rootfs == "" {
+		opts.Rootfs = "/"
+	}
+	if !filepath.IsAbs(opts.Rootfs) {
+		return nil, fmt.Errorf("creating the incremental learning manager: rootfs %q is not an absolute path", opts.Rootfs)
+	}
+	for _, root := range opts.WriteRoots {
+		if err := checkHostPath(root); err != nil || filepath.Clean(root) != root || root == "/" {
+			return nil, fmt.Errorf("creating the incremental learning manager: write root %q must be a clean absolute host directory other than /", root)
+		}
+	}
+	if opts.HotUpdateRoot == "" {
+		opts.HotUpdateRoot = model.DefaultHotUpdateRoot
+	}
+	if opts.MaxIndexBytes <= 0 {
+		opts.MaxIndexBytes = DefaultMaxIndexBytes
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Manager{
+		store: st, reporter: reporter, models: models, opts: opts,
+		files: &hostFiles{rootfs: opts.Rootfs, resolver: opts.Resolver, writeRoots: opts.WriteRoots, maxBytes: opts.MaxIndexBytes},
+		jobs:  map[store.ResourceKey]*job{},
+	}, nil
+}
+
+// Kind returns "incrementallearningjob".
+func (m *Manager) Kind() string { return Kind }
+
+// ResourceChanged takes a new version of a job: its spec (triggers, dataset, models) and the
+// status GM publishes, which may carry the current stage's Starting, Running or Failed.
+func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
+	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(r.Key.Namespace, r.Key.Name))
+	ctx = klog.NewContext(ctx, logger)
+	if r.Key.Kind != Kind {
+		logger.Error(nil, "Ignoring a resource of another kind handed to the incremental learning manager", "kind", r.Key.Kind)
+		return
+	}
+	var obj sednav1.IncrementalLearningJob
+	if err := json.Unmarshal(r.Object, &obj); err != nil {
+		logger.Error(err, "Ignoring an IncrementalLearningJob from GM that does not parse", "version", r.Version)
+		return
+	}
+	parsed, err := parseJob(&obj)
+	if err != nil {
+		// The previous valid version, if any, keeps driving the job.
+		logger.Error(err, "Ignoring an IncrementalLearningJob with an invalid spec", "version", r.Version)
+		return
+	}
+
+	m.mu.Lock()
+	j := m.jobs[r.Key]
+	if j == nil {
+		j = &job{m: m, key: r.Key}
+		m.jobs[r.Key] = j
+	}
+	m.mu.Unlock()
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.loaded {
+		if err := j.load(ctx); err != nil {
+			logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
+			return
+		}
+	}
+	j.spec = parsed
+	logger.V(4).Info("Job version taken", "version", r.Version, "state", j.rec.State.String())
+	j.observeStatus(ctx, obj.Status)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j.cancel == nil {
+		m.start(j)
+	}
+}
+
+// ResourceDeleted stops the job, forgets its record and removes its hot-update directory.
+func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
+	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name))
+	m.mu.Lock()
+	j := m.jobs[key]
+	delete(m.jobs, key)
+	m.mu.Unlock()
+	if j != nil {
+		j.stop()
+		j.mu.Lock()
+		j.deleted = true
+		spec := j.spec
+		j.mu.Unlock()
+		if spec != nil && spec.obj.Spec.DeploySpec.Model.HotUpdateEnabled {
+			if err := m.models.RemoveHotUpdateDir(m.hotUpdateDir(spec.obj)); err != nil {
+				logger.Error(err, "Removing the hot-update directory of a deleted job failed")
+			}
+		}
+	}
+	if err := m.store.DeleteState(StateNamespace, stateKey(key)); err != nil {
+		logger.Error(err, "Removing the record of a deleted job failed; it is replaced if the job comes back")
+	}
+	logger.V(2).Info("Stopped deleted incremental learning job")
+}
+
+// Run runs the jobs' periodic passes until ctx is done and returns once all of them stopped.
+func (m *Manager) Run(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	m.mu.Lock()
+	if m.runCtx != nil {
+		m.mu.Unlock()
+		logger.Error(nil, "Incremental learning manager Run called more than once; ignoring the second call")
+		return
+	}
+	m.runCtx = ctx
+	for _, j := range m.jobs {
+		m.start(j)
+	}
+	m.mu.Unlock()
+	<-ctx.Done()
+	m.mu.Lock()
+	m.stopped = true
+	m.mu.Unlock()
+	m.wg.Wait()
+	logger.V(2).Info("Incremental learning manager stopped")
+}
+
+// start runs j's loop if Run is running. Called with m.mu held.
+func (m *Manager) start(j *job) {
+	if m.runCtx == nil || m.stopped || j.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.runCtx)
+	j.cancel = cancel
+	j.done = make(chan struct{})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(j.done)
+		j.run(ctx)
+	}()
+}
+
+// HandleWorkerMessage takes a report of one of a job's workers: it forwards it to GM and drives
+// the job's round with it. It returns once both are saved.
+func (m *Manager) HandleWorkerMessage(ctx context.Context, msg managers.WorkerMessage) error {
+	if !strings.EqualFold(msg.OwnerKind, Kind) {
+		return fmt.Errorf("%w: ownerKind %q sent to the %s manager", managers.ErrInvalidMessage, msg.OwnerKind, Kind)
+	}
+	key := store.ResourceKey{Kind: Kind, Namespace: msg.Namespace, Name: msg.OwnerName}
+	m.mu.Lock()
+	j := m.jobs[key]
+	m.mu.Unlock()
+	if j == nil {
+		return fmt.Errorf("%w: incremental learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
+	}
+	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name), "worker", msg.Name)
+	return j.handleWorkerMessage(klog.NewContext(ctx, logger), msg)
+}
+
+// hotUpdateDir is the host directory of the job's model_config.json: the one GM named in the
+// job's annotation, else upstream's <root>/<ns>/incrementallearningjob/<name>, lower case.
+func (m *Manager) hotUpdateDir(obj *sednav1.IncrementalLearningJob) string {
+	if file := obj.Annotations[HotUpdateAnnotation]; file != "" {
+		return filepath.Dir(file)
+	}
+	return strings.ToLower(filepath.Join(m.opts.HotUpdateRoot, obj.Namespace, Kind, obj.Name))
+}
+
+func stateKey(key store.ResourceKey) string { return key.Namespace + "/" + key.Name }

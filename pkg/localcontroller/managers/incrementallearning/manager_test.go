@@ -1,0 +1,301 @@
+package incrementallearning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+)
+
+const hotUpdateDir = "/var/lib/sedna/model-hot-update/default/incrementallearningjob/helmet-il"
+
+func TestRoundTrainsEvaluatesAndHotUpdates(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+	l.run()
+
+	// 10 new samples: 8 for training (trainProb 0.8), 2 for evaluation; 8 > 3 fires the trigger.
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+	ready := l.stageReports()[0]
+	require.Equal(t, &StageInput{
+		Models:    []ModelRef{{Format: "pb", URL: "/data/models/initial/model.pb"}},
+		DataURL:   "/data/out/data/train/1/data.txt",
+		OutputDir: "/data/out/train/1",
+	}, ready.Input)
+	require.Equal(t, 8, strings.Count(n.readFile(t, "/data/out/data/train/1/data.txt"), "\n"))
+	require.DirExists(t, filepath.Join(n.rootfs, "/data/out/train/1"))
+
+	n.writeFile(t, "/data/out/train/1/model.pb", "trained-1")
+	require.NoError(t, l.post(trainCompletedMessage("/data/out/train/1/model.pb")))
+	require.Equal(t, []string{"Train/Ready#1", "Train/Completed#1", "Eval/Ready#1"}, l.states())
+	evalReady := l.stageReports()[2]
+	require.Equal(t, &StageInput{
+		Models: []ModelRef{
+			{Format: "pb", URL: "/data/out/train/1/model.pb"},
+			{Format: "pb", URL: "/data/models/deploy/model.pb"},
+		},
+		DataURL: "/data/out/data/eval/1/data.txt",
+	}, evalReady.Input)
+	require.Equal(t, 2, strings.Count(n.readFile(t, "/data/out/data/eval/1/data.txt"), "\n"))
+
+	require.NoError(t, l.post(evalCompletedMessage(0.9, 0.8)))
+	require.Equal(t, []string{
+		"Train/Ready#1", "Train/Completed#1", "Eval/Ready#1", "Eval/Completed#1", "Deploy/Waiting#1",
+		"Deploy/Ready#1", "Deploy/Completed#1", "Train/Waiting#1",
+	}, l.states())
+
+	require.Equal(t, "trained-1", n.readFile(t, hotUpdateDir+"/model.pb"))
+	var config struct {
+		ModelConfig struct {
+			ModelPath string `json:"model_path"`
+		} `json:"model_config"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(n.readFile(t, hotUpdateDir+"/model_config.json")), &config))
+	require.Equal(t, "/model-hot-update/model.pb", config.ModelConfig.ModelPath)
+
+	reports := l.stageReports()
+	closing := reports[len(reports)-1]
+	require.NotNil(t, closing.RoundResult)
+	require.True(t, closing.RoundResult.Deployed)
+	require.Equal(t, int32(1), closing.RoundResult.Round)
+	require.Equal(t, sednav1.StageDeploy, closing.RoundResult.Stage)
+	require.Equal(t, "/data/out/train/1/model.pb", closing.RoundResult.Model)
+	require.Contains(t, closing.RoundResult.Metrics, sednav1.Metric{Key: "precision", Value: "[0.9]"})
+
+	forwarded := l.forwardedReports()
+	require.Len(t, forwarded, 2)
+	require.Equal(t, "train", forwarded[0].Phase)
+	require.Equal(t, "completed", forwarded[0].Status)
+	require.Equal(t, int32(1), forwarded[0].Round)
+
+	rec := l.savedRecord()
+	require.Equal(t, State{Stage: sednav1.StageTrain, StageState: sednav1.StageWaiting, Round: 1}, rec.State)
+	require.Empty(t, rec.Pending)
+	require.Equal(t, &ModelRef{Format: "pb", URL: "/data/out/train/1/model.pb"}, rec.Deployed)
+
+	// The next round starts from the trained model and is evaluated against the deployed one.
+	n.appendSamples(t, 10, 5)
+	l.waitForState("Train/Ready#2")
+	reports = l.stageReports()
+	require.Equal(t, []ModelRef{{Format: "pb", URL: "/data/out/train/1/model.pb"}}, reports[len(reports)-1].Input.Models)
+}
+
+func TestDeployTriggerRejectionEndsTheRoundUndeployed(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+	require.NoError(t, l.post(trainCompletedMessage("/data/out/train/1/model.pb")))
+	require.NoError(t, l.post(evalCompletedMessage(0.8, 0.82)))
+
+	require.Equal(t, []string{
+		"Train/Ready#1", "Train/Completed#1", "Eval/Ready#1", "Eval/Completed#1", "Deploy/Waiting#1", "Train/Waiting#1",
+	}, l.states())
+	reports := l.stageReports()
+	closing := reports[len(reports)-1]
+	require.False(t, closing.RoundResult.Deployed)
+	require.Contains(t, closing.Message, "precision_delta")
+	require.Contains(t, closing.Message, "-0.02")
+	require.Contains(t, closing.Message, "> 0.01")
+	require.Equal(t, closing.Message, closing.RoundResult.Message)
+	require.NoFileExists(t, filepath.Join(n.rootfs, hotUpdateDir, "model_config.json"))
+	require.Nil(t, l.savedRecord().Deployed)
+}
+
+func TestRestartMidRoundResumesWithoutANewRound(t *testing.T) {
+	n := newNode(t)
+	first := startLC(t, n)
+	first.setup(newJob(false))
+	first.run()
+	n.appendSamples(t, 0, 10)
+	first.waitForState("Train/Ready#1")
+	first.stop()
+
+	// More data arrives while the LC is down; the round in flight must not be started again.
+	n.appendSamples(t, 10, 10)
+	second := startLC(t, n)
+	second.replay()
+	second.run()
+	second.waitPasses(5)
+	require.Empty(t, second.states(), "a resumed round is not reported again")
+	rec := second.savedRecord()
+	require.Equal(t, State{Stage: sednav1.StageTrain, StageState: sednav1.StageReady, Round: 1}, rec.State)
+	require.Equal(t, 20, rec.SeenSamples)
+	require.Len(t, rec.TrainPool, 8, "new samples wait for the next round")
+
+	n.writeFile(t, "/data/out/train/1/model.pb", "trained-1")
+	require.NoError(t, second.post(trainCompletedMessage("/data/out/train/1/model.pb")))
+	require.Equal(t, []string{"Train/Completed#1", "Eval/Ready#1"}, second.states())
+	require.Equal(t, 4, strings.Count(n.readFile(t, "/data/out/data/eval/1/data.txt"), "\n"), "both eval versions")
+
+	// Without hot update the trained model replaces the deploy model's file.
+	require.NoError(t, second.post(evalCompletedMessage(0.9, 0.8)))
+	second.waitForState("Train/Ready#2")
+	require.Equal(t, "trained-1", n.readFile(t, "/data/models/deploy/model.pb"))
+}
+
+func TestReportsSavedBeforeTheyAreQueued(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	refuse := errors.New("outbox full")
+	l.reporter.SetHook(func(context.Context, channel.Key, []byte) error { return refuse })
+	l.setup(newJob(true))
+	l.run()
+	n.appendSamples(t, 0, 10)
+	require.Eventually(t, func() bool {
+		rec, ok := l.trySavedRecord()
+		return ok && rec.State.StageState == sednav1.StageReady
+	}, waitFor, testPeriodPoll)
+	rec := l.savedRecord()
+	require.Len(t, rec.Pending, 1, "the Train/Ready report waits in the record")
+	require.Empty(t, l.reporter.Contents())
+
+	l.reporter.SetHook(nil)
+	l.waitForState("Train/Ready#1")
+	require.Eventually(t, func() bool { return len(l.savedRecord().Pending) == 0 }, waitFor, testPeriodPoll)
+	require.Equal(t, []string{"Train/Ready#1"}, l.states())
+}
+
+func TestStageFailedPublishedByGMEndsTheRound(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	job := newJob(true)
+	l.setup(job)
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+
+	// A stale status of another round changes nothing.
+	job.Status.LearningProgress = sednav1.LearningProgress{Stage: sednav1.StageTrain, StageState: sednav1.StageFailed, Round: 0}
+	l.publish(job)
+	require.Equal(t, []string{"Train/Ready#1"}, l.states())
+
+	job.Status.LearningProgress = sednav1.LearningProgress{Stage: sednav1.StageTrain, StageState: sednav1.StageRunning, Round: 1}
+	l.publish(job)
+	require.Equal(t, State{Stage: sednav1.StageTrain, StageState: sednav1.StageRunning, Round: 1}, l.savedRecord().State)
+
+	// A failed worker attempt does not end the stage: GM retries the pod.
+	require.NoError(t, l.post(managers.WorkerMessage{Kind: "train", Status: "failed"}))
+	require.Equal(t, sednav1.StageRunning, l.savedRecord().State.StageState)
+
+	job.Status.LearningProgress = sednav1.LearningProgress{Stage: sednav1.StageTrain, StageState: sednav1.StageFailed, Round: 1}
+	l.publish(job)
+	require.Equal(t, []string{"Train/Ready#1", "Train/Failed#1", "Train/Waiting#1"}, l.states())
+	reports := l.stageReports()
+	require.Contains(t, reports[len(reports)-1].RoundResult.Message, "GM reports the Train stage failed")
+
+	// The next round has a new number.
+	n.appendSamples(t, 10, 5)
+	l.waitForState("Train/Ready#2")
+}
+
+func TestUnusableResultsFailTheStage(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+	require.NoError(t, l.post(trainCompletedMessage("/data/out/train/1/model.pb")))
+	require.NoError(t, l.post(managers.WorkerMessage{Kind: "eval", Status: "completed", Results: []map[string]any{{"url": "x", "metrics": map[string]any{"precision": true}}}}))
+	require.Equal(t, []string{"Train/Ready#1", "Train/Completed#1", "Eval/Ready#1", "Eval/Failed#1", "Train/Waiting#1"}, l.states())
+	reports := l.stageReports()
+	require.Contains(t, reports[len(reports)-1].Message, "want 2")
+}
+
+func TestWorkerMessagesThatDoNotDriveTheRound(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+
+	err := l.m.HandleWorkerMessage(context.Background(), managers.WorkerMessage{Name: "w", Namespace: testNamespace, OwnerName: "other", OwnerKind: Kind, Kind: "train", Status: "completed"})
+	require.ErrorIs(t, err, managers.ErrInvalidMessage)
+
+	// A train report while waiting for data, and the inference worker's deploy report: forwarded only.
+	require.NoError(t, l.post(trainCompletedMessage("/data/out/train/9/model.pb")))
+	require.NoError(t, l.post(managers.WorkerMessage{Kind: "deploy", Status: "completed"}))
+	require.Empty(t, l.states())
+	require.Len(t, l.forwardedReports(), 2)
+	require.Equal(t, InitialState, l.savedRecord().State)
+}
+
+func TestDeletingTheJobRemovesItsRecordAndHotUpdateDir(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+	n.writeFile(t, hotUpdateDir+"/model.pb", "x")
+	l.run()
+	l.waitPasses(1)
+	l.m.ResourceDeleted(context.Background(), l.jobKey())
+	_, found, err := l.st.GetState(StateNamespace, testNamespace+"/"+testJob)
+	require.NoError(t, err)
+	require.False(t, found)
+	require.NoDirExists(t, filepath.Join(n.rootfs, hotUpdateDir))
+}
+
+func TestSplitSamples(t *testing.T) {
+	for name, tc := range map[string]struct {
+		content, format string
+		want            []string
+	}{
+		"txt":               {"a\nb\n", "txt", []string{"a", "b"}},
+		"unterminated":      {"a\nb", "txt", []string{"a"}},
+		"blank lines":       {"a\n\n  \nb\n", "txt", []string{"a", "b"}},
+		"csv header":        {"path,label\na,1\n", "csv", []string{"a,1"}},
+		"crlf":              {"a\r\nb\r\n", "TXT", []string{"a", "b"}},
+		"empty":             {"", "txt", []string{}},
+		"csv only a header": {"h\n", "csv", []string{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, splitSamples([]byte(tc.content), tc.format))
+		})
+	}
+}
+
+func TestDeployStats(t *testing.T) {
+	stats, problem := deployStats([]map[string]any{
+		{"metrics": map[string]any{"precision": []any{0.9, 0.7}, "recall": 0.5, "f1": []any{0.1}}},
+		{"metrics": map[string]any{"precision": []any{0.8, 0.75}, "recall": 0.25}},
+	})
+	require.Empty(t, problem)
+	require.InDeltaSlice(t, []float64{0.1, -0.05}, stats["precision_delta"], 1e-9)
+	require.Equal(t, []float64{0.25}, stats["recall_delta"])
+	require.Equal(t, []float64{0.9, 0.7}, stats["precision"])
+	require.NotContains(t, stats, "f1_delta", "no delta without the old model's metric")
+
+	for name, results := range map[string][]map[string]any{
+		"one result":     {{"metrics": map[string]any{}}},
+		"no metrics":     {{}, {"metrics": map[string]any{}}},
+		"string element": {{"metrics": map[string]any{"p": []any{"x"}}}, {"metrics": map[string]any{}}},
+	} {
+		_, problem := deployStats(results)
+		require.NotEmpty(t, problem, name)
+	}
+}
+
+func FuzzDeployStats(f *testing.F) {
+	f.Add([]byte(`[{"metrics":{"p":[0.9]}},{"metrics":{"p":[0.8]}}]`))
+	f.Add([]byte(`[{"metrics":{"p":1}},{"metrics":{"p":[1,2]}}]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var results []map[string]any
+		if json.Unmarshal(raw, &results) != nil {
+			return
+		}
+		stats, problem := deployStats(results)
+		if problem == "" && stats == nil {
+			t.Fatal("no problem and no stats")
+		}
+	})
+}

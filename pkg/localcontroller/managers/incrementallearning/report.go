@@ -1,0 +1,71 @@
+package incrementallearning
+
+import (
+	"encoding/json"
+	"fmt"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+)
+
+// ModelRef is a model as upstream's condition data names it.
+type ModelRef struct {
+	Format  string         `json:"format"`
+	URL     string         `json:"url"`
+	Devices []string       `json:"device_soc_versions,omitempty"`
+	Metrics map[string]any `json:"metrics,omitempty"`
+}
+
+// StageInput is upstream's input of a stage: what GM passes to the stage's pod.
+type StageInput struct {
+	Models       []ModelRef `json:"models,omitempty"`
+	DataURL      string     `json:"dataURL,omitempty"`
+	DataIndexURL string     `json:"dataIndexURL,omitempty"`
+	OutputDir    string     `json:"outputDir,omitempty"`
+}
+
+// StageOutput is upstream's output of a stage: the worker's results.
+type StageOutput struct {
+	Models []map[string]any `json:"models,omitempty"`
+}
+
+// StageReport is the content of the LC's report to GM after a transition. Phase, Status, Input
+// and Output are upstream's LC stage message; Round, Message and RoundResult are ours: Round is
+// the round the state belongs to, Message says why (a failure, a rejected deploy), and
+// RoundResult is set on the report that closes a round (the state is then Train/Waiting).
+type StageReport struct {
+	Phase       string                 `json:"phase"`
+	Status      string                 `json:"status"`
+	Round       int32                  `json:"round"`
+	Input       *StageInput            `json:"input,omitempty"`
+	Output      *StageOutput           `json:"output"`
+	Message     string                 `json:"message,omitempty"`
+	RoundResult *sednav1.LearningRound `json:"roundResult,omitempty"`
+}
+
+// ForwardedReport is a worker report relayed to GM: upstream's forwarded shape
+// {"phase":<kind>,"status":<status>,"output":{"models","ownerInfo"}} plus the worker's name and the
+// round the LC attributes it to, which tell GM it is a worker's word and not a stage report.
+type ForwardedReport struct {
+	Phase  string          `json:"phase"`
+	Status string          `json:"status"`
+	Output forwardedOutput `json:"output"`
+	Worker string          `json:"worker"`
+	Round  int32           `json:"round"`
+}
+
+type forwardedOutput struct {
+	Models    []map[string]any `json:"models"`
+	OwnerInfo map[string]any   `json:"ownerInfo"`
+}
+
+func encodeForwarded(msg managers.WorkerMessage, round int32) ([]byte, error) {
+	content, err := json.Marshal(ForwardedReport{
+		Phase: msg.Kind, Status: msg.Status, Worker: msg.Name, Round: round,
+		Output: forwardedOutput{Models: msg.Results, OwnerInfo: msg.OwnerInfo},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the report of worker %s for GM: %w", managers.ErrInvalidMessage, msg.Name, err)
+	}
+	return content, nil
+}
