@@ -125,9 +125,7 @@ func (f *fixture) writes() []string {
 		case "create", "update", "delete", "patch":
 			name := ""
 			switch action := a.(type) {
-			case k8stesting.CreateAction:
-				name = action.GetObject().(metav1.Object).GetName()
-			case k8stesting.UpdateAction:
+			case k8stesting.CreateAction: // update actions have the same method set and match here too
 				name = action.GetObject().(metav1.Object).GetName()
 			case k8stesting.DeleteAction:
 				name = action.GetName()

@@ -186,15 +186,21 @@ func offline(opts options, test model.Dataset, out io.Writer) error {
 		result.Rows = append(result.Rows, row)
 	}
 
-	fmt.Fprintf(out, "%d MNIST test images; edge model %s, cloud model %s\n", n, result.EdgeModel, result.CloudModel)
-	fmt.Fprintf(out, "edge only:  %6.2f%%\ncloud only: %6.2f%%\n", 100*result.EdgeAccuracy, 100*result.CloudAccuracy)
-	table := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(table, "HEM\t%s\tjoint accuracy\tvs edge\tto cloud\t\n", key)
+	// The report is built in memory and written once, so a write error is checked in one place.
+	var report strings.Builder
+	fmt.Fprintf(&report, "%d MNIST test images; edge model %s, cloud model %s\n", n, result.EdgeModel, result.CloudModel)
+	fmt.Fprintf(&report, "edge only:  %6.2f%%\ncloud only: %6.2f%%\n", 100*result.EdgeAccuracy, 100*result.CloudAccuracy)
+	table := tabwriter.NewWriter(&report, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// Writes to the in-memory table cannot fail; Flush reports errors.
+	_, _ = fmt.Fprintf(table, "HEM\t%s\tjoint accuracy\tvs edge\tto cloud\t\n", key)
 	for _, row := range result.Rows {
-		fmt.Fprintf(table, "%s\t%s\t%.2f%%\t%+.2f\t%.1f%%\t\n", row.HEM, row.Parameters[key],
+		_, _ = fmt.Fprintf(table, "%s\t%s\t%.2f%%\t%+.2f\t%.1f%%\t\n", row.HEM, row.Parameters[key],
 			100*row.JointAccuracy, 100*(row.JointAccuracy-result.EdgeAccuracy), 100*row.CloudShare)
 	}
 	if err := table.Flush(); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(out, report.String()); err != nil {
 		return err
 	}
 	return printResult(out, result)
@@ -263,16 +269,20 @@ func online(ctx context.Context, opts options, test model.Dataset, out io.Writer
 		return fmt.Errorf("reading the edge's stats: %w", err)
 	}
 
-	fmt.Fprintf(out, "%d MNIST test images through %s in %.1fs\n", result.Images, base+api.ClassifyPath, result.Seconds)
-	table := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(table, "accuracy\t%.2f%%\n", 100*result.Accuracy)
-	fmt.Fprintf(table, "hard (sent to cloud)\t%d (%.1f%%)\n", result.Hard, 100*result.CloudShare)
+	var report strings.Builder
+	fmt.Fprintf(&report, "%d MNIST test images through %s in %.1fs\n", result.Images, base+api.ClassifyPath, result.Seconds)
+	table := tabwriter.NewWriter(&report, 0, 0, 2, ' ', 0)
+	_, _ = fmt.Fprintf(table, "accuracy\t%.2f%%\n", 100*result.Accuracy)
+	_, _ = fmt.Fprintf(table, "hard (sent to cloud)\t%d (%.1f%%)\n", result.Hard, 100*result.CloudShare)
 	for _, source := range []string{api.SourceEdge, api.SourceCloud, api.SourceEdgeFallback} {
-		fmt.Fprintf(table, "answered by %s\t%d\n", source, result.Sources[source])
+		_, _ = fmt.Fprintf(table, "answered by %s\t%d\n", source, result.Sources[source])
 	}
-	fmt.Fprintf(table, "edge /stats\tinferences %d, hard %d, ratio %.3f, fallbacks %d\n", result.EdgeStats.InferenceNumber,
+	_, _ = fmt.Fprintf(table, "edge /stats\tinferences %d, hard %d, ratio %.3f, fallbacks %d\n", result.EdgeStats.InferenceNumber,
 		result.EdgeStats.HardExampleNumber, result.EdgeStats.UploadCloudRatio, result.EdgeStats.Fallbacks)
 	if err := table.Flush(); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(out, report.String()); err != nil {
 		return err
 	}
 	return printResult(out, result)
