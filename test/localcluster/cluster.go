@@ -174,6 +174,8 @@ func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir,
 		// the kubernetes service; it is reached by its loopback address instead.
 		"--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none",
+		// Nodes are reached by their loopback InternalIP (kubectl logs through the process nodes).
+		"--kubelet-preferred-address-types=InternalIP",
 		"--cert-dir=" + filepath.Join(filepath.Dir(pki.caCert), "apiserver"),
 		"--tls-cert-file=" + pki.apiserverCert,
 		"--tls-private-key-file=" + pki.apiserverKey,

@@ -19,8 +19,8 @@
 // mode 0600 and replaced atomically (temporary file and rename) once 80% of their lifetime has
 // passed, until the pod's processes end.
 //
-// Paths: a process cannot mount, so environment values and arguments that start with a
-// volumeMount's mountPath are rewritten to the volume's directory, or to <dir>/<subPath> for a
+// Paths: a process cannot mount, so environment values, arguments and --flag= values that start
+// with a volumeMount's mountPath are rewritten to the volume's directory, or to <dir>/<subPath> for a
 // subPath (or expanded subPathExpr) mount.
 //
 // Hosts: every pod gets <root>/pods/<uid>/etc-hosts as the kubelet writes it (localhost, the pod's
@@ -29,4 +29,9 @@
 // (unshare, then mount --bind of that file over /etc/hosts, then exec, so the PID, process group
 // and exit code stay the container's); without it containers see the machine's /etc/hosts. The
 // machine's /etc/hosts is never modified.
+//
+// Logs: each container's output (all restarts) is in <root>/logs/<ns>_<pod>_<container>.log, and
+// the node serves the kubelet's containerLogs route on <IP>:KubeletPort (10250) with a
+// self-signed certificate, so `kubectl logs` works through the apiserver (which reaches nodes by
+// InternalIP and does not verify kubelet certificates unless told to). Follow is not supported.
 package processnode

@@ -35,6 +35,8 @@ type NodeOptions struct {
 	// Root is the node's directory (RunnerOptions.NodeRoot); container logs go to Root/logs.
 	Root   string
 	Images ImageTable
+	// KubeletPort serves `kubectl logs` on IP (DefaultKubeletPort when zero; negative disables).
+	KubeletPort int
 	// ClusterHosts returns /etc/hosts lines for the cluster's service names, added to every pod's
 	// hosts file (see RunnerOptions.ClusterHosts). Optional.
 	ClusterHosts func() string
@@ -80,6 +82,17 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 	// Cancelled before the deferred shutdowns below run, which wait for goroutines bound to ctx.
 	ctx, cancel := context.WithCancel(ctx)
 
+	if opts.KubeletPort == 0 {
+		opts.KubeletPort = DefaultKubeletPort
+	}
+	if opts.KubeletPort > 0 {
+		stopAPI, err := serveKubeletAPI(ctx, opts)
+		if err != nil {
+			cancel()
+			return err
+		}
+		defer stopAPI()
+	}
 	provider := newPodProvider(ctx, client, opts)
 	// Runs last: after the controllers have stopped, no new pod can start behind our back.
 	defer provider.stopAll()
@@ -190,8 +203,9 @@ func nodeObject(opts NodeOptions) *corev1.Node {
 				condition(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure"),
 				condition(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID"),
 			},
-			NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: runtime.GOARCH},
-			Phase:    corev1.NodeRunning,
+			NodeInfo:        corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: runtime.GOARCH},
+			Phase:           corev1.NodeRunning,
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(max(opts.KubeletPort, 0))}},
 		},
 	}
 }

@@ -3,6 +3,7 @@ package processnode
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,11 +48,16 @@ func TestRunNode(t *testing.T) {
 	require.NoError(t, err)
 
 	root := t.TempDir()
+	// Not the default 10250: local Sedna's test may run a node on 127.0.1.1 at the same time.
+	probe, err := net.Listen("tcp", "127.0.1.1:0")
+	require.NoError(t, err)
+	kubeletPort := probe.Addr().(*net.TCPAddr).Port
+	require.NoError(t, probe.Close())
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	nodeDone := make(chan error, 1)
 	go func() {
 		nodeDone <- RunNode(nodeCtx, client, NodeOptions{
-			Name: "edge-1", IP: "127.0.1.1", Root: root,
+			Name: "edge-1", IP: "127.0.1.1", Root: root, KubeletPort: kubeletPort,
 			Labels: map[string]string{"node-role.kubernetes.io/edge": ""},
 			Images: ImageTable{"sedna/shell": "/bin/sh"},
 			// Every container runs behind the /etc/hosts wrapper, so the process-group and
@@ -132,6 +138,14 @@ func TestRunNode(t *testing.T) {
 		return err == nil
 	}, eventually, tick, "the log %s should greet with the pod IP and show the shell's PID", logPath)
 	require.NoError(t, syscall.Kill(-pid, 0), "process group %d should be running", pid)
+	// kubectl logs: the apiserver proxies to the node's kubelet API on its InternalIP.
+	viaAPI, err := client.CoreV1().Pods(ns).GetLogs("hello", &corev1.PodLogOptions{Container: "main"}).DoRaw(ctx)
+	require.NoError(t, err, "reading the log through the apiserver")
+	require.Contains(t, string(viaAPI), "hello 127.0.1.1\n")
+	tail := int64(1)
+	lastLine, err := client.CoreV1().Pods(ns).GetLogs("hello", &corev1.PodLogOptions{Container: "main", TailLines: &tail}).DoRaw(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(string(lastLine), "\n"), "tailLines=1 returned %q", lastLine)
 
 	require.Eventually(t, func() bool {
 		pod, err := client.CoreV1().Pods(ns).Get(ctx, "fails", metav1.GetOptions{})
