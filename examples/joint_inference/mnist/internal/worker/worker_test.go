@@ -46,20 +46,20 @@ func TestWatcherReloadsAndKeepsOldModelOnCorruptFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, model.EdgeArch, watcher.Current().Arch())
 
-	changed, err := watcher.reload()
+	changed, err := watcher.Reload()
 	require.NoError(t, err)
 	require.False(t, changed, "an unchanged file is not reloaded")
 
 	replacement, err := model.New(model.CloudArch, 2)
 	require.NoError(t, err)
 	require.NoError(t, replacement.Save(path))
-	changed, err = watcher.reload()
+	changed, err = watcher.Reload()
 	require.NoError(t, err)
 	require.True(t, changed)
 	require.Equal(t, model.CloudArch, watcher.Current().Arch())
 
 	require.NoError(t, os.WriteFile(path, []byte("garbage"), 0o600))
-	_, err = watcher.reload()
+	_, err = watcher.Reload()
 	require.ErrorIs(t, err, model.ErrBadModelFile)
 	require.Equal(t, model.CloudArch, watcher.Current().Arch(), "a bad file keeps the previous model")
 
