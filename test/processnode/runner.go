@@ -131,6 +131,39 @@ func rewritePath(s string, mounts []corev1.VolumeMount, volumes map[string]strin
 	return out
 }
 
+// dataPathPrefixEnv is Sedna's convention for host paths in workers: a hostPath P is mounted at
+// DATA_PATH_PREFIX+P, and a worker reports a file's host path by stripping the prefix.
+const dataPathPrefixEnv = "DATA_PATH_PREFIX"
+
+// hostPathsUnder reports whether every hostPath volume mounted under prefix is mounted at
+// prefix+<its host path>. Then the prefix stands for the host's / , which on this node is
+// NodeRoot/host: rewriting the variable keeps "strip the prefix" yielding host paths, which is
+// what the LC resolves under its rootfs.
+func hostPathsUnder(pod *corev1.Pod, mounts []corev1.VolumeMount, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	if prefix == "" {
+		return false
+	}
+	hostPaths := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = filepath.Clean("/" + v.HostPath.Path)
+		}
+	}
+	found := false
+	for _, m := range mounts {
+		path, ok := hostPaths[m.Name]
+		if !ok || !(m.MountPath == prefix || strings.HasPrefix(m.MountPath, prefix+"/")) {
+			continue
+		}
+		if filepath.Clean(m.MountPath) != filepath.Clean(prefix+path) || m.SubPath != "" {
+			return false
+		}
+		found = true
+	}
+	return found
+}
+
 func (p *RunningPod) run(ctx context.Context) {
 	defer close(p.done)
 	// Token and hosts refreshes live as long as the pod's processes, not until Stop: a finished
@@ -260,6 +293,9 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 	}
 	for name, v := range env {
 		env[name] = rewrite(v, mounts, volumes)
+	}
+	if prefix, ok := env[dataPathPrefixEnv]; ok && hostPathsUnder(p.pod, mounts, prefix) {
+		env[dataPathPrefixEnv] = filepath.Join(p.opts.NodeRoot, "host")
 	}
 	argv, err := Command(&c, p.opts.Images, env)
 	if err != nil {

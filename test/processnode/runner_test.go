@@ -163,3 +163,18 @@ func alive(pid string) bool {
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z"
 }
+
+func TestDataPathPrefixStandsForTheNodesHostRoot(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+		{Name: "models", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/data/models/"}}},
+		{Name: "out", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/data/out"}}},
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}}}
+	sedna := []corev1.VolumeMount{{Name: "models", MountPath: "/home/data/data/models/"}, {Name: "out", MountPath: "/home/data/data/out"}, {Name: "scratch", MountPath: "/tmp/x"}}
+	require.True(t, hostPathsUnder(pod, sedna, "/home/data"))
+	require.True(t, hostPathsUnder(pod, sedna, "/home/data/"))
+	other := []corev1.VolumeMount{{Name: "models", MountPath: "/home/data/models"}}
+	require.False(t, hostPathsUnder(pod, other, "/home/data"), "a hostPath mounted elsewhere under the prefix")
+	require.False(t, hostPathsUnder(pod, []corev1.VolumeMount{{Name: "scratch", MountPath: "/home/data/x"}}, "/home/data"), "no hostPath under the prefix")
+	require.False(t, hostPathsUnder(pod, sedna, ""))
+}
