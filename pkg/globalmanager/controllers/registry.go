@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/dataset"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/incrementallearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/jointinference"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/model"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/secret"
@@ -29,6 +30,7 @@ func NewRegistry() Registry {
 	return Registry{
 		{Name: dataset.Name, New: dataset.New},
 		{Name: jointinference.Name, New: jointinference.New},
+		{Name: incrementallearning.Name, New: incrementallearning.New},
 		{Name: model.Name, New: model.New},
 		{Name: secret.Name, New: secret.New},
 	}

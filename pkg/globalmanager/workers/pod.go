@@ -77,8 +77,15 @@ func (c *S3Credentials) Env() []corev1.EnvVar {
 type Mount struct {
 	URL     string
 	EnvName string
+	// URLs, when set instead of URL, are several locations given in one env var, ";"-joined in
+	// this order (upstream's MODEL_URLS); each is mounted or downloaded as URL would be.
+	URLs []string
 	// Credentials are used by the initializer for s3:// URLs; nil when the resource names none.
 	Credentials *S3Credentials
+	// Output marks a location the worker writes (upstream's "no download" mounts): a host path is
+	// mounted from a parent directory created when missing (DirectoryOrCreate), and a remote URL
+	// is given verbatim, with Credentials in the worker containers' env, instead of downloaded.
+	Output bool
 }
 
 // Worker is what a feature wants in one worker's pods: the user's template, the env GM adds
@@ -182,38 +189,68 @@ func (w Worker) PodTemplate() (corev1.PodTemplateSpec, error) {
 	var workerMounts []corev1.VolumeMount
 	var initArgs []string
 	var initCreds *S3Credentials
-	mountedDirs := map[string]bool{}
+	mountedDirs := map[string]int{} // host dir → index in volumes
+	var workerCreds *S3Credentials
 	for _, m := range w.Mounts {
-		plan, err := planMount(m.URL)
-		if err != nil {
-			return corev1.PodTemplateSpec{}, fmt.Errorf("%s: %w", m.EnvName, err)
+		urls := m.URLs
+		if len(urls) == 0 {
+			urls = []string{m.URL}
 		}
-		env = append(env, corev1.EnvVar{Name: m.EnvName, Value: plan.value})
-		switch {
-		case plan.hostDir != "":
-			if mountedDirs[plan.hostDir] {
-				continue
+		values := make([]string, 0, len(urls))
+		for _, raw := range urls {
+			plan, err := planMount(raw)
+			if err != nil {
+				return corev1.PodTemplateSpec{}, fmt.Errorf("%s: %w", m.EnvName, err)
 			}
-			mountedDirs[plan.hostDir] = true
-			name := HostPathVolumeName(plan.hostDir)
-			volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: plan.hostDir, Type: ptr.To(corev1.HostPathDirectory)},
-			}})
-			workerMounts = append(workerMounts, corev1.VolumeMount{Name: name, MountPath: path.Join(HostDataDir, plan.hostDir)})
-		case plan.downloadTo != "":
-			initArgs = append(initArgs, m.URL, plan.downloadTo)
-			if m.Credentials == nil {
-				continue
+			if m.Output && plan.downloadTo != "" {
+				// A write target is not downloaded: the worker writes to the URL itself.
+				plan = mountPlan{value: raw}
+				if m.Credentials != nil {
+					if workerCreds != nil && *workerCreds != *m.Credentials {
+						return corev1.PodTemplateSpec{}, fmt.Errorf("%s: a worker can use only one S3 credential Secret, got %q and %q",
+							m.EnvName, workerCreds.SecretName, m.Credentials.SecretName)
+					}
+					workerCreds = m.Credentials
+				}
 			}
-			if initCreds != nil && *initCreds != *m.Credentials {
-				return corev1.PodTemplateSpec{}, fmt.Errorf("%s: the initializer can use only one S3 credential Secret per pod, got %q and %q",
-					m.EnvName, initCreds.SecretName, m.Credentials.SecretName)
+			values = append(values, plan.value)
+			switch {
+			case plan.hostDir != "":
+				if i, seen := mountedDirs[plan.hostDir]; seen {
+					if m.Output {
+						volumes[i].HostPath.Type = ptr.To(corev1.HostPathDirectoryOrCreate)
+					}
+					continue
+				}
+				mountedDirs[plan.hostDir] = len(volumes)
+				hostPathType := corev1.HostPathDirectory
+				if m.Output {
+					hostPathType = corev1.HostPathDirectoryOrCreate
+				}
+				name := HostPathVolumeName(plan.hostDir)
+				volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+					HostPath: &corev1.HostPathVolumeSource{Path: plan.hostDir, Type: ptr.To(hostPathType)},
+				}})
+				workerMounts = append(workerMounts, corev1.VolumeMount{Name: name, MountPath: path.Join(HostDataDir, plan.hostDir)})
+			case plan.downloadTo != "":
+				initArgs = append(initArgs, raw, plan.downloadTo)
+				if m.Credentials == nil {
+					continue
+				}
+				if initCreds != nil && *initCreds != *m.Credentials {
+					return corev1.PodTemplateSpec{}, fmt.Errorf("%s: the initializer can use only one S3 credential Secret per pod, got %q and %q",
+						m.EnvName, initCreds.SecretName, m.Credentials.SecretName)
+				}
+				initCreds = m.Credentials
 			}
-			initCreds = m.Credentials
 		}
+		env = append(env, corev1.EnvVar{Name: m.EnvName, Value: strings.Join(values, ";")})
 	}
 	if len(mountedDirs) > 0 {
 		env = append(env, corev1.EnvVar{Name: EnvDataPathPrefix, Value: HostDataDir})
+	}
+	if workerCreds != nil {
+		env = append(env, workerCreds.Env()...)
 	}
 	if len(initArgs) > 0 {
 		volumes = append(volumes, corev1.Volume{Name: DownloadVolumeName,

@@ -1,0 +1,213 @@
+package incrementallearning
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
+	sednalisters "github.com/sedna-go/sedna/pkg/client/listers/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+)
+
+// Name is the feature's name in the registry.
+const Name = "IncrementalLearning"
+
+// Kind is the channel kind of IncrementalLearningJobs.
+const Kind = "incrementallearningjob"
+
+const (
+	// maxStageAttempts is how many pods a stage of a round gets before it fails.
+	maxStageAttempts = 3
+	// retryBaseDelay is the wait after the first failed try; it doubles with every further one.
+	retryBaseDelay = 10 * time.Second
+)
+
+// Controller reconciles IncrementalLearningJobs.
+type Controller struct {
+	client        sednaclientset.Interface
+	kubeClient    kubernetes.Interface
+	lister        sednalisters.IncrementalLearningJobLister
+	datasetLister sednalisters.DatasetLister
+	modelLister   sednalisters.ModelLister
+	pods          corelisters.PodLister
+	deployments   appslisters.DeploymentLister
+	synced        []cache.InformerSynced
+	queue         workqueue.TypedRateLimitingInterface[string]
+	downstream    runtime.Downstream
+	models        *runtime.Bindings
+	secrets       *runtime.Bindings
+	metrics       *runtime.SyncMetrics
+	reportMetrics *reportMetrics
+	recorder      record.EventRecorder
+	lcServer      string
+
+	// Test seams: the clock, how long a blocked job waits before the next look, the retry delay.
+	now          func() time.Time
+	blockedRetry time.Duration
+	retryDelay   time.Duration
+
+	reportsMu sync.Mutex
+	pending   map[string][]stageReport // namespace/name → stage reports not yet in the status
+}
+
+var (
+	_ runtime.FeatureController = (*Controller)(nil)
+	_ runtime.ReportReceiver    = (*Controller)(nil)
+	_ runtime.DownstreamPrimer  = (*Controller)(nil)
+)
+
+// New builds the controller. It registers the pod and Deployment informers of the kube factory
+// (so that the manager starts them) and enqueues a job when one of its workers, its Dataset or
+// one of its Models changes.
+func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
+	informer := deps.SednaInformers.Sedna().V1alpha1().IncrementalLearningJobs()
+	datasetInformer := deps.SednaInformers.Sedna().V1alpha1().Datasets()
+	modelInformer := deps.SednaInformers.Sedna().V1alpha1().Models()
+	podInformer := deps.KubeInformers.Core().V1().Pods()
+	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
+	recorder := deps.Recorder
+	if recorder == nil {
+		recorder = &record.FakeRecorder{} // drops events: no channel
+	}
+	c := &Controller{
+		client: deps.SednaClient, kubeClient: deps.KubeClient, lister: informer.Lister(),
+		datasetLister: datasetInformer.Lister(), modelLister: modelInformer.Lister(),
+		pods: podInformer.Lister(), deployments: deploymentInformer.Lister(),
+		synced: []cache.InformerSynced{
+			informer.Informer().HasSynced, datasetInformer.Informer().HasSynced, modelInformer.Informer().HasSynced,
+			podInformer.Informer().HasSynced, deploymentInformer.Informer().HasSynced,
+		},
+		queue: runtime.NewQueue(Name), downstream: deps.Downstream, models: deps.Models, secrets: deps.Secrets,
+		metrics: runtime.NewSyncMetrics(deps.Metrics, "incrementallearning"), reportMetrics: newReportMetrics(deps.Metrics),
+		recorder: recorder, lcServer: deps.LCServer,
+		now: time.Now, blockedRetry: 30 * time.Second, retryDelay: retryBaseDelay,
+		pending: map[string][]stageReport{},
+	}
+	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
+		return nil, fmt.Errorf("watching incremental learning jobs: %w", err)
+	}
+	if _, err := datasetInformer.Informer().AddEventHandler(changeHandler(c.enqueueDatasetUsers)); err != nil {
+		return nil, fmt.Errorf("watching datasets: %w", err)
+	}
+	if _, err := modelInformer.Informer().AddEventHandler(changeHandler(c.enqueueModelUsers)); err != nil {
+		return nil, fmt.Errorf("watching models: %w", err)
+	}
+	// Every pod of the namespace is in the shared cache; only those a job controls wake it.
+	if _, err := podInformer.Informer().AddEventHandler(changeHandler(c.enqueueOwner)); err != nil {
+		return nil, fmt.Errorf("watching pods: %w", err)
+	}
+	if _, err := deploymentInformer.Informer().AddEventHandler(changeHandler(c.enqueueOwner)); err != nil {
+		return nil, fmt.Errorf("watching deployments: %w", err)
+	}
+	return c, nil
+}
+
+// changeHandler calls enqueue with every added, changed or deleted object (tombstones
+// unwrapped), dropping resyncs that carry no change.
+func changeHandler(enqueue func(obj metav1.Object)) cache.ResourceEventHandlerFuncs {
+	call := func(obj any) {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		if meta, ok := obj.(metav1.Object); ok {
+			enqueue(meta)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: call,
+		UpdateFunc: func(oldObj, newObj any) {
+			oldMeta, ok1 := oldObj.(metav1.Object)
+			newMeta, ok2 := newObj.(metav1.Object)
+			if ok1 && ok2 && oldMeta.GetResourceVersion() == newMeta.GetResourceVersion() {
+				return
+			}
+			call(newObj)
+		},
+		DeleteFunc: call,
+	}
+}
+
+// enqueueOwner enqueues the job controlling a child, checked by UID so that a child left by a
+// deleted job of the same name does not wake its successor.
+func (c *Controller) enqueueOwner(child metav1.Object) {
+	ref := metav1.GetControllerOf(child)
+	if ref == nil || ref.Kind != KindName || ref.APIVersion != sednav1.SchemeGroupVersion.String() {
+		return
+	}
+	job, err := c.lister.IncrementalLearningJobs(child.GetNamespace()).Get(ref.Name)
+	if err != nil || job.UID != ref.UID {
+		return
+	}
+	c.queue.Add(child.GetNamespace() + "/" + ref.Name)
+}
+
+func (c *Controller) enqueueDatasetUsers(ds metav1.Object) {
+	c.enqueueUsers(ds.GetNamespace(), func(job *sednav1.IncrementalLearningJob) bool {
+		return job.Spec.Dataset.Name == ds.GetName()
+	})
+}
+
+func (c *Controller) enqueueModelUsers(m metav1.Object) {
+	c.enqueueUsers(m.GetNamespace(), func(job *sednav1.IncrementalLearningJob) bool {
+		for _, name := range modelNames(job) {
+			if name == m.GetName() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func (c *Controller) enqueueUsers(namespace string, uses func(*sednav1.IncrementalLearningJob) bool) {
+	jobs, err := c.lister.IncrementalLearningJobs(namespace).List(labels.Everything())
+	if err != nil {
+		return // a lister List only fails on a bad selector
+	}
+	for _, job := range jobs {
+		if uses(job) {
+			c.queue.Add(job.Namespace + "/" + job.Name)
+		}
+	}
+}
+
+// modelNames are the Models a job refers to.
+func modelNames(job *sednav1.IncrementalLearningJob) []string {
+	names := []string{job.Spec.InitialModel.Name, job.Spec.DeploySpec.Model.Name}
+	if ref := job.Spec.EvalSpec.InitialEvalModel; ref != nil && ref.Name != "" {
+		names = append(names, ref.Name)
+	}
+	return names
+}
+
+// Run implements runtime.FeatureController.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	runtime.RunWorkers(ctx, Name, c.queue, workers, c.metrics, c.sync, c.synced...)
+}
+
+// PrimeDownstream implements runtime.DownstreamPrimer: every job goes to its Dataset's node.
+func (c *Controller) PrimeDownstream(context.Context) error {
+	return runtime.PublishAll("incremental learning jobs", c.lister.List, func(job *sednav1.IncrementalLearningJob) error {
+		return c.publish(job, c.datasetNode(job))
+	})
+}
+
+// datasetNode is the node of the job's Dataset, or "" while the Dataset does not exist.
+func (c *Controller) datasetNode(job *sednav1.IncrementalLearningJob) string {
+	ds, err := c.datasetLister.Datasets(job.Namespace).Get(job.Spec.Dataset.Name)
+	if err != nil {
+		return ""
+	}
+	return ds.Spec.NodeName
+}

@@ -1,0 +1,410 @@
+package incrementallearning
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+)
+
+func TestFirstSyncPublishesToTheDatasetsNodeAndStartsTheInferenceWorker(t *testing.T) {
+	job := helmet()
+	job.Spec.CredentialName = "s3-creds"
+	job.Spec.EvalSpec.InitialEvalModel = &sednav1.ModelReference{Name: "eval-model"}
+	f := newFixture(t, append(objects(job), model("eval-model", "/models/eval/model.pb")))
+	f.sync()
+
+	published, nodes := f.published()
+	require.Equal(t, []string{"edge-1"}, nodes)
+	require.Equal(t, "IncrementalLearningJob", published.Kind)
+	require.NotContains(t, published.Annotations, HotUpdateAnnotation, "no hot update asked for")
+	for _, name := range []string{"initial-model", "deploy-model", "eval-model"} {
+		require.Equal(t, []string{"edge-1"}, f.models.Nodes(runtime.Key("model", "ns", name)), name)
+	}
+	require.Equal(t, []string{"edge-1"}, f.secrets.Nodes(runtime.Key(runtime.SecretKind, "ns", "s3-creds")))
+
+	status := f.job().Status
+	require.Equal(t, sednav1.StageTrain, status.Stage)
+	require.Equal(t, sednav1.StageWaiting, status.StageState)
+	require.Equal(t, int32(0), status.Round)
+	require.Equal(t, int64(1), status.ObservedGeneration)
+	require.NotNil(t, status.StartTime)
+	training := meta.FindStatusCondition(status.Conditions, sednav1.ConditionTraining)
+	require.Equal(t, metav1.ConditionFalse, training.Status)
+	require.Equal(t, reasonWaitingForTrigger, training.Reason)
+	ready := meta.FindStatusCondition(status.Conditions, sednav1.ConditionReady)
+	require.Equal(t, reasonWorkerUnavailable, ready.Reason)
+	require.Equal(t, int64(1), ready.ObservedGeneration)
+
+	d := f.deployment("helmet-deployment-inference")
+	require.Equal(t, ptr.To[int32](1), d.Spec.Replicas)
+	require.Equal(t, "inference", d.Spec.Template.Labels["incrementallearningjob.sedna.io/worker-type"])
+	env := envOf(d.Spec.Template.Spec.Containers[0])
+	require.Equal(t, "/home/data/models/deploy/model.pb", env["MODEL_URL"].Value)
+	require.Equal(t, "IBT", env["HEM_NAME"].Value)
+	require.Equal(t, `[{"key":"threshold_img","value":"0.9"}]`, env["HEM_PARAMETERS"].Value)
+	require.Equal(t, "http://$(SEDNA_HOST_IP):9100", env["LC_SERVER"].Value)
+	require.NotContains(t, env, "MODEL_HOT_UPDATE")
+	require.False(t, d.Spec.Template.Spec.HostNetwork)
+
+	f.sync()
+	for _, a := range f.kube.Actions() {
+		require.NotContains(t, []string{"create", "update", "delete"}, a.GetVerb(), "second sync writes nothing: %v", a)
+	}
+	for _, a := range f.sedna.Actions() {
+		require.NotEqual(t, "update", a.GetVerb(), "status unchanged: no write")
+	}
+}
+
+func TestWithoutADatasetNothingIsPublishedAndTheJobIsBlocked(t *testing.T) {
+	f := newFixture(t, objects(helmet())[:1])
+	f.sync()
+	_, nodes := f.published()
+	require.Empty(t, nodes)
+	ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
+	require.Equal(t, reasonDatasetNotFound, ready.Reason)
+	require.Empty(t, f.podWrites())
+	require.Contains(t, f.events(), `Warning DatasetNotFound dataset "helmet-ds" not found`)
+}
+
+func TestTrainReadyCreatesExactlyOneTrainPod(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.sync()
+	f.report(trainReady(1))
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1"}, f.podWrites())
+
+	pod := f.pod("helmet-train-1")
+	require.Equal(t, map[string]string{
+		"incrementallearningjob.sedna.io/name": "helmet", "incrementallearningjob.sedna.io/uid": "uid-1",
+		"incrementallearningjob.sedna.io/worker-type": "train", roundLabel: "1", attemptLabel: "1",
+	}, pod.Labels)
+	require.Equal(t, "uid-1", string(metav1.GetControllerOf(pod).UID))
+	require.Equal(t, corev1.RestartPolicyOnFailure, pod.Spec.RestartPolicy)
+	require.Equal(t, "edge-1", pod.Spec.NodeName, "placement is the template's")
+	require.False(t, pod.Spec.HostNetwork)
+	fieldRef := func(path string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}
+	}
+	want := []corev1.EnvVar{
+		{Name: "input_shape", Value: "352,640"},
+		{Name: "SEDNA_HOST_IP", ValueFrom: fieldRef("status.hostIP")},
+		{Name: "NAMESPACE", Value: "ns"},
+		{Name: "JOB_NAME", Value: "helmet"},
+		{Name: "WORKER_NAME", ValueFrom: fieldRef("metadata.name")},
+		{Name: "LC_SERVER", Value: "http://$(SEDNA_HOST_IP):9100"},
+		{Name: "BASE_MODEL_URL", Value: "/home/data/models/base/model.pb"},
+		{Name: "MODEL_URL", Value: "/home/data/output/train/1"},
+		{Name: "TRAIN_DATASET_URL", Value: "/home/data/output/data/train/1/data.txt"},
+		{Name: "ORIGINAL_DATASET_URL", Value: "/home/data/data/helmet/train_data/data.txt"},
+		{Name: "DATA_PATH_PREFIX", Value: "/home/data"},
+	}
+	if diff := cmp.Diff(want, pod.Spec.Containers[0].Env); diff != "" {
+		t.Fatalf("train env (-want +got):\n%s", diff)
+	}
+	hostPath := func(path string, typ corev1.HostPathType) corev1.VolumeSource {
+		return corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: ptr.To(typ)}}
+	}
+	wantVolumes := []corev1.Volume{
+		{Name: "models-base", VolumeSource: hostPath("/models/base", corev1.HostPathDirectory)},
+		{Name: "output-train", VolumeSource: hostPath("/output/train", corev1.HostPathDirectoryOrCreate)},
+		{Name: "output-data-train-1", VolumeSource: hostPath("/output/data/train/1", corev1.HostPathDirectory)},
+		{Name: "data-helmet-train-data", VolumeSource: hostPath("/data/helmet/train_data", corev1.HostPathDirectory)},
+	}
+	if diff := cmp.Diff(wantVolumes, pod.Spec.Volumes); diff != "" {
+		t.Fatalf("train volumes (-want +got):\n%s", diff)
+	}
+	require.Equal(t, []corev1.VolumeMount{
+		{Name: "models-base", MountPath: "/home/data/models/base"},
+		{Name: "output-train", MountPath: "/home/data/output/train"},
+		{Name: "output-data-train-1", MountPath: "/home/data/output/data/train/1"},
+		{Name: "data-helmet-train-data", MountPath: "/home/data/data/helmet/train_data"},
+	}, pod.Spec.Containers[0].VolumeMounts)
+
+	status := f.job().Status
+	require.Equal(t, sednav1.StageTrain, status.Stage)
+	require.Equal(t, sednav1.StageStarting, status.StageState)
+	require.Equal(t, int32(1), status.Round)
+	require.JSONEq(t, `{"input":{"models":[{"format":"pb","url":"/models/base/model.pb"}],"dataURL":"/output/data/train/1/data.txt","outputDir":"/output/train/1"}}`,
+		status.StageData)
+	published, _ := f.published()
+	require.Equal(t, sednav1.StageStarting, published.Status.StageState, "the LC learns the pod was created")
+	require.Equal(t, int32(1), published.Status.Round)
+
+	f.sync()
+	require.Empty(t, f.podWrites(), "the pod exists: no second one")
+
+	// The cache has not seen the pod yet: the deterministic name keeps it at one pod.
+	f.report(trainReady(1))
+	require.NoError(t, f.kubeInformers.Core().V1().Pods().Informer().GetIndexer().Delete(pod))
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1"}, f.podWrites(), "attempted, refused with AlreadyExists")
+	pods, err := f.kube.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, pods.Items, 1)
+}
+
+func TestRunningPodPublishesRunningWithTheRound(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	f.setPodStatus("helmet-train-1", corev1.PodStatus{Phase: corev1.PodRunning})
+	f.sync()
+	published, nodes := f.published()
+	require.Equal(t, []string{"edge-1"}, nodes)
+	require.Equal(t, sednav1.StageTrain, published.Status.Stage)
+	require.Equal(t, sednav1.StageRunning, published.Status.StageState)
+	require.Equal(t, int32(1), published.Status.Round)
+	training := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionTraining)
+	require.Equal(t, metav1.ConditionTrue, training.Status)
+	require.Equal(t, "TrainRunning", training.Reason)
+
+	// A succeeded pod does not complete the stage: the LC does, from the worker's report.
+	f.setPodStatus("helmet-train-1", corev1.PodStatus{Phase: corev1.PodSucceeded})
+	f.sync()
+	require.Equal(t, sednav1.StageRunning, f.job().Status.StageState)
+	f.report(map[string]any{"phase": "Train", "status": "Completed", "round": 1,
+		"output": map[string]any{"models": []map[string]any{{"format": "pb", "url": "/output/train/1/model.pb"}}}})
+	f.sync()
+	status := f.job().Status
+	require.Equal(t, sednav1.StageCompleted, status.StageState)
+	require.JSONEq(t, `{"input":{"models":[{"format":"pb","url":"/models/base/model.pb"}],"dataURL":"/output/data/train/1/data.txt","outputDir":"/output/train/1"},
+		"output":{"models":[{"format":"pb","url":"/output/train/1/model.pb"}]}}`, status.StageData)
+	require.Empty(t, f.podWrites())
+}
+
+func TestFailedPodsAreRetriedWithBackoffThenTheStageFails(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	f.events()
+
+	f.failPod("helmet-train-1")
+	f.sync()
+	require.Empty(t, f.podWrites(), "waits 10s after the first failure")
+	require.Equal(t, sednav1.StageStarting, f.job().Status.StageState)
+
+	f.clock = f.clock.Add(10 * time.Second)
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1-2"}, f.podWrites())
+	require.Equal(t, "2", f.pod("helmet-train-1-2").Labels[attemptLabel])
+	require.Contains(t, f.events(), "Warning StagePodRetried Created pod helmet-train-1-2, try 2 of 3, after pod helmet-train-1 failed: container train exited with 1 (Error)")
+
+	f.failPod("helmet-train-1-2")
+	f.clock = f.clock.Add(10 * time.Second)
+	f.sync()
+	require.Empty(t, f.podWrites(), "the second wait is 20s")
+	f.clock = f.clock.Add(10 * time.Second)
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1-3"}, f.podWrites())
+
+	f.failPod("helmet-train-1-3")
+	f.clock = f.clock.Add(time.Hour)
+	f.sync()
+	require.Empty(t, f.podWrites(), "three tries: no fourth")
+	status := f.job().Status
+	require.Equal(t, sednav1.StageFailed, status.StageState)
+	failed := meta.FindStatusCondition(status.Conditions, sednav1.ConditionFailed)
+	require.Equal(t, metav1.ConditionTrue, failed.Status)
+	require.Equal(t, reasonStagePodFailed, failed.Reason)
+	require.Equal(t, "round 1: the train pod failed 3 times, last helmet-train-1-3: container train exited with 1 (Error)", failed.Message)
+	require.Contains(t, f.events(), "Warning StagePodFailed "+failed.Message)
+	published, _ := f.published()
+	require.Equal(t, sednav1.StageFailed, published.Status.StageState)
+	require.Equal(t, int32(1), published.Status.Round)
+
+	f.sync()
+	require.Empty(t, f.podWrites())
+	require.Empty(t, f.events(), "the failure is reported once")
+
+	// The LC closes the round; the next one clears Failed and removes the old round's pods.
+	f.report(map[string]any{"phase": "Train", "status": "Failed", "round": 1, "message": "round 1: GM reports the Train stage failed"})
+	f.report(map[string]any{"phase": "Train", "status": "Waiting", "round": 1,
+		"roundResult": map[string]any{"round": 1, "stage": "Train", "deployed": false, "message": "round 1 failed"}})
+	f.sync()
+	require.Equal(t, reasonStagePodFailed, meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionFailed).Reason)
+	next := trainReady(2)
+	f.report(next)
+	f.sync()
+	require.ElementsMatch(t, []string{"create helmet-train-2", "delete helmet-train-1", "delete helmet-train-1-2", "delete helmet-train-1-3"}, f.podWrites())
+	failed = meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionFailed)
+	require.Equal(t, metav1.ConditionFalse, failed.Status)
+	require.Equal(t, reasonRoundStarted, failed.Reason)
+}
+
+func TestADeletedStagePodIsCreatedAgain(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	f.setPodStatus("helmet-train-1", corev1.PodStatus{Phase: corev1.PodRunning})
+	f.sync()
+	require.NoError(t, f.kube.CoreV1().Pods("ns").Delete(context.Background(), "helmet-train-1", metav1.DeleteOptions{}))
+	f.refresh()
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1"}, f.podWrites())
+	require.Equal(t, sednav1.StageRunning, f.job().Status.StageState, "GM never moves a stage back")
+}
+
+func TestEvalReadyCreatesTheEvalPod(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	f.report(map[string]any{"phase": "Train", "status": "Completed", "round": 1})
+	f.report(map[string]any{"phase": "Eval", "status": "Ready", "round": 1, "input": map[string]any{
+		"models":  []map[string]any{{"format": "pb", "url": "/output/train/1/model.pb"}, {"format": "pb", "url": "/models/deploy/model.pb"}},
+		"dataURL": "/output/data/eval/1/data.txt",
+	}})
+	f.sync()
+	require.Equal(t, []string{"create helmet-eval-1"}, f.podWrites())
+	pod := f.pod("helmet-eval-1")
+	require.Equal(t, "eval", pod.Labels["incrementallearningjob.sedna.io/worker-type"])
+	env := envOf(pod.Spec.Containers[0])
+	require.Equal(t, "/home/data/output/train/1/model.pb;/home/data/models/deploy/model.pb", env["MODEL_URLS"].Value)
+	require.Equal(t, "/home/data/output/data/eval/1/data.txt", env["TEST_DATASET_URL"].Value)
+	require.Equal(t, "/home/data/data/helmet/train_data/data.txt", env["ORIGINAL_DATASET_URL"].Value)
+	for _, name := range []string{"NAMESPACE", "JOB_NAME", "WORKER_NAME", "LC_SERVER", "DATA_PATH_PREFIX"} {
+		require.Contains(t, env, name)
+	}
+	require.NotContains(t, env, "MODEL_URL")
+	status := f.job().Status
+	require.Equal(t, sednav1.StageEval, status.Stage)
+	require.Equal(t, sednav1.StageStarting, status.StageState)
+}
+
+func TestRoundResultsAreAppendedAndCapped(t *testing.T) {
+	job := helmet()
+	for i := int32(1); i <= 10; i++ {
+		job.Status.Rounds = append(job.Status.Rounds, sednav1.LearningRound{Round: i})
+	}
+	job.Status.Stage, job.Status.StageState, job.Status.Round = sednav1.StageDeploy, sednav1.StageReady, 11
+	f := newFixture(t, objects(job))
+	f.sync()
+	require.NotContains(t, f.deployment("helmet-deployment-inference").Spec.Template.Annotations, deployedRoundAnnotation)
+	f.report(map[string]any{"phase": "Deploy", "status": "Completed", "round": 11})
+	f.report(map[string]any{"phase": "Train", "status": "Waiting", "round": 11, "roundResult": map[string]any{
+		"round": 11, "stage": "Deploy", "deployed": true, "model": "/output/train/11/model.pb",
+		"metrics": []map[string]string{{"key": "precision", "value": "[0.9,0.8]"}},
+	}})
+	f.sync()
+	rounds := f.job().Status.Rounds
+	require.Len(t, rounds, sednav1.MaxRoundHistory)
+	require.Equal(t, int32(2), rounds[0].Round)
+	require.Equal(t, sednav1.LearningRound{Round: 11, Stage: sednav1.StageDeploy, Deployed: true, Model: "/output/train/11/model.pb",
+		Metrics: []sednav1.Metric{{Key: "precision", Value: "[0.9,0.8]"}}}, rounds[9])
+	require.Contains(t, f.events(), "Normal RoundEnded round 11 ended in stage Deploy, deployed: true")
+
+	// Without hot update the deployed round rolls the inference worker onto the new model.
+	d := f.deployment("helmet-deployment-inference")
+	require.Equal(t, "11", d.Spec.Template.Annotations[deployedRoundAnnotation])
+
+	// The same report again changes nothing.
+	f.report(map[string]any{"phase": "Train", "status": "Waiting", "round": 11, "roundResult": map[string]any{"round": 11, "stage": "Deploy", "deployed": true,
+		"model": "/output/train/11/model.pb", "metrics": []map[string]string{{"key": "precision", "value": "[0.9,0.8]"}}}})
+	f.sync()
+	require.Len(t, f.job().Status.Rounds, sednav1.MaxRoundHistory)
+	for _, a := range f.sedna.Actions() {
+		require.NotEqual(t, "update", a.GetVerb())
+	}
+}
+
+func TestHotUpdateMountsTheJobsDirectory(t *testing.T) {
+	job := helmet()
+	job.Name = "Helmet"
+	job.Spec.DeploySpec.Model.HotUpdateEnabled = true
+	job.Spec.DeploySpec.Model.PollPeriodSeconds = 30
+	f := newFixture(t, objects(job))
+	f.sync("ns/Helmet")
+	d := f.deployment("Helmet-deployment-inference")
+	spec := d.Spec.Template.Spec
+	require.Contains(t, spec.Volumes, corev1.Volume{Name: "sedna-model-hot-update-volume", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+		Path: "/var/lib/sedna/model-hot-update/ns/incrementallearningjob/helmet/", Type: ptr.To(corev1.HostPathDirectoryOrCreate),
+	}}})
+	require.Contains(t, spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "sedna-model-hot-update-volume", MountPath: "/model-hot-update"})
+	env := envOf(spec.Containers[0])
+	require.Equal(t, "true", env["MODEL_HOT_UPDATE"].Value)
+	require.Equal(t, "30", env["MODEL_POLL_PERIOD_SECONDS"].Value)
+	require.Equal(t, "/model-hot-update/model_config.json", env["MODEL_HOT_UPDATE_CONFIG"].Value)
+
+	s := f.downstream.published[runtime.Key(Kind, "ns", "Helmet")]
+	require.Contains(t, string(s.object), `"sedna.io/model-hot-update-config":"/var/lib/sedna/model-hot-update/ns/incrementallearningjob/helmet/model_config.json"`)
+	require.NotContains(t, f.job2("Helmet").Annotations, HotUpdateAnnotation, "never written to the API server")
+
+	// With hot update, a deployed round does not roll the worker.
+	hash := d.Annotations["sedna.io/spec-hash"]
+	f.report2("Helmet", map[string]any{"phase": "Deploy", "status": "Completed", "round": 1})
+	f.sync("ns/Helmet")
+	require.Equal(t, hash, f.deployment("Helmet-deployment-inference").Annotations["sedna.io/spec-hash"])
+}
+
+func (f *fixture) job2(name string) *sednav1.IncrementalLearningJob {
+	f.t.Helper()
+	job, err := f.sedna.SednaV1alpha1().IncrementalLearningJobs("ns").Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(f.t, err)
+	return job
+}
+
+func (f *fixture) report2(name string, content map[string]any) {
+	f.t.Helper()
+	data := fmt.Sprintf(`{"phase":%q,"status":%q,"round":%d}`, content["phase"], content["status"], content["round"])
+	require.NoError(f.t, f.c.HandleReport(context.Background(), "edge-1", runtime.Key(Kind, "ns", name), []byte(data)))
+}
+
+func TestWorkerReportsAreOnlyCounted(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(map[string]any{"phase": "train", "status": "completed", "worker": "helmet-train-1", "round": 1,
+		"output": map[string]any{"models": []any{}, "ownerInfo": map[string]any{}}})
+	require.Equal(t, 0, f.c.queue.Len())
+	require.Empty(t, f.c.takePending("ns/helmet"))
+	err := f.c.HandleReport(context.Background(), "edge-1", runtime.Key(Kind, "ns", "helmet"), []byte(`{"phase":"Nope","status":"Ready"}`))
+	require.ErrorContains(t, err, `phase "Nope" is not a stage`)
+}
+
+func TestDeletedJobIsWithdrawn(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.sync()
+	f.report(trainReady(1))
+	require.NoError(t, f.sedna.SednaV1alpha1().IncrementalLearningJobs("ns").Delete(context.Background(), "helmet", metav1.DeleteOptions{}))
+	f.refresh()
+	f.sync()
+	require.Empty(t, f.downstream.published)
+	require.Empty(t, f.models.Nodes(runtime.Key("model", "ns", "initial-model")))
+	require.Empty(t, f.c.takePending("ns/helmet"))
+}
+
+func TestStageReportsStayUntilTheStatusIsWritten(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sedna.PrependReactor("update", "incrementallearningjobs", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, fmt.Errorf("conflict")
+	})
+	err := f.c.sync(context.Background(), "ns/helmet")
+	require.ErrorContains(t, err, "conflict")
+	require.Len(t, f.c.takePending("ns/helmet"), 1)
+	require.True(t, strings.HasPrefix(f.podWrites()[0], "create helmet-train-1"))
+}
+
+func TestAStageInputThatCannotBeMountedBlocksTheJob(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	report := trainReady(1)
+	report["input"].(map[string]any)["outputDir"] = "/output/../etc"
+	f.report(report)
+	f.sync()
+	require.Empty(t, f.podWrites())
+	ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
+	require.Equal(t, reasonInvalidSpec, ready.Reason)
+	require.Contains(t, ready.Message, `must not contain ".."`)
+	require.Equal(t, sednav1.StageReady, f.job().Status.StageState)
+}
