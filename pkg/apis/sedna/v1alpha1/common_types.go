@@ -117,6 +117,9 @@ const (
 	ConditionCompleted = "Completed"
 	// ConditionTraining: a federated round is in progress.
 	ConditionTraining = "Training"
+	// ConditionDeployed: whether the last finished learning round's model was deployed (False with
+	// the reason when the deploy trigger rejected it).
+	ConditionDeployed = "Deployed"
 )
 
 // LearningStage is a stage of an incremental or lifelong learning round.

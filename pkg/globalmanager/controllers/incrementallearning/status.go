@@ -31,6 +31,9 @@ const (
 	reasonStageFailed    = "StageFailed"
 	// Failed is False again once a new round starts.
 	reasonRoundStarted = "RoundStarted"
+	// Deployed: whether the last finished round's model went to the inference worker, and why not.
+	reasonModelDeployed = "ModelDeployed"
+	reasonNotDeployed   = "NotDeployed"
 )
 
 // blocker is a problem in the job's references that keeps its workers from being built.
@@ -95,6 +98,7 @@ func applyReport(status *sednav1.ILJobStatus, report stageReport, generation int
 
 	if report.RoundResult != nil {
 		status.Rounds = appendRound(status.Rounds, *report.RoundResult)
+		setDeployedCondition(status, *report.RoundResult, generation)
 	}
 	switch {
 	case report.State == sednav1.StageFailed:
@@ -111,6 +115,24 @@ func applyReport(status *sednav1.ILJobStatus, report stageReport, generation int
 			ObservedGeneration: generation, Reason: reasonRoundStarted, Message: fmt.Sprintf("round %d started", report.Round)})
 	}
 	return nil
+}
+
+// setDeployedCondition says whether the round's model was deployed; when it was not, the LC's
+// message says why (for example the deploy trigger's metric and threshold).
+func setDeployedCondition(status *sednav1.ILJobStatus, round sednav1.LearningRound, generation int64) {
+	c := metav1.Condition{Type: sednav1.ConditionDeployed, Status: metav1.ConditionTrue, ObservedGeneration: generation,
+		Reason: reasonModelDeployed, Message: fmt.Sprintf("round %d: the trained model was deployed", round.Round)}
+	if round.Model != "" {
+		c.Message = fmt.Sprintf("round %d: %s was deployed", round.Round, round.Model)
+	}
+	if !round.Deployed {
+		c.Status, c.Reason = metav1.ConditionFalse, reasonNotDeployed
+		c.Message = fmt.Sprintf("round %d: the trained model was not deployed", round.Round)
+		if round.Message != "" {
+			c.Message += ": " + round.Message
+		}
+	}
+	meta.SetStatusCondition(&status.Conditions, c)
 }
 
 // appendRound records a closed round, replacing an earlier record of the same round (a report

@@ -305,6 +305,10 @@ func TestRoundResultsAreAppendedAndCapped(t *testing.T) {
 	require.Equal(t, sednav1.LearningRound{Round: 11, Stage: sednav1.StageDeploy, Deployed: true, Model: "/output/train/11/model.pb",
 		Metrics: []sednav1.Metric{{Key: "precision", Value: "[0.9,0.8]"}}}, rounds[9])
 	require.Contains(t, f.events(), "Normal RoundEnded round 11 ended in stage Deploy, deployed: true")
+	deployed := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionDeployed)
+	require.NotNil(t, deployed)
+	require.Equal(t, metav1.ConditionTrue, deployed.Status)
+	require.Equal(t, "round 11: /output/train/11/model.pb was deployed", deployed.Message)
 
 	// Without hot update the deployed round rolls the inference worker onto the new model.
 	d := f.deployment("helmet-deployment-inference")
@@ -318,6 +322,22 @@ func TestRoundResultsAreAppendedAndCapped(t *testing.T) {
 	for _, a := range f.sedna.Actions() {
 		require.NotEqual(t, "update", a.GetVerb())
 	}
+}
+
+func TestARejectedDeploySaysWhyInACondition(t *testing.T) {
+	job := helmet()
+	job.Status.Stage, job.Status.StageState, job.Status.Round = sednav1.StageDeploy, sednav1.StageWaiting, 2
+	f := newFixture(t, objects(job))
+	f.sync()
+	f.report(map[string]any{"phase": "Train", "status": "Waiting", "round": 2, "roundResult": map[string]any{
+		"round": 2, "stage": "Deploy", "deployed": false, "message": "precision_delta[0] = -0.02 is not > 0.01"}})
+	f.sync()
+	c := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionDeployed)
+	require.NotNil(t, c)
+	require.Equal(t, metav1.ConditionFalse, c.Status)
+	require.Equal(t, "NotDeployed", c.Reason)
+	require.Equal(t, "round 2: the trained model was not deployed: precision_delta[0] = -0.02 is not > 0.01", c.Message)
+	require.NotContains(t, f.deployment("helmet-deployment-inference").Spec.Template.Annotations, deployedRoundAnnotation)
 }
 
 func TestHotUpdateMountsTheJobsDirectory(t *testing.T) {
