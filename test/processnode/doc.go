@@ -19,7 +19,8 @@
 // mode 0600 and replaced atomically (temporary file and rename) once 80% of their lifetime has
 // passed, until the pod's processes end.
 //
-// Paths: a process cannot mount, so environment values, arguments and --flag= values that start
+// Paths: a process cannot mount, so environment values, arguments, --flag= values and the elements
+// of ;-separated lists (MODEL_URLS) that start
 // with a volumeMount's mountPath are rewritten to the volume's directory, or to <dir>/<subPath> for a
 // subPath (or expanded subPathExpr) mount.
 //

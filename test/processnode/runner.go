@@ -108,9 +108,19 @@ func waitingStatus(c corev1.Container) corev1.ContainerStatus {
 func rewrite(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
 	// A flag's value is a path as much as a bare argument is: --token-file=/var/run/... .
 	if flag, value, ok := strings.Cut(s, "="); ok && strings.HasPrefix(flag, "-") && !strings.Contains(flag, "/") {
-		return flag + "=" + rewritePath(value, mounts, volumes)
+		return flag + "=" + rewriteList(value, mounts, volumes)
 	}
-	return rewritePath(s, mounts, volumes)
+	return rewriteList(s, mounts, volumes)
+}
+
+// rewriteList rewrites each element of a ';'-separated list, Sedna's way of passing several
+// locations in one variable (MODEL_URLS).
+func rewriteList(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
+	parts := strings.Split(s, ";")
+	for i := range parts {
+		parts[i] = rewritePath(parts[i], mounts, volumes)
+	}
+	return strings.Join(parts, ";")
 }
 
 func rewritePath(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {

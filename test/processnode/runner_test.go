@@ -16,15 +16,16 @@ func TestRewriteUsesTheLongestMount(t *testing.T) {
 	mounts := []corev1.VolumeMount{{Name: "data", MountPath: "/home/data"}, {Name: "models", MountPath: "/home/data/models/"}}
 	volumes := map[string]string{"data": "/node/host/data", "models": "/node/host/models"}
 	cases := map[string]string{
-		"/home/data/train.txt":       "/node/host/data/train.txt",
-		"/home/data/models/m.pb":     "/node/host/models/m.pb",
-		"/home/data":                 "/node/host/data",
-		"/home/database":             "/home/database",
-		"s3://bucket/home/data/file": "s3://bucket/home/data/file",
-		"--index=/home/data/i.txt":   "--index=/node/host/data/i.txt",
-		"-v=2":                       "-v=2",
-		"--url=s3://b/home/data":     "--url=s3://b/home/data",
-		"a=/home/data/x":             "a=/home/data/x",
+		"/home/data/train.txt":                      "/node/host/data/train.txt",
+		"/home/data/models/m.pb":                    "/node/host/models/m.pb",
+		"/home/data":                                "/node/host/data",
+		"/home/database":                            "/home/database",
+		"s3://bucket/home/data/file":                "s3://bucket/home/data/file",
+		"--index=/home/data/i.txt":                  "--index=/node/host/data/i.txt",
+		"-v=2":                                      "-v=2",
+		"--url=s3://b/home/data":                    "--url=s3://b/home/data",
+		"a=/home/data/x":                            "a=/home/data/x",
+		"/home/data/a;/home/data/models/b;s3://x/y": "/node/host/data/a;/node/host/models/b;s3://x/y",
 	}
 	for in, want := range cases {
 		require.Equal(t, want, rewrite(in, mounts, volumes), in)

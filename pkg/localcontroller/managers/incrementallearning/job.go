@@ -8,6 +8,7 @@ import (
 	"math"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -781,22 +782,45 @@ func decodeMetrics(raw any) (map[string][]float64, error) {
 	}
 	metrics := make(map[string][]float64, len(object))
 	for name, value := range object {
-		switch v := value.(type) {
-		case float64:
-			metrics[name] = []float64{v}
-		case []any:
-			list := make([]float64, len(v))
-			for i, element := range v {
-				number, ok := element.(float64)
-				if !ok {
-					return nil, fmt.Errorf("metric %s[%d] is %T, not a number", name, i, element)
+		if list, ok := value.([]any); ok {
+			values := make([]float64, len(list))
+			for i, element := range list {
+				number, err := metricNumber(element)
+				if err != nil {
+					return nil, fmt.Errorf("metric %s[%d]: %w", name, i, err)
 				}
-				list[i] = number
+				values[i] = number
 			}
-			metrics[name] = list
-		default:
-			return nil, fmt.Errorf("metric %s is %T, not a number or a list of numbers", name, value)
+			metrics[name] = values
+			continue
 		}
+		number, err := metricNumber(value)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s is not a number or a list of numbers: %w", name, err)
+		}
+		metrics[name] = []float64{number}
 	}
 	return metrics, nil
+}
+
+// metricNumber reads one metric value: a JSON number as the worker API decodes it (json.Number),
+// a float64, or a numeric string (upstream's library sends some metrics as strings).
+func metricNumber(value any) (float64, error) {
+	switch v := value.(type) {
+	case float64:
+		return v, nil
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", string(v))
+		}
+		return f, nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", v)
+		}
+		return f, nil
+	}
+	return 0, fmt.Errorf("%T is not a number", value)
 }
