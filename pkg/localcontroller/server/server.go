@@ -152,6 +152,13 @@ type response struct {
 	Message string `json:"Message"`
 }
 
+// unforwardedKinds are the kinds upstream's library reports about whose reports neither upstream's
+// GM nor ours uses (multi-edge inference, and the library's "default" job kind).
+var unforwardedKinds = map[string]bool{
+	"reidjob": true, "videoanalyticsjob": true, "featureextractionservice": true,
+	"objectsearchservice": true, "objecttrackingservice": true, "default": true,
+}
+
 func writeResponse(w http.ResponseWriter, status int, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -187,6 +194,13 @@ func (s *Server) handleWorkerInfo(w http.ResponseWriter, r *http.Request) {
 	logger = logger.WithValues("owner", msg.OwnerKey().String(), "phase", msg.Kind, "status", msg.Status)
 
 	handler, ok := s.dispatcher.WorkerMessageHandler(msg.OwnerKind)
+	if !ok && unforwardedKinds[msg.OwnerKind] {
+		// Upstream's LC answers 200 and drops these, and its library retries anything else for
+		// 15 s per report: an upstream multi-edge worker must not stall on its reports.
+		logger.V(2).Info("Dropped a worker report of a kind whose reports go nowhere")
+		writeResponse(w, http.StatusOK, fmt.Sprintf("OK: reports about %s are not forwarded", msg.OwnerKind))
+		return
+	}
 	if !ok {
 		logger.V(2).Info("Refused a worker report of a kind no manager takes")
 		writeResponse(w, http.StatusNotFound, fmt.Sprintf("this node takes no worker reports about ownerKind %q", msg.OwnerKind))

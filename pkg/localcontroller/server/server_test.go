@@ -157,9 +157,14 @@ func TestWorkerInfo(t *testing.T) {
 			wantMessage: `ownerKind "joint-inference" is not a kind name`, wantExact: true,
 		},
 		"kind without a manager": {
-			body:        strings.Replace(jiReport, `"ownerKind":"jointinferenceservice"`, `"ownerKind":"reidjob"`, 1),
+			body:        strings.Replace(jiReport, `"ownerKind":"jointinferenceservice"`, `"ownerKind":"lifelonglearningjob"`, 1),
 			wantStatus:  http.StatusNotFound,
-			wantMessage: `this node takes no worker reports about ownerKind "reidjob"`, wantExact: true,
+			wantMessage: `this node takes no worker reports about ownerKind "lifelonglearningjob"`, wantExact: true,
+		},
+		"multi-edge kind, accepted and dropped as upstream does": {
+			body:        strings.Replace(jiReport, `"ownerKind":"jointinferenceservice"`, `"ownerKind":"reidjob"`, 1),
+			wantStatus:  http.StatusOK,
+			wantMessage: `OK: reports about reidjob are not forwarded`, wantExact: true,
 		},
 		"kind whose manager takes no worker reports": {
 			body:        `{"name":"edge-0","namespace":"ns","ownerName":"ds","ownerKind":"dataset"}`,
