@@ -32,6 +32,10 @@ const (
 	maxStageAttempts = 3
 	// retryBaseDelay is the wait after the first failed try; it doubles with every further one.
 	retryBaseDelay = 10 * time.Second
+	// reportGrace is how long a stage may stay open after its pod succeeded: the worker reports
+	// before it exits (upstream's library retries for 15 s), so a longer silence means the
+	// report was lost and the stage fails rather than hanging the round.
+	reportGrace = 2 * time.Minute
 )
 
 // Controller reconciles IncrementalLearningJobs.

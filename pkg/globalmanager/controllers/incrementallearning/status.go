@@ -29,6 +29,8 @@ const (
 	// Failed: the stage's pod failed maxStageAttempts times (GM), or the LC failed the stage.
 	reasonStagePodFailed = "StagePodFailed"
 	reasonStageFailed    = "StageFailed"
+	// Failed: the stage's pod succeeded but no report came within reportGrace.
+	reasonWorkerDidNotReport = "WorkerDidNotReport"
 	// Failed is False again once a new round starts.
 	reasonRoundStarted = "RoundStarted"
 	// Deployed: whether the last finished round's model went to the inference worker, and why not.

@@ -334,7 +334,23 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 		attempts = podAttempt(last)
 	}
 	switch {
-	case last != nil && last.Status.Phase == corev1.PodRunning, last != nil && last.Status.Phase == corev1.PodSucceeded:
+	case last != nil && last.Status.Phase == corev1.PodSucceeded:
+		advanceState(status, sednav1.StageRunning)
+		finished := podFinished(last)
+		if finished.IsZero() {
+			return nil, reportGrace, nil // no finish time yet: nothing to measure the silence from
+		}
+		silence := c.now().Sub(finished)
+		if silence < reportGrace {
+			return nil, reportGrace - silence, nil
+		}
+		status.StageState = sednav1.StageFailed
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonWorkerDidNotReport,
+			Message: fmt.Sprintf("round %d: the %s pod %s succeeded %s ago but its worker's report never reached the LC", status.Round, workerType, last.Name, silence.Round(time.Second)),
+		})
+		return nil, 0, nil
+	case last != nil && last.Status.Phase == corev1.PodRunning:
 		advanceState(status, sednav1.StageRunning)
 		return nil, 0, nil
 	case last != nil && last.Status.Phase != corev1.PodFailed:

@@ -93,7 +93,7 @@ func TestTrainReadyCreatesExactlyOneTrainPod(t *testing.T) {
 		"incrementallearningjob.sedna.io/worker-type": "train", roundLabel: "1", attemptLabel: "1",
 	}, pod.Labels)
 	require.Equal(t, "uid-1", string(metav1.GetControllerOf(pod).UID))
-	require.Equal(t, corev1.RestartPolicyOnFailure, pod.Spec.RestartPolicy)
+	require.Equal(t, corev1.RestartPolicyNever, pod.Spec.RestartPolicy, "GM retries stages with new pods")
 	require.Equal(t, "edge-1", pod.Spec.NodeName, "placement is the template's")
 	require.False(t, pod.Spec.HostNetwork)
 	fieldRef := func(path string) *corev1.EnvVarSource {
@@ -155,6 +155,30 @@ func TestTrainReadyCreatesExactlyOneTrainPod(t *testing.T) {
 	pods, err := f.kube.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
 	require.Len(t, pods.Items, 1)
+}
+
+func TestASucceededPodWhoseReportNeverCameFailsTheStage(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	finished := func(ago time.Duration) corev1.PodStatus {
+		return corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "train",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.NewTime(f.clock.Add(-ago))}}}}}
+	}
+	f.setPodStatus("helmet-train-1", finished(time.Minute))
+	f.sync()
+	require.Equal(t, sednav1.StageRunning, f.job().Status.StageState, "within the grace period the report may still come")
+
+	f.setPodStatus("helmet-train-1", finished(reportGrace+time.Second))
+	f.sync()
+	status := f.job().Status
+	require.Equal(t, sednav1.StageFailed, status.StageState)
+	failed := meta.FindStatusCondition(status.Conditions, sednav1.ConditionFailed)
+	require.NotNil(t, failed)
+	require.Equal(t, "WorkerDidNotReport", failed.Reason)
+	require.Contains(t, failed.Message, "helmet-train-1 succeeded 2m1s ago")
+	published, _ := f.published()
+	require.Equal(t, sednav1.StageFailed, published.Status.StageState, "the LC must hear of it to end the round")
 }
 
 func TestRunningPodPublishesRunningWithTheRound(t *testing.T) {

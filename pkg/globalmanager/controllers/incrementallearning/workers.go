@@ -85,13 +85,16 @@ func commonEnv(job *sednav1.IncrementalLearningJob, lcServer string) []corev1.En
 	)
 }
 
-// stageTemplate sets upstream's IL default restart policy. hostNetwork is NOT forced as
-// upstream does: workers reach their LC at the node's IP (LC_SERVER from the downward API), so
-// they need no host network, and a user who wants it sets it in the template.
+// stageTemplate defaults a stage pod's restart policy to Never, not upstream's OnFailure: GM
+// retries a failed stage with a new pod (maxStageAttempts, with backoff), and under OnFailure a
+// crashing worker would stay a Running pod in CrashLoopBackOff, so the stage could never fail and
+// the round would hang. hostNetwork is NOT forced as upstream does: workers reach their LC at the
+// node's IP (LC_SERVER from the downward API), so they need no host network, and a user who wants
+// it sets it in the template.
 func stageTemplate(template corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 	template = *template.DeepCopy()
 	if template.Spec.RestartPolicy == "" {
-		template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+		template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	}
 	return template
 }
