@@ -96,6 +96,10 @@ type record struct {
 	Rounds   []sednav1.LearningRound `json:"rounds,omitempty"`
 	// Pending are reports for GM saved with the transition that produced them, oldest first.
 	Pending []json.RawMessage `json:"pending,omitempty"`
+	// LastReport is the newest stage report: it carries the whole current state, so it is sent
+	// again when the status GM publishes shows GM never took it (a GM that crashed between
+	// acknowledging a report and writing it).
+	LastReport json.RawMessage `json:"lastReport,omitempty"`
 }
 
 // job is one incremental learning job. mu serialises the periodic pass, worker messages and new
@@ -103,6 +107,15 @@ type record struct {
 type job struct {
 	m   *Manager
 	key store.ResourceKey
+
+	// published is the status GM last published with the job; reported is when LastReport was
+	// last handed over (by a transition, at load, or sent again).
+	published *sednav1.ILJobStatus
+	reported  time.Time
+	// fresh: no saved record was found, so the round count starts from GM's published round
+	// (a wiped store, or the Dataset moved here) rather than from 0, whose round numbers and
+	// stage pod names GM has already used.
+	fresh bool
 
 	mu      sync.Mutex
 	spec    *jobSpec
@@ -134,16 +147,18 @@ func (j *job) load(ctx context.Context) error {
 		return err
 	}
 	j.rec = record{State: InitialState}
+	j.fresh = true
 	if found {
 		var rec record
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			klog.FromContext(ctx).Error(err, "The job's saved record does not parse; starting over")
 		} else {
-			j.rec = rec
+			j.rec, j.fresh = rec, false
 			klog.FromContext(ctx).V(2).Info("Resumed incremental learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
 		}
 	}
 	j.loaded = true
+	j.reported = j.m.opts.Now() // a restarted LC gives GM the usual time before sending again
 	return nil
 }
 
@@ -181,6 +196,7 @@ func (j *job) pass(ctx context.Context) time.Duration {
 		return period
 	}
 	j.flush(ctx)
+	j.resendIfGMLags(ctx)
 	j.takeSamples(ctx)
 	if j.rec.State.Stage == sednav1.StageTrain && j.rec.State.StageState == sednav1.StageWaiting {
 		j.checkTrainTrigger(ctx)
@@ -215,6 +231,8 @@ func (j *job) transition(ctx context.Context, event Event, mutate func(*record),
 			return fmt.Errorf("encoding the %s report: %w", state, err)
 		}
 		next.Pending = append(next.Pending, content)
+		next.LastReport = content
+		j.reported = j.m.opts.Now()
 	}
 	if err := j.save(next); err != nil {
 		return fmt.Errorf("saving %s after %s: %w", state, event, err)
@@ -582,9 +600,62 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// resendIfGMLags queues LastReport again when nothing is pending and GM's published status has
+// been behind the LC's state for Options.ResendAfter since the report was last handed over. Reports carry absolute state, so a report GM
+// did take is harmless to repeat.
+func (j *job) resendIfGMLags(ctx context.Context) {
+	if j.published == nil || len(j.rec.LastReport) == 0 || len(j.rec.Pending) > 0 || j.m.opts.Now().Sub(j.reported) < j.m.opts.ResendAfter {
+		return
+	}
+	if !gmLags(*j.published, j.rec.State) {
+		return
+	}
+	next := j.rec
+	next.Pending = []json.RawMessage{j.rec.LastReport}
+	if err := j.save(next); err != nil {
+		klog.FromContext(ctx).Error(err, "Saving the report to send again failed")
+		return
+	}
+	j.reported = j.m.opts.Now()
+	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again",
+		"published", fmt.Sprintf("%s/%s (round %d)", j.published.Stage, j.published.StageState, j.published.Round), "state", j.rec.State.String())
+	j.flush(ctx)
+}
+
+// stageOrder ranks the stages within a round.
+func stageOrder(stage sednav1.LearningStage) int {
+	switch stage {
+	case sednav1.StageEval:
+		return 2
+	case sednav1.StageDeploy:
+		return 3
+	}
+	return 1
+}
+
+// gmLags reports whether GM's published status misses a report the LC sent: an older round, an
+// earlier stage, a stage GM still has Waiting that the LC made Ready or later, or a round the LC
+// ended (Train/Waiting) that GM still shows in progress.
+func gmLags(published sednav1.ILJobStatus, lc State) bool {
+	if lc.Round == 0 {
+		return false
+	}
+	if published.Round != lc.Round {
+		return published.Round < lc.Round
+	}
+	if lc.Stage == sednav1.StageTrain && lc.StageState == sednav1.StageWaiting {
+		return published.Stage != sednav1.StageTrain || published.StageState != sednav1.StageWaiting
+	}
+	if published.Stage != lc.Stage {
+		return stageOrder(published.Stage) < stageOrder(lc.Stage)
+	}
+	return published.StageState == sednav1.StageWaiting || published.StageState == ""
+}
+
 // observeStatus turns the status GM publishes for the current stage and round into events: GM
 // knows when the stage's pod was created, runs, or failed beyond its retries.
 func (j *job) observeStatus(ctx context.Context, status sednav1.ILJobStatus) {
+	j.published = status.DeepCopy()
 	current := j.rec.State
 	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
 		return

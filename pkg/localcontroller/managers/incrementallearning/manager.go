@@ -64,7 +64,13 @@ type Options struct {
 	MaxIndexBytes int64
 	// Now is the clock for triggers and round times; nil means time.Now.
 	Now func() time.Time
+	// ResendAfter is how long GM's published status may lag behind the LC's last stage report
+	// before the report is sent again; zero means DefaultResendAfter.
+	ResendAfter time.Duration
 }
+
+// DefaultResendAfter: a GM that took a report publishes the new status within a second or two.
+const DefaultResendAfter = 30 * time.Second
 
 // Manager drives the rounds of the incremental learning jobs bound to this node.
 type Manager struct {
@@ -122,6 +128,9 @@ func New(st *store.Store, reporter managers.Reporter, models Models, opts Option
 	if opts.MaxIndexBytes <= 0 {
 		opts.MaxIndexBytes = DefaultMaxIndexBytes
 	}
+	if opts.ResendAfter <= 0 {
+		opts.ResendAfter = DefaultResendAfter
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -173,6 +182,13 @@ func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 		}
 	}
 	j.spec = parsed
+	if j.fresh {
+		j.fresh = false
+		if obj.Status.Round > j.rec.State.Round {
+			j.rec.State.Round = obj.Status.Round
+			logger.Info("No saved rounds on this node; continuing GM's round count", "round", obj.Status.Round)
+		}
+	}
 	logger.V(4).Info("Job version taken", "version", r.Version, "state", j.rec.State.String())
 	j.observeStatus(ctx, obj.Status)
 

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -298,4 +300,68 @@ func FuzzDeployStats(f *testing.F) {
 			t.Fatal("no problem and no stats")
 		}
 	})
+}
+
+// GM acknowledged Train/Ready and crashed before writing it: the status it publishes still shows
+// no round, so the LC sends its last stage report again, and stops once GM's status catches up.
+func TestALostStageReportIsSentAgainWhileGMLags(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.m.opts.ResendAfter = 50 * time.Millisecond
+	job := newJob(true)
+	l.setup(job)
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+	require.Eventually(t, func() bool { return slices.Equal(l.states(), []string{"Train/Ready#1", "Train/Ready#1"}) },
+		waitFor, testPeriodPoll, "the report was not sent again: %v", l.states())
+
+	synced := job.DeepCopy()
+	synced.Status.Stage, synced.Status.StageState, synced.Status.Round = sednav1.StageTrain, sednav1.StageReady, 1
+	l.publish(synced)
+	sent := len(l.states())
+	time.Sleep(200 * time.Millisecond) // four resend periods
+	l.waitPasses(3)
+	require.Len(t, l.states(), sent, "sent again although GM's status caught up: %v", l.states())
+}
+
+func TestGMLags(t *testing.T) {
+	status := func(stage sednav1.LearningStage, state sednav1.StageState, round int32) sednav1.ILJobStatus {
+		return sednav1.ILJobStatus{LearningProgress: sednav1.LearningProgress{Stage: stage, StageState: state, Round: round}}
+	}
+	lc := func(stage sednav1.LearningStage, state sednav1.StageState, round int32) State {
+		return State{Stage: stage, StageState: state, Round: round}
+	}
+	for _, tc := range []struct {
+		published sednav1.ILJobStatus
+		lc        State
+		lags      bool
+	}{
+		{status("", "", 0), lc(sednav1.StageTrain, sednav1.StageWaiting, 0), false},
+		{status("", "", 0), lc(sednav1.StageTrain, sednav1.StageReady, 1), true},
+		{status(sednav1.StageTrain, sednav1.StageWaiting, 1), lc(sednav1.StageTrain, sednav1.StageReady, 2), true},
+		{status(sednav1.StageTrain, sednav1.StageReady, 1), lc(sednav1.StageTrain, sednav1.StageReady, 1), false},
+		{status(sednav1.StageTrain, sednav1.StageRunning, 1), lc(sednav1.StageTrain, sednav1.StageRunning, 1), false},
+		{status(sednav1.StageTrain, sednav1.StageRunning, 1), lc(sednav1.StageEval, sednav1.StageReady, 1), true},
+		{status(sednav1.StageEval, sednav1.StageRunning, 1), lc(sednav1.StageEval, sednav1.StageReady, 1), false},
+		{status(sednav1.StageDeploy, sednav1.StageCompleted, 1), lc(sednav1.StageTrain, sednav1.StageWaiting, 1), true},
+		{status(sednav1.StageTrain, sednav1.StageWaiting, 1), lc(sednav1.StageTrain, sednav1.StageWaiting, 1), false},
+		{status(sednav1.StageTrain, sednav1.StageReady, 3), lc(sednav1.StageTrain, sednav1.StageReady, 2), false},
+	} {
+		require.Equal(t, tc.lags, gmLags(tc.published, tc.lc), "published %+v, LC %s", tc.published, tc.lc)
+	}
+}
+
+// An LC without a saved record for a job GM has run for 7 rounds (a wiped store, a Dataset moved
+// here) continues the count, so round numbers and stage pod names are not reused.
+func TestAFreshLCContinuesGMsRoundCount(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	job := newJob(true)
+	job.Status.Stage, job.Status.StageState, job.Status.Round = sednav1.StageTrain, sednav1.StageWaiting, 7
+	l.setup(job)
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#8")
+	require.Equal(t, []string{"Train/Ready#8"}, l.states())
 }
