@@ -288,6 +288,9 @@ func extractTar(r *tar.Reader, dir string) error {
 		if err != nil {
 			return err
 		}
+		if header.Typeflag == tar.TypeXGlobalHeader {
+			continue // PAX global metadata (git archive writes one), not a file
+		}
 		target, err := entryPath(dir, header.Name)
 		if err != nil {
 			return err

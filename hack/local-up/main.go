@@ -33,7 +33,7 @@ func main() {
 }
 
 func run(dir string, edgeNodes int, demo, exitAfterDemo bool) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	logger := klog.Background()
 	ctx = klog.NewContext(ctx, logger)

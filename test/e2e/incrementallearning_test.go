@@ -37,7 +37,9 @@ type driveResult struct {
 // module cache) and decodes its RESULT line into v.
 func runResult(t *testing.T, v any, program string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(framework.Sedna.BinDir(), program), args...)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.Sedna.BinDir(), program), args...)
 	cmd.Dir = localcluster.RepoRoot()
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s %v:\n%s", program, args, out)
@@ -105,11 +107,13 @@ func TestIncrementalLearningMNIST(t *testing.T) {
 			// Kill the LC while the round trains; its store brings the round back.
 			framework.Eventually(t, 2*time.Minute, "round 2 to start training", func() (bool, string) {
 				j := job()
-				return j.Status.Round == 2 && j.Status.Stage == sednav1.StageTrain && j.Status.StageState != sednav1.StageWaiting,
+				training := j.Status.StageState == sednav1.StageReady || j.Status.StageState == sednav1.StageStarting || j.Status.StageState == sednav1.StageRunning
+				return j.Status.Round == 2 && j.Status.Stage == sednav1.StageTrain && training,
 					fmt.Sprintf("round=%d stage=%s/%s", j.Status.Round, j.Status.Stage, j.Status.StageState)
 			})
 			_, err := framework.Sedna.KillLC("edge-node-1")
 			require.NoError(t, err)
+			t.Logf("LC killed in round 2 at %s/%s", job().Status.Stage, job().Status.StageState)
 		}
 		var served driveResult
 		runResult(t, &served, "mnist-il-drive", "--url", url, "--wait-version", fmt.Sprint(round+1), "--wait-timeout", "4m")

@@ -27,6 +27,10 @@ import (
 	"github.com/sedna-go/sedna/test/localsedna"
 )
 
+// commandTimeout bounds one run of an example's program (a hung worker must fail the test, not
+// the whole suite at its timeout).
+const commandTimeout = 5 * time.Minute
+
 // evalResult is the RESULT line of mnist-eval.
 type evalResult struct {
 	Images        int                `json:"images"`
@@ -42,7 +46,9 @@ type evalResult struct {
 // mnistEval runs mnist-eval and decodes its RESULT line.
 func mnistEval(t *testing.T, args ...string) evalResult {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(framework.Sedna.BinDir(), "mnist-eval"), args...)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.Sedna.BinDir(), "mnist-eval"), args...)
 	cmd.Dir = localcluster.RepoRoot() // it finds the MNIST files through the module cache
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "mnist-eval %v:\n%s", args, out)
@@ -128,6 +134,7 @@ func TestJointInferenceMNIST(t *testing.T) {
 	cloudPID, err := localsedna.FindProcess(func(argv []string) bool { return filepath.Base(argv[0]) == "mnist-cloud" })
 	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(cloudPID, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(cloudPID, syscall.SIGCONT) }) // if the test fails while it is stopped
 	hung := mnistEval(t, "--edge-url", edgeURL, "--limit", "200")
 	require.NoError(t, syscall.Kill(cloudPID, syscall.SIGCONT))
 	require.Positive(t, hung.Fallbacks, "no fallback while the cloud was hung")

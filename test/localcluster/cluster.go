@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -24,7 +25,7 @@ import (
 )
 
 const (
-	defaultServiceCIDR = "127.0.100.0/24"
+	serviceCIDRPattern = "127.100.%d.0/24"
 	// serviceAccountIssuer is what kubeadm clusters use, so tokens look like a real cluster's.
 	serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 	// startTimeout bounds each readiness wait; a cold apiserver under the race-enabled test binary
@@ -46,7 +47,7 @@ type Options struct {
 	// BinDir holds etcd, kube-apiserver, kube-controller-manager and kube-scheduler. Defaults to
 	// <repo>/_output/bin.
 	BinDir string
-	// ServiceCIDR is the service cluster-IP range. Defaults to 127.0.100.0/24, inside the loopback
+	// ServiceCIDR is the service cluster-IP range. Defaults to a random 127.100.X.0/24, inside the loopback
 	// range so that cluster IPs can later be served on this machine without touching its network.
 	ServiceCIDR string
 }
@@ -90,7 +91,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.BinDir = filepath.Join(RepoRoot(), "_output", "bin")
 	}
 	if opts.ServiceCIDR == "" {
-		opts.ServiceCIDR = defaultServiceCIDR
+		// A range of its own per cluster, so that clusters started side by side (test packages run
+		// in parallel) never serve the same cluster IP on this machine.
+		opts.ServiceCIDR = fmt.Sprintf(serviceCIDRPattern, rand.IntN(256))
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {

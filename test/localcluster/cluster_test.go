@@ -30,10 +30,10 @@ func TestFirstServiceIP(t *testing.T) {
 		cidr, want string
 		wantErr    bool
 	}{
-		"default loopback range": {cidr: "127.0.100.0/24", want: "127.0.100.1"},
-		"ipv6":                   {cidr: "fd00:10::/108", want: "fd00:10::1"},
-		"single address":         {cidr: "10.0.0.0/32", wantErr: true},
-		"not a cidr":             {cidr: "10.0.0.0", wantErr: true},
+		"loopback range": {cidr: "127.100.7.0/24", want: "127.100.7.1"},
+		"ipv6":           {cidr: "fd00:10::/108", want: "fd00:10::1"},
+		"single address": {cidr: "10.0.0.0/32", wantErr: true},
+		"not a cidr":     {cidr: "10.0.0.0", wantErr: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ip, err := firstServiceIP(tc.cidr)

@@ -339,7 +339,9 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
 		return -1, err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop the worker's children with it
+	// Its own process group, to stop the worker's children with it; SIGKILL if this harness dies
+	// without stopping its pods (the kernel sends it; it survives the unshare/sh/exec chain).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		p.setWaiting(status, "RunContainerError", err.Error())
 		return -1, fmt.Errorf("starting container %s: %w", c.Name, err)
@@ -353,17 +355,32 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
 	var werr error
+	group := -cmd.Process.Pid
 	select {
 	case werr = <-waitErr:
 	case <-ctx.Done():
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(group, syscall.SIGTERM)
+		deadline := time.After(p.opts.GracePeriod)
 		select {
 		case werr = <-waitErr:
-		case <-time.After(p.opts.GracePeriod):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-deadline:
+			_ = syscall.Kill(group, syscall.SIGKILL)
 			werr = <-waitErr
 		}
+		// The main process is gone; children that ignored SIGTERM get the rest of the grace period.
+		for syscall.Kill(group, 0) == nil {
+			select {
+			case <-deadline:
+				_ = syscall.Kill(group, syscall.SIGKILL)
+			case <-time.After(50 * time.Millisecond):
+				continue
+			}
+			break
+		}
 	}
+	// A container's processes end with it, as they do with a container's PID namespace: whatever
+	// the main process left running in its group is killed.
+	_ = syscall.Kill(group, syscall.SIGKILL)
 	code := 0
 	var exitErr *exec.ExitError
 	if errors.As(werr, &exitErr) {

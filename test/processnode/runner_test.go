@@ -127,6 +127,36 @@ func testStopEndsTheProcessAndItsChildren(t *testing.T, opts RunnerOptions) {
 		"the container's child process survived Stop")
 }
 
+// A container whose main process exits leaves nothing behind, and children that ignore SIGTERM
+// do not outlive Stop.
+func TestNoProcessOutlivesItsContainer(t *testing.T) {
+	forEachHostsMode(t, "exit", func(t *testing.T, opts RunnerOptions) {
+		pod, err := StartPod(shPod(corev1.RestartPolicyNever, `sleep 300 & echo $! > "$SCRATCH/child"; exit 1`), opts)
+		require.NoError(t, err)
+		<-pod.Done()
+		data, err := os.ReadFile(filepath.Join(opts.NodeRoot, "pods", "uid-1", "volumes", "scratch", "child"))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return !alive(strings.TrimSpace(string(data))) }, 5*time.Second, 20*time.Millisecond,
+			"the child of an exited container is still running")
+	})
+	forEachHostsMode(t, "stop", func(t *testing.T, opts RunnerOptions) {
+		opts.GracePeriod = 500 * time.Millisecond
+		pod, err := StartPod(shPod(corev1.RestartPolicyAlways, `sh -c 'trap "" TERM; sleep 300 & echo $! > "$SCRATCH/child"; wait' & wait`), opts)
+		require.NoError(t, err)
+		childFile := filepath.Join(opts.NodeRoot, "pods", "uid-1", "volumes", "scratch", "child")
+		require.Eventually(t, func() bool {
+			data, err := os.ReadFile(childFile)
+			return err == nil && strings.TrimSpace(string(data)) != ""
+		}, 10*time.Second, 20*time.Millisecond)
+		data, err := os.ReadFile(childFile)
+		require.NoError(t, err)
+		pod.Stop()
+		<-pod.Done()
+		require.Eventually(t, func() bool { return !alive(strings.TrimSpace(string(data))) }, 5*time.Second, 20*time.Millisecond,
+			"a child that ignores SIGTERM outlived Stop")
+	})
+}
+
 // forEachHostsMode runs test as a subtest with plain processes and with processes isolated in
 // their own mount namespace (IsolateHosts): the wrapper must keep PIDs, process groups and exit
 // codes.

@@ -7,12 +7,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // hasClusterIP reports whether svc gets listeners: it has an allocated, non-headless cluster IP
 // and a type kube-proxy serves on that IP.
 func hasClusterIP(svc *corev1.Service) bool {
+	// The apiserver's own Service has no endpoints here (it cannot publish its loopback address)
+	// and port 443 needs privileges; clients reach the apiserver directly.
+	if svc.Namespace == metav1.NamespaceDefault && svc.Name == "kubernetes" {
+		return false
+	}
 	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
 		return false
 	}

@@ -11,14 +11,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/klog/v2"
@@ -60,7 +63,18 @@ func Main(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("local Sedna up in %s (working directory %s)\n", time.Since(start).Round(time.Millisecond), dir)
+	// Ctrl-C or a termination signal stops local Sedna before the process goes: its pods'
+	// processes would otherwise outlive the suite and hold their ports.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "%s: stopping local Sedna\n", sig)
+		_ = Sedna.Stop() // exiting anyway
+		os.Exit(1)
+	}()
 	code := m.Run()
+	signal.Stop(signals)
 	if err := Sedna.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping local Sedna: %v\n", err)
 		code = 1
@@ -83,7 +97,20 @@ func NewNamespace(t *testing.T) string {
 		if t.Failed() {
 			t.Log(Diagnostics(ctx, name))
 		}
-		_ = Sedna.Kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}) // best effort; the suite's cluster is discarded anyway
+		if err := Sedna.Kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Logf("deleting namespace %s: %v", name, err)
+			return
+		}
+		// Wait until its pods are gone, so the next test's workers find their ports free (pods on
+		// one process node share its address).
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			if _, err := Sedna.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("namespace %s still exists 2 minutes after its deletion", name)
 	})
 	return name
 }
