@@ -456,7 +456,7 @@ func (j *job) prepareEval(ctx context.Context) error {
 	} else if err := j.m.files.writeFile(dataFile, joinLines(samples)); err != nil {
 		return fmt.Errorf("writing the evaluation data: %w", err)
 	}
-	trained := *j.rec.Current.Trained
+	trained := j.trainedFor(old.Format)
 	report := &StageReport{Input: &StageInput{Models: []ModelRef{trained, old}, DataURL: dataFile}, Message: message}
 	return j.transition(ctx, EventEvalPrepared, func(rec *record) {
 		rec.Current.EvalData, rec.Current.Old = dataFile, &old
@@ -483,7 +483,7 @@ func (j *job) decideDeploy(ctx context.Context) error {
 		return err
 	}
 	return j.transition(ctx, EventDeployTriggerPassed, nil, &StageReport{
-		Input:   &StageInput{Models: []ModelRef{*j.rec.Current.Trained, target}},
+		Input:   &StageInput{Models: []ModelRef{j.trainedFor(target.Format), target}},
 		Message: result.Reason,
 	})
 }
@@ -505,6 +505,9 @@ func (j *job) deployTarget() (ModelRef, error) {
 // inference worker on Deploy/Completed.
 func (j *job) deploy(ctx context.Context) error {
 	trained := *j.rec.Current.Trained
+	if target, err := j.deployTarget(); err == nil {
+		trained = j.trainedFor(target.Format)
+	}
 	deployErr := j.putModelInPlace(trained)
 	if deployErr != nil {
 		message := fmt.Sprintf("round %d: deploying %s failed: %v", j.rec.State.Round, trained.URL, deployErr)
@@ -787,6 +790,21 @@ func (j *job) completedButUnusable(problem string, output *StageOutput) (Event, 
 		}
 		rec.Current.Message = message
 	}, &StageReport{Output: output, Message: message}, ""
+}
+
+// trainedFor is the round's trained model in format: a train worker may report several (upstream's
+// TensorFlow backend reports the exported .pb and the checkpoint directory), and the model that is
+// evaluated against, or deployed as, a Model of one format must be the result in that format. The
+// base of the next round stays Current.Trained, the result in the base model's format.
+func (j *job) trainedFor(format string) ModelRef {
+	for _, result := range j.rec.Current.TrainResults {
+		url, _ := result["url"].(string)
+		resultFormat, _ := result["format"].(string)
+		if url != "" && format != "" && resultFormat == format {
+			return ModelRef{Format: resultFormat, URL: url}
+		}
+	}
+	return *j.rec.Current.Trained
 }
 
 // pickTrained chooses the trained model among the train worker's results: the first in the base

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 )
 
 const hotUpdateDir = "/var/lib/sedna/model-hot-update/default/incrementallearningjob/helmet-il"
@@ -364,4 +366,36 @@ func TestAFreshLCContinuesGMsRoundCount(t *testing.T) {
 	n.appendSamples(t, 0, 10)
 	l.waitForState("Train/Ready#8")
 	require.Equal(t, []string{"Train/Ready#8"}, l.states())
+}
+
+// Upstream's TensorFlow backend reports the exported model and the checkpoint directory. With a
+// checkpoint initial model and a .pb deploy model (upstream's helmet example), the next round
+// starts from the checkpoint, while the .pb is what is evaluated and deployed.
+func TestTheTrainedModelIsPickedByFormatForEachUse(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+	r := l.put(model.Kind, "initial", sednav1.Model{ObjectMeta: metav1.ObjectMeta{Name: "initial", Namespace: testNamespace},
+		Spec: sednav1.ModelSpec{URL: "/data/models/initial/ckpt", Format: "ckpt"}})
+	l.models.ResourceChanged(context.Background(), r)
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+
+	n.writeFile(t, "/data/out/train/1/model.pb", "exported-1")
+	n.writeFile(t, "/data/out/train/1/ckpt/checkpoint", "weights-1")
+	require.NoError(t, l.post(managers.WorkerMessage{Kind: "train", Status: "completed", Results: []map[string]any{
+		{"format": "pb", "url": "/data/out/train/1/model.pb"},
+		{"format": "ckpt", "url": "/data/out/train/1/ckpt"},
+	}}))
+	evalReady := l.stageReports()[2]
+	require.Equal(t, []ModelRef{{Format: "pb", URL: "/data/out/train/1/model.pb"}, {Format: "pb", URL: "/data/models/deploy/model.pb"}},
+		evalReady.Input.Models, "the .pb is compared with the .pb deploy model")
+
+	require.NoError(t, l.post(evalCompletedMessage(0.9, 0.8)))
+	l.waitForState("Train/Waiting#1")
+	require.Equal(t, "exported-1", n.readFile(t, hotUpdateDir+"/model.pb"), "the .pb is deployed")
+	rec := l.savedRecord()
+	require.Equal(t, &ModelRef{Format: "ckpt", URL: "/data/out/train/1/ckpt"}, rec.LastTrained, "the next round starts from the checkpoint")
+	require.Equal(t, &ModelRef{Format: "pb", URL: "/data/out/train/1/model.pb"}, rec.Deployed)
 }
