@@ -751,6 +751,9 @@ func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *Stag
 	if j.rec.State.Stage != stage {
 		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
 	}
+	if round, ok := podRound(j.key.Name, stage, msg.Name); ok && round != j.rec.State.Round {
+		return "", nil, nil, fmt.Sprintf("the report is from round %d's pod", round)
+	}
 	switch strings.ToLower(msg.Status) {
 	case "running":
 		return EventStagePodStarted, nil, nil, ""
@@ -790,6 +793,23 @@ func (j *job) completedButUnusable(problem string, output *StageOutput) (Event, 
 		}
 		rec.Current.Message = message
 	}, &StageReport{Output: output, Message: message}, ""
+}
+
+// podRound reads the round out of a stage pod's name, which GM gives its workers as WORKER_NAME:
+// <job>-<stage>-<round>, or <job>-<stage>-<round>-<attempt> for a retry. A late report of an
+// earlier round's pod must not drive the current round. Other names (upstream's random worker
+// names) carry no round.
+func podRound(jobName string, stage sednav1.LearningStage, worker string) (int32, bool) {
+	rest, ok := strings.CutPrefix(worker, jobName+"-"+strings.ToLower(string(stage))+"-")
+	if !ok {
+		return 0, false
+	}
+	number, _, _ := strings.Cut(rest, "-")
+	round, err := strconv.ParseInt(number, 10, 32)
+	if err != nil || round < 1 {
+		return 0, false
+	}
+	return int32(round), true
 }
 
 // trainedFor is the round's trained model in format: a train worker may report several (upstream's

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 )
 
 // The worker API decodes reports with UseNumber, so metrics arrive as json.Number; upstream's
@@ -31,5 +33,16 @@ func TestDecodeMetricsAsTheWorkerAPIDeliversThem(t *testing.T) {
 		require.NoError(t, decoder.Decode(&raw))
 		_, err := decodeMetrics(raw)
 		require.ErrorContains(t, err, want, body)
+	}
+}
+
+func TestPodRound(t *testing.T) {
+	for worker, want := range map[string]int32{
+		"helmet-il-train-3": 3, "helmet-il-train-12-2": 12, "helmet-il-eval-1": 0, "train-worker-abcde": 0,
+		"helmet-il-train-x": 0, "helmet-il-train-0": 0, "other-train-3": 0,
+	} {
+		round, ok := podRound("helmet-il", sednav1.StageTrain, worker)
+		require.Equal(t, want != 0, ok, worker)
+		require.Equal(t, want, round, worker)
 	}
 }
