@@ -69,7 +69,8 @@ type Options struct {
 	ResendAfter time.Duration
 }
 
-// DefaultResendAfter: a GM that took a report publishes the new status within a second or two.
+// DefaultResendAfter is generous: a GM that took a report publishes the new status within a
+// second or two.
 const DefaultResendAfter = 30 * time.Second
 
 // Manager drives the rounds of the incremental learning jobs bound to this node.
