@@ -3,8 +3,6 @@ package jointinference
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,9 +23,8 @@ const (
 
 	// envHostIP holds the node's IP so that LC_SERVER can point at the node's LC from a pod
 	// without hostNetwork.
-	envHostIP     = "SEDNA_HOST_IP"
-	defaultLCPort = "9100"
-	modelURLEnv   = "MODEL_URL"
+	envHostIP   = "SEDNA_HOST_IP"
+	modelURLEnv = "MODEL_URL"
 )
 
 // model is what a worker needs of its Model: the URL and, for s3:// URLs, the credentials.
@@ -47,30 +44,10 @@ func workerName(ji *sednav1.JointInferenceService, prefix string) string {
 	return prefix + "-" + workers.StableSuffix(ownerOf(ji), 5)
 }
 
-// lcServerEnv returns the env giving edge workers their node's LC. The configured URL usually is
-// upstream's http://localhost:9100, which only hostNetwork pods can use: then the LC is reached
-// at the node's IP (downward API) on the configured port. A URL naming another host is an
-// operator's explicit choice and is used verbatim.
+// lcServerEnv gives edge workers their node's LC (workers.LCServerEnv: the node's IP from the
+// downward API unless an operator configured another host).
 func lcServerEnv(configured string) []corev1.EnvVar {
-	port := defaultLCPort
-	if configured != "" {
-		u, err := url.Parse(configured)
-		if err != nil || u.Hostname() == "" {
-			return []corev1.EnvVar{{Name: "LC_SERVER", Value: configured}}
-		}
-		switch u.Hostname() {
-		case "localhost", "127.0.0.1", "::1":
-		default:
-			return []corev1.EnvVar{{Name: "LC_SERVER", Value: configured}}
-		}
-		if u.Port() != "" {
-			port = u.Port()
-		}
-	}
-	return []corev1.EnvVar{
-		workers.HostIPEnv(envHostIP),
-		{Name: "LC_SERVER", Value: "http://" + net.JoinHostPort("$("+envHostIP+")", port)},
-	}
+	return workers.LCServerEnv(configured, envHostIP)
 }
 
 // hemParameters encodes the mining parameters as upstream's JSON array [{"key":..,"value":..}],
