@@ -15,4 +15,6 @@ if [[ ! -x "${CACHE}/golangci-lint" ]]; then
   mv "${CACHE}/golangci-lint.tmp" "${CACHE}/golangci-lint"
 fi
 cd "${REPO_ROOT}"
-"${CACHE}/golangci-lint" run --timeout 10m ./...
+# Another clone may lint at the same time (golangci-lint otherwise refuses with "parallel
+# golangci-lint is running").
+"${CACHE}/golangci-lint" run --allow-parallel-runners --timeout 10m ./...
