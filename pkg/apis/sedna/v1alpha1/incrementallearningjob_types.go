@@ -13,7 +13,7 @@ import (
 // +kubebuilder:printcolumn:name="Round",type=integer,JSONPath=`.status.round`
 // +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.status.stage`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.stageState`
-// +kubebuilder:printcolumn:name="Metrics",type=string,JSONPath=`.status.rounds[-1].metrics`,priority=1
+// +kubebuilder:printcolumn:name="Metrics",type=string,JSONPath=`.status.rounds[-1].metrics`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // IncrementalLearningJob retrains, evaluates and redeploys an edge model whenever enough new
