@@ -85,5 +85,6 @@ install_from "${ETCD_CACHE}/etcd"
 install_from "${VERSITYGW_CACHE}/versitygw"
 for b in "${KUBE_BINARIES[@]}"; do install_from "${KUBE_CACHE}/${b}"; done
 "${OUT}/kube-apiserver" --version >&2
-"${OUT}/etcd" --version | head -1 >&2
+# sed reads all of it: head would exit early and SIGPIPE etcd, failing the script under pipefail.
+"${OUT}/etcd" --version | sed -n 1p >&2
 "${OUT}/versitygw" --version >&2
