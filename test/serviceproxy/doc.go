@@ -2,7 +2,7 @@
 // userspace proxy that makes ClusterIP Services of a localcluster reachable on this machine. It is
 // never shipped as a product component.
 //
-// The local cluster's service CIDR (127.0.100.0/24) lies inside the loopback range, so every
+// The local cluster's service CIDR (a 127.100.X.0/24) lies inside the loopback range, so every
 // cluster IP can be bound on Linux without touching the machine's network. For every Service with
 // a cluster IP (type ClusterIP, NodePort or LoadBalancer; not headless, not ExternalName) and every
 // TCP port, the proxy listens on clusterIP:port and forwards each accepted connection to a ready
