@@ -2,14 +2,19 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 )
 
 // NewQueue returns the named, rate-limited queue of object keys a feature controller works from.
@@ -90,24 +95,51 @@ func processNext(ctx context.Context, queue workqueue.TypedRateLimitingInterface
 // EnqueueHandler returns an informer event handler that adds the object's key to queue. Resyncs
 // with an unchanged resourceVersion are dropped; tombstones are unwrapped.
 func EnqueueHandler(queue workqueue.TypedRateLimitingInterface[string]) cache.ResourceEventHandlerFuncs {
-	add := func(obj any) {
-		key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-		if err != nil {
-			utilruntime.HandleError(err)
+	return ChangeHandler(func(obj metav1.Object) { queue.Add(cache.MetaObjectToName(obj).String()) })
+}
+
+// ChangeHandler returns an informer event handler that calls fn with every added, changed or
+// deleted object (tombstones unwrapped), dropping resyncs with an unchanged resourceVersion.
+func ChangeHandler(fn func(obj metav1.Object)) cache.ResourceEventHandlerFuncs {
+	call := func(obj any) {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		meta, ok := obj.(metav1.Object)
+		if !ok {
+			utilruntime.HandleError(fmt.Errorf("informer delivered %T, not an object with metadata", obj))
 			return
 		}
-		queue.Add(key)
+		fn(meta)
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: add,
+		AddFunc: call,
 		UpdateFunc: func(oldObj, newObj any) {
-			oldMeta, ok1 := oldObj.(interface{ GetResourceVersion() string })
-			newMeta, ok2 := newObj.(interface{ GetResourceVersion() string })
+			oldMeta, ok1 := oldObj.(metav1.Object)
+			newMeta, ok2 := newObj.(metav1.Object)
 			if ok1 && ok2 && oldMeta.GetResourceVersion() == newMeta.GetResourceVersion() {
 				return
 			}
-			add(newObj)
+			call(newObj)
 		},
-		DeleteFunc: add,
+		DeleteFunc: call,
+	}
+}
+
+// EnqueueController returns a function that enqueues the owner of kind controlling a child
+// object, after checking with ownerUID (the owner's current UID from a lister, false if absent)
+// that it is the same object: a child left by a deleted owner of the same name does not wake
+// its successor.
+func EnqueueController(queue workqueue.TypedRateLimitingInterface[string], kind string,
+	ownerUID func(namespace, name string) (types.UID, bool)) func(child metav1.Object) {
+	return func(child metav1.Object) {
+		ref := metav1.GetControllerOf(child)
+		if ref == nil || ref.Kind != kind || ref.APIVersion != sednav1.SchemeGroupVersion.String() {
+			return
+		}
+		if uid, ok := ownerUID(child.GetNamespace(), ref.Name); !ok || uid != ref.UID {
+			return
+		}
+		queue.Add(child.GetNamespace() + "/" + ref.Name)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -49,6 +50,8 @@ type Controller struct {
 	deployments   appslisters.DeploymentLister
 	synced        []cache.InformerSynced
 	queue         workqueue.TypedRateLimitingInterface[string]
+	// enqueueOwner enqueues the object controlling a child (runtime.EnqueueController).
+	enqueueOwner  func(child metav1.Object)
 	downstream    runtime.Downstream
 	models        *runtime.Bindings
 	secrets       *runtime.Bindings
@@ -99,62 +102,33 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		now: time.Now, blockedRetry: 30 * time.Second, retryDelay: retryBaseDelay,
 		pending: map[string][]stageReport{},
 	}
+	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
 		return nil, fmt.Errorf("watching incremental learning jobs: %w", err)
 	}
-	if _, err := datasetInformer.Informer().AddEventHandler(changeHandler(c.enqueueDatasetUsers)); err != nil {
+	if _, err := datasetInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueDatasetUsers)); err != nil {
 		return nil, fmt.Errorf("watching datasets: %w", err)
 	}
-	if _, err := modelInformer.Informer().AddEventHandler(changeHandler(c.enqueueModelUsers)); err != nil {
+	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
 		return nil, fmt.Errorf("watching models: %w", err)
 	}
 	// Every pod of the namespace is in the shared cache; only those a job controls wake it.
-	if _, err := podInformer.Informer().AddEventHandler(changeHandler(c.enqueueOwner)); err != nil {
+	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
 		return nil, fmt.Errorf("watching pods: %w", err)
 	}
-	if _, err := deploymentInformer.Informer().AddEventHandler(changeHandler(c.enqueueOwner)); err != nil {
+	if _, err := deploymentInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
 		return nil, fmt.Errorf("watching deployments: %w", err)
 	}
 	return c, nil
 }
 
-// changeHandler calls enqueue with every added, changed or deleted object (tombstones
-// unwrapped), dropping resyncs that carry no change.
-func changeHandler(enqueue func(obj metav1.Object)) cache.ResourceEventHandlerFuncs {
-	call := func(obj any) {
-		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tombstone.Obj
-		}
-		if meta, ok := obj.(metav1.Object); ok {
-			enqueue(meta)
-		}
+// ownerUID is the UID of the named job, for runtime.EnqueueController.
+func (c *Controller) ownerUID(namespace, name string) (types.UID, bool) {
+	job, err := c.lister.IncrementalLearningJobs(namespace).Get(name)
+	if err != nil {
+		return "", false
 	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: call,
-		UpdateFunc: func(oldObj, newObj any) {
-			oldMeta, ok1 := oldObj.(metav1.Object)
-			newMeta, ok2 := newObj.(metav1.Object)
-			if ok1 && ok2 && oldMeta.GetResourceVersion() == newMeta.GetResourceVersion() {
-				return
-			}
-			call(newObj)
-		},
-		DeleteFunc: call,
-	}
-}
-
-// enqueueOwner enqueues the job controlling a child, checked by UID so that a child left by a
-// deleted job of the same name does not wake its successor.
-func (c *Controller) enqueueOwner(child metav1.Object) {
-	ref := metav1.GetControllerOf(child)
-	if ref == nil || ref.Kind != KindName || ref.APIVersion != sednav1.SchemeGroupVersion.String() {
-		return
-	}
-	job, err := c.lister.IncrementalLearningJobs(child.GetNamespace()).Get(ref.Name)
-	if err != nil || job.UID != ref.UID {
-		return
-	}
-	c.queue.Add(child.GetNamespace() + "/" + ref.Name)
+	return job.UID, true
 }
 
 func (c *Controller) enqueueDatasetUsers(ds metav1.Object) {

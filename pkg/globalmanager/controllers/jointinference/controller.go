@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
@@ -44,11 +45,13 @@ type Controller struct {
 	hpas        autoscalinglisters.HorizontalPodAutoscalerLister
 	synced      []cache.InformerSynced
 	queue       workqueue.TypedRateLimitingInterface[string]
-	downstream  runtime.Downstream
-	models      *runtime.Bindings
-	metrics     *runtime.SyncMetrics
-	recorder    record.EventRecorder
-	lcServer    string
+	// enqueueOwner enqueues the object controlling a child (runtime.EnqueueController).
+	enqueueOwner func(child metav1.Object)
+	downstream   runtime.Downstream
+	models       *runtime.Bindings
+	metrics      *runtime.SyncMetrics
+	recorder     record.EventRecorder
+	lcServer     string
 	// now is the clock of status times; a test seam.
 	now func() metav1.Time
 	// blockedRetry is how long a service waits for a missing Model or Secret before the next look.
@@ -91,60 +94,31 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		lcServer: deps.LCServer, now: metav1.Now, blockedRetry: 30 * time.Second,
 		reports: map[string][]sednav1.Metric{},
 	}
+	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
 		return nil, fmt.Errorf("watching joint inference services: %w", err)
 	}
-	if _, err := modelInformer.Informer().AddEventHandler(changeHandler(c.enqueueModelUsers)); err != nil {
+	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
 		return nil, fmt.Errorf("watching models: %w", err)
 	}
 	for name, childInformer := range map[string]cache.SharedIndexInformer{
 		"deployments": deploymentInformer.Informer(), "services": serviceInformer.Informer(),
 		"horizontal pod autoscalers": hpaInformer.Informer(),
 	} {
-		if _, err := childInformer.AddEventHandler(changeHandler(c.enqueueOwner)); err != nil {
+		if _, err := childInformer.AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
 			return nil, fmt.Errorf("watching %s: %w", name, err)
 		}
 	}
 	return c, nil
 }
 
-// changeHandler calls enqueue with every added, changed or deleted object (tombstones
-// unwrapped), dropping resyncs that carry no change.
-func changeHandler(enqueue func(obj metav1.Object)) cache.ResourceEventHandlerFuncs {
-	call := func(obj any) {
-		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tombstone.Obj
-		}
-		if meta, ok := obj.(metav1.Object); ok {
-			enqueue(meta)
-		}
+// ownerUID is the UID of the named service, for runtime.EnqueueController.
+func (c *Controller) ownerUID(namespace, name string) (types.UID, bool) {
+	ji, err := c.lister.JointInferenceServices(namespace).Get(name)
+	if err != nil {
+		return "", false
 	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: call,
-		UpdateFunc: func(oldObj, newObj any) {
-			oldMeta, ok1 := oldObj.(metav1.Object)
-			newMeta, ok2 := newObj.(metav1.Object)
-			if ok1 && ok2 && oldMeta.GetResourceVersion() == newMeta.GetResourceVersion() {
-				return
-			}
-			call(newObj)
-		},
-		DeleteFunc: call,
-	}
-}
-
-// enqueueOwner enqueues the service controlling a child, checked by UID so that a child left by a
-// deleted service of the same name does not wake its successor.
-func (c *Controller) enqueueOwner(child metav1.Object) {
-	ref := metav1.GetControllerOf(child)
-	if ref == nil || ref.Kind != KindName || ref.APIVersion != sednav1.SchemeGroupVersion.String() {
-		return
-	}
-	ji, err := c.lister.JointInferenceServices(child.GetNamespace()).Get(ref.Name)
-	if err != nil || ji.UID != ref.UID {
-		return
-	}
-	c.queue.Add(child.GetNamespace() + "/" + ref.Name)
+	return ji.UID, true
 }
 
 // enqueueModelUsers enqueues the services using a Model, whose URL their workers carry.
