@@ -57,12 +57,8 @@ type Manager struct {
 
 	mu       sync.Mutex
 	monitors map[store.ResourceKey]*monitor
-	// runCtx is the context of Run; monitors added before Run starts wait for it.
-	runCtx context.Context
-	// stopped is set once Run's context is done, so no monitor starts while Run waits for the
-	// running ones.
-	stopped bool
-	wg      sync.WaitGroup
+	// loops runs the monitors within Run; monitors added before Run starts wait for it.
+	loops managers.LoopGroup
 
 	// afterPass, when set (by tests, before Run), is called after every count of a monitor.
 	afterPass func(key store.ResourceKey)
@@ -75,10 +71,9 @@ var (
 
 // monitor is one dataset's goroutine. Its fields are guarded by Manager.mu.
 type monitor struct {
-	key    store.ResourceKey
-	spec   monitoredSpec
-	cancel context.CancelFunc // nil until started
-	done   chan struct{}
+	key  store.ResourceKey
+	spec monitoredSpec
+	loop *managers.Loop // nil until started
 }
 
 // monitoredSpec is the part of a Dataset's spec a monitor depends on; any change restarts it.
@@ -174,52 +169,28 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 // datasets that arrive before Run start when Run does.
 func (m *Manager) Run(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	m.mu.Lock()
-	if m.runCtx != nil {
-		m.mu.Unlock()
+	if !m.loops.Begin(ctx) {
 		logger.Error(nil, "Dataset manager Run called more than once; ignoring the second call")
 		return
 	}
-	m.runCtx = ctx
+	m.mu.Lock()
 	for _, mon := range m.monitors {
 		m.start(mon)
 	}
 	m.mu.Unlock()
 	logger.V(2).Info("Dataset manager running", "period", m.opts.Period)
-
-	<-ctx.Done()
-	m.mu.Lock()
-	m.stopped = true
-	m.mu.Unlock()
-	m.wg.Wait()
+	m.loops.End()
 	logger.V(2).Info("Dataset manager stopped")
 }
 
 // start runs mon's goroutine if Run is running. Called with m.mu held.
 func (m *Manager) start(mon *monitor) {
-	if m.runCtx == nil || m.stopped {
-		return
-	}
-	ctx, cancel := context.WithCancel(m.runCtx)
-	mon.cancel = cancel
-	mon.done = make(chan struct{})
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(mon.done)
-		m.runMonitor(ctx, mon.key, mon.spec)
-	}()
+	mon.loop = m.loops.Go(func(ctx context.Context) { m.runMonitor(ctx, mon.key, mon.spec) })
 }
 
 // stop cancels the monitor and waits for its goroutine, so that no two monitors of one dataset
 // ever write its record at once.
-func (mon *monitor) stop() {
-	if mon.cancel == nil {
-		return
-	}
-	mon.cancel()
-	<-mon.done
-}
+func (mon *monitor) stop() { mon.loop.Stop() }
 
 func (m *Manager) runMonitor(ctx context.Context, key store.ResourceKey, spec monitoredSpec) {
 	logger := klog.FromContext(ctx).WithValues("dataset", klog.KRef(key.Namespace, key.Name))

@@ -361,7 +361,7 @@ func TestRunStartsMonitorsAddedBeforeIt(t *testing.T) {
 	l.writeFile("/data/train.txt", "a\n")
 	l.putDataset("early", txt("/data/train.txt"))
 	l.m.mu.Lock()
-	require.Nil(t, l.m.monitors[store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: "early"}].cancel, "nothing runs before Run")
+	require.Nil(t, l.m.monitors[store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: "early"}].loop, "nothing runs before Run")
 	l.m.mu.Unlock()
 	l.run()
 	require.Equal(t, []Report{count(1)}, l.waitReports(1))

@@ -125,20 +125,15 @@ type job struct {
 	// lastTriggerReason avoids logging the same "not yet" every period.
 	lastTriggerReason string
 
-	// cancel and done are guarded by Manager.mu.
-	cancel context.CancelFunc
-	done   chan struct{}
+	// loop is guarded by Manager.mu.
+	loop *managers.Loop
 }
 
 func (j *job) stop() {
 	j.m.mu.Lock()
-	cancel, done := j.cancel, j.done
+	loop := j.loop
 	j.m.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
+	loop.Stop()
 }
 
 func (j *job) load(ctx context.Context) error {

@@ -81,11 +81,10 @@ type Manager struct {
 	files    *hostFiles
 	opts     Options
 
-	mu      sync.Mutex
-	jobs    map[store.ResourceKey]*job
-	runCtx  context.Context
-	stopped bool
-	wg      sync.WaitGroup
+	mu   sync.Mutex
+	jobs map[store.ResourceKey]*job
+	// loops runs the jobs' periodic passes within Run.
+	loops managers.LoopGroup
 
 	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
 	afterPass func(key store.ResourceKey)
@@ -195,9 +194,7 @@ func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if j.cancel == nil {
-		m.start(j)
-	}
+	m.start(j)
 }
 
 // ResourceDeleted stops the job, forgets its record and removes its hot-update directory.
@@ -228,39 +225,24 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 // Run runs the jobs' periodic passes until ctx is done and returns once all of them stopped.
 func (m *Manager) Run(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	m.mu.Lock()
-	if m.runCtx != nil {
-		m.mu.Unlock()
+	if !m.loops.Begin(ctx) {
 		logger.Error(nil, "Incremental learning manager Run called more than once; ignoring the second call")
 		return
 	}
-	m.runCtx = ctx
+	m.mu.Lock()
 	for _, j := range m.jobs {
 		m.start(j)
 	}
 	m.mu.Unlock()
-	<-ctx.Done()
-	m.mu.Lock()
-	m.stopped = true
-	m.mu.Unlock()
-	m.wg.Wait()
+	m.loops.End()
 	logger.V(2).Info("Incremental learning manager stopped")
 }
 
-// start runs j's loop if Run is running. Called with m.mu held.
+// start runs j's loop if Run is running and the loop is not. Called with m.mu held.
 func (m *Manager) start(j *job) {
-	if m.runCtx == nil || m.stopped || j.cancel != nil {
-		return
+	if j.loop == nil {
+		j.loop = m.loops.Go(j.run)
 	}
-	ctx, cancel := context.WithCancel(m.runCtx)
-	j.cancel = cancel
-	j.done = make(chan struct{})
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(j.done)
-		j.run(ctx)
-	}()
 }
 
 // HandleWorkerMessage takes a report of one of a job's workers: it forwards it to GM and drives
