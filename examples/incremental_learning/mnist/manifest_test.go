@@ -1,7 +1,6 @@
 package mnist_test
 
 import (
-	"bytes"
 	"os"
 	"path"
 	"testing"
@@ -9,13 +8,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sedna-go/sedna/examples/incremental_learning/mnist/il"
 	sednav1alpha1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/client/clientset/versioned/scheme"
 	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
+	"github.com/sedna-go/sedna/pkg/manifest"
 	"github.com/sedna-go/sedna/pkg/sdk/hem"
 )
 
@@ -28,12 +26,9 @@ func TestManifestDecodesStrictly(t *testing.T) {
 	models := map[string]*sednav1alpha1.Model{}
 	datasets := map[string]*sednav1alpha1.Dataset{}
 	var jobs []*sednav1alpha1.IncrementalLearningJob
-	for index, doc := range bytes.Split(data, []byte("\n---\n")) {
-		var meta metav1.TypeMeta
-		require.NoError(t, yaml.Unmarshal(doc, &meta), "document %d", index)
-		object, err := scheme.Scheme.New(meta.GroupVersionKind())
-		require.NoError(t, err, "document %d: kind %s", index, meta.GroupVersionKind())
-		require.NoError(t, yaml.UnmarshalStrict(doc, object), "document %d", index)
+	objects, err := manifest.Decode(data, scheme.Scheme)
+	require.NoError(t, err)
+	for index, object := range objects {
 		switch typed := object.(type) {
 		case *sednav1alpha1.Model:
 			models[typed.Name] = typed
@@ -42,7 +37,7 @@ func TestManifestDecodesStrictly(t *testing.T) {
 		case *sednav1alpha1.IncrementalLearningJob:
 			jobs = append(jobs, typed)
 		default:
-			t.Fatalf("document %d: unexpected kind %s", index, meta.Kind)
+			t.Fatalf("document %d: unexpected kind %T", index, object)
 		}
 	}
 	require.Len(t, models, 2)

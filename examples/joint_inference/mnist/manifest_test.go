@@ -1,17 +1,15 @@
 package mnist_test
 
 import (
-	"bytes"
 	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	sednav1alpha1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/client/clientset/versioned/scheme"
+	"github.com/sedna-go/sedna/pkg/manifest"
 	"github.com/sedna-go/sedna/pkg/sdk/env"
 	"github.com/sedna-go/sedna/pkg/sdk/hem"
 )
@@ -24,19 +22,16 @@ func TestManifestDecodesStrictly(t *testing.T) {
 	require.NoError(t, err)
 	models := map[string]*sednav1alpha1.Model{}
 	var services []*sednav1alpha1.JointInferenceService
-	for index, doc := range bytes.Split(data, []byte("\n---\n")) {
-		var meta metav1.TypeMeta
-		require.NoError(t, yaml.Unmarshal(doc, &meta), "document %d", index)
-		object, err := scheme.Scheme.New(meta.GroupVersionKind())
-		require.NoError(t, err, "document %d: kind %s", index, meta.GroupVersionKind())
-		require.NoError(t, yaml.UnmarshalStrict(doc, object), "document %d", index)
+	objects, err := manifest.Decode(data, scheme.Scheme)
+	require.NoError(t, err)
+	for index, object := range objects {
 		switch typed := object.(type) {
 		case *sednav1alpha1.Model:
 			models[typed.Name] = typed
 		case *sednav1alpha1.JointInferenceService:
 			services = append(services, typed)
 		default:
-			t.Fatalf("document %d: unexpected kind %s", index, meta.Kind)
+			t.Fatalf("document %d: unexpected kind %T", index, object)
 		}
 	}
 	require.Len(t, models, 2)

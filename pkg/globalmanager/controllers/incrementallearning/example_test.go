@@ -2,16 +2,15 @@ package incrementallearning
 
 import (
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/client/clientset/versioned/scheme"
+	"github.com/sedna-go/sedna/pkg/manifest"
 )
 
 // TestUpstreamHelmetExampleGivesTheLibraryItsEnv checks that the workers built from upstream's
@@ -20,12 +19,10 @@ import (
 func TestUpstreamHelmetExampleGivesTheLibraryItsEnv(t *testing.T) {
 	data, err := os.ReadFile("testdata/helmet-detection-incremental.yaml")
 	require.NoError(t, err)
-	var objs []k8sruntime.Object
-	for _, doc := range strings.Split(string(data), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		require.NoError(t, err)
+	objs, err := manifest.Decode(data, scheme.Scheme)
+	require.NoError(t, err)
+	for _, obj := range objs {
 		obj.(interface{ SetNamespace(string) }).SetNamespace("ns")
-		objs = append(objs, obj)
 	}
 	require.Len(t, objs, 4)
 	job := objs[3].(*sednav1.IncrementalLearningJob)

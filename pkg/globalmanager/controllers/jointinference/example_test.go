@@ -2,7 +2,6 @@ package jointinference
 
 import (
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,6 +11,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/client/clientset/versioned/scheme"
+	"github.com/sedna-go/sedna/pkg/manifest"
 )
 
 // decodeExample reads a multi-document YAML file of Sedna objects with the generated scheme, as
@@ -20,12 +20,8 @@ func decodeExample(t *testing.T, file string) []k8sruntime.Object {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
-	var objects []k8sruntime.Object
-	for _, doc := range strings.Split(string(data), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		require.NoError(t, err)
-		objects = append(objects, obj)
-	}
+	objects, err := manifest.Decode(data, scheme.Scheme)
+	require.NoError(t, err)
 	return objects
 }
 
