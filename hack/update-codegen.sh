@@ -11,7 +11,12 @@ ROOT=${1:-${REPO_ROOT}}
 MODULE=github.com/sedna-go/sedna
 
 cd "${REPO_ROOT}"
+# `go list -m` names the module's directory only once the module is in the module cache, which
+# nothing else guarantees on a fresh machine: download it first (a no-op when it is there).
+go mod download k8s.io/code-generator
 CODEGEN_PKG=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
+[[ -n "${CODEGEN_PKG}" && -f "${CODEGEN_PKG}/kube_codegen.sh" ]] ||
+  { echo "update-codegen: k8s.io/code-generator is not in the module cache (${CODEGEN_PKG:-no directory})" >&2; exit 1; }
 # kube_codegen.sh installs its generators with `go install` inside the module cache copy.
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 # shellcheck source=/dev/null

