@@ -348,3 +348,27 @@ func TestEnqueueOptionsAndBudgetValidated(t *testing.T) {
 	require.ErrorContains(t, err, "below the minimum")
 	require.Equal(t, uint64(DefaultMaxOutboxBytes), statsOf(t, s).BudgetBytes)
 }
+
+// The count bound has the same shares as the byte budget: many tiny worker reports cannot use
+// up the number of entries stage reports need either.
+func TestWorkerSharesOfTheCount(t *testing.T) {
+	s := openTestStore(t, Options{MaxOutbox: 8})
+	for i := range 2 {
+		_, err := s.EnqueueWith([]byte("m"), metrics(fmt.Sprintf("w%d", i)))
+		require.NoError(t, err)
+	}
+	_, err := s.EnqueueWith([]byte("m"), metrics("w2"))
+	require.ErrorIs(t, err, ErrOutboxFull)
+	require.ErrorContains(t, err, "worker-metrics reports may take 25% of the outbox, 2 reports, and 2 are pending")
+	_, err = s.EnqueueWith([]byte("m again"), metrics("w1"))
+	require.NoError(t, err, "replacing a report needs no new entry")
+	for range 2 {
+		_, err = s.EnqueueWith([]byte("e"), workerEvent)
+		require.NoError(t, err)
+	}
+	_, err = s.EnqueueWith([]byte("e"), workerEvent)
+	require.ErrorContains(t, err, "worker reports may take 50% of the outbox, 4 reports, and 4 are pending")
+	enqueueN(t, s, 4)
+	_, err = s.Enqueue([]byte("stage"))
+	require.ErrorContains(t, err, "8 reports pending (limit 8)")
+}
