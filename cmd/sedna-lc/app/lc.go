@@ -43,6 +43,8 @@ type Options struct {
 	AllowedRoots []string
 	// DatasetPeriod is how often each dataset's index file is counted.
 	DatasetPeriod time.Duration
+	// OutboxMaxBytes is the byte budget of the store's outbox of reports to GM.
+	OutboxMaxBytes int64
 }
 
 // NewCommand returns the sedna-lc command.
@@ -67,6 +69,7 @@ func NewCommand() *cobra.Command {
 	flags.StringVar(&opts.ServerName, "server-name", "", "name GM's certificate is verified against (default: GM's host)")
 	flags.StringVar(&opts.DataDir, "data-dir", "", "directory of the LC's store (default: <rootfs>/var/lib/sedna)")
 	flags.DurationVar(&opts.DatasetPeriod, "dataset-check-period", dataset.DefaultPeriod, "how often each dataset's index file is counted")
+	flags.Int64Var(&opts.OutboxMaxBytes, "outbox-max-bytes", store.DefaultMaxOutboxBytes, "byte budget of the outbox of reports waiting for GM; worker reports may use half of it, worker metrics a quarter")
 	flags.StringSliceVar(&opts.AllowedRoots, "allowed-data-roots", []string{"/data"}, "host directories datasets may be read from")
 	return cmd
 }
@@ -111,8 +114,13 @@ type reporter struct {
 	gm    *gmclient.Client
 }
 
-func (r *reporter) Report(_ context.Context, key channel.Key, content []byte) error {
-	if _, err := gmclient.EnqueueReport(r.store, key, content); err != nil {
+func (r *reporter) Report(ctx context.Context, key channel.Key, content []byte) error {
+	return r.ReportAs(ctx, key, content, store.EnqueueOptions{})
+}
+
+// ReportAs queues a report with its outbox class and stream (managers.OutboxReporter).
+func (r *reporter) ReportAs(_ context.Context, key channel.Key, content []byte, opts store.EnqueueOptions) error {
+	if _, err := gmclient.EnqueueReportAs(r.store, key, content, opts); err != nil {
 		return fmt.Errorf("queueing a report about %s: %w", key, err)
 	}
 	r.mu.Lock()
@@ -135,7 +143,7 @@ func Run(ctx context.Context, opts Options) error {
 	if dataDir == "" {
 		dataDir = filepath.Join(opts.Rootfs, "var", "lib", "sedna")
 	}
-	st, err := store.Open(filepath.Join(dataDir, "lc.db"), store.Options{})
+	st, err := store.Open(filepath.Join(dataDir, "lc.db"), store.Options{MaxOutboxBytes: opts.OutboxMaxBytes})
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,11 @@ func New(opts Options, st *store.Store, h Handler) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating GM client: %w", err)
 	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newOutboxCollector(st)); err != nil {
+			return nil, fmt.Errorf("creating GM client: registering outbox metrics: %w", err)
+		}
+	}
 	storeID, err := storeIdentity(st)
 	if err != nil {
 		return nil, fmt.Errorf("creating GM client: %w", err)

@@ -15,7 +15,9 @@
 //     unacknowledged reports and replayed from its first pending entry after every reconnect.
 //     GM drops what it has already seen, which turns at-least-once into exactly once in GM's
 //     view. A report GM rejects is logged and dropped, because resending it cannot succeed;
-//   - the outbox payload format (Report, EncodeReport, DecodeReport, EnqueueReport).
+//   - the outbox payload format (Report, EncodeReport, DecodeReport, EnqueueReport,
+//     EnqueueReportAs) and the outbox's metrics (sedna_lc_outbox_*: budget, bytes and reports
+//     per class, refusals per class, coalesced reports).
 //
 // It does not interpret the objects GM sends or the reports managers write, does not decide
 // what a change means (the Handler does), and never edits the store except through its

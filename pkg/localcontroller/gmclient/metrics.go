@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
 
 // Dial results. Bounded so they can be label values.
@@ -67,4 +69,59 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, fmt.Errorf("registering GM client metrics: %w", err)
 	}
 	return m, nil
+}
+
+// outboxCollector reports the outbox's use of its byte budget, read from the store at each
+// scrape. The class label takes the values of store.Class (own, worker_event, worker_metrics).
+type outboxCollector struct {
+	store     *store.Store
+	budget    *prometheus.Desc
+	bytes     *prometheus.Desc
+	limit     *prometheus.Desc
+	reports   *prometheus.Desc
+	rejected  *prometheus.Desc
+	coalesced *prometheus.Desc
+}
+
+func newOutboxCollector(st *store.Store) *outboxCollector {
+	name := func(n string) string { return prometheus.BuildFQName("sedna_lc", "outbox", n) }
+	class := []string{"class"}
+	return &outboxCollector{
+		store: st,
+		budget: prometheus.NewDesc(name("budget_bytes"),
+			"Byte budget of the LC's outbox of reports to GM (--outbox-max-bytes).", nil, nil),
+		bytes: prometheus.NewDesc(name("bytes"),
+			"Accounted bytes of the reports waiting in the outbox, by class.", class, nil),
+		limit: prometheus.NewDesc(name("limit_bytes"),
+			"Bytes a class of reports may take of the outbox on its own (the worker classes also share half the budget).", class, nil),
+		reports: prometheus.NewDesc(name("reports"),
+			"Reports waiting in the outbox, by class.", class, nil),
+		rejected: prometheus.NewDesc(name("rejected_total"),
+			"Reports refused because the outbox or their class's share of it was full, by class.", class, nil),
+		coalesced: prometheus.NewDesc(name("coalesced_total"),
+			"Queued worker-metrics reports replaced by a newer report of the same worker.", nil, nil),
+	}
+}
+
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.budget, c.bytes, c.limit, c.reports, c.rejected, c.coalesced} {
+		ch <- d
+	}
+}
+
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	stats, err := c.store.OutboxStats()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.bytes, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, float64(stats.BudgetBytes))
+	ch <- prometheus.MustNewConstMetric(c.coalesced, prometheus.CounterValue, float64(stats.Coalesced))
+	for _, cs := range stats.Classes {
+		class := cs.Class.String()
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(cs.Bytes), class)
+		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(cs.LimitBytes), class)
+		ch <- prometheus.MustNewConstMetric(c.reports, prometheus.GaugeValue, float64(cs.Reports), class)
+		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(cs.Rejected), class)
+	}
 }

@@ -81,14 +81,23 @@ func DecodeReport(payload []byte) (Report, error) {
 	return r, nil
 }
 
-// EnqueueReport stores a report about key in the outbox and returns its sequence number. It
-// returns once the report is durable; call Client.Notify afterwards to send it at once.
+// EnqueueReport stores a report of the LC's own about key in the outbox and returns its
+// sequence number. It returns once the report is durable; call Client.Notify afterwards to send
+// it at once.
 func EnqueueReport(st *store.Store, key channel.Key, content []byte) (uint64, error) {
+	return EnqueueReportAs(st, key, content, store.EnqueueOptions{})
+}
+
+// EnqueueReportAs is EnqueueReport for a report with its class and stream (see
+// store.EnqueueOptions): relayed worker reports, and worker metrics that replace the queued
+// report of their stream. An error wrapping store.ErrOutboxFull means the report did not fit
+// in what its class may use of the outbox.
+func EnqueueReportAs(st *store.Store, key channel.Key, content []byte, opts store.EnqueueOptions) (uint64, error) {
 	payload, err := EncodeReport(Report{Key: key, Content: content})
 	if err != nil {
 		return 0, err
 	}
-	seq, err := st.Enqueue(payload)
+	seq, err := st.EnqueueWith(payload, opts)
 	if err != nil {
 		return 0, fmt.Errorf("queueing report about %s: %w", key, err)
 	}

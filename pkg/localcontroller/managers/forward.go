@@ -2,9 +2,13 @@ package managers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"k8s.io/klog/v2"
 
@@ -22,9 +26,33 @@ const (
 // inference (edge inference counters) and federated learning (training rounds). The resources of
 // its kind need no local work; the store keeps them so the HTTP API can tell a job this node runs
 // from a report about something else.
+//
+// Reports are relayed as worker reports, which may take only their share of the outbox (see
+// store.Class), so a worker flooding the LC cannot crowd out the LC's own stage reports. A
+// report with status "running" or none (joint inference counters, a federated training round in
+// progress) carries the worker's latest cumulative state: it replaces the queued report of the
+// same owner, worker and phase (its stream) instead of queuing behind it. Any other status is an
+// event (completed, failed, ready) and is queued as it is, never coalesced.
+//
+// When the outbox refuses a report, the Forwarder counts it against the owner; every later
+// report about the owner carries the count as "dropped" (see EncodeForwardedReport) so GM can
+// tell the user.
 type Forwarder struct {
 	kind     string
 	reporter Reporter
+
+	mu sync.Mutex
+	// dropped counts, per owner, the reports refused because the outbox was full since this
+	// process started. Forgotten when the owner is deleted.
+	dropped map[channel.Key]uint64
+}
+
+// OutboxReporter is a Reporter that also queues a report with its outbox class and stream
+// (see store.EnqueueOptions). The Forwarder uses it when its reporter implements it; the LC's
+// reporter does. An error wrapping store.ErrOutboxFull means the report did not fit.
+type OutboxReporter interface {
+	Reporter
+	ReportAs(ctx context.Context, key channel.Key, content []byte, opts store.EnqueueOptions) error
 }
 
 var (
@@ -40,7 +68,7 @@ func NewForwarder(kind string, reporter Reporter) (*Forwarder, error) {
 	if reporter == nil {
 		return nil, fmt.Errorf("creating a forwarding manager for %s: reporter is nil", kind)
 	}
-	return &Forwarder{kind: kind, reporter: reporter}, nil
+	return &Forwarder{kind: kind, reporter: reporter, dropped: map[channel.Key]uint64{}}, nil
 }
 
 // Kind returns the kind the Forwarder was made for.
@@ -51,27 +79,69 @@ func (f *Forwarder) ResourceChanged(ctx context.Context, r store.Resource) {
 	klog.FromContext(ctx).V(4).Info("Resource stored; worker reports about it will be forwarded", "resource", r.Key.String(), "version", r.Version)
 }
 
-// ResourceDeleted does nothing beyond logging: there is no local work to stop.
+// ResourceDeleted forgets the owner's count of dropped reports; there is no local work to stop.
 func (f *Forwarder) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
+	f.mu.Lock()
+	delete(f.dropped, channel.Key{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name})
+	f.mu.Unlock()
 	klog.FromContext(ctx).V(4).Info("Resource deleted; its worker reports are no longer accepted", "resource", key.String())
 }
 
 // HandleWorkerMessage queues msg for GM as a report about its owner, in upstream's forwarded
-// shape, and returns once the report is durably queued.
+// shape, and returns once the report is durably queued. A report the outbox has no room for
+// fails with an error wrapping store.ErrOutboxFull and is counted as dropped.
 func (f *Forwarder) HandleWorkerMessage(ctx context.Context, msg WorkerMessage) error {
 	if !strings.EqualFold(msg.OwnerKind, f.kind) {
 		return fmt.Errorf("%w: ownerKind %q sent to the %s manager", ErrInvalidMessage, msg.OwnerKind, f.kind)
 	}
-	content, err := EncodeForwardedReport(msg)
+	key := channel.Key{Kind: f.kind, Namespace: msg.Namespace, Name: msg.OwnerName}
+	f.mu.Lock()
+	dropped := f.dropped[key]
+	f.mu.Unlock()
+	content, err := encodeForwardedReport(msg, dropped)
 	if err != nil {
 		return err
 	}
-	key := channel.Key{Kind: f.kind, Namespace: msg.Namespace, Name: msg.OwnerName}
-	if err := f.reporter.Report(ctx, key, content); err != nil {
+	opts := forwardOptions(key, msg)
+	if outbox, ok := f.reporter.(OutboxReporter); ok {
+		err = outbox.ReportAs(ctx, key, content, opts)
+	} else {
+		err = f.reporter.Report(ctx, key, content)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrOutboxFull) {
+			f.mu.Lock()
+			f.dropped[key]++
+			dropped = f.dropped[key]
+			f.mu.Unlock()
+			// A flooding worker must not flood the log too: the 1st, 2nd, 4th, 8th... drop per
+			// owner are logged; the metric sedna_lc_outbox_rejected_total counts them all.
+			logger := klog.FromContext(ctx)
+			if dropped&(dropped-1) != 0 {
+				logger = logger.V(4)
+			}
+			logger.Info("Dropped a worker report: the outbox is full", "owner", key.String(), "worker", msg.Name,
+				"phase", msg.Kind, "status", msg.Status, "class", opts.Class.String(), "droppedForOwner", dropped, "err", err)
+		}
 		return fmt.Errorf("queueing the report of worker %s about %s for GM: %w", msg.Name, key, err)
 	}
-	klog.FromContext(ctx).V(4).Info("Forwarded worker report", "owner", key.String(), "worker", msg.Name, "phase", msg.Kind, "status", msg.Status)
+	klog.FromContext(ctx).V(4).Info("Forwarded worker report", "owner", key.String(), "worker", msg.Name, "phase", msg.Kind, "status", msg.Status, "class", opts.Class.String())
 	return nil
+}
+
+// forwardOptions says how a relayed report uses the outbox: a report of the worker's latest
+// state (status running or none) is coalesced per owner, worker and phase; anything else is an
+// event.
+func forwardOptions(key channel.Key, msg WorkerMessage) store.EnqueueOptions {
+	switch strings.ToLower(msg.Status) {
+	case "", "running":
+	default:
+		return store.EnqueueOptions{Class: store.ClassWorkerEvent}
+	}
+	// Hashed so that any name fits the store's bound on streams; JSON keeps the parts apart.
+	tuple, _ := json.Marshal([]string{key.Kind, key.Namespace, key.Name, msg.Name, strings.ToLower(msg.Kind)}) // strings always encode
+	sum := sha256.Sum256(tuple)
+	return store.EnqueueOptions{Class: store.ClassWorkerMetrics, Stream: hex.EncodeToString(sum[:])}
 }
 
 // forwardedReport is upstream's shape of a worker report relayed to GM: GM's feature controllers
@@ -80,6 +150,8 @@ type forwardedReport struct {
 	Phase  string          `json:"phase"`
 	Status string          `json:"status"`
 	Output forwardedOutput `json:"output"`
+	// Dropped is not upstream's: see EncodeForwardedReport.
+	Dropped uint64 `json:"dropped,omitempty"`
 }
 
 type forwardedOutput struct {
@@ -91,11 +163,22 @@ type forwardedOutput struct {
 // EncodeForwardedReport returns the content GM expects for a relayed worker report:
 // {"phase":<kind>,"status":<status>,"output":{"models":<results or null>,"ownerInfo":<ownerInfo or null>}}.
 // An error (a value JSON cannot encode, such as NaN) wraps ErrInvalidMessage.
+//
+// The Forwarder adds "dropped":N (N > 0) once reports about the owner have been refused because
+// the LC's outbox was full: N is how many reports about the owner, from any of its workers on
+// this node, the LC refused since it started. It only grows while the LC runs, so a coalesced
+// report carries it as surely as the newest counters; GM sets the owner's ReportsDropped
+// condition from it. Without drops the field is absent, as in upstream's reports.
 func EncodeForwardedReport(msg WorkerMessage) ([]byte, error) {
+	return encodeForwardedReport(msg, 0)
+}
+
+func encodeForwardedReport(msg WorkerMessage, dropped uint64) ([]byte, error) {
 	content, err := json.Marshal(forwardedReport{
-		Phase:  msg.Kind,
-		Status: msg.Status,
-		Output: forwardedOutput{Models: msg.Results, OwnerInfo: msg.OwnerInfo},
+		Phase:   msg.Kind,
+		Status:  msg.Status,
+		Output:  forwardedOutput{Models: msg.Results, OwnerInfo: msg.OwnerInfo},
+		Dropped: dropped,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding the report of worker %s for GM: %w", ErrInvalidMessage, msg.Name, err)

@@ -46,6 +46,9 @@ const (
 	recordState     recordKind = 3
 	recordOutbox    recordKind = 4
 	recordMeta      recordKind = 5
+	// recordOutboxTagged is an outbox entry that carries its class and stream (EnqueueOptions);
+	// entries of the LC's own class without a stream keep the plain recordOutbox form.
+	recordOutboxTagged recordKind = 6
 )
 
 func (k recordKind) String() string {
@@ -60,6 +63,8 @@ func (k recordKind) String() string {
 		return "outbox"
 	case recordMeta:
 		return "meta"
+	case recordOutboxTagged:
+		return "tagged outbox"
 	default:
 		return fmt.Sprintf("unknown(%d)", byte(k))
 	}
@@ -98,6 +103,18 @@ func frameChecksum(format, kind byte, body []byte) uint32 {
 // valid until the transaction ends. The error is a plain reason; callers wrap it in a
 // CorruptError that names the key.
 func decodeFrame(raw []byte) (recordKind, []byte, error) {
+	kind, body, err := checkFrame(raw)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]byte, len(body))
+	copy(out, body)
+	return kind, out, nil
+}
+
+// checkFrame is decodeFrame without the copy: the body it returns points into raw, so it must
+// not outlive the transaction raw was read in.
+func checkFrame(raw []byte) (recordKind, []byte, error) {
 	if len(raw) < frameHeaderLen {
 		return 0, nil, fmt.Errorf("value is %d bytes, shorter than the %d-byte frame header", len(raw), frameHeaderLen)
 	}
@@ -109,9 +126,7 @@ func decodeFrame(raw []byte) (recordKind, []byte, error) {
 	if computed := frameChecksum(raw[0], raw[1], body); computed != stored {
 		return 0, nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", stored, computed)
 	}
-	out := make([]byte, len(body))
-	copy(out, body)
-	return recordKind(raw[1]), out, nil
+	return recordKind(raw[1]), body, nil
 }
 
 // Tuple keys: each part is written with every 0x00 byte escaped as 0x00 0xFF and is terminated

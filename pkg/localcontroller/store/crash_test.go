@@ -17,11 +17,16 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 // crashChildEnv, when set to a store path, turns the test binary into the writer of
 // TestCrashKeepsCommittedWrites instead of running tests.
 const crashChildEnv = "SEDNA_STORE_CRASH_CHILD"
+
+// crashModeEnv set to "metrics" makes the child write coalesced worker metrics and worker
+// events instead (TestCrashKeepsCoalescedOutboxConsistent).
+const crashModeEnv = "SEDNA_STORE_CRASH_MODE"
 
 const (
 	crashNamespace  = "crash"
@@ -35,6 +40,9 @@ const (
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashChildEnv); path != "" {
+		if os.Getenv(crashModeEnv) == "metrics" {
+			os.Exit(runMetricsCrashChild(path))
+		}
 		os.Exit(runCrashChild(path))
 	}
 	os.Exit(m.Run())
@@ -176,10 +184,10 @@ func (r *crashReports) apply(t *testing.T, line string) {
 
 // runCrashChildUntilKilled starts the writer on path, SIGKILLs it after it reported killAfter
 // writes, and returns every complete line it printed, including those still in the pipe.
-func runCrashChildUntilKilled(t *testing.T, path string, killAfter int) []string {
+func runCrashChildUntilKilled(t *testing.T, path string, killAfter int, env ...string) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+	cmd.Env = append(append(os.Environ(), crashChildEnv+"="+path), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -241,6 +249,7 @@ func TestCrashKeepsCommittedWrites(t *testing.T) {
 
 func verifyAfterCrash(t *testing.T, path string, reports *crashReports) {
 	t.Helper()
+	verifyUsageAfterCrash(t, path)
 	s, err := Open(path, Options{Timeout: 5 * time.Second})
 	require.NoError(t, err, "reopening after SIGKILL")
 	defer func() { require.NoError(t, s.Close()) }()
@@ -317,4 +326,162 @@ func verifyAfterCrash(t *testing.T, path string, reports *crashReports) {
 	require.Greater(t, next, reports.maxSeq)
 	reports.seqs = append(reports.seqs, next)
 	reports.maxSeq = next
+}
+
+// verifyUsageAfterCrash checks the file as the killed process left it, before Open could repair
+// anything: the usage and stream index written with the entries add up to the entries.
+func verifyUsageAfterCrash(t *testing.T, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	storedUsageMatchesEntries(t, db)
+}
+
+const (
+	crashStreams    = 3
+	crashEventEvery = 7
+	// crashMetricsBudget is small enough that the child runs into the worker shares, so
+	// refusals happen around the kills too.
+	crashMetricsBudget = MinOutboxBytes
+)
+
+func crashStream(i uint64) string { return fmt.Sprintf("worker-%d", i%crashStreams) }
+
+// runMetricsCrashChild writes coalesced metrics on a few streams, with a worker event now and
+// then, until it is killed. Payloads are crashPayload(seq) padded to a few kilobytes. Lines:
+//
+//	M <stream> <seq>   EnqueueWith(metrics of stream) returned seq
+//	V <seq>            EnqueueWith(worker event) returned seq
+//	F                  a worker event was refused as the outbox was full
+func runMetricsCrashChild(path string) int {
+	s, err := Open(path, Options{Timeout: 10 * time.Second, MaxOutboxBytes: crashMetricsBudget})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "child: "+format+"\n", args...)
+		return 3
+	}
+	emit := func(format string, args ...any) bool {
+		_, err := fmt.Fprintf(os.Stdout, format+"\n", args...)
+		return err == nil
+	}
+	for i := uint64(0); i < crashChildLimit; i++ {
+		last, err := s.LastSeq()
+		if err != nil {
+			return fail("%v", err)
+		}
+		want := last + 1
+		if i%crashEventEvery == 0 {
+			seq, err := s.EnqueueWith(crashMetricsPayload(want), EnqueueOptions{Class: ClassWorkerEvent})
+			switch {
+			case errors.Is(err, ErrOutboxFull):
+				if !emit("F") {
+					return 0
+				}
+			case err != nil:
+				return fail("enqueue event: %v", err)
+			case seq != want:
+				return fail("event got seq %d, want %d", seq, want)
+			default:
+				if !emit("V %d", seq) {
+					return 0
+				}
+			}
+			continue
+		}
+		stream := crashStream(i)
+		seq, err := s.EnqueueWith(crashMetricsPayload(want), EnqueueOptions{Class: ClassWorkerMetrics, Stream: stream})
+		if err != nil {
+			return fail("enqueue metrics: %v", err)
+		}
+		if seq != want {
+			return fail("metrics got seq %d, want %d", seq, want)
+		}
+		if !emit("M %s %d", stream, seq) {
+			return 0
+		}
+	}
+	return 0
+}
+
+func crashMetricsPayload(seq uint64) []byte {
+	return append(crashPayload(seq), bytes.Repeat([]byte(" "), 4000)...)
+}
+
+// TestCrashKeepsCoalescedOutboxConsistent kills a writer of coalesced metrics and events in the
+// middle of a burst, several times, and checks after each kill that the usage and stream index
+// in the file add up to the entries, that each stream holds exactly its newest report, and that
+// every event the writer saw accepted is there in order.
+func TestCrashKeepsCoalescedOutboxConsistent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary; skipped in -short mode")
+	}
+	path := filepath.Join(t.TempDir(), "lc.db")
+	newest := map[string]uint64{}
+	var events []uint64
+	refused := 0
+	for run, killAfter := range []int{120, 300, 500} {
+		t.Logf("run %d: kill after %d reported writes", run, killAfter)
+		var maxSeq uint64
+		for _, line := range runCrashChildUntilKilled(t, path, killAfter, crashModeEnv+"=metrics") {
+			fields := strings.Fields(line)
+			switch {
+			case len(fields) == 3 && fields[0] == "M":
+				seq, err := strconv.ParseUint(fields[2], 10, 64)
+				require.NoError(t, err)
+				newest[fields[1]] = seq
+				maxSeq = max(maxSeq, seq)
+			case len(fields) == 2 && fields[0] == "V":
+				seq, err := strconv.ParseUint(fields[1], 10, 64)
+				require.NoError(t, err)
+				events = append(events, seq)
+				maxSeq = max(maxSeq, seq)
+			case len(fields) == 1 && fields[0] == "F":
+				refused++
+			default:
+				t.Fatalf("malformed line from child: %q", line)
+			}
+		}
+		verifyUsageAfterCrash(t, path)
+
+		s, err := Open(path, Options{MaxOutboxBytes: crashMetricsBudget})
+		require.NoError(t, err)
+		lastSeq, err := s.LastSeq()
+		require.NoError(t, err)
+		require.LessOrEqual(t, lastSeq, maxSeq+1, "more than one unreported write")
+		pending, err := s.Pending(0, 0)
+		require.NoError(t, err)
+		perStream := map[string][]uint64{}
+		var gotEvents []uint64
+		for _, e := range pending {
+			require.Equal(t, crashMetricsPayload(e.Seq), e.Payload, "entry %d damaged", e.Seq)
+			switch e.Class {
+			case ClassWorkerMetrics:
+				perStream[e.Stream] = append(perStream[e.Stream], e.Seq)
+			case ClassWorkerEvent:
+				gotEvents = append(gotEvents, e.Seq)
+			default:
+				t.Fatalf("entry %d has class %s", e.Seq, e.Class)
+			}
+		}
+		for stream, seq := range newest {
+			got := perStream[stream]
+			require.Len(t, got, 1, "stream %s holds %v", stream, got)
+			// The newest reported, or one the kill kept from being reported.
+			require.True(t, got[0] == seq || (got[0] == lastSeq && lastSeq == maxSeq+1), "stream %s holds %d, newest reported %d", stream, got[0], seq)
+		}
+		// Every accepted event is there, in order, plus at most one unreported at the end.
+		require.GreaterOrEqual(t, len(gotEvents), len(events))
+		require.Equal(t, events, gotEvents[:len(events)])
+		if len(gotEvents) > len(events) {
+			require.Equal(t, []uint64{lastSeq}, gotEvents[len(events):])
+			events = gotEvents
+		}
+		require.NoError(t, s.Close())
+	}
+	t.Logf("%d events refused with the outbox full", refused)
+	require.Positive(t, refused, "the child never ran into the worker share")
 }

@@ -15,6 +15,18 @@
 //     order by the GM client after it reconnects. Upstream's LC kept this queue in memory and
 //     lost it on restart.
 //
+// The outbox is bounded in bytes (Options.MaxOutboxBytes, default 64 MiB) as well as in count.
+// Each report has a Class: the LC's own reports (stage reports, dataset counts) may use the whole
+// budget; reports relayed from workers, whom anything on the node network can impersonate or a
+// buggy worker can turn into a flood, may use half of it, and their periodic metrics a quarter,
+// so a flood can neither crowd out stage reports nor worker events. A worker-metrics report
+// names a stream (owner, worker, phase) and replaces the queued report of its stream in the same
+// transaction, so the outbox holds the newest state per worker however long the node is offline.
+// A report that does not fit is refused with ErrOutboxFull; the store never discards a queued
+// report to make room. The usage per class and the stream index are written in the same
+// transaction as the entries and checked against them at Open, so a restart starts from the
+// exact usage. OutboxStats reports usage, bounds and refusals for metrics.
+//
 // Every value is framed with a format byte, a record kind and a CRC32-C, so a damaged value is
 // reported as an error naming its key (see CorruptError) instead of being handed out as data.
 // Keys that combine several strings use an escaped, order-preserving tuple encoding, so no two

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,9 +15,23 @@ import (
 )
 
 const (
-	// DefaultMaxOutbox bounds the outbox so a node that stays offline for a long time cannot
-	// fill its disk with reports; at a few hundred bytes per report this is tens of megabytes.
+	// DefaultMaxOutbox bounds the number of pending reports. The byte budget (MaxOutboxBytes) is
+	// what keeps the file small; this bound keeps Open's scan of the outbox and the page-in of
+	// the GM client's backlog short when the reports are tiny.
 	DefaultMaxOutbox = 100000
+	// DefaultMaxOutboxBytes is the default byte budget of the outbox. The outbox only has to
+	// cover the time a node is cut off from GM: the LC's stage reports are about a kilobyte,
+	// dataset counts far less, and a worker's periodic metrics are coalesced to one entry per
+	// worker, so 64 MiB holds tens of thousands of stage reports (weeks offline at any realistic
+	// round rate) and sixteen reports of the largest size a frame may carry (4 MiB). It stays
+	// well below 1% of the 8–32 GB flash of a typical edge board (Jetson, Raspberry Pi, an
+	// industrial gateway) that the OS, the images, datasets and models share, and bbolt's file
+	// grows in steps of 16 MiB (its AllocSize) once past that size, so the file itself ends up
+	// within a step or two of the budget.
+	DefaultMaxOutboxBytes int64 = 64 << 20
+	// MinOutboxBytes is the smallest byte budget accepted: less could not hold one report of
+	// ordinary size next to the worker share.
+	MinOutboxBytes int64 = 1 << 20
 	// DefaultTimeout is how long Open waits for the file lock. Long enough to ride out the
 	// previous LC process exiting during a rolling update, short enough to fail visibly when
 	// two LCs are pointed at one data directory.
@@ -33,9 +48,16 @@ var (
 	bucketState     = []byte("state")
 	bucketOutbox    = []byte("outbox")
 
-	metaSchema         = []byte("schema")
+	// bucketOutboxStreams maps the stream of each queued worker-metrics report to its sequence
+	// number, so a newer report of the stream can replace it (see EnqueueOptions.Stream).
+	bucketOutboxStreams = []byte("outbox.streams")
+
+	metaSchema = []byte("schema")
+	// metaOutboxPending is the pending count written by binaries that had no byte budget. It is
+	// replaced by metaOutboxUsage and removed at Open.
 	metaOutboxPending  = []byte("outbox.pending")
-	allBuckets         = [][]byte{bucketMeta, bucketResources, bucketState, bucketOutbox}
+	metaOutboxUsage    = []byte("outbox.usage")
+	allBuckets         = [][]byte{bucketMeta, bucketResources, bucketState, bucketOutbox, bucketOutboxStreams}
 	errNoSchemaVersion = errors.New("store has data but no schema version")
 )
 
@@ -45,8 +67,13 @@ var ErrLocked = errors.New("store file is locked by another process")
 // Options tunes a Store. The zero value selects the defaults.
 type Options struct {
 	// MaxOutbox is the number of pending reports at which Enqueue fails with ErrOutboxFull.
-	// Zero or negative selects DefaultMaxOutbox.
+	// Zero or negative selects DefaultMaxOutbox. Worker reports may take only their share of it
+	// (see WorkerSharePercent), like of the byte budget.
 	MaxOutbox int
+	// MaxOutboxBytes is the byte budget of the outbox: the accounted size of all pending
+	// entries (see OutboxStats) never exceeds it. Zero selects DefaultMaxOutboxBytes; a value
+	// below MinOutboxBytes is an error.
+	MaxOutboxBytes int64
 	// Timeout is how long Open waits for the file lock. Zero or negative selects
 	// DefaultTimeout; waiting forever is not offered because a hung LC is worse than a failed one.
 	Timeout time.Duration
@@ -63,8 +90,13 @@ type Store struct {
 	db        *bolt.DB
 	path      string
 	maxOutbox int
+	maxBytes  uint64
 	now       func() time.Time
 	logger    klog.Logger
+
+	// Counters of this process's lifetime, for metrics.
+	rejected  [numClasses]atomic.Uint64
+	coalesced atomic.Uint64
 }
 
 // Open opens or creates the store file at path, creating its parent directory (0700) and the
@@ -76,6 +108,12 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.MaxOutbox <= 0 {
 		opts.MaxOutbox = DefaultMaxOutbox
+	}
+	switch {
+	case opts.MaxOutboxBytes == 0:
+		opts.MaxOutboxBytes = DefaultMaxOutboxBytes
+	case opts.MaxOutboxBytes < MinOutboxBytes:
+		return nil, fmt.Errorf("opening local store %s: outbox budget of %d bytes is below the minimum of %d bytes (1 MiB)", path, opts.MaxOutboxBytes, MinOutboxBytes)
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -101,6 +139,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db:        db,
 		path:      path,
 		maxOutbox: opts.MaxOutbox,
+		maxBytes:  uint64(opts.MaxOutboxBytes),
 		now:       opts.Now,
 		logger:    opts.Logger.WithValues("store", path),
 	}
@@ -169,35 +208,39 @@ func checkSchema(meta *bolt.Bucket, hadMeta bool) error {
 	return nil
 }
 
-// reconcileOutbox makes the stored pending count and the sequence agree with the entries.
-// Both are written in the same transaction as the entries, so they only disagree after
-// damage; repairing here keeps Enqueue's bound exact and guarantees a sequence number is never
+// reconcileOutbox makes the sequence, the usage (counts and bytes per class) and the stream
+// index agree with the entries. All of them are written in the same transaction as the entries,
+// so they only disagree after damage, or when a binary without a byte budget wrote the store
+// last; repairing here keeps Enqueue's bounds exact and guarantees a sequence number is never
 // handed out twice even if the sequence itself was damaged.
 func (s *Store) reconcileOutbox(tx *bolt.Tx) error {
 	outbox := tx.Bucket(bucketOutbox)
 	meta := tx.Bucket(bucketMeta)
-	var count, maxSeq uint64
-	cursor := outbox.Cursor()
-	for key, _ := cursor.First(); key != nil; key, _ = cursor.Next() {
-		count++
-		if len(key) == 8 {
-			maxSeq = max(maxSeq, binary.BigEndian.Uint64(key))
-		}
-	}
+	counted, streams, maxSeq := scanOutbox(outbox)
 	if seq := outbox.Sequence(); seq < maxSeq {
 		s.logger.Error(nil, "Outbox sequence is behind its entries; advancing it", "sequence", seq, "highestEntry", maxSeq)
 		if err := outbox.SetSequence(maxSeq); err != nil {
 			return fmt.Errorf("repairing outbox sequence: %w", err)
 		}
 	}
-	stored, err := decodeMetaUint64(metaOutboxPending, meta.Get(metaOutboxPending))
-	if err == nil && stored == count {
-		return nil
+	if err := s.reconcileStreams(tx.Bucket(bucketOutboxStreams), streams); err != nil {
+		return err
 	}
 	if meta.Get(metaOutboxPending) != nil {
-		s.logger.Error(err, "Outbox pending count disagrees with its entries; rebuilding it", "stored", stored, "counted", count)
+		// Written by a binary without a byte budget; the usage below replaces it.
+		if err := meta.Delete(metaOutboxPending); err != nil {
+			return fmt.Errorf("removing the old outbox pending count: %w", err)
+		}
 	}
-	return putMetaUint64(meta, metaOutboxPending, count)
+	raw := meta.Get(metaOutboxUsage)
+	stored, err := decodeUsage(raw)
+	if err == nil && stored == counted {
+		return nil
+	}
+	if raw != nil {
+		s.logger.Error(err, "Outbox usage disagrees with its entries; rebuilding it", "stored", stored.String(), "counted", counted.String())
+	}
+	return putUsage(meta, counted)
 }
 
 func putMetaUint64(meta *bolt.Bucket, key []byte, value uint64) error {

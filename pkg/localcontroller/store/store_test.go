@@ -158,20 +158,39 @@ func TestOpenRepairsOutboxBookkeeping(t *testing.T) {
 			wantLen:     5,
 			wantNextSeq: 6,
 		},
-		"pending count too high": {
-			damage:      func(tx *bolt.Tx) error { return putMetaUint64(tx.Bucket(bucketMeta), metaOutboxPending, 99) },
-			wantLen:     5,
-			wantNextSeq: 6,
-		},
-		"pending count damaged": {
+		"usage too high": {
 			damage: func(tx *bolt.Tx) error {
-				return tx.Bucket(bucketMeta).Put(metaOutboxPending, []byte("garbage!"))
+				u := usage{}
+				u.count[ClassOwn], u.bytes[ClassOwn] = 99, 99<<20
+				return putUsage(tx.Bucket(bucketMeta), u)
 			},
 			wantLen:     5,
 			wantNextSeq: 6,
 		},
-		"pending count missing": {
-			damage:      func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaOutboxPending) },
+		"usage too low": {
+			damage:      func(tx *bolt.Tx) error { return putUsage(tx.Bucket(bucketMeta), usage{}) },
+			wantLen:     5,
+			wantNextSeq: 6,
+		},
+		"usage damaged": {
+			damage: func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketMeta).Put(metaOutboxUsage, []byte("garbage!"))
+			},
+			wantLen:     5,
+			wantNextSeq: 6,
+		},
+		"usage missing": {
+			damage:      func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaOutboxUsage) },
+			wantLen:     5,
+			wantNextSeq: 6,
+		},
+		"left by a binary without a byte budget": {
+			damage: func(tx *bolt.Tx) error {
+				if err := tx.Bucket(bucketMeta).Delete(metaOutboxUsage); err != nil {
+					return err
+				}
+				return putMetaUint64(tx.Bucket(bucketMeta), metaOutboxPending, 5)
+			},
 			wantLen:     5,
 			wantNextSeq: 6,
 		},
