@@ -523,7 +523,10 @@ func (j *job) putModelInPlace(trained ModelRef) error {
 		if err := j.copyIntoHotUpdateDir(trained.URL, hostDir, name); err != nil {
 			return err
 		}
-		return j.m.models.WriteHotUpdateConfig(hostDir, HotUpdateMountPath+"/"+name, j.m.opts.Now())
+		if err := j.m.models.WriteHotUpdateConfig(hostDir, HotUpdateMountPath+"/"+name, j.m.opts.Now()); err != nil {
+			return &writeError{path: hostDir, err: err}
+		}
+		return nil
 	}
 	target, err := j.deployTarget()
 	if err != nil {
@@ -538,17 +541,9 @@ func (j *job) putModelInPlace(trained ModelRef) error {
 }
 
 func (j *job) copyIntoHotUpdateDir(src, hostDir, name string) error {
-	hotRoot := j.m.opts.HotUpdateRoot
-	rel, below := strings.CutPrefix(path.Clean(hostDir), hotRoot+"/")
-	if err := checkHostPath(hostDir); err != nil || !below || rel == "" {
-		return fmt.Errorf("hot-update directory %q is not below %s", hostDir, hotRoot)
-	}
-	if err := j.m.files.mkdirAllUnder(hotRoot, rel); err != nil {
-		return err
-	}
-	root, err := j.m.files.openUnder(hotRoot, rel)
+	root, err := j.m.models.OpenHotUpdateDir(hostDir)
 	if err != nil {
-		return err
+		return &writeError{path: hostDir, err: err}
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
 	return j.m.files.copyInto(src, root, name)

@@ -14,6 +14,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -42,6 +43,7 @@ type Models interface {
 	Lookup(namespace, name string) (sednav1.Model, bool)
 	WriteHotUpdateConfig(hostDir string, modelPath string, updateTime time.Time) error
 	RemoveHotUpdateDir(hostDir string) error
+	OpenHotUpdateDir(hostDir string) (*hostfs.Root, error)
 }
 
 var _ Models = (*model.Manager)(nil)
