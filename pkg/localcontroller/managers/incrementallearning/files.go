@@ -275,4 +275,3 @@ func splitSamples(content []byte, format string) []string {
 	}
 	return samples
 }
-
