@@ -79,16 +79,24 @@ type roundData struct {
 	FurthestStage sednav1.LearningStage `json:"furthestStage,omitempty"`
 }
 
-// record is a job's persisted state.
-type record struct {
-	State State `json:"state"`
+// samplePools are the samples taken from the dataset index and not yet used up: the large part
+// of a job's state (a train pool may hold a 64 MiB index), kept as a store blob under
+// PoolNamespace, apart from the record, and written only when it changes, so that saving a
+// worker report stays a small write.
+// Before the split these fields were part of the record, under the same JSON names.
+type samplePools struct {
 	// DatasetURL is the index file SeenSamples counts lines of; another URL starts over.
 	DatasetURL string `json:"datasetURL,omitempty"`
 	// SeenSamples is how many samples of the index have been split into the pools.
 	SeenSamples  int        `json:"seenSamples"`
 	TrainPool    []string   `json:"trainPool,omitempty"`
 	EvalVersions [][]string `json:"evalVersions,omitempty"`
-	Current      roundData  `json:"current"`
+}
+
+// record is a job's persisted state, without its sample pools.
+type record struct {
+	State   State     `json:"state"`
+	Current roundData `json:"current"`
 	// LastTrained is the newest trained model: the base of the next round.
 	LastTrained *ModelRef `json:"lastTrained,omitempty"`
 	// Deployed is the model the LC last deployed: the next rounds are evaluated against it.
@@ -120,6 +128,7 @@ type job struct {
 	mu      sync.Mutex
 	spec    *jobSpec
 	rec     record
+	pools   samplePools
 	loaded  bool
 	deleted bool
 	// lastTriggerReason avoids logging the same "not yet" every period.
@@ -141,7 +150,7 @@ func (j *job) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	j.rec = record{State: InitialState}
+	j.rec, j.pools = record{State: InitialState}, samplePools{}
 	j.fresh = true
 	if found {
 		var rec record
@@ -152,8 +161,41 @@ func (j *job) load(ctx context.Context) error {
 			klog.FromContext(ctx).V(2).Info("Resumed incremental learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
 		}
 	}
+	if !j.fresh {
+		if err := j.loadPools(ctx, raw); err != nil {
+			return err
+		}
+	}
 	j.loaded = true
 	j.reported = j.m.opts.Now() // a restarted LC gives GM the usual time before sending again
+	return nil
+}
+
+// loadPools reads the job's sample pools. A record saved before the pools had a key of their own
+// carries them itself (rawRecord); they are moved out at once, in one transaction with the
+// record, so they cannot be lost by the next save of the record.
+func (j *job) loadPools(ctx context.Context, rawRecord []byte) error {
+	raw, found, err := j.m.store.GetBlob(PoolNamespace, stateKey(j.key))
+	if err != nil {
+		return err
+	}
+	if found {
+		var pools samplePools
+		if err := json.Unmarshal(raw, &pools); err != nil {
+			klog.FromContext(ctx).Error(err, "The job's saved sample pools do not parse; taking the dataset's samples again")
+			return nil
+		}
+		j.pools = pools
+		return nil
+	}
+	var legacy samplePools
+	if json.Unmarshal(rawRecord, &legacy) != nil || (legacy.DatasetURL == "" && legacy.SeenSamples == 0) {
+		return nil
+	}
+	if err := j.saveAll(j.rec, legacy); err != nil {
+		return fmt.Errorf("moving the sample pools out of the job record: %w", err)
+	}
+	klog.FromContext(ctx).V(2).Info("Moved the sample pools out of the job record", "trainPool", len(legacy.TrainPool))
 	return nil
 }
 
@@ -204,6 +246,12 @@ func (j *job) pass(ctx context.Context) time.Duration {
 // (if any) and then hands the pending reports to the Reporter. Phase, status and round of the
 // report are filled from the new state.
 func (j *job) transition(ctx context.Context, event Event, mutate func(*record), report *StageReport) error {
+	return j.transitionWithPools(ctx, event, mutate, report, nil)
+}
+
+// transitionWithPools is transition that also replaces the sample pools, when pools is not nil,
+// in the same store transaction as the record.
+func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(*record), report *StageReport, pools *samplePools) error {
 	next := j.rec
 	state, err := Next(next.State, event)
 	if err != nil {
@@ -229,8 +277,14 @@ func (j *job) transition(ctx context.Context, event Event, mutate func(*record),
 		next.LastReport = content
 		j.reported = j.m.opts.Now()
 	}
-	if err := j.save(next); err != nil {
-		return fmt.Errorf("saving %s after %s: %w", state, event, err)
+	var saveErr error
+	if pools != nil {
+		saveErr = j.saveAll(next, *pools)
+	} else {
+		saveErr = j.save(next)
+	}
+	if saveErr != nil {
+		return fmt.Errorf("saving %s after %s: %w", state, event, saveErr)
 	}
 	klog.FromContext(ctx).V(2).Info("Incremental learning job moved", "event", event, "state", state.String())
 	j.flush(ctx)
@@ -246,6 +300,40 @@ func (j *job) save(rec record) error {
 		return err
 	}
 	j.rec = rec
+	return nil
+}
+
+// savePools saves the sample pools alone.
+func (j *job) savePools(pools samplePools) error {
+	raw, err := json.Marshal(pools)
+	if err != nil {
+		return err
+	}
+	if err := j.m.store.PutBlob(PoolNamespace, stateKey(j.key), raw); err != nil {
+		return err
+	}
+	j.pools = pools
+	return nil
+}
+
+// saveAll saves the record and the sample pools in one transaction.
+func (j *job) saveAll(rec record, pools samplePools) error {
+	rawRecord, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	rawPools, err := json.Marshal(pools)
+	if err != nil {
+		return err
+	}
+	err = j.m.store.WriteStates(
+		store.StateWrite{Namespace: StateNamespace, Key: stateKey(j.key), Value: rawRecord},
+		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(j.key), Value: rawPools, Blob: true},
+	)
+	if err != nil {
+		return err
+	}
+	j.rec, j.pools = rec, pools
 	return nil
 }
 
@@ -293,7 +381,7 @@ func (j *job) takeSamples(ctx context.Context) {
 		return
 	}
 	samples := splitSamples(content, ds.Spec.Format)
-	next := j.rec
+	next := j.pools
 	if next.DatasetURL != ds.Spec.URL {
 		next.DatasetURL, next.SeenSamples = ds.Spec.URL, 0
 	}
@@ -301,8 +389,8 @@ func (j *job) takeSamples(ctx context.Context) {
 		// Rewritten shorter: what is there now is the new baseline, nothing is new.
 		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", next.SeenSamples)
 		next.SeenSamples = len(samples)
-		if err := j.save(next); err != nil {
-			logger.Error(err, "Saving the job record failed")
+		if err := j.savePools(next); err != nil {
+			logger.Error(err, "Saving the job's sample pools failed")
 		}
 		return
 	}
@@ -319,7 +407,7 @@ func (j *job) takeSamples(ctx context.Context) {
 		}
 	}
 	next.SeenSamples = len(samples)
-	if err := j.save(next); err != nil {
+	if err := j.savePools(next); err != nil {
 		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
 		return
 	}
@@ -334,7 +422,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		logger.V(4).Info("Initial model not on this node yet", "model", obj.Spec.InitialModel.Name)
 		return
 	}
-	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.rec.TrainPool)})
+	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.pools.TrainPool)})
 	if err != nil {
 		logger.Error(err, "Evaluating the train trigger failed")
 		return
@@ -351,7 +439,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 	dataFile := fmt.Sprintf("%s/data/train/%d/data.txt", out, round)
 	outputDir := fmt.Sprintf("%s/train/%d", out, round)
 	// Written before the transition: a crash in between only rewrites the same file.
-	if err := j.m.files.writeFile(dataFile, joinLines(j.rec.TrainPool)); err != nil {
+	if err := j.m.files.writeFile(dataFile, joinLines(j.pools.TrainPool)); err != nil {
 		logger.Error(err, "Writing the training data failed; retrying next pass")
 		return
 	}
@@ -368,10 +456,11 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		Input:   &StageInput{Models: []ModelRef{base}, DataURL: dataFile, OutputDir: outputDir},
 		Message: result.Reason,
 	}
-	err = j.transition(ctx, EventTrainTriggerFired, func(rec *record) {
+	pools := j.pools
+	pools.TrainPool = nil
+	err = j.transitionWithPools(ctx, EventTrainTriggerFired, func(rec *record) {
 		rec.Current = roundData{StartTime: &now, TrainData: dataFile, TrainOutputDir: outputDir, Base: &base, FurthestStage: sednav1.StageTrain}
-		rec.TrainPool = nil
-	}, report)
+	}, report, &pools)
 	if err != nil {
 		logger.Error(err, "Starting a round failed")
 		return
@@ -439,7 +528,7 @@ func (j *job) prepareEval(ctx context.Context) error {
 		return err
 	}
 	var samples []string
-	for _, version := range j.rec.EvalVersions {
+	for _, version := range j.pools.EvalVersions {
 		samples = append(samples, version...)
 	}
 	dataFile := fmt.Sprintf("%s/data/eval/%d/data.txt", strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/"), j.rec.State.Round)

@@ -25,6 +25,8 @@ const (
 	Kind = "incrementallearningjob"
 	// StateNamespace is the store state namespace of the job records, keyed <namespace>/<name>.
 	StateNamespace = "incrementallearningjob"
+	// PoolNamespace is the store blob namespace of the jobs' sample pools, keyed as the records.
+	PoolNamespace = "incrementallearningjob-pools"
 	// DatasetKind is the channel kind of the Datasets the jobs read.
 	DatasetKind = "dataset"
 	// HotUpdateAnnotation is the job annotation in which GM names the host path of the inference
@@ -218,7 +220,11 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 			}
 		}
 	}
-	if err := m.store.DeleteState(StateNamespace, stateKey(key)); err != nil {
+	err := m.store.WriteStates(
+		store.StateWrite{Namespace: StateNamespace, Key: stateKey(key), Delete: true},
+		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(key), Blob: true, Delete: true},
+	)
+	if err != nil {
 		logger.Error(err, "Removing the record of a deleted job failed; it is replaced if the job comes back")
 	}
 	logger.V(2).Info("Stopped deleted incremental learning job")
