@@ -133,6 +133,13 @@ type job struct {
 	deleted bool
 	// lastTriggerReason avoids logging the same "not yet" every period.
 	lastTriggerReason string
+	// problem blocks the current stage (nil: nothing does); a step blocked for its reason is
+	// tried again at retryAt, after backoff. clearPending: a problem went away and GM has not
+	// had a stage report since. Not persisted: a restarted LC finds the problem again.
+	problem      *Problem
+	retryAt      time.Time
+	backoff      time.Duration
+	clearPending bool
 
 	// loop is guarded by Manager.mu.
 	loop *managers.Loop
@@ -239,6 +246,7 @@ func (j *job) pass(ctx context.Context) time.Duration {
 		j.checkTrainTrigger(ctx)
 	}
 	j.advance(ctx)
+	j.reportClear(ctx)
 	return period
 }
 
@@ -269,6 +277,9 @@ func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(
 	next.Pending = slices.Clone(next.Pending)
 	if report != nil {
 		report.Phase, report.Status, report.Round = string(state.Stage), string(state.StageState), state.Round
+		// A problem not yet solved stays on every stage report, so GM keeps the job Stalled; a
+		// report without one clears a problem that went away.
+		report.Problem = j.problem
 		content, err := json.Marshal(report)
 		if err != nil {
 			return fmt.Errorf("encoding the %s report: %w", state, err)
@@ -285,6 +296,9 @@ func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(
 	}
 	if saveErr != nil {
 		return fmt.Errorf("saving %s after %s: %w", state, event, saveErr)
+	}
+	if report != nil {
+		j.clearPending = false
 	}
 	klog.FromContext(ctx).V(2).Info("Incremental learning job moved", "event", event, "state", state.String())
 	j.flush(ctx)
@@ -375,11 +389,15 @@ func (j *job) takeSamples(ctx context.Context) {
 		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
 		return
 	}
-	content, err := j.m.files.readFile(ds.Spec.URL)
-	if err != nil {
-		logger.V(2).Info("Cannot read the dataset index", "dataset", dsKey.Name, "err", err)
+	if !j.mayTry(ReasonDatasetIndexNotReadable) {
 		return
 	}
+	content, err := j.m.files.readFile(ds.Spec.URL)
+	if err != nil {
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		return
+	}
+	j.unblocked(ctx, ReasonDatasetIndexNotReadable)
 	samples := splitSamples(content, ds.Spec.Format)
 	next := j.pools
 	if next.DatasetURL != ds.Spec.URL {
@@ -438,15 +456,19 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 	out := strings.TrimSuffix(obj.Spec.OutputDir, "/")
 	dataFile := fmt.Sprintf("%s/data/train/%d/data.txt", out, round)
 	outputDir := fmt.Sprintf("%s/train/%d", out, round)
+	if !j.mayTry(ReasonOutputNotWritable) {
+		return
+	}
 	// Written before the transition: a crash in between only rewrites the same file.
 	if err := j.m.files.writeFile(dataFile, joinLines(j.pools.TrainPool)); err != nil {
-		logger.Error(err, "Writing the training data failed; retrying next pass")
+		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
 	if err := j.m.files.mkdirAll(outputDir); err != nil {
-		logger.Error(err, "Creating the training output directory failed; retrying next pass")
+		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
+	j.unblocked(ctx, ReasonOutputNotWritable)
 	base := modelRef(initial)
 	if j.rec.LastTrained != nil {
 		base = *j.rec.LastTrained
@@ -479,6 +501,9 @@ func joinLines(lines []string) []byte {
 	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
+// errBlocked ends advance for a step that is blocked: blocked has logged and reported it.
+var errBlocked = errors.New("blocked")
+
 // advance takes the steps the LC makes on its own, until the round waits for someone else.
 func (j *job) advance(ctx context.Context) {
 	for range 8 {
@@ -495,6 +520,9 @@ func (j *job) advance(ctx context.Context) {
 		case s.StageState == sednav1.StageFailed || (s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageCompleted):
 			err = j.endRound(ctx)
 		default:
+			return
+		}
+		if errors.Is(err, errBlocked) {
 			return
 		}
 		if err != nil {
@@ -537,8 +565,15 @@ func (j *job) prepareEval(ctx context.Context) error {
 		// trainProb 1 leaves no evaluation samples: the training data is better than nothing.
 		dataFile = j.rec.Current.TrainData
 		message = "no evaluation samples (trainProb keeps every sample for training); evaluating on the training data"
-	} else if err := j.m.files.writeFile(dataFile, joinLines(samples)); err != nil {
-		return fmt.Errorf("writing the evaluation data: %w", err)
+	} else {
+		if !j.mayTry(ReasonOutputNotWritable) {
+			return errBlocked
+		}
+		if err := j.m.files.writeFile(dataFile, joinLines(samples)); err != nil {
+			j.blocked(ctx, ReasonOutputNotWritable, err)
+			return errBlocked
+		}
+		j.unblocked(ctx, ReasonOutputNotWritable)
 	}
 	trained := j.trainedFor(old.Format)
 	report := &StageReport{Input: &StageInput{Models: []ModelRef{trained, old}, DataURL: dataFile}, Message: message}
@@ -592,7 +627,19 @@ func (j *job) deploy(ctx context.Context) error {
 	if target, err := j.deployTarget(); err == nil {
 		trained = j.trainedFor(target.Format)
 	}
+	if !j.mayTry(ReasonDeployNotWritable) {
+		return errBlocked
+	}
 	deployErr := j.putModelInPlace(trained)
+	var notWritable *writeError
+	if errors.As(deployErr, &notWritable) {
+		// The node, not the model, is the problem: the round waits in Deploy/Ready.
+		j.blocked(ctx, ReasonDeployNotWritable, deployErr)
+		return errBlocked
+	}
+	if deployErr == nil {
+		j.unblocked(ctx, ReasonDeployNotWritable)
+	}
 	if deployErr != nil {
 		message := fmt.Sprintf("round %d: deploying %s failed: %v", j.rec.State.Round, trained.URL, deployErr)
 		return j.transition(ctx, EventDeployFailed, func(rec *record) { rec.Current.Message = message }, &StageReport{Message: message})
@@ -812,6 +859,7 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
 	}
 	j.advance(ctx)
+	j.reportClear(ctx)
 	return nil
 }
 

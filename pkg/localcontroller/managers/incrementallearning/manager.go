@@ -71,6 +71,10 @@ type Options struct {
 	// ResendAfter is how long GM's published status may lag behind the LC's last stage report
 	// before the report is sent again; zero means DefaultResendAfter.
 	ResendAfter time.Duration
+	// RetryBackoff is the first wait before a blocked step (a write that failed, an index that
+	// cannot be read) is tried again; zero means DefaultRetryBackoff. It doubles up to
+	// MaxRetryBackoff (zero means DefaultMaxRetryBackoff).
+	RetryBackoff, MaxRetryBackoff time.Duration
 }
 
 // DefaultResendAfter is generous: a GM that took a report publishes the new status within a
@@ -138,6 +142,13 @@ func New(st *store.Store, reporter managers.Reporter, models Models, opts Option
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.MaxRetryBackoff <= 0 {
+		opts.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	opts.MaxRetryBackoff = max(opts.MaxRetryBackoff, opts.RetryBackoff)
 	return &Manager{
 		store: st, reporter: reporter, models: models, opts: opts,
 		files: &hostFiles{rootfs: opts.Rootfs, resolver: opts.Resolver, writeRoots: opts.WriteRoots, maxBytes: opts.MaxIndexBytes},
