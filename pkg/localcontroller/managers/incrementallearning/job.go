@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
 )
@@ -38,7 +38,13 @@ func parseJob(obj *sednav1.IncrementalLearningJob) (*jobSpec, error) {
 	if obj.Spec.Dataset.Name == "" {
 		problems = append(problems, errors.New("spec.dataset.name is empty"))
 	}
-	if err := checkHostPath(obj.Spec.OutputDir); err != nil {
+	if isS3(obj.Spec.OutputDir) {
+		if _, err := storage.ParseURL(obj.Spec.OutputDir); err != nil {
+			problems = append(problems, fmt.Errorf("spec.outputDir: %w", err))
+		} else if obj.Spec.CredentialName == "" {
+			problems = append(problems, fmt.Errorf("spec.outputDir %s is on S3 but spec.credentialName names no Secret with its credentials", obj.Spec.OutputDir))
+		}
+	} else if err := checkHostPath(obj.Spec.OutputDir); err != nil {
 		problems = append(problems, fmt.Errorf("spec.outputDir: %w", err))
 	}
 	trainTrigger, err := trigger.New(obj.Spec.TrainSpec.Trigger)
@@ -392,7 +398,7 @@ func (j *job) takeSamples(ctx context.Context) {
 	if !j.mayTry(ReasonDatasetIndexNotReadable) {
 		return
 	}
-	content, err := j.m.files.readFile(ds.Spec.URL)
+	content, err := j.readIndex(ctx, &ds)
 	if err != nil {
 		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
 		return
@@ -432,6 +438,19 @@ func (j *job) takeSamples(ctx context.Context) {
 	logger.V(2).Info("New samples", "new", len(fresh), "train", toTrain, "trainPool", len(next.TrainPool))
 }
 
+// readIndex reads the Dataset's index file, a host path or an S3 object (with the Dataset's
+// credentials).
+func (j *job) readIndex(ctx context.Context, ds *sednav1.Dataset) ([]byte, error) {
+	if !isS3(ds.Spec.URL) {
+		return j.m.files.readFile(ds.Spec.URL)
+	}
+	client, err := j.m.s3.client(j.key.Namespace, ds.Spec.CredentialName, ds.Spec.URL, "dataset "+ds.Name)
+	if err != nil {
+		return nil, err
+	}
+	return client.ReadFile(ctx, ds.Spec.URL, j.m.opts.MaxIndexBytes)
+}
+
 func (j *job) checkTrainTrigger(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	obj := j.spec.obj
@@ -460,11 +479,11 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		return
 	}
 	// Written before the transition: a crash in between only rewrites the same file.
-	if err := j.m.files.writeFile(dataFile, joinLines(j.pools.TrainPool)); err != nil {
+	if err := j.writeData(ctx, dataFile, joinLines(j.pools.TrainPool)); err != nil {
 		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
-	if err := j.m.files.mkdirAll(outputDir); err != nil {
+	if err := j.makeDir(outputDir); err != nil {
 		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
@@ -569,7 +588,7 @@ func (j *job) prepareEval(ctx context.Context) error {
 		if !j.mayTry(ReasonOutputNotWritable) {
 			return errBlocked
 		}
-		if err := j.m.files.writeFile(dataFile, joinLines(samples)); err != nil {
+		if err := j.writeData(ctx, dataFile, joinLines(samples)); err != nil {
 			j.blocked(ctx, ReasonOutputNotWritable, err)
 			return errBlocked
 		}
@@ -630,7 +649,7 @@ func (j *job) deploy(ctx context.Context) error {
 	if !j.mayTry(ReasonDeployNotWritable) {
 		return errBlocked
 	}
-	deployErr := j.putModelInPlace(trained)
+	deployErr := j.putModelInPlace(ctx, trained)
 	var notWritable *writeError
 	if errors.As(deployErr, &notWritable) {
 		// The node, not the model, is the problem: the round waits in Deploy/Ready.
@@ -651,12 +670,17 @@ func (j *job) deploy(ctx context.Context) error {
 	}, &StageReport{Output: &StageOutput{Models: []map[string]any{{"format": trained.Format, "url": trained.URL}}}})
 }
 
-func (j *job) putModelInPlace(trained ModelRef) error {
+func (j *job) putModelInPlace(ctx context.Context, trained ModelRef) error {
 	obj := j.spec.obj
+	// The trained model lies under spec.outputDir: the job's credentials read it.
+	src, err := j.jobPlace(trained.URL)
+	if err != nil {
+		return err
+	}
 	if obj.Spec.DeploySpec.Model.HotUpdateEnabled {
 		hostDir := j.m.hotUpdateDir(obj)
-		name := path.Base(strings.TrimSuffix(trained.URL, "/"))
-		if err := j.copyIntoHotUpdateDir(trained.URL, hostDir, name); err != nil {
+		name := baseName(trained.URL)
+		if err := j.copyIntoHotUpdateDir(ctx, src, hostDir, name); err != nil {
 			return err
 		}
 		if err := j.m.models.WriteHotUpdateConfig(hostDir, HotUpdateMountPath+"/"+name, j.m.opts.Now()); err != nil {
@@ -668,21 +692,28 @@ func (j *job) putModelInPlace(trained ModelRef) error {
 	if err != nil {
 		return err
 	}
+	dst, err := j.modelPlace(obj.Spec.DeploySpec.Model.Name, target.URL)
+	if err != nil {
+		return &writeError{path: target.URL, err: fmt.Errorf("deploy model URL: %w", err)}
+	}
+	if dst.client != nil {
+		return j.copyModel(ctx, src, dst, nil, "")
+	}
 	root, rel, err := j.m.files.writeRoot(target.URL)
 	if err != nil {
 		return fmt.Errorf("deploy model URL: %w", err)
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
-	return j.m.files.copyInto(trained.URL, root, rel)
+	return j.copyModel(ctx, src, dst, root, rel)
 }
 
-func (j *job) copyIntoHotUpdateDir(src, hostDir, name string) error {
+func (j *job) copyIntoHotUpdateDir(ctx context.Context, src place, hostDir, name string) error {
 	root, err := j.m.models.OpenHotUpdateDir(hostDir)
 	if err != nil {
 		return &writeError{path: hostDir, err: err}
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
-	return j.m.files.copyInto(src, root, name)
+	return j.copyModel(ctx, src, place{url: hostDir + "/" + name}, root, name)
 }
 
 func (j *job) endRound(ctx context.Context) error {

@@ -87,6 +87,7 @@ type Manager struct {
 	reporter managers.Reporter
 	models   Models
 	files    *hostFiles
+	s3       *s3Clients
 	opts     Options
 
 	mu   sync.Mutex
@@ -152,6 +153,7 @@ func New(st *store.Store, reporter managers.Reporter, models Models, opts Option
 	return &Manager{
 		store: st, reporter: reporter, models: models, opts: opts,
 		files: &hostFiles{rootfs: opts.Rootfs, resolver: opts.Resolver, writeRoots: opts.WriteRoots, maxBytes: opts.MaxIndexBytes},
+		s3:    &s3Clients{store: st, rootfs: opts.Rootfs},
 		jobs:  map[store.ResourceKey]*job{},
 	}, nil
 }
