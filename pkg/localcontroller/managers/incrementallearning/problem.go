@@ -67,6 +67,11 @@ func (j *job) mayTry(reason string) bool {
 // or changed (not on every retry).
 func (j *job) blocked(ctx context.Context, reason string, err error) {
 	logger := klog.FromContext(ctx)
+	if ctx.Err() != nil {
+		// The LC is stopping: the step was cut short, nothing is wrong with the node.
+		logger.V(4).Info("Step interrupted by shutdown", "reason", reason, "err", err)
+		return
+	}
 	problem := &Problem{Reason: reason, Message: describe(err)}
 	if j.problem == nil || j.problem.Reason != reason {
 		j.backoff = j.m.opts.RetryBackoff

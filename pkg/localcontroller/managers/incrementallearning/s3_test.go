@@ -15,7 +15,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/storage/s3test"
 )
 
-const s3Bucket = "il"
+const s3Bucket = "ilbucket"
 
 // putSecret stores the credential Secret name as GM sends it, with secretKey as its secret key.
 func (l *lc) putSecret(server *s3test.Server, name, secretKey string) {
@@ -67,15 +67,15 @@ func TestARoundWithItsDataOnS3(t *testing.T) {
 	require.Nil(t, ready.Problem)
 	require.Equal(t, &StageInput{
 		Models:    []ModelRef{{Format: "pb", URL: "/data/models/initial/model.pb"}},
-		DataURL:   "s3://il/out/data/train/1/data.txt",
-		OutputDir: "s3://il/out/train/1",
+		DataURL:   "s3://ilbucket/out/data/train/1/data.txt",
+		OutputDir: "s3://ilbucket/out/train/1",
 	}, ready.Input)
 	require.Equal(t, samples(0, 8), server.Get(t, "out/data/train/1/data.txt"))
 
 	server.Put(t, "out/train/1/model.pb", "trained-1")
-	require.NoError(t, l.post(trainCompletedMessage("s3://il/out/train/1/model.pb")))
+	require.NoError(t, l.post(trainCompletedMessage("s3://ilbucket/out/train/1/model.pb")))
 	require.Equal(t, []string{"Train/Ready#1", "Train/Completed#1", "Eval/Ready#1"}, l.states())
-	require.Equal(t, "s3://il/out/data/eval/1/data.txt", l.stageReports()[2].Input.DataURL)
+	require.Equal(t, "s3://ilbucket/out/data/eval/1/data.txt", l.stageReports()[2].Input.DataURL)
 	require.Equal(t, samples(8, 2), server.Get(t, "out/data/eval/1/data.txt"))
 
 	require.NoError(t, l.post(evalCompletedMessage(0.9, 0.8)))
@@ -95,7 +95,7 @@ func TestAModelTrainedOnS3IsHotUpdatedOnTheHost(t *testing.T) {
 	l.run()
 	l.waitForState("Train/Ready#1")
 	server.Put(t, "out/train/1/model.pb", "trained-1")
-	require.NoError(t, l.post(trainCompletedMessage("s3://il/out/train/1/model.pb")))
+	require.NoError(t, l.post(trainCompletedMessage("s3://ilbucket/out/train/1/model.pb")))
 	require.NoError(t, l.post(evalCompletedMessage(0.9, 0.8)))
 	l.waitForState("Train/Waiting#1")
 	require.Equal(t, "trained-1", n.readFile(t, hotUpdateDir+"/model.pb"))
@@ -125,7 +125,7 @@ func TestAnS3OutputThatRefusesTheCredentialsIsAProblem(t *testing.T) {
 	problem := l.stageReports()[0].Problem
 	require.NotNil(t, problem)
 	require.Equal(t, ReasonOutputNotWritable, problem.Reason)
-	require.Contains(t, problem.Message, "s3://il/out/data/train/1/data.txt")
+	require.Contains(t, problem.Message, "s3://ilbucket/out/data/train/1/data.txt")
 	require.NotContains(t, problem.Message, "not-the-key")
 	require.Equal(t, State{Stage: sednav1.StageTrain, StageState: sednav1.StageWaiting}, l.savedRecord().State)
 
@@ -138,9 +138,9 @@ func TestAnS3OutputThatRefusesTheCredentialsIsAProblem(t *testing.T) {
 
 func TestAnS3OutputDirNeedsACredential(t *testing.T) {
 	job := newJob(false)
-	job.Spec.OutputDir = "s3://il/out"
+	job.Spec.OutputDir = "s3://ilbucket/out"
 	_, err := parseJob(job)
-	require.ErrorContains(t, err, "spec.outputDir s3://il/out is on S3 but spec.credentialName names no Secret")
+	require.ErrorContains(t, err, "spec.outputDir s3://ilbucket/out is on S3 but spec.credentialName names no Secret")
 	job.Spec.OutputDir = "s3:///out"
 	job.Spec.CredentialName = "minio"
 	_, err = parseJob(job)
