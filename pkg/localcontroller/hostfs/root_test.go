@@ -258,3 +258,14 @@ func TestOpenNoSymlinks(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckWritable(t *testing.T) {
+	modes(t, func(t *testing.T, _ string) {
+		dir, _ := tree(t)
+		require.NoError(t, CheckWritable(dir))
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Len(t, entries, 1, "the probe file is removed")
+		require.ErrorIs(t, CheckWritable(filepath.Join(dir, "missing")), os.ErrNotExist)
+	})
+}

@@ -5,12 +5,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 )
 
 // problems returns the problems of the stage reports, nil for a report without one.
@@ -143,7 +145,7 @@ func readOnlyOutputDirChild(t *testing.T) {
 	mount(t, "--bind", out, out)
 	mount(t, "-o", "remount,ro,bind", out)
 	t.Cleanup(func() { _ = exec.Command("umount", out).Run() })
-	require.Error(t, os.WriteFile(filepath.Join(out, "probe"), nil, 0o644), "the bind mount is read-only")
+	require.ErrorIs(t, hostfs.CheckWritable(out), syscall.EROFS, "the bind mount is read-only")
 
 	l := startLC(t, n)
 	l.fastRetries()
