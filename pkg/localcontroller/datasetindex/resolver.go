@@ -82,7 +82,8 @@ func NewResolver(rootfs string, allowedRoots []string) (*Resolver, error) {
 //
 // The returned path contains no symlinks at the time of the call. The file may still be
 // replaced afterwards, so open it with Counter.Update (which refuses symlinks) rather than
-// os.Open, and resolve again before every count rather than caching the result.
+// os.Open, and resolve again before every count rather than caching the result. To read or copy
+// a host path, use Open or OpenRoot, which resolve and then open beneath the allowed root.
 func (r *Resolver) Resolve(hostPath string) (string, error) {
 	resolved, err := r.resolveHost(hostPath)
 	if err != nil {
