@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 )
 
 const (
@@ -267,12 +269,12 @@ func (c *Counter) readWindows(file *os.File, offset int64) (head, end []byte, er
 
 // openIndexFile opens path without following symlinks and checks that it is a regular file.
 func openIndexFile(path string) (*os.File, os.FileInfo, error) {
-	file, err := openNoSymlinks(path)
+	file, err := hostfs.OpenNoSymlinks(path)
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 			return nil, nil, fmt.Errorf("opening index file %s: %w: %w", path, ErrNotFound, err)
-		case errors.Is(err, syscall.ELOOP):
+		case errors.Is(err, syscall.ELOOP), errors.Is(err, hostfs.ErrOutside):
 			return nil, nil, fmt.Errorf("opening index file %s: the path contains a symlink, "+
 				"so it changed since it was resolved or was never resolved: %w", path, ErrOutsideRoots)
 		default:

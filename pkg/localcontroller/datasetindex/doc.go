@@ -10,8 +10,9 @@
 // readable, ".." is refused outright, and symlinks are followed the way the host would follow
 // them (an absolute target means a host path, that is a path under the rootfs) and refused as
 // soon as they lead outside the roots. Counter then opens the resolved path without following
-// symlinks (openat2 with RESOLVE_NO_SYMLINKS on Linux, O_NOFOLLOW on the last element
-// elsewhere), so a symlink swapped in after resolution is not followed either.
+// symlinks, and Resolver.Open and OpenRoot open a resolved path beneath the allowed root it lies
+// under, both through package hostfs (openat2 with RESOLVE_NO_SYMLINKS on Linux, with a confined
+// fallback), so a symlink swapped in after resolution is not followed either.
 //
 // Counter reads only the bytes appended since the previous Update, detects a file that was
 // rewritten (other inode, shorter than what was read, or changed bytes at the start or just

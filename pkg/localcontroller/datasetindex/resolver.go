@@ -82,8 +82,18 @@ func NewResolver(rootfs string, allowedRoots []string) (*Resolver, error) {
 //
 // The returned path contains no symlinks at the time of the call. The file may still be
 // replaced afterwards, so open it with Counter.Update (which refuses symlinks) rather than
-// os.Open, and resolve again before every count rather than caching the result.
+// os.Open, and resolve again before every count rather than caching the result. To read or copy
+// a host path, use Open or OpenRoot, which resolve and then open beneath the allowed root.
 func (r *Resolver) Resolve(hostPath string) (string, error) {
+	resolved, err := r.resolveHost(hostPath)
+	if err != nil {
+		return "", err
+	}
+	return r.inRootfs(resolved), nil
+}
+
+// resolveHost is Resolve, returning the resolved host path rather than the LC's path of it.
+func (r *Resolver) resolveHost(hostPath string) (string, error) {
 	if strings.IndexByte(hostPath, 0) >= 0 {
 		return "", fmt.Errorf("host path %q contains a NUL byte: %w", hostPath, ErrOutsideRoots)
 	}
@@ -101,11 +111,7 @@ func (r *Resolver) Resolve(hostPath string) (string, error) {
 	if !r.insideRoot(cleaned) {
 		return "", fmt.Errorf("host path %q is not under any allowed data root %q: %w", hostPath, r.allowedRoots, ErrOutsideRoots)
 	}
-	resolved, err := r.walk(hostPath, cleaned)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(r.rootfs, filepath.FromSlash(resolved)), nil
+	return r.walk(hostPath, cleaned)
 }
 
 // walk resolves every symlink of cleaned under the rootfs and returns the resulting host path.

@@ -300,14 +300,7 @@ func (w *watch) storageClient() (*storage.Client, error) {
 	if w.s3Client != nil && resource.Version == w.secretVersion {
 		return w.s3Client, nil
 	}
-	var secret struct {
-		Annotations map[string]string `json:"annotations"`
-		Data        map[string][]byte `json:"data"`
-	}
-	if err := json.Unmarshal(resource.Object, &secret); err != nil {
-		return nil, fmt.Errorf("credential Secret %s/%s from GM does not parse: %w", w.key.Namespace, name, err)
-	}
-	creds, err := storage.CredentialsFromSecret(secret.Annotations, secret.Data)
+	creds, err := storage.CredentialsFromSecretObject(resource.Object)
 	if err != nil {
 		return nil, fmt.Errorf("reading S3 credentials from Secret %s/%s: %w", w.key.Namespace, name, err)
 	}

@@ -1,17 +1,15 @@
 package incrementallearning
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 )
 
 const (
@@ -19,15 +17,28 @@ const (
 	fileMode os.FileMode = 0o644
 )
 
-// hostFiles reads and writes host paths of the node through the rootfs mount: reads go through
-// the Resolver (confined to the allowed data roots), writes through an os.Root opened on one of
-// the write roots, so neither ".." nor a planted symlink leads the LC elsewhere on the node.
+// hostFiles reads and writes host paths of the node through the rootfs mount, only through
+// package hostfs: reads are resolved by the Resolver (confined to the allowed data roots) and
+// opened beneath the root they lie under, writes go beneath one of the write roots, so neither
+// ".." nor a symlink planted (or swapped in during the operation) by a worker leads the LC
+// elsewhere on the node.
 type hostFiles struct {
 	rootfs     string
 	resolver   *datasetindex.Resolver
 	writeRoots []string
 	maxBytes   int64
 }
+
+// writeError is a failure on the writing side of an operation: the path could not be written
+// (read-only, permission, space, outside the write roots). The job reports it as a problem and
+// retries; a failure to read a source is not one.
+type writeError struct {
+	path string
+	err  error
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // checkHostPath refuses what cannot be a plain absolute host path.
 func checkHostPath(hostPath string) error {
@@ -48,9 +59,9 @@ func checkHostPath(hostPath string) error {
 }
 
 // writeRoot opens the write root hostPath lies strictly below and returns hostPath relative to it.
-func (f *hostFiles) writeRoot(hostPath string) (*os.Root, string, error) {
+func (f *hostFiles) writeRoot(hostPath string) (*hostfs.Root, string, error) {
 	if err := checkHostPath(hostPath); err != nil {
-		return nil, "", err
+		return nil, "", &writeError{path: hostPath, err: err}
 	}
 	cleaned := path.Clean(hostPath)
 	for _, root := range f.writeRoots {
@@ -58,13 +69,13 @@ func (f *hostFiles) writeRoot(hostPath string) (*os.Root, string, error) {
 		if !below || rel == "" {
 			continue
 		}
-		opened, err := os.OpenRoot(filepath.Join(f.rootfs, root))
+		opened, err := hostfs.OpenRoot(filepath.Join(f.rootfs, root))
 		if err != nil {
-			return nil, "", fmt.Errorf("opening the write root %s: %w", root, err)
+			return nil, "", &writeError{path: hostPath, err: fmt.Errorf("opening the write root %s: %w", root, err)}
 		}
 		return opened, filepath.FromSlash(rel), nil
 	}
-	return nil, "", fmt.Errorf("%s is not below any directory this LC may write (%s)", hostPath, strings.Join(f.writeRoots, ", "))
+	return nil, "", &writeError{path: hostPath, err: fmt.Errorf("%s is not below any directory this LC may write (%s)", hostPath, strings.Join(f.writeRoots, ", "))}
 }
 
 // writeFile replaces the host file hostPath with content atomically, creating its directories.
@@ -75,7 +86,7 @@ func (f *hostFiles) writeFile(hostPath string, content []byte) error {
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
 	if err := writeAtomic(root, rel, func(w io.Writer) error { _, err := w.Write(content); return err }); err != nil {
-		return fmt.Errorf("writing %s: %w", hostPath, err)
+		return &writeError{path: hostPath, err: fmt.Errorf("writing %s: %w", hostPath, err)}
 	}
 	return nil
 }
@@ -88,22 +99,21 @@ func (f *hostFiles) mkdirAll(hostPath string) error {
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
 	if err := root.MkdirAll(rel, dirMode); err != nil {
-		return fmt.Errorf("creating %s: %w", hostPath, err)
+		return &writeError{path: hostPath, err: fmt.Errorf("creating %s: %w", hostPath, err)}
 	}
 	return nil
 }
 
 // readFile reads the host file hostPath, up to maxBytes.
 func (f *hostFiles) readFile(hostPath string) ([]byte, error) {
-	resolved, err := f.resolver.Resolve(hostPath)
+	file, err := f.resolver.Open(hostPath)
 	if err != nil {
 		return nil, err
 	}
-	file, err := os.Open(resolved)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", hostPath, err)
-	}
 	defer func() { _ = file.Close() }() // read only
+	if err := checkRegular(file, hostPath); err != nil {
+		return nil, err
+	}
 	content, err := io.ReadAll(io.LimitReader(file, f.maxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", hostPath, err)
@@ -114,92 +124,138 @@ func (f *hostFiles) readFile(hostPath string) ([]byte, error) {
 	return content, nil
 }
 
-// copyInto copies the host file or directory src into dst (a directory opened as an os.Root)
-// under the name name, replacing what is there file by file.
-func (f *hostFiles) copyInto(src string, dst *os.Root, name string) error {
-	resolved, err := f.resolver.Resolve(src)
+func checkRegular(file *os.File, name string) error {
+	info, err := file.Stat()
+	if err != nil {
+		return fmt.Errorf("inspecting %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (mode %s)", name, info.Mode().Type())
+	}
+	return nil
+}
+
+// maxTreeDepth bounds the nesting of a model directory that is copied.
+const maxTreeDepth = 64
+
+// copyInto copies the host file or directory src into dst under the name name, replacing what
+// is there file by file.
+func (f *hostFiles) copyInto(src string, dst *hostfs.Root, name string) error {
+	in, err := f.resolver.Open(src)
 	if err != nil {
 		return err
 	}
-	info, err := os.Stat(resolved)
+	info, err := in.Stat()
 	if err != nil {
+		_ = in.Close() // read only
 		return fmt.Errorf("reading %s: %w", src, err)
 	}
-	if !info.IsDir() {
-		return copyFile(resolved, dst, name)
+	if info.Mode().IsRegular() {
+		defer func() { _ = in.Close() }() // read only
+		return copyFile(in, dst, name, src)
 	}
-	// The tree is walked inside an os.Root, so a symlink in it cannot lead out of the model.
-	srcRoot, err := os.OpenRoot(resolved)
+	_ = in.Close() // read only; the directory is opened again as a Root
+	if !info.IsDir() {
+		return fmt.Errorf("%s is neither a file nor a directory", src)
+	}
+	srcRoot, err := f.resolver.OpenRoot(src)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", src, err)
+		return err
 	}
 	defer func() { _ = srcRoot.Close() }() // a directory handle only
-	return fs.WalkDir(srcRoot.FS(), ".", func(rel string, entry fs.DirEntry, walkErr error) error {
-		if walkErr != nil {
-			return walkErr
-		}
-		target := filepath.Join(name, filepath.FromSlash(rel))
+	if err := dst.MkdirAll(name, dirMode); err != nil {
+		return &writeError{path: filepath.Join(dst.Name(), name), err: err}
+	}
+	return copyTree(srcRoot, ".", dst, name, src, 0)
+}
+
+// copyTree copies the directory rel of src (named srcName in messages) to dstRel in dst; every
+// open on both sides is confined by hostfs, so a symlink in the tree, even one swapped in during
+// the copy, is refused rather than followed.
+func copyTree(src *hostfs.Root, rel string, dst *hostfs.Root, dstRel, srcName string, depth int) error {
+	if depth > maxTreeDepth {
+		return fmt.Errorf("%s: more than %d nested directories", srcName, maxTreeDepth)
+	}
+	dir, err := src.Open(rel)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", srcName, err)
+	}
+	entries, err := dir.ReadDir(-1)
+	_ = dir.Close() // read only
+	if err != nil {
+		return fmt.Errorf("listing %s/%s: %w", srcName, filepath.ToSlash(rel), err)
+	}
+	for _, entry := range entries {
+		childRel, childDst := filepath.Join(rel, entry.Name()), filepath.Join(dstRel, entry.Name())
+		shown := srcName + "/" + filepath.ToSlash(childRel)
 		switch {
 		case entry.IsDir():
-			return dst.MkdirAll(target, dirMode)
+			if err := dst.MkdirAll(childDst, dirMode); err != nil {
+				return &writeError{path: filepath.Join(dst.Name(), childDst), err: err}
+			}
+			if err := copyTree(src, childRel, dst, childDst, srcName, depth+1); err != nil {
+				return err
+			}
 		case entry.Type().IsRegular():
-			in, err := srcRoot.Open(filepath.FromSlash(rel))
+			in, err := src.Open(childRel)
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", shown, err)
+			}
+			err = copyFile(in, dst, childDst, shown)
+			_ = in.Close() // read only
 			if err != nil {
 				return err
 			}
-			defer func() { _ = in.Close() }() // read only
-			return writeAtomic(dst, target, func(w io.Writer) error { _, err := io.Copy(w, in); return err })
 		default:
-			return fmt.Errorf("%s/%s is neither a file nor a directory", src, rel)
+			return fmt.Errorf("%s is neither a file nor a directory", shown)
 		}
-	})
+	}
+	return nil
 }
 
-func copyFile(resolved string, dst *os.Root, name string) error {
-	in, err := os.Open(resolved)
-	if err != nil {
+// copyFile copies the open file in (named name in messages), which must be a regular file, to
+// rel in dst.
+func copyFile(in *os.File, dst *hostfs.Root, rel, name string) error {
+	if err := checkRegular(in, name); err != nil {
 		return err
 	}
-	defer func() { _ = in.Close() }() // read only
-	return writeAtomic(dst, name, func(w io.Writer) error { _, err := io.Copy(w, in); return err })
+	var readErr error
+	err := writeAtomic(dst, rel, func(w io.Writer) error {
+		_, err := io.Copy(w, readerOnly{in, &readErr})
+		return err
+	})
+	if readErr != nil {
+		return fmt.Errorf("reading %s: %w", name, readErr)
+	}
+	if err != nil {
+		return &writeError{path: filepath.Join(dst.Name(), rel), err: fmt.Errorf("writing %s: %w", filepath.Join(dst.Name(), rel), err)}
+	}
+	return nil
 }
 
-// writeAtomic writes rel in root through a temporary file in the same directory and a rename, so
-// a worker never reads half a data file or model.
-func writeAtomic(root *os.Root, rel string, write func(io.Writer) error) (err error) {
+// readerOnly remembers the read errors of a copy, to blame the side that failed.
+type readerOnly struct {
+	r   io.Reader
+	err *error
+}
+
+func (r readerOnly) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		*r.err = err
+	}
+	return n, err
+}
+
+// writeAtomic writes rel in root through hostfs.WriteFileAtomic, creating its directory, so a
+// worker never reads half a data file or model.
+func writeAtomic(root *hostfs.Root, rel string, write func(io.Writer) error) error {
 	if dir := filepath.Dir(rel); dir != "." {
 		if err := root.MkdirAll(dir, dirMode); err != nil {
 			return err
 		}
 	}
-	suffix := make([]byte, 8)
-	if _, err := rand.Read(suffix); err != nil {
-		return fmt.Errorf("naming a temporary file: %w", err)
-	}
-	tmpName := filepath.Join(filepath.Dir(rel), "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(suffix))
-	tmp, err := root.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()          // already failing
-			_ = root.Remove(tmpName) // a hidden leftover harms nothing
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := root.Rename(tmpName, rel); err != nil {
-		return err
-	}
-	return nil
+	return hostfs.WriteFileAtomic(root, rel, fileMode, write)
 }
 
 // splitSamples returns the samples of an index file: its non-blank lines, without the header
@@ -218,36 +274,4 @@ func splitSamples(content []byte, format string) []string {
 		}
 	}
 	return samples
-}
-
-// mkdirAllUnder creates rel below the host directory hostRoot (an operator-configured root such
-// as the hot-update root, created if missing and trusted like the rootfs mount).
-func (f *hostFiles) mkdirAllUnder(hostRoot, rel string) error {
-	base := filepath.Join(f.rootfs, hostRoot)
-	if err := os.MkdirAll(base, dirMode); err != nil {
-		return fmt.Errorf("creating %s: %w", hostRoot, err)
-	}
-	root, err := os.OpenRoot(base)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", hostRoot, err)
-	}
-	defer func() { _ = root.Close() }() // a directory handle only
-	if err := root.MkdirAll(filepath.FromSlash(rel), dirMode); err != nil {
-		return fmt.Errorf("creating %s/%s: %w", hostRoot, rel, err)
-	}
-	return nil
-}
-
-// openUnder opens rel below the host directory hostRoot; symlinks cannot lead out of hostRoot.
-func (f *hostFiles) openUnder(hostRoot, rel string) (*os.Root, error) {
-	root, err := os.OpenRoot(filepath.Join(f.rootfs, hostRoot))
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", hostRoot, err)
-	}
-	defer func() { _ = root.Close() }() // the returned Root is opened separately
-	dir, err := root.OpenRoot(filepath.FromSlash(rel))
-	if err != nil {
-		return nil, fmt.Errorf("opening %s/%s: %w", hostRoot, rel, err)
-	}
-	return dir, nil
 }

@@ -75,7 +75,7 @@ func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // lc is one run of the manager on a node.
 type lc struct {
-	t        *testing.T
+	t        testing.TB
 	node     node
 	st       *store.Store
 	reporter *managertest.Reporter
@@ -90,7 +90,7 @@ type lc struct {
 	stopped chan struct{}
 }
 
-func startLC(t *testing.T, n node) *lc {
+func startLC(t testing.TB, n node) *lc {
 	t.Helper()
 	st, err := store.Open(n.storePath, store.Options{})
 	require.NoError(t, err)
@@ -292,4 +292,14 @@ func (l *lc) trySavedRecord() (record, bool) {
 
 func (l *lc) jobKey() store.ResourceKey {
 	return store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: testJob}
+}
+
+func (l *lc) savedPools() samplePools {
+	l.t.Helper()
+	raw, found, err := l.st.GetBlob(PoolNamespace, testNamespace+"/"+testJob)
+	require.NoError(l.t, err)
+	require.True(l.t, found)
+	var pools samplePools
+	require.NoError(l.t, json.Unmarshal(raw, &pools))
+	return pools
 }

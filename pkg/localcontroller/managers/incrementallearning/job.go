@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
 )
@@ -38,7 +38,13 @@ func parseJob(obj *sednav1.IncrementalLearningJob) (*jobSpec, error) {
 	if obj.Spec.Dataset.Name == "" {
 		problems = append(problems, errors.New("spec.dataset.name is empty"))
 	}
-	if err := checkHostPath(obj.Spec.OutputDir); err != nil {
+	if isS3(obj.Spec.OutputDir) {
+		if _, err := storage.ParseURL(obj.Spec.OutputDir); err != nil {
+			problems = append(problems, fmt.Errorf("spec.outputDir: %w", err))
+		} else if obj.Spec.CredentialName == "" {
+			problems = append(problems, fmt.Errorf("spec.outputDir %s is on S3 but spec.credentialName names no Secret with its credentials", obj.Spec.OutputDir))
+		}
+	} else if err := checkHostPath(obj.Spec.OutputDir); err != nil {
 		problems = append(problems, fmt.Errorf("spec.outputDir: %w", err))
 	}
 	trainTrigger, err := trigger.New(obj.Spec.TrainSpec.Trigger)
@@ -79,16 +85,24 @@ type roundData struct {
 	FurthestStage sednav1.LearningStage `json:"furthestStage,omitempty"`
 }
 
-// record is a job's persisted state.
-type record struct {
-	State State `json:"state"`
+// samplePools are the samples taken from the dataset index and not yet used up: the large part
+// of a job's state (a train pool may hold a 64 MiB index), kept as a store blob under
+// PoolNamespace, apart from the record, and written only when it changes, so that saving a
+// worker report stays a small write.
+// Before the split these fields were part of the record, under the same JSON names.
+type samplePools struct {
 	// DatasetURL is the index file SeenSamples counts lines of; another URL starts over.
 	DatasetURL string `json:"datasetURL,omitempty"`
 	// SeenSamples is how many samples of the index have been split into the pools.
 	SeenSamples  int        `json:"seenSamples"`
 	TrainPool    []string   `json:"trainPool,omitempty"`
 	EvalVersions [][]string `json:"evalVersions,omitempty"`
-	Current      roundData  `json:"current"`
+}
+
+// record is a job's persisted state, without its sample pools.
+type record struct {
+	State   State     `json:"state"`
+	Current roundData `json:"current"`
 	// LastTrained is the newest trained model: the base of the next round.
 	LastTrained *ModelRef `json:"lastTrained,omitempty"`
 	// Deployed is the model the LC last deployed: the next rounds are evaluated against it.
@@ -120,10 +134,18 @@ type job struct {
 	mu      sync.Mutex
 	spec    *jobSpec
 	rec     record
+	pools   samplePools
 	loaded  bool
 	deleted bool
 	// lastTriggerReason avoids logging the same "not yet" every period.
 	lastTriggerReason string
+	// problem blocks the current stage (nil: nothing does); a step blocked for its reason is
+	// tried again at retryAt, after backoff. clearPending: a problem went away and GM has not
+	// had a stage report since. Not persisted: a restarted LC finds the problem again.
+	problem      *Problem
+	retryAt      time.Time
+	backoff      time.Duration
+	clearPending bool
 
 	// loop is guarded by Manager.mu.
 	loop *managers.Loop
@@ -141,7 +163,7 @@ func (j *job) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	j.rec = record{State: InitialState}
+	j.rec, j.pools = record{State: InitialState}, samplePools{}
 	j.fresh = true
 	if found {
 		var rec record
@@ -152,8 +174,41 @@ func (j *job) load(ctx context.Context) error {
 			klog.FromContext(ctx).V(2).Info("Resumed incremental learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
 		}
 	}
+	if !j.fresh {
+		if err := j.loadPools(ctx, raw); err != nil {
+			return err
+		}
+	}
 	j.loaded = true
 	j.reported = j.m.opts.Now() // a restarted LC gives GM the usual time before sending again
+	return nil
+}
+
+// loadPools reads the job's sample pools. A record saved before the pools had a key of their own
+// carries them itself (rawRecord); they are moved out at once, in one transaction with the
+// record, so they cannot be lost by the next save of the record.
+func (j *job) loadPools(ctx context.Context, rawRecord []byte) error {
+	raw, found, err := j.m.store.GetBlob(PoolNamespace, stateKey(j.key))
+	if err != nil {
+		return err
+	}
+	if found {
+		var pools samplePools
+		if err := json.Unmarshal(raw, &pools); err != nil {
+			klog.FromContext(ctx).Error(err, "The job's saved sample pools do not parse; taking the dataset's samples again")
+			return nil
+		}
+		j.pools = pools
+		return nil
+	}
+	var legacy samplePools
+	if json.Unmarshal(rawRecord, &legacy) != nil || (legacy.DatasetURL == "" && legacy.SeenSamples == 0) {
+		return nil
+	}
+	if err := j.saveAll(j.rec, legacy); err != nil {
+		return fmt.Errorf("moving the sample pools out of the job record: %w", err)
+	}
+	klog.FromContext(ctx).V(2).Info("Moved the sample pools out of the job record", "trainPool", len(legacy.TrainPool))
 	return nil
 }
 
@@ -197,6 +252,7 @@ func (j *job) pass(ctx context.Context) time.Duration {
 		j.checkTrainTrigger(ctx)
 	}
 	j.advance(ctx)
+	j.reportClear(ctx)
 	return period
 }
 
@@ -204,6 +260,12 @@ func (j *job) pass(ctx context.Context) time.Duration {
 // (if any) and then hands the pending reports to the Reporter. Phase, status and round of the
 // report are filled from the new state.
 func (j *job) transition(ctx context.Context, event Event, mutate func(*record), report *StageReport) error {
+	return j.transitionWithPools(ctx, event, mutate, report, nil)
+}
+
+// transitionWithPools is transition that also replaces the sample pools, when pools is not nil,
+// in the same store transaction as the record.
+func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(*record), report *StageReport, pools *samplePools) error {
 	next := j.rec
 	state, err := Next(next.State, event)
 	if err != nil {
@@ -221,6 +283,9 @@ func (j *job) transition(ctx context.Context, event Event, mutate func(*record),
 	next.Pending = slices.Clone(next.Pending)
 	if report != nil {
 		report.Phase, report.Status, report.Round = string(state.Stage), string(state.StageState), state.Round
+		// A problem not yet solved stays on every stage report, so GM keeps the job Stalled; a
+		// report without one clears a problem that went away.
+		report.Problem = j.problem
 		content, err := json.Marshal(report)
 		if err != nil {
 			return fmt.Errorf("encoding the %s report: %w", state, err)
@@ -229,8 +294,17 @@ func (j *job) transition(ctx context.Context, event Event, mutate func(*record),
 		next.LastReport = content
 		j.reported = j.m.opts.Now()
 	}
-	if err := j.save(next); err != nil {
-		return fmt.Errorf("saving %s after %s: %w", state, event, err)
+	var saveErr error
+	if pools != nil {
+		saveErr = j.saveAll(next, *pools)
+	} else {
+		saveErr = j.save(next)
+	}
+	if saveErr != nil {
+		return fmt.Errorf("saving %s after %s: %w", state, event, saveErr)
+	}
+	if report != nil {
+		j.clearPending = false
 	}
 	klog.FromContext(ctx).V(2).Info("Incremental learning job moved", "event", event, "state", state.String())
 	j.flush(ctx)
@@ -246,6 +320,40 @@ func (j *job) save(rec record) error {
 		return err
 	}
 	j.rec = rec
+	return nil
+}
+
+// savePools saves the sample pools alone.
+func (j *job) savePools(pools samplePools) error {
+	raw, err := json.Marshal(pools)
+	if err != nil {
+		return err
+	}
+	if err := j.m.store.PutBlob(PoolNamespace, stateKey(j.key), raw); err != nil {
+		return err
+	}
+	j.pools = pools
+	return nil
+}
+
+// saveAll saves the record and the sample pools in one transaction.
+func (j *job) saveAll(rec record, pools samplePools) error {
+	rawRecord, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	rawPools, err := json.Marshal(pools)
+	if err != nil {
+		return err
+	}
+	err = j.m.store.WriteStates(
+		store.StateWrite{Namespace: StateNamespace, Key: stateKey(j.key), Value: rawRecord},
+		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(j.key), Value: rawPools, Blob: true},
+	)
+	if err != nil {
+		return err
+	}
+	j.rec, j.pools = rec, pools
 	return nil
 }
 
@@ -287,13 +395,17 @@ func (j *job) takeSamples(ctx context.Context) {
 		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
 		return
 	}
-	content, err := j.m.files.readFile(ds.Spec.URL)
-	if err != nil {
-		logger.V(2).Info("Cannot read the dataset index", "dataset", dsKey.Name, "err", err)
+	if !j.mayTry(ReasonDatasetIndexNotReadable) {
 		return
 	}
+	content, err := j.readIndex(ctx, &ds)
+	if err != nil {
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		return
+	}
+	j.unblocked(ctx, ReasonDatasetIndexNotReadable)
 	samples := splitSamples(content, ds.Spec.Format)
-	next := j.rec
+	next := j.pools
 	if next.DatasetURL != ds.Spec.URL {
 		next.DatasetURL, next.SeenSamples = ds.Spec.URL, 0
 	}
@@ -301,8 +413,8 @@ func (j *job) takeSamples(ctx context.Context) {
 		// Rewritten shorter: what is there now is the new baseline, nothing is new.
 		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", next.SeenSamples)
 		next.SeenSamples = len(samples)
-		if err := j.save(next); err != nil {
-			logger.Error(err, "Saving the job record failed")
+		if err := j.savePools(next); err != nil {
+			logger.Error(err, "Saving the job's sample pools failed")
 		}
 		return
 	}
@@ -319,11 +431,24 @@ func (j *job) takeSamples(ctx context.Context) {
 		}
 	}
 	next.SeenSamples = len(samples)
-	if err := j.save(next); err != nil {
+	if err := j.savePools(next); err != nil {
 		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
 		return
 	}
 	logger.V(2).Info("New samples", "new", len(fresh), "train", toTrain, "trainPool", len(next.TrainPool))
+}
+
+// readIndex reads the Dataset's index file, a host path or an S3 object (with the Dataset's
+// credentials).
+func (j *job) readIndex(ctx context.Context, ds *sednav1.Dataset) ([]byte, error) {
+	if !isS3(ds.Spec.URL) {
+		return j.m.files.readFile(ds.Spec.URL)
+	}
+	client, err := j.m.s3.client(j.key.Namespace, ds.Spec.CredentialName, ds.Spec.URL, "dataset "+ds.Name)
+	if err != nil {
+		return nil, err
+	}
+	return client.ReadFile(ctx, ds.Spec.URL, j.m.opts.MaxIndexBytes)
 }
 
 func (j *job) checkTrainTrigger(ctx context.Context) {
@@ -334,7 +459,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		logger.V(4).Info("Initial model not on this node yet", "model", obj.Spec.InitialModel.Name)
 		return
 	}
-	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.rec.TrainPool)})
+	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.pools.TrainPool)})
 	if err != nil {
 		logger.Error(err, "Evaluating the train trigger failed")
 		return
@@ -350,15 +475,19 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 	out := strings.TrimSuffix(obj.Spec.OutputDir, "/")
 	dataFile := fmt.Sprintf("%s/data/train/%d/data.txt", out, round)
 	outputDir := fmt.Sprintf("%s/train/%d", out, round)
+	if !j.mayTry(ReasonOutputNotWritable) {
+		return
+	}
 	// Written before the transition: a crash in between only rewrites the same file.
-	if err := j.m.files.writeFile(dataFile, joinLines(j.rec.TrainPool)); err != nil {
-		logger.Error(err, "Writing the training data failed; retrying next pass")
+	if err := j.writeData(ctx, dataFile, joinLines(j.pools.TrainPool)); err != nil {
+		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
-	if err := j.m.files.mkdirAll(outputDir); err != nil {
-		logger.Error(err, "Creating the training output directory failed; retrying next pass")
+	if err := j.makeDir(outputDir); err != nil {
+		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
+	j.unblocked(ctx, ReasonOutputNotWritable)
 	base := modelRef(initial)
 	if j.rec.LastTrained != nil {
 		base = *j.rec.LastTrained
@@ -368,10 +497,11 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		Input:   &StageInput{Models: []ModelRef{base}, DataURL: dataFile, OutputDir: outputDir},
 		Message: result.Reason,
 	}
-	err = j.transition(ctx, EventTrainTriggerFired, func(rec *record) {
+	pools := j.pools
+	pools.TrainPool = nil
+	err = j.transitionWithPools(ctx, EventTrainTriggerFired, func(rec *record) {
 		rec.Current = roundData{StartTime: &now, TrainData: dataFile, TrainOutputDir: outputDir, Base: &base, FurthestStage: sednav1.StageTrain}
-		rec.TrainPool = nil
-	}, report)
+	}, report, &pools)
 	if err != nil {
 		logger.Error(err, "Starting a round failed")
 		return
@@ -390,6 +520,9 @@ func joinLines(lines []string) []byte {
 	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
+// errBlocked ends advance for a step that is blocked: blocked has logged and reported it.
+var errBlocked = errors.New("blocked")
+
 // advance takes the steps the LC makes on its own, until the round waits for someone else.
 func (j *job) advance(ctx context.Context) {
 	for range 8 {
@@ -406,6 +539,9 @@ func (j *job) advance(ctx context.Context) {
 		case s.StageState == sednav1.StageFailed || (s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageCompleted):
 			err = j.endRound(ctx)
 		default:
+			return
+		}
+		if errors.Is(err, errBlocked) {
 			return
 		}
 		if err != nil {
@@ -439,7 +575,7 @@ func (j *job) prepareEval(ctx context.Context) error {
 		return err
 	}
 	var samples []string
-	for _, version := range j.rec.EvalVersions {
+	for _, version := range j.pools.EvalVersions {
 		samples = append(samples, version...)
 	}
 	dataFile := fmt.Sprintf("%s/data/eval/%d/data.txt", strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/"), j.rec.State.Round)
@@ -448,8 +584,15 @@ func (j *job) prepareEval(ctx context.Context) error {
 		// trainProb 1 leaves no evaluation samples: the training data is better than nothing.
 		dataFile = j.rec.Current.TrainData
 		message = "no evaluation samples (trainProb keeps every sample for training); evaluating on the training data"
-	} else if err := j.m.files.writeFile(dataFile, joinLines(samples)); err != nil {
-		return fmt.Errorf("writing the evaluation data: %w", err)
+	} else {
+		if !j.mayTry(ReasonOutputNotWritable) {
+			return errBlocked
+		}
+		if err := j.writeData(ctx, dataFile, joinLines(samples)); err != nil {
+			j.blocked(ctx, ReasonOutputNotWritable, err)
+			return errBlocked
+		}
+		j.unblocked(ctx, ReasonOutputNotWritable)
 	}
 	trained := j.trainedFor(old.Format)
 	report := &StageReport{Input: &StageInput{Models: []ModelRef{trained, old}, DataURL: dataFile}, Message: message}
@@ -503,7 +646,19 @@ func (j *job) deploy(ctx context.Context) error {
 	if target, err := j.deployTarget(); err == nil {
 		trained = j.trainedFor(target.Format)
 	}
-	deployErr := j.putModelInPlace(trained)
+	if !j.mayTry(ReasonDeployNotWritable) {
+		return errBlocked
+	}
+	deployErr := j.putModelInPlace(ctx, trained)
+	var notWritable *writeError
+	if errors.As(deployErr, &notWritable) {
+		// The node, not the model, is the problem: the round waits in Deploy/Ready.
+		j.blocked(ctx, ReasonDeployNotWritable, deployErr)
+		return errBlocked
+	}
+	if deployErr == nil {
+		j.unblocked(ctx, ReasonDeployNotWritable)
+	}
 	if deployErr != nil {
 		message := fmt.Sprintf("round %d: deploying %s failed: %v", j.rec.State.Round, trained.URL, deployErr)
 		return j.transition(ctx, EventDeployFailed, func(rec *record) { rec.Current.Message = message }, &StageReport{Message: message})
@@ -515,43 +670,50 @@ func (j *job) deploy(ctx context.Context) error {
 	}, &StageReport{Output: &StageOutput{Models: []map[string]any{{"format": trained.Format, "url": trained.URL}}}})
 }
 
-func (j *job) putModelInPlace(trained ModelRef) error {
+func (j *job) putModelInPlace(ctx context.Context, trained ModelRef) error {
 	obj := j.spec.obj
+	// The trained model lies under spec.outputDir: the job's credentials read it.
+	src, err := j.jobPlace(trained.URL)
+	if err != nil {
+		return err
+	}
 	if obj.Spec.DeploySpec.Model.HotUpdateEnabled {
 		hostDir := j.m.hotUpdateDir(obj)
-		name := path.Base(strings.TrimSuffix(trained.URL, "/"))
-		if err := j.copyIntoHotUpdateDir(trained.URL, hostDir, name); err != nil {
+		name := baseName(trained.URL)
+		if err := j.copyIntoHotUpdateDir(ctx, src, hostDir, name); err != nil {
 			return err
 		}
-		return j.m.models.WriteHotUpdateConfig(hostDir, HotUpdateMountPath+"/"+name, j.m.opts.Now())
+		if err := j.m.models.WriteHotUpdateConfig(hostDir, HotUpdateMountPath+"/"+name, j.m.opts.Now()); err != nil {
+			return &writeError{path: hostDir, err: err}
+		}
+		return nil
 	}
 	target, err := j.deployTarget()
 	if err != nil {
 		return err
+	}
+	dst, err := j.modelPlace(obj.Spec.DeploySpec.Model.Name, target.URL)
+	if err != nil {
+		return &writeError{path: target.URL, err: fmt.Errorf("deploy model URL: %w", err)}
+	}
+	if dst.client != nil {
+		return j.copyModel(ctx, src, dst, nil, "")
 	}
 	root, rel, err := j.m.files.writeRoot(target.URL)
 	if err != nil {
 		return fmt.Errorf("deploy model URL: %w", err)
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
-	return j.m.files.copyInto(trained.URL, root, rel)
+	return j.copyModel(ctx, src, dst, root, rel)
 }
 
-func (j *job) copyIntoHotUpdateDir(src, hostDir, name string) error {
-	hotRoot := j.m.opts.HotUpdateRoot
-	rel, below := strings.CutPrefix(path.Clean(hostDir), hotRoot+"/")
-	if err := checkHostPath(hostDir); err != nil || !below || rel == "" {
-		return fmt.Errorf("hot-update directory %q is not below %s", hostDir, hotRoot)
-	}
-	if err := j.m.files.mkdirAllUnder(hotRoot, rel); err != nil {
-		return err
-	}
-	root, err := j.m.files.openUnder(hotRoot, rel)
+func (j *job) copyIntoHotUpdateDir(ctx context.Context, src place, hostDir, name string) error {
+	root, err := j.m.models.OpenHotUpdateDir(hostDir)
 	if err != nil {
-		return err
+		return &writeError{path: hostDir, err: err}
 	}
 	defer func() { _ = root.Close() }() // a directory handle only
-	return j.m.files.copyInto(src, root, name)
+	return j.copyModel(ctx, src, place{url: hostDir + "/" + name}, root, name)
 }
 
 func (j *job) endRound(ctx context.Context) error {
@@ -728,6 +890,7 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
 	}
 	j.advance(ctx)
+	j.reportClear(ctx)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -24,6 +25,8 @@ const (
 	Kind = "incrementallearningjob"
 	// StateNamespace is the store state namespace of the job records, keyed <namespace>/<name>.
 	StateNamespace = "incrementallearningjob"
+	// PoolNamespace is the store blob namespace of the jobs' sample pools, keyed as the records.
+	PoolNamespace = "incrementallearningjob-pools"
 	// DatasetKind is the channel kind of the Datasets the jobs read.
 	DatasetKind = "dataset"
 	// HotUpdateAnnotation is the job annotation in which GM names the host path of the inference
@@ -42,6 +45,7 @@ type Models interface {
 	Lookup(namespace, name string) (sednav1.Model, bool)
 	WriteHotUpdateConfig(hostDir string, modelPath string, updateTime time.Time) error
 	RemoveHotUpdateDir(hostDir string) error
+	OpenHotUpdateDir(hostDir string) (*hostfs.Root, error)
 }
 
 var _ Models = (*model.Manager)(nil)
@@ -67,6 +71,10 @@ type Options struct {
 	// ResendAfter is how long GM's published status may lag behind the LC's last stage report
 	// before the report is sent again; zero means DefaultResendAfter.
 	ResendAfter time.Duration
+	// RetryBackoff is the first wait before a blocked step (a write that failed, an index that
+	// cannot be read) is tried again; zero means DefaultRetryBackoff. It doubles up to
+	// MaxRetryBackoff (zero means DefaultMaxRetryBackoff).
+	RetryBackoff, MaxRetryBackoff time.Duration
 }
 
 // DefaultResendAfter is generous: a GM that took a report publishes the new status within a
@@ -79,6 +87,7 @@ type Manager struct {
 	reporter managers.Reporter
 	models   Models
 	files    *hostFiles
+	s3       *s3Clients
 	opts     Options
 
 	mu   sync.Mutex
@@ -134,9 +143,17 @@ func New(st *store.Store, reporter managers.Reporter, models Models, opts Option
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.MaxRetryBackoff <= 0 {
+		opts.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	opts.MaxRetryBackoff = max(opts.MaxRetryBackoff, opts.RetryBackoff)
 	return &Manager{
 		store: st, reporter: reporter, models: models, opts: opts,
 		files: &hostFiles{rootfs: opts.Rootfs, resolver: opts.Resolver, writeRoots: opts.WriteRoots, maxBytes: opts.MaxIndexBytes},
+		s3:    &s3Clients{store: st, rootfs: opts.Rootfs},
 		jobs:  map[store.ResourceKey]*job{},
 	}, nil
 }
@@ -216,7 +233,11 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 			}
 		}
 	}
-	if err := m.store.DeleteState(StateNamespace, stateKey(key)); err != nil {
+	err := m.store.WriteStates(
+		store.StateWrite{Namespace: StateNamespace, Key: stateKey(key), Delete: true},
+		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(key), Blob: true, Delete: true},
+	)
+	if err != nil {
 		logger.Error(err, "Removing the record of a deleted job failed; it is replaced if the job comes back")
 	}
 	logger.V(2).Info("Stopped deleted incremental learning job")

@@ -30,9 +30,10 @@ type StageOutput struct {
 }
 
 // StageReport is the content of the LC's report to GM after a transition. Phase, Status, Input
-// and Output are upstream's LC stage message; Round, Message and RoundResult are ours: Round is
-// the round the state belongs to, Message says why (a failure, a rejected deploy), and
-// RoundResult is set on the report that closes a round (the state is then Train/Waiting).
+// and Output are upstream's LC stage message; Round, Message, RoundResult and Problem are ours:
+// Round is the round the state belongs to, Message says why (a failure, a rejected deploy),
+// RoundResult is set on the report that closes a round (the state is then Train/Waiting), and
+// Problem says what blocks the stage.
 type StageReport struct {
 	Phase       string                 `json:"phase"`
 	Status      string                 `json:"status"`
@@ -41,6 +42,9 @@ type StageReport struct {
 	Output      *StageOutput           `json:"output"`
 	Message     string                 `json:"message,omitempty"`
 	RoundResult *sednav1.LearningRound `json:"roundResult,omitempty"`
+	// Problem, when set, is what keeps the LC from carrying out its part of the current stage
+	// (the job is Stalled); a stage report without it means nothing does any more.
+	Problem *Problem `json:"problem,omitempty"`
 }
 
 // ForwardedReport is a worker report relayed to GM: upstream's forwarded shape

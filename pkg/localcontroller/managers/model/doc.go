@@ -12,7 +12,9 @@
 // (by default /var/lib/sedna/model-hot-update/<namespace>/<kind>/<name>/, which GM mounts into
 // the inference pod at /model-hot-update): {"model_config":{"model_path":P,"model_update_time":T}}.
 // The worker library loads P whenever T differs from the time it last loaded, so the file is
-// replaced atomically (temporary file, fsync, rename) and a worker never reads half of it.
+// replaced atomically (temporary file, fsync, rename) and a worker never reads half of it. Every
+// file below the hot-update root is reached through package hostfs, so a symlink planted by a
+// worker (which can write its hot-update directory) is refused, not followed.
 //
 // The package does not copy model files (package storage does), decide when to deploy (the
 // incremental learning manager does) or report anything to GM.

@@ -1,16 +1,17 @@
 package model
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 )
 
 // HotUpdateConfigFile is the name of the file the worker library polls (MODEL_HOT_UPDATE_CONFIG
@@ -90,10 +91,29 @@ func (m *Manager) WriteHotUpdateConfig(hostDir string, modelPath string, updateT
 	defer func() {
 		_ = dir.Close() // only the directory handle; nothing buffered is lost
 	}()
-	if err := writeFileAtomic(dir, HotUpdateConfigFile, content); err != nil {
+	err = hostfs.WriteFileAtomic(dir, HotUpdateConfigFile, hotUpdateFileMode, func(w io.Writer) error {
+		_, err := w.Write(content)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("writing the hot-update config in %s: %w", hostDir, err)
 	}
 	return nil
+}
+
+// OpenHotUpdateDir creates (if missing) and opens the host directory hostDir, which must lie
+// strictly below the hot-update root, for the caller to put a model there. Everything below it
+// is reached through package hostfs, so no symlink leads out of it.
+func (m *Manager) OpenHotUpdateDir(hostDir string) (*hostfs.Root, error) {
+	rel, err := m.hotUpdateRelative(hostDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the hot-update directory: %w", err)
+	}
+	dir, err := m.openHotUpdateDir(rel)
+	if err != nil {
+		return nil, fmt.Errorf("opening the hot-update directory %s: %w", hostDir, err)
+	}
+	return dir, nil
 }
 
 // RemoveHotUpdateDir removes the host directory hostDir and what it holds, for a job that was
@@ -103,7 +123,7 @@ func (m *Manager) RemoveHotUpdateDir(hostDir string) error {
 	if err != nil {
 		return fmt.Errorf("removing the hot-update directory: %w", err)
 	}
-	root, err := os.OpenRoot(filepath.Join(m.rootfs, m.hotUpdateRoot))
+	root, err := hostfs.OpenRoot(filepath.Join(m.rootfs, m.hotUpdateRoot))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -140,15 +160,16 @@ func (m *Manager) hotUpdateRelative(hostDir string) (string, error) {
 	return rel, nil
 }
 
-// openHotUpdateDir creates and opens rel below the hot-update root as an os.Root. os.Root refuses symlinks that lead outside the hot-update root, so a link planted in a
-// worker's directory cannot redirect the write elsewhere on the node.
-func (m *Manager) openHotUpdateDir(rel string) (*os.Root, error) {
+// openHotUpdateDir creates and opens rel below the hot-update root, through package hostfs: a
+// symlink planted in a worker's directory (even one swapped in while the directories are
+// created) cannot redirect the write elsewhere on the node.
+func (m *Manager) openHotUpdateDir(rel string) (*hostfs.Root, error) {
 	rootDir := filepath.Join(m.rootfs, m.hotUpdateRoot)
 	// The root itself is the operator's directory, trusted like the rootfs mount.
 	if err := os.MkdirAll(rootDir, hotUpdateDirMode); err != nil {
 		return nil, fmt.Errorf("creating the hot-update root: %w", err)
 	}
-	root, err := os.OpenRoot(rootDir)
+	root, err := hostfs.OpenRoot(rootDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the hot-update root: %w", err)
 	}
@@ -164,53 +185,4 @@ func (m *Manager) openHotUpdateDir(rel string) (*os.Root, error) {
 		return nil, fmt.Errorf("opening the directory: %w", err)
 	}
 	return dir, nil
-}
-
-// writeFileAtomic writes name in dir so that readers only ever see the old or the complete new
-// content: a temporary file in the same directory, fsync, rename, fsync of the directory so the
-// rename survives a power cut.
-func writeFileAtomic(dir *os.Root, name string, content []byte) (err error) {
-	suffix := make([]byte, 8)
-	if _, err := rand.Read(suffix); err != nil {
-		return fmt.Errorf("naming a temporary file: %w", err)
-	}
-	tmpName := "." + name + ".tmp-" + hex.EncodeToString(suffix)
-	tmp, err := dir.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, hotUpdateFileMode)
-	if err != nil {
-		return fmt.Errorf("creating a temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			// Best effort: the hidden, uniquely named leftover harms nothing.
-			_ = tmp.Close()
-			_ = dir.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(content); err != nil {
-		return fmt.Errorf("writing %s: %w", tmpName, err)
-	}
-	// The umask may have narrowed the mode given to OpenFile.
-	if err := tmp.Chmod(hotUpdateFileMode); err != nil {
-		return fmt.Errorf("setting the mode of %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmpName, err)
-	}
-	if err := dir.Rename(tmpName, name); err != nil {
-		return fmt.Errorf("renaming %s to %s: %w", tmpName, name, err)
-	}
-	handle, err := dir.Open(".")
-	if err != nil {
-		return fmt.Errorf("opening the directory to sync the rename: %w", err)
-	}
-	syncErr := handle.Sync()
-	closeErr := handle.Close()
-	if err := errors.Join(syncErr, closeErr); err != nil {
-		// The file is in place and complete; only its survival of a crash is in doubt.
-		return fmt.Errorf("syncing the directory after renaming %s: %w", name, err)
-	}
-	return nil
 }
