@@ -127,8 +127,8 @@ func TestWorkerInfo(t *testing.T) {
 		path        string
 		body        string
 		hookErr     error
-		wantCode    int // the HTTP status; 0 means wantStatus
-		wantStatus  int // the outcome in the body's Status
+		wantCode    int    // the HTTP status; 0 means wantStatus
+		wantStatus  int    // the outcome in the body's Status
 		wantMessage string // exact when wantExact, else a substring
 		wantExact   bool
 		wantDropped string // the dropped_reports_total reason counted
