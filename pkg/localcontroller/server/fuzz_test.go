@@ -66,10 +66,10 @@ func FuzzWorkerReport(f *testing.F) {
 		}
 		if recorder.Code == http.StatusBadRequest {
 			// Only what upstream's LC could not read either, or a name differing from the path.
-			var named struct {
-				Name *string `json:"name"`
-			}
-			if json.Unmarshal(body, &named) == nil && named.Name != nil && *named.Name == worker && json.Valid(body) {
+			var readable managers.WorkerMessage
+			decoder := json.NewDecoder(bytes.NewReader(body))
+			decoder.UseNumber()
+			if json.Valid(body) && decoder.Decode(&readable) == nil && !decoder.More() && readable.Name == worker {
 				t.Fatalf("HTTP 400 for a readable body from the path's worker: %q", answer.Message)
 			}
 		}
