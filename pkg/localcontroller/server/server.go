@@ -239,6 +239,8 @@ func (s *Server) handleWorkerInfo(w http.ResponseWriter, r *http.Request) {
 
 	handler, ok := s.dispatcher.WorkerMessageHandler(msg.OwnerKind)
 	if !ok && unforwardedKinds[msg.OwnerKind] {
+		// Upstream's LC dropped these with its plain "OK" too: an upstream multi-edge worker
+		// reports them and must see success.
 		s.drop(w, logger, droppedUnforwardedKind, http.StatusOK, fmt.Sprintf("OK: reports about %s are not forwarded", msg.OwnerKind))
 		return
 	}
