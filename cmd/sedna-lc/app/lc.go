@@ -1,11 +1,13 @@
 // Package app is sedna-lc's command: upstream's environment (GM_ADDRESS, NODENAME, BIND_PORT,
-// ROOTFS_MOUNT_DIR) and flags → the durable store, the managers, the GM client and the worker API.
+// ROOTFS_MOUNT_DIR), NODE_IP (the worker API's address) and flags → the durable store, the
+// managers, the GM client and the worker API.
 package app
 
 import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,7 +36,7 @@ type Options struct {
 	GMAddress    string // GM_ADDRESS: host:port or wss://host:port/
 	NodeName     string // NODENAME (fallback HOSTNAME)
 	BindPort     int    // BIND_PORT
-	BindAddress  string
+	BindAddress  string // NODE_IP: the worker API's address, required
 	Rootfs       string // ROOTFS_MOUNT_DIR
 	TokenFile    string
 	CAFile       string
@@ -62,7 +64,7 @@ func NewCommand() *cobra.Command {
 	flags.StringVar(&opts.GMAddress, "gm-address", os.Getenv("GM_ADDRESS"), "GM channel address, host:port or wss://host:port/ (env GM_ADDRESS)")
 	flags.StringVar(&opts.NodeName, "node-name", firstNonEmpty(os.Getenv("NODENAME"), os.Getenv("HOSTNAME")), "this node's name (env NODENAME, then HOSTNAME)")
 	flags.IntVar(&opts.BindPort, "bind-port", envInt("BIND_PORT", 9100), "worker API port (env BIND_PORT)")
-	flags.StringVar(&opts.BindAddress, "bind-address", "", "worker API address; empty means all addresses")
+	flags.StringVar(&opts.BindAddress, "bind-address", os.Getenv("NODE_IP"), "worker API address (env NODE_IP, the node's address); 0.0.0.0 or :: listens on all interfaces")
 	flags.StringVar(&opts.Rootfs, "rootfs", firstNonEmpty(os.Getenv("ROOTFS_MOUNT_DIR"), "/rootfs"), "where the host's / is mounted (env ROOTFS_MOUNT_DIR)")
 	flags.StringVar(&opts.TokenFile, "token-file", "/var/run/secrets/sedna/token", "projected service-account token presented to GM")
 	flags.StringVar(&opts.CAFile, "ca-file", "", "PEM bundle to verify GM's certificate (default: system roots)")
@@ -100,6 +102,13 @@ func (o *Options) validate() error {
 	}
 	if o.BindPort < 1 || o.BindPort > 65535 {
 		problems = append(problems, fmt.Sprintf("BIND_PORT %d is not a port", o.BindPort))
+	}
+	// The worker API is reachable from wherever it listens: by default only the node's address,
+	// never every interface unless asked for (docs/security.md).
+	if o.BindAddress == "" {
+		problems = append(problems, "the worker API address is unset: set NODE_IP to the node's address (the DaemonSet sets it from status.hostIP) or pass --bind-address (0.0.0.0 for all interfaces)")
+	} else if _, err := netip.ParseAddr(o.BindAddress); err != nil {
+		problems = append(problems, fmt.Sprintf("--bind-address (NODE_IP) %q is not an IP address", o.BindAddress))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
@@ -210,6 +219,9 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { defer wg.Done(); dispatcher.Run(ctx) }()
 	addr := net.JoinHostPort(opts.BindAddress, strconv.Itoa(opts.BindPort))
 	logger.Info("Starting the LC", "gm", opts.GMAddress, "workerAPI", addr, "store", st.Path())
+	if bindAddr, err := netip.ParseAddr(opts.BindAddress); err == nil && bindAddr.IsUnspecified() {
+		logger.Info("Warning: the worker API listens on all interfaces, not only the node's address", "address", addr)
+	}
 	err = server.New(server.Options{Addr: addr, Registry: registry}, st, dispatcher).Run(ctx)
 	wg.Wait()
 	if err != nil {

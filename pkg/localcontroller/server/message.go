@@ -14,9 +14,19 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 )
 
+// unacceptableError is a parse error about a readable message from the path's worker whose
+// content this LC cannot use (a missing owner, a name that cannot exist, a number out of range).
+// Upstream's LC answered those 200 and dropped them; every other parse error is one upstream
+// answered 400 too (a body it could not read, or a name differing from the path).
+type unacceptableError struct{ err error }
+
+func (e *unacceptableError) Error() string { return e.err.Error() }
+func (e *unacceptableError) Unwrap() error { return e.err }
+
 // parseWorkerMessage decodes and validates the body of POST /sedna/workers/{worker}/info.
 // worker is the path's {worker}. The returned message has OwnerKind in lower case. Every error
-// says what is wrong in words a worker's log can show; nothing in body can make it panic.
+// says what is wrong in words a worker's log can show; nothing in body can make it panic. Errors
+// about the content of a readable message from worker are *unacceptableError.
 func parseWorkerMessage(worker string, body []byte) (managers.WorkerMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return managers.WorkerMessage{}, errors.New("request body is empty: want a JSON worker message")
@@ -41,33 +51,47 @@ func parseWorkerMessage(worker string, body []byte) (managers.WorkerMessage, err
 			missing = append(missing, field.name)
 		}
 	}
-	if len(missing) > 0 {
+	if msg.Name == "" {
 		return managers.WorkerMessage{}, fmt.Errorf("worker message lacks %s", strings.Join(missing, ", "))
 	}
 	if msg.Name != worker {
 		return managers.WorkerMessage{}, fmt.Errorf("worker name %q in the body differs from %q in the path", truncate(msg.Name), truncate(worker))
 	}
-	// Upstream's LC routed by the lower-cased ownerKind, so "IncrementalLearningJob" works too.
-	msg.OwnerKind = strings.ToLower(msg.OwnerKind)
-	if strings.Trim(msg.OwnerKind, "abcdefghijklmnopqrstuvwxyz") != "" || len(msg.OwnerKind) > validation.DNS1123LabelMaxLength {
-		return managers.WorkerMessage{}, fmt.Errorf("ownerKind %q is not a kind name", truncate(msg.OwnerKind))
+	if err := validateContent(msg, missing); err != nil {
+		return managers.WorkerMessage{}, &unacceptableError{err: err}
 	}
+	msg.OwnerKind = strings.ToLower(msg.OwnerKind)
+	return msg, nil
+}
+
+// validateContent checks what a readable message from the right worker says. missing lists the
+// required fields it lacks.
+func validateContent(msg managers.WorkerMessage, missing []string) error {
+	if len(missing) > 0 {
+		return fmt.Errorf("worker message lacks %s", strings.Join(missing, ", "))
+	}
+	// Upstream's LC routed by the lower-cased ownerKind, so "IncrementalLearningJob" works too.
+	ownerKind := strings.ToLower(msg.OwnerKind)
+	if strings.Trim(ownerKind, "abcdefghijklmnopqrstuvwxyz") != "" || len(ownerKind) > validation.DNS1123LabelMaxLength {
+		return fmt.Errorf("ownerKind %q is not a kind name", truncate(msg.OwnerKind))
+	}
+	// Upstream's LC decoded numbers as json.Number too, so these reached GM and failed there.
 	if err := checkNumbers("ownerInfo", msg.OwnerInfo); err != nil {
-		return managers.WorkerMessage{}, err
+		return err
 	}
 	for i, result := range msg.Results {
 		if err := checkNumbers(fmt.Sprintf("results[%d]", i), result); err != nil {
-			return managers.WorkerMessage{}, err
+			return err
 		}
 	}
 	// Only objects with valid names can be bound to this node; saying why is kinder than 404.
 	if errs := validation.IsDNS1123Label(msg.Namespace); len(errs) > 0 {
-		return managers.WorkerMessage{}, fmt.Errorf("namespace %q is not a valid namespace: %s", truncate(msg.Namespace), strings.Join(errs, "; "))
+		return fmt.Errorf("namespace %q is not a valid namespace: %s", truncate(msg.Namespace), strings.Join(errs, "; "))
 	}
 	if errs := validation.IsDNS1123Subdomain(msg.OwnerName); len(errs) > 0 {
-		return managers.WorkerMessage{}, fmt.Errorf("ownerName %q is not a valid object name: %s", truncate(msg.OwnerName), strings.Join(errs, "; "))
+		return fmt.Errorf("ownerName %q is not a valid object name: %s", truncate(msg.OwnerName), strings.Join(errs, "; "))
 	}
-	return msg, nil
+	return nil
 }
 
 // checkNumbers refuses numbers a float64 cannot hold (1e400): they would pass through the LC as

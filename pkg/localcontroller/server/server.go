@@ -20,7 +20,8 @@ import (
 )
 
 const (
-	// DefaultAddr is upstream's BIND_PORT on all interfaces.
+	// DefaultAddr is upstream's BIND_PORT on all interfaces. sedna-lc always passes an address:
+	// by default its node's (NODE_IP), never all interfaces unless asked.
 	DefaultAddr = ":9100"
 	// DefaultMaxBodyBytes bounds a worker message; reports are a few kilobytes.
 	DefaultMaxBodyBytes int64 = 1 << 20
@@ -49,6 +50,24 @@ type Server struct {
 	dispatcher   *managers.Dispatcher
 	handler      http.Handler
 	requests     *prometheus.CounterVec
+	dropped      *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+}
+
+// Reasons a report answered 200 was not acted on (the dropped_reports_total label).
+const (
+	droppedInvalid         = "invalid"          // content this LC cannot use, or the manager refused it
+	droppedNoManager       = "no_manager"       // a kind no manager on this node takes reports of
+	droppedUnforwardedKind = "unforwarded_kind" // a kind whose reports go nowhere (upstream drops them too)
+	droppedUnknownOwner    = "unknown_owner"    // an owner not bound to this node
+	droppedStoreError      = "store_error"      // the owner could not be read from the store
+	droppedOutboxFull      = "outbox_full"      // the outbox is at its budget
+	droppedQueueFailed     = "queue_failed"     // queueing failed otherwise
+)
+
+var dropReasons = []string{
+	droppedInvalid, droppedNoManager, droppedUnforwardedKind, droppedUnknownOwner,
+	droppedStoreError, droppedOutboxFull, droppedQueueFailed,
 }
 
 // New returns the worker API over the node's store (to tell whether a report's owner is bound to
@@ -69,11 +88,25 @@ func New(opts Options, st *store.Store, d *managers.Dispatcher) *Server {
 			Namespace: "sedna_lc", Subsystem: "worker_api", Name: "requests_total",
 			Help: "HTTP requests to the LC's worker API by status code.",
 		}, []string{"code"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sedna_lc", Subsystem: "worker_api", Name: "dropped_reports_total",
+			Help: "Worker reports answered 200, as upstream's LC did, but not acted on, by reason.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sedna_lc", Subsystem: "worker_api", Name: "refused_reports_total",
+			Help: "Worker reports about a job on this node refused (403) because the sender is not one of its workers, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, reason := range dropReasons {
+		s.dropped.WithLabelValues(reason)
+	}
+	for _, reason := range refusalReasons {
+		s.refused.WithLabelValues(reason)
 	}
 	// The server's own metrics live in a registry of their own, so that several Servers (tests)
 	// or an LC registry that is only a Gatherer never conflict; /metrics serves both.
 	own := prometheus.NewRegistry()
-	own.MustRegister(s.requests)
+	own.MustRegister(s.requests, s.dropped, s.refused)
 	gatherers := prometheus.Gatherers{own}
 	if opts.Registry != nil {
 		gatherers = append(gatherers, opts.Registry)
@@ -160,10 +193,15 @@ var unforwardedKinds = map[string]bool{
 }
 
 func writeResponse(w http.ResponseWriter, status int, message string) {
+	writeBody(w, status, status, message)
+}
+
+// writeBody answers with HTTP code and outcome in the body's Status.
+func writeBody(w http.ResponseWriter, code, outcome int, message string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(code)
 	// A failed write means the worker hung up; it retries on anything but a 200 it read.
-	_ = json.NewEncoder(w).Encode(response{Status: status, Message: message})
+	_ = json.NewEncoder(w).Encode(response{Status: outcome, Message: message})
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +224,13 @@ func (s *Server) handleWorkerInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg, err := parseWorkerMessage(worker, body)
+	var unacceptable *unacceptableError
+	if errors.As(err, &unacceptable) {
+		s.drop(w, logger, droppedInvalid, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err != nil {
+		// A body upstream's LC could not read either, or a name differing from the path.
 		logger.V(2).Info("Refused a malformed worker report", "err", err)
 		writeResponse(w, http.StatusBadRequest, err.Error())
 		return
@@ -195,42 +239,69 @@ func (s *Server) handleWorkerInfo(w http.ResponseWriter, r *http.Request) {
 
 	handler, ok := s.dispatcher.WorkerMessageHandler(msg.OwnerKind)
 	if !ok && unforwardedKinds[msg.OwnerKind] {
-		// Upstream's LC answers 200 and drops these, and its library retries anything else for
-		// 15 s per report: an upstream multi-edge worker must not stall on its reports.
-		logger.V(2).Info("Dropped a worker report of a kind whose reports go nowhere")
-		writeResponse(w, http.StatusOK, fmt.Sprintf("OK: reports about %s are not forwarded", msg.OwnerKind))
+		// Upstream's LC dropped these with its plain "OK" too: an upstream multi-edge worker
+		// reports them and must see success.
+		s.drop(w, logger, droppedUnforwardedKind, http.StatusOK, fmt.Sprintf("OK: reports about %s are not forwarded", msg.OwnerKind))
 		return
 	}
 	if !ok {
-		logger.V(2).Info("Refused a worker report of a kind no manager takes")
-		writeResponse(w, http.StatusNotFound, fmt.Sprintf("this node takes no worker reports about ownerKind %q", msg.OwnerKind))
+		s.drop(w, logger, droppedNoManager, http.StatusNotFound, fmt.Sprintf("this node takes no worker reports about ownerKind %q", msg.OwnerKind))
 		return
 	}
 	ownerKey := store.ResourceKey{Kind: msg.OwnerKind, Namespace: msg.Namespace, Name: msg.OwnerName}
-	_, found, err := s.store.GetResource(ownerKey)
+	owner, found, err := s.store.GetResource(ownerKey)
 	if err != nil {
 		logger.Error(err, "Reading the owner of a worker report failed")
-		writeResponse(w, http.StatusInternalServerError, fmt.Sprintf("reading %s from the local store: %v", ownerKey, err))
+		s.drop(w, logger, droppedStoreError, http.StatusInternalServerError, fmt.Sprintf("reading %s from the local store: %v", ownerKey, err))
 		return
 	}
 	if !found {
-		logger.V(2).Info("Refused a worker report about an owner not bound to this node")
-		writeResponse(w, http.StatusNotFound, fmt.Sprintf("%s %s/%s is not bound to this node", msg.OwnerKind, msg.Namespace, msg.OwnerName))
+		s.drop(w, logger, droppedUnknownOwner, http.StatusNotFound, fmt.Sprintf("%s %s/%s is not bound to this node", msg.OwnerKind, msg.Namespace, msg.OwnerName))
+		return
+	}
+
+	ids, err := jobIdentities(owner.Object)
+	if err != nil {
+		logger.Error(err, "Reading the published workers of a job failed; refusing its worker reports")
+		s.refuse(w, logger, refusal{reason: refusedUnreadableIdentities, message: fmt.Sprintf("this node cannot tell the workers of %s %s/%s", msg.OwnerKind, msg.Namespace, msg.OwnerName)})
+		return
+	}
+	if refused := authorize(r, msg.Name, ids); refused != nil {
+		s.refuse(w, logger, *refused)
 		return
 	}
 
 	if err := handler.HandleWorkerMessage(klog.NewContext(r.Context(), logger), msg); err != nil {
-		if errors.Is(err, managers.ErrInvalidMessage) {
-			logger.V(2).Info("Manager refused the worker report", "err", err)
-			writeResponse(w, http.StatusBadRequest, err.Error())
-			return
+		switch {
+		case errors.Is(err, managers.ErrInvalidMessage):
+			s.drop(w, logger, droppedInvalid, http.StatusBadRequest, err.Error())
+		case errors.Is(err, store.ErrOutboxFull):
+			s.drop(w, logger, droppedOutboxFull, http.StatusServiceUnavailable, "outbox full: "+err.Error())
+		default:
+			logger.Error(err, "Queueing a worker report failed")
+			s.drop(w, logger, droppedQueueFailed, http.StatusServiceUnavailable, err.Error())
 		}
-		logger.Error(err, "Queueing a worker report failed")
-		writeResponse(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	logger.V(4).Info("Accepted worker report")
 	writeResponse(w, http.StatusOK, "OK")
+}
+
+// drop answers a report this LC does not act on the way upstream's LC did: HTTP 200, with the
+// real outcome (status) in the body. Upstream's library treats any other answer as a failure,
+// retries for 15 s and then stops reporting for good; the Go library reads the body.
+func (s *Server) drop(w http.ResponseWriter, logger klog.Logger, reason string, status int, message string) {
+	s.dropped.WithLabelValues(reason).Inc()
+	logger.V(2).Info("Dropped a worker report", "reason", reason, "outcome", status, "message", message)
+	writeBody(w, http.StatusOK, status, message)
+}
+
+// refuse answers a report about a job this node holds from a source that is not one of the job's
+// workers (contract C1).
+func (s *Server) refuse(w http.ResponseWriter, logger klog.Logger, refused refusal) {
+	s.refused.WithLabelValues(refused.reason).Inc()
+	logger.Info("Refused a worker report from a source that is not the job's worker", "reason", refused.reason, "message", refused.message)
+	writeResponse(w, http.StatusForbidden, refused.message)
 }
 
 // countRequests counts every request by the status code it was answered with.

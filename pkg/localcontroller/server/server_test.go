@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/managertest"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 // jiReport is what upstream's joint inference edge worker posts every LC_PERIOD.
@@ -45,6 +47,33 @@ func (datasetOnly) Kind() string                                       { return 
 func (datasetOnly) ResourceChanged(context.Context, store.Resource)    {}
 func (datasetOnly) ResourceDeleted(context.Context, store.ResourceKey) {}
 
+const (
+	// workerIP is httptest.NewRequest's RemoteAddr host: requests of the table tests come from the
+	// published pod IP of worker edge-0 (and fl-train-1).
+	workerIP = "192.0.2.1"
+	// otherWorkerIP is the pod IP of the JI's second edge worker, edge-1.
+	otherWorkerIP = "192.0.2.2"
+	// jiToken is the JI's worker token; its hash is published with the job.
+	jiToken = "aGVsbG8td29ya2VyLXRva2VuLTAxMjM0NTY3ODkwMTI"
+)
+
+// publishedJob is a job object as GM publishes it to this node (contract C1): the hash of its
+// worker token and its workers on the node.
+func publishedJob(t testing.TB, token string, workers ...workerauth.Worker) []byte {
+	t.Helper()
+	encoded, err := workerauth.EncodeWorkers(workers)
+	require.NoError(t, err)
+	object, err := json.Marshal(map[string]any{
+		"apiVersion": "sedna.io/v1alpha1",
+		"metadata": map[string]any{"annotations": map[string]string{
+			workerauth.TokenHashAnnotation: workerauth.HashToken(token),
+			workerauth.WorkersAnnotation:   encoded,
+		}},
+	})
+	require.NoError(t, err)
+	return object
+}
+
 type fixture struct {
 	st       *store.Store
 	reporter *managertest.Reporter
@@ -56,13 +85,17 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	for _, key := range []store.ResourceKey{
-		{Kind: "jointinferenceservice", Namespace: "ns", Name: "ji"},
-		{Kind: "federatedlearningjob", Namespace: "ns", Name: "fl"},
-		{Kind: "incrementallearningjob", Namespace: "ns", Name: "il"},
-		{Kind: "dataset", Namespace: "ns", Name: "ds"},
+	for key, object := range map[store.ResourceKey][]byte{
+		{Kind: "jointinferenceservice", Namespace: "ns", Name: "ji"}: publishedJob(t, jiToken,
+			workerauth.Worker{Pod: "ji-edge-0-abcde", Worker: "edge-0", IP: workerIP, Kind: "edge"},
+			workerauth.Worker{Pod: "ji-edge-1-fghij", Worker: "edge-1", IP: otherWorkerIP, Kind: "edge"}),
+		{Kind: "federatedlearningjob", Namespace: "ns", Name: "fl"}: publishedJob(t, "fl-token",
+			workerauth.Worker{Pod: "fl-train-1-xyz", Worker: "fl-train-1", IP: workerIP, Kind: "train"}),
+		{Kind: "incrementallearningjob", Namespace: "ns", Name: "il"}: publishedJob(t, "il-token",
+			workerauth.Worker{Pod: "il-eval-1", Worker: "edge-0", IP: workerIP, Kind: "eval"}),
+		{Kind: "dataset", Namespace: "ns", Name: "ds"}: []byte(`{}`),
 	} {
-		_, err := st.PutResource(store.Resource{Key: key, Version: 1, Object: []byte(`{}`)})
+		_, err := st.PutResource(store.Resource{Key: key, Version: 1, Object: object})
 		require.NoError(t, err)
 	}
 	reporter := &managertest.Reporter{}
@@ -94,9 +127,11 @@ func TestWorkerInfo(t *testing.T) {
 		path        string
 		body        string
 		hookErr     error
-		wantStatus  int
+		wantCode    int    // the HTTP status; 0 means wantStatus
+		wantStatus  int    // the outcome in the body's Status
 		wantMessage string // exact when wantExact, else a substring
 		wantExact   bool
+		wantDropped string // the dropped_reports_total reason counted
 		wantReports []string
 	}{
 		"joint inference report is forwarded": {
@@ -148,47 +183,86 @@ func TestWorkerInfo(t *testing.T) {
 		},
 		"namespace that cannot exist": {
 			body:        strings.Replace(jiReport, `"namespace":"ns"`, `"namespace":"NS_1"`, 1),
+			wantCode:    http.StatusOK,
+			wantDropped: "invalid",
 			wantStatus:  http.StatusBadRequest,
 			wantMessage: `namespace "NS_1" is not a valid namespace`,
 		},
 		"ownerKind that is no kind": {
 			body:        strings.Replace(jiReport, `"ownerKind":"jointinferenceservice"`, `"ownerKind":"joint-inference"`, 1),
+			wantCode:    http.StatusOK,
+			wantDropped: "invalid",
 			wantStatus:  http.StatusBadRequest,
 			wantMessage: `ownerKind "joint-inference" is not a kind name`, wantExact: true,
 		},
 		"kind without a manager": {
 			body:        strings.Replace(jiReport, `"ownerKind":"jointinferenceservice"`, `"ownerKind":"lifelonglearningjob"`, 1),
+			wantCode:    http.StatusOK,
+			wantDropped: "no_manager",
 			wantStatus:  http.StatusNotFound,
 			wantMessage: `this node takes no worker reports about ownerKind "lifelonglearningjob"`, wantExact: true,
 		},
 		"multi-edge kind, accepted and dropped as upstream does": {
 			body:        strings.Replace(jiReport, `"ownerKind":"jointinferenceservice"`, `"ownerKind":"reidjob"`, 1),
+			wantDropped: "unforwarded_kind",
 			wantStatus:  http.StatusOK,
 			wantMessage: `OK: reports about reidjob are not forwarded`, wantExact: true,
 		},
 		"kind whose manager takes no worker reports": {
 			body:        `{"name":"edge-0","namespace":"ns","ownerName":"ds","ownerKind":"dataset"}`,
+			wantCode:    http.StatusOK,
+			wantDropped: "no_manager",
 			wantStatus:  http.StatusNotFound,
 			wantMessage: `this node takes no worker reports about ownerKind "dataset"`, wantExact: true,
 		},
 		"owner not bound to this node": {
 			body:        strings.Replace(jiReport, `"ownerName":"ji"`, `"ownerName":"other"`, 1),
+			wantCode:    http.StatusOK,
+			wantDropped: "unknown_owner",
 			wantStatus:  http.StatusNotFound,
 			wantMessage: "jointinferenceservice ns/other is not bound to this node", wantExact: true,
 		},
 		"owner in another namespace": {
 			body:        strings.Replace(jiReport, `"namespace":"ns"`, `"namespace":"other"`, 1),
+			wantCode:    http.StatusOK,
+			wantDropped: "unknown_owner",
 			wantStatus:  http.StatusNotFound,
 			wantMessage: "jointinferenceservice other/ji is not bound to this node", wantExact: true,
 		},
 		"report could not be queued": {
 			body:        jiReport,
 			hookErr:     errors.New("outbox is full: 100000 reports pending"),
+			wantCode:    http.StatusOK,
+			wantDropped: "queue_failed",
 			wantStatus:  http.StatusServiceUnavailable,
 			wantMessage: "queueing the report of worker edge-0 about jointinferenceservice/ns/ji for GM: outbox is full: 100000 reports pending", wantExact: true,
 		},
+		"outbox full": {
+			body:        jiReport,
+			hookErr:     fmt.Errorf("queueing a report: %w: 3 reports pending (limit 3)", store.ErrOutboxFull),
+			wantCode:    http.StatusOK,
+			wantDropped: "outbox_full",
+			wantStatus:  http.StatusServiceUnavailable,
+			wantMessage: "outbox full: queueing the report of worker edge-0 about jointinferenceservice/ns/ji for GM: queueing a report: outbox is full: 3 reports pending (limit 3)", wantExact: true,
+		},
+		"owner fields missing from the path's worker": {
+			body:        `{"name":"edge-0","kind":"inference"}`,
+			wantCode:    http.StatusOK,
+			wantDropped: "invalid",
+			wantStatus:  http.StatusBadRequest,
+			wantMessage: "worker message lacks namespace, ownerName, ownerKind", wantExact: true,
+		},
+		"upstream's default owner name sedna": {
+			body:        strings.Replace(jiReport, `"ownerName":"ji"`, `"ownerName":"sedna"`, 1),
+			wantCode:    http.StatusOK,
+			wantDropped: "unknown_owner",
+			wantStatus:  http.StatusNotFound,
+			wantMessage: "jointinferenceservice ns/sedna is not bound to this node", wantExact: true,
+		},
 		"manager refuses the message": {
 			body:        `{"name":"edge-0","namespace":"ns","ownerName":"il","ownerKind":"incrementallearningjob","kind":"eval","status":"completed"}`,
+			wantCode:    http.StatusOK,
+			wantDropped: "invalid",
 			wantStatus:  http.StatusBadRequest,
 			wantMessage: "results of an eval report must list two models",
 		},
@@ -213,7 +287,11 @@ func TestWorkerInfo(t *testing.T) {
 			}
 			result, decoded := f.do(t, method, requestPath, tc.body)
 
-			require.Equal(t, tc.wantStatus, result.StatusCode)
+			wantCode := tc.wantCode
+			if wantCode == 0 {
+				wantCode = tc.wantStatus
+			}
+			require.Equal(t, wantCode, result.StatusCode)
 			require.Equal(t, "application/json", result.Header.Get("Content-Type"))
 			require.Equal(t, tc.wantStatus, decoded.Status)
 			if tc.wantExact {
@@ -223,6 +301,13 @@ func TestWorkerInfo(t *testing.T) {
 			}
 			if tc.wantStatus == http.StatusMethodNotAllowed {
 				require.Equal(t, http.MethodPost, result.Header.Get("Allow"))
+			}
+			for _, reason := range dropReasons {
+				want := 0.0
+				if reason == tc.wantDropped {
+					want = 1
+				}
+				require.Equal(t, want, testutil.ToFloat64(f.server.dropped.WithLabelValues(reason)), "dropped reports with reason %s", reason)
 			}
 			contents := f.reporter.Contents()
 			require.Len(t, contents, len(tc.wantReports), "reports: %q", contents)
@@ -316,7 +401,13 @@ func TestServeAnswersReportsInFlightWhenStopped(t *testing.T) {
 	}
 	answered := make(chan result, 1)
 	go func() {
-		resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(jiReport)))
+		request, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(jiReport)))
+		if err != nil {
+			answered <- result{err: err}
+			return
+		}
+		request.Header.Set("Authorization", "Bearer "+jiToken)
+		resp, err := http.DefaultClient.Do(request)
 		if err != nil {
 			answered <- result{err: err}
 			return
@@ -398,7 +489,9 @@ func TestNumbersOutOfRangeAreRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, Options{})
 			result, decoded := f.do(t, http.MethodPost, "/sedna/workers/edge-0/info", tc.body)
-			require.Equal(t, http.StatusBadRequest, result.StatusCode)
+			// Upstream's LC read such numbers and answered 200; the body carries the refusal.
+			require.Equal(t, http.StatusOK, result.StatusCode)
+			require.Equal(t, http.StatusBadRequest, decoded.Status)
 			require.Equal(t, tc.wantMessage, decoded.Message)
 			require.Empty(t, f.reporter.Reports())
 		})

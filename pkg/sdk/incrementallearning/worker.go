@@ -10,6 +10,7 @@ import (
 
 	"github.com/sedna-go/sedna/pkg/sdk/env"
 	"github.com/sedna-go/sedna/pkg/sdk/lc"
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 // Environment variables of incremental learning workers (contract §5.1) that package env does
@@ -82,6 +83,9 @@ func NewWorker(opts Options) (*Worker, error) {
 	if w.reporter == nil {
 		clientOpts := opts.Client
 		clientOpts.Server, clientOpts.Worker = environment.LCServerURL(), w.name
+		if clientOpts.Token == "" {
+			clientOpts.Token = environment.Get(workerauth.TokenEnv, "")
+		}
 		client, err := lc.New(clientOpts)
 		if err != nil {
 			return nil, fmt.Errorf("creating the incremental learning worker: %w", err)

@@ -19,13 +19,15 @@ import (
 	"github.com/sedna-go/sedna/pkg/sdk/env"
 	"github.com/sedna-go/sedna/pkg/sdk/hem"
 	"github.com/sedna-go/sedna/pkg/sdk/lc"
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 // fakeLC records the reports posted to it and answers 200.
 type fakeLC struct {
-	mu     sync.Mutex
-	paths  []string
-	bodies []map[string]any
+	mu             sync.Mutex
+	paths          []string
+	bodies         []map[string]any
+	authorizations []string
 }
 
 func (f *fakeLC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -35,6 +37,7 @@ func (f *fakeLC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.paths = append(f.paths, r.Method+" "+r.URL.Path)
 	f.bodies = append(f.bodies, body)
+	f.authorizations = append(f.authorizations, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	_ = json.NewEncoder(w).Encode(map[string]any{"Status": 200, "Message": "OK"})
 }
@@ -88,6 +91,21 @@ func TestTrainReportsTheModel(t *testing.T) {
 		"kind": "train", "status": "completed",
 		"results": []any{map[string]any{"format": "pb", "url": "/out/train/1/model.pb", "metrics": map[string]any{"loss": 0.1}}},
 	}, fake.reports()[0])
+}
+
+// TestReportsCarryTheWorkerToken: the token GM puts in the worker's environment is sent with
+// every report, so the LC accepts it from any address.
+func TestReportsCarryTheWorkerToken(t *testing.T) {
+	vars := map[string]string{workerauth.TokenEnv: "job-token"}
+	for k, v := range trainEnv {
+		vars[k] = v
+	}
+	w, fake := newWorker(t, vars)
+	err := w.Train(context.Background(), func(in TrainInput) (TrainOutput, error) {
+		return TrainOutput{Models: []Model{{Format: "pb", URL: in.OutputDir + "/model.pb"}}}, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"Bearer job-token"}, fake.authorizations)
 }
 
 func TestTrainFailureIsReported(t *testing.T) {

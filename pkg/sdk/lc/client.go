@@ -9,10 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 // Owner kinds and report kinds as upstream spells them on the wire.
@@ -59,6 +62,11 @@ type Options struct {
 	// HTTPClient defaults to a client with a 10 s timeout, so a hung LC
 	// cannot stall a reporter forever.
 	HTTPClient *http.Client
+	// Token is the job's worker token, sent as "Authorization: Bearer" so the
+	// LC knows the report comes from one of the job's workers. Empty means the
+	// SEDNA_WORKER_TOKEN environment variable GM sets; when that is unset too,
+	// no token is sent and the LC goes by the worker's pod IP.
+	Token string
 }
 
 // Client posts reports to one worker's LC endpoint.
@@ -67,6 +75,7 @@ type Client struct {
 	attempts int
 	interval time.Duration
 	http     *http.Client
+	token    string
 }
 
 // New validates opts and returns a Client.
@@ -82,11 +91,19 @@ func New(opts Options) (*Client, error) {
 		return nil, fmt.Errorf("creating LC client: LC server URL %q is not an http(s) URL with a host", opts.Server)
 	}
 	base = base.JoinPath("sedna", "workers", opts.Worker, "info")
+	token := opts.Token
+	if token == "" {
+		token = os.Getenv(workerauth.TokenEnv)
+	}
+	if strings.ContainsAny(token, " \t\r\n") {
+		return nil, fmt.Errorf("creating LC client: the worker token (%s) contains white space", workerauth.TokenEnv)
+	}
 	client := &Client{
 		endpoint: base.String(),
 		attempts: opts.Attempts,
 		interval: opts.Interval,
 		http:     opts.HTTPClient,
+		token:    token,
 	}
 	if client.attempts <= 0 {
 		client.attempts = DefaultAttempts
@@ -103,21 +120,41 @@ func New(opts Options) (*Client, error) {
 // Endpoint is the URL reports are posted to.
 func (c *Client) Endpoint() string { return c.endpoint }
 
-// StatusError is an LC answer other than 200.
+// StatusError is an LC answer other than success: an HTTP status other than
+// 200, or an HTTP 200 whose body carries another outcome. The LC answers
+// reports it drops (an owner it does not run, content it cannot use, a full
+// outbox) with HTTP 200 and the outcome in the body, because upstream's
+// library stops reporting for good after any other HTTP status.
 type StatusError struct {
+	// StatusCode is the outcome: the body's Status when InBody, else the
+	// HTTP status.
 	StatusCode int
+	// InBody is true when the LC answered HTTP 200 with this outcome in the
+	// body: the report was read and dropped.
+	InBody bool
 	// Message is the LC's explanation ("Message" in its JSON answer), or the
 	// raw body when the answer is not that JSON.
 	Message string
 }
 
 func (e *StatusError) Error() string {
+	if e.InBody {
+		return fmt.Sprintf("LC dropped the report (%d %s): %s", e.StatusCode, http.StatusText(e.StatusCode), e.Message)
+	}
 	return fmt.Sprintf("LC answered %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Message)
 }
 
-// Report posts msg, retrying failed attempts. A 400 is not retried: the LC
-// rejected the message itself and resending it cannot help. It returns the
-// last error, wrapped, when every attempt failed or ctx ended.
+// retryable reports whether sending the same report again may succeed: not
+// after the LC refused the message (400) or the sender (403). A 404 is
+// retried: the LC may not have received the report's owner from GM yet.
+func (e *StatusError) retryable() bool {
+	return e.StatusCode != http.StatusBadRequest && e.StatusCode != http.StatusForbidden
+}
+
+// Report posts msg, retrying failed attempts. A refusal of the message or
+// the sender (400, 403, in the body or not) is not retried: resending cannot
+// help. It returns the last error, wrapped, when every
+// attempt failed or ctx ended; a *StatusError says what the LC answered.
 func (c *Client) Report(ctx context.Context, msg Message) error {
 	body, err := json.Marshal(msg)
 	if err != nil {
@@ -131,7 +168,7 @@ func (c *Client) Report(ctx context.Context, msg Message) error {
 			return nil
 		}
 		var statusErr *StatusError
-		if errors.As(lastErr, &statusErr) && statusErr.StatusCode == http.StatusBadRequest {
+		if errors.As(lastErr, &statusErr) && !statusErr.retryable() {
 			break
 		}
 		if attempt == c.attempts {
@@ -155,6 +192,9 @@ func (c *Client) post(ctx context.Context, body []byte) error {
 		return fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting: %w", err)
@@ -167,7 +207,24 @@ func (c *Client) post(ctx context.Context, body []byte) error {
 	if readErr != nil {
 		return fmt.Errorf("reading the LC's answer: %w", readErr)
 	}
+	if outcome, message, ok := lcOutcome(answer); ok && outcome != http.StatusOK {
+		return &StatusError{StatusCode: outcome, InBody: true, Message: message}
+	}
 	return nil
+}
+
+// lcOutcome reads the Status and Message of a 200 answer. An answer that is
+// not that JSON, or has no Status, is a plain success, as upstream's LC
+// never answered otherwise.
+func lcOutcome(answer []byte) (int, string, bool) {
+	var parsed struct {
+		Status  *int   `json:"Status"`
+		Message string `json:"Message"`
+	}
+	if err := json.Unmarshal(answer, &parsed); err != nil || parsed.Status == nil {
+		return 0, "", false
+	}
+	return *parsed.Status, parsed.Message, true
 }
 
 // lcMessage extracts the LC's explanation from {"Status":..,"Message":..}.

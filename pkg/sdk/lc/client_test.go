@@ -11,28 +11,39 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 // fakeLC answers with the scripted statuses in order, then 200, recording
-// every request it saw.
+// every request it saw. A status of inBody+N is answered HTTP 200 with
+// outcome N in the body, as the LC answers reports it drops.
 type fakeLC struct {
-	mu       sync.Mutex
-	statuses []int
-	paths    []string
-	bodies   []string
+	mu             sync.Mutex
+	statuses       []int
+	paths          []string
+	bodies         []string
+	authorizations [][]string
 }
+
+const inBody = 1000
 
 func (f *fakeLC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	f.paths = append(f.paths, r.Method+" "+r.URL.Path)
 	f.bodies = append(f.bodies, string(body))
+	f.authorizations = append(f.authorizations, r.Header.Values("Authorization"))
 	status := http.StatusOK
 	if len(f.statuses) > 0 {
 		status, f.statuses = f.statuses[0], f.statuses[1:]
 	}
 	f.mu.Unlock()
-	w.WriteHeader(status)
+	code := status
+	if status > inBody {
+		code, status = http.StatusOK, status-inBody
+	}
+	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]any{"Status": status, "Message": "scripted " + http.StatusText(status)})
 }
 
@@ -58,6 +69,16 @@ func TestReport(t *testing.T) {
 		"all attempts fail":          {statuses: []int{503, 503, 503}, attempts: 3, wantErr: "LC answered 503 Service Unavailable: scripted Service Unavailable", wantRequests: 3},
 		"bad request is not retried": {statuses: []int{400}, attempts: 5, wantErr: "LC answered 400 Bad Request", wantRequests: 1},
 		"201 is not success":         {statuses: []int{201}, attempts: 1, wantErr: "LC answered 201", wantRequests: 1},
+		"refusal is not retried":     {statuses: []int{403}, attempts: 5, wantErr: "LC answered 403 Forbidden: scripted Forbidden", wantRequests: 1},
+		"dropped as unusable, not retried": {
+			statuses: []int{inBody + 400}, attempts: 5, wantErr: "LC dropped the report (400 Bad Request): scripted Bad Request", wantRequests: 1,
+		},
+		"dropped for a full outbox, retried": {
+			statuses: []int{inBody + 503, inBody + 503}, attempts: 5, wantRequests: 3,
+		},
+		"dropped for an unknown owner, every attempt": {
+			statuses: []int{inBody + 404, inBody + 404}, attempts: 2, wantErr: "LC dropped the report (404 Not Found): scripted Not Found", wantRequests: 2,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -72,6 +93,8 @@ func TestReport(t *testing.T) {
 				require.ErrorContains(t, err, tc.wantErr)
 				var statusErr *StatusError
 				require.ErrorAs(t, err, &statusErr)
+				last := lc.requests() - 1
+				require.Equal(t, statusErr.InBody, tc.statuses[min(last, len(tc.statuses)-1)] > inBody)
 			} else {
 				require.NoError(t, err)
 			}
@@ -146,4 +169,56 @@ func TestNewValidates(t *testing.T) {
 			require.Equal(t, DefaultInterval, client.interval)
 		})
 	}
+}
+
+func TestReportReadsPlainSuccess(t *testing.T) {
+	for name, answer := range map[string]string{
+		"upstream's OK":    `{"Status":200,"Message":"OK"}`,
+		"no Status":        `{"Message":"fine"}`,
+		"not JSON":         `ok`,
+		"an empty answer":  ``,
+		"a status of 200s": `{"Status":200}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, answer)
+			}))
+			defer server.Close()
+			client, err := New(Options{Server: server.URL, Worker: "w", Attempts: 1})
+			require.NoError(t, err)
+			require.NoError(t, client.Report(context.Background(), Message{Kind: "train"}))
+		})
+	}
+}
+
+func TestReportSendsTheWorkerToken(t *testing.T) {
+	tests := map[string]struct {
+		option, env string
+		want        []string
+	}{
+		"no token":                     {},
+		"token option":                 {option: "opt-token", want: []string{"Bearer opt-token"}},
+		"SEDNA_WORKER_TOKEN":           {env: "env-token", want: []string{"Bearer env-token"}},
+		"the option wins over the env": {option: "opt-token", env: "env-token", want: []string{"Bearer opt-token"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(workerauth.TokenEnv, tc.env)
+			lc := &fakeLC{statuses: []int{503}}
+			server := httptest.NewServer(lc)
+			defer server.Close()
+			client, err := New(Options{Server: server.URL, Worker: "w", Attempts: 2, Interval: time.Millisecond, Token: tc.option})
+			require.NoError(t, err)
+			require.NoError(t, client.Report(context.Background(), Message{Kind: "train"}))
+			require.Equal(t, 2, lc.requests())
+			for _, got := range lc.authorizations {
+				require.Equal(t, tc.want, got, "every attempt carries the token")
+			}
+		})
+	}
+}
+
+func TestNewRefusesATokenWithWhiteSpace(t *testing.T) {
+	_, err := New(Options{Server: "http://lc:9100", Worker: "w", Token: "abc\n"})
+	require.ErrorContains(t, err, "the worker token (SEDNA_WORKER_TOKEN) contains white space")
 }
