@@ -77,7 +77,7 @@ func (s DirStore) Save(_ context.Context, cp *Checkpoint) error {
 	committed := false
 	defer func() {
 		if !committed {
-			_ = tmp.Close()         // already failing; the write error is returned
+			_ = tmp.Close()        // already failing; the write error is returned
 			_ = os.Remove(tmpName) // best effort: a stray temp file is harmless
 		}
 	}()

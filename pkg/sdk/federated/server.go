@@ -133,11 +133,11 @@ type Server struct {
 	// sum of what a client presents (hashing hides the token's length).
 	tokenSum [32]byte
 
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
+	mu    sync.Mutex
+	conns map[*conn]struct{}
 	// upgrading counts connections between admission and upgrade.
 	upgrading int
-	clients map[string]*conn
+	clients   map[string]*conn
 	// round is the number of completed rounds; global is its aggregate
 	// (nil before the first round unless resumed).
 	round    int
@@ -377,7 +377,7 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	body, _ := json.Marshal(map[string]string{"error": message}) // a map of strings always marshals
-	_, _ = w.Write(body)                                          // the client may be gone; nothing to do
+	_, _ = w.Write(body)                                         // the client may be gone; nothing to do
 }
 
 // serveInfo answers upstream's GET /<aggregation>: with a JSON body naming a
@@ -461,7 +461,7 @@ func (c *conn) close(code int, reason string) {
 		}
 		deadline := time.Now().Add(time.Second)
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline) // best effort: the peer may be gone
-		_ = c.ws.Close()                                                                                   // closing a dead connection can fail; it is closed either way
+		_ = c.ws.Close()                                                                                    // closing a dead connection can fail; it is closed either way
 	})
 }
 

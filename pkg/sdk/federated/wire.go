@@ -233,9 +233,9 @@ func recvWeightJSON(a *Aggregate) []byte {
 var binaryMagic = [4]byte{'S', 'F', 'L', 'B'}
 
 const (
-	binaryVersion    = 1
-	binaryPrefixLen  = 12
-	maxBinaryHeader  = 16 << 20
+	binaryVersion   = 1
+	binaryPrefixLen = 12
+	maxBinaryHeader = 16 << 20
 )
 
 type binaryHeader struct {
