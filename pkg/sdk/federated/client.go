@@ -406,7 +406,7 @@ func (c *Client) readAggregate(sess *session) (*Aggregate, error) {
 		kind, data, err := sess.ws.ReadMessage()
 		if err != nil {
 			var closeErr *websocket.CloseError
-			if errors.As(err, &closeErr) && closeErr.Code == closeBadClient {
+			if errors.As(err, &closeErr) && (closeErr.Code == closeBadClient || closeErr.Code == websocket.CloseMessageTooBig) {
 				return nil, fmt.Errorf("%w: the aggregator closed the connection: %w", errFatal, err)
 			}
 			return nil, fmt.Errorf("reading from the aggregator: %w", err)
