@@ -212,8 +212,11 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		clients: map[string]*conn{},
 		done:    make(chan struct{}),
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:  64 << 10,
+			ReadBufferSize:  16 << 10,
 			WriteBufferSize: 64 << 10,
+			// Idle clients (most of them, most of the time) hold no write
+			// buffer.
+			WriteBufferPool: &sync.Pool{},
 			Subprotocols:    []string{BinarySubprotocol},
 			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 				writeJSONError(w, status, reason.Error())
