@@ -19,6 +19,9 @@
 //	SEDNA_AGG_TOKEN (none), SEDNA_AGG_COMPAT (true)      admission: the job's token; admit clients without one
 //	SEDNA_AGG_MAX_JSON_BYTES (16 MiB), SEDNA_AGG_MAX_BINARY_BYTES (1 GiB)
 //
+// GET /<aggregation>/status answers the round, the finish state and the
+// counters (late, missing clients of the last round) as JSON.
+//
 // The defaults reproduce upstream's aggregator: every round waits for every
 // participant, nothing is written, and anyone may connect.
 package main
@@ -206,7 +209,7 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	server.Close()
 	stats := server.Stats()
 	logger.Info("Aggregator ended", "round", stats.Round, "finished", stats.Finished, "reason", stats.Reason,
-		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsClosedByDeadline", stats.ClosedByDeadline,
+		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsRoundsClosedShort", stats.RoundsClosedShort,
 		"checkpointErrors", stats.CheckpointErrors, "metrics", stats.Metrics)
 	return result
 }

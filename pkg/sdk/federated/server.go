@@ -93,32 +93,40 @@ type ServerOptions struct {
 	Clock clock.WithDelayedExecution
 }
 
-// Stats are the server's counters, for logs and tests.
+// StatusPathSuffix is appended to the algorithm's path for our status
+// endpoint: GET /<algorithm>/status answers Stats as JSON (same admission as
+// the other endpoints), for the controller and for people.
+const StatusPathSuffix = "/status"
+
+// Stats are the server's counters, for logs, tests and the status endpoint.
 type Stats struct {
-	Round     int
-	Finished  bool
-	Reason    string
-	Connected int
+	Round     int    `json:"round"`
+	Finished  bool   `json:"finished"`
+	Reason    string `json:"reason,omitempty"`
+	Connected int    `json:"connected"`
 	// Late counts updates trained on an older global model than the
 	// current one; they are discarded and the sender gets the current
 	// model.
-	Late int
+	Late int `json:"late"`
 	// Duplicate counts second updates of one client within a round; they
 	// are discarded (the first counts).
-	Duplicate int
+	Duplicate int `json:"duplicate"`
 	// Invalid counts refused messages (bad shapes, wrong client or job).
-	Invalid int
+	Invalid int `json:"invalid"`
 	// Replaced counts connections closed because the same client_id
 	// connected again.
-	Replaced int
-	// ClosedByDeadline counts rounds closed with fewer than Participants
-	// updates.
-	ClosedByDeadline int
+	Replaced int `json:"replaced"`
+	// RoundsClosedShort counts rounds closed with fewer than Participants
+	// updates (at the deadline, or because the others were not connected).
+	RoundsClosedShort int `json:"roundsClosedShort"`
 	// Missing is, for the last closed round, how many participants did not
 	// contribute.
-	Missing          int
-	CheckpointErrors int
-	Metrics          map[string]float64
+	Missing int `json:"missing"`
+	// MissingClients are the clients seen since the server started that
+	// did not contribute to the last closed round.
+	MissingClients   []string           `json:"missingClients,omitempty"`
+	CheckpointErrors int                `json:"checkpointErrors"`
+	Metrics          map[string]float64 `json:"metrics,omitempty"`
 }
 
 // Server is the aggregation server, an http.Handler serving upstream's
@@ -138,6 +146,8 @@ type Server struct {
 	// upgrading counts connections between admission and upgrade.
 	upgrading int
 	clients   map[string]*conn
+	// known are the client ids seen since start, to name the missing ones.
+	known map[string]bool
 	// round is the number of completed rounds; global is its aggregate
 	// (nil before the first round unless resumed).
 	round    int
@@ -210,6 +220,7 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		clock:   opts.Clock,
 		conns:   map[*conn]struct{}{},
 		clients: map[string]*conn{},
+		known:   map[string]bool{},
 		done:    make(chan struct{}),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  16 << 10,
@@ -305,6 +316,7 @@ func (s *Server) Stats() Stats {
 	stats := s.stats
 	stats.Connected = len(s.clients)
 	stats.Metrics = maps.Clone(s.stats.Metrics)
+	stats.MissingClients = slices.Clone(s.stats.MissingClients)
 	return stats
 }
 
@@ -330,8 +342,8 @@ func (s *Server) Close() {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != s.path {
-		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s: the aggregation server serves %s", r.URL.Path, s.path))
+	if r.URL.Path != s.path && r.URL.Path != s.path+StatusPathSuffix {
+		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s: the aggregation server serves %s and %s%s", r.URL.Path, s.path, s.path, StatusPathSuffix))
 		return
 	}
 	if status, reason := s.admit(r); status != 0 {
@@ -343,6 +355,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case r.URL.Path != s.path:
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeJSONError(w, http.StatusMethodNotAllowed, "use GET")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(s.Stats()); err != nil {
+			s.logger.V(4).Info("Writing the status failed", "err", err)
+		}
 	case websocket.IsWebSocketUpgrade(r):
 		s.serveWebSocket(w, r)
 	case r.Method == http.MethodGet:
@@ -626,6 +648,7 @@ func (s *Server) join(c *conn, sync bool) {
 		s.enqueueLocked(other, join, false)
 	}
 	s.clients[c.id] = c
+	s.known[c.id] = true
 	echo := outFrame{data: subscribeFrame(c.id)}
 	for _, client := range s.clients {
 		s.enqueueLocked(client, echo, client == c)
@@ -875,8 +898,15 @@ func (s *Server) closeRoundLocked(why string) {
 	s.global, s.frames = agg, frameCache{}
 	missing := s.opts.Policy.Participants - open.count
 	s.stats.Round, s.stats.Missing, s.stats.Metrics = s.round, missing, agg.Metrics
+	s.stats.MissingClients = nil
+	for id := range s.known {
+		if !open.contributors[id] {
+			s.stats.MissingClients = append(s.stats.MissingClients, id)
+		}
+	}
+	slices.Sort(s.stats.MissingClients)
 	if missing > 0 {
-		s.stats.ClosedByDeadline++
+		s.stats.RoundsClosedShort++
 	}
 	s.logger.Info("Round closed", "round", s.round, "updates", open.count, "missing", missing, "closedBy", why, "totalSample", total, "metrics", agg.Metrics, "exit", agg.Exit)
 	// The checkpoint comes before any client sees the round, so a restarted

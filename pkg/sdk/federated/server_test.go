@@ -114,8 +114,9 @@ func TestDeadlineClosesRoundAndStragglerRejoins(t *testing.T) {
 	frame, _ = b.recvWeight()
 	require.Equal(t, [][]float64{{3}}, decodeRecv(t, frame).Data.Weights)
 	stats := s.Stats()
-	require.Equal(t, 1, stats.ClosedByDeadline)
+	require.Equal(t, 1, stats.RoundsClosedShort)
 	require.Equal(t, 1, stats.Missing)
+	require.Equal(t, []string{"c"}, stats.MissingClients)
 
 	// c was training on the initial model: its update is late. It is
 	// discarded, counted, and answered at once with round 1's model.
@@ -127,6 +128,14 @@ func TestDeadlineClosesRoundAndStragglerRejoins(t *testing.T) {
 	require.Equal(t, [][]float64{{3}}, late.Data.Weights)
 	require.Equal(t, "continue", late.Data.ExitFlag)
 	require.Equal(t, 1, s.Stats().Late)
+	// The status endpoint tells the same.
+	resp, err := http.Get("http" + strings.TrimPrefix(url, "ws") + StatusPathSuffix)
+	require.NoError(t, err)
+	var status map[string]any
+	require.NoError(t, jsonDecode(resp, &status))
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, map[string]any{"round": 1.0, "finished": false, "connected": 3.0, "late": 1.0, "duplicate": 0.0, "invalid": 0.0,
+		"replaced": 0.0, "roundsClosedShort": 1.0, "missing": 1.0, "missingClients": []any{"c"}, "checkpointErrors": 0.0}, status)
 
 	// Round 2: c rejoins; all three answer, no deadline needed.
 	a.sendUpdate(1, `[[1.0]]`)
@@ -302,12 +311,14 @@ func TestAdmission(t *testing.T) {
 			require.Equal(t, http.StatusOK, getResp.StatusCode)
 		})
 	}
-	// And a refused GET.
+	// And refused GETs, of the client list and of the status.
 	_, url := startServer(t, ServerOptions{Admission: Admission{Token: token}, Policy: Policy{Participants: 1, ExitRound: 1}})
-	resp, err := http.Get("http" + strings.TrimPrefix(url, "ws"))
-	require.NoError(t, err)
-	require.NoError(t, resp.Body.Close())
-	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	for _, path := range []string{"", StatusPathSuffix} {
+		resp, err := http.Get("http" + strings.TrimPrefix(url, "ws") + path)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, path)
+	}
 }
 
 func TestSubscribeIsRequiredFirst(t *testing.T) {
