@@ -198,6 +198,11 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	case <-server.Done():
 	case <-ctx.Done():
 		logger.Info("Stopping on signal")
+		// A stopped job is not a finished one: a non-zero status keeps a
+		// killed aggregator from looking Succeeded.
+		if !server.Stats().Finished {
+			result = fmt.Errorf("stopped before training finished: %w", context.Cause(ctx))
+		}
 	case err := <-serveErr:
 		result = fmt.Errorf("serving: %w", err)
 	}

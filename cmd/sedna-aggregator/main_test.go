@@ -78,11 +78,7 @@ func TestRunEndsAfterTraining(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	_, port, err := net.SplitHostPort(listener.Addr().String())
-	require.NoError(t, err)
-	require.NoError(t, listener.Close())
+	port := freePort(t)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -121,4 +117,35 @@ func TestRunEndsAfterTraining(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(dir, federated.CheckpointFile))
 	require.NoError(t, err)
+}
+
+func TestRunStoppedBeforeTheEndFails(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-bind-ip", "127.0.0.1", "-bind-port", freePort(t)}, env.MapLookup(map[string]string{"PARTICIPANTS_COUNT": "2"}), ready)
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("the aggregator ended before listening: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "stopped before training finished")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the aggregator did not stop")
+	}
+}
+
+func freePort(t *testing.T) string {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	_, port, err := net.SplitHostPort(listener.Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, listener.Close())
+	return port
 }

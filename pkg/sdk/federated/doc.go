@@ -32,8 +32,10 @@
 //     and exits.
 //   - other message types are relayed unchanged to every client.
 //
-// Frames are written compactly in upstream's key order; floats as Python's
-// repr writes them ("1.0", "1e-05"), so numpy never sees an integer layer.
+// Frames are written in upstream's key order without whitespace (upstream's
+// whitespace depends on its Starlette version; JSON parsers ignore it), and
+// floats as Python's repr writes them ("1.0", "1e-05"), so numpy never sees
+// an integer layer.
 // FedAvg is the per-layer mean weighted by num_samples.
 //
 // # Extensions, and how they stay compatible
