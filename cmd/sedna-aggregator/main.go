@@ -1,0 +1,220 @@
+// Command sedna-aggregator is a ready-made aggregation worker of a
+// FederatedLearningJob: it runs pkg/sdk/federated's server with the
+// configuration GM gives the aggregation pod, so the job's image only needs
+// this binary. It serves upstream's protocol on AGG_BIND_PORT, ends with
+// status 0 once training is over and the trainers have gone, and resumes
+// from its checkpoint after a restart.
+//
+// Configuration (environment; every variable also has a flag, which wins):
+//
+//	AGG_BIND_IP (all interfaces), AGG_BIND_PORT (7363)   listen address
+//	JOB_NAME (sedna), PARTICIPANTS_COUNT (required)      from GM
+//	EXIT_ROUND or exit_round (3)                         rounds to train (upstream's parameter)
+//	AGGREGATION or aggregation (FedAvg)                  FedAvg or Mean; also the URL path
+//	SEDNA_AGG_MIN_CLIENTS (PARTICIPANTS_COUNT)           round quorum
+//	SEDNA_AGG_ROUND_DEADLINE (none)                      seconds or a duration, from a round's first update
+//	SEDNA_AGG_TARGET_METRIC (none)                       e.g. accuracy>=0.97
+//	SEDNA_AGG_CHECKPOINT_DIR (none)                      checkpoint after every round; resume on start
+//	SEDNA_AGG_EXIT_GRACE (none)                          end this long after training even if clients stay
+//	SEDNA_AGG_TOKEN (none), SEDNA_AGG_COMPAT (true)      admission: the job's token; admit clients without one
+//	SEDNA_AGG_MAX_JSON_BYTES (16 MiB), SEDNA_AGG_MAX_BINARY_BYTES (1 GiB)
+//
+// GET /<aggregation>/status answers the round, the finish state and the
+// counters (late, missing clients of the last round) as JSON.
+//
+// The defaults reproduce upstream's aggregator: every round waits for every
+// participant, nothing is written, and anyone may connect.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/sdk/env"
+	"github.com/sedna-go/sedna/pkg/sdk/federated"
+)
+
+func main() {
+	klog.InitFlags(nil)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.LookupEnv, nil)
+	stop()
+	if err != nil {
+		klog.ErrorS(err, "Aggregator failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+// Our variables; upstream's come from package env and federated.
+const (
+	envBindIP           = "AGG_BIND_IP"
+	envExitRound        = "exit_round"
+	envAggregation      = "aggregation"
+	envMinClients       = "SEDNA_AGG_MIN_CLIENTS"
+	envRoundDeadline    = "SEDNA_AGG_ROUND_DEADLINE"
+	envTargetMetric     = "SEDNA_AGG_TARGET_METRIC"
+	envCheckpointDir    = "SEDNA_AGG_CHECKPOINT_DIR"
+	envExitGrace        = "SEDNA_AGG_EXIT_GRACE"
+	envCompat           = "SEDNA_AGG_COMPAT"
+	envMaxJSONBytes     = "SEDNA_AGG_MAX_JSON_BYTES"
+	envMaxBinaryBytes   = "SEDNA_AGG_MAX_BINARY_BYTES"
+	defaultExitRound    = 3
+	readHeaderTimeout   = 10 * time.Second
+	shutdownGracePeriod = 5 * time.Second
+)
+
+type config struct {
+	bindAddr      string
+	checkpointDir string
+	options       federated.ServerOptions
+}
+
+// parseConfig reads the environment, then flags override it.
+func parseConfig(args []string, environment *env.Context) (*config, error) {
+	fs := flag.NewFlagSet("sedna-aggregator", flag.ContinueOnError)
+	bindIP := fs.String("bind-ip", environment.Get(envBindIP, ""), "listen address ("+envBindIP+"); empty means all interfaces")
+	bindPort := fs.String("bind-port", environment.Get(federated.EnvAggBindPort, strconv.Itoa(federated.DefaultAggPort)), "listen port ("+federated.EnvAggBindPort+")")
+	job := fs.String("job", environment.JobName(), "job name (JOB_NAME)")
+	participants := fs.String("participants", environment.Get(federated.EnvParticipantsCount, ""), "number of training workers ("+federated.EnvParticipantsCount+")")
+	exitRound := fs.String("exit-round", environment.Get(envExitRound, strconv.Itoa(defaultExitRound)), "rounds to train (EXIT_ROUND)")
+	algorithm := fs.String("aggregation", environment.Get(envAggregation, federated.AlgorithmFedAvg), "aggregation algorithm: FedAvg or Mean (AGGREGATION)")
+	minClients := fs.String("min-clients", environment.Get(envMinClients, "0"), "quorum of a round; 0 means every participant ("+envMinClients+")")
+	deadline := fs.String("round-deadline", environment.Get(envRoundDeadline, ""), "close a round with its quorum this long after its first update ("+envRoundDeadline+")")
+	target := fs.String("target-metric", environment.Get(envTargetMetric, ""), "stop once the round's client metric reaches name>=value or name<=value ("+envTargetMetric+")")
+	checkpointDir := fs.String("checkpoint-dir", environment.Get(envCheckpointDir, ""), "directory of the per-round checkpoint ("+envCheckpointDir+")")
+	exitGrace := fs.String("exit-grace", environment.Get(envExitGrace, ""), "end this long after training even if clients stay connected ("+envExitGrace+")")
+	compat := fs.String("compat", environment.Get(envCompat, "true"), "admit clients that send no token, as upstream's Python clients ("+envCompat+")")
+	maxJSON := fs.String("max-json-bytes", environment.Get(envMaxJSONBytes, ""), "largest JSON message ("+envMaxJSONBytes+")")
+	maxBinary := fs.String("max-binary-bytes", environment.Get(envMaxBinaryBytes, ""), "largest binary message ("+envMaxBinaryBytes+")")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	// Each value goes through the same parser as the environment, so a flag
+	// and a variable mean the same thing.
+	values := map[string]string{
+		federated.EnvAggBindPort: *bindPort, federated.EnvParticipantsCount: *participants, "EXIT_ROUND": *exitRound,
+		envMinClients: *minClients, envRoundDeadline: *deadline, envExitGrace: *exitGrace, envCompat: *compat,
+		envMaxJSONBytes: *maxJSON, envMaxBinaryBytes: *maxBinary,
+	}
+	parsed := env.New(env.MapLookup(values))
+	port, err := parsed.Port(federated.EnvAggBindPort, federated.DefaultAggPort)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &config{bindAddr: net.JoinHostPort(*bindIP, strconv.Itoa(port)), checkpointDir: *checkpointDir}
+	opts := &cfg.options
+	opts.Job = *job
+	if *participants == "" {
+		return nil, errors.New("environment variable " + federated.EnvParticipantsCount + " is not set: how many trainers does the job have?")
+	}
+	if opts.Policy.Participants, err = parsed.Int(federated.EnvParticipantsCount, 0); err != nil {
+		return nil, err
+	}
+	if opts.Policy.ExitRound, err = parsed.Int("EXIT_ROUND", defaultExitRound); err != nil {
+		return nil, err
+	}
+	if opts.Policy.MinClients, err = parsed.Int(envMinClients, 0); err != nil {
+		return nil, err
+	}
+	if opts.Policy.RoundDeadline, err = parsed.Seconds(envRoundDeadline, 0); err != nil {
+		return nil, err
+	}
+	if *target != "" {
+		if opts.Policy.Target, err = federated.ParseTargetMetric(*target); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Aggregator, err = federated.AggregatorByName(*algorithm); err != nil {
+		return nil, err
+	}
+	if opts.ExitGrace, err = parsed.Seconds(envExitGrace, 0); err != nil {
+		return nil, err
+	}
+	opts.Admission.Token = environment.Get(federated.EnvToken, "")
+	if opts.Admission.AllowAnonymous, err = parsed.Bool(envCompat, true); err != nil {
+		return nil, err
+	}
+	maxJSONBytes, err := parsed.Int(envMaxJSONBytes, 0)
+	if err != nil {
+		return nil, err
+	}
+	maxBinaryBytes, err := parsed.Int(envMaxBinaryBytes, 0)
+	if err != nil {
+		return nil, err
+	}
+	opts.MaxJSONMessageBytes, opts.MaxBinaryMessageBytes = int64(maxJSONBytes), int64(maxBinaryBytes)
+	if cfg.checkpointDir != "" {
+		opts.Store = federated.DirStore{Dir: cfg.checkpointDir}
+	}
+	return cfg, nil
+}
+
+// run serves until training is over and the clients left, or ctx ends.
+// ready, when set, receives the listen address.
+func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- string) error {
+	cfg, err := parseConfig(args, env.New(lookup))
+	if err != nil {
+		return fmt.Errorf("configuring the aggregator: %w", err)
+	}
+	logger := klog.FromContext(ctx)
+	server, err := federated.NewServer(ctx, cfg.options)
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", cfg.bindAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.bindAddr, err)
+	}
+	policy := cfg.options.Policy
+	logger.Info("Aggregator listening", "address", listener.Addr().String(), "path", server.Path(), "job", cfg.options.Job,
+		"participants", policy.Participants, "minClients", policy.MinClients, "roundDeadline", policy.RoundDeadline,
+		"exitRound", policy.ExitRound, "target", policy.Target, "checkpointDir", cfg.checkpointDir,
+		"token", cfg.options.Admission.Token != "", "compat", cfg.options.Admission.AllowAnonymous)
+	if ready != nil {
+		ready <- listener.Addr().String()
+	}
+	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: readHeaderTimeout}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(listener) }()
+
+	var result error
+	select {
+	case <-server.Done():
+	case <-ctx.Done():
+		logger.Info("Stopping on signal")
+		// A stopped job is not a finished one: a non-zero status keeps a
+		// killed aggregator from looking Succeeded.
+		if !server.Stats().Finished {
+			result = fmt.Errorf("stopped before training finished: %w", context.Cause(ctx))
+		}
+	case err := <-serveErr:
+		result = fmt.Errorf("serving: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGracePeriod)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		logger.Error(err, "Shutting the HTTP server down")
+	}
+	server.Close()
+	stats := server.Stats()
+	logger.Info("Aggregator ended", "round", stats.Round, "finished", stats.Finished, "reason", stats.Reason,
+		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsRoundsClosedShort", stats.RoundsClosedShort,
+		"checkpointErrors", stats.CheckpointErrors, "metrics", stats.Metrics)
+	return result
+}
