@@ -44,6 +44,9 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 		informers.WithNamespace(m.cfg.Namespace))
 	deps.SednaInformers = sednainformers.NewSharedInformerFactoryWithOptions(deps.SednaClient, resync,
 		sednainformers.WithNamespace(m.cfg.Namespace))
+	if deps.WorkerTokenInformers == nil {
+		deps.WorkerTokenInformers = runtime.NewWorkerTokenInformers(deps.KubeClient, m.cfg.Namespace)
+	}
 	if deps.Models == nil {
 		deps.Models = runtime.NewBindings()
 	}
@@ -75,6 +78,7 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 
 	deps.KubeInformers.Start(ctx.Done())
 	deps.SednaInformers.Start(ctx.Done())
+	deps.WorkerTokenInformers.Start(ctx.Done())
 	for typ, ok := range deps.KubeInformers.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("kube informer cache for %v did not sync", typ)
@@ -83,6 +87,11 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 	for typ, ok := range deps.SednaInformers.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("sedna informer cache for %v did not sync", typ)
+		}
+	}
+	for typ, ok := range deps.WorkerTokenInformers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("worker-token secret cache for %v did not sync", typ)
 		}
 	}
 	for _, f := range features {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -141,5 +142,24 @@ func EnqueueController(queue workqueue.TypedRateLimitingInterface[string], kind 
 			return
 		}
 		queue.Add(child.GetNamespace() + "/" + ref.Name)
+	}
+}
+
+// EnqueueLabeled returns a function that enqueues the owner of kind a child carries the labels
+// of (workers.Labels: <kind>.sedna.io/name and uid), after checking with ownerUID that it is the
+// same object. Worker pods of Deployments are controlled by ReplicaSets, not by the owner, so
+// pods are matched by these labels.
+func EnqueueLabeled(queue workqueue.TypedRateLimitingInterface[string], kind string,
+	ownerUID func(namespace, name string) (types.UID, bool)) func(child metav1.Object) {
+	prefix := strings.ToLower(kind) + ".sedna.io/"
+	return func(child metav1.Object) {
+		name, uid := child.GetLabels()[prefix+"name"], child.GetLabels()[prefix+"uid"]
+		if name == "" || uid == "" {
+			return
+		}
+		if current, ok := ownerUID(child.GetNamespace(), name); !ok || string(current) != uid {
+			return
+		}
+		queue.Add(child.GetNamespace() + "/" + name)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -65,6 +66,23 @@ type Dependencies struct {
 	KBServer string
 	// Metrics is where controllers register their metrics; nil registers nothing.
 	Metrics prometheus.Registerer
+
+	// WorkerTokenInformers caches only the worker-token Secrets (NewWorkerTokenInformers).
+	WorkerTokenInformers informers.SharedInformerFactory
+	// NodeChannel tells whether a node's LC is connected, and since when; nil means unknown
+	// (every node counts as connected since ever).
+	NodeChannel NodeChannel
+}
+
+// NodeChannel is the state of the GM↔LC channel per node, as controllers that must tell "the
+// edge is offline" from "the edge is silent" need it (contract C3).
+type NodeChannel interface {
+	// ConnectedSince returns when node's current connection was established, and false when its
+	// LC is not connected.
+	ConnectedSince(node string) (time.Time, bool)
+	// OnChange registers fn, called (outside any lock, without blocking) with the node whose LC
+	// connected or disconnected. Register before use.
+	OnChange(fn func(node string))
 }
 
 // ChannelKey identifies a resource on the GM↔LC channel.

@@ -33,9 +33,11 @@ const (
 	maxStageAttempts = 3
 	// retryBaseDelay is the wait after the first failed try; it doubles with every further one.
 	retryBaseDelay = 10 * time.Second
-	// reportGrace is how long a stage may stay open after its pod succeeded: the worker reports
-	// before it exits (upstream's library retries for 15 s), so a longer silence means the
-	// report was lost and the stage fails rather than hanging the round.
+	// reportGrace is how long a stage may stay open after its pod succeeded while the job's LC
+	// is connected: the worker reports before it exits (upstream's library retries for 15 s) and
+	// a connected LC relays at once, so a longer silence means the report was lost and the stage
+	// fails rather than hanging the round. Time while the LC is offline does not count: an edge
+	// working on its own keeps the report in its outbox and sends it when it reconnects.
 	reportGrace = 2 * time.Minute
 )
 
@@ -57,8 +59,13 @@ type Controller struct {
 	secrets       *runtime.Bindings
 	metrics       *runtime.SyncMetrics
 	reportMetrics *reportMetrics
-	recorder      record.EventRecorder
-	lcServer      string
+	tokens        *runtime.WorkerTokens
+	// nodeChannel tells whether a node's LC is connected; nil counts every node as connected.
+	nodeChannel runtime.NodeChannel
+	// enqueueLabeled enqueues the job whose labels a pod carries (runtime.EnqueueLabeled).
+	enqueueLabeled func(child metav1.Object)
+	recorder       record.EventRecorder
+	lcServer       string
 
 	// Test seams: the clock, how long a blocked job waits before the next look, the retry delay.
 	now          func() time.Time
@@ -84,6 +91,7 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	modelInformer := deps.SednaInformers.Sedna().V1alpha1().Models()
 	podInformer := deps.KubeInformers.Core().V1().Pods()
 	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
+	tokenInformer := deps.WorkerTokenInformers.Core().V1().Secrets()
 	recorder := deps.Recorder
 	if recorder == nil {
 		recorder = &record.FakeRecorder{} // drops events: no channel
@@ -94,8 +102,9 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		pods: podInformer.Lister(), deployments: deploymentInformer.Lister(),
 		synced: []cache.InformerSynced{
 			informer.Informer().HasSynced, datasetInformer.Informer().HasSynced, modelInformer.Informer().HasSynced,
-			podInformer.Informer().HasSynced, deploymentInformer.Informer().HasSynced,
+			podInformer.Informer().HasSynced, deploymentInformer.Informer().HasSynced, tokenInformer.Informer().HasSynced,
 		},
+		tokens: runtime.NewWorkerTokens(deps.KubeClient, tokenInformer.Lister()), nodeChannel: deps.NodeChannel,
 		queue: runtime.NewQueue(Name), downstream: deps.Downstream, models: deps.Models, secrets: deps.Secrets,
 		metrics: runtime.NewSyncMetrics(deps.Metrics, "incrementallearning"), reportMetrics: newReportMetrics(deps.Metrics),
 		recorder: recorder, lcServer: deps.LCServer,
@@ -103,6 +112,7 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		pending: map[string][]stageReport{},
 	}
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
+	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)
 	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
 		return nil, fmt.Errorf("watching incremental learning jobs: %w", err)
 	}
@@ -112,12 +122,22 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
 		return nil, fmt.Errorf("watching models: %w", err)
 	}
-	// Every pod of the namespace is in the shared cache; only those a job controls wake it.
-	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
+	// Every pod of the namespace is in the shared cache; only the job's workers (its stage pods
+	// and the inference Deployment's pods, by their labels) wake it: their state and IPs are
+	// what the job's LC is told.
+	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueLabeled)); err != nil {
 		return nil, fmt.Errorf("watching pods: %w", err)
+	}
+	// A deleted worker-token Secret is created again.
+	if _, err := tokenInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
+		return nil, fmt.Errorf("watching worker-token secrets: %w", err)
 	}
 	if _, err := deploymentInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
 		return nil, fmt.Errorf("watching deployments: %w", err)
+	}
+	if c.nodeChannel != nil {
+		// The report grace of a stage counts only while its LC is connected.
+		c.nodeChannel.OnChange(c.enqueueNodeUsers)
 	}
 	return c, nil
 }
@@ -129,6 +149,27 @@ func (c *Controller) ownerUID(namespace, name string) (types.UID, bool) {
 		return "", false
 	}
 	return job.UID, true
+}
+
+// enqueueNodeUsers enqueues the jobs whose Dataset is on node (their LC's channel changed).
+func (c *Controller) enqueueNodeUsers(node string) {
+	jobs, err := c.lister.List(labels.Everything())
+	if err != nil {
+		return // a lister List only fails on a bad selector
+	}
+	for _, job := range jobs {
+		if c.datasetNode(job) == node {
+			c.queue.Add(job.Namespace + "/" + job.Name)
+		}
+	}
+}
+
+// lcConnectedSince is when the LC of node connected, false while it is not connected.
+func (c *Controller) lcConnectedSince(node string) (time.Time, bool) {
+	if c.nodeChannel == nil {
+		return time.Time{}, true
+	}
+	return c.nodeChannel.ConnectedSince(node)
 }
 
 func (c *Controller) enqueueDatasetUsers(ds metav1.Object) {
@@ -177,7 +218,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 // PrimeDownstream implements runtime.DownstreamPrimer: every job goes to its Dataset's node.
 func (c *Controller) PrimeDownstream(context.Context) error {
 	return runtime.PublishAll("incremental learning jobs", c.lister.List, func(job *sednav1.IncrementalLearningJob) error {
-		return c.publish(job, c.datasetNode(job))
+		return c.publish(job, c.datasetNode(job), c.tokens.CachedWorkerToken(ownerOf(job)))
 	})
 }
 

@@ -15,6 +15,19 @@
 //     with reason StagePodFailed; the LC reads these from the status it is sent. A succeeded pod
 //     does not complete a stage: the LC does, from the worker's report. A stage pod that
 //     disappears is created again. Pods of earlier rounds are deleted when a round starts.
+//   - The locations in the LC's stage input (models, data, output directory, data index) come
+//     from whatever reported to the LC, so each must lie within what the job itself declares
+//     (workers.Scope: its outputDir, its Dataset's URL and that index's directory, its Models'
+//     URLs; the same s3 bucket and prefix); anything else fails the stage with reason URLRefused
+//     naming the URL, and no pod is built from it.
+//   - A stage report with a problem (the LC cannot write or read what the stage needs) sets the
+//     Stalled condition with the LC's reason and message; the next report without one clears it.
+//   - A stage whose pod succeeded fails with WorkerDidNotReport after reportGrace of silence,
+//     counted only while the job's LC is connected (runtime.NodeChannel): an edge working
+//     offline keeps the worker's report and sends it when it reconnects.
+//   - Every worker gets the job's worker token (Secret "<job>-worker-token", created once,
+//     SEDNA_WORKER_TOKEN by reference); the copy sent to the LC carries the token's SHA-256 and
+//     the job's worker pods on that node with their IPs (pkg/workerauth).
 //   - It keeps the inference worker Deployment "<job>-deployment-inference" (one replica): with
 //     hot update it mounts the job's hot-update directory, without it a newly deployed round
 //     rolls the worker.

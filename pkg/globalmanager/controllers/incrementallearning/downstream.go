@@ -1,9 +1,14 @@
 package incrementallearning
 
 import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/labels"
+
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
 // publish sends the job, with its status (the stage, state and round the LC waits for), to the
@@ -12,8 +17,11 @@ import (
 // node by the Dataset feature. node "" (no Dataset yet) withdraws the job from every node.
 //
 // With hot update, the copy sent names the host path of model_config.json in the annotation the
-// LC reads; the annotation is never written to the API server.
-func (c *Controller) publish(job *sednav1.IncrementalLearningJob, node string) error {
+// LC reads. The copy also carries the SHA-256 of the job's worker token (token "" sends none) and
+// the job's workers on that node with their pod IPs (contract C1), and its version is raised to
+// the newest of those pods' resourceVersions so that a pod change reaches the LC. These
+// annotations are never written to the API server.
+func (c *Controller) publish(job *sednav1.IncrementalLearningJob, node, token string) error {
 	key := runtime.Key(Kind, job.Namespace, job.Name)
 	models := []channel.Key{
 		runtime.Key("model", job.Namespace, job.Spec.InitialModel.Name),
@@ -30,18 +38,24 @@ func (c *Controller) publish(job *sednav1.IncrementalLearningJob, node string) e
 	c.secrets.Set(key, secrets, []string{node})
 
 	copied := job.DeepCopy()
-	if copied.Spec.DeploySpec.Model.HotUpdateEnabled {
-		annotations := map[string]string{}
-		for k, v := range copied.Annotations {
-			annotations[k] = v
-		}
-		annotations[HotUpdateAnnotation] = hotUpdateHostDir(job) + hotUpdateConfig
-		copied.Annotations = annotations
+	pods, err := c.pods.Pods(job.Namespace).List(labels.SelectorFromSet(workers.OwnerSelector(ownerOf(job))))
+	if err != nil {
+		return fmt.Errorf("listing the pods of incremental learning job %s/%s: %w", job.Namespace, job.Name, err)
 	}
+	nodeWorkers, podsVersion := runtime.NodeWorkers(pods, node, workerTypeLabel)
+	annotations, err := runtime.WorkerAuth{Token: token, Workers: nodeWorkers}.Annotate(copied.Annotations)
+	if err != nil {
+		return fmt.Errorf("publishing incremental learning job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	if copied.Spec.DeploySpec.Model.HotUpdateEnabled {
+		annotations[HotUpdateAnnotation] = hotUpdateHostDir(job) + hotUpdateConfig
+	}
+	copied.Annotations = annotations
 	data, version, err := runtime.EncodeForLC(copied, &copied.TypeMeta, KindName)
 	if err != nil {
 		return err
 	}
+	version = max(version, podsVersion)
 	if node == "" {
 		c.downstream.Publish(key, version, data)
 		return nil

@@ -3,6 +3,7 @@ package incrementallearning
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,16 +27,57 @@ import (
 
 // sent is what the controller last published for a key.
 type sent struct {
-	nodes  []string
-	object []byte
+	nodes   []string
+	object  []byte
+	version uint64
 }
 
 type recordingDownstream struct{ published map[channel.Key]sent }
 
-func (r *recordingDownstream) Publish(key channel.Key, _ uint64, object []byte, nodes ...string) {
-	r.published[key] = sent{nodes: nodes, object: object}
+func (r *recordingDownstream) Publish(key channel.Key, version uint64, object []byte, nodes ...string) {
+	r.published[key] = sent{nodes: nodes, object: object, version: version}
 }
 func (r *recordingDownstream) Unpublish(key channel.Key) { delete(r.published, key) }
+
+// fakeChannel is the channel state of the nodes: a node not disconnected by a test is connected
+// since the zero time.
+type fakeChannel struct {
+	mu       sync.Mutex
+	since    map[string]time.Time
+	down     map[string]bool
+	onChange []func(string)
+}
+
+func (c *fakeChannel) ConnectedSince(node string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down[node] {
+		return time.Time{}, false
+	}
+	return c.since[node], true
+}
+
+func (c *fakeChannel) OnChange(fn func(string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onChange = append(c.onChange, fn)
+}
+
+func (c *fakeChannel) set(node string, connected bool, at time.Time) {
+	c.mu.Lock()
+	if c.down == nil {
+		c.down = map[string]bool{}
+	}
+	c.down[node] = !connected
+	if connected {
+		c.since[node] = at
+	}
+	callbacks := append([]func(string){}, c.onChange...)
+	c.mu.Unlock()
+	for _, fn := range callbacks {
+		fn(node)
+	}
+}
 
 // fixture is a controller over fake clientsets whose informer caches the test fills: refresh
 // copies the fake API's objects into the caches, as the informers would.
@@ -44,11 +86,13 @@ type fixture struct {
 	kube           *kubefake.Clientset
 	sedna          *sednafake.Clientset
 	kubeInformers  kubeinformers.SharedInformerFactory
+	tokenInformers kubeinformers.SharedInformerFactory
 	sednaInformers sednainformers.SharedInformerFactory
 	downstream     *recordingDownstream
 	models         *runtime.Bindings
 	secrets        *runtime.Bindings
 	recorder       *record.FakeRecorder
+	channel        *fakeChannel
 	clock          time.Time
 	c              *Controller
 }
@@ -61,11 +105,14 @@ func newFixture(t *testing.T, sednaObjects []k8sruntime.Object, kubeObjects ...k
 		t: t, kube: kubefake.NewClientset(kubeObjects...), sedna: sednafake.NewSimpleClientset(sednaObjects...),
 		downstream: &recordingDownstream{published: map[channel.Key]sent{}},
 		models:     runtime.NewBindings(), secrets: runtime.NewBindings(), recorder: record.NewFakeRecorder(100), clock: testStart,
+		channel: &fakeChannel{since: map[string]time.Time{}},
 	}
 	f.kubeInformers = kubeinformers.NewSharedInformerFactory(f.kube, 0)
+	f.tokenInformers = runtime.NewWorkerTokenInformers(f.kube, "")
 	f.sednaInformers = sednainformers.NewSharedInformerFactory(f.sedna, 0)
 	ctrl, err := New(runtime.Dependencies{
 		KubeClient: f.kube, SednaClient: f.sedna, KubeInformers: f.kubeInformers, SednaInformers: f.sednaInformers,
+		WorkerTokenInformers: f.tokenInformers, NodeChannel: f.channel,
 		Downstream: f.downstream, Models: f.models, Secrets: f.secrets, Recorder: f.recorder, LCServer: "http://localhost:9100",
 	})
 	require.NoError(t, err)
@@ -97,6 +144,13 @@ func (f *fixture) refresh() {
 		objs = append(objs, &deployments.Items[i])
 	}
 	replace(f.kubeInformers.Apps().V1().Deployments().Informer().GetIndexer(), objs)
+	secrets, err := f.kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: runtime.WorkerTokenSelector.String()})
+	require.NoError(f.t, err)
+	objs = nil
+	for i := range secrets.Items {
+		objs = append(objs, &secrets.Items[i])
+	}
+	replace(f.tokenInformers.Core().V1().Secrets().Informer().GetIndexer(), objs)
 	jobs, err := f.sedna.SednaV1alpha1().IncrementalLearningJobs("").List(ctx, metav1.ListOptions{})
 	require.NoError(f.t, err)
 	objs = nil

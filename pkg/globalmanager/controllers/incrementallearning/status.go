@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,8 +14,14 @@ import (
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 )
 
+// conditionStalled is True while the LC reports that it cannot carry out its part of the
+// current stage (contract C2), with the LC's reason and message.
+const conditionStalled = "Stalled"
+
 // Condition reasons.
 const (
+	// Stalled is False again once a stage report comes without a problem.
+	reasonProgressing = "Progressing"
 	// Ready: the inference worker.
 	reasonWorkerAvailable   = "WorkerAvailable"
 	reasonWorkerUnavailable = "WorkerUnavailable"
@@ -24,11 +31,15 @@ const (
 	reasonCredentialNotFound = "CredentialNotFound"
 	reasonInvalidCredential  = "InvalidCredential"
 	reasonInvalidSpec        = "InvalidSpec"
+	// reasonWorkerTokenConflict: the job's worker-token Secret exists but is not usable.
+	reasonWorkerTokenConflict = "WorkerTokenConflict"
 	// Training is False while the job waits for the train trigger.
 	reasonWaitingForTrigger = "WaitingForTrainTrigger"
 	// Failed: the stage's pod failed maxStageAttempts times (GM), or the LC failed the stage.
 	reasonStagePodFailed = "StagePodFailed"
 	reasonStageFailed    = "StageFailed"
+	// Failed: a location in the LC's stage input lies outside what the job declares.
+	reasonURLRefused = "URLRefused"
 	// Failed: the stage's pod succeeded but no report came within reportGrace.
 	reasonWorkerDidNotReport = "WorkerDidNotReport"
 	// Failed is False again once a new round starts.
@@ -98,6 +109,7 @@ func applyReport(status *sednav1.ILJobStatus, report stageReport, generation int
 		status.StageData = string(encoded)
 	}
 
+	setStalled(status, report.Problem, generation)
 	if report.RoundResult != nil {
 		status.Rounds = appendRound(status.Rounds, *report.RoundResult)
 		setDeployedCondition(status, *report.RoundResult, generation)
@@ -118,6 +130,27 @@ func applyReport(status *sednav1.ILJobStatus, report stageReport, generation int
 	}
 	return nil
 }
+
+// setStalled sets Stalled from a stage report: True with the LC's problem, False (once it was set)
+// when a report comes without one.
+func setStalled(status *sednav1.ILJobStatus, p *problem, generation int64) {
+	if p != nil {
+		message := p.Message
+		if len(message) > maxConditionMessage {
+			message = strings.ToValidUTF8(message[:maxConditionMessage], "")
+		}
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: conditionStalled, Status: metav1.ConditionTrue,
+			ObservedGeneration: generation, Reason: p.Reason, Message: message})
+		return
+	}
+	if meta.FindStatusCondition(status.Conditions, conditionStalled) != nil {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: conditionStalled, Status: metav1.ConditionFalse,
+			ObservedGeneration: generation, Reason: reasonProgressing, Message: "the LC carries out the stage"})
+	}
+}
+
+// maxConditionMessage bounds a message taken from a report (metav1.Condition allows 32768 bytes).
+const maxConditionMessage = 4096
 
 // setDeployedCondition says whether the round's model was deployed; when it was not, the LC's
 // message says why (for example the deploy trigger's metric and threshold).
@@ -222,12 +255,18 @@ func (c *Controller) recordTransitions(job *sednav1.IncrementalLearningJob, old,
 	if failed != nil && failed.Status == metav1.ConditionTrue && !meta.IsStatusConditionTrue(old.Conditions, sednav1.ConditionFailed) {
 		c.recorder.Event(job, corev1.EventTypeWarning, failed.Reason, failed.Message)
 	}
+	oldStalled := meta.FindStatusCondition(old.Conditions, conditionStalled)
+	if stalled := meta.FindStatusCondition(updated.Conditions, conditionStalled); stalled != nil && stalled.Status == metav1.ConditionTrue &&
+		(oldStalled == nil || oldStalled.Status != metav1.ConditionTrue || oldStalled.Reason != stalled.Reason) {
+		c.recorder.Event(job, corev1.EventTypeWarning, stalled.Reason, stalled.Message)
+	}
 	oldReady := meta.FindStatusCondition(old.Conditions, sednav1.ConditionReady)
 	newReady := meta.FindStatusCondition(updated.Conditions, sednav1.ConditionReady)
 	if newReady != nil && (oldReady == nil || oldReady.Reason != newReady.Reason) {
 		eventType := corev1.EventTypeNormal
 		switch newReady.Reason {
-		case reasonDatasetNotFound, reasonModelNotFound, reasonCredentialNotFound, reasonInvalidCredential, reasonInvalidSpec:
+		case reasonDatasetNotFound, reasonModelNotFound, reasonCredentialNotFound, reasonInvalidCredential, reasonInvalidSpec,
+			reasonWorkerTokenConflict:
 			eventType = corev1.EventTypeWarning
 		}
 		c.recorder.Event(job, eventType, newReady.Reason, newReady.Message)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
@@ -52,13 +53,22 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if refs.dataset != nil {
 		node = refs.dataset.Spec.NodeName
 	}
-	if err := c.publish(cached, node); err != nil {
+	if cached.DeletionTimestamp != nil {
+		// The garbage collector is removing the workers; nothing to converge or create.
+		return c.publish(cached, node, c.tokens.CachedWorkerToken(ownerOf(cached)))
+	}
+	token, err := c.tokens.Ensure(ctx, ownerOf(cached))
+	if errors.Is(err, runtime.ErrWorkerTokenConflict) {
+		if block == nil {
+			block = &blocker{reasonWorkerTokenConflict, err.Error()}
+		}
+	} else if err != nil {
+		return err
+	}
+	if err := c.publish(cached, node, token); err != nil {
 		return err
 	}
 	job := cached.DeepCopy()
-	if job.DeletionTimestamp != nil {
-		return nil // the garbage collector is removing the workers; nothing to converge
-	}
 
 	pending := c.takePending(key)
 	status := job.Status.DeepCopy()
@@ -115,7 +125,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		"state", status.StageState, "round", status.Round)
 	// The LC learns Starting, Running and Failed from the status: send it now rather than
 	// after the informer's round trip.
-	if err := c.publish(updated, node); err != nil {
+	if err := c.publish(updated, node, token); err != nil {
 		return errors.Join(convergeErr, err)
 	}
 	return convergeErr
@@ -340,14 +350,21 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 		if finished.IsZero() {
 			return nil, reportGrace, nil // no finish time yet: nothing to measure the silence from
 		}
-		silence := c.now().Sub(finished)
+		// The silence counts from when both hold: the pod succeeded and the LC is connected. An
+		// offline edge keeps the report and sends it on reconnect, which enqueues the job.
+		connectedSince, connected := c.lcConnectedSince(refs.dataset.Spec.NodeName)
+		if !connected {
+			return nil, 0, nil
+		}
+		silence := c.now().Sub(latest(finished, connectedSince))
 		if silence < reportGrace {
 			return nil, reportGrace - silence, nil
 		}
 		status.StageState = sednav1.StageFailed
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonWorkerDidNotReport,
-			Message: fmt.Sprintf("round %d: the %s pod %s succeeded %s ago but its worker's report never reached the LC", status.Round, workerType, last.Name, silence.Round(time.Second)),
+			Message: fmt.Sprintf("round %d: the %s pod %s succeeded %s ago but its worker's report did not come in %s with the LC connected",
+				status.Round, workerType, last.Name, c.now().Sub(finished).Round(time.Second), silence.Round(time.Second)),
 		})
 		return nil, 0, nil
 	case last != nil && last.Status.Phase == corev1.PodRunning:
@@ -371,7 +388,15 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 	}
 
 	attempt := attempts + 1
-	pod, block, err := c.desiredStagePod(ctx, job, status, refs, workerType, attempt)
+	pod, block, refused, err := c.desiredStagePod(ctx, job, status, refs, workerType, attempt)
+	if refused != nil {
+		status.StageState = sednav1.StageFailed
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonURLRefused,
+			Message: fmt.Sprintf("round %d: the %s stage's %s %q was refused: %v", status.Round, workerType, refused.env, refused.url, refused.err),
+		})
+		return nil, 0, nil
+	}
 	if block != nil || err != nil {
 		return block, 0, err
 	}
@@ -390,6 +415,13 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 	return nil, 0, nil
 }
 
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // podFailure says why a pod failed, as far as its status tells.
 func podFailure(pod *corev1.Pod) string {
 	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
@@ -405,27 +437,89 @@ func podFailure(pod *corev1.Pod) string {
 	return "phase Failed"
 }
 
+// refusal is a location in the LC's stage input that lies outside what the job declares.
+type refusal struct {
+	env, url string
+	err      error
+}
+
+// scopeOf is what the job itself declares its stage pods may be given: its outputDir, its
+// Dataset's URL and the directory of that index, and its Models' URLs. Every location the LC
+// reports must lie within it: the LC relays what workers on the node's network told it.
+func scopeOf(job *sednav1.IncrementalLearningJob, refs references) workers.Scope {
+	var scope workers.Scope
+	scope.DeclareTree(job.Spec.OutputDir)
+	if refs.dataset != nil {
+		scope.Declare(refs.dataset.Spec.URL)
+		scope.DeclareTreeOf(refs.dataset.Spec.URL)
+	}
+	for _, m := range refs.models {
+		scope.Declare(m.Spec.URL)
+		scope.DeclareTree(m.Spec.URL)
+	}
+	return scope
+}
+
+// checkInput returns the first location of the stage input outside the job's scope, by the env
+// var it would have become.
+func checkInput(scope workers.Scope, input stageInput, workerType string) *refusal {
+	type reported struct{ env, url string }
+	var urls []reported
+	if workerType == trainWorkerType {
+		if len(input.Models) > 0 {
+			urls = append(urls, reported{"BASE_MODEL_URL", input.Models[0].URL})
+		}
+		urls = append(urls, reported{"MODEL_URL", input.OutputDir}, reported{"TRAIN_DATASET_URL", input.DataURL})
+	} else {
+		for _, m := range input.Models {
+			urls = append(urls, reported{"MODEL_URLS", m.URL})
+		}
+		urls = append(urls, reported{"TEST_DATASET_URL", input.DataURL})
+	}
+	if input.DataIndexURL != "" {
+		urls = append(urls, reported{"ORIGINAL_DATASET_URL", input.DataIndexURL})
+	}
+	for _, u := range urls {
+		if u.url == "" {
+			continue // missing inputs are InvalidSpec below
+		}
+		if err := scope.Check(u.url); err != nil {
+			return &refusal{env: u.env, url: u.url, err: err}
+		}
+	}
+	return nil
+}
+
 // desiredStagePod builds the pod of the current stage from the stage's input in status.stageData.
+// A location in the input outside the job's scope is refused: no pod is built from it.
 func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
-	refs references, workerType string, attempt int) (*corev1.Pod, *blocker, error) {
+	refs references, workerType string, attempt int) (*corev1.Pod, *blocker, *refusal, error) {
 	input, err := stageInputOf(status)
 	if err != nil {
-		return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: %v", status.Round, err)}, nil
+		return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: %v", status.Round, err)}, nil, nil
+	}
+	if refused := checkInput(scopeOf(job, refs), input, workerType); refused != nil {
+		return nil, nil, refused, nil
 	}
 	ds := refs.dataset
-	original, block, err := c.locate(ctx, job, ds.Spec.URL, ds.Spec.CredentialName, "dataset "+ds.Name)
+	originalURL, originalSecret := ds.Spec.URL, ds.Spec.CredentialName
+	if input.DataIndexURL != "" {
+		// Upstream: the LC's index of the samples (an s3 dataset's), read with the dataset's secret.
+		originalURL = input.DataIndexURL
+	}
+	original, block, err := c.locate(ctx, job, originalURL, originalSecret, "dataset "+ds.Name)
 	if block != nil || err != nil {
-		return nil, block, err
+		return nil, block, nil, err
 	}
 	data, block, err := c.locate(ctx, job, input.DataURL, job.Spec.CredentialName, "the job's credentialName")
 	if block != nil || err != nil {
-		return nil, block, err
+		return nil, block, nil, err
 	}
 	var pod *corev1.Pod
 	var buildErr error
 	if workerType == trainWorkerType {
 		if len(input.Models) == 0 || input.OutputDir == "" || input.DataURL == "" {
-			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the train input lacks a model, data or output directory", status.Round)}, nil
+			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the train input lacks a model, data or output directory", status.Round)}, nil, nil
 		}
 		initial := refs.models[job.Spec.InitialModel.Name]
 		baseSecret := job.Spec.CredentialName
@@ -434,17 +528,17 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 		}
 		base, block, err := c.locate(ctx, job, input.Models[0].URL, baseSecret, "the base model")
 		if block != nil || err != nil {
-			return nil, block, err
+			return nil, block, nil, err
 		}
 		output, block, err := c.locate(ctx, job, input.OutputDir, job.Spec.CredentialName, "the job's credentialName")
 		if block != nil || err != nil {
-			return nil, block, err
+			return nil, block, nil, err
 		}
 		pod, buildErr = trainPod(job, trainInput{round: status.Round, attempt: attempt, baseModel: base, outputDir: output,
 			trainData: data, originalDataset: original}, c.lcServer)
 	} else {
 		if len(input.Models) == 0 || input.DataURL == "" {
-			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the eval input lacks models or data", status.Round)}, nil
+			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the eval input lacks models or data", status.Round)}, nil, nil
 		}
 		models := make([]location, 0, len(input.Models))
 		for _, m := range input.Models {
@@ -456,7 +550,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 			}
 			loc, block, err := c.locate(ctx, job, m.URL, secret, "model "+m.URL)
 			if block != nil || err != nil {
-				return nil, block, err
+				return nil, block, nil, err
 			}
 			models = append(models, loc)
 		}
@@ -466,9 +560,9 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 			originalDataset: original}, c.lcServer)
 	}
 	if buildErr != nil {
-		return nil, &blocker{reasonInvalidSpec, buildErr.Error()}, nil
+		return nil, &blocker{reasonInvalidSpec, buildErr.Error()}, nil, nil
 	}
-	return pod, nil, nil
+	return pod, nil, nil, nil
 }
 
 // stageInputOf reads the current stage's input from status.stageData.

@@ -18,6 +18,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 func TestFirstSyncPublishesToTheDatasetsNodeAndStartsTheInferenceWorker(t *testing.T) {
@@ -106,6 +107,8 @@ func TestTrainReadyCreatesExactlyOneTrainPod(t *testing.T) {
 		{Name: "JOB_NAME", Value: "helmet"},
 		{Name: "WORKER_NAME", ValueFrom: fieldRef("metadata.name")},
 		{Name: "LC_SERVER", Value: "http://$(SEDNA_HOST_IP):9100"},
+		{Name: "SEDNA_WORKER_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-worker-token"}, Key: "token"}}},
 		{Name: "BASE_MODEL_URL", Value: "/home/data/models/base/model.pb"},
 		{Name: "MODEL_URL", Value: "/home/data/output/train/1"},
 		{Name: "TRAIN_DATASET_URL", Value: "/home/data/output/data/train/1/data.txt"},
@@ -440,15 +443,338 @@ func TestStageReportsStayUntilTheStatusIsWritten(t *testing.T) {
 	require.True(t, strings.HasPrefix(f.podWrites()[0], "create helmet-train-1"))
 }
 
-func TestAStageInputThatCannotBeMountedBlocksTheJob(t *testing.T) {
+func TestForgedStageInputsOutsideTheJobAreRefused(t *testing.T) {
+	evalReady := func(models []string, data, index string) map[string]any {
+		refs := []map[string]any{}
+		for _, m := range models {
+			refs = append(refs, map[string]any{"format": "pb", "url": m})
+		}
+		input := map[string]any{"models": refs, "dataURL": data}
+		if index != "" {
+			input["dataIndexURL"] = index
+		}
+		return map[string]any{"phase": "Eval", "status": "Ready", "round": 1, "input": input}
+	}
+	trainWith := func(change func(input map[string]any)) map[string]any {
+		report := trainReady(1)
+		change(report["input"].(map[string]any))
+		return report
+	}
+	cases := map[string]struct {
+		outputDir string
+		reports   []map[string]any
+		env, url  string
+	}{
+		"train BASE_MODEL_URL whose parent is /": {
+			reports: []map[string]any{trainWith(func(in map[string]any) {
+				in["models"] = []map[string]any{{"format": "pb", "url": "/model.pb"}}
+			})},
+			env: "BASE_MODEL_URL", url: "/model.pb",
+		},
+		"train BASE_MODEL_URL next to the declared model": {
+			reports: []map[string]any{trainWith(func(in map[string]any) {
+				in["models"] = []map[string]any{{"format": "pb", "url": "/models/other/model.pb"}}
+			})},
+			env: "BASE_MODEL_URL", url: "/models/other/model.pb",
+		},
+		"train MODEL_URL equal to outputDir (its parent / would be mounted read-write)": {
+			reports: []map[string]any{trainWith(func(in map[string]any) { in["outputDir"] = "/output" })},
+			env:     "MODEL_URL", url: "/output",
+		},
+		"train MODEL_URL climbing out of outputDir": {
+			reports: []map[string]any{trainWith(func(in map[string]any) { in["outputDir"] = "/output/../etc" })},
+			env:     "MODEL_URL", url: "/output/../etc",
+		},
+		"train TRAIN_DATASET_URL outside": {
+			reports: []map[string]any{trainWith(func(in map[string]any) { in["dataURL"] = "/var/lib/kubelet/pki/data.txt" })},
+			env:     "TRAIN_DATASET_URL", url: "/var/lib/kubelet/pki/data.txt",
+		},
+		"train TRAIN_DATASET_URL not clean": {
+			reports: []map[string]any{trainWith(func(in map[string]any) { in["dataURL"] = "/output//data/train/1/data.txt" })},
+			env:     "TRAIN_DATASET_URL", url: "/output//data/train/1/data.txt",
+		},
+		"train dataIndexURL outside": {
+			reports: []map[string]any{trainWith(func(in map[string]any) { in["dataIndexURL"] = "/etc/kubernetes/admin.conf" })},
+			env:     "ORIGINAL_DATASET_URL", url: "/etc/kubernetes/admin.conf",
+		},
+		"eval MODEL_URLS with a forged model": {
+			reports: []map[string]any{trainReady(1), {"phase": "Train", "status": "Completed", "round": 1},
+				evalReady([]string{"/root/.ssh/id_rsa", "/models/deploy/model.pb"}, "/output/data/eval/1/data.txt", "")},
+			env: "MODEL_URLS", url: "/root/.ssh/id_rsa",
+		},
+		"eval TEST_DATASET_URL outside": {
+			reports: []map[string]any{trainReady(1), {"phase": "Train", "status": "Completed", "round": 1},
+				evalReady([]string{"/output/train/1/model.pb"}, "/data/other/data.txt", "")},
+			env: "TEST_DATASET_URL", url: "/data/other/data.txt",
+		},
+		"eval dataIndexURL outside": {
+			reports: []map[string]any{trainReady(1), {"phase": "Train", "status": "Completed", "round": 1},
+				evalReady([]string{"/output/train/1/model.pb"}, "/output/data/eval/1/data.txt", "/proc/1/environ")},
+			env: "ORIGINAL_DATASET_URL", url: "/proc/1/environ",
+		},
+		"s3 output in another bucket": {
+			outputDir: "s3://jobs/helmet/output",
+			reports: []map[string]any{trainWith(func(in map[string]any) {
+				in["outputDir"], in["dataURL"] = "s3://jobs/helmet/output/train/1", "s3://jobs/helmet/output/data/train/1/data.txt"
+				in["models"] = []map[string]any{{"format": "pb", "url": "s3://other-bucket/helmet/output/train/0/model.pb"}}
+			})},
+			env: "BASE_MODEL_URL", url: "s3://other-bucket/helmet/output/train/0/model.pb",
+		},
+		"s3 output outside the declared prefix": {
+			outputDir: "s3://jobs/helmet/output",
+			reports: []map[string]any{trainWith(func(in map[string]any) {
+				in["outputDir"], in["dataURL"] = "s3://jobs/helmet/output/train/1", "s3://jobs/other-job/data.txt"
+			})},
+			env: "TRAIN_DATASET_URL", url: "s3://jobs/other-job/data.txt",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			job := helmet()
+			if tc.outputDir != "" {
+				job.Spec.OutputDir = tc.outputDir
+			}
+			f := newFixture(t, objects(job))
+			for _, r := range tc.reports {
+				f.report(r)
+			}
+			f.sync()
+			for _, write := range f.podWrites() {
+				require.NotContains(t, write, "create helmet-eval", "no eval pod from a forged input")
+			}
+			if len(tc.reports) == 1 {
+				require.Empty(t, f.podWrites(), "no pod from a forged input")
+			}
+			status := f.job().Status
+			require.Equal(t, sednav1.StageFailed, status.StageState)
+			failed := meta.FindStatusCondition(status.Conditions, sednav1.ConditionFailed)
+			require.NotNil(t, failed)
+			require.Equal(t, metav1.ConditionTrue, failed.Status)
+			require.Equal(t, "URLRefused", failed.Reason)
+			require.Contains(t, failed.Message, fmt.Sprintf("%s %q was refused", tc.env, tc.url))
+			require.Contains(t, f.events(), "Warning URLRefused "+failed.Message)
+			published, _ := f.published()
+			require.Equal(t, sednav1.StageFailed, published.Status.StageState, "the LC learns the stage failed and ends the round")
+		})
+	}
+}
+
+func TestADataIndexInsideTheJobIsTheOriginalDataset(t *testing.T) {
 	f := newFixture(t, objects(helmet()))
 	report := trainReady(1)
-	report["input"].(map[string]any)["outputDir"] = "/output/../etc"
+	report["input"].(map[string]any)["dataIndexURL"] = "/output/data/train/1/dataIndex.txt"
 	f.report(report)
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1"}, f.podWrites())
+	env := envOf(f.pod("helmet-train-1").Spec.Containers[0])
+	require.Equal(t, "/home/data/output/data/train/1/dataIndex.txt", env["ORIGINAL_DATASET_URL"].Value)
+}
+
+func TestAProblemReportSetsStalledUntilAReportWithoutOne(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	require.Equal(t, []string{"create helmet-train-1"}, f.podWrites())
+	f.events()
+
+	const message = "writing /output/data/train/1/data.txt: open /output/data/train/1/data.txt: read-only file system (EROFS)"
+	blocked := map[string]any{"phase": "Train", "status": "Ready", "round": 1,
+		"problem": map[string]any{"reason": "OutputNotWritable", "message": message}}
+	f.report(blocked)
+	f.sync()
+	require.Empty(t, f.podWrites(), "a report of the state GM holds is no new transition")
+	status := f.job().Status
+	require.Equal(t, sednav1.StageStarting, status.StageState, "the pod GM created still decides the state")
+	stalled := meta.FindStatusCondition(status.Conditions, "Stalled")
+	require.NotNil(t, stalled)
+	require.Equal(t, metav1.ConditionTrue, stalled.Status)
+	require.Equal(t, "OutputNotWritable", stalled.Reason)
+	require.Equal(t, message, stalled.Message)
+	require.Equal(t, []string{"Warning OutputNotWritable " + message}, f.events())
+
+	f.report(blocked) // the same problem again: no second event
+	f.sync()
+	require.Empty(t, f.events())
+
+	f.report(map[string]any{"phase": "Train", "status": "Ready", "round": 1,
+		"problem": map[string]any{"reason": "DatasetIndexNotReadable", "message": "reading /data/helmet/train_data/data.txt: EACCES"}})
+	f.sync()
+	require.Equal(t, []string{"Warning DatasetIndexNotReadable reading /data/helmet/train_data/data.txt: EACCES"}, f.events(),
+		"a new reason is told once")
+
+	f.report(map[string]any{"phase": "Train", "status": "Ready", "round": 1})
+	f.sync()
+	stalled = meta.FindStatusCondition(f.job().Status.Conditions, "Stalled")
+	require.Equal(t, metav1.ConditionFalse, stalled.Status)
+	require.Equal(t, "Progressing", stalled.Reason)
+	require.Empty(t, f.podWrites())
+
+	require.ErrorContains(t, f.c.HandleReport(context.Background(), "edge-1", runtimeKey("helmet"),
+		[]byte(`{"phase":"Train","status":"Ready","round":1,"problem":{"reason":"not a reason!","message":"x"}}`)),
+		`problem reason "not a reason!" is not a CamelCase word`)
+}
+
+func TestNoStalledConditionWithoutAProblem(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	require.Nil(t, meta.FindStatusCondition(f.job().Status.Conditions, "Stalled"))
+}
+
+func TestTheReportGraceCountsOnlyWhileTheLCIsConnected(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	// The edge went offline; the pod succeeded there and its status reached the API server long
+	// ago. The worker's report waits in the LC's outbox.
+	f.channel.set("edge-1", false, time.Time{})
+	f.setPodStatus("helmet-train-1", corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "train",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.NewTime(f.clock)}}}}})
+	f.clock = f.clock.Add(10 * time.Minute)
+	f.sync()
+	require.Equal(t, sednav1.StageRunning, f.job().Status.StageState, "offline for 10 minutes: the silence does not count")
+
+	// The LC reconnects: the job is enqueued and the grace starts now.
+	for f.c.queue.Len() > 0 {
+		key, _ := f.c.queue.Get()
+		f.c.queue.Done(key)
+	}
+	f.channel.set("edge-1", true, f.clock)
+	require.Equal(t, 1, f.c.queue.Len(), "a connect enqueues the jobs of the node")
+	f.clock = f.clock.Add(time.Minute)
+	f.sync()
+	require.Equal(t, sednav1.StageRunning, f.job().Status.StageState)
+
+	// A disconnect resets it: connected again 30 s later, the grace starts over.
+	f.channel.set("edge-1", false, time.Time{})
+	f.clock = f.clock.Add(30 * time.Second)
+	f.channel.set("edge-1", true, f.clock)
+	f.clock = f.clock.Add(reportGrace - time.Second)
+	f.sync()
+	require.Equal(t, sednav1.StageRunning, f.job().Status.StageState, "connected for less than the grace since the last connect")
+
+	// Connected and silent for the whole grace: the report is lost.
+	f.clock = f.clock.Add(2 * time.Second)
+	f.sync()
+	status := f.job().Status
+	require.Equal(t, sednav1.StageFailed, status.StageState)
+	failed := meta.FindStatusCondition(status.Conditions, sednav1.ConditionFailed)
+	require.Equal(t, "WorkerDidNotReport", failed.Reason)
+	require.Contains(t, failed.Message, "did not come in 2m1s with the LC connected")
+}
+
+func TestWorkersGetTheJobsTokenAndTheLCLearnsItsWorkers(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	f.report(trainReady(1))
+	f.sync()
+	ctx := context.Background()
+
+	// The Secret: created once, controlled by the job, labelled, 32 random bytes in base64url.
+	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "true", secret.Labels["sedna.io/worker-token"])
+	require.Equal(t, "uid-1", string(metav1.GetControllerOf(secret).UID))
+	token := string(secret.Data["token"])
+	require.Len(t, token, 43)
+	require.NotContains(t, token, "=")
+
+	tokenEnv := corev1.EnvVar{Name: "SEDNA_WORKER_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-worker-token"}, Key: "token"}}}
+	for _, c := range f.pod("helmet-train-1").Spec.Containers {
+		require.Equal(t, tokenEnv, envOf(c)["SEDNA_WORKER_TOKEN"], c.Name)
+	}
+	inference := f.deployment("helmet-deployment-inference")
+	for _, c := range inference.Spec.Template.Spec.Containers {
+		require.Equal(t, tokenEnv, envOf(c)["SEDNA_WORKER_TOKEN"], c.Name)
+	}
+
+	// The workers: the train pod and an inference pod on edge-1 with their IPs; a pod of the job
+	// on another node, and one that ended, are not the LC's business.
+	train := f.pod("helmet-train-1")
+	train.ResourceVersion = "40"
+	train.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.7"}
+	_, err = f.kube.CoreV1().Pods("ns").UpdateStatus(ctx, train, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	workerPod := func(name, node, ip, rv string, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", ResourceVersion: rv, Labels: inference.Spec.Template.Labels},
+			Spec:       *inference.Spec.Template.Spec.DeepCopy(),
+			Status:     corev1.PodStatus{Phase: phase, PodIP: ip},
+		}
+	}
+	elsewhere := workerPod("helmet-deployment-inference-abc-2", "edge-2", "10.2.0.9", "41", corev1.PodRunning)
+	elsewhere.Spec.NodeName = "edge-2"
+	for _, pod := range []*corev1.Pod{
+		workerPod("helmet-deployment-inference-abc-1", "edge-1", "10.1.0.8", "42", corev1.PodRunning),
+		elsewhere,
+		workerPod("helmet-deployment-inference-abc-0", "edge-1", "10.1.0.3", "39", corev1.PodFailed),
+	} {
+		_, err := f.kube.CoreV1().Pods("ns").Create(ctx, pod, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	f.refresh()
+	f.sync()
+	published, nodes := f.published()
+	require.Equal(t, []string{"edge-1"}, nodes)
+	require.Equal(t, workerauth.HashToken(token), published.Annotations["sedna.io/worker-token-sha256"])
+	require.JSONEq(t, `[
+		{"pod":"helmet-deployment-inference-abc-1","worker":"helmet-deployment-inference-abc-1","ip":"10.1.0.8","kind":"inference"},
+		{"pod":"helmet-train-1","worker":"helmet-train-1","ip":"10.1.0.7","kind":"train"}]`,
+		published.Annotations["sedna.io/workers"])
+	require.Equal(t, uint64(42), f.downstream.published[runtimeKey("helmet")].version, "the newest pod's version")
+	require.NotContains(t, f.job().Annotations, "sedna.io/workers", "never written to the API server")
+
+	// A pod's new IP wakes the job and reaches the LC with a newer version.
+	drain(f)
+	moved := f.pod("helmet-deployment-inference-abc-1")
+	moved.ResourceVersion, moved.Status.PodIP = "50", "10.1.0.99"
+	f.c.enqueueLabeled(moved)
+	require.Equal(t, 1, drain(f), "the pod change enqueues its job")
+	f.c.enqueueLabeled(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "ns", Labels: map[string]string{
+		"incrementallearningjob.sedna.io/name": "helmet", "incrementallearningjob.sedna.io/uid": "uid-of-a-deleted-job"}}})
+	require.Equal(t, 0, drain(f), "a pod of an earlier job of the same name does not")
+	_, err = f.kube.CoreV1().Pods("ns").UpdateStatus(ctx, moved, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	f.refresh()
+	f.sync()
+	published, _ = f.published()
+	require.Contains(t, published.Annotations["sedna.io/workers"], `"ip":"10.1.0.99"`)
+	require.Equal(t, uint64(50), f.downstream.published[runtimeKey("helmet")].version)
+
+	// The token is never rotated by a sync.
+	f.sync()
+	for _, a := range f.kube.Actions() {
+		if a.GetResource().Resource == "secrets" {
+			require.Contains(t, []string{"get", "list", "watch"}, a.GetVerb(), "no secret write: %v", a)
+		}
+	}
+	secret, err = f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, token, string(secret.Data["token"]))
+}
+
+func TestASecretOfTheTokensNameTheJobDoesNotControlBlocksIt(t *testing.T) {
+	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-worker-token", Namespace: "ns",
+		Labels: map[string]string{"sedna.io/worker-token": "true"}}, Data: map[string][]byte{"token": []byte("known-to-the-attacker")}}
+	f := newFixture(t, objects(helmet()), squatter)
+	f.report(trainReady(1))
 	f.sync()
 	require.Empty(t, f.podWrites())
 	ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
-	require.Equal(t, reasonInvalidSpec, ready.Reason)
-	require.Contains(t, ready.Message, `must not contain ".."`)
-	require.Equal(t, sednav1.StageReady, f.job().Status.StageState)
+	require.Equal(t, "WorkerTokenConflict", ready.Reason)
+	require.Contains(t, ready.Message, "secret ns/helmet-worker-token exists and is not controlled by IncrementalLearningJob helmet")
+	published, _ := f.published()
+	require.NotContains(t, published.Annotations, "sedna.io/worker-token-sha256")
+}
+
+// drain empties the controller's queue and returns how many keys it held.
+func drain(f *fixture) int {
+	n := 0
+	for f.c.queue.Len() > 0 {
+		key, _ := f.c.queue.Get()
+		f.c.queue.Done(key)
+		f.c.queue.Forget(key)
+		n++
+	}
+	return n
 }

@@ -34,8 +34,17 @@ type stageInput struct {
 	OutputDir    string     `json:"outputDir,omitempty"`
 }
 
+// problem is what keeps the LC from carrying out its part of the current stage (contract C2):
+// a CamelCase reason and a message naming the path and the error.
+type problem struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
 // stageReport is the LC's own report after one of its transitions: the job's new stage, state
-// and round, the stage's input and output, why (message), and the closed round's result.
+// and round, the stage's input and output, why (message), and the closed round's result. A
+// report of the current state with a problem says the LC is blocked; the next one without a
+// problem says it is not any more.
 type stageReport struct {
 	Stage       sednav1.LearningStage
 	State       sednav1.StageState
@@ -44,6 +53,7 @@ type stageReport struct {
 	Output      json.RawMessage
 	Message     string
 	RoundResult *sednav1.LearningRound
+	Problem     *problem
 }
 
 // workerReport is a worker's report the LC relays: it carries "worker".
@@ -63,6 +73,7 @@ type wireReport struct {
 	Output      json.RawMessage        `json:"output,omitempty"`
 	Message     string                 `json:"message,omitempty"`
 	RoundResult *sednav1.LearningRound `json:"roundResult,omitempty"`
+	Problem     *problem               `json:"problem,omitempty"`
 	Worker      *string                `json:"worker,omitempty"`
 }
 
@@ -92,14 +103,31 @@ func parseReport(content []byte) (*stageReport, *workerReport, error) {
 	if r := wire.RoundResult; r != nil && r.Round < 1 {
 		return nil, nil, fmt.Errorf("incremental learning report: round result of round %d", r.Round)
 	}
+	if p := wire.Problem; p != nil && (p.Reason == "" || !isCamelCase(p.Reason) || len(p.Reason) > 128) {
+		return nil, nil, fmt.Errorf("incremental learning report: problem reason %q is not a CamelCase word", p.Reason)
+	}
 	output := wire.Output
 	if bytes.Equal(bytes.TrimSpace(output), []byte("null")) {
 		output = nil
 	}
 	return &stageReport{
 		Stage: stage, State: state, Round: wire.Round, Input: wire.Input, Output: output,
-		Message: wire.Message, RoundResult: wire.RoundResult,
+		Message: wire.Message, RoundResult: wire.RoundResult, Problem: wire.Problem,
 	}, nil, nil
+}
+
+// isCamelCase: a condition reason as metav1.Condition requires it, letters and digits starting
+// with a letter.
+func isCamelCase(s string) bool {
+	for i, r := range s {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 func matchFold[T ~string](s string, values ...T) (T, bool) {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
@@ -25,8 +26,10 @@ const (
 
 	// roundLabel and attemptLabel tell the stage pods of a job apart: the round they serve and
 	// which try of that round's stage they are.
-	roundLabel   = "incrementallearningjob.sedna.io/round"
-	attemptLabel = "incrementallearningjob.sedna.io/attempt"
+	roundLabel = "incrementallearningjob.sedna.io/round"
+	// workerTypeLabel is the worker type label of workers.Labels.
+	workerTypeLabel = "incrementallearningjob.sedna.io/worker-type"
+	attemptLabel    = "incrementallearningjob.sedna.io/attempt"
 	// deployedRoundAnnotation, on the inference worker's pod template, is the last round whose
 	// model was copied over the deploy Model's URL: changing it rolls the worker so that it loads
 	// the new model (without hot update the worker reads its model only at start).
@@ -72,8 +75,9 @@ type location struct {
 	credentials *workers.S3Credentials
 }
 
-// commonEnv is what every IL worker gets first: the LC's address and the report identity. The
-// pod's own name is its WORKER_NAME: unique per pod and per try, and stable in the template.
+// commonEnv is what every IL worker gets first: the LC's address, the report identity and the
+// job's worker token (from its Secret). The pod's own name is its WORKER_NAME: unique per pod and
+// per try, and stable in the template.
 func commonEnv(job *sednav1.IncrementalLearningJob, lcServer string) []corev1.EnvVar {
 	lcEnv := workers.LCServerEnv(lcServer, envHostIP)
 	env := append([]corev1.EnvVar{}, lcEnv[:len(lcEnv)-1]...)
@@ -82,6 +86,7 @@ func commonEnv(job *sednav1.IncrementalLearningJob, lcServer string) []corev1.En
 		corev1.EnvVar{Name: "JOB_NAME", Value: job.Name},
 		workers.PodNameEnv("WORKER_NAME"),
 		lcEnv[len(lcEnv)-1],
+		runtime.WorkerTokenEnv(job.Name),
 	)
 }
 

@@ -1,15 +1,12 @@
 package jointinference
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +23,7 @@ import (
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	sednalisters "github.com/sedna-go/sedna/pkg/client/listers/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
 // Name is the feature's name in the registry.
@@ -57,8 +55,14 @@ type Controller struct {
 	// blockedRetry is how long a service waits for a missing Model or Secret before the next look.
 	blockedRetry time.Duration
 
+	pods   corelisters.PodLister
+	tokens *runtime.WorkerTokens
+	// enqueueLabeled enqueues the service whose labels a pod carries (runtime.EnqueueLabeled).
+	enqueueLabeled func(child metav1.Object)
+
 	reportsMu sync.Mutex
-	reports   map[string][]sednav1.Metric
+	// reports are the edge workers' latest counters per service (serviceReports).
+	reports map[string]*serviceReports
 }
 
 var (
@@ -76,6 +80,8 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
 	serviceInformer := deps.KubeInformers.Core().V1().Services()
 	hpaInformer := deps.KubeInformers.Autoscaling().V2().HorizontalPodAutoscalers()
+	podInformer := deps.KubeInformers.Core().V1().Pods()
+	tokenInformer := deps.WorkerTokenInformers.Core().V1().Secrets()
 	recorder := deps.Recorder
 	if recorder == nil {
 		recorder = &record.FakeRecorder{} // drops events: no channel
@@ -87,23 +93,30 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		synced: []cache.InformerSynced{
 			informer.Informer().HasSynced, modelInformer.Informer().HasSynced,
 			deploymentInformer.Informer().HasSynced, serviceInformer.Informer().HasSynced,
-			hpaInformer.Informer().HasSynced,
+			hpaInformer.Informer().HasSynced, podInformer.Informer().HasSynced, tokenInformer.Informer().HasSynced,
 		},
+		pods: podInformer.Lister(), tokens: runtime.NewWorkerTokens(deps.KubeClient, tokenInformer.Lister()),
 		queue: runtime.NewQueue(Name), downstream: deps.Downstream, models: deps.Models,
 		metrics: runtime.NewSyncMetrics(deps.Metrics, "jointinference"), recorder: recorder,
 		lcServer: deps.LCServer, now: metav1.Now, blockedRetry: 30 * time.Second,
-		reports: map[string][]sednav1.Metric{},
+		reports: map[string]*serviceReports{},
 	}
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
+	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)
 	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
 		return nil, fmt.Errorf("watching joint inference services: %w", err)
 	}
 	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
 		return nil, fmt.Errorf("watching models: %w", err)
 	}
+	// Worker pods belong to the Deployments' ReplicaSets: they are matched by their labels. Their
+	// IPs are what the edge node's LC is told, and a gone pod's counters leave the metrics.
+	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueLabeled)); err != nil {
+		return nil, fmt.Errorf("watching pods: %w", err)
+	}
 	for name, childInformer := range map[string]cache.SharedIndexInformer{
 		"deployments": deploymentInformer.Informer(), "services": serviceInformer.Informer(),
-		"horizontal pod autoscalers": hpaInformer.Informer(),
+		"horizontal pod autoscalers": hpaInformer.Informer(), "worker-token secrets": tokenInformer.Informer(),
 	} {
 		if _, err := childInformer.AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
 			return nil, fmt.Errorf("watching %s: %w", name, err)
@@ -141,71 +154,42 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 
 // PrimeDownstream implements runtime.DownstreamPrimer.
 func (c *Controller) PrimeDownstream(context.Context) error {
-	return runtime.PublishAll("joint inference services", c.lister.List, c.publish)
+	return runtime.PublishAll("joint inference services", c.lister.List, func(ji *sednav1.JointInferenceService) error {
+		return c.publish(ji, c.tokens.CachedWorkerToken(ownerOf(ji)))
+	})
 }
 
-// publish sends the service to its edge node and binds the edge model there.
-func (c *Controller) publish(ji *sednav1.JointInferenceService) error {
+// publish sends the service to its edge node and binds the edge model there. The copy carries
+// the SHA-256 of the service's worker token (token "" sends none) and its workers on that node
+// with their pod IPs (contract C1), and its version is raised to the newest of those pods'
+// resourceVersions so that a pod change reaches the LC; neither is written to the API server.
+func (c *Controller) publish(ji *sednav1.JointInferenceService, token string) error {
 	key := runtime.Key(Kind, ji.Namespace, ji.Name)
 	node := ji.Spec.EdgeWorker.Template.Spec.NodeName
 	c.models.Set(key, []channel.Key{runtime.Key("model", ji.Namespace, ji.Spec.EdgeWorker.Model.Name)}, []string{node})
 	copied := ji.DeepCopy()
+	pods, err := c.workerPods(ji)
+	if err != nil {
+		return err
+	}
+	nodeWorkers, podsVersion := runtime.NodeWorkers(pods, node, workerTypeLabel)
+	copied.Annotations, err = runtime.WorkerAuth{Token: token, Workers: nodeWorkers}.Annotate(copied.Annotations)
+	if err != nil {
+		return fmt.Errorf("publishing joint inference service %s/%s: %w", ji.Namespace, ji.Name, err)
+	}
 	data, version, err := runtime.EncodeForLC(copied, &copied.TypeMeta, "JointInferenceService")
 	if err != nil {
 		return err
 	}
-	c.downstream.Publish(key, version, data, node)
+	c.downstream.Publish(key, max(version, podsVersion), data, node)
 	return nil
 }
 
-// ReportKinds implements runtime.ReportReceiver.
-func (c *Controller) ReportKinds() []string { return []string{Kind} }
-
-// workerReport is upstream's forwarded report: {"phase","status","output":{"models","ownerInfo"}}.
-type workerReport struct {
-	Phase  string `json:"phase"`
-	Status string `json:"status"`
-	Output *struct {
-		Models    json.RawMessage            `json:"models"`
-		OwnerInfo map[string]json.RawMessage `json:"ownerInfo"`
-	} `json:"output"`
-}
-
-// HandleReport turns the edge worker's ownerInfo counters into metrics: every key except the
-// times, with string values kept and other values JSON-encoded, as upstream users read them.
-func (c *Controller) HandleReport(_ context.Context, _ string, key channel.Key, content []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(content))
-	dec.DisallowUnknownFields()
-	var r workerReport
-	if err := dec.Decode(&r); err != nil {
-		return fmt.Errorf("decoding the joint inference report: %w", err)
+// workerPods are the pods carrying the service's labels (both workers' Deployments).
+func (c *Controller) workerPods(ji *sednav1.JointInferenceService) ([]*corev1.Pod, error) {
+	pods, err := c.pods.Pods(ji.Namespace).List(labels.SelectorFromSet(workers.OwnerSelector(ownerOf(ji))))
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of joint inference service %s/%s: %w", ji.Namespace, ji.Name, err)
 	}
-	if r.Output == nil || len(r.Output.OwnerInfo) == 0 {
-		return nil // nothing to show; still a valid report
-	}
-	names := make([]string, 0, len(r.Output.OwnerInfo))
-	for name := range r.Output.OwnerInfo {
-		if name != "startTime" && name != "updateTime" {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	metrics := make([]sednav1.Metric, 0, len(names))
-	for _, name := range names {
-		raw := r.Output.OwnerInfo[name]
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			s = string(raw)
-		}
-		metrics = append(metrics, sednav1.Metric{Key: name, Value: s})
-	}
-	nsName := key.Namespace + "/" + key.Name
-	c.reportsMu.Lock()
-	changed := !slices.Equal(c.reports[nsName], metrics)
-	c.reports[nsName] = metrics
-	c.reportsMu.Unlock()
-	if changed {
-		c.queue.Add(nsName)
-	}
-	return nil
+	return pods, nil
 }

@@ -9,8 +9,16 @@
 // is written through the status subresource only when it changes.
 //
 // It also sends each service to the LC of its edge worker's node, binds the edge model there,
-// and turns the edge worker's reports (upstream's inference counters) into status.metrics.
+// and turns the edge workers' reports (upstream's cumulative inference counters) into
+// status.metrics: the latest counters of each edge worker (its pod's name, WORKER_NAME), summed,
+// with uploadCloudRatio the ratio of the sums; a worker's counters leave with its pod.
 //
-// Files: controller.go (construction, handlers, reports), sync.go (convergence), workers.go
-// (pure builders of the workers), status.go (status from the children).
+// Every worker gets the service's worker token (Secret "<name>-worker-token", created once,
+// SEDNA_WORKER_TOKEN by reference), and the copy sent to the edge node carries the token's
+// SHA-256 and the service's worker pods on that node with their IPs, so that the LC takes
+// reports only from them (pkg/workerauth).
+//
+// Files: controller.go (construction, handlers, publishing), upstream.go (reports and metrics),
+// sync.go (convergence), workers.go (pure builders of the workers), status.go (status from the
+// children).
 package jointinference

@@ -23,10 +23,18 @@ import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 )
 
-type recordingDownstream struct{ nodes map[channel.Key][]string }
+type recordingDownstream struct {
+	nodes    map[channel.Key][]string
+	objects  map[channel.Key][]byte
+	versions map[channel.Key]uint64
+}
 
-func (r *recordingDownstream) Publish(key channel.Key, _ uint64, _ []byte, nodes ...string) {
+func (r *recordingDownstream) Publish(key channel.Key, version uint64, object []byte, nodes ...string) {
 	r.nodes[key] = nodes
+	if r.objects == nil {
+		r.objects, r.versions = map[channel.Key][]byte{}, map[channel.Key]uint64{}
+	}
+	r.objects[key], r.versions[key] = object, version
 }
 func (r *recordingDownstream) Unpublish(key channel.Key) { delete(r.nodes, key) }
 
@@ -37,6 +45,7 @@ type fixture struct {
 	kube           *kubefake.Clientset
 	sedna          *sednafake.Clientset
 	kubeInformers  kubeinformers.SharedInformerFactory
+	tokenInformers kubeinformers.SharedInformerFactory
 	sednaInformers sednainformers.SharedInformerFactory
 	downstream     *recordingDownstream
 	models         *runtime.Bindings
@@ -52,10 +61,12 @@ func newFixture(t *testing.T, lcServer string, sednaObjects []k8sruntime.Object,
 		recorder: record.NewFakeRecorder(100),
 	}
 	f.kubeInformers = kubeinformers.NewSharedInformerFactory(f.kube, 0)
+	f.tokenInformers = runtime.NewWorkerTokenInformers(f.kube, "")
 	f.sednaInformers = sednainformers.NewSharedInformerFactory(f.sedna, 0)
 	ctrl, err := New(runtime.Dependencies{
 		KubeClient: f.kube, SednaClient: f.sedna, KubeInformers: f.kubeInformers, SednaInformers: f.sednaInformers,
-		Downstream: f.downstream, Models: f.models, Recorder: f.recorder, LCServer: lcServer,
+		WorkerTokenInformers: f.tokenInformers,
+		Downstream:           f.downstream, Models: f.models, Recorder: f.recorder, LCServer: lcServer,
 	})
 	require.NoError(t, err)
 	f.c = ctrl.(*Controller)
@@ -99,6 +110,20 @@ func (f *fixture) refresh() {
 		objs = append(objs, &hpas.Items[i])
 	}
 	require.NoError(f.t, f.kubeInformers.Autoscaling().V2().HorizontalPodAutoscalers().Informer().GetIndexer().Replace(objs, ""))
+	pods, err := f.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	require.NoError(f.t, err)
+	objs = nil
+	for i := range pods.Items {
+		objs = append(objs, &pods.Items[i])
+	}
+	require.NoError(f.t, f.kubeInformers.Core().V1().Pods().Informer().GetIndexer().Replace(objs, ""))
+	secrets, err := f.kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: runtime.WorkerTokenSelector.String()})
+	require.NoError(f.t, err)
+	objs = nil
+	for i := range secrets.Items {
+		objs = append(objs, &secrets.Items[i])
+	}
+	require.NoError(f.t, f.tokenInformers.Core().V1().Secrets().Informer().GetIndexer().Replace(objs, ""))
 	jis, err := f.sedna.SednaV1alpha1().JointInferenceServices("").List(ctx, metav1.ListOptions{})
 	require.NoError(f.t, err)
 	objs = nil
@@ -117,10 +142,15 @@ func (f *fixture) syncAndRefresh(key string) {
 	f.refresh()
 }
 
-// writes are the create/update/delete actions on the kube API since the last ClearActions.
+// writes are the create/update/delete actions on the kube API since the last ClearActions,
+// except on the worker-token Secret, which TestWorkersGetTheServicesTokenAndTheLCLearnsItsWorkers
+// checks.
 func (f *fixture) writes() []string {
 	var out []string
 	for _, a := range f.kube.Actions() {
+		if a.GetResource().Resource == "secrets" {
+			continue
+		}
 		switch a.GetVerb() {
 		case "create", "update", "delete", "patch":
 			name := ""

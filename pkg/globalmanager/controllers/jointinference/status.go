@@ -126,7 +126,7 @@ func (c *Controller) recordTransitions(ji *sednav1.JointInferenceService, old, u
 	if newReady != nil && (oldReady == nil || oldReady.Reason != newReady.Reason) {
 		eventType := corev1.EventTypeNormal
 		switch newReady.Reason {
-		case reasonModelNotFound, reasonCredentialNotFound, reasonInvalidCredential, reasonInvalidSpec:
+		case reasonModelNotFound, reasonCredentialNotFound, reasonInvalidCredential, reasonInvalidSpec, reasonWorkerTokenConflict:
 			eventType = corev1.EventTypeWarning
 		}
 		c.recorder.Event(ji, eventType, newReady.Reason, newReady.Message)

@@ -27,6 +27,8 @@ const (
 	reasonCredentialNotFound = "CredentialNotFound"
 	reasonInvalidCredential  = "InvalidCredential"
 	reasonInvalidSpec        = "InvalidSpec"
+	// reasonWorkerTokenConflict: the service's worker-token Secret exists but is not usable.
+	reasonWorkerTokenConflict = "WorkerTokenConflict"
 )
 
 // blocker is a problem in the service's references that keeps its workers from being built.
@@ -54,24 +56,45 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("getting joint inference service %s: %w", key, err)
 	}
-	if err := c.publish(cached); err != nil {
+	if cached.DeletionTimestamp != nil {
+		// The garbage collector is removing the children; nothing to converge or create.
+		return c.publish(cached, c.tokens.CachedWorkerToken(ownerOf(cached)))
+	}
+	token, err := c.tokens.Ensure(ctx, ownerOf(cached))
+	var tokenBlock *blocker
+	if errors.Is(err, runtime.ErrWorkerTokenConflict) {
+		tokenBlock = &blocker{reasonWorkerTokenConflict, err.Error()}
+	} else if err != nil {
+		return err
+	}
+	if err := c.publish(cached, token); err != nil {
 		return err
 	}
 	ji := cached.DeepCopy()
-	if ji.DeletionTimestamp != nil {
-		return nil // the garbage collector is removing the children; nothing to converge
-	}
 
-	block, deployments, convergeErr := c.converge(ctx, ji)
+	var block *blocker
+	var deployments workerDeployments
+	var convergeErr error
+	if tokenBlock != nil {
+		// Workers would read a token someone else chose: build none.
+		block = tokenBlock
+		owner := ownerOf(ji)
+		deployments.cloud = c.ownedDeployment(owner, workers.DeploymentName(owner, cloudWorkerType))
+		deployments.edge = c.ownedDeployment(owner, workers.DeploymentName(owner, edgeWorkerType))
+	} else {
+		block, deployments, convergeErr = c.converge(ctx, ji)
+	}
 	if block != nil {
 		klog.FromContext(ctx).V(2).Info("Joint inference service blocked", "service", klog.KObj(ji),
 			"reason", block.reason, "message", block.message)
 		c.queue.AddAfter(key, c.blockedRetry)
 	}
 
-	c.reportsMu.Lock()
-	metrics, reported := c.reports[key]
-	c.reportsMu.Unlock()
+	pods, err := c.workerPods(ji)
+	if err != nil {
+		return errors.Join(convergeErr, err)
+	}
+	metrics, reported := c.reportedMetrics(ji, pods)
 	status := c.computeStatus(ji, block, deployments)
 	if reported {
 		status.Metrics = metrics

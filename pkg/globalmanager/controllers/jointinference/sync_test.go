@@ -40,6 +40,16 @@ func hostIPEnv() corev1.EnvVar {
 		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.hostIP"}}}
 }
 
+func podNameEnv(name string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}}
+}
+
+func tokenRef() *corev1.EnvVarSource {
+	return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-worker-token"}, Key: "token"}}
+}
+
 func TestChildrenAreCreatedWithTheirNamesLabelsOwnersAndEnv(t *testing.T) {
 	tests := map[string]struct {
 		lcServer string
@@ -58,8 +68,9 @@ func TestChildrenAreCreatedWithTheirNamesLabelsOwnersAndEnv(t *testing.T) {
 				{Name: "LC_SERVER", Value: "http://$(SEDNA_HOST_IP):9100"},
 				{Name: "NAMESPACE", Value: "ns"},
 				{Name: "SERVICE_NAME", Value: "helmet"},
-				{Name: "WORKER_NAME", Value: "edgeworker-4a49a"},
+				podNameEnv("WORKER_NAME"),
 				{Name: "JOB_NAME", Value: "helmet"},
+				{Name: "SEDNA_WORKER_TOKEN", ValueFrom: tokenRef()},
 				{Name: "MODEL_URL", Value: "/home/data/models/little.pb"},
 				{Name: "DATA_PATH_PREFIX", Value: "/home/data"},
 			},
@@ -70,6 +81,7 @@ func TestChildrenAreCreatedWithTheirNamesLabelsOwnersAndEnv(t *testing.T) {
 				{Name: "SERVICE_NAME", Value: "helmet"},
 				{Name: "WORKER_NAME", Value: "cloudworker-4a49a"},
 				{Name: "JOB_NAME", Value: "helmet"},
+				{Name: "SEDNA_WORKER_TOKEN", ValueFrom: tokenRef()},
 				{Name: "MODEL_URL", Value: "/home/data/models/big.pb"},
 				{Name: "DATA_PATH_PREFIX", Value: "/home/data"},
 			},
@@ -85,8 +97,9 @@ func TestChildrenAreCreatedWithTheirNamesLabelsOwnersAndEnv(t *testing.T) {
 				{Name: "LC_SERVER", Value: "http://lc.example:9200"},
 				{Name: "NAMESPACE", Value: "ns"},
 				{Name: "SERVICE_NAME", Value: "helmet"},
-				{Name: "WORKER_NAME", Value: "edgeworker-4a49a"},
+				podNameEnv("WORKER_NAME"),
 				{Name: "JOB_NAME", Value: "helmet"},
+				{Name: "SEDNA_WORKER_TOKEN", ValueFrom: tokenRef()},
 				{Name: "MODEL_URL", Value: "/home/data/models/little.pb"},
 				{Name: "DATA_PATH_PREFIX", Value: "/home/data"},
 			},
@@ -252,7 +265,7 @@ func TestSyncIsIdempotentAndRollsOutSpecEdits(t *testing.T) {
 	require.Equal(t, []string{"update deployments helmet-deployment-edge"}, f.writes())
 	edge := f.deployment("helmet-deployment-edge")
 	require.Equal(t, "little:v2", edge.Spec.Template.Spec.Containers[0].Image)
-	require.Contains(t, edge.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "WORKER_NAME", Value: "edgeworker-4a49a"},
+	require.Contains(t, edge.Spec.Template.Spec.Containers[0].Env, podNameEnv("WORKER_NAME"),
 		"the worker name survives the rebuild")
 
 	f.syncAndRefresh("ns/helmet")

@@ -9,12 +9,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
 const (
 	// KindName is the API kind of the owner of the workers.
 	KindName = "JointInferenceService"
+
+	// workerTypeLabel is the worker type label of workers.Labels.
+	workerTypeLabel = "jointinferenceservice.sedna.io/worker-type"
 
 	cloudWorkerType = "Cloud"
 	edgeWorkerType  = "Edge"
@@ -37,7 +41,7 @@ func ownerOf(ji *sednav1.JointInferenceService) workers.Owner {
 	return workers.Owner{Object: ji, Kind: KindName}
 }
 
-// workerName is the worker's report identity. Upstream appends a random suffix each time it
+// workerName is the cloud worker's identity (edge workers take their pod's name). Upstream appends a random suffix each time it
 // builds the template; a suffix derived from the service's UID stays the same on every sync, so
 // rebuilding the template does not change it and does not roll the workers.
 func workerName(ji *sednav1.JointInferenceService, prefix string) string {
@@ -75,6 +79,7 @@ func cloudWorker(ji *sednav1.JointInferenceService, cloudModel model) workers.Wo
 			// service named "sedna". Both workers get the service's name: the predict path still
 			// matches and reports name the right owner.
 			{Name: "JOB_NAME", Value: ji.Name},
+			runtime.WorkerTokenEnv(ji.Name),
 		},
 		Mounts: []workers.Mount{{URL: cloudModel.url, EnvName: modelURLEnv, Credentials: cloudModel.credentials}},
 	}
@@ -97,8 +102,11 @@ func edgeWorker(ji *sednav1.JointInferenceService, edgeModel model, lcServer str
 		lcEnv[len(lcEnv)-1],
 		corev1.EnvVar{Name: "NAMESPACE", Value: ji.Namespace},
 		corev1.EnvVar{Name: "SERVICE_NAME", Value: ji.Name},
-		corev1.EnvVar{Name: "WORKER_NAME", Value: workerName(ji, "edgeworker")},
+		// Each edge replica reports its own counters: the pod's name tells them apart (upstream
+		// gives every replica the same name, so their reports overwrote each other).
+		workers.PodNameEnv("WORKER_NAME"),
 		corev1.EnvVar{Name: "JOB_NAME", Value: ji.Name},
+		runtime.WorkerTokenEnv(ji.Name),
 	)
 	return workers.Worker{
 		Template: ji.Spec.EdgeWorker.Template,

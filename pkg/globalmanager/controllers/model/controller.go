@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -41,12 +42,15 @@ type Controller struct {
 	metrics    *runtime.SyncMetrics
 
 	reportsMu sync.Mutex
-	reports   map[string]metricsReport
+	// reports hold the latest metrics per Model, tagged with the UID of the Model they were
+	// reported for: a Model deleted and created again under the same name starts without them.
+	reports map[string]metricsReport
 
 	now func() time.Time
 }
 
 type metricsReport struct {
+	uid        types.UID
 	metrics    []sednav1.Metric
 	receivedAt time.Time
 }
@@ -115,6 +119,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		channelKey := runtime.Key(Kind, namespace, name)
 		c.secrets.Set(channelKey, nil, nil)
 		c.downstream.Unpublish(channelKey)
+		c.reportsMu.Lock()
+		delete(c.reports, key)
+		c.reportsMu.Unlock()
 		return nil
 	}
 	if err != nil {
@@ -125,6 +132,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	c.reportsMu.Lock()
 	r, ok := c.reports[key]
+	if ok && r.uid != cached.UID {
+		// Reported for an earlier Model of the same name.
+		delete(c.reports, key)
+		ok = false
+	}
 	c.reportsMu.Unlock()
 	if !ok {
 		return nil
@@ -166,9 +178,13 @@ func (c *Controller) HandleReport(_ context.Context, _ string, key channel.Key, 
 			return fmt.Errorf("a metric has no key")
 		}
 	}
+	m, err := c.lister.Models(key.Namespace).Get(key.Name)
+	if err != nil {
+		return fmt.Errorf("model %s/%s is not known to GM: %w", key.Namespace, key.Name, err)
+	}
 	nsName := key.Namespace + "/" + key.Name
 	c.reportsMu.Lock()
-	c.reports[nsName] = metricsReport{metrics: body.Metrics, receivedAt: c.now()}
+	c.reports[nsName] = metricsReport{uid: m.UID, metrics: body.Metrics, receivedAt: c.now()}
 	c.reportsMu.Unlock()
 	c.queue.Add(nsName)
 	return nil

@@ -70,3 +70,50 @@ func TestModelFollowsTheNodesThatUseIt(t *testing.T) {
 	require.False(t, published)
 	require.Empty(t, secrets.Nodes(secretKey))
 }
+
+func TestARecreatedModelDoesNotInheritItsPredecessorsMetrics(t *testing.T) {
+	old := &sednav1.Model{
+		ObjectMeta: metav1.ObjectMeta{Name: "little", Namespace: "ns", UID: "uid-old", ResourceVersion: "3"},
+		Spec:       sednav1.ModelSpec{URL: "/models/little.pb", Format: "pb"},
+	}
+	client := sednafake.NewSimpleClientset(old)
+	informers := sednainformers.NewSharedInformerFactory(client, 0)
+	indexer := informers.Sedna().V1alpha1().Models().Informer().GetIndexer()
+	require.NoError(t, indexer.Add(old))
+	ctrl, err := New(runtime.Dependencies{SednaClient: client, SednaInformers: informers,
+		Downstream: &recordingDownstream{nodes: map[channel.Key][]string{}}, Models: runtime.NewBindings(), Secrets: runtime.NewBindings()})
+	require.NoError(t, err)
+	c := ctrl.(*Controller)
+	ctx := context.Background()
+	modelKey := runtime.Key(Kind, "ns", "little")
+	require.NoError(t, c.HandleReport(ctx, "edge-1", modelKey, []byte(`{"metrics":[{"key":"precision","value":"0.91"}]}`)))
+
+	// Deleted and created again under the same name before the controller synced it: the new
+	// Model's first sync must not write the old one's metrics.
+	require.NoError(t, indexer.Delete(old))
+	require.NoError(t, client.SednaV1alpha1().Models("ns").Delete(ctx, "little", metav1.DeleteOptions{}))
+	recreated := old.DeepCopy()
+	recreated.UID, recreated.ResourceVersion = "uid-new", "9"
+	_, err = client.SednaV1alpha1().Models("ns").Create(ctx, recreated, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, indexer.Add(recreated))
+	require.NoError(t, c.sync(ctx, "ns/little"))
+	got, err := client.SednaV1alpha1().Models("ns").Get(ctx, "little", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Empty(t, got.Status.Metrics, "metrics reported for the deleted model")
+
+	// A report for the new Model shows; deleting it forgets the report.
+	require.NoError(t, c.HandleReport(ctx, "edge-1", modelKey, []byte(`{"metrics":[{"key":"precision","value":"0.5"}]}`)))
+	require.NoError(t, c.sync(ctx, "ns/little"))
+	got, err = client.SednaV1alpha1().Models("ns").Get(ctx, "little", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []sednav1.Metric{{Key: "precision", Value: "0.5"}}, got.Status.Metrics)
+	require.NoError(t, indexer.Delete(recreated))
+	require.NoError(t, c.sync(ctx, "ns/little"))
+	c.reportsMu.Lock()
+	require.Empty(t, c.reports, "the report map is pruned when the model is gone")
+	c.reportsMu.Unlock()
+
+	// A report about a model GM does not know is refused rather than kept.
+	require.ErrorContains(t, c.HandleReport(ctx, "edge-1", runtime.Key(Kind, "ns", "ghost"), []byte(`{"metrics":[]}`)), "not known to GM")
+}
