@@ -2,8 +2,10 @@
 // upstream Sedna's Python lib/sedna for the parts a worker process needs to
 // talk to the local controller and to its peers. Subpackages own one concern
 // each: env (the environment contract), lc (reports to the local
-// controller), hem (hard example mining) and jointinference (the cloud
-// server and edge client of a joint inference service).
+// controller), hem (hard example mining), jointinference (the cloud
+// server and edge client of a joint inference service), incrementallearning
+// (train/eval entry points, hot update), modelfile (model files with hot
+// reload) and federated (the aggregation server and its client).
 //
 // Nothing here may import the global manager or local controller packages:
 // workers are separate processes and only share wire formats with them.

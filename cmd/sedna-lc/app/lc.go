@@ -23,6 +23,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/gmclient"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/dataset"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/incrementallearning"
@@ -72,7 +73,7 @@ func NewCommand() *cobra.Command {
 	flags.StringVar(&opts.DataDir, "data-dir", "", "directory of the LC's store (default: <rootfs>/var/lib/sedna)")
 	flags.DurationVar(&opts.DatasetPeriod, "dataset-check-period", dataset.DefaultPeriod, "how often each dataset's index file is counted")
 	flags.Int64Var(&opts.OutboxMaxBytes, "outbox-max-bytes", store.DefaultMaxOutboxBytes, "byte budget of the outbox of reports waiting for GM; worker reports may use half of it, worker metrics a quarter")
-	flags.StringSliceVar(&opts.AllowedRoots, "allowed-data-roots", []string{"/data"}, "host directories datasets may be read from")
+	flags.StringSliceVar(&opts.AllowedRoots, "allowed-data-roots", []string{"/data"}, "host directories datasets are read from and job output is written to (nothing else of the host is touched)")
 	return cmd
 }
 
@@ -167,6 +168,14 @@ func Run(ctx context.Context, opts Options) error {
 	resolver, err := datasetindex.NewResolver(opts.Rootfs, opts.AllowedRoots)
 	if err != nil {
 		return fmt.Errorf("configuring the allowed data roots: %w", err)
+	}
+	// Job output (round data, deployed models) is written below the same roots; a root mounted
+	// read-only would make every round stall, so say so now rather than at the first round.
+	for _, root := range opts.AllowedRoots {
+		if err := hostfs.CheckWritable(filepath.Join(opts.Rootfs, root)); err != nil {
+			logger.Info("Warning: an allowed data root is not writable; learning jobs whose outputDir is under it will stall",
+				"root", root, "err", err)
+		}
 	}
 	rep := &reporter{store: st}
 	datasets, err := dataset.New(st, rep, dataset.Options{

@@ -150,6 +150,9 @@ type forwardedReport struct {
 	Phase  string          `json:"phase"`
 	Status string          `json:"status"`
 	Output forwardedOutput `json:"output"`
+	// Worker is not upstream's: the reporting worker's name, so GM can keep each worker's
+	// latest counters apart (several edge replicas report cumulative counters of their own).
+	Worker string `json:"worker,omitempty"`
 	// Dropped is not upstream's: see EncodeForwardedReport.
 	Dropped uint64 `json:"dropped,omitempty"`
 }
@@ -178,6 +181,7 @@ func encodeForwardedReport(msg WorkerMessage, dropped uint64) ([]byte, error) {
 		Phase:   msg.Kind,
 		Status:  msg.Status,
 		Output:  forwardedOutput{Models: msg.Results, OwnerInfo: msg.OwnerInfo},
+		Worker:  msg.Name,
 		Dropped: dropped,
 	})
 	if err != nil {

@@ -2,6 +2,8 @@ package jointinference
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,6 +23,14 @@ const (
 	reasonEdgeWorkerUnavailable  = "EdgeWorkerUnavailable"
 	// reasonProgressDeadlineExceeded is the Deployment controller's own reason, kept as is.
 	reasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+)
+
+// The ReportsDropped condition: True (reason OutboxFull) while an LC reports that it refused
+// edge workers' reports because its outbox was full.
+const (
+	conditionReportsDropped = "ReportsDropped"
+	reasonOutboxFull        = "OutboxFull"
+	reasonReportsDelivered  = "ReportsDelivered"
 )
 
 // deploymentAvailable: at least one worker pod serves.
@@ -135,4 +145,27 @@ func (c *Controller) recordTransitions(ji *sednav1.JointInferenceService, old, u
 		!meta.IsStatusConditionTrue(old.Conditions, sednav1.ConditionFailed) {
 		c.recorder.Event(ji, corev1.EventTypeWarning, "WorkerFailed", failed.Message)
 	}
+}
+
+// setReportsDropped says whether an LC refused the edge workers' reports because its outbox was
+// full: the metrics then lag behind what the workers counted. Absent until it first happens.
+func setReportsDropped(status *sednav1.JointInferenceServiceStatus, generation int64, dropped map[string]uint64) {
+	if len(dropped) == 0 {
+		if meta.FindStatusCondition(status.Conditions, conditionReportsDropped) != nil {
+			meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+				Type: conditionReportsDropped, Status: metav1.ConditionFalse, ObservedGeneration: generation,
+				Reason: reasonReportsDelivered, Message: "the LCs deliver the workers' reports again",
+			})
+		}
+		return
+	}
+	nodes := slices.Sorted(maps.Keys(dropped))
+	parts := make([]string, 0, len(nodes))
+	for _, node := range nodes {
+		parts = append(parts, fmt.Sprintf("the LC on node %s refused %d reports", node, dropped[node]))
+	}
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: conditionReportsDropped, Status: metav1.ConditionTrue, ObservedGeneration: generation,
+		Reason: reasonOutboxFull, Message: strings.Join(parts, "; ") + " about this service because its outbox was full; the metrics may lag",
+	})
 }

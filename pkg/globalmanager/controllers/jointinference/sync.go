@@ -99,6 +99,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if reported {
 		status.Metrics = metrics
 	}
+	setReportsDropped(status, ji.Generation, c.droppedReports(ji))
 	c.recordTransitions(ji, &ji.Status, status)
 	if equality.Semantic.DeepEqual(&ji.Status, status) {
 		return convergeErr

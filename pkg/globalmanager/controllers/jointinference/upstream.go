@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -38,6 +39,9 @@ type workerReport struct {
 		OwnerInfo map[string]json.RawMessage `json:"ownerInfo"`
 	} `json:"output"`
 	Worker string `json:"worker,omitempty"`
+	// Dropped is how many reports about the service the node's LC refused since it started
+	// because its outbox was full (absent when none): see managers.EncodeForwardedReport.
+	Dropped uint64 `json:"dropped,omitempty"`
 }
 
 // serviceReports are the latest counters of each edge worker of one service. With several edge
@@ -53,6 +57,9 @@ type serviceReports struct {
 	workers map[string]workerCounters
 	// seq orders the reports, so that keys other than the counters show the latest report's.
 	seq uint64
+	// dropped is, per node, the newest count of reports its LC refused for a full outbox; a
+	// node whose reports come without a count again is removed.
+	dropped map[string]uint64
 }
 
 type workerCounters struct {
@@ -63,19 +70,23 @@ type workerCounters struct {
 // HandleReport records the edge worker's ownerInfo: every key except the times, with string
 // values kept and other values JSON-encoded, as upstream users read them. A report naming a
 // worker that is not one of the service's pods is ignored: its counters could never be pruned.
-func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key, content []byte) error {
+func (c *Controller) HandleReport(ctx context.Context, node string, key channel.Key, content []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(content))
 	dec.DisallowUnknownFields()
 	var r workerReport
 	if err := dec.Decode(&r); err != nil {
 		return fmt.Errorf("decoding the joint inference report: %w", err)
 	}
-	if r.Output == nil || len(r.Output.OwnerInfo) == 0 {
-		return nil // nothing to show; still a valid report
-	}
 	ji, err := c.lister.JointInferenceServices(key.Namespace).Get(key.Name)
 	if err != nil {
 		return fmt.Errorf("joint inference service %s/%s is not known to GM: %w", key.Namespace, key.Name, err)
+	}
+	nsName := key.Namespace + "/" + key.Name
+	if c.recordDropped(nsName, ji.UID, node, r.Dropped) {
+		c.queue.Add(nsName)
+	}
+	if r.Output == nil || len(r.Output.OwnerInfo) == 0 {
+		return nil // nothing to show; still a valid report
 	}
 	if r.Worker != "" {
 		if _, err := c.pods.Pods(key.Namespace).Get(r.Worker); err != nil {
@@ -95,13 +106,8 @@ func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key
 		}
 		values[name] = s
 	}
-	nsName := key.Namespace + "/" + key.Name
 	c.reportsMu.Lock()
-	reports := c.reports[nsName]
-	if reports == nil || reports.uid != ji.UID {
-		reports = &serviceReports{uid: ji.UID, workers: map[string]workerCounters{}}
-		c.reports[nsName] = reports
-	}
+	reports := c.reportsOf(nsName, ji.UID)
 	if r.Worker != "" {
 		delete(reports.workers, "")
 	}
@@ -110,6 +116,44 @@ func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key
 	c.reportsMu.Unlock()
 	c.queue.Add(nsName)
 	return nil
+}
+
+// reportsOf returns the service's reports, starting over for a service created again under the
+// same name. The caller holds reportsMu.
+func (c *Controller) reportsOf(nsName string, uid types.UID) *serviceReports {
+	reports := c.reports[nsName]
+	if reports == nil || reports.uid != uid {
+		reports = &serviceReports{uid: uid, workers: map[string]workerCounters{}, dropped: map[string]uint64{}}
+		c.reports[nsName] = reports
+	}
+	return reports
+}
+
+// recordDropped keeps node's newest count of refused reports; true when it changed.
+func (c *Controller) recordDropped(nsName string, uid types.UID, node string, dropped uint64) bool {
+	c.reportsMu.Lock()
+	defer c.reportsMu.Unlock()
+	reports := c.reportsOf(nsName, uid)
+	if reports.dropped[node] == dropped {
+		return false
+	}
+	if dropped == 0 {
+		delete(reports.dropped, node)
+	} else {
+		reports.dropped[node] = dropped
+	}
+	return true
+}
+
+// droppedReports returns the nodes whose LC refused reports about the service, with their counts.
+func (c *Controller) droppedReports(ji *sednav1.JointInferenceService) map[string]uint64 {
+	c.reportsMu.Lock()
+	defer c.reportsMu.Unlock()
+	reports := c.reports[ji.Namespace+"/"+ji.Name]
+	if reports == nil || reports.uid != ji.UID || len(reports.dropped) == 0 {
+		return nil
+	}
+	return maps.Clone(reports.dropped)
 }
 
 // reportedMetrics returns the service's metrics from its workers' latest reports, after dropping

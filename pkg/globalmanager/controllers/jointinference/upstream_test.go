@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
@@ -163,4 +164,42 @@ func TestEdgeReplicasCountersAreSummedPerWorker(t *testing.T) {
 	require.True(t, reported)
 	_, ok := f.c.reportedMetrics(recreated, nil)
 	require.False(t, ok)
+}
+
+func TestReportsDroppedByAFullOutboxAreACondition(t *testing.T) {
+	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")})
+	f.syncAndRefresh("ns/helmet")
+	f.workerPod("helmet-deployment-edge", "edge-a", "edge-1", "10.0.0.11", "30")
+	f.refresh()
+	key := runtime.Key(Kind, "ns", "helmet")
+	report := func(node, dropped string) {
+		t.Helper()
+		content := `{"phase":"inference","status":"","worker":"edge-a",` + dropped +
+			`"output":{"models":null,"ownerInfo":{"inferenceNumber":10,"hardExampleNumber":2}}}`
+		require.NoError(t, f.c.HandleReport(context.Background(), node, key, []byte(content)))
+		f.syncAndRefresh("ns/helmet")
+	}
+	condition := func() *metav1.Condition {
+		return meta.FindStatusCondition(f.service("helmet").Status.Conditions, "ReportsDropped")
+	}
+
+	report("edge-1", "")
+	require.Nil(t, condition(), "no condition until an LC refuses a report")
+
+	report("edge-1", `"dropped":7,`)
+	dropped := condition()
+	require.NotNil(t, dropped)
+	require.Equal(t, metav1.ConditionTrue, dropped.Status)
+	require.Equal(t, "OutboxFull", dropped.Reason)
+	require.Contains(t, dropped.Message, "the LC on node edge-1 refused 7 reports")
+
+	report("edge-2", `"dropped":3,`)
+	require.Contains(t, condition().Message, "node edge-1 refused 7 reports; the LC on node edge-2 refused 3 reports")
+
+	// Reports without a count again: the node delivers everything.
+	report("edge-1", "")
+	report("edge-2", "")
+	require.Equal(t, metav1.ConditionFalse, condition().Status)
+	require.Equal(t, "ReportsDelivered", condition().Reason)
+	require.Equal(t, "10", f.service("helmet").Status.Metrics[1].Value, "the counters still arrive")
 }
