@@ -3,9 +3,13 @@ package messagelayer
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,9 +23,19 @@ const NodeNameExtra = "authentication.kubernetes.io/node-name"
 // ErrUnauthenticated is wrapped by every authentication failure.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-// Authenticator turns a bearer token into the node the LC runs on.
+// Identity is what an accepted token proves.
+type Identity struct {
+	// Node is the node the LC runs on.
+	Node string
+	// Expires is when the token stops being valid; zero when it does not expire. A connection
+	// authenticated with the token is closed then, so the LC reconnects with its rotated token.
+	Expires time.Time
+}
+
+// Authenticator turns a bearer token into the identity of the LC presenting it. An error
+// wrapping ErrUnauthenticated refuses the token; any other error is a failure to decide.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (node string, err error)
+	Authenticate(ctx context.Context, token string) (Identity, error)
 }
 
 // TokenReviewAuthenticator validates projected service-account tokens with the TokenReview API.
@@ -34,13 +48,15 @@ type TokenReviewAuthenticator struct {
 	ServiceAccounts []string
 }
 
-// Authenticate implements Authenticator.
-func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (string, error) {
+// Authenticate implements Authenticator. The API server checks, on every review, that the pod
+// the token is bound to still exists, so reviewing the token again tells whether the LC's pod is
+// gone.
+func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (Identity, error) {
 	review, err := a.Client.Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.Audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return "", fmt.Errorf("reviewing the token: %w", err)
+		return Identity{}, fmt.Errorf("reviewing the token: %w", err)
 	}
 	status := review.Status
 	if !status.Authenticated {
@@ -48,21 +64,48 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 		if msg == "" {
 			msg = "token not authenticated"
 		}
-		return "", fmt.Errorf("%w: %s", ErrUnauthenticated, msg)
+		return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, msg)
 	}
 	if len(a.Audiences) > 0 && !slices.ContainsFunc(status.Audiences, func(aud string) bool { return slices.Contains(a.Audiences, aud) }) {
-		return "", fmt.Errorf("%w: token audiences %v do not include %v", ErrUnauthenticated, status.Audiences, a.Audiences)
+		return Identity{}, fmt.Errorf("%w: token audiences %v do not include %v", ErrUnauthenticated, status.Audiences, a.Audiences)
 	}
 	if len(a.ServiceAccounts) > 0 && !slices.ContainsFunc(a.ServiceAccounts, func(sa string) bool {
 		return status.User.Username == "system:serviceaccount:"+replaceSlash(sa)
 	}) {
-		return "", fmt.Errorf("%w: %s is not an LC service account (%v)", ErrUnauthenticated, status.User.Username, a.ServiceAccounts)
+		return Identity{}, fmt.Errorf("%w: %s is not an LC service account (%v)", ErrUnauthenticated, status.User.Username, a.ServiceAccounts)
 	}
 	nodes := status.User.Extra[NodeNameExtra]
 	if len(nodes) != 1 || nodes[0] == "" {
-		return "", fmt.Errorf("%w: token of %s is not bound to a pod on a node", ErrUnauthenticated, status.User.Username)
+		return Identity{}, fmt.Errorf("%w: token of %s is not bound to a pod on a node", ErrUnauthenticated, status.User.Username)
 	}
-	return nodes[0], nil
+	// The review has verified the token, so its expiry claim is the API server's own. A token
+	// whose claims cannot be read (another token authenticator's) is bounded by the periodic
+	// review instead.
+	return Identity{Node: nodes[0], Expires: tokenExpiry(token)}, nil
+}
+
+// tokenExpiry reads the exp claim of a JWT without verifying anything: call it only on a token
+// the API server has accepted. Zero when the token is not a JWT or has no exp.
+func tokenExpiry(token string) time.Time {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp == nil {
+		return time.Time{}
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil || exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(exp), 0)
 }
 
 func replaceSlash(namespacedName string) string {
@@ -81,7 +124,7 @@ type StaticTokenAuthenticator struct {
 }
 
 // Authenticate implements Authenticator in time independent of the token's content.
-func (a *StaticTokenAuthenticator) Authenticate(_ context.Context, token string) (string, error) {
+func (a *StaticTokenAuthenticator) Authenticate(_ context.Context, token string) (Identity, error) {
 	node := ""
 	for candidate, n := range a.Tokens {
 		if subtle.ConstantTimeCompare([]byte(candidate), []byte(token)) == 1 {
@@ -89,7 +132,7 @@ func (a *StaticTokenAuthenticator) Authenticate(_ context.Context, token string)
 		}
 	}
 	if node == "" {
-		return "", fmt.Errorf("%w: unknown static token", ErrUnauthenticated)
+		return Identity{}, fmt.Errorf("%w: unknown static token", ErrUnauthenticated)
 	}
-	return node, nil
+	return Identity{Node: node}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"k8s.io/klog/v2"
@@ -49,7 +50,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "a bearer token is required", http.StatusUnauthorized)
 		return
 	}
-	node, err := s.auth.Authenticate(r.Context(), token)
+	identity, err := s.auth.Authenticate(r.Context(), token)
+	node := identity.Node
 	if err != nil {
 		reason, status := "invalid_token", http.StatusUnauthorized
 		if !errors.Is(err, ErrUnauthenticated) {
@@ -71,7 +73,68 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logger.Info("Websocket upgrade failed", "node", node, "err", err)
 		return // the upgrader has answered the client
 	}
-	s.hub.serve(s.ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	go s.watchCredential(klog.NewContext(ctx, logger.WithValues("node", node)), cancel, ws, token, identity)
+	s.hub.serve(ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
+}
+
+// Reasons a connection is closed because of its credential.
+const (
+	closeTokenExpired = "token_expired"
+	closeTokenRefused = "token_refused"
+	closeNodeChanged  = "node_changed"
+)
+
+// watchCredential ends the connection when the token it was opened with expires, or when a
+// review of the token, repeated every CredentialRecheck, refuses it (the LC's pod is gone, its
+// service account deleted) or names another node. The LC then reconnects with its current token.
+// A review that fails to decide keeps the connection and is tried again at the next check.
+func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc, ws wsConn, token string, identity Identity) {
+	logger := klog.FromContext(ctx)
+	for {
+		wait, expiring := s.hub.opts.CredentialRecheck, false
+		if !identity.Expires.IsZero() {
+			if untilExpiry := identity.Expires.Sub(s.hub.now()); untilExpiry <= wait {
+				wait, expiring = untilExpiry, true
+			}
+		}
+		timer := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		reason := closeTokenExpired
+		if !expiring {
+			current, err := s.auth.Authenticate(ctx, token)
+			switch {
+			case err == nil && current.Node == identity.Node:
+				identity = current
+				continue
+			case err == nil:
+				reason = closeNodeChanged
+			case errors.Is(err, ErrUnauthenticated):
+				reason = closeTokenRefused
+				logger.Info("The connection's token is no longer accepted", "err", err)
+			default:
+				if ctx.Err() != nil {
+					return
+				}
+				logger.Info("Could not review the connection's token again; keeping the connection", "err", err)
+				continue
+			}
+		}
+		s.hub.metrics.CredentialCloses.WithLabelValues(reason).Inc()
+		logger.Info("Closing the LC connection; the LC reconnects with its current token", "reason", reason)
+		// Tell the LC why before the connection goes; a failure changes nothing, it is closing.
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "credential "+strings.ReplaceAll(reason, "_", " ")),
+			s.hub.now().Add(s.hub.opts.WriteTimeout))
+		cancel()
+		return
+	}
 }
 
 func bearerToken(r *http.Request) (string, bool) {
