@@ -69,9 +69,10 @@ func TestTokenReviewBindsTheLCToItsNode(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	node, err := auth.Authenticate(ctx, lcToken(t, ns, "sedna-lc", "edge-tr-1", "sedna-gm", true))
+	identity, err := auth.Authenticate(ctx, lcToken(t, ns, "sedna-lc", "edge-tr-1", "sedna-gm", true))
 	require.NoError(t, err)
-	require.Equal(t, "edge-tr-1", node, "the node comes from the token's pod binding")
+	require.Equal(t, "edge-tr-1", identity.Node, "the node comes from the token's pod binding")
+	require.WithinDuration(t, time.Now().Add(time.Hour), identity.Expires, time.Minute, "the expiry comes from the reviewed token")
 
 	cases := map[string]struct {
 		token string
@@ -248,6 +249,47 @@ func TestGMFailoverAndDatasetReport(t *testing.T) {
 		return err == nil && got.Status.NumberOfSamples == 42
 	}, 30*time.Second, 100*time.Millisecond, "status.numberOfSamples was not updated from the report")
 	require.Equal(t, 1, countEvents(t, ns, "train"), "one Counted event")
+
+	// GM dies before its ack reaches the LC, which replays report 1 to the next GM. The
+	// replay carries other content here, so handling it again would show in the status.
+	require.NoError(t, ws.Close())
+	second.stop()
+	third := startGM(t, dir, "gm-c", tokens, cert)
+	require.Eventually(t, func() bool { return leaseHolder(t) == "gm-c" }, 30*time.Second, 100*time.Millisecond)
+	var ws3 *websocket.Conn
+	require.Eventually(t, func() bool {
+		ws3, err = dialLC(t, cert, third.channelPort, "edge-token")
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond)
+	defer func() { _ = ws3.Close() }()
+	writeFrame(t, ws3, channel.Frame{
+		Header:  channel.Header{Namespace: ns, ResourceKind: "dataset", ResourceName: "train", Operation: channel.OpStatus},
+		Content: []byte(`{"numberOfSamples":43}`), Seq: 1,
+	})
+	writeFrame(t, ws3, channel.Frame{
+		Header:  channel.Header{Namespace: ns, ResourceKind: "dataset", ResourceName: "train", Operation: channel.OpStatus},
+		Content: []byte(`{"numberOfSamples":44}`), Seq: 2,
+	})
+	var acks []uint64
+	for len(acks) < 2 {
+		f := readFrame(t, ws3)
+		if f.Header.Operation == channel.OpAck {
+			require.Empty(t, f.Error)
+			acks = append(acks, f.Ack)
+			continue
+		}
+		writeFrame(t, ws3, channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: f.Seq})
+	}
+	require.Equal(t, []uint64{1, 2}, acks, "the replay is acknowledged, so the LC forgets it")
+	seen := map[int]bool{}
+	require.Eventually(t, func() bool {
+		got, err := controlPlane.Sedna.SednaV1alpha1().Datasets(ns).Get(ctx, "train", metav1.GetOptions{})
+		if err == nil {
+			seen[got.Status.NumberOfSamples] = true
+		}
+		return err == nil && got.Status.NumberOfSamples == 44
+	}, 30*time.Second, 50*time.Millisecond, "report 2 was not handled")
+	require.False(t, seen[43], "the next GM handled the replayed report 1 again")
 }
 
 func countEvents(t *testing.T, ns, name string) int {
