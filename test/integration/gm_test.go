@@ -262,34 +262,31 @@ func TestGMFailoverAndDatasetReport(t *testing.T) {
 		return err == nil
 	}, 30*time.Second, 100*time.Millisecond)
 	defer func() { _ = ws3.Close() }()
-	writeFrame(t, ws3, channel.Frame{
-		Header:  channel.Header{Namespace: ns, ResourceKind: "dataset", ResourceName: "train", Operation: channel.OpStatus},
-		Content: []byte(`{"numberOfSamples":43}`), Seq: 1,
-	})
-	writeFrame(t, ws3, channel.Frame{
-		Header:  channel.Header{Namespace: ns, ResourceKind: "dataset", ResourceName: "train", Operation: channel.OpStatus},
-		Content: []byte(`{"numberOfSamples":44}`), Seq: 2,
-	})
-	var acks []uint64
-	for len(acks) < 2 {
-		f := readFrame(t, ws3)
-		if f.Header.Operation == channel.OpAck {
-			require.Empty(t, f.Error)
-			acks = append(acks, f.Ack)
-			continue
+	report := func(seq uint64, samples int) {
+		writeFrame(t, ws3, channel.Frame{
+			Header:  channel.Header{Namespace: ns, ResourceKind: "dataset", ResourceName: "train", Operation: channel.OpStatus},
+			Content: []byte(fmt.Sprintf(`{"numberOfSamples":%d}`, samples)), Seq: seq,
+		})
+		for {
+			f := readFrame(t, ws3)
+			if f.Header.Operation == channel.OpAck {
+				require.Equal(t, seq, f.Ack)
+				require.Empty(t, f.Error)
+				return
+			}
+			writeFrame(t, ws3, channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: f.Seq})
 		}
-		writeFrame(t, ws3, channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: f.Seq})
 	}
-	require.Equal(t, []uint64{1, 2}, acks, "the replay is acknowledged, so the LC forgets it")
-	seen := map[int]bool{}
-	require.Eventually(t, func() bool {
+	samples := func() int {
 		got, err := controlPlane.Sedna.SednaV1alpha1().Datasets(ns).Get(ctx, "train", metav1.GetOptions{})
-		if err == nil {
-			seen[got.Status.NumberOfSamples] = true
-		}
-		return err == nil && got.Status.NumberOfSamples == 44
-	}, 30*time.Second, 50*time.Millisecond, "report 2 was not handled")
-	require.False(t, seen[43], "the next GM handled the replayed report 1 again")
+		require.NoError(t, err)
+		return got.Status.NumberOfSamples
+	}
+	report(1, 43) // acknowledged, so the LC forgets it
+	require.Never(t, func() bool { return samples() != 42 }, 3*time.Second, 100*time.Millisecond,
+		"the next GM handled the replayed report 1 again")
+	report(2, 44)
+	require.Eventually(t, func() bool { return samples() == 44 }, 30*time.Second, 100*time.Millisecond, "report 2 was not handled")
 }
 
 func countEvents(t *testing.T, ns, name string) int {
