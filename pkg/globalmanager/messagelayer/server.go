@@ -3,6 +3,7 @@ package messagelayer
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -93,7 +94,10 @@ const (
 func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc, ws wsConn, token string, identity Identity) {
 	logger := klog.FromContext(ctx)
 	for {
-		wait, expiring := s.hub.opts.CredentialRecheck, false
+		// Jittered to [3/4, 5/4] of the period: LCs that connected together after a failover
+		// do not all come back for review in the same second.
+		recheck := s.hub.opts.CredentialRecheck
+		wait, expiring := recheck*3/4+rand.N(recheck/2+1), false
 		if !identity.Expires.IsZero() {
 			if untilExpiry := identity.Expires.Sub(s.hub.now()); untilExpiry <= wait {
 				wait, expiring = untilExpiry, true
