@@ -23,19 +23,11 @@ const NodeNameExtra = "authentication.kubernetes.io/node-name"
 // ErrUnauthenticated is wrapped by every authentication failure.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-// Identity is what an accepted token proves.
-type Identity struct {
-	// Node is the node the LC runs on.
-	Node string
-	// Expires is when the token stops being valid; zero when it does not expire. A connection
-	// authenticated with the token is closed then, so the LC reconnects with its rotated token.
-	Expires time.Time
-}
-
-// Authenticator turns a bearer token into the identity of the LC presenting it. An error
-// wrapping ErrUnauthenticated refuses the token; any other error is a failure to decide.
+// Authenticator turns a bearer token into the node the LC runs on. An error wrapping
+// ErrUnauthenticated refuses the token; any other error is a failure to decide. A connection
+// opened with a token that carries an expiry (a JWT's exp) is closed when it expires.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (Identity, error)
+	Authenticate(ctx context.Context, token string) (node string, err error)
 }
 
 // TokenReviewAuthenticator validates projected service-account tokens with the TokenReview API.
@@ -51,12 +43,12 @@ type TokenReviewAuthenticator struct {
 // Authenticate implements Authenticator. The API server checks, on every review, that the pod
 // the token is bound to still exists, so reviewing the token again tells whether the LC's pod is
 // gone.
-func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (Identity, error) {
+func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (string, error) {
 	review, err := a.Client.Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.Audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return Identity{}, fmt.Errorf("reviewing the token: %w", err)
+		return "", fmt.Errorf("reviewing the token: %w", err)
 	}
 	status := review.Status
 	if !status.Authenticated {
@@ -64,29 +56,28 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 		if msg == "" {
 			msg = "token not authenticated"
 		}
-		return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, msg)
+		return "", fmt.Errorf("%w: %s", ErrUnauthenticated, msg)
 	}
 	if len(a.Audiences) > 0 && !slices.ContainsFunc(status.Audiences, func(aud string) bool { return slices.Contains(a.Audiences, aud) }) {
-		return Identity{}, fmt.Errorf("%w: token audiences %v do not include %v", ErrUnauthenticated, status.Audiences, a.Audiences)
+		return "", fmt.Errorf("%w: token audiences %v do not include %v", ErrUnauthenticated, status.Audiences, a.Audiences)
 	}
 	if len(a.ServiceAccounts) > 0 && !slices.ContainsFunc(a.ServiceAccounts, func(sa string) bool {
 		return status.User.Username == "system:serviceaccount:"+replaceSlash(sa)
 	}) {
-		return Identity{}, fmt.Errorf("%w: %s is not an LC service account (%v)", ErrUnauthenticated, status.User.Username, a.ServiceAccounts)
+		return "", fmt.Errorf("%w: %s is not an LC service account (%v)", ErrUnauthenticated, status.User.Username, a.ServiceAccounts)
 	}
 	nodes := status.User.Extra[NodeNameExtra]
 	if len(nodes) != 1 || nodes[0] == "" {
-		return Identity{}, fmt.Errorf("%w: token of %s is not bound to a pod on a node", ErrUnauthenticated, status.User.Username)
+		return "", fmt.Errorf("%w: token of %s is not bound to a pod on a node", ErrUnauthenticated, status.User.Username)
 	}
-	// The review has verified the token, so its expiry claim is the API server's own. A token
-	// whose claims cannot be read (another token authenticator's) is bounded by the periodic
-	// review instead.
-	return Identity{Node: nodes[0], Expires: tokenExpiry(token)}, nil
+	return nodes[0], nil
 }
 
-// tokenExpiry reads the exp claim of a JWT without verifying anything: call it only on a token
-// the API server has accepted. Zero when the token is not a JWT or has no exp.
-func tokenExpiry(token string) time.Time {
+// TokenExpiry reads the exp claim of a JWT without verifying anything: use it only on a token
+// an Authenticator has accepted (a TokenReview verified its signature, so the claim is the API
+// server's own). Zero when the token is not a JWT or has no exp: such a token is bounded by the
+// periodic review instead.
+func TokenExpiry(token string) time.Time {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return time.Time{}
@@ -124,7 +115,7 @@ type StaticTokenAuthenticator struct {
 }
 
 // Authenticate implements Authenticator in time independent of the token's content.
-func (a *StaticTokenAuthenticator) Authenticate(_ context.Context, token string) (Identity, error) {
+func (a *StaticTokenAuthenticator) Authenticate(_ context.Context, token string) (string, error) {
 	node := ""
 	for candidate, n := range a.Tokens {
 		if subtle.ConstantTimeCompare([]byte(candidate), []byte(token)) == 1 {
@@ -132,7 +123,7 @@ func (a *StaticTokenAuthenticator) Authenticate(_ context.Context, token string)
 		}
 	}
 	if node == "" {
-		return Identity{}, fmt.Errorf("%w: unknown static token", ErrUnauthenticated)
+		return "", fmt.Errorf("%w: unknown static token", ErrUnauthenticated)
 	}
-	return Identity{Node: node}, nil
+	return node, nil
 }

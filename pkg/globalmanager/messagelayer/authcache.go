@@ -19,50 +19,50 @@ type CachingAuthenticator struct {
 	Now func() time.Time
 
 	mu      sync.Mutex
-	entries map[[sha256.Size]byte]cachedIdentity
+	entries map[[sha256.Size]byte]cachedNode
 }
 
-type cachedIdentity struct {
-	identity Identity
-	until    time.Time
+type cachedNode struct {
+	node  string
+	until time.Time
 }
 
 // Authenticate implements Authenticator.
-func (c *CachingAuthenticator) Authenticate(ctx context.Context, token string) (Identity, error) {
+func (c *CachingAuthenticator) Authenticate(ctx context.Context, token string) (string, error) {
 	key := sha256.Sum256([]byte(token))
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
-		return e.identity, nil
+		return e.node, nil
 	}
-	identity, err := c.Next.Authenticate(ctx, token)
+	node, err := c.Next.Authenticate(ctx, token)
 	if err != nil {
 		if ok {
 			c.mu.Lock()
 			delete(c.entries, key)
 			c.mu.Unlock()
 		}
-		return Identity{}, err
+		return "", err
 	}
 	until := now.Add(c.TTL)
-	if !identity.Expires.IsZero() && identity.Expires.Before(until) {
-		until = identity.Expires
+	if expires := TokenExpiry(token); !expires.IsZero() && expires.Before(until) {
+		until = expires
 	}
 	if c.TTL > 0 && now.Before(until) {
-		c.store(key, cachedIdentity{identity: identity, until: until}, now)
+		c.store(key, cachedNode{node: node, until: until}, now)
 	}
-	return identity, nil
+	return node, nil
 }
 
 // store adds an entry, first dropping expired ones and then, if still full, arbitrary ones: the
 // cache only saves reviews, so losing an entry costs one review.
-func (c *CachingAuthenticator) store(key [sha256.Size]byte, e cachedIdentity, now time.Time) {
+func (c *CachingAuthenticator) store(key [sha256.Size]byte, e cachedNode, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = map[[sha256.Size]byte]cachedIdentity{}
+		c.entries = map[[sha256.Size]byte]cachedNode{}
 	}
 	limit := max(c.MaxEntries, 1)
 	if _, present := c.entries[key]; !present && len(c.entries) >= limit {

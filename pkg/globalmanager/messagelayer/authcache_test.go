@@ -2,8 +2,10 @@ package messagelayer
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,17 +13,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// countingAuth accepts "good-*" tokens as node-a (expiring at expires, if set), refuses the
-// rest, and counts reviews.
+// countingAuth accepts "good-*" tokens and JWT-shaped ones as node-a, refuses the rest, and
+// counts reviews.
 type countingAuth struct {
 	mu      sync.Mutex
 	reviews map[string]int
 	refuse  map[string]bool
-	expires time.Time
 	err     error
 }
 
-func (a *countingAuth) Authenticate(_ context.Context, token string) (Identity, error) {
+// jwtExpiring is a JWT-shaped token (unsigned: only the authenticator judges it) expiring at exp.
+func jwtExpiring(exp time.Time) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(fmt.Sprintf(`{"exp":%d}`, exp.Unix()))) + ".c2ln"
+}
+
+func (a *countingAuth) Authenticate(_ context.Context, token string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.reviews == nil {
@@ -29,12 +36,12 @@ func (a *countingAuth) Authenticate(_ context.Context, token string) (Identity, 
 	}
 	a.reviews[token]++
 	if a.err != nil {
-		return Identity{}, a.err
+		return "", a.err
 	}
-	if a.refuse[token] || len(token) < 5 || token[:5] != "good-" {
-		return Identity{}, fmt.Errorf("%w: refused", ErrUnauthenticated)
+	if a.refuse[token] || !(strings.HasPrefix(token, "good-") || strings.Count(token, ".") == 2) {
+		return "", fmt.Errorf("%w: refused", ErrUnauthenticated)
 	}
-	return Identity{Node: "node-a", Expires: a.expires}, nil
+	return "node-a", nil
 }
 
 func (a *countingAuth) count(token string) int {
@@ -67,9 +74,9 @@ func TestCachingAuthenticatorHitsAndTTL(t *testing.T) {
 	ctx := context.Background()
 
 	for range 5 {
-		id, err := cache.Authenticate(ctx, "good-1")
+		node, err := cache.Authenticate(ctx, "good-1")
 		require.NoError(t, err)
-		require.Equal(t, "node-a", id.Node)
+		require.Equal(t, "node-a", node)
 	}
 	require.Equal(t, 1, next.count("good-1"), "reconnects within the TTL cost one review")
 
@@ -86,26 +93,27 @@ func TestCachingAuthenticatorHitsAndTTL(t *testing.T) {
 
 func TestCachingAuthenticatorNeverOutlivesTheToken(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	next := &countingAuth{expires: time.Unix(1_000_000, 0).Add(2 * time.Second)}
+	next := &countingAuth{}
 	cache := &CachingAuthenticator{Next: next, TTL: time.Minute, MaxEntries: 100, Now: clock.Now}
 	ctx := context.Background()
+	token := jwtExpiring(time.Unix(1_000_000, 0).Add(2 * time.Second))
 
-	_, err := cache.Authenticate(ctx, "good-1")
+	_, err := cache.Authenticate(ctx, token)
 	require.NoError(t, err)
 	clock.Step(time.Second)
-	_, err = cache.Authenticate(ctx, "good-1")
+	_, err = cache.Authenticate(ctx, token)
 	require.NoError(t, err)
-	require.Equal(t, 1, next.count("good-1"))
+	require.Equal(t, 1, next.count(token))
 
 	// Past the token's expiry the cache asks again, although its TTL has not run out; the
 	// reviewer now refuses the expired token.
 	clock.Step(time.Second)
 	next.mu.Lock()
-	next.refuse = map[string]bool{"good-1": true}
+	next.refuse = map[string]bool{token: true}
 	next.mu.Unlock()
-	_, err = cache.Authenticate(ctx, "good-1")
+	_, err = cache.Authenticate(ctx, token)
 	require.ErrorIs(t, err, ErrUnauthenticated)
-	require.Equal(t, 2, next.count("good-1"))
+	require.Equal(t, 2, next.count(token))
 }
 
 func TestCachingAuthenticatorDoesNotCacheRefusalsOrErrors(t *testing.T) {

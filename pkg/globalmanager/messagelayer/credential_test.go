@@ -14,26 +14,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// switchAuth accepts "token-a" as node-a until refused is set, and fails to decide while err is set.
+// switchAuth accepts any token as node-a until refused is set, and fails to decide while err
+// is set.
 type switchAuth struct {
 	mu      sync.Mutex
-	expires time.Time
 	refused bool
 	err     error
 	reviews int
 }
 
-func (a *switchAuth) Authenticate(context.Context, string) (Identity, error) {
+func (a *switchAuth) Authenticate(context.Context, string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reviews++
 	switch {
 	case a.err != nil:
-		return Identity{}, a.err
+		return "", a.err
 	case a.refused:
-		return Identity{}, fmt.Errorf("%w: pod lc-1 not found", ErrUnauthenticated)
+		return "", fmt.Errorf("%w: pod lc-1 not found", ErrUnauthenticated)
 	}
-	return Identity{Node: "node-a", Expires: a.expires}, nil
+	return "node-a", nil
 }
 
 func (a *switchAuth) set(f func(*switchAuth)) {
@@ -54,12 +54,14 @@ func waitClosed(t *testing.T, lc *testLC, within time.Duration) error {
 }
 
 func TestAConnectionEndsWhenItsTokenExpires(t *testing.T) {
-	auth := &switchAuth{expires: time.Now().Add(500 * time.Millisecond)}
+	auth := &switchAuth{}
 	ts := newTestServerWith(t, Options{CredentialRecheck: time.Hour}, auth, nil)
-	lc := ts.connect(t, "node-a")
+	// exp has a resolution of seconds: the token expires within 1 to 2 seconds.
+	lc, _, err := ts.dial(t, jwtExpiring(time.Now().Add(1500*time.Millisecond)), nil)
+	require.NoError(t, err)
 	lc.readSnapshot()
 
-	err := waitClosed(t, lc, 5*time.Second)
+	err = waitClosed(t, lc, 5*time.Second)
 	var closeErr *websocket.CloseError
 	require.ErrorAs(t, err, &closeErr, "the server closed the connection with a reason, not a timeout")
 	require.Equal(t, websocket.ClosePolicyViolation, closeErr.Code)
@@ -68,8 +70,8 @@ func TestAConnectionEndsWhenItsTokenExpires(t *testing.T) {
 	require.Eventually(t, func() bool { return len(ts.hub.ConnectedNodes()) == 0 }, 5*time.Second, 10*time.Millisecond)
 
 	// The LC reconnects with its current token.
-	auth.set(func(a *switchAuth) { a.expires = time.Now().Add(time.Hour) })
-	lc = ts.connect(t, "node-a")
+	lc, _, err = ts.dial(t, jwtExpiring(time.Now().Add(time.Hour)), nil)
+	require.NoError(t, err)
 	lc.readSnapshot()
 	require.Equal(t, []string{"node-a"}, ts.hub.ConnectedNodes())
 }
@@ -105,9 +107,9 @@ func TestTokenExpiryIsReadFromTheReviewedToken(t *testing.T) {
 	jwt := func(payload string) string {
 		return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(payload)) + ".c2ln"
 	}
-	require.Equal(t, time.Unix(1767225600, 0), tokenExpiry(jwt(`{"exp":1767225600,"kubernetes.io":{"pod":{"name":"lc-1"}}}`)))
-	require.True(t, tokenExpiry(jwt(`{"sub":"x"}`)).IsZero(), "no exp")
-	require.True(t, tokenExpiry(jwt(`{"exp":"soon"}`)).IsZero(), "exp not a number")
-	require.True(t, tokenExpiry("not-a-jwt").IsZero())
-	require.True(t, tokenExpiry("a.!!!.c").IsZero(), "payload not base64url")
+	require.Equal(t, time.Unix(1767225600, 0), TokenExpiry(jwt(`{"exp":1767225600,"kubernetes.io":{"pod":{"name":"lc-1"}}}`)))
+	require.True(t, TokenExpiry(jwt(`{"sub":"x"}`)).IsZero(), "no exp")
+	require.True(t, TokenExpiry(jwt(`{"exp":"soon"}`)).IsZero(), "exp not a number")
+	require.True(t, TokenExpiry("not-a-jwt").IsZero())
+	require.True(t, TokenExpiry("a.!!!.c").IsZero(), "payload not base64url")
 }

@@ -51,8 +51,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "a bearer token is required", http.StatusUnauthorized)
 		return
 	}
-	identity, err := s.auth.Authenticate(r.Context(), token)
-	node := identity.Node
+	node, err := s.auth.Authenticate(r.Context(), token)
 	if err != nil {
 		reason, status := "invalid_token", http.StatusUnauthorized
 		if !errors.Is(err, ErrUnauthenticated) {
@@ -76,7 +75,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	go s.watchCredential(klog.NewContext(ctx, logger.WithValues("node", node)), cancel, ws, token, identity)
+	go s.watchCredential(klog.NewContext(ctx, logger.WithValues("node", node)), cancel, ws, token, node)
 	s.hub.serve(ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
 }
 
@@ -91,15 +90,16 @@ const (
 // review of the token, repeated every CredentialRecheck, refuses it (the LC's pod is gone, its
 // service account deleted) or names another node. The LC then reconnects with its current token.
 // A review that fails to decide keeps the connection and is tried again at the next check.
-func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc, ws wsConn, token string, identity Identity) {
+func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc, ws wsConn, token, node string) {
 	logger := klog.FromContext(ctx)
+	expires := TokenExpiry(token)
 	for {
 		// Jittered to [3/4, 5/4] of the period: LCs that connected together after a failover
 		// do not all come back for review in the same second.
 		recheck := s.hub.opts.CredentialRecheck
 		wait, expiring := recheck*3/4+rand.N(recheck/2+1), false
-		if !identity.Expires.IsZero() {
-			if untilExpiry := identity.Expires.Sub(s.hub.now()); untilExpiry <= wait {
+		if !expires.IsZero() {
+			if untilExpiry := expires.Sub(s.hub.now()); untilExpiry <= wait {
 				wait, expiring = untilExpiry, true
 			}
 		}
@@ -114,8 +114,7 @@ func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc,
 		if !expiring {
 			current, err := s.auth.Authenticate(ctx, token)
 			switch {
-			case err == nil && current.Node == identity.Node:
-				identity = current
+			case err == nil && current == node:
 				continue
 			case err == nil:
 				reason = closeNodeChanged
