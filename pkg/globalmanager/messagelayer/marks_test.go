@@ -160,8 +160,10 @@ func TestReportsWaitForTheirMarkAndShareWrites(t *testing.T) {
 	marks.mu.Unlock()
 	require.Equal(t, 1, saves, "the 20 waiting reports share one write")
 
-	lc = dialStore(t, ts, "store-1")         // the read deadline broke the first connection
-	for seq := uint64(1); seq <= 40; seq++ { // the LC replays 1-20, unacknowledged, and goes on
+	// The read deadline broke the first connection. The LC replays 1-20, unacknowledged, and
+	// goes on.
+	lc = dialStore(t, ts, "store-1")
+	for seq := uint64(1); seq <= 40; seq++ {
 		lc.report(seq, "d", `{"numberOfSamples":1}`)
 	}
 	for seq := uint64(1); seq <= 40; seq++ {
