@@ -51,7 +51,7 @@ func newConnection(h *Hub, ns *nodeState, ws wsConn) *connection {
 		hub: h, ns: ns, ws: ws,
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
-		reports:      make(chan takenReport, h.opts.MaxQueuedAcks),
+		reports:      make(chan takenReport, reportQueue),
 		dirtySet:     map[channel.Key]struct{}{},
 		pendingByKey: map[channel.Key]pending{},
 		pendingBySeq: map[uint64]channel.Key{},
@@ -81,6 +81,11 @@ func (c *connection) close() {
 		_ = c.ws.Close() // the connection is being abandoned; a close error changes nothing
 	})
 }
+
+// reportQueue bounds the reports read and not yet handled on one connection (each up to
+// MaxFrameBytes): the LC's window of unacknowledged reports (64) fits, and a reader that is
+// further ahead waits.
+const reportQueue = 64
 
 // takenReport is a report the reader took (advanced the node's mark for, unless a duplicate).
 type takenReport struct {
