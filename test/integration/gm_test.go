@@ -69,9 +69,12 @@ func TestTokenReviewBindsTheLCToItsNode(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	node, err := auth.Authenticate(ctx, lcToken(t, ns, "sedna-lc", "edge-tr-1", "sedna-gm", true))
+	token := lcToken(t, ns, "sedna-lc", "edge-tr-1", "sedna-gm", true)
+	node, err := auth.Authenticate(ctx, token)
 	require.NoError(t, err)
 	require.Equal(t, "edge-tr-1", node, "the node comes from the token's pod binding")
+	require.WithinDuration(t, time.Now().Add(time.Hour), messagelayer.TokenExpiry(token), time.Minute,
+		"a connection with this token ends at the token's exp")
 
 	cases := map[string]struct {
 		token string
@@ -248,6 +251,44 @@ func TestGMFailoverAndDatasetReport(t *testing.T) {
 		return err == nil && got.Status.NumberOfSamples == 42
 	}, 30*time.Second, 100*time.Millisecond, "status.numberOfSamples was not updated from the report")
 	require.Equal(t, 1, countEvents(t, ns, "train"), "one Counted event")
+
+	// GM dies before its ack reaches the LC, which replays report 1 to the next GM. The
+	// replay carries other content here, so handling it again would show in the status.
+	require.NoError(t, ws.Close())
+	second.stop()
+	third := startGM(t, dir, "gm-c", tokens, cert)
+	require.Eventually(t, func() bool { return leaseHolder(t) == "gm-c" }, 30*time.Second, 100*time.Millisecond)
+	var ws3 *websocket.Conn
+	require.Eventually(t, func() bool {
+		ws3, err = dialLC(t, cert, third.channelPort, "edge-token")
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond)
+	defer func() { _ = ws3.Close() }()
+	report := func(seq uint64, samples int) {
+		writeFrame(t, ws3, channel.Frame{
+			Header:  channel.Header{Namespace: ns, ResourceKind: "dataset", ResourceName: "train", Operation: channel.OpStatus},
+			Content: []byte(fmt.Sprintf(`{"numberOfSamples":%d}`, samples)), Seq: seq,
+		})
+		for {
+			f := readFrame(t, ws3)
+			if f.Header.Operation == channel.OpAck {
+				require.Equal(t, seq, f.Ack)
+				require.Empty(t, f.Error)
+				return
+			}
+			writeFrame(t, ws3, channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: f.Seq})
+		}
+	}
+	samples := func() int {
+		got, err := controlPlane.Sedna.SednaV1alpha1().Datasets(ns).Get(ctx, "train", metav1.GetOptions{})
+		require.NoError(t, err)
+		return got.Status.NumberOfSamples
+	}
+	report(1, 43) // acknowledged, so the LC forgets it
+	require.Never(t, func() bool { return samples() != 42 }, 3*time.Second, 100*time.Millisecond,
+		"the next GM handled the replayed report 1 again")
+	report(2, 44)
+	require.Eventually(t, func() bool { return samples() == 44 }, 30*time.Second, 100*time.Millisecond, "report 2 was not handled")
 }
 
 func countEvents(t *testing.T, ns, name string) int {

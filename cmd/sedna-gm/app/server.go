@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -102,7 +104,6 @@ func (o *options) config(cmd *cobra.Command) (*config.Config, error) {
 
 // Run runs the GM until ctx ends or leadership is lost (an error: the process must restart).
 func Run(ctx context.Context, cfg *config.Config, identity string) error {
-	logger := klog.FromContext(ctx)
 	restConfig, err := clientcmd.BuildConfigFromFlags(cfg.Master, cfg.KubeConfig)
 	if err != nil {
 		return fmt.Errorf("building the Kubernetes client config: %w", err)
@@ -117,12 +118,42 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 	if err != nil {
 		return fmt.Errorf("building the sedna client: %w", err)
 	}
+	reviews, err := kubernetes.NewForConfig(reviewClientConfig(restConfig, cfg))
+	if err != nil {
+		return fmt.Errorf("building the token review client: %w", err)
+	}
+	return run(ctx, cfg, identity, clients{kube: kube, sedna: sedna, reviews: reviews.AuthenticationV1().TokenReviews()})
+}
 
+// clients are what the GM talks to the API server with.
+type clients struct {
+	kube  kubernetes.Interface
+	sedna sednaclientset.Interface
+	// reviews has a rate budget of its own: LCs reconnecting after a failover must neither
+	// queue behind the controllers nor starve them.
+	reviews authenticationv1client.TokenReviewInterface
+}
+
+// reviewClientConfig is the controllers' client config with the token review rate limits; the
+// client built from it gets a rate limiter of its own.
+func reviewClientConfig(restConfig *rest.Config, cfg *config.Config) *rest.Config {
+	review := rest.CopyConfig(restConfig)
+	review.QPS, review.Burst = cfg.WebSocket.TokenReview.QPS, cfg.WebSocket.TokenReview.Burst
+	review.RateLimiter = nil
+	review.UserAgent = restConfig.UserAgent + " token-review"
+	return review
+}
+
+func run(ctx context.Context, cfg *config.Config, identity string, c clients) error {
+	logger := klog.FromContext(ctx)
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWorkqueueMetrics(registry)
-	hub := messagelayer.NewHub(messagelayer.Options{MaxFrameBytes: cfg.WebSocket.MaxFrameBytes}, messagelayer.NewMetrics(registry))
-	auth, err := authenticator(ctx, cfg, kube)
+	hub := messagelayer.NewHub(messagelayer.Options{
+		MaxFrameBytes:     cfg.WebSocket.MaxFrameBytes,
+		CredentialRecheck: cfg.WebSocket.TokenReview.RecheckPeriod.Duration,
+	}, messagelayer.NewMetrics(registry))
+	auth, err := authenticator(ctx, cfg, c.reviews)
 	if err != nil {
 		return err
 	}
@@ -139,12 +170,12 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(sednascheme.Scheme, corev1.EventSource{Component: "sedna-gm"})
 
 	deps := runtime.Dependencies{
-		KubeClient: kube, SednaClient: sedna, Downstream: hub, Recorder: recorder,
+		KubeClient: c.kube, SednaClient: c.sedna, Downstream: hub, Recorder: recorder,
 		Models: runtime.NewBindings(), Secrets: runtime.NewBindings(),
 		LCServer: cfg.LocalController.Server, KBServer: cfg.KnowledgeBaseServer.Server, Metrics: registry,
 	}
@@ -152,17 +183,37 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 		hub.RegisterHandler(kind, r)
 	})
 	lead := func(ctx context.Context) error {
+		// Everything the channel needs is checked before the controllers start: a leader that
+		// cannot serve LCs gives the Lease up (the process exits) instead of holding it.
 		channel := &http.Server{
 			Addr:              net.JoinHostPort(cfg.WebSocket.Address, strconv.Itoa(cfg.WebSocket.Port)),
 			Handler:           messagelayer.NewServer(ctx, hub, auth),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
-		return manager.Run(ctx, func() {
-			tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-			if err := serve(ctx, channel, tlsConfig, cfg.WebSocket.TLSCertFile, cfg.WebSocket.TLSKeyFile); err != nil {
-				logger.Error(err, "Serving the LC channel failed")
-				return
+		certs, err := newCertReloader(ctx, cfg.WebSocket.TLSCertFile, cfg.WebSocket.TLSKeyFile)
+		if err != nil {
+			return err
+		}
+		listener, err := listen(channel)
+		if err != nil {
+			return fmt.Errorf("serving the LC channel: %w", err)
+		}
+		serving := false
+		defer func() {
+			if !serving {
+				_ = listener.Close() // never served; nothing else holds it
 			}
+		}()
+		marks := &messagelayer.ConfigMapMarks{
+			Client: c.kube.CoreV1().ConfigMaps(cfg.LeaderElection.LeaseNamespace),
+			Name:   cfg.LeaderElection.LeaseName + "-report-marks",
+		}
+		if err := hub.UseMarks(ctx, marks, cfg.WebSocket.ReportMarksBatchDelay.Duration); err != nil {
+			return err
+		}
+		return manager.Run(ctx, func() {
+			serving = true
+			serveListener(ctx, channel, listener, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate})
 			ready.Store(true)
 			logger.Info("Serving LCs", "address", channel.Addr)
 		})
@@ -170,9 +221,11 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 	if !*cfg.LeaderElection.Enabled {
 		return lead(ctx)
 	}
-	return runWithLeaderElection(ctx, cfg, kube, identity, lead)
+	return runWithLeaderElection(ctx, cfg, c.kube, identity, lead)
 }
 
+// runWithLeaderElection runs lead while holding the Lease and returns once lead has returned:
+// lead's error, or an error when the Lease was lost while ctx was still live.
 func runWithLeaderElection(ctx context.Context, cfg *config.Config, kube kubernetes.Interface, identity string,
 	lead func(context.Context) error) error {
 	logger := klog.FromContext(ctx)
@@ -191,8 +244,13 @@ func runWithLeaderElection(ctx context.Context, cfg *config.Config, kube kuberne
 	}
 	leaderCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var leadErr error
-	var led atomic.Bool
+	// The elector runs lead in a goroutine of its own and does not wait for it: its result
+	// comes back on a channel, and Run waits for it so no controller outlives the Lease.
+	leadDone := make(chan error, 1)
+	// started and finished decide, under mu, whether lead runs at all: the elector may start
+	// it just after Run returned, and then it must not.
+	var mu sync.Mutex
+	started, finished := false, false
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   le.LeaseDuration.Duration,
@@ -202,10 +260,17 @@ func runWithLeaderElection(ctx context.Context, cfg *config.Config, kube kuberne
 		Name:            le.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
-				led.Store(true)
+				mu.Lock()
+				if finished {
+					mu.Unlock()
+					return
+				}
+				started = true
+				mu.Unlock()
 				logger.Info("Became the leader", "identity", identity)
-				leadErr = lead(ctx)
+				err := lead(ctx)
 				cancel()
+				leadDone <- err
 			},
 			OnStoppedLeading: func() {
 				logger.Info("Stopped leading", "identity", identity)
@@ -222,23 +287,34 @@ func runWithLeaderElection(ctx context.Context, cfg *config.Config, kube kuberne
 		return fmt.Errorf("configuring leader election: %w", err)
 	}
 	elector.Run(leaderCtx)
-	if leadErr != nil {
-		return leadErr
+	mu.Lock()
+	finished = true
+	led := started
+	mu.Unlock()
+	if !led {
+		return nil
 	}
-	if led.Load() && ctx.Err() == nil {
+	if err := <-leadDone; err != nil {
+		return err
+	}
+	if ctx.Err() == nil {
 		return errors.New("lost the leader lease")
 	}
 	return nil
 }
 
 // authenticator picks TokenReview, or static tokens on development clusters.
-func authenticator(ctx context.Context, cfg *config.Config, kube kubernetes.Interface) (messagelayer.Authenticator, error) {
+func authenticator(ctx context.Context, cfg *config.Config, reviews authenticationv1client.TokenReviewInterface) (messagelayer.Authenticator, error) {
 	if cfg.WebSocket.StaticTokensFile == "" {
-		return &messagelayer.TokenReviewAuthenticator{
-			Client:          kube.AuthenticationV1().TokenReviews(),
+		var auth messagelayer.Authenticator = &messagelayer.TokenReviewAuthenticator{
+			Client:          reviews,
 			Audiences:       []string{cfg.WebSocket.TokenAudience},
 			ServiceAccounts: cfg.WebSocket.LCServiceAccounts,
-		}, nil
+		}
+		if tr := cfg.WebSocket.TokenReview; tr.CacheTTL.Duration > 0 {
+			auth = &messagelayer.CachingAuthenticator{Next: auth, TTL: tr.CacheTTL.Duration, MaxEntries: tr.CacheSize}
+		}
+		return auth, nil
 	}
 	klog.FromContext(ctx).Info("WARNING: static LC tokens are enabled. Tokens never expire and are bound to nothing; use this on development clusters only",
 		"file", cfg.WebSocket.StaticTokensFile)
@@ -290,17 +366,33 @@ func healthHandler(ready *atomic.Bool) http.Handler {
 }
 
 // serve listens now (so address errors surface) and serves until ctx ends.
-func serve(ctx context.Context, s *http.Server, tlsConfig *tls.Config, certKey ...string) error {
+func serve(ctx context.Context, s *http.Server, tlsConfig *tls.Config) error {
+	listener, err := listen(s)
+	if err != nil {
+		return err
+	}
+	serveListener(ctx, s, listener, tlsConfig)
+	return nil
+}
+
+// listen binds s.Addr and records the bound address in it.
+func listen(s *http.Server) (net.Listener, error) {
 	listener, err := net.Listen("tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.Addr, err)
+		return nil, fmt.Errorf("listening on %s: %w", s.Addr, err)
 	}
 	s.Addr = listener.Addr().String()
+	return listener, nil
+}
+
+// serveListener serves s on listener until ctx ends, over TLS when tlsConfig is set (its
+// GetCertificate supplies the certificate).
+func serveListener(ctx context.Context, s *http.Server, listener net.Listener, tlsConfig *tls.Config) {
 	s.TLSConfig = tlsConfig
 	go func() {
 		var err error
 		if tlsConfig != nil {
-			err = s.ServeTLS(listener, certKey[0], certKey[1])
+			err = s.ServeTLS(listener, "", "")
 		} else {
 			err = s.Serve(listener)
 		}
@@ -314,5 +406,4 @@ func serve(ctx context.Context, s *http.Server, tlsConfig *tls.Config, certKey .
 		defer cancel()
 		_ = s.Shutdown(shutdownCtx) // the process is stopping; nothing to do with the error
 	}()
-	return nil
 }

@@ -66,6 +66,27 @@ type WebSocket struct {
 	StaticTokensFile string `json:"staticTokensFile,omitempty"`
 	// MaxFrameBytes bounds one channel frame.
 	MaxFrameBytes int `json:"maxFrameBytes,omitempty"`
+	// TokenReview tunes how LC tokens are reviewed.
+	TokenReview TokenReview `json:"tokenReview,omitempty"`
+	// ReportMarksBatchDelay is how long GM gathers LC reports before persisting, in one write,
+	// the marks that keep the next GM from handling them again; their acks wait for the write.
+	ReportMarksBatchDelay Duration `json:"reportMarksBatchDelay,omitempty"`
+}
+
+// TokenReview tunes LC authentication. Reviews use a client of their own, so LCs reconnecting
+// together neither wait behind the controllers' requests nor slow them down.
+type TokenReview struct {
+	// QPS and Burst are the review client's rate limits.
+	QPS   float32 `json:"qps,omitempty"`
+	Burst int     `json:"burst,omitempty"`
+	// CacheTTL is how long an accepted token is remembered (never past its expiry); 0 is the
+	// default, a negative value disables the cache.
+	CacheTTL Duration `json:"cacheTTL,omitempty"`
+	// CacheSize bounds the remembered tokens.
+	CacheSize int `json:"cacheSize,omitempty"`
+	// RecheckPeriod is how often a connected LC's token is reviewed again, which closes the
+	// connection of an LC whose pod is gone.
+	RecheckPeriod Duration `json:"recheckPeriod,omitempty"`
 }
 
 // Server is a URL.
@@ -126,6 +147,25 @@ func (c *Config) SetDefaults() {
 	}
 	if c.WebSocket.LCServiceAccounts == nil {
 		c.WebSocket.LCServiceAccounts = []string{"sedna/sedna-lc"}
+	}
+	tr := &c.WebSocket.TokenReview
+	if tr.QPS == 0 {
+		tr.QPS = 50
+	}
+	if tr.Burst == 0 {
+		tr.Burst = 100
+	}
+	if tr.CacheTTL.Duration == 0 {
+		tr.CacheTTL.Duration = 10 * time.Second
+	}
+	if tr.CacheSize == 0 {
+		tr.CacheSize = 10000
+	}
+	if tr.RecheckPeriod.Duration == 0 {
+		tr.RecheckPeriod.Duration = 2 * time.Minute
+	}
+	if c.WebSocket.ReportMarksBatchDelay.Duration == 0 {
+		c.WebSocket.ReportMarksBatchDelay.Duration = 20 * time.Millisecond
 	}
 	if c.LocalController.Server == "" {
 		c.LocalController.Server = "http://localhost:9100"
@@ -204,6 +244,16 @@ func (c *Config) Validate() error {
 	}
 	if c.WebSocket.TLSCertFile == "" || c.WebSocket.TLSKeyFile == "" {
 		return fmt.Errorf("websocket.tlsCertFile and websocket.tlsKeyFile are required: the LC channel is served over TLS only")
+	}
+	tr := c.WebSocket.TokenReview
+	if tr.QPS < 0 || tr.Burst < 0 || tr.CacheSize < 0 {
+		return fmt.Errorf("websocket.tokenReview: qps (%v), burst (%d) and cacheSize (%d) must not be negative", tr.QPS, tr.Burst, tr.CacheSize)
+	}
+	if tr.RecheckPeriod.Duration < time.Second {
+		return fmt.Errorf("websocket.tokenReview.recheckPeriod %s is shorter than 1s", tr.RecheckPeriod)
+	}
+	if c.WebSocket.ReportMarksBatchDelay.Duration < 0 {
+		return fmt.Errorf("websocket.reportMarksBatchDelay %s is negative", c.WebSocket.ReportMarksBatchDelay)
 	}
 	le := c.LeaderElection
 	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration) {

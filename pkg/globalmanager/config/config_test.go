@@ -50,12 +50,14 @@ leaderElection:
 
 func TestLoadRejectsBadConfigs(t *testing.T) {
 	cases := map[string]struct{ content, want string }{
-		"unknown field": {"websocket: {tlsCertFile: a, tlsKeyFile: b}\ncolour: blue\n", `unknown field "colour"`},
-		"no tls":        {"websocket: {port: 9000}\n", "websocket.tlsCertFile and websocket.tlsKeyFile are required"},
-		"bad port":      {"websocket: {port: 70000, tlsCertFile: a, tlsKeyFile: b}\n", "websocket.port 70000 is not a port"},
-		"bad duration":  {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
-		"lease order":   {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
-		"kubeconfig":    {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
+		"unknown field":       {"websocket: {tlsCertFile: a, tlsKeyFile: b}\ncolour: blue\n", `unknown field "colour"`},
+		"no tls":              {"websocket: {port: 9000}\n", "websocket.tlsCertFile and websocket.tlsKeyFile are required"},
+		"bad port":            {"websocket: {port: 70000, tlsCertFile: a, tlsKeyFile: b}\n", "websocket.port 70000 is not a port"},
+		"bad duration":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
+		"lease order":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
+		"kubeconfig":          {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
+		"negative review qps": {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {qps: -1}}\n", "websocket.tokenReview: qps (-1)"},
+		"recheck too often":   {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -63,4 +65,32 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+func TestTokenReviewSettings(t *testing.T) {
+	cfg, err := Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b}\n"))
+	require.NoError(t, err)
+	tr := cfg.WebSocket.TokenReview
+	require.Equal(t, float32(50), tr.QPS)
+	require.Equal(t, 100, tr.Burst)
+	require.Equal(t, 10*time.Second, tr.CacheTTL.Duration)
+	require.Equal(t, 10000, tr.CacheSize)
+	require.Equal(t, 2*time.Minute, tr.RecheckPeriod.Duration)
+	require.Equal(t, 20*time.Millisecond, cfg.WebSocket.ReportMarksBatchDelay.Duration)
+
+	cfg, err = Load(write(t, `
+websocket:
+  tlsCertFile: a
+  tlsKeyFile: b
+  reportMarksBatchDelay: 50ms
+  tokenReview: {qps: 20, burst: 40, cacheTTL: -1s, cacheSize: 5, recheckPeriod: 30s}
+`))
+	require.NoError(t, err)
+	tr = cfg.WebSocket.TokenReview
+	require.Equal(t, float32(20), tr.QPS)
+	require.Equal(t, 40, tr.Burst)
+	require.Equal(t, -time.Second, tr.CacheTTL.Duration, "a negative TTL (no cache) is kept")
+	require.Equal(t, 5, tr.CacheSize)
+	require.Equal(t, 30*time.Second, tr.RecheckPeriod.Duration)
+	require.Equal(t, 50*time.Millisecond, cfg.WebSocket.ReportMarksBatchDelay.Duration)
 }

@@ -3,9 +3,13 @@ package messagelayer
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,7 +23,9 @@ const NodeNameExtra = "authentication.kubernetes.io/node-name"
 // ErrUnauthenticated is wrapped by every authentication failure.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-// Authenticator turns a bearer token into the node the LC runs on.
+// Authenticator turns a bearer token into the node the LC runs on. An error wrapping
+// ErrUnauthenticated refuses the token; any other error is a failure to decide. A connection
+// opened with a token that carries an expiry (a JWT's exp) is closed when it expires.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (node string, err error)
 }
@@ -34,7 +40,9 @@ type TokenReviewAuthenticator struct {
 	ServiceAccounts []string
 }
 
-// Authenticate implements Authenticator.
+// Authenticate implements Authenticator. The API server checks, on every review, that the pod
+// the token is bound to still exists, so reviewing the token again tells whether the LC's pod is
+// gone.
 func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (string, error) {
 	review, err := a.Client.Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.Audiences},
@@ -63,6 +71,32 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 		return "", fmt.Errorf("%w: token of %s is not bound to a pod on a node", ErrUnauthenticated, status.User.Username)
 	}
 	return nodes[0], nil
+}
+
+// TokenExpiry reads the exp claim of a JWT without verifying anything: use it only on a token
+// an Authenticator has accepted (a TokenReview verified its signature, so the claim is the API
+// server's own). Zero when the token is not a JWT or has no exp: such a token is bounded by the
+// periodic review instead.
+func TokenExpiry(token string) time.Time {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp == nil {
+		return time.Time{}
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil || exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(exp), 0)
 }
 
 func replaceSlash(namespacedName string) string {

@@ -30,6 +30,9 @@ type connection struct {
 	wake      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	// reports carries the reports the reader took, in order, to the report goroutine, which
+	// handles each once its mark is persisted and queues its ack.
+	reports chan takenReport
 
 	// Guarded by ns.mu.
 	dirty        []channel.Key
@@ -48,6 +51,7 @@ func newConnection(h *Hub, ns *nodeState, ws wsConn) *connection {
 		hub: h, ns: ns, ws: ws,
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
+		reports:      make(chan takenReport, reportQueue),
 		dirtySet:     map[channel.Key]struct{}{},
 		pendingByKey: map[channel.Key]pending{},
 		pendingBySeq: map[uint64]channel.Key{},
@@ -78,17 +82,51 @@ func (c *connection) close() {
 	})
 }
 
-// run writes in this goroutine and reads in another until either fails.
+// reportQueue bounds the reports read and not yet handled on one connection (each up to
+// MaxFrameBytes): the LC's window of unacknowledged reports (64) fits, and a reader that is
+// further ahead waits.
+const reportQueue = 64
+
+// takenReport is a report the reader took (advanced the node's mark for, unless a duplicate).
+type takenReport struct {
+	frame     *channel.Frame
+	duplicate bool
+}
+
+// run writes in this goroutine, reads in another and handles reports in a third, until the
+// connection fails. Reports already taken are handled even then: the node's mark says they were.
 func (c *connection) run(ctx context.Context) {
 	readerDone := make(chan struct{})
+	reportsDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
 		defer c.close()
+		defer close(c.reports)
 		c.readLoop(ctx)
+	}()
+	go func() {
+		defer close(reportsDone)
+		c.reportLoop(ctx)
 	}()
 	c.writeLoop(ctx)
 	c.close()
 	<-readerDone
+	<-reportsDone
+}
+
+// reportLoop handles the taken reports in order and queues their acks.
+func (c *connection) reportLoop(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	for r := range c.reports {
+		ackError, ok := c.hub.handleReport(ctx, c.ns, r.frame, r.duplicate)
+		if !ok {
+			continue // GM is stopping before the mark was written: no ack
+		}
+		if !c.queueAck(r.frame.Seq, ackError) {
+			logger.Info("The LC does not read its acknowledgements; closing the connection")
+			c.close()
+		}
+	}
 }
 
 func (c *connection) writeLoop(ctx context.Context) {
@@ -278,11 +316,9 @@ func (c *connection) readLoop(ctx context.Context) {
 		case channel.OpAck:
 			c.handleAck(frame.Ack)
 		case channel.OpStatus:
-			ackError, advance := c.hub.handleReport(ctx, c.ns, frame)
-			if !c.queueAck(frame.Seq, ackError, advance) {
-				logger.Info("The LC does not read its acknowledgements; closing the connection")
-				return
-			}
+			// Blocks while the report goroutine is behind: the LC's window of unacknowledged
+			// reports is the back-pressure.
+			c.reports <- takenReport{frame: frame, duplicate: c.hub.takeReport(c.ns, frame)}
 		default:
 			c.hub.metrics.MalformedFrames.Inc()
 			logger.Info("Ignoring a frame an LC may not send", "operation", frame.Header.Operation)
@@ -290,15 +326,12 @@ func (c *connection) readLoop(ctx context.Context) {
 	}
 }
 
-// queueAck records the report as handled and queues its acknowledgement; false when too many
+// queueAck queues the acknowledgement of a handled report; false when too many
 // acknowledgements are waiting.
-func (c *connection) queueAck(seq uint64, ackError string, advance bool) bool {
+func (c *connection) queueAck(seq uint64, ackError string) bool {
 	ns := c.ns
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if advance && seq > ns.lastReportSeq {
-		ns.lastReportSeq = seq
-	}
 	if len(c.acks) >= c.hub.opts.MaxQueuedAcks {
 		return false
 	}

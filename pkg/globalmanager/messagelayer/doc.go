@@ -10,6 +10,13 @@
 // Authorization: a node receives only resources published to it, and a report is accepted only
 // about a resource published to the reporting node.
 //
-// The package does not talk to the Kubernetes API except for TokenReview; feature controllers
+// Credentials: a connection is closed when its token expires or a periodic review refuses it
+// (the LC's pod is gone); accepted reviews are cached briefly.
+//
+// Reports are deduplicated by the LC store's sequence numbers; the per-node mark is persisted
+// (a MarkStore: a ConfigMap) before a report is handled and acknowledged, so deduplication
+// survives GM restarts.
+//
+// The package talks to the Kubernetes API only for TokenReview and its marks ConfigMap; feature controllers
 // decide what is bound where (Publish/Unpublish) and what a report means (ReportHandler).
 package messagelayer

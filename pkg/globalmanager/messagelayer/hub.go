@@ -43,6 +43,9 @@ type Options struct {
 	// MaxQueuedAcks bounds the acknowledgements waiting to be written to one LC; an LC that sends
 	// reports without reading is disconnected.
 	MaxQueuedAcks int
+	// CredentialRecheck is how often a connection's token is reviewed again, so a connection
+	// does not outlive the LC pod its token is bound to.
+	CredentialRecheck time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -64,6 +67,9 @@ func (o *Options) setDefaults() {
 	if o.MaxQueuedAcks <= 0 {
 		o.MaxQueuedAcks = 4096
 	}
+	if o.CredentialRecheck <= 0 {
+		o.CredentialRecheck = 2 * time.Minute
+	}
 }
 
 // Hub holds every node's desired state and its current connection.
@@ -78,6 +84,8 @@ type Hub struct {
 	nodes    map[string]*nodeState
 	bindings map[channel.Key]map[string]struct{}
 	handlers map[string]ReportHandler
+	// marks persists report marks; nil keeps them in memory only.
+	marks *markPersister
 }
 
 // entry is the desired state of one resource on one node. A deleted entry is a tombstone kept
@@ -97,6 +105,10 @@ type nodeState struct {
 	lastReportSeq uint64
 	// storeID identifies the LC store lastReportSeq belongs to.
 	storeID string
+	// persisted is the mark last written to the MarkStore; persistedCh is closed when it
+	// changes.
+	persisted   Mark
+	persistedCh chan struct{}
 }
 
 // NewHub returns a hub without nodes. metrics may be nil.
@@ -127,7 +139,7 @@ func (h *Hub) node(name string) *nodeState {
 	defer h.mu.Unlock()
 	ns, ok := h.nodes[name]
 	if !ok {
-		ns = &nodeState{name: name, resources: map[channel.Key]*entry{}}
+		ns = &nodeState{name: name, resources: map[channel.Key]*entry{}, persistedCh: make(chan struct{})}
 		h.nodes[name] = ns
 	}
 	return ns
@@ -288,17 +300,32 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 	logger.V(2).Info("LC disconnected")
 }
 
-// handleReport validates, deduplicates, authorizes and dispatches one report, and returns the
-// error to send back in the ack ("" when accepted).
-func (h *Hub) handleReport(ctx context.Context, ns *nodeState, f *channel.Frame) (ackError string, process bool) {
+// takeReport advances the node's mark to the report unless it already covers it, and says
+// whether it did (false: a duplicate).
+func (h *Hub) takeReport(ns *nodeState, f *channel.Frame) (duplicate bool) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	duplicate = f.Seq <= ns.lastReportSeq
+	if !duplicate {
+		ns.lastReportSeq = f.Seq
+	}
+	return duplicate
+}
+
+// handleReport authorizes and dispatches one taken report once its mark is persisted, so no
+// later GM handles it again, and returns the error to send back in the ack ("" when accepted);
+// ok is false when no ack may be sent (GM is stopping before the mark was persisted).
+func (h *Hub) handleReport(ctx context.Context, ns *nodeState, f *channel.Frame, duplicate bool) (ackError string, ok bool) {
 	logger := klog.FromContext(ctx)
 	key := f.Header.Key()
-	ns.mu.Lock()
-	duplicate := f.Seq <= ns.lastReportSeq
-	ns.mu.Unlock()
+	// A duplicate waits too: its first copy may be taken and not yet persisted, and its ack
+	// lets the LC forget it.
+	if !h.waitPersisted(ns, f.Seq) {
+		return "", false
+	}
 	if duplicate {
 		h.metrics.Reports.WithLabelValues("duplicate").Inc()
-		return "", false
+		return "", true
 	}
 	reject := func(reason, msg string) (string, bool) {
 		h.metrics.Reports.WithLabelValues("rejected").Inc()

@@ -30,6 +30,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
+	return newTestServerWith(t, opts, &StaticTokenAuthenticator{Tokens: map[string]string{"token-a": "node-a", "token-b": "node-b"}}, nil)
+}
+
+// newTestServerWith serves with auth; setup, when set, runs on the hub before it serves.
+func newTestServerWith(t *testing.T, opts Options, auth Authenticator, setup func(context.Context, *Hub)) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{metrics: NewMetrics(nil)}
 	ts.hub = NewHub(opts, ts.metrics)
@@ -42,7 +48,9 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 		ts.reports = append(ts.reports, node+":"+key.String()+":"+string(content))
 		return nil
 	}))
-	auth := &StaticTokenAuthenticator{Tokens: map[string]string{"token-a": "node-a", "token-b": "node-b"}}
+	if setup != nil {
+		setup(ctx, ts.hub)
+	}
 	ts.srv = httptest.NewTLSServer(NewServer(ctx, ts.hub, auth))
 	t.Cleanup(func() {
 		cancel()

@@ -14,6 +14,11 @@ type Metrics struct {
 	ReportsRejected *prometheus.CounterVec // reason
 	MalformedFrames prometheus.Counter
 	AuthFailures    *prometheus.CounterVec // reason
+	// CredentialCloses counts connections closed because their token expired or was refused
+	// on a later review.
+	CredentialCloses *prometheus.CounterVec // reason
+	// MarkWrites counts writes of the persisted report marks.
+	MarkWrites *prometheus.CounterVec // result: ok, error
 }
 
 // NewMetrics creates the channel metrics and registers them with reg (nil: not registered).
@@ -36,10 +41,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "malformed_frames_total", Help: "Frames from LCs that could not be decoded."}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "auth_failures_total", Help: "Refused connections by reason."}, []string{"reason"}),
+		CredentialCloses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "credential_closes_total", Help: "Connections closed because their token expired or was no longer accepted."}, []string{"reason"}),
+		MarkWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "report_mark_writes_total", Help: "Writes of the persisted report marks by result."}, []string{"result"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ConnectedNodes, m.FramesSent, m.FramesAcked, m.FramesResent, m.Reports,
-			m.ReportsRejected, m.MalformedFrames, m.AuthFailures)
+			m.ReportsRejected, m.MalformedFrames, m.AuthFailures, m.CredentialCloses, m.MarkWrites)
 	}
 	return m
 }

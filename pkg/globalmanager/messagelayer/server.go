@@ -3,8 +3,10 @@ package messagelayer
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"k8s.io/klog/v2"
@@ -71,7 +73,71 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logger.Info("Websocket upgrade failed", "node", node, "err", err)
 		return // the upgrader has answered the client
 	}
-	s.hub.serve(s.ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	go s.watchCredential(klog.NewContext(ctx, logger.WithValues("node", node)), cancel, ws, token, node)
+	s.hub.serve(ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
+}
+
+// Reasons a connection is closed because of its credential.
+const (
+	closeTokenExpired = "token_expired"
+	closeTokenRefused = "token_refused"
+	closeNodeChanged  = "node_changed"
+)
+
+// watchCredential ends the connection when the token it was opened with expires, or when a
+// review of the token, repeated every CredentialRecheck, refuses it (the LC's pod is gone, its
+// service account deleted) or names another node. The LC then reconnects with its current token.
+// A review that fails to decide keeps the connection and is tried again at the next check.
+func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc, ws wsConn, token, node string) {
+	logger := klog.FromContext(ctx)
+	expires := TokenExpiry(token)
+	for {
+		// Jittered to [3/4, 5/4] of the period: LCs that connected together after a failover
+		// do not all come back for review in the same second.
+		recheck := s.hub.opts.CredentialRecheck
+		wait, expiring := recheck*3/4+rand.N(recheck/2+1), false
+		if !expires.IsZero() {
+			if untilExpiry := expires.Sub(s.hub.now()); untilExpiry <= wait {
+				wait, expiring = untilExpiry, true
+			}
+		}
+		timer := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		reason := closeTokenExpired
+		if !expiring {
+			current, err := s.auth.Authenticate(ctx, token)
+			switch {
+			case err == nil && current == node:
+				continue
+			case err == nil:
+				reason = closeNodeChanged
+			case errors.Is(err, ErrUnauthenticated):
+				reason = closeTokenRefused
+				logger.Info("The connection's token is no longer accepted", "err", err)
+			default:
+				if ctx.Err() != nil {
+					return
+				}
+				logger.Info("Could not review the connection's token again; keeping the connection", "err", err)
+				continue
+			}
+		}
+		s.hub.metrics.CredentialCloses.WithLabelValues(reason).Inc()
+		logger.Info("Closing the LC connection; the LC reconnects with its current token", "reason", reason)
+		// Tell the LC why before the connection goes; a failure changes nothing, it is closing.
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "credential "+strings.ReplaceAll(reason, "_", " ")),
+			s.hub.now().Add(s.hub.opts.WriteTimeout))
+		cancel()
+		return
+	}
 }
 
 func bearerToken(r *http.Request) (string, bool) {

@@ -1,0 +1,218 @@
+package messagelayer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/klog/v2"
+)
+
+// Mark is the highest report sequence number GM has taken from a node's LC store.
+type Mark struct {
+	Store string `json:"store"`
+	Seq   uint64 `json:"seq"`
+}
+
+// MarkStore keeps every node's Mark across GM restarts, so the next GM drops the reports the
+// previous one took even when their acknowledgement never reached the LC.
+type MarkStore interface {
+	// Load returns the marks by node.
+	Load(ctx context.Context) (map[string]Mark, error)
+	// Save records the given nodes' marks; others keep theirs.
+	Save(ctx context.Context, marks map[string]Mark) error
+}
+
+// ConfigMapMarks keeps the marks in one ConfigMap in GM's namespace: data key = node name,
+// value = the JSON Mark. Only the leader writes it. A node is a few dozen bytes, so ten thousand
+// nodes stay well under the ConfigMap size limit.
+type ConfigMapMarks struct {
+	Client corev1client.ConfigMapInterface
+	Name   string
+}
+
+// Load implements MarkStore. A missing ConfigMap is no marks yet.
+func (m *ConfigMapMarks) Load(ctx context.Context) (map[string]Mark, error) {
+	cm, err := m.Client.Get(ctx, m.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return map[string]Mark{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the report marks ConfigMap %s: %w", m.Name, err)
+	}
+	marks := make(map[string]Mark, len(cm.Data))
+	for node, value := range cm.Data {
+		var mark Mark
+		if err := json.Unmarshal([]byte(value), &mark); err != nil {
+			// A damaged entry only costs that node's deduplication across this restart.
+			klog.FromContext(ctx).Error(err, "Ignoring a damaged report mark", "configMap", m.Name, "node", node)
+			continue
+		}
+		marks[node] = mark
+	}
+	return marks, nil
+}
+
+// Save implements MarkStore with one merge patch of the changed keys, creating the ConfigMap
+// the first time.
+func (m *ConfigMapMarks) Save(ctx context.Context, marks map[string]Mark) error {
+	data := make(map[string]string, len(marks))
+	for node, mark := range marks {
+		value, err := json.Marshal(mark)
+		if err != nil {
+			return fmt.Errorf("encoding the report mark of %s: %w", node, err)
+		}
+		data[node] = string(value)
+	}
+	patch, err := json.Marshal(map[string]any{"data": data})
+	if err != nil {
+		return fmt.Errorf("encoding the report marks patch: %w", err)
+	}
+	_, err = m.Client.Patch(ctx, m.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = m.Client.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: m.Name, Labels: map[string]string{"app.kubernetes.io/component": "sedna-gm"}},
+			Data:       data,
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			_, err = m.Client.Patch(ctx, m.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing the report marks ConfigMap %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// markPersister batches the marks of every node into one write, and lets report handling wait
+// until a report's mark is written before acting on it.
+type markPersister struct {
+	ctx   context.Context
+	store MarkStore
+	delay time.Duration
+	wake  chan struct{}
+}
+
+// UseMarks loads the marks the previous GM persisted and persists this GM's from now on, in
+// batches gathered for batchDelay. Call it before serving LCs: a report is handled only once its
+// mark is written, so a GM that dies at any point after handling a report never makes the next
+// one handle it again. The cost is that a GM dying between the write and the handling loses the
+// report, as one dying between handling and writing status always could; the LC's own
+// reconciliation (it sends the last stage report again while GM's status lags) covers both.
+func (h *Hub) UseMarks(ctx context.Context, store MarkStore, batchDelay time.Duration) error {
+	marks, err := store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	for node, mark := range marks {
+		ns := h.node(node)
+		ns.mu.Lock()
+		ns.storeID, ns.lastReportSeq = mark.Store, mark.Seq
+		ns.persisted = mark
+		ns.mu.Unlock()
+	}
+	p := &markPersister{ctx: ctx, store: store, delay: batchDelay, wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	h.marks = p
+	h.mu.Unlock()
+	klog.FromContext(ctx).Info("Loaded the LC report marks", "nodes", len(marks))
+	go h.persistMarks(ctx, p)
+	return nil
+}
+
+// persistMarks writes the marks of nodes whose reports wait, until ctx ends.
+func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
+	logger := klog.FromContext(ctx)
+	const retry = time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		}
+		select { // gather the reports arriving meanwhile into the same write
+		case <-ctx.Done():
+			return
+		case <-time.After(p.delay):
+		}
+		changed := map[string]Mark{}
+		var states []*nodeState
+		h.mu.Lock()
+		for _, ns := range h.nodes {
+			states = append(states, ns)
+		}
+		h.mu.Unlock()
+		for _, ns := range states {
+			ns.mu.Lock()
+			if current := (Mark{Store: ns.storeID, Seq: ns.lastReportSeq}); current != ns.persisted {
+				changed[ns.name] = current
+			}
+			ns.mu.Unlock()
+		}
+		if len(changed) == 0 {
+			continue
+		}
+		if err := p.store.Save(ctx, changed); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			h.metrics.MarkWrites.WithLabelValues("error").Inc()
+			logger.Error(err, "Cannot persist the LC report marks; their reports wait", "nodes", len(changed), "retryIn", retry)
+			time.AfterFunc(retry, p.signal)
+			continue
+		}
+		h.metrics.MarkWrites.WithLabelValues("ok").Inc()
+		for _, ns := range states {
+			mark, ok := changed[ns.name]
+			if !ok {
+				continue
+			}
+			ns.mu.Lock()
+			ns.persisted = mark
+			close(ns.persistedCh)
+			ns.persistedCh = make(chan struct{})
+			ns.mu.Unlock()
+		}
+	}
+}
+
+func (p *markPersister) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitPersisted returns once the node's persisted mark covers seq of the node's current store,
+// or false when the persister stops first (GM is stopping). It does not give up when the
+// connection closes: the report is taken, so it must be handled even if its ack cannot be sent.
+// Without a MarkStore it returns true at once.
+func (h *Hub) waitPersisted(ns *nodeState, seq uint64) bool {
+	h.mu.Lock()
+	p := h.marks
+	h.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	for {
+		ns.mu.Lock()
+		if ns.persisted.Store == ns.storeID && ns.persisted.Seq >= seq {
+			ns.mu.Unlock()
+			return true
+		}
+		ch := ns.persistedCh
+		ns.mu.Unlock()
+		p.signal()
+		select {
+		case <-ch:
+		case <-p.ctx.Done():
+			return false
+		}
+	}
+}

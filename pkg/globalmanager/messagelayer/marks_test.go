@@ -1,0 +1,204 @@
+package messagelayer
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/sedna-go/sedna/pkg/channel"
+)
+
+// memoryMarks is a MarkStore that outlives the hubs of a test, as the ConfigMap outlives GMs.
+// While hold is set, Save blocks until it is closed.
+type memoryMarks struct {
+	mu    sync.Mutex
+	marks map[string]Mark
+	saves int
+	hold  chan struct{}
+}
+
+func (m *memoryMarks) Load(context.Context) (map[string]Mark, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]Mark{}
+	for k, v := range m.marks {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (m *memoryMarks) Save(ctx context.Context, marks map[string]Mark) error {
+	m.mu.Lock()
+	hold := m.hold
+	m.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.marks == nil {
+		m.marks = map[string]Mark{}
+	}
+	for k, v := range marks {
+		m.marks[k] = v
+	}
+	m.saves++
+	return nil
+}
+
+func newMarkedServer(t *testing.T, marks MarkStore) *testServer {
+	t.Helper()
+	return newTestServerWith(t, Options{},
+		&StaticTokenAuthenticator{Tokens: map[string]string{"token-a": "node-a", "token-b": "node-b"}},
+		func(ctx context.Context, h *Hub) { require.NoError(t, h.UseMarks(ctx, marks, 5*time.Millisecond)) })
+}
+
+func dialStore(t *testing.T, ts *testServer, storeID string) *testLC {
+	t.Helper()
+	lc, _, err := ts.dial(t, "token-a", http.Header{channel.StoreIDHeader: {storeID}})
+	require.NoError(t, err)
+	lc.readSnapshot()
+	return lc
+}
+
+// TestAReportHandledBeforeGMDiedIsNotHandledByTheNextGM kills GM between handling a report and
+// acknowledging it: the LC never gets the ack and replays the report to the next GM, which must
+// acknowledge it without handling it again.
+func TestAReportHandledBeforeGMDiedIsNotHandledByTheNextGM(t *testing.T) {
+	marks := &memoryMarks{}
+	first := newMarkedServer(t, marks)
+	first.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc := dialStore(t, first, "store-1")
+	lc.report(1, "d", `{"numberOfSamples":1}`)
+	require.Equal(t, uint64(1), lc.read().Ack)
+
+	// GM dies right after its handler took report 2, before the ack is written.
+	killed := make(chan struct{})
+	first.hub.RegisterHandler("dataset", ReportHandlerFunc(func(_ context.Context, node string, key channel.Key, content []byte) error {
+		first.mu.Lock()
+		first.reports = append(first.reports, node+":"+key.String()+":"+string(content))
+		first.mu.Unlock()
+		ns := first.hub.node(node)
+		ns.mu.Lock()
+		conn := ns.conn
+		ns.mu.Unlock()
+		conn.close()
+		close(killed)
+		return nil
+	}))
+	lc.report(2, "d", `{"numberOfSamples":2}`)
+	<-killed
+	_, _, err := lc.ws.ReadMessage()
+	require.Error(t, err, "the dead GM acknowledged the report")
+	require.Equal(t, []string{
+		`node-a:dataset/default/d:{"numberOfSamples":1}`,
+		`node-a:dataset/default/d:{"numberOfSamples":2}`,
+	}, first.acceptedReports())
+
+	// The next GM: the LC (same store) replays its unacknowledged report 2, then sends 3.
+	second := newMarkedServer(t, marks)
+	second.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc = dialStore(t, second, "store-1")
+	lc.report(2, "d", `{"numberOfSamples":2}`)
+	ack := lc.read()
+	require.Equal(t, uint64(2), ack.Ack)
+	require.Empty(t, ack.Error, "the replay is acknowledged so the LC forgets it")
+	lc.report(3, "d", `{"numberOfSamples":3}`)
+	require.Equal(t, uint64(3), lc.read().Ack)
+	require.Equal(t, []string{`node-a:dataset/default/d:{"numberOfSamples":3}`}, second.acceptedReports(),
+		"the next GM handled report 2 again")
+	require.Equal(t, 1.0, testutil.ToFloat64(second.metrics.Reports.WithLabelValues("duplicate")))
+
+	// A wiped LC store numbers from 1 again: its reports are new to the next GM too.
+	third := newMarkedServer(t, marks)
+	third.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc = dialStore(t, third, "store-1")
+	lc.report(3, "d", `{"numberOfSamples":3}`)
+	require.Equal(t, uint64(3), lc.read().Ack)
+	require.NoError(t, lc.ws.Close())
+	lc = dialStore(t, third, "store-2")
+	lc.report(1, "d", `{"numberOfSamples":10}`)
+	require.Empty(t, lc.read().Error)
+	require.Equal(t, []string{`node-a:dataset/default/d:{"numberOfSamples":10}`}, third.acceptedReports())
+	require.Eventually(t, func() bool {
+		got, _ := marks.Load(context.Background())
+		return got["node-a"] == Mark{Store: "store-2", Seq: 1}
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestReportsWaitForTheirMarkAndShareWrites: no report is handled or acknowledged before its
+// mark is written, and reports arriving together share a write.
+func TestReportsWaitForTheirMarkAndShareWrites(t *testing.T) {
+	marks := &memoryMarks{hold: make(chan struct{})}
+	ts := newMarkedServer(t, marks)
+	ts.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc := dialStore(t, ts, "store-1")
+	for seq := uint64(1); seq <= 20; seq++ {
+		lc.report(seq, "d", `{"numberOfSamples":1}`)
+	}
+	require.NoError(t, lc.ws.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
+	_, _, err := lc.ws.ReadMessage()
+	require.Error(t, err, "a report was acknowledged before its mark was written")
+	require.Empty(t, ts.acceptedReports(), "a report was handled before its mark was written")
+
+	close(marks.hold)
+	require.Eventually(t, func() bool { return len(ts.acceptedReports()) == 20 }, 5*time.Second, 10*time.Millisecond,
+		"the reports taken before the connection broke are handled once their mark is written")
+	marks.mu.Lock()
+	saves := marks.saves
+	marks.mu.Unlock()
+	require.Equal(t, 1, saves, "the 20 waiting reports share one write")
+
+	// The read deadline broke the first connection. The LC replays 1-20, unacknowledged, and
+	// goes on.
+	lc = dialStore(t, ts, "store-1")
+	for seq := uint64(1); seq <= 40; seq++ {
+		lc.report(seq, "d", `{"numberOfSamples":1}`)
+	}
+	for seq := uint64(1); seq <= 40; seq++ {
+		require.Equal(t, seq, lc.read().Ack)
+	}
+	require.Len(t, ts.acceptedReports(), 40)
+	marks.mu.Lock()
+	saves = marks.saves - saves
+	marks.mu.Unlock()
+	t.Logf("20 new pipelined reports, %d mark writes", saves)
+	require.Less(t, saves, 20, "every report cost a write")
+}
+
+func TestConfigMapMarks(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset()
+	store := &ConfigMapMarks{Client: kube.CoreV1().ConfigMaps("sedna"), Name: "sedna-gm-report-marks"}
+
+	marks, err := store.Load(ctx)
+	require.NoError(t, err)
+	require.Empty(t, marks, "no ConfigMap yet: no marks")
+
+	require.NoError(t, store.Save(ctx, map[string]Mark{"edge-1": {Store: "s1", Seq: 4}, "edge-2": {Store: "s9", Seq: 1}}))
+	require.NoError(t, store.Save(ctx, map[string]Mark{"edge-1": {Store: "s1", Seq: 7}}))
+	marks, err = store.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]Mark{"edge-1": {Store: "s1", Seq: 7}, "edge-2": {Store: "s9", Seq: 1}}, marks)
+
+	// A damaged entry costs only its node.
+	cm, err := kube.CoreV1().ConfigMaps("sedna").Get(ctx, "sedna-gm-report-marks", metav1.GetOptions{})
+	require.NoError(t, err)
+	cm.Data["edge-2"] = "{"
+	_, err = kube.CoreV1().ConfigMaps("sedna").Update(ctx, cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	marks, err = store.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]Mark{"edge-1": {Store: "s1", Seq: 7}}, marks)
+}
