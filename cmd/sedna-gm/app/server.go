@@ -178,6 +178,7 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 		KubeClient: c.kube, SednaClient: c.sedna, Downstream: hub, Recorder: recorder,
 		Models: runtime.NewBindings(), Secrets: runtime.NewBindings(),
 		LCServer: cfg.LocalController.Server, KBServer: cfg.KnowledgeBaseServer.Server, Metrics: registry,
+		NodeChannel: hub.NodeStates(),
 	}
 	manager := controllers.NewManager(cfg, controllers.NewRegistry(), deps, func(kind string, r runtime.ReportReceiver) {
 		hub.RegisterHandler(kind, r)

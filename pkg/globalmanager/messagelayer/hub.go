@@ -86,6 +86,8 @@ type Hub struct {
 	handlers map[string]ReportHandler
 	// marks persists report marks; nil keeps them in memory only.
 	marks *markPersister
+	// states tells controllers which nodes' LCs are connected, and since when.
+	states *NodeStates
 }
 
 // entry is the desired state of one resource on one node. A deleted entry is a tombstone kept
@@ -124,8 +126,12 @@ func NewHub(opts Options, metrics *Metrics) *Hub {
 		nodes:    map[string]*nodeState{},
 		bindings: map[channel.Key]map[string]struct{}{},
 		handlers: map[string]ReportHandler{},
+		states:   NewNodeStates(nil),
 	}
 }
+
+// NodeStates returns the channel state per node (runtime.NodeChannel).
+func (h *Hub) NodeStates() *NodeStates { return h.states }
 
 // RegisterHandler routes reports about kind (lower case) to h. Call before serving.
 func (h *Hub) RegisterHandler(kind string, handler ReportHandler) {
@@ -286,6 +292,7 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 		logger.V(2).Info("Replacing the node's previous connection")
 		previous.close()
 	}
+	h.states.Connected(node, c)
 	h.metrics.ConnectedNodes.Inc()
 	logger.V(2).Info("LC connected", "resources", len(keys))
 
@@ -296,6 +303,7 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 		ns.conn = nil
 	}
 	ns.mu.Unlock()
+	h.states.Disconnected(node, c)
 	h.metrics.ConnectedNodes.Dec()
 	logger.V(2).Info("LC disconnected")
 }

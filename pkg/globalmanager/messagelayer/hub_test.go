@@ -403,3 +403,31 @@ func TestANewLCStoreRestartsReportNumbering(t *testing.T) {
 		`node-a:dataset/default/d:{"numberOfSamples":1}`,
 	}, ts.acceptedReports())
 }
+
+func TestNodeStatesFollowTheHubsConnections(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	changes := make(chan string, 8)
+	ts.hub.NodeStates().OnChange(func(node string) { changes <- node })
+	_, ok := ts.hub.NodeStates().ConnectedSince("node-a")
+	require.False(t, ok)
+
+	lc := ts.connect(t, "node-a")
+	lc.readSnapshot()
+	require.Equal(t, "node-a", <-changes)
+	first, ok := ts.hub.NodeStates().ConnectedSince("node-a")
+	require.True(t, ok)
+
+	require.NoError(t, lc.ws.Close())
+	require.Equal(t, "node-a", <-changes)
+	require.Eventually(t, func() bool {
+		_, connected := ts.hub.NodeStates().ConnectedSince("node-a")
+		return !connected
+	}, 5*time.Second, 10*time.Millisecond)
+
+	ts.connect(t, "node-a").readSnapshot()
+	require.Equal(t, "node-a", <-changes)
+	again, ok := ts.hub.NodeStates().ConnectedSince("node-a")
+	require.True(t, ok)
+	require.False(t, again.Before(first), "a reconnect starts a new period")
+	require.Equal(t, []string{"node-a"}, ts.hub.NodeStates().ConnectedNodes())
+}

@@ -12,7 +12,10 @@ import (
 func BenchmarkWorkerReport(b *testing.B) {
 	for name, setup := range map[string]func(*http.Request){
 		"pod IP": func(*http.Request) {},
-		"token":  func(r *http.Request) { r.RemoteAddr = "203.0.113.7:1"; r.Header.Set("Authorization", "Bearer "+jiToken) },
+		"token": func(r *http.Request) {
+			r.RemoteAddr = "203.0.113.7:1"
+			r.Header.Set("Authorization", "Bearer "+jiToken)
+		},
 	} {
 		b.Run(name, func(b *testing.B) {
 			f := newFixture(b, Options{})
