@@ -29,6 +29,11 @@
 //     day in the location of the time given to Evaluate (the node's local clock). A start after
 //     the end wraps past midnight; equal ends mean that single minute. Upstream compared strings,
 //     which broke on anything that was not zero-padded.
+//   - The end may be "24:00", the end of the day, as upstream's IL and LL samples write it: the
+//     window runs through 23:59 and does not wrap, so 00:00 is outside "22:00"-"24:00" (it is
+//     inside "22:00"-"00:00"). That is what upstream's string comparison did, since every reading
+//     sorts before "24:00". A start of "24:00" is refused, as the CRD refuses it: upstream read it
+//     as "00:00" except that "24:00"-"24:00" never opened, and "00:00" says it plainly.
 //   - checkPeriodSeconds sets Period; upstream ignored it and evaluated every 10 seconds, which
 //     remains the default.
 package trigger

@@ -67,7 +67,7 @@ func FuzzEvaluate(f *testing.F) {
 		}
 
 		spec := sednav1.Trigger{Condition: sednav1.TriggerCondition{Metric: metric, Threshold: threshold}}
-		w := window{start: int(start) % minutesPerDay, end: int(end) % minutesPerDay}
+		w := window{start: int(start) % minutesPerDay, end: int(end) % (endOfDay + 1)}
 		if timed {
 			spec.Timer = &sednav1.Timer{Start: formatClock(w.start), End: formatClock(w.end)}
 		}

@@ -72,11 +72,11 @@ func New(spec sednav1.Trigger) (*Trigger, error) {
 	}
 
 	if spec.Timer != nil {
-		start, startErr := parseClock(spec.Timer.Start)
+		start, startErr := parseClock(spec.Timer.Start, windowStart)
 		if startErr != nil {
 			problems = append(problems, fmt.Errorf("timer.start %q %w", spec.Timer.Start, startErr))
 		}
-		end, endErr := parseClock(spec.Timer.End)
+		end, endErr := parseClock(spec.Timer.End, windowEnd)
 		if endErr != nil {
 			problems = append(problems, fmt.Errorf("timer.end %q %w", spec.Timer.End, endErr))
 		}

@@ -94,9 +94,13 @@ func TestNewRejectsInvalidSpecs(t *testing.T) {
 			spec:     timed(valid, "9:00", "17:00"),
 			wantErrs: []string{`timer.start "9:00" is not HH:MM`},
 		},
-		"timer end past midnight": {
-			spec:     timed(valid, "09:00", "24:00"),
-			wantErrs: []string{`timer.end "24:00" is not HH:MM: hour 24 is not in 00-23`},
+		"timer end past the end of the day": {
+			spec:     timed(valid, "09:00", "24:01"),
+			wantErrs: []string{`timer.end "24:01" is not HH:MM: hour 24 is not in 00-23 (and 24 only in the end 24:00)`},
+		},
+		"timer starting at the end of the day": {
+			spec:     timed(valid, "24:00", "06:00"),
+			wantErrs: []string{`timer.start "24:00" is the end of the day and only valid as end; a window starting at midnight starts at 00:00`},
 		},
 		"timer end minute 60": {
 			spec:     timed(valid, "09:00", "10:60"),
@@ -167,6 +171,11 @@ func TestNewAcceptsValidSpecs(t *testing.T) {
 			spec:       sednav1.Trigger{CheckPeriodSeconds: 1, Condition: sednav1.TriggerCondition{Metric: "recall[007]", Operator: "=", Threshold: -2.5}},
 			wantPeriod: time.Second,
 			wantString: "recall[7] == -2.5",
+		},
+		"upstream sample timer to 24:00": {
+			spec:       timed(condition("num_of_samples", "gt", 500), "02:00", "24:00"),
+			wantPeriod: 10 * time.Second,
+			wantString: "num_of_samples > 500 within 02:00-24:00",
 		},
 		"wrapping timer": {
 			spec:       timed(condition("a", "ne", 0), "22:00", "06:00"),
@@ -544,6 +553,38 @@ func TestTimer(t *testing.T) {
 		"wrapping window just before start": {
 			start: "22:00", end: "06:00", now: at(21, 59, 59), metrics: enough,
 			wantReason: "21:59 is outside the window 22:00-06:00",
+		},
+		"to 24:00 at 23:59": {
+			start: "02:00", end: "24:00", now: at(23, 59, 59), metrics: enough,
+			wantFired: true, wantReason: "num_of_samples = 620 is > 500 and 23:59 is inside the window 02:00-24:00",
+		},
+		"to 24:00 at 00:00, which is the next day's": {
+			start: "02:00", end: "24:00", now: at(0, 0, 0), metrics: enough,
+			wantReason: "00:00 is outside the window 02:00-24:00",
+		},
+		"to 24:00 at its start": {
+			start: "02:00", end: "24:00", now: at(2, 0, 0), metrics: enough,
+			wantFired: true, wantReason: "num_of_samples = 620 is > 500 and 02:00 is inside the window 02:00-24:00",
+		},
+		"to 24:00 before its start": {
+			start: "02:00", end: "24:00", now: at(1, 59, 0), metrics: enough,
+			wantReason: "01:59 is outside the window 02:00-24:00",
+		},
+		"00:00 to 24:00 at 00:00": {
+			start: "00:00", end: "24:00", now: at(0, 0, 0), metrics: enough,
+			wantFired: true, wantReason: "num_of_samples = 620 is > 500 and 00:00 is inside the window 00:00-24:00",
+		},
+		"00:00 to 24:00 at 23:59": {
+			start: "00:00", end: "24:00", now: at(23, 59, 30), metrics: enough,
+			wantFired: true, wantReason: "num_of_samples = 620 is > 500 and 23:59 is inside the window 00:00-24:00",
+		},
+		"late window to 24:00 does not wrap": {
+			start: "23:00", end: "24:00", now: at(0, 30, 0), metrics: enough,
+			wantReason: "00:30 is outside the window 23:00-24:00",
+		},
+		"late window to 00:00 wraps into midnight": {
+			start: "23:00", end: "00:00", now: at(0, 0, 0), metrics: enough,
+			wantFired: true, wantReason: "num_of_samples = 620 is > 500 and 00:00 is inside the window 23:00-00:00",
 		},
 		"single-minute window, in that minute": {
 			start: "12:30", end: "12:30", now: at(12, 30, 45), metrics: enough,

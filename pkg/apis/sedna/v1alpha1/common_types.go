@@ -76,11 +76,15 @@ type Trigger struct {
 	Condition TriggerCondition `json:"condition"`
 }
 
-// Timer is a daily window in the LC's local time; start after end wraps past midnight.
+// Timer is a daily window in the LC's local time, "HH:MM" to "HH:MM", both ends inclusive; a start
+// after the end wraps past midnight. End "24:00" is the end of the day, as in upstream: the window
+// runs through 23:59 and, unlike end "00:00", does not wrap. A window from midnight starts at
+// "00:00"; start "24:00" is refused.
 type Timer struct {
-	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +kubebuilder:validation:Pattern=`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`
+	// +kubebuilder:validation:XValidation:rule="self != '24:00'",message="24:00 is the end of the day and only valid as end; a window starting at midnight starts at 00:00"
 	Start string `json:"start"`
-	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +kubebuilder:validation:Pattern=`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`
 	End string `json:"end"`
 }
 

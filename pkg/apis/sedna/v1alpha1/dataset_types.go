@@ -26,11 +26,13 @@ type Dataset struct {
 
 // DatasetSpec says where the dataset's index file is and which node monitors it.
 type DatasetSpec struct {
-	// URL is the index file: a host path on nodeName, or s3://bucket/path.
+	// URL is the index file (the directory for format dir): a host path on nodeName, or s3://bucket/path.
 	// +kubebuilder:validation:MinLength=1
 	URL string `json:"url"`
-	// Format of the index file: txt (a sample per line) or csv (a header line, then a sample per line).
-	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() in ['txt', 'csv']",message="format must be txt or csv"
+	// Format of the dataset, case-insensitive: txt (an index file, a sample per line), csv (an index
+	// file, a header line, then a sample per line) or dir (a directory the workers read, as in
+	// upstream's federated YOLO example; the LC does not count it and its Ready condition says so).
+	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() in ['txt', 'csv', 'dir']",message="format must be txt, csv or dir"
 	Format string `json:"format"`
 	// NodeName is the node whose LC monitors the dataset.
 	// +kubebuilder:validation:MinLength=1

@@ -38,8 +38,8 @@ type FLJobSpec struct {
 	Transmitter *Transmitter `json:"transmitter,omitempty"`
 }
 
-// Transmitter selects how weights travel between workers; at most one is set.
-// +kubebuilder:validation:XValidation:rule="!(has(self.s3) && has(self.ws))",message="set at most one of s3 and ws"
+// Transmitter selects how weights travel between workers. Both may be set, as upstream's federated
+// YOLO sample does; s3 then wins, as in upstream's GM. Effective says which one the workers use.
 type Transmitter struct {
 	// +optional
 	S3 *S3Transmitter `json:"s3,omitempty"`

@@ -23,9 +23,11 @@ package v1alpha1
 //
 // DatasetSpec says where the dataset's index file is and which node monitors it.
 type DatasetSpecApplyConfiguration struct {
-	// URL is the index file: a host path on nodeName, or s3://bucket/path.
+	// URL is the index file (the directory for format dir): a host path on nodeName, or s3://bucket/path.
 	URL *string `json:"url,omitempty"`
-	// Format of the index file: txt (a sample per line) or csv (a header line, then a sample per line).
+	// Format of the dataset, case-insensitive: txt (an index file, a sample per line), csv (an index
+	// file, a header line, then a sample per line) or dir (a directory the workers read, as in
+	// upstream's federated YOLO example; the LC does not count it and its Ready condition says so).
 	Format *string `json:"format,omitempty"`
 	// NodeName is the node whose LC monitors the dataset.
 	NodeName *string `json:"nodeName,omitempty"`

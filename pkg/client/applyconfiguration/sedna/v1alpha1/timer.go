@@ -21,7 +21,10 @@ package v1alpha1
 // TimerApplyConfiguration represents a declarative configuration of the Timer type for use
 // with apply.
 //
-// Timer is a daily window in the LC's local time; start after end wraps past midnight.
+// Timer is a daily window in the LC's local time, "HH:MM" to "HH:MM", both ends inclusive; a start
+// after the end wraps past midnight. End "24:00" is the end of the day, as in upstream: the window
+// runs through 23:59 and, unlike end "00:00", does not wrap. A window from midnight starts at
+// "00:00"; start "24:00" is refused.
 type TimerApplyConfiguration struct {
 	Start *string `json:"start,omitempty"`
 	End   *string `json:"end,omitempty"`

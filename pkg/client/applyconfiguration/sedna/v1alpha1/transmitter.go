@@ -25,7 +25,8 @@ import (
 // TransmitterApplyConfiguration represents a declarative configuration of the Transmitter type for use
 // with apply.
 //
-// Transmitter selects how weights travel between workers; at most one is set.
+// Transmitter selects how weights travel between workers. Both may be set, as upstream's federated
+// YOLO sample does; s3 then wins, as in upstream's GM. Effective says which one the workers use.
 type TransmitterApplyConfiguration struct {
 	S3 *S3TransmitterApplyConfiguration `json:"s3,omitempty"`
 	WS *sednav1alpha1.WSTransmitter     `json:"ws,omitempty"`
