@@ -23,6 +23,7 @@ import (
 	lcapp "github.com/sedna-go/sedna/cmd/sedna-lc/app"
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/config"
+	"github.com/sedna-go/sedna/pkg/workerauth"
 	"github.com/sedna-go/sedna/test/integration/framework"
 )
 
@@ -62,9 +63,16 @@ func scrape(t *testing.T, url, sample string) float64 {
 }
 
 // postWorkerReport posts an edge worker's report the way upstream's Python library does.
-func postWorkerReport(lcPort int, ns, service string, inferences int) (int, error) {
+// edgeWorker is the pod name the test's edge worker reports as: GM keeps only the counters of
+// workers that are pods of the service.
+const edgeWorker = "helmet-deployment-edge-0"
+
+// postWorkerReport posts an edge worker's inference counters to an LC the way a worker does,
+// with the job's worker token when token is not empty, and returns the outcome: the HTTP status,
+// or the status in the body of a 200 (how the LC answers a report it dropped, as upstream's did).
+func postWorkerReport(lcPort int, ns, service, token string, inferences int) (int, error) {
 	body, err := json.Marshal(map[string]any{
-		"name": "edgeworker-abcde", "namespace": ns, "ownerName": service, "ownerKind": "jointinferenceservice",
+		"name": edgeWorker, "namespace": ns, "ownerName": service, "ownerKind": "jointinferenceservice",
 		"kind": "inference", "results": []any{},
 		"ownerInfo": map[string]any{"inferenceNumber": inferences, "hardExampleNumber": inferences / 2,
 			"uploadCloudRatio": 0.5, "startTime": "2026-11-28 10:00:00", "updateTime": "2026-11-28 10:00:01"},
@@ -72,12 +80,27 @@ func postWorkerReport(lcPort int, ns, service string, inferences int) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/sedna/workers/edgeworker-abcde/info", lcPort), "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/sedna/workers/%s/info", lcPort, edgeWorker), bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	return resp.StatusCode, nil
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil
+	}
+	var outcome struct{ Status int }
+	if err := json.NewDecoder(resp.Body).Decode(&outcome); err != nil {
+		return 0, fmt.Errorf("reading the LC's answer: %w", err)
+	}
+	return outcome.Status, nil
 }
 
 func appendLines(t *testing.T, path string, n int) {
@@ -182,7 +205,7 @@ func TestGMAndTwoLCs(t *testing.T) {
 	ji := loadFixture(t, "jointinferenceservice.yaml")
 	ji.SetName("helmet")
 	set(ji.Object, "edge-a", "spec", "edgeWorker", "template", "spec", "nodeName")
-	_, err = controlPlane.Dynamic.Resource(caseFor(t, "JointInferenceService").gvr()).Namespace(ns).Create(ctx, ji, metav1.CreateOptions{})
+	createdJI, err := controlPlane.Dynamic.Resource(caseFor(t, "JointInferenceService").gvr()).Namespace(ns).Create(ctx, ji, metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	samples := func(name string) int {
@@ -193,11 +216,39 @@ func TestGMAndTwoLCs(t *testing.T) {
 	require.Eventually(t, func() bool { return samples("train-a") == 10 && samples("train-b") == 5 }, 60*time.Second, 100*time.Millisecond,
 		"datasets were not counted: train-a=%d train-b=%d", samples("train-a"), samples("train-b"))
 
-	// The LC knows the service once GM sent it: the first report succeeds then.
+	// The edge worker's pod with the labels of the service's edge workers (its Models do not
+	// exist here, so GM makes no Deployment, and no controller manager runs anyway), and the
+	// job's worker token GM made for its workers.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: edgeWorker, Namespace: ns, Labels: map[string]string{
+			"jointinferenceservice.sedna.io/name": "helmet", "jointinferenceservice.sedna.io/uid": string(createdJI.GetUID()),
+			"jointinferenceservice.sedna.io/worker-type": "edge"}},
+		Spec: corev1.PodSpec{NodeName: "edge-a", Containers: []corev1.Container{{Name: "edge", Image: "edge-worker"}}},
+	}
+	_, err = controlPlane.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	require.NoError(t, err)
+	var token string
 	require.Eventually(t, func() bool {
-		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", 0)
+		secret, err := controlPlane.Kube.CoreV1().Secrets(ns).Get(ctx, "helmet"+workerauth.TokenSecretSuffix, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		token = string(secret.Data[workerauth.TokenKey])
+		return token != ""
+	}, 30*time.Second, 100*time.Millisecond)
+
+	// The LC knows the service and its token once GM sent them: the first report succeeds then.
+	require.Eventually(t, func() bool {
+		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", token, 0)
 		return err == nil && code == http.StatusOK
 	}, 30*time.Second, 100*time.Millisecond)
+	// Anything else on the node network is refused: no token from an address that is no worker's
+	// (the pod has no IP), or another token.
+	for _, forged := range []string{"", "not-the-token"} {
+		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", forged, 1000)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusForbidden, code, "token %q", forged)
+	}
 	inferences := func() string {
 		got, err := controlPlane.Sedna.SednaV1alpha1().JointInferenceServices(ns).Get(ctx, "helmet", metav1.GetOptions{})
 		require.NoError(t, err)
@@ -219,7 +270,7 @@ func TestGMAndTwoLCs(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // several periods: the LC counts each growth on its own
 	}
 	for i := 1; i <= 20; i++ {
-		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", i)
+		code, err := postWorkerReport(lcs["edge-a"].port, ns, "helmet", token, i)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, code, "the LC must accept reports while GM is unreachable")
 	}
@@ -229,10 +280,12 @@ func TestGMAndTwoLCs(t *testing.T) {
 	proxy.Restore()
 	require.Eventually(t, func() bool { return samples("train-a") == 22 && inferences() == "20" }, 60*time.Second, 100*time.Millisecond,
 		"after reconnect: samples=%d inferences=%s", samples("train-a"), inferences())
-	// 3 dataset reports (one per growth) and 20 worker reports, each accepted exactly once.
-	require.Eventually(t, func() bool { return scrape(t, metricsURL, accepted)-before == 23 }, 30*time.Second, 100*time.Millisecond,
+	// 3 dataset reports (one per growth), each accepted exactly once, and the 20 worker reports
+	// coalesced into the newest: each carries the worker's cumulative counters, so the LC's
+	// outbox keeps only the latest of the stream while GM is unreachable.
+	require.Eventually(t, func() bool { return scrape(t, metricsURL, accepted)-before == 4 }, 30*time.Second, 100*time.Millisecond,
 		"accepted reports after reconnect: %v", scrape(t, metricsURL, accepted)-before)
 	time.Sleep(time.Second)
-	require.Equal(t, 23.0, scrape(t, metricsURL, accepted)-before, "a report was processed twice")
+	require.Equal(t, 4.0, scrape(t, metricsURL, accepted)-before, "a report was processed twice")
 	require.Equal(t, 5, samples("train-b"))
 }
