@@ -7,7 +7,14 @@
 // It is the harness behind hack/local-up.sh and the e2e tests; it is never shipped.
 //
 // What differs from build/ and why: GM is not a pod (its in-cluster client needs a token at a
-// fixed path, which a process cannot be given), so LCs dial GM's process directly; LCs bind the
-// worker API to their node's loopback address, since every node shares this machine's ports; and
-// the host's / the LC sees is the node's directory.
+// fixed path, which a process cannot be given), so LCs dial GM's process directly (GM_ADDRESS is
+// set to it). Nothing else of build/lc/daemonset.yaml is changed: the LC gets exactly the
+// manifest's volumes (the node's /data and /var/lib/sedna read-write, its token and GM's CA
+// read-only), enforced by the process node in the LC's mount namespace, so a write the manifest
+// does not allow fails here as on a real node; its root filesystem is read-only as the manifest
+// says; and it binds its worker API to NODE_IP, its node's own loopback address, which lets the
+// nodes share this machine's ports. The host of a node is the node's directory (its hostPath
+// volumes live under <node root>/host). What the process node cannot enforce (a process is not an
+// image: the machine's binaries, /tmp and every top-level directory the pod mounts nothing in stay
+// reachable) is listed in test/processnode's documentation.
 package localsedna

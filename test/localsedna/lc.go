@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -75,9 +76,8 @@ func (s *Sedna) WaitForLCs(ctx context.Context) error {
 	return nil
 }
 
-// adaptLCDaemonSet changes what a process cannot do as a container: the LC dials GM's process,
-// binds its worker API to its node's address (every node shares this machine's ports), and sees
-// its node's directory as the host's /.
+// adaptLCDaemonSet changes only what a process cannot do as a container: the LC dials GM's
+// process, since GM is not a pod. Its mounts are the manifest's, enforced by the process node.
 func (s *Sedna) adaptLCDaemonSet(ds *appsv1.DaemonSet) error {
 	spec := &ds.Spec.Template.Spec
 	if len(spec.Containers) != 1 {
@@ -93,15 +93,12 @@ func (s *Sedna) adaptLCDaemonSet(ds *appsv1.DaemonSet) error {
 	if !found {
 		return errors.New("build/lc/daemonset.yaml: the LC container has no GM_ADDRESS")
 	}
-	c.Env = append([]corev1.EnvVar{{Name: "SEDNA_NODE_IP", ValueFrom: &corev1.EnvVarSource{
-		FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}}}, c.Env...)
-	c.Args = append(c.Args, "--bind-address=$(SEDNA_NODE_IP)")
+	// TODO(merge): remove when the LC binds NODE_IP by default (every node shares this machine's
+	// ports, so until then the LC must be told its node's address).
+	c.Args = append(c.Args, "--bind-address=$(NODE_IP)")
 	if s.opts.DatasetCheckPeriod > 0 {
 		c.Args = append(c.Args, "--dataset-check-period="+s.opts.DatasetCheckPeriod.String())
 	}
-	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "host-root", VolumeSource: corev1.VolumeSource{
-		HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "host-root", MountPath: "/rootfs"})
 	return nil
 }
 
@@ -133,14 +130,18 @@ func (s *Sedna) LCPod(ctx context.Context, node string) (*corev1.Pod, error) {
 	return nil, fmt.Errorf("no LC pod on node %s", node)
 }
 
-// LCPID finds the sedna-lc process of node: the one bound to the node's address.
+// LCPID finds the sedna-lc process of node: the one whose arguments (its token file) lie in the
+// node's directory.
 func (s *Sedna) LCPID(node string) (int, error) {
 	n, ok := s.Node(node)
 	if !ok {
 		return 0, fmt.Errorf("no node %s", node)
 	}
 	return FindProcess(func(argv []string) bool {
-		return filepath.Base(argv[0]) == "sedna-lc" && contains(argv, "--bind-address="+n.IP)
+		return filepath.Base(argv[0]) == "sedna-lc" && slices.ContainsFunc(argv[1:], func(arg string) bool {
+			_, value, _ := strings.Cut(arg, "=")
+			return strings.HasPrefix(value, n.Root+string(filepath.Separator))
+		})
 	})
 }
 
@@ -198,13 +199,4 @@ func FindProcess(match func(argv []string) bool) (int, error) {
 	default:
 		return 0, fmt.Errorf("%d processes match: %v", len(found), found)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

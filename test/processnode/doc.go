@@ -19,17 +19,46 @@
 // mode 0600 and replaced atomically (temporary file and rename) once 80% of their lifetime has
 // passed, until the pod's processes end.
 //
-// Paths: a process cannot mount, so environment values, arguments, --flag= values and the elements
-// of ;-separated lists (MODEL_URLS) that start
-// with a volumeMount's mountPath are rewritten to the volume's directory, or to <dir>/<subPath> for a
-// subPath (or expanded subPathExpr) mount.
-//
 // Hosts: every pod gets <root>/pods/<uid>/etc-hosts as the kubelet writes it (localhost, the pod's
 // IP and hostname, hostAliases) followed by the node's ClusterHosts lines, rewritten in place
-// every 2s when those change. With IsolateHosts each container runs in its own mount namespace
-// (unshare, then mount --bind of that file over /etc/hosts, then exec, so the PID, process group
-// and exit code stay the container's); without it containers see the machine's /etc/hosts. The
-// machine's /etc/hosts is never modified.
+// every 2s when those change. The machine's /etc/hosts is never modified.
+//
+// Isolation (IsolateHosts, which local Sedna always sets): each container runs in its own mount
+// namespace (unshare, then a /bin/sh script that mounts and execs the container's process, so the
+// PID, process group and exit code stay the container's; without root, unshare also creates a
+// user namespace). There:
+//   - the pod's hosts file is bind-mounted over /etc/hosts;
+//   - the container gets a root directory of its own, <root>/pods/<uid>/roots/<container>, made
+//     anew at each start and holding only its volumeMounts: each volume's directory (or the file
+//     or directory at its subPath) is bind-mounted at <container root>/<mountPath>, parents first;
+//   - a readOnly mount is remounted read-only (mount -o remount,bind,ro): a write to it fails with
+//     EROFS, whatever the process's user;
+//   - with securityContext.readOnlyRootFilesystem the container root itself is read-only (its
+//     mounts keep their own mode): directories above and next to its mounts, and its working
+//     directory, refuse writes with EROFS;
+//   - the working directory is <container root>/<workingDir>, or the container root;
+//   - the paths the container is told are rewritten into its root: every environment value,
+//     argument, --flag= value and element of a ;-separated list (MODEL_URLS) that is an absolute
+//     path in a top-level directory holding a mount path. For a mount at /rootfs/data, /rootfs,
+//     /rootfs/data/x and /rootfs/etc all become <container root>/rootfs/...: the LC's
+//     ROOTFS_MOUNT_DIR reaches its mounts and nothing else of the node, and a worker's
+//     DATA_PATH_PREFIX (/home/data, above its hostPath mounts) still yields host paths when
+//     stripped.
+//
+// What isolation does not enforce, because a container here is a process of this machine, not an
+// image: the machine's / is the process's / (there is no chroot, so that binaries, libraries and
+// the container's own executable are found), so paths it is not told but builds itself from
+// fixed strings (/tmp, /etc/ssl, $HOME, os.TempDir), every top-level directory that holds none of
+// its mount paths, "/" itself, paths that climb out of its root with "..", and
+// absolute symlinks inside a volume all reach the machine, writable as the harness's user (root
+// in local Sedna). Volumes of types this harness does not run are not mounted (their paths are
+// rewritten into the root and are found empty). A process that has CAP_SYS_ADMIN in its
+// namespace (root) can remount or unmount; containers are not confined against themselves.
+//
+// Without IsolateHosts containers are plain processes: nothing is enforced. They see the
+// machine's /etc/hosts, mount paths are rewritten straight to the volumes' directories (writable
+// whatever readOnly says), a DATA_PATH_PREFIX above hostPath mounts becomes <root>/host, and the
+// working directory is <root>/pods/<uid>.
 //
 // Logs: each container's output (all restarts) is in <root>/logs/<ns>_<pod>_<container>.log, and
 // the node serves the kubelet's containerLogs route on <IP>:KubeletPort (10250) with a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -100,38 +99,4 @@ func (p *RunningPod) refreshHosts(ctx context.Context, written []byte) {
 		written = content
 		logger.V(4).Info("Refreshed the pod's hosts file")
 	}
-}
-
-// bindScript mounts the hosts file ($0) over /etc/hosts and then becomes the container's process,
-// which keeps the PID: the runner's process group and exit code are the container's.
-const bindScript = `%s --bind "$0" /etc/hosts && exec "$@"`
-
-// isolateHosts wraps argv so that it runs in a private mount namespace that sees hostsFile as
-// /etc/hosts. Binaries are resolved here, against the harness's PATH, because the container's
-// environment may set its own.
-func isolateHosts(argv []string, hostsFile string) ([]string, error) {
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return nil, fmt.Errorf("isolating /etc/hosts: %w", err)
-	}
-	mount, err := exec.LookPath("mount")
-	if err != nil {
-		return nil, fmt.Errorf("isolating /etc/hosts: %w", err)
-	}
-	binary, err := exec.LookPath(argv[0])
-	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", argv[0], err)
-	}
-	wrapped := []string{unshare, "--mount", "--propagation", "private"}
-	if os.Geteuid() != 0 {
-		// Unprivileged: a user namespace in which we are root may create the mount namespace.
-		wrapped = append(wrapped, "--user", "--map-root-user")
-	}
-	wrapped = append(wrapped, "--", "/bin/sh", "-c", fmt.Sprintf(bindScript, shellQuote(mount)), hostsFile, binary)
-	return append(wrapped, argv[1:]...), nil
-}
-
-// shellQuote quotes s for /bin/sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -40,8 +40,8 @@ type NodeOptions struct {
 	// ClusterHosts returns /etc/hosts lines for the cluster's service names, added to every pod's
 	// hosts file (see RunnerOptions.ClusterHosts). Optional.
 	ClusterHosts func() string
-	// IsolateHosts makes every container see its pod's hosts file as /etc/hosts (see
-	// RunnerOptions.IsolateHosts).
+	// IsolateHosts runs every container in its own mount namespace, with its pod's hosts file and
+	// its volumeMounts enforced (see RunnerOptions.IsolateHosts).
 	IsolateHosts bool
 }
 

@@ -213,7 +213,8 @@ func TestRunNode(t *testing.T) {
 }
 
 // startVolumesPod creates a pod that reads a ConfigMap through a subPath mount, holds a bound
-// service-account token for its own audience, and resolves a cluster name through its hosts file.
+// service-account token for its own audience, resolves a cluster name through its hosts file, and
+// tries to write into the kube-api-access volume, which admission mounts readOnly.
 func startVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interface, ns string) *corev1.Pod {
 	t.Helper()
 	_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
@@ -221,7 +222,9 @@ func startVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interf
 		Data:       map[string]string{"gm.yaml": "kubeConfig: in-cluster\n"},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	pod := shellPod("volumes", corev1.RestartPolicyAlways, `getent hosts myservice.myns; cat "$GM_CONFIG"; sleep 300`)
+	pod := shellPod("volumes", corev1.RestartPolicyAlways, `getent hosts myservice.myns
+		if (echo x > "$API_ACCESS/written") 2>/dev/null; then echo "api access: written"; else echo "api access: refused"; fi
+		cat "$GM_CONFIG"; sleep 300`)
 	pod.Spec.Volumes = []corev1.Volume{
 		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: "gm-config"}}}},
@@ -229,7 +232,8 @@ func startVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interf
 			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", Audience: "sedna-test", ExpirationSeconds: ptr.To(int64(600))}},
 		}}}},
 	}
-	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GM_CONFIG", Value: "/etc/sedna/gm.yaml"}}
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GM_CONFIG", Value: "/etc/sedna/gm.yaml"},
+		{Name: "API_ACCESS", Value: "/var/run/secrets/kubernetes.io/serviceaccount"}}
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
 		{Name: "config", MountPath: "/etc/sedna/gm.yaml", SubPath: "gm.yaml"},
 		{Name: "lc-token", MountPath: "/var/run/secrets/sedna"},
@@ -255,6 +259,7 @@ func checkVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interf
 	log, err := os.ReadFile(logPath)
 	require.NoError(t, err)
 	require.Regexp(t, `127\.0\.100\.10\s+myservice\.myns`, string(log), "the cluster name resolves through the pod's hosts file")
+	require.Contains(t, string(log), "api access: refused\n", "the readOnly kube-api-access mount refuses writes")
 
 	volumes := filepath.Join(root, "pods", string(pod.UID), "volumes")
 	token, err := os.ReadFile(filepath.Join(volumes, "lc-token", "token"))
@@ -284,6 +289,7 @@ func checkVolumesPod(ctx context.Context, t *testing.T, client kubernetes.Interf
 	require.Equal(t, pod.Namespace, string(namespace))
 	require.FileExists(t, filepath.Join(apiAccess, "ca.crt"))
 	require.FileExists(t, filepath.Join(apiAccess, "token"))
+	require.NoFileExists(t, filepath.Join(apiAccess, "written"))
 }
 
 // runningProcessGroups reads the PIDs the deployment's shells print (see the pod command).

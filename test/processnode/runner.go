@@ -40,9 +40,11 @@ type RunnerOptions struct {
 	// hosts file and polled every 2s while the pod runs; it is called from every pod's goroutines,
 	// so it must be safe for concurrent use. Optional.
 	ClusterHosts func() string
-	// IsolateHosts runs every container in its own mount namespace with the pod's hosts file
-	// bind-mounted over /etc/hosts (through unshare and mount). False runs containers as plain
-	// processes that see the machine's /etc/hosts.
+	// IsolateHosts runs every container in its own mount namespace (through unshare and mount)
+	// with the pod's hosts file bind-mounted over /etc/hosts and a root directory of its own made
+	// of its volumeMounts, readOnly ones read-only, into which the paths it is told are rewritten
+	// (see the package doc). False runs containers as plain processes that see the machine's
+	// /etc/hosts and the volumes' directories, writable whatever the pod says.
 	IsolateHosts bool
 	// Logger receives background failures (token and hosts refreshes); default klog.Background().
 	Logger klog.Logger
@@ -100,45 +102,6 @@ func StartPod(pod *corev1.Pod, opts RunnerOptions) (*RunningPod, error) {
 func waitingStatus(c corev1.Container) corev1.ContainerStatus {
 	return corev1.ContainerStatus{Name: c.Name, Image: c.Image, State: corev1.ContainerState{
 		Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}
-}
-
-// rewrite replaces a mount path prefix in s by the volume's directory (or the subPath inside
-// it): a process cannot mount, so the paths a worker is told (env, args) point where the volume
-// really is.
-func rewrite(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
-	// A flag's value is a path as much as a bare argument is: --token-file=/var/run/... .
-	if flag, value, ok := strings.Cut(s, "="); ok && strings.HasPrefix(flag, "-") && !strings.Contains(flag, "/") {
-		return flag + "=" + rewriteList(value, mounts, volumes)
-	}
-	return rewriteList(s, mounts, volumes)
-}
-
-// rewriteList rewrites each element of a ';'-separated list, Sedna's way of passing several
-// locations in one variable (MODEL_URLS).
-func rewriteList(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
-	parts := strings.Split(s, ";")
-	for i := range parts {
-		parts[i] = rewritePath(parts[i], mounts, volumes)
-	}
-	return strings.Join(parts, ";")
-}
-
-func rewritePath(s string, mounts []corev1.VolumeMount, volumes map[string]string) string {
-	best, out := "", s
-	for _, m := range mounts {
-		dir, ok := volumes[m.Name]
-		mountPath := strings.TrimSuffix(m.MountPath, "/")
-		if !ok || mountPath == "" || len(mountPath) <= len(best) {
-			continue
-		}
-		if m.SubPath != "" {
-			dir = filepath.Join(dir, m.SubPath)
-		}
-		if s == mountPath || strings.HasPrefix(s, mountPath+"/") {
-			best, out = mountPath, dir+strings.TrimPrefix(s, mountPath)
-		}
-	}
-	return out
 }
 
 // dataPathPrefixEnv is Sedna's convention for host paths in workers: a hostPath P is mounted at
@@ -301,10 +264,15 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 		p.setWaiting(status, "CreateContainerConfigError", err.Error())
 		return -1, err
 	}
-	for name, v := range env {
-		env[name] = rewrite(v, mounts, volumes)
+	paths := pathMap{mounts: mounts, volumes: volumes}
+	if p.opts.IsolateHosts {
+		paths.root = p.containerRootPath(c.Name)
 	}
-	if prefix, ok := env[dataPathPrefixEnv]; ok && hostPathsUnder(p.pod, mounts, prefix) {
+	for name, v := range env {
+		env[name] = paths.rewrite(v)
+	}
+	if prefix, ok := env[dataPathPrefixEnv]; ok && paths.root == "" && hostPathsUnder(p.pod, mounts, prefix) {
+		// Isolated, the prefix is a directory above the mounts and is already in the root.
 		env[dataPathPrefixEnv] = filepath.Join(p.opts.NodeRoot, "host")
 	}
 	argv, err := Command(&c, p.opts.Images, env)
@@ -317,10 +285,14 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 		envList = append(envList, name+"="+v)
 	}
 	for j := range argv[1:] {
-		argv[j+1] = rewrite(argv[j+1], mounts, volumes)
+		argv[j+1] = paths.rewrite(argv[j+1])
 	}
 	if p.opts.IsolateHosts {
-		if argv, err = isolateHosts(argv, p.hostsPath()); err != nil {
+		iso, err := p.newIsolation(&c, paths)
+		if err == nil {
+			argv, err = iso.wrap(argv)
+		}
+		if err != nil {
 			p.setWaiting(status, "RunContainerError", err.Error())
 			return -1, err
 		}

@@ -28,7 +28,7 @@ func TestRewriteUsesTheLongestMount(t *testing.T) {
 		"/home/data/a;/home/data/models/b;s3://x/y": "/node/host/data/a;/node/host/models/b;s3://x/y",
 	}
 	for in, want := range cases {
-		require.Equal(t, want, rewrite(in, mounts, volumes), in)
+		require.Equal(t, want, pathMap{mounts: mounts, volumes: volumes}.rewrite(in), in)
 	}
 }
 

@@ -78,7 +78,7 @@ func TestRewriteMapsSubPaths(t *testing.T) {
 		"--config=/etc/sedna/": "--config=/etc/sedna/",
 	}
 	for in, want := range cases {
-		require.Equal(t, want, rewrite(in, mounts, volumes), in)
+		require.Equal(t, want, pathMap{mounts: mounts, volumes: volumes}.rewrite(in), in)
 	}
 }
 
@@ -276,7 +276,7 @@ func TestSubPathIsCreatedAndChecked(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "p1/out", mounts[0].SubPath)
 	require.DirExists(t, filepath.Join(dir, "p1", "out"))
-	require.Equal(t, filepath.Join(dir, "p1", "out", "model.pb"), rewrite("/out/model.pb", mounts, volumes))
+	require.Equal(t, filepath.Join(dir, "p1", "out", "model.pb"), pathMap{mounts: mounts, volumes: volumes}.rewrite("/out/model.pb"))
 
 	_, err = subPaths([]corev1.VolumeMount{{Name: "data", MountPath: "/out", SubPath: "../etc"}}, volumes, nil)
 	require.ErrorContains(t, err, `subPath "../etc" must be relative`)
