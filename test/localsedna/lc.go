@@ -93,9 +93,6 @@ func (s *Sedna) adaptLCDaemonSet(ds *appsv1.DaemonSet) error {
 	if !found {
 		return errors.New("build/lc/daemonset.yaml: the LC container has no GM_ADDRESS")
 	}
-	// TODO(merge): remove when the LC binds NODE_IP by default (every node shares this machine's
-	// ports, so until then the LC must be told its node's address).
-	c.Args = append(c.Args, "--bind-address=$(NODE_IP)")
 	if s.opts.DatasetCheckPeriod > 0 {
 		c.Args = append(c.Args, "--dataset-check-period="+s.opts.DatasetCheckPeriod.String())
 	}
