@@ -24,7 +24,8 @@ import (
 // the process and its cores with the server. No figure is asserted;
 // docs/performance.md records them.
 
-const benchParams = 1_000_000
+// benchSide squared is the model's parameter count: one 1000×1000 layer, 1 M parameters.
+const benchSide = 1000
 
 func BenchmarkAggregationRound(b *testing.B) {
 	for _, tc := range []struct {
@@ -42,9 +43,9 @@ func BenchmarkAggregationRound(b *testing.B) {
 }
 
 func benchUpdate(b *testing.B, id string, binary bool) []byte {
-	w := Weights{NewLayer(1000, 1000)}
+	w := Weights{NewLayer(benchSide, benchSide)}
 	for i := range w[0].Values {
-		w[0].Values[i] = float64(i%1000) / 1000
+		w[0].Values[i] = float64(i%benchSide) / benchSide
 	}
 	if binary {
 		frame, err := encodeBinary(binaryHeader{Type: TypeUpdateWeight, Client: id, JobName: testJob, NumSamples: 10}, w, Float32)
