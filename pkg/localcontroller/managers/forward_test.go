@@ -31,15 +31,15 @@ func TestForwarderRelaysInUpstreamShape(t *testing.T) {
 	}{
 		"results and owner info": {
 			msg:         withResults,
-			wantContent: `{"phase":"train","status":"running","output":{"models":[{"format":"pb","metrics":{"acc":0.9},"url":"/models/m.pb"}],"ownerInfo":{"currentRound":3}}}`,
+			wantContent: `{"phase":"train","status":"running","output":{"models":[{"format":"pb","metrics":{"acc":0.9},"url":"/models/m.pb"}],"ownerInfo":{"currentRound":3}},"worker":"fl-train-0"}`,
 		},
 		"neither results nor owner info become null": {
 			msg:         base,
-			wantContent: `{"phase":"train","status":"running","output":{"models":null,"ownerInfo":null}}`,
+			wantContent: `{"phase":"train","status":"running","output":{"models":null,"ownerInfo":null},"worker":"fl-train-0"}`,
 		},
 		"empty results stay an empty list": {
 			msg:         emptyResults,
-			wantContent: `{"phase":"train","status":"running","output":{"models":[],"ownerInfo":null}}`,
+			wantContent: `{"phase":"train","status":"running","output":{"models":[],"ownerInfo":null},"worker":"fl-train-0"}`,
 		},
 		"message for another kind": {
 			msg:         wrongKind,

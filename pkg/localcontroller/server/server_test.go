@@ -138,14 +138,14 @@ func TestWorkerInfo(t *testing.T) {
 			body:        jiReport,
 			wantStatus:  http.StatusOK,
 			wantMessage: "OK", wantExact: true,
-			wantReports: []string{`{"phase":"inference","status":"","output":{"models":[],"ownerInfo":{"startTime":"2025-01-01 10:00:00","updateTime":"2025-01-01 10:05:00","inferenceNumber":12,"hardExampleNumber":3,"uploadCloudRatio":0.25}}}`},
+			wantReports: []string{`{"phase":"inference","status":"","output":{"models":[],"ownerInfo":{"startTime":"2025-01-01 10:00:00","updateTime":"2025-01-01 10:05:00","inferenceNumber":12,"hardExampleNumber":3,"uploadCloudRatio":0.25}},"worker":"edge-0"}`},
 		},
 		"federated learning round with large numbers kept exact": {
 			path:        "/sedna/workers/fl-train-1/info",
 			body:        `{"name":"fl-train-1","namespace":"ns","ownerName":"fl","ownerKind":"FederatedLearningJob","kind":"train","status":"running","ownerInfo":{"currentRound":3,"sampleCount":12345678901234567890}}`,
 			wantStatus:  http.StatusOK,
 			wantMessage: "OK", wantExact: true,
-			wantReports: []string{`{"phase":"train","status":"running","output":{"models":null,"ownerInfo":{"currentRound":3,"sampleCount":12345678901234567890}}}`},
+			wantReports: []string{`{"phase":"train","status":"running","output":{"models":null,"ownerInfo":{"currentRound":3,"sampleCount":12345678901234567890}},"worker":"fl-train-1"}`},
 		},
 		"not JSON": {
 			body:        `{"name":`,
