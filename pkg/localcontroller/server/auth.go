@@ -5,11 +5,9 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strings"
 
 	"github.com/sedna-go/sedna/pkg/workerauth"
 )
@@ -31,8 +29,8 @@ const (
 
 var refusalReasons = []string{refusedMalformedAuth, refusedWrongToken, refusedUnknownSource, refusedUnreadableIdentities}
 
-// maxTokenLength bounds a bearer token; GM's tokens are 43 characters.
-const maxTokenLength = 512
+// maxTokenLength bounds a bearer token (workerauth.ParseBearer's bound).
+const maxTokenLength = workerauth.MaxBearerTokenLength
 
 // refusal is why a report was refused: reason is the metric label, message the answer's text.
 type refusal struct {
@@ -76,44 +74,10 @@ func jobIdentities(object []byte) (identities, error) {
 }
 
 // bearerToken returns the token of the request's Authorization header, and whether there was
-// one. Anything but a single "Bearer <token>" header (scheme case-insensitive, RFC 6750's token
-// characters) is an error: a client that sends credentials gets them checked, never ignored.
+// one; workerauth.ParseBearer says what is accepted.
 func bearerToken(header http.Header) (string, bool, error) {
-	values := header.Values("Authorization")
-	switch len(values) {
-	case 0:
-		return "", false, nil
-	case 1:
-	default:
-		return "", true, fmt.Errorf("%d Authorization headers, want one", len(values))
-	}
-	scheme, token, found := strings.Cut(values[0], " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", true, errors.New(`the Authorization header is not "Bearer <token>"`)
-	}
-	if token == "" || len(token) > maxTokenLength || !isToken68(token) {
-		return "", true, errors.New("the bearer token is empty, too long or has characters a token cannot have")
-	}
-	return token, true, nil
-}
-
-// isToken68 reports whether s is RFC 7235's token68: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
-// "+" / "/" ) *"=".
-func isToken68(s string) bool {
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
+	token, err := workerauth.ParseBearer(header)
+	return token, token != "" || err != nil, err
 }
 
 // sourceIP is the TCP peer of the request. Forwarding headers are never looked at: anything on

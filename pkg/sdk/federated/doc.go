@@ -83,7 +83,11 @@
 // would relay a forged recv_weight to every trainer). An update must carry
 // the connection's client_id and the server's job_name. A second connection
 // with a known client_id replaces the first (a restarted trainer), which is
-// closed with code 4000; upstream refuses it.
+// closed with code 4000; upstream refuses it. An anonymous connection may not
+// replace one that presented the token: it is closed with code 4004. The
+// Authorization header must be exactly one "Bearer <token>"
+// (workerauth.ParseBearer). Until its subscribe is accepted, a connection's
+// messages are limited to 64 KiB (close code 1009 beyond).
 //
 // Large models. A Go client may offer the WebSocket subprotocol
 // "sedna.fl.binary.v1"; its updates and aggregates then travel as binary

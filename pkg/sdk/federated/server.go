@@ -18,6 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/sedna-go/sedna/pkg/workerauth"
 )
 
 // Defaults of ServerOptions.
@@ -37,6 +39,10 @@ const (
 	// maxInfoBodyBytes bounds the body of GET /<aggregation>.
 	maxInfoBodyBytes = 4 << 10
 	maxClientIDLen   = 253
+	// maxSubscribeBytes bounds a connection's first message (the subscribe,
+	// a few hundred bytes) until it is accepted: an unsubscribed connection
+	// may not make the server read a model-sized message.
+	maxSubscribeBytes = 64 << 10
 )
 
 // WebSocket close codes we send (4000-4999 are for applications).
@@ -45,6 +51,9 @@ const (
 	closeSlow      = 4001
 	closeShutdown  = 4002
 	closeBadClient = 4003
+	// closeNotYours refuses an anonymous connection subscribing with the
+	// client_id of a connection that presented the job's token.
+	closeNotYours = 4004
 )
 
 // Admission says who may connect. Token empty admits everyone.
@@ -123,7 +132,9 @@ type Stats struct {
 	// contribute.
 	Missing int `json:"missing"`
 	// MissingClients are the clients seen since the server started that
-	// did not contribute to the last closed round.
+	// did not contribute to the last closed round. The server remembers at
+	// most Participants + MaxClients ids, forgetting first the ones whose
+	// last connection is oldest and gone.
 	MissingClients   []string           `json:"missingClients,omitempty"`
 	CheckpointErrors int                `json:"checkpointErrors"`
 	Metrics          map[string]float64 `json:"metrics,omitempty"`
@@ -146,8 +157,12 @@ type Server struct {
 	// upgrading counts connections between admission and upgrade.
 	upgrading int
 	clients   map[string]*conn
-	// known are the client ids seen since start, to name the missing ones.
-	known map[string]bool
+	// known are the client ids seen since start, to name the missing ones,
+	// each with the sequence number of its last join (knownSeq counts
+	// joins); at most knownLimit of them are kept.
+	known      map[string]uint64
+	knownSeq   uint64
+	knownLimit int
 	// round is the number of completed rounds; global is its aggregate
 	// (nil before the first round unless resumed).
 	round    int
@@ -220,7 +235,7 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		clock:   opts.Clock,
 		conns:   map[*conn]struct{}{},
 		clients: map[string]*conn{},
-		known:   map[string]bool{},
+		known:   map[string]uint64{},
 		done:    make(chan struct{}),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  16 << 10,
@@ -248,6 +263,7 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 			}
 		}
 	}
+	s.knownLimit = opts.Policy.Participants + opts.MaxClients
 	s.open = s.newRound()
 	s.stats.Round = s.round
 	return s, nil
@@ -346,7 +362,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s: the aggregation server serves %s and %s%s", r.URL.Path, s.path, s.path, StatusPathSuffix))
 		return
 	}
-	if status, reason := s.admit(r); status != 0 {
+	authenticated, status, reason := s.admit(r)
+	if status != 0 {
 		s.logger.V(2).Info("Refused a client", "remote", r.RemoteAddr, "status", status, "reason", reason)
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sedna-aggregation"`)
@@ -366,7 +383,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.logger.V(4).Info("Writing the status failed", "err", err)
 		}
 	case websocket.IsWebSocketUpgrade(r):
-		s.serveWebSocket(w, r)
+		s.serveWebSocket(w, r, authenticated)
 	case r.Method == http.MethodGet:
 		s.serveInfo(w, r)
 	default:
@@ -375,27 +392,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// admit returns 0 or the HTTP status refusing the request.
-func (s *Server) admit(r *http.Request) (int, string) {
-	header := r.Header.Get("Authorization")
-	if header == "" {
-		if s.opts.Admission.Token == "" || s.opts.Admission.AllowAnonymous {
-			return 0, ""
-		}
-		return http.StatusUnauthorized, "this job admits only its training workers: send Authorization: Bearer <token>"
-	}
+// admit returns 0 or the HTTP status refusing the request, and whether the
+// request presented the job's token.
+func (s *Server) admit(r *http.Request) (bool, int, string) {
 	if s.opts.Admission.Token == "" {
-		return 0, ""
+		return false, 0, ""
 	}
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return http.StatusUnauthorized, "the Authorization header must be Bearer <token>"
+	token, err := workerauth.ParseBearer(r.Header)
+	if err != nil {
+		return false, http.StatusUnauthorized, err.Error()
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if token == "" {
+		if s.opts.Admission.AllowAnonymous {
+			return false, 0, ""
+		}
+		return false, http.StatusUnauthorized, "this job admits only its training workers: send Authorization: Bearer <token>"
+	}
+	sum := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
-		return http.StatusForbidden, "the token is not this job's"
+		return false, http.StatusForbidden, "the token is not this job's"
 	}
-	return 0, ""
+	return true, 0, ""
 }
 
 func writeJSONError(w http.ResponseWriter, status int, message string) {
@@ -456,16 +473,18 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 // conn is one WebSocket client. Only its writer goroutine writes data
 // frames; close may be called from anywhere.
 type conn struct {
-	id          string
-	ws          *websocket.Conn
-	binary      bool
-	dtype       DType
-	remote      string
-	connectedAt time.Time
-	logger      klog.Logger
-	send        chan outFrame
-	closed      chan struct{}
-	closeOnce   sync.Once
+	id     string
+	ws     *websocket.Conn
+	binary bool
+	dtype  DType
+	remote string
+	// authenticated is set when the connection presented the job's token.
+	authenticated bool
+	connectedAt   time.Time
+	logger        klog.Logger
+	send          chan outFrame
+	closed        chan struct{}
+	closeOnce     sync.Once
 	// Guarded by Server.mu: base is the round of the last global model
 	// delivered on this connection (what a Python client trains from);
 	// waiting is set while the client waits for a round's aggregate.
@@ -530,7 +549,7 @@ func (s *Server) enqueueLocked(c *conn, frame outFrame, critical bool) {
 	}
 }
 
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, authenticated bool) {
 	// A slot is reserved before the upgrade so that a refusal can still be
 	// an HTTP status.
 	s.mu.Lock()
@@ -549,7 +568,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.logger.V(2).Info("WebSocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{ws: ws, remote: r.RemoteAddr, connectedAt: s.clock.Now(), send: make(chan outFrame, sendQueueLen), closed: make(chan struct{}), dtype: Float64}
+	c := &conn{ws: ws, remote: r.RemoteAddr, authenticated: authenticated, connectedAt: s.clock.Now(), send: make(chan outFrame, sendQueueLen), closed: make(chan struct{}), dtype: Float64}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
@@ -558,12 +577,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	c.binary = ws.Subprotocol() == BinarySubprotocol
-	c.logger = s.logger.WithValues("remote", c.remote, "binary", c.binary)
-	if c.binary {
-		ws.SetReadLimit(s.opts.MaxBinaryMessageBytes)
-	} else {
-		ws.SetReadLimit(s.opts.MaxJSONMessageBytes)
-	}
+	c.logger = s.logger.WithValues("remote", c.remote, "binary", c.binary, "authenticated", authenticated)
+	// The mode's limit applies once the subscribe is accepted.
+	ws.SetReadLimit(maxSubscribeBytes)
 	go c.writeLoop(s.opts.WriteTimeout)
 	defer c.close(websocket.CloseNormalClosure, "")
 
@@ -575,8 +591,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c.id = id
 	c.logger = c.logger.WithValues("client", id)
-	s.join(c, sync)
+	if err := s.join(c, sync); err != nil {
+		c.logger.Info("Refused a connection", "err", err)
+		c.close(closeNotYours, truncate(err.Error(), 120))
+		return
+	}
 	defer s.leave(c)
+	if c.binary {
+		ws.SetReadLimit(s.opts.MaxBinaryMessageBytes)
+	} else {
+		ws.SetReadLimit(s.opts.MaxJSONMessageBytes)
+	}
 	s.readLoop(c)
 }
 
@@ -633,11 +658,16 @@ func validClientID(id string) error {
 // others, then the subscribe echo to everyone (the new client's
 // acknowledgement). A second connection with a known client_id replaces the
 // first: it is the same trainer restarted, and refusing it (upstream) would
-// lock the trainer out until the old half-open connection times out.
-func (s *Server) join(c *conn, sync bool) {
+// lock the trainer out until the old half-open connection times out. An
+// anonymous connection may not replace one that presented the job's token:
+// join refuses it with an error and registers nothing.
+func (s *Server) join(c *conn, sync bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.clients[c.id]; ok {
+		if old.authenticated && !c.authenticated {
+			return fmt.Errorf("client_id %q is connected with the job's token; an anonymous connection may not replace it", c.id)
+		}
 		s.stats.Replaced++
 		delete(s.clients, c.id)
 		old.logger.Info("Client connected again; closing its previous connection")
@@ -648,7 +678,7 @@ func (s *Server) join(c *conn, sync bool) {
 		s.enqueueLocked(other, join, false)
 	}
 	s.clients[c.id] = c
-	s.known[c.id] = true
+	s.rememberLocked(c.id)
 	echo := outFrame{data: subscribeFrame(c.id)}
 	for _, client := range s.clients {
 		s.enqueueLocked(client, echo, client == c)
@@ -658,6 +688,31 @@ func (s *Server) join(c *conn, sync bool) {
 		c.base = s.round
 	}
 	c.logger.V(2).Info("Client joined", "round", s.round, "clients", len(s.clients), "sync", sync)
+	return nil
+}
+
+// rememberLocked records id as known, forgetting the ids whose last join is
+// oldest among the disconnected ones while more than knownLimit are known.
+// Connections are at most MaxClients < knownLimit, so there always is one to
+// forget.
+func (s *Server) rememberLocked(id string) {
+	s.knownSeq++
+	s.known[id] = s.knownSeq
+	for len(s.known) > s.knownLimit {
+		oldest, oldestSeq := "", uint64(0)
+		for known, seq := range s.known {
+			if _, connected := s.clients[known]; connected {
+				continue
+			}
+			if oldest == "" || seq < oldestSeq {
+				oldest, oldestSeq = known, seq
+			}
+		}
+		if oldest == "" {
+			return
+		}
+		delete(s.known, oldest)
+	}
 }
 
 func (s *Server) leave(c *conn) {
