@@ -666,7 +666,12 @@ func (j *job) deploy(ctx context.Context) error {
 	if !j.mayTry(ReasonDeployNotWritable) {
 		return errBlocked
 	}
-	deployErr := j.putModelInPlace(ctx, trained)
+	// The eval pod had the model's directory mounted read-write: a link swapped in since would make
+	// the copy read another file below the data roots (Open follows links that stay inside).
+	deployErr := j.checkMountable(trained.URL, j.rec.Current.TrainOutputDir)
+	if deployErr == nil {
+		deployErr = j.putModelInPlace(ctx, trained)
+	}
 	var notWritable *writeError
 	if errors.As(deployErr, &notWritable) {
 		// The node, not the model, is the problem: the round waits in Deploy/Ready.

@@ -129,3 +129,29 @@ func TestNextRoundRefusesALinkedBase(t *testing.T) {
 	require.Equal(t, []ModelRef{{Format: "pb", URL: "/data/models/initial/model.pb"}}, ready.Input.Models)
 	require.Contains(t, ready.Message, "symbolic link")
 }
+
+// The eval pod mounts the trained model's directory read-write: a link to another model below the
+// data root swapped in before deployment is refused, not copied into the hot-update dir.
+func TestDeployRefusesALinkSwappedInDuringEval(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n)
+	l.setup(newJob(true))
+	l.run()
+	n.appendSamples(t, 0, 10)
+	l.waitForState("Train/Ready#1")
+	n.writeFile(t, "/data/out/train/1/m/model.pb", "trained-1")
+	require.NoError(t, l.post(trainCompletedMessage("/data/out/train/1/m/model.pb")))
+	l.waitForState("Eval/Ready#1")
+
+	dir := filepath.Join(n.rootfs, "/data/out/train/1/m")
+	require.NoError(t, os.Rename(dir, dir+".old"))
+	require.NoError(t, os.Symlink("../../../models/deploy", dir))
+	require.NoError(t, l.post(evalCompletedMessage(0.9, 0.8)))
+	l.waitForState("Train/Waiting#1")
+	states := l.states()
+	require.Contains(t, states, "Deploy/Failed#1")
+	require.NotContains(t, states, "Deploy/Completed#1")
+	reports := l.stageReports()
+	require.Contains(t, reports[len(reports)-1].Message, "symbolic link")
+	require.NoFileExists(t, filepath.Join(n.rootfs, hotUpdateDir, "model.pb"))
+}
