@@ -57,7 +57,13 @@ func (r *Resolver) OpenNoSymlinks(hostPath string) (*os.File, error) {
 	if rel == "" {
 		rel = "."
 	}
-	root, err := hostfs.OpenRoot(r.inRootfs(best))
+	// The root itself may be a link on the host (configured with its target as a root too): it is
+	// resolved as the host would, under the rootfs.
+	resolvedRoot, err := r.resolveHost(best)
+	if err != nil {
+		return nil, fmt.Errorf("host path %q: resolving the data root %s: %w", hostPath, best, err)
+	}
+	root, err := hostfs.OpenRoot(r.inRootfs(resolvedRoot))
 	if err != nil {
 		return nil, fmt.Errorf("host path %q: opening the data root %s: %w", hostPath, best, err)
 	}

@@ -63,3 +63,14 @@ func TestOpenNoSymlinksRefusesLinksBelowTheRoot(t *testing.T) {
 		require.NoError(t, file.Close())
 	}
 }
+
+// A data root that is itself a link on the host (with its target configured as a root too) is
+// resolved under the rootfs, as the host would, before the path below it is checked.
+func TestOpenNoSymlinksThroughALinkedRoot(t *testing.T) {
+	rootfs := hostTree(t, map[string]string{"/mnt/disk1/data/out/model.pb": "m"}, map[string]string{"/data": "/mnt/disk1/data"})
+	resolver, err := NewResolver(rootfs, []string{"/data", "/mnt/disk1/data"})
+	require.NoError(t, err)
+	file, err := resolver.OpenNoSymlinks("/data/out/model.pb")
+	require.NoError(t, err)
+	require.NoError(t, file.Close())
+}
