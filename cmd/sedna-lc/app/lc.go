@@ -169,6 +169,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("configuring the allowed data roots: %w", err)
 	}
+	reportHostfsMode(logger, registry, hostfs.Mode())
 	// Job output (round data, deployed models) is written below the same roots; a root mounted
 	// read-only would make every round stall, so say so now rather than at the first round.
 	for _, root := range opts.AllowedRoots {
@@ -237,4 +238,24 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("serving the worker API: %w", err)
 	}
 	return nil
+}
+
+// reportHostfsMode says which mechanism confines the LC's file operations below the data roots
+// (hostfs.Mode): in the log at start, a warning for the os.Root fallback, and as the gauge
+// sedna_lc_hostfs_openat2 (1 for openat2, 0 for the fallback) on reg.
+func reportHostfsMode(logger klog.Logger, reg prometheus.Registerer, mode string) {
+	gauge := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sedna_lc_hostfs_openat2",
+		Help: "1 when the LC opens host files below the data roots with openat2 (no symlink followed), 0 when it falls back to os.Root (symlinks that stay inside a root are followed).",
+	})
+	reg.MustRegister(gauge)
+	if mode == hostfs.ModeBeneath {
+		gauge.Set(1)
+		logger.Info("Host files are opened with openat2: no symlink below a data root is followed", "hostfsMode", mode)
+		return
+	}
+	gauge.Set(0)
+	logger.Info("Warning: openat2 is unavailable (old kernel or seccomp profile); host files are opened with os.Root, "+
+		"which follows symlinks that stay inside a data root: a job's workers can redirect the LC's reads and writes "+
+		"to other files below the same root; allow openat2 (Linux 5.6+) to close this", "hostfsMode", mode)
 }

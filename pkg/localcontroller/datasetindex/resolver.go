@@ -94,6 +94,16 @@ func (r *Resolver) Resolve(hostPath string) (string, error) {
 
 // resolveHost is Resolve, returning the resolved host path rather than the LC's path of it.
 func (r *Resolver) resolveHost(hostPath string) (string, error) {
+	cleaned, err := r.checkText(hostPath)
+	if err != nil {
+		return "", err
+	}
+	return r.walk(hostPath, cleaned)
+}
+
+// checkText applies the textual checks of Resolve (absolute, no NUL, no "..", under an allowed
+// root) and returns the cleaned path.
+func (r *Resolver) checkText(hostPath string) (string, error) {
 	if strings.IndexByte(hostPath, 0) >= 0 {
 		return "", fmt.Errorf("host path %q contains a NUL byte: %w", hostPath, ErrOutsideRoots)
 	}
@@ -111,7 +121,7 @@ func (r *Resolver) resolveHost(hostPath string) (string, error) {
 	if !r.insideRoot(cleaned) {
 		return "", fmt.Errorf("host path %q is not under any allowed data root %q: %w", hostPath, r.allowedRoots, ErrOutsideRoots)
 	}
-	return r.walk(hostPath, cleaned)
+	return cleaned, nil
 }
 
 // walk resolves every symlink of cleaned under the rootfs and returns the resulting host path.

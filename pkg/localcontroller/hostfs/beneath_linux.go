@@ -15,7 +15,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const nonblock = unix.O_NONBLOCK
+const (
+	nonblock = unix.O_NONBLOCK
+	nofollow = unix.O_NOFOLLOW
+)
+
+func isLoop(err error) bool { return errors.Is(err, unix.ELOOP) }
+
+// sameLocation checks that the kernel's name of file is the kernel's name of dir joined with rel:
+// it differs when an element of rel was a symlink. When /proc cannot tell, the answer is no.
+func sameLocation(dir, file *os.File, rel string) error {
+	dirName, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(dir.Fd())))
+	if err != nil {
+		return fmt.Errorf("openat2 unavailable and /proc cannot confirm the path has no symlinks: %w", err)
+	}
+	fileName, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
+	if err != nil {
+		return fmt.Errorf("openat2 unavailable and /proc cannot confirm the path has no symlinks: %w", err)
+	}
+	if want := filepath.Join(dirName, rel); fileName != want {
+		return fmt.Errorf("the path leads to %s, not %s: a symlink on the way: %w", fileName, want, ErrOutside)
+	}
+	return nil
+}
 
 // resolveBeneath is how every path below a Root is resolved.
 const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS

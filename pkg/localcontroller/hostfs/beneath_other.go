@@ -8,7 +8,16 @@ import (
 	"syscall"
 )
 
-const nonblock = syscall.O_NONBLOCK
+const (
+	nonblock = syscall.O_NONBLOCK
+	nofollow = syscall.O_NOFOLLOW
+)
+
+func isLoop(err error) bool { return errors.Is(err, syscall.ELOOP) }
+
+// sameLocation cannot ask the kernel for a descriptor's name here: only the last element of a
+// path opened by OpenNoSymlinks is checked (O_NOFOLLOW).
+func sameLocation(_, _ *os.File, _ string) error { return nil }
 
 var forceFallback bool
 

@@ -95,6 +95,42 @@ func (r *Root) OpenFile(rel string, flag int, perm os.FileMode) (*os.File, error
 	return openBeneath(r.fd, r.name, rel, flag, perm)
 }
 
+// OpenNoSymlinks opens rel for reading (O_NONBLOCK, as Open) and fails, wrapping ErrOutside, when
+// any element of rel is a symlink, even one whose target stays beneath the root: for a path the
+// kubelet will mount, a link that stays inside today is one element away from a link that does
+// not. With openat2 that is how every path is resolved; with the os.Root fallback, which follows
+// links that stay inside, the last element is opened with O_NOFOLLOW and the kernel's name of the
+// descriptor must be the root's name joined with rel (on Linux, through /proc; elsewhere only the
+// last element is checked).
+func (r *Root) OpenNoSymlinks(rel string) (*os.File, error) {
+	if r.fallback == nil {
+		return r.Open(rel)
+	}
+	if rel != "." {
+		if err := r.checkRel("open", rel); err != nil {
+			return nil, err
+		}
+	}
+	file, err := r.fallback.OpenFile(rel, os.O_RDONLY|nonblock|nofollow, 0)
+	if err != nil {
+		if isLoop(err) {
+			err = fmt.Errorf("%w (a symlink: %w)", err, ErrOutside)
+		}
+		return nil, err
+	}
+	dir, err := r.fallback.Open(".")
+	if err != nil {
+		_ = file.Close() // read only
+		return nil, err
+	}
+	defer func() { _ = dir.Close() }() // read only
+	if err := sameLocation(dir, file, rel); err != nil {
+		_ = file.Close() // read only
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(r.name, rel), Err: err}
+	}
+	return file, nil
+}
+
 // OpenRoot opens the directory rel as a Root of its own, beneath this one.
 func (r *Root) OpenRoot(rel string) (*Root, error) {
 	name := filepath.Join(r.name, rel)

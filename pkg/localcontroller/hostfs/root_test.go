@@ -269,3 +269,32 @@ func TestCheckWritable(t *testing.T) {
 		require.ErrorIs(t, CheckWritable(filepath.Join(dir, "missing")), os.ErrNotExist)
 	})
 }
+
+// OpenNoSymlinks refuses a symlink anywhere on the path, also one that stays below the root
+// (which the os.Root fallback's Open follows), in every mode.
+func TestOpenNoSymlinksRefusesLinksThatStayInside(t *testing.T) {
+	modes(t, func(t *testing.T, _ string) {
+		dir, outside := tree(t)
+		require.NoError(t, os.Symlink("a", filepath.Join(dir, "inner")))
+		require.NoError(t, os.Symlink("../a/b", filepath.Join(dir, "a", "up")))
+		require.NoError(t, os.Symlink("b/file.txt", filepath.Join(dir, "a", "last")))
+		require.NoError(t, os.Symlink(outside, filepath.Join(dir, "outer")))
+		root := openRoot(t, dir)
+		for _, rel := range []string{"inner", "inner/b", "inner/b/file.txt", "a/up", "a/last", "outer", "outer/b/file.txt"} {
+			file, err := root.OpenNoSymlinks(rel)
+			if err == nil {
+				_ = file.Close()
+			}
+			if rel == "outer" || rel == "outer/b/file.txt" {
+				require.Error(t, err, rel) // os.Root refuses an absolute target with an error of its own
+				continue
+			}
+			require.ErrorIs(t, err, ErrOutside, rel)
+		}
+		for _, rel := range []string{".", "a", "a/b", "a/b/file.txt"} {
+			file, err := root.OpenNoSymlinks(rel)
+			require.NoError(t, err, rel)
+			require.NoError(t, file.Close())
+		}
+	})
+}

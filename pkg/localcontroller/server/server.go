@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,10 @@ type Server struct {
 	requests     *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
 	refused      *prometheus.CounterVec
+
+	// refusalsMu guards refusals, the refusals so far by reason, which sample the log.
+	refusalsMu sync.Mutex
+	refusals   map[string]uint64
 }
 
 // Reasons a report answered 200 was not acted on (the dropped_reports_total label).
@@ -298,9 +303,23 @@ func (s *Server) drop(w http.ResponseWriter, logger klog.Logger, reason string, 
 
 // refuse answers a report about a job this node holds from a source that is not one of the job's
 // workers (contract C1).
+// Anyone on the node network can send these: the 1st, 2nd, 4th, 8th... refusal per reason are
+// logged, the others only at V(4), so that a flood cannot fill the node's disk; the metric
+// sedna_lc_worker_api_refused_reports_total counts them all.
 func (s *Server) refuse(w http.ResponseWriter, logger klog.Logger, refused refusal) {
 	s.refused.WithLabelValues(refused.reason).Inc()
-	logger.Info("Refused a worker report from a source that is not the job's worker", "reason", refused.reason, "message", refused.message)
+	s.refusalsMu.Lock()
+	if s.refusals == nil {
+		s.refusals = make(map[string]uint64)
+	}
+	s.refusals[refused.reason]++
+	count := s.refusals[refused.reason]
+	s.refusalsMu.Unlock()
+	if count&(count-1) != 0 {
+		logger = logger.V(4)
+	}
+	logger.Info("Refused a worker report from a source that is not the job's worker", "reason", refused.reason,
+		"message", refused.message, "refusedForReason", count)
 	writeResponse(w, http.StatusForbidden, refused.message)
 }
 

@@ -364,7 +364,11 @@ func (s *Store) recountUsage(tx *bolt.Tx) (usage, error) {
 	return u, nil
 }
 
-func share(limit uint64, percent uint64) uint64 { return limit * percent / 100 }
+// share is percent (at most 100) of limit, rounded down, without overflowing for a limit near
+// the largest uint64 (limit*percent would wrap around to a small share).
+func share(limit uint64, percent uint64) uint64 {
+	return limit/100*percent + limit%100*percent/100
+}
 
 // checkFits returns an error wrapping ErrOutboxFull unless after, the usage with a new report of
 // class c, is within the bounds that apply to c.

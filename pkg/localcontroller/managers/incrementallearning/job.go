@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -489,13 +491,22 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 	}
 	j.unblocked(ctx, ReasonOutputNotWritable)
 	base := modelRef(initial)
+	message := result.Reason
 	if j.rec.LastTrained != nil {
 		base = *j.rec.LastTrained
+		// The train pod mounts the base model's directory: a symlink swapped in since the model was
+		// reported (by the eval pod, say) must not reach it. Training starts again from the
+		// initial model instead.
+		if err := j.checkMountable(base.URL, ""); err != nil {
+			logger.Error(err, "Refusing the last trained model as base; training from the initial model", "model", base.URL)
+			base = modelRef(initial)
+			message = fmt.Sprintf("%s; the last trained model is refused (%v): training from the initial model", result.Reason, err)
+		}
 	}
 	now := metav1.NewTime(j.m.opts.Now())
 	report := &StageReport{
 		Input:   &StageInput{Models: []ModelRef{base}, DataURL: dataFile, OutputDir: outputDir},
-		Message: result.Reason,
+		Message: message,
 	}
 	pools := j.pools
 	pools.TrainPool = nil
@@ -595,6 +606,12 @@ func (j *job) prepareEval(ctx context.Context) error {
 		j.unblocked(ctx, ReasonOutputNotWritable)
 	}
 	trained := j.trainedFor(old.Format)
+	// Checked again right before Eval/Ready: the directory may have changed since the report.
+	if err := j.checkMountable(trained.URL, j.rec.Current.TrainOutputDir); err != nil {
+		failure := fmt.Sprintf("round %d: the trained model is refused: %v", j.rec.State.Round, err)
+		klog.FromContext(ctx).Error(err, "Refusing the trained model", "round", j.rec.State.Round, "model", trained.URL)
+		return j.transition(ctx, EventStageFailed, func(rec *record) { rec.Current.Message = failure }, &StageReport{Message: failure})
+	}
 	report := &StageReport{Input: &StageInput{Models: []ModelRef{trained, old}, DataURL: dataFile}, Message: message}
 	return j.transition(ctx, EventEvalPrepared, func(rec *record) {
 		rec.Current.EvalData, rec.Current.Old = dataFile, &old
@@ -649,7 +666,12 @@ func (j *job) deploy(ctx context.Context) error {
 	if !j.mayTry(ReasonDeployNotWritable) {
 		return errBlocked
 	}
-	deployErr := j.putModelInPlace(ctx, trained)
+	// The eval pod had the model's directory mounted read-write: a link swapped in since would make
+	// the copy read another file below the data roots (Open follows links that stay inside).
+	deployErr := j.checkMountable(trained.URL, j.rec.Current.TrainOutputDir)
+	if deployErr == nil {
+		deployErr = j.putModelInPlace(ctx, trained)
+	}
 	var notWritable *writeError
 	if errors.As(deployErr, &notWritable) {
 		// The node, not the model, is the problem: the round waits in Deploy/Ready.
@@ -924,6 +946,9 @@ func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *Stag
 	output := &StageOutput{Models: msg.Results}
 	if stage == sednav1.StageTrain {
 		trained, problem := j.pickTrained(msg.Results)
+		if problem == "" {
+			problem = j.checkTrainResults(msg.Results)
+		}
 		if problem != "" {
 			return j.completedButUnusable(problem, output)
 		}
@@ -1007,6 +1032,66 @@ func (j *job) pickTrained(results []map[string]any) (ModelRef, string) {
 		}
 	}
 	return models[0], ""
+}
+
+// checkTrainResults checks every model URL a train worker reported (any of them may be evaluated
+// or become a base, see trainedFor) with checkMountable, below the round's train output dir.
+func (j *job) checkTrainResults(results []map[string]any) string {
+	for _, result := range results {
+		url, _ := result["url"].(string)
+		if url == "" {
+			continue
+		}
+		if err := j.checkMountable(url, j.rec.Current.TrainOutputDir); err != nil {
+			return "the train worker's model is refused: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// checkMountable refuses a host-path model URL that GM would turn into a hostPath volume the
+// kubelet follows symlinks in: GM mounts path.Dir of the URL (the URL itself when it ends in
+// "/") and cannot see the host, so the LC checks, beneath the allowed data root the URL lies
+// under, that neither the directory nor the model itself is or goes through a symbolic link
+// (a link the train pod created in its output dir would give the next pod the host's "/"). When
+// below is a host path, the URL must also lie below it, textually. A missing model is left to
+// the worker that reads it; a missing directory is refused. Other URLs (s3://) are mounted by
+// nobody and pass.
+func (j *job) checkMountable(url, below string) error {
+	if !strings.HasPrefix(url, "/") {
+		return nil
+	}
+	if slices.Contains(strings.Split(url, "/"), "..") {
+		return fmt.Errorf("model url %q contains a \"..\" element", url)
+	}
+	clean := path.Clean(url)
+	if strings.HasPrefix(below, "/") {
+		dir := path.Clean(below)
+		if slices.Contains(strings.Split(below, "/"), "..") || !strings.HasPrefix(clean, dir+"/") {
+			return fmt.Errorf("model url %s is not below the round's train output dir %s", url, below)
+		}
+	}
+	mounted := path.Dir(clean)
+	if strings.HasSuffix(url, "/") {
+		mounted = clean
+	}
+	dir, err := j.m.files.resolver.OpenNoSymlinks(mounted)
+	if err != nil {
+		return fmt.Errorf("model url %s: the directory mounted for it: %w", url, err)
+	}
+	_ = dir.Close() // read only
+	if mounted == clean {
+		return nil
+	}
+	file, err := j.m.files.resolver.OpenNoSymlinks(clean)
+	switch {
+	case errors.Is(err, datasetindex.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("model url %s: %w", url, err)
+	}
+	_ = file.Close() // read only
+	return nil
 }
 
 // deployStats builds the deploy trigger's stats from the eval worker's results, one per model in
