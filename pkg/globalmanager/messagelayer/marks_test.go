@@ -202,3 +202,48 @@ func TestConfigMapMarks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]Mark{"edge-1": {Store: "s1", Seq: 7}}, marks)
 }
+
+// TestAClosedConnectionsReaderDoesNotWaitForAStuckMarkWrite: with the mark store stuck, an LC
+// that sends more reports than the queue holds leaves the reader waiting; when the connection
+// is replaced, that reader must end rather than wait for the write.
+func TestAClosedConnectionsReaderDoesNotWaitForAStuckMarkWrite(t *testing.T) {
+	marks := &memoryMarks{hold: make(chan struct{})}
+	ts := newMarkedServer(t, marks)
+	ts.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc := dialStore(t, ts, "store-1")
+	for seq := uint64(1); seq <= reportQueue+10; seq++ {
+		lc.report(seq, "d", `{"numberOfSamples":1}`)
+	}
+	ns := ts.hub.node("node-a")
+	var first *connection
+	require.Eventually(t, func() bool {
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		first = ns.conn
+		// The report goroutine holds one report, the queue is full: the reader waits.
+		return first != nil && ns.lastReportSeq == reportQueue+1
+	}, 5*time.Second, 10*time.Millisecond)
+
+	second := dialStore(t, ts, "store-1") // replaces, and closes, the first connection
+	select {
+	case <-first.readerDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader of the closed connection still waits for the stuck report goroutine")
+	}
+	ns.mu.Lock()
+	last := ns.lastReportSeq
+	ns.mu.Unlock()
+	require.Equal(t, uint64(reportQueue+1), last, "the reader took a report it could not hand over")
+
+	// Once the store works again, the taken reports are handled and the rest, replayed on the
+	// new connection, too.
+	close(marks.hold)
+	require.Eventually(t, func() bool { return len(ts.acceptedReports()) == reportQueue+1 }, 5*time.Second, 10*time.Millisecond)
+	for seq := uint64(1); seq <= reportQueue+10; seq++ {
+		second.report(seq, "d", `{"numberOfSamples":1}`)
+	}
+	for seq := uint64(1); seq <= reportQueue+10; seq++ {
+		require.Equal(t, seq, second.read().Ack)
+	}
+	require.Len(t, ts.acceptedReports(), reportQueue+10, "a replayed report was lost or handled twice")
+}
