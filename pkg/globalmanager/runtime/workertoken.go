@@ -29,8 +29,9 @@ const tokenBytes = 32
 var WorkerTokenSelector = labels.SelectorFromSet(labels.Set{workerauth.TokenSecretLabel: "true"})
 
 // NewWorkerTokenInformers returns the informer factory of the worker-token Secrets in namespace
-// ("" for all): a Secret informer filtered by WorkerTokenSelector, so GM never lists or caches
-// the cluster's other Secrets.
+// ("" for all): a Secret informer filtered by WorkerTokenSelector, so GM asks for and caches
+// only those. RBAC cannot narrow list/watch by label, so GM's service account may list every
+// Secret (build/gm/rbac.yaml); the selector is GM's own restraint, not an enforced bound.
 func NewWorkerTokenInformers(client kubernetes.Interface, namespace string) informers.SharedInformerFactory {
 	return informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = WorkerTokenSelector.String() }))
