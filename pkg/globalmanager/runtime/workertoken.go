@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -69,10 +70,17 @@ func WorkerTokenEnv(ownerName string) corev1.EnvVar {
 }
 
 // Ensure returns owner's token, creating its Secret when the cache has none. An existing Secret
-// is kept as it is; one that owner does not control, or whose token is not valid, is an error
-// wrapping ErrWorkerTokenConflict.
+// is kept as it is; one that owner does not control, or whose token is not valid, or an owner
+// whose name leaves no valid Secret name, is an error wrapping ErrWorkerTokenConflict.
 func (t *WorkerTokens) Ensure(ctx context.Context, owner workers.Owner) (string, error) {
 	name := WorkerTokenSecretName(owner.GetName())
+	if problems := validation.IsDNS1123Subdomain(name); len(problems) > 0 {
+		// Only a name too long for the suffix gets here: the API server would refuse the Secret
+		// at every sync. Blocked until the owner is recreated under a shorter name.
+		return "", fmt.Errorf("%w: %s %s has no valid worker-token secret name %q: %s (the name may be at most %d characters)",
+			ErrWorkerTokenConflict, owner.Kind, owner.GetName(), name, strings.Join(problems, "; "),
+			validation.DNS1123SubdomainMaxLength-len(workerauth.TokenSecretSuffix))
+	}
 	secret, err := t.lister.Secrets(owner.GetNamespace()).Get(name)
 	if apierrors.IsNotFound(err) {
 		secret, err = t.create(ctx, owner, name)
