@@ -153,6 +153,10 @@ func TestEdgeReplicasCountersAreSummedPerWorker(t *testing.T) {
 	require.NoError(t, err)
 	f.refresh()
 	report("other-edge", 1000, 1000)
+	f.c.reportsMu.Lock()
+	_, kept := f.c.reports["ns/helmet"].workers["other-edge"]
+	f.c.reportsMu.Unlock()
+	require.False(t, kept, "the counters of another service's pod were kept")
 	require.Equal(t, "20", metrics()["inferenceNumber"], "a pod of another service was counted")
 
 	// edge-b is gone: its counters leave the sum, and the map.
