@@ -106,6 +106,20 @@ func validStoreID(id string) error {
 	return nil
 }
 
+// Rechecker is an Authenticator that may answer from a cache and can also review a token
+// afresh: the periodic review of a connected LC's token must reach the API server.
+type Rechecker interface {
+	Recheck(ctx context.Context, token string) (string, error)
+}
+
+// reviewAfresh reviews token afresh, bypassing auth's cache when it has one.
+func reviewAfresh(ctx context.Context, auth Authenticator, token string) (string, error) {
+	if r, ok := auth.(Rechecker); ok {
+		return r.Recheck(ctx, token)
+	}
+	return auth.Authenticate(ctx, token)
+}
+
 // Reasons a connection is closed because of its credential.
 const (
 	closeTokenExpired = "token_expired"
@@ -139,7 +153,7 @@ func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc,
 		}
 		reason := closeTokenExpired
 		if !expiring {
-			current, err := s.auth.Authenticate(ctx, token)
+			current, err := reviewAfresh(ctx, s.auth, token)
 			switch {
 			case err == nil && current == node:
 				continue
