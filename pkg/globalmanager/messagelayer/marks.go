@@ -72,14 +72,20 @@ func (m *ConfigMapMarks) Load(ctx context.Context) (map[string]Mark, error) {
 // failure only leaves the marks in place until the next Load.
 func (m *ConfigMapMarks) prune(ctx context.Context, marks map[string]Mark) {
 	logger := klog.FromContext(ctx)
-	nodes, err := m.Nodes.List(ctx, metav1.ListOptions{ResourceVersion: "0"})
-	if err != nil {
-		logger.Error(err, "Cannot list the nodes; keeping the report marks of deleted nodes", "configMap", m.Name)
-		return
-	}
-	live := make(map[string]bool, len(nodes.Items))
-	for i := range nodes.Items {
-		live[nodes.Items[i].Name] = true
+	live := map[string]bool{}
+	opts := metav1.ListOptions{Limit: 500} // in pages: only the names are kept
+	for {
+		nodes, err := m.Nodes.List(ctx, opts)
+		if err != nil {
+			logger.Error(err, "Cannot list the nodes; keeping the report marks of deleted nodes", "configMap", m.Name)
+			return
+		}
+		for i := range nodes.Items {
+			live[nodes.Items[i].Name] = true
+		}
+		if opts.Continue = nodes.Continue; opts.Continue == "" {
+			break
+		}
 	}
 	gone := map[string]any{}
 	for node := range marks {
