@@ -130,7 +130,9 @@ func TestReportMarksInAConfigMap(t *testing.T) {
 	live := ns + "-edge-1"
 	_, err = controlPlane.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: live}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = controlPlane.Kube.CoreV1().Nodes().Delete(context.Background(), live, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = controlPlane.Kube.CoreV1().Nodes().Delete(context.Background(), live, metav1.DeleteOptions{})
+	})
 	require.NoError(t, store.Save(ctx, map[string]messagelayer.Mark{live: {Store: "c", Seq: 1}}))
 	store.Nodes = gmKube.CoreV1().Nodes()
 	marks, err = store.Load(ctx)
