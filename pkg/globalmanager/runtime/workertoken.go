@@ -74,11 +74,11 @@ func WorkerTokenEnv(ownerName string) corev1.EnvVar {
 // whose name leaves no valid Secret name, is an error wrapping ErrWorkerTokenConflict.
 func (t *WorkerTokens) Ensure(ctx context.Context, owner workers.Owner) (string, error) {
 	name := WorkerTokenSecretName(owner.GetName())
-	if problems := validation.IsDNS1123Subdomain(name); len(problems) > 0 {
-		// Only a name too long for the suffix gets here: the API server would refuse the Secret
-		// at every sync. Blocked until the owner is recreated under a shorter name.
-		return "", fmt.Errorf("%w: %s %s has no valid worker-token secret name %q: %s (the name may be at most %d characters)",
-			ErrWorkerTokenConflict, owner.Kind, owner.GetName(), name, strings.Join(problems, "; "),
+	if len(name) > validation.DNS1123SubdomainMaxLength {
+		// The API server would refuse the Secret at every sync: blocked until the owner is
+		// recreated under a shorter name.
+		return "", fmt.Errorf("%w: the worker-token secret name of %s %s would be %d characters, more than %d; the name may be at most %d characters",
+			ErrWorkerTokenConflict, owner.Kind, owner.GetName(), len(name), validation.DNS1123SubdomainMaxLength,
 			validation.DNS1123SubdomainMaxLength-len(workerauth.TokenSecretSuffix))
 	}
 	secret, err := t.lister.Secrets(owner.GetNamespace()).Get(name)
