@@ -13,7 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"github.com/sedna-go/sedna/pkg/channel"
@@ -112,4 +115,35 @@ func TestReportMarksInAConfigMap(t *testing.T) {
 	marks, err = store.Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]messagelayer.Mark{"edge-1": {Store: "a", Seq: 5}, "edge-2": {Store: "b", Seq: 9}}, marks)
+
+	// A ConfigMap past its size limit is refused as Invalid: GM then writes the marks one by one
+	// so the nodes already in it go on.
+	err = store.Save(ctx, map[string]messagelayer.Mark{"edge-3": {Store: strings.Repeat("x", 1<<20), Seq: 1}})
+	require.Error(t, err)
+	require.True(t, apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err), "refused as %v", err)
+
+	// Load prunes the marks of deleted nodes, listing the nodes with GM's own permissions.
+	gm, err := clientcmd.BuildConfigFromFlags("", gmServiceAccount(t))
+	require.NoError(t, err)
+	gmKube, err := kubernetes.NewForConfig(gm)
+	require.NoError(t, err)
+	live := ns + "-edge-1"
+	_, err = controlPlane.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: live}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = controlPlane.Kube.CoreV1().Nodes().Delete(context.Background(), live, metav1.DeleteOptions{})
+	})
+	require.NoError(t, store.Save(ctx, map[string]messagelayer.Mark{live: {Store: "c", Seq: 1}}))
+	store.Nodes = gmKube.CoreV1().Nodes()
+	marks, err = store.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]messagelayer.Mark{live: {Store: "c", Seq: 1}}, marks)
+	store.Nodes = nil
+	marks, err = store.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]messagelayer.Mark{live: {Store: "c", Seq: 1}}, marks, "the pruned marks stay in the ConfigMap")
+
+	// GM's service account has no use for deleting Secrets and may not.
+	err = gmKube.CoreV1().Secrets(ns).Delete(ctx, "any", metav1.DeleteOptions{})
+	require.True(t, apierrors.IsForbidden(err), "deleting a Secret as GM: %v", err)
 }

@@ -208,6 +208,7 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 		marks := &messagelayer.ConfigMapMarks{
 			Client: c.kube.CoreV1().ConfigMaps(cfg.LeaderElection.LeaseNamespace),
 			Name:   cfg.LeaderElection.LeaseName + "-report-marks",
+			Nodes:  c.kube.CoreV1().Nodes(),
 		}
 		if err := hub.UseMarks(ctx, marks, cfg.WebSocket.ReportMarksBatchDelay.Duration); err != nil {
 			return err

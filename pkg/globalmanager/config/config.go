@@ -85,7 +85,8 @@ type TokenReview struct {
 	// CacheSize bounds the remembered tokens.
 	CacheSize int `json:"cacheSize,omitempty"`
 	// RecheckPeriod is how often a connected LC's token is reviewed again, which closes the
-	// connection of an LC whose pod is gone.
+	// connection of an LC whose pod is gone. The recheck always asks the API server: the cache
+	// only serves connects.
 	RecheckPeriod Duration `json:"recheckPeriod,omitempty"`
 }
 

@@ -56,6 +56,17 @@ func (c *CachingAuthenticator) Authenticate(ctx context.Context, token string) (
 	return node, nil
 }
 
+// Recheck implements Rechecker: it always asks Next, so a periodic recheck sees a revoked token
+// however long the cache would have remembered it. A refusal drops the cached acceptance (the LC
+// cannot reconnect with the token either); an acceptance refreshes it.
+func (c *CachingAuthenticator) Recheck(ctx context.Context, token string) (string, error) {
+	key := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	delete(c.entries, key)
+	c.mu.Unlock()
+	return c.Authenticate(ctx, token)
+}
+
 // store adds an entry, first dropping expired ones and then, if still full, arbitrary ones: the
 // cache only saves reviews, so losing an entry costs one review.
 func (c *CachingAuthenticator) store(key [sha256.Size]byte, e cachedNode, now time.Time) {

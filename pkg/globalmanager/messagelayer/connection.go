@@ -33,6 +33,12 @@ type connection struct {
 	// reports carries the reports the reader took, in order, to the report goroutine, which
 	// handles each once its mark is persisted and queues its ack.
 	reports chan takenReport
+	// slots holds one token per report the reader took and the report goroutine has not yet
+	// received: the reader gets a slot before taking a report, so it can give up waiting when
+	// the connection closes without having taken a report it cannot hand over.
+	slots chan struct{}
+	// readerDone is closed when the reader goroutine has returned.
+	readerDone chan struct{}
 
 	// Guarded by ns.mu.
 	dirty        []channel.Key
@@ -52,6 +58,8 @@ func newConnection(h *Hub, ns *nodeState, ws wsConn) *connection {
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		reports:      make(chan takenReport, reportQueue),
+		slots:        make(chan struct{}, reportQueue),
+		readerDone:   make(chan struct{}),
 		dirtySet:     map[channel.Key]struct{}{},
 		pendingByKey: map[channel.Key]pending{},
 		pendingBySeq: map[uint64]channel.Key{},
@@ -96,10 +104,9 @@ type takenReport struct {
 // run writes in this goroutine, reads in another and handles reports in a third, until the
 // connection fails. Reports already taken are handled even then: the node's mark says they were.
 func (c *connection) run(ctx context.Context) {
-	readerDone := make(chan struct{})
 	reportsDone := make(chan struct{})
 	go func() {
-		defer close(readerDone)
+		defer close(c.readerDone)
 		defer c.close()
 		defer close(c.reports)
 		c.readLoop(ctx)
@@ -110,7 +117,7 @@ func (c *connection) run(ctx context.Context) {
 	}()
 	c.writeLoop(ctx)
 	c.close()
-	<-readerDone
+	<-c.readerDone
 	<-reportsDone
 }
 
@@ -118,6 +125,7 @@ func (c *connection) run(ctx context.Context) {
 func (c *connection) reportLoop(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	for r := range c.reports {
+		<-c.slots
 		ackError, ok := c.hub.handleReport(ctx, c.ns, r.frame, r.duplicate)
 		if !ok {
 			continue // GM is stopping before the mark was written: no ack
@@ -316,8 +324,16 @@ func (c *connection) readLoop(ctx context.Context) {
 		case channel.OpAck:
 			c.handleAck(frame.Ack)
 		case channel.OpStatus:
-			// Blocks while the report goroutine is behind: the LC's window of unacknowledged
-			// reports is the back-pressure.
+			// Waits while the report goroutine is behind: the LC's window of unacknowledged
+			// reports is the back-pressure. A closed connection stops the wait (the report
+			// goroutine may be stuck on a mark write) before the report is taken, so the LC's
+			// replay of it on its next connection is new, not a duplicate.
+			select {
+			case c.slots <- struct{}{}:
+			case <-c.done:
+				return
+			}
+			// Never blocks: the slot reserves room in the queue.
 			c.reports <- takenReport{frame: frame, duplicate: c.hub.takeReport(c.ns, frame)}
 		default:
 			c.hub.metrics.MalformedFrames.Inc()

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -14,12 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// switchAuth accepts any token as node-a until refused is set, and fails to decide while err
-// is set.
+// switchAuth accepts any token as node-a (or node, when set) until refused is set, and fails to
+// decide while err is set.
 type switchAuth struct {
 	mu      sync.Mutex
 	refused bool
 	err     error
+	node    string
 	reviews int
 }
 
@@ -32,6 +34,8 @@ func (a *switchAuth) Authenticate(context.Context, string) (string, error) {
 		return "", a.err
 	case a.refused:
 		return "", fmt.Errorf("%w: pod lc-1 not found", ErrUnauthenticated)
+	case a.node != "":
+		return a.node, nil
 	}
 	return "node-a", nil
 }
@@ -112,4 +116,41 @@ func TestTokenExpiryIsReadFromTheReviewedToken(t *testing.T) {
 	require.True(t, TokenExpiry(jwt(`{"exp":"soon"}`)).IsZero(), "exp not a number")
 	require.True(t, TokenExpiry("not-a-jwt").IsZero())
 	require.True(t, TokenExpiry("a.!!!.c").IsZero(), "payload not base64url")
+}
+
+// TestTheRecheckBypassesTheTokenCache: with GM's token cache in front of the review, and a
+// cache TTL far longer than the recheck period, a revoked token still ends the connection at the
+// next recheck, and the LC cannot reconnect with it from the cache.
+func TestTheRecheckBypassesTheTokenCache(t *testing.T) {
+	reviews := &switchAuth{}
+	auth := &CachingAuthenticator{Next: reviews, TTL: time.Hour, MaxEntries: 10}
+	ts := newTestServerWith(t, Options{CredentialRecheck: 100 * time.Millisecond}, auth, nil)
+	lc := ts.connect(t, "node-a")
+	lc.readSnapshot()
+
+	reviews.set(func(a *switchAuth) { a.refused = true })
+	err := waitClosed(t, lc, 3*time.Second)
+	var closeErr *websocket.CloseError
+	require.ErrorAs(t, err, &closeErr, "the cached acceptance kept the revoked token's connection")
+	require.Contains(t, closeErr.Text, "token refused")
+
+	_, resp, err := ts.dial(t, "token-a", nil)
+	require.Error(t, err)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the cache still accepts the revoked token")
+}
+
+// TestAConnectionEndsWhenItsTokenNamesAnotherNode: a review naming another node than the one
+// the connection is bound to closes it.
+func TestAConnectionEndsWhenItsTokenNamesAnotherNode(t *testing.T) {
+	auth := &switchAuth{}
+	ts := newTestServerWith(t, Options{CredentialRecheck: 100 * time.Millisecond}, auth, nil)
+	lc := ts.connect(t, "node-a")
+	lc.readSnapshot()
+
+	auth.set(func(a *switchAuth) { a.node = "node-b" })
+	err := waitClosed(t, lc, 3*time.Second)
+	var closeErr *websocket.CloseError
+	require.ErrorAs(t, err, &closeErr)
+	require.Equal(t, websocket.ClosePolicyViolation, closeErr.Code)
+	require.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.CredentialCloses.WithLabelValues(closeNodeChanged)))
 }

@@ -296,6 +296,9 @@ func TestAuthentication(t *testing.T) {
 		"basic auth":             {header: http.Header{"Authorization": {"Basic dXNlcjpwdw=="}}, wantStatus: http.StatusUnauthorized},
 		"claims another node":    {token: "token-a", header: http.Header{NodeNameHeader: {"node-b"}}, wantStatus: http.StatusForbidden},
 		"browser origin refused": {token: "token-a", header: http.Header{"Origin": {"https://evil.example"}}, wantStatus: http.StatusForbidden},
+		"store id too long":      {token: "token-a", header: http.Header{channel.StoreIDHeader: {strings.Repeat("a", 65)}}, wantStatus: http.StatusBadRequest},
+		"store id huge":          {token: "token-a", header: http.Header{channel.StoreIDHeader: {strings.Repeat("0", 512<<10)}}, wantStatus: http.StatusBadRequest},
+		"store id characters":    {token: "token-a", header: http.Header{channel.StoreIDHeader: {`a"b/c`}}, wantStatus: http.StatusBadRequest},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -309,6 +312,11 @@ func TestAuthentication(t *testing.T) {
 	require.NoError(t, err, "the right node name is accepted")
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	require.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.AuthFailures.WithLabelValues("wrong_node")))
+	require.Equal(t, 3.0, testutil.ToFloat64(ts.metrics.AuthFailures.WithLabelValues("bad_store_id")))
+	// What the LC sends: 32 hex digits.
+	_, resp, err = ts.dial(t, "token-a", http.Header{channel.StoreIDHeader: {"0123456789abcdef0123456789abcdef"}})
+	require.NoError(t, err, "the LC's store identity is accepted")
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 }
 
 func TestMalformedFramesAreIgnoredAndOversizedCloseTheConnection(t *testing.T) {

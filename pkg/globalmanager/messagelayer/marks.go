@@ -30,11 +30,17 @@ type MarkStore interface {
 }
 
 // ConfigMapMarks keeps the marks in one ConfigMap in GM's namespace: data key = node name,
-// value = the JSON Mark. Only the leader writes it. A node is a few dozen bytes, so ten thousand
-// nodes stay well under the ConfigMap size limit.
+// value = the JSON Mark. Only the leader writes it. A node costs its name plus about 80 bytes
+// (the store identity is at most 64 characters), roughly 100 bytes for usual node names, so the
+// ConfigMap's 1 MiB holds about 10,000 nodes. Beyond that the writes of new nodes' marks fail:
+// those nodes' reports wait (and are retried every second) while nodes whose marks are already
+// in the ConfigMap go on, since their writes are then made one by one. Load drops the marks of
+// nodes that no longer exist when Nodes is set.
 type ConfigMapMarks struct {
 	Client corev1client.ConfigMapInterface
 	Name   string
+	// Nodes, when set, lists the cluster's nodes so Load can prune the marks of deleted ones.
+	Nodes corev1client.NodeInterface
 }
 
 // Load implements MarkStore. A missing ConfigMap is no marks yet.
@@ -56,7 +62,52 @@ func (m *ConfigMapMarks) Load(ctx context.Context) (map[string]Mark, error) {
 		}
 		marks[node] = mark
 	}
+	if m.Nodes != nil && len(marks) > 0 {
+		m.prune(ctx, marks)
+	}
 	return marks, nil
+}
+
+// prune removes from marks, and from the ConfigMap, the marks of nodes that no longer exist. A
+// failure only leaves the marks in place until the next Load.
+func (m *ConfigMapMarks) prune(ctx context.Context, marks map[string]Mark) {
+	logger := klog.FromContext(ctx)
+	live := map[string]bool{}
+	opts := metav1.ListOptions{Limit: 500} // in pages: only the names are kept
+	for {
+		nodes, err := m.Nodes.List(ctx, opts)
+		if err != nil {
+			logger.Error(err, "Cannot list the nodes; keeping the report marks of deleted nodes", "configMap", m.Name)
+			return
+		}
+		for i := range nodes.Items {
+			live[nodes.Items[i].Name] = true
+		}
+		if opts.Continue = nodes.Continue; opts.Continue == "" {
+			break
+		}
+	}
+	gone := map[string]any{}
+	for node := range marks {
+		if !live[node] {
+			gone[node] = nil // a merge patch removes a key set to null
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	patch, err := json.Marshal(map[string]any{"data": gone})
+	if err == nil {
+		_, err = m.Client.Patch(ctx, m.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
+	if err != nil {
+		logger.Error(err, "Cannot prune the report marks of deleted nodes", "configMap", m.Name, "nodes", len(gone))
+		return
+	}
+	for node := range gone {
+		delete(marks, node)
+	}
+	logger.Info("Pruned the report marks of deleted nodes", "configMap", m.Name, "nodes", len(gone))
 }
 
 // Save implements MarkStore with one merge patch of the changed keys, creating the ConfigMap
@@ -165,9 +216,15 @@ func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 			h.metrics.MarkWrites.WithLabelValues("error").Inc()
 			logger.Error(err, "Cannot persist the LC report marks; their reports wait", "nodes", len(changed), "retryIn", retry)
 			time.AfterFunc(retry, p.signal)
-			continue
+			if len(changed) == 1 || !refusedForItsContent(err) {
+				continue // the store is unavailable: one node alone would fail too
+			}
+			// The store refused the write itself (too large): write the marks one by one so
+			// the nodes whose own write succeeds go on while the others wait.
+			changed = h.saveEach(ctx, p.store, changed)
+		} else {
+			h.metrics.MarkWrites.WithLabelValues("ok").Inc()
 		}
-		h.metrics.MarkWrites.WithLabelValues("ok").Inc()
 		for _, ns := range states {
 			mark, ok := changed[ns.name]
 			if !ok {
@@ -180,6 +237,32 @@ func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 			ns.mu.Unlock()
 		}
 	}
+}
+
+// refusedForItsContent says whether the store refused a write for what it held (a ConfigMap
+// past its size limit is Invalid; a request past the API server's limit is too large) rather
+// than because the API server is unavailable.
+func refusedForItsContent(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// saveEach writes each node's mark alone and returns the marks written.
+func (h *Hub) saveEach(ctx context.Context, store MarkStore, changed map[string]Mark) map[string]Mark {
+	logger := klog.FromContext(ctx)
+	saved := make(map[string]Mark, len(changed))
+	for node, mark := range changed {
+		if err := store.Save(ctx, map[string]Mark{node: mark}); err != nil {
+			if ctx.Err() != nil {
+				return saved
+			}
+			h.metrics.MarkWrites.WithLabelValues("error").Inc()
+			logger.Error(err, "Cannot persist the LC report mark of a node; its reports wait", "node", node)
+			continue
+		}
+		h.metrics.MarkWrites.WithLabelValues("ok").Inc()
+		saved[node] = mark
+	}
+	return saved
 }
 
 func (p *markPersister) signal() {

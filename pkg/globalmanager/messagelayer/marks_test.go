@@ -2,14 +2,20 @@ package messagelayer
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/sedna-go/sedna/pkg/channel"
@@ -22,6 +28,8 @@ type memoryMarks struct {
 	marks map[string]Mark
 	saves int
 	hold  chan struct{}
+	// refuse, when set, may refuse a write.
+	refuse func(map[string]Mark) error
 }
 
 func (m *memoryMarks) Load(context.Context) (map[string]Mark, error) {
@@ -47,6 +55,11 @@ func (m *memoryMarks) Save(ctx context.Context, marks map[string]Mark) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.refuse != nil {
+		if err := m.refuse(marks); err != nil {
+			return err
+		}
+	}
 	if m.marks == nil {
 		m.marks = map[string]Mark{}
 	}
@@ -201,4 +214,103 @@ func TestConfigMapMarks(t *testing.T) {
 	marks, err = store.Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]Mark{"edge-1": {Store: "s1", Seq: 7}}, marks)
+}
+
+// TestAClosedConnectionsReaderDoesNotWaitForAStuckMarkWrite: with the mark store stuck, an LC
+// that sends more reports than the queue holds leaves the reader waiting; when the connection
+// is replaced, that reader must end rather than wait for the write.
+func TestAClosedConnectionsReaderDoesNotWaitForAStuckMarkWrite(t *testing.T) {
+	marks := &memoryMarks{hold: make(chan struct{})}
+	ts := newMarkedServer(t, marks)
+	ts.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc := dialStore(t, ts, "store-1")
+	for seq := uint64(1); seq <= reportQueue+10; seq++ {
+		lc.report(seq, "d", `{"numberOfSamples":1}`)
+	}
+	ns := ts.hub.node("node-a")
+	var first *connection
+	require.Eventually(t, func() bool {
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		first = ns.conn
+		// The report goroutine holds one report, the queue is full: the reader waits.
+		return first != nil && ns.lastReportSeq == reportQueue+1
+	}, 5*time.Second, 10*time.Millisecond)
+
+	second := dialStore(t, ts, "store-1") // replaces, and closes, the first connection
+	select {
+	case <-first.readerDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader of the closed connection still waits for the stuck report goroutine")
+	}
+	ns.mu.Lock()
+	last := ns.lastReportSeq
+	ns.mu.Unlock()
+	require.Equal(t, uint64(reportQueue+1), last, "the reader took a report it could not hand over")
+
+	// Once the store works again, the taken reports are handled and the rest, replayed on the
+	// new connection, too.
+	close(marks.hold)
+	require.Eventually(t, func() bool { return len(ts.acceptedReports()) == reportQueue+1 }, 5*time.Second, 10*time.Millisecond)
+	for seq := uint64(1); seq <= reportQueue+10; seq++ {
+		second.report(seq, "d", `{"numberOfSamples":1}`)
+	}
+	for seq := uint64(1); seq <= reportQueue+10; seq++ {
+		require.Equal(t, seq, second.read().Ack)
+	}
+	require.Len(t, ts.acceptedReports(), reportQueue+10, "a replayed report was lost or handled twice")
+}
+
+// TestAMarkTheStoreRefusesBlocksOnlyItsNode: when the ConfigMap cannot take one node's mark
+// (past its size limit), the other nodes' reports are still handled; the refused node's wait.
+func TestAMarkTheStoreRefusesBlocksOnlyItsNode(t *testing.T) {
+	tooLarge := apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "sedna-gm-report-marks",
+		field.ErrorList{field.TooLong(field.NewPath(""), "", 1<<20)})
+	var refused sync.WaitGroup
+	refused.Add(1)
+	var once sync.Once
+	marks := &memoryMarks{refuse: func(m map[string]Mark) error {
+		if _, ok := m["node-b"]; ok {
+			once.Do(refused.Done)
+			return tooLarge
+		}
+		return nil
+	}}
+	ts := newMarkedServer(t, marks)
+	ts.hub.Publish(datasetKey("a"), 1, object("a", 1), "node-a")
+	ts.hub.Publish(datasetKey("b"), 1, object("b", 1), "node-b")
+	a := dialStore(t, ts, "store-a")
+	b, _, err := ts.dial(t, "token-b", http.Header{channel.StoreIDHeader: {"store-b"}})
+	require.NoError(t, err)
+	b.readSnapshot()
+	b.report(1, "b", `{"numberOfSamples":1}`)
+	refused.Wait()
+	// node-b's mark stays unwritten: every later write carries it along with node-a's.
+	a.report(1, "a", `{"numberOfSamples":1}`)
+
+	ack := a.read()
+	require.Equal(t, uint64(1), ack.Ack, "node-a waits for node-b's refused mark")
+	require.Empty(t, ack.Error)
+	require.NoError(t, b.ws.SetReadDeadline(time.Now().Add(1500*time.Millisecond)))
+	_, _, err = b.ws.ReadMessage()
+	require.Error(t, err, "node-b's report was acknowledged though its mark was never written")
+	require.Equal(t, []string{`node-a:dataset/default/a:{"numberOfSamples":1}`}, ts.acceptedReports())
+	got, _ := marks.Load(context.Background())
+	require.Equal(t, map[string]Mark{"node-a": {Store: "store-a", Seq: 1}}, got)
+}
+
+// TestConfigMapMarksPrunesDeletedNodes: Load drops, from the ConfigMap too, the marks of nodes
+// the cluster no longer has.
+func TestConfigMapMarksPrunesDeletedNodes(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}})
+	store := &ConfigMapMarks{Client: kube.CoreV1().ConfigMaps("sedna"), Name: "sedna-gm-report-marks", Nodes: kube.CoreV1().Nodes()}
+	require.NoError(t, store.Save(ctx, map[string]Mark{"edge-1": {Store: "s1", Seq: 4}, "edge-gone": {Store: "s9", Seq: 1}}))
+
+	marks, err := store.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]Mark{"edge-1": {Store: "s1", Seq: 4}}, marks)
+	cm, err := kube.CoreV1().ConfigMaps("sedna").Get(ctx, "sedna-gm-report-marks", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"edge-1"}, slices.Sorted(maps.Keys(cm.Data)), "the deleted node's mark stays in the ConfigMap")
 }

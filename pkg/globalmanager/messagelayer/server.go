@@ -3,6 +3,7 @@ package messagelayer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -68,6 +69,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the token is bound to another node", http.StatusForbidden)
 		return
 	}
+	storeID := r.Header.Get(channel.StoreIDHeader)
+	if err := validStoreID(storeID); err != nil {
+		s.hub.metrics.AuthFailures.WithLabelValues("bad_store_id").Inc()
+		logger.Info("Refused an LC connection with a malformed store identity", "node", node, "err", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		logger.Info("Websocket upgrade failed", "node", node, "err", err)
@@ -76,7 +84,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	go s.watchCredential(klog.NewContext(ctx, logger.WithValues("node", node)), cancel, ws, token, node)
-	s.hub.serve(ctx, node, r.Header.Get(channel.StoreIDHeader), ws)
+	s.hub.serve(ctx, node, storeID, ws)
+}
+
+// maxStoreIDLen bounds the store identity GM keeps per node (and writes into the report marks
+// ConfigMap). The LC sends 32 hex digits; the bound leaves room without letting one LC grow
+// every node's shared state.
+const maxStoreIDLen = 64
+
+// validStoreID accepts what the LC sends: up to 64 of [0-9A-Za-z-]. An absent header is
+// accepted as an LC without a store identity.
+func validStoreID(id string) error {
+	if len(id) > maxStoreIDLen {
+		return fmt.Errorf("the %s header is %d characters long; at most %d are allowed", channel.StoreIDHeader, len(id), maxStoreIDLen)
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-') {
+			return fmt.Errorf("the %s header may hold only letters, digits and '-', not %q", channel.StoreIDHeader, r)
+		}
+	}
+	return nil
+}
+
+// Rechecker is an Authenticator that may answer from a cache and can also review a token
+// afresh: the periodic review of a connected LC's token must reach the API server.
+type Rechecker interface {
+	Recheck(ctx context.Context, token string) (string, error)
+}
+
+// reviewAfresh reviews token afresh, bypassing auth's cache when it has one.
+func reviewAfresh(ctx context.Context, auth Authenticator, token string) (string, error) {
+	if r, ok := auth.(Rechecker); ok {
+		return r.Recheck(ctx, token)
+	}
+	return auth.Authenticate(ctx, token)
 }
 
 // Reasons a connection is closed because of its credential.
@@ -112,7 +153,7 @@ func (s *Server) watchCredential(ctx context.Context, cancel context.CancelFunc,
 		}
 		reason := closeTokenExpired
 		if !expiring {
-			current, err := s.auth.Authenticate(ctx, token)
+			current, err := reviewAfresh(ctx, s.auth, token)
 			switch {
 			case err == nil && current == node:
 				continue

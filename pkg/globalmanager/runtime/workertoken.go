@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -29,8 +30,9 @@ const tokenBytes = 32
 var WorkerTokenSelector = labels.SelectorFromSet(labels.Set{workerauth.TokenSecretLabel: "true"})
 
 // NewWorkerTokenInformers returns the informer factory of the worker-token Secrets in namespace
-// ("" for all): a Secret informer filtered by WorkerTokenSelector, so GM never lists or caches
-// the cluster's other Secrets.
+// ("" for all): a Secret informer filtered by WorkerTokenSelector, so GM asks for and caches
+// only those. RBAC cannot narrow list/watch by label, so GM's service account may list every
+// Secret (build/gm/rbac.yaml); the selector is GM's own restraint, not an enforced bound.
 func NewWorkerTokenInformers(client kubernetes.Interface, namespace string) informers.SharedInformerFactory {
 	return informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = WorkerTokenSelector.String() }))
@@ -68,10 +70,17 @@ func WorkerTokenEnv(ownerName string) corev1.EnvVar {
 }
 
 // Ensure returns owner's token, creating its Secret when the cache has none. An existing Secret
-// is kept as it is; one that owner does not control, or whose token is not valid, is an error
-// wrapping ErrWorkerTokenConflict.
+// is kept as it is; one that owner does not control, or whose token is not valid, or an owner
+// whose name leaves no valid Secret name, is an error wrapping ErrWorkerTokenConflict.
 func (t *WorkerTokens) Ensure(ctx context.Context, owner workers.Owner) (string, error) {
 	name := WorkerTokenSecretName(owner.GetName())
+	if len(name) > validation.DNS1123SubdomainMaxLength {
+		// The API server would refuse the Secret at every sync: blocked until the owner is
+		// recreated under a shorter name.
+		return "", fmt.Errorf("%w: the worker-token secret name of %s %s would be %d characters, more than %d; the name may be at most %d characters",
+			ErrWorkerTokenConflict, owner.Kind, owner.GetName(), len(name), validation.DNS1123SubdomainMaxLength,
+			validation.DNS1123SubdomainMaxLength-len(workerauth.TokenSecretSuffix))
+	}
 	secret, err := t.lister.Secrets(owner.GetNamespace()).Get(name)
 	if apierrors.IsNotFound(err) {
 		secret, err = t.create(ctx, owner, name)

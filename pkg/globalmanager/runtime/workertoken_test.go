@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -76,4 +77,27 @@ func TestNodeWorkersListsOnlyTheNodesLiveWorkers(t *testing.T) {
 		{Pod: "b", Worker: "edgeworker-abcde", IP: "10.0.0.1", Kind: "edge"},
 	}, list)
 	require.Equal(t, uint64(15), version, "an ended pod on the node still moves the version; another node's does not")
+}
+
+// TestEnsureRefusesAnOwnerNameTooLongForTheSecret: "<name>-worker-token" past 253 characters is
+// a conflict (the caller's blocked condition), not an error retried at every sync.
+func TestEnsureRefusesAnOwnerNameTooLongForTheSecret(t *testing.T) {
+	ctx := context.Background()
+	kube := kubefake.NewClientset()
+	factory := NewWorkerTokenInformers(kube, "")
+	tokens := NewWorkerTokens(kube, factory.Core().V1().Secrets().Lister())
+	owner := func(name string) workers.Owner {
+		return workers.Owner{Kind: "JointInferenceService", Object: &sednav1.JointInferenceService{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: "uid-1"}}}
+	}
+
+	_, err := tokens.Ensure(ctx, owner(strings.Repeat("a", 241)))
+	require.ErrorIs(t, err, ErrWorkerTokenConflict)
+	require.ErrorContains(t, err, "may be at most 240 characters")
+	secrets, err := kube.CoreV1().Secrets("ns").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Empty(t, secrets.Items, "a Secret the API server would refuse was created")
+
+	_, err = tokens.Ensure(ctx, owner(strings.Repeat("a", 240)))
+	require.NoError(t, err, "the longest name that fits")
 }

@@ -11,11 +11,13 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
 // The counters upstream's edge worker reports, cumulative since the worker started; GM shows
@@ -89,7 +91,8 @@ func (c *Controller) HandleReport(ctx context.Context, node string, key channel.
 		return nil // nothing to show; still a valid report
 	}
 	if r.Worker != "" {
-		if _, err := c.pods.Pods(key.Namespace).Get(r.Worker); err != nil {
+		pod, err := c.pods.Pods(key.Namespace).Get(r.Worker)
+		if err != nil || !labels.SelectorFromSet(workers.OwnerSelector(ownerOf(ji))).Matches(labels.Set(pod.Labels)) {
 			klog.FromContext(ctx).V(2).Info("Ignoring the report of a worker that is not a pod of the service",
 				"service", klog.KObj(ji), "worker", r.Worker)
 			return nil

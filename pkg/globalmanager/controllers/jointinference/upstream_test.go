@@ -145,6 +145,19 @@ func TestEdgeReplicasCountersAreSummedPerWorker(t *testing.T) {
 	// A name that is no pod of the service is not kept.
 	report("forged-worker", 1000, 1000)
 	require.Equal(t, "20", metrics()["inferenceNumber"])
+	// Nor is a pod of another service in the namespace.
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other-edge", Namespace: "ns", Labels: map[string]string{
+		"jointinferenceservice.sedna.io/name": "other", "jointinferenceservice.sedna.io/uid": "uid-other"}}}
+	other.Spec.NodeName = "edge-1"
+	_, err := f.kube.CoreV1().Pods("ns").Create(context.Background(), other, metav1.CreateOptions{})
+	require.NoError(t, err)
+	f.refresh()
+	report("other-edge", 1000, 1000)
+	f.c.reportsMu.Lock()
+	_, kept := f.c.reports["ns/helmet"].workers["other-edge"]
+	f.c.reportsMu.Unlock()
+	require.False(t, kept, "the counters of another service's pod were kept")
+	require.Equal(t, "20", metrics()["inferenceNumber"], "a pod of another service was counted")
 
 	// edge-b is gone: its counters leave the sum, and the map.
 	require.NoError(t, f.kube.CoreV1().Pods("ns").Delete(context.Background(), "edge-b", metav1.DeleteOptions{}))
