@@ -186,6 +186,12 @@ func TestGMFailoverAndDatasetReport(t *testing.T) {
 	tokens := filepath.Join(dir, "tokens")
 	require.NoError(t, os.WriteFile(tokens, []byte("edge-token,edge-gm-1\n"), 0o600))
 	ctx := context.Background()
+	// The node exists, as every node with an LC does: a GM taking the lead prunes the report
+	// marks of nodes that do not.
+	_, err = controlPlane.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-gm-1"}}, metav1.CreateOptions{})
+	if err != nil && !isAlreadyExists(err) {
+		require.NoError(t, err)
+	}
 
 	ds := &sednav1.Dataset{ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: ns},
 		Spec: sednav1.DatasetSpec{URL: "/data/train.txt", Format: "txt", NodeName: "edge-gm-1"}}
