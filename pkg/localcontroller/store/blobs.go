@@ -65,31 +65,5 @@ func (s *Store) PutBlob(namespace, key string, value []byte) error {
 
 // GetBlob returns the blob namespace/key, and whether there is one.
 func (s *Store) GetBlob(namespace, key string) ([]byte, bool, error) {
-	if err := validateStateAddress(namespace, key); err != nil {
-		return nil, false, fmt.Errorf("getting blob: %w", err)
-	}
-	var (
-		value []byte
-		found bool
-	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		bucket := tx.Bucket(bucketBlobs)
-		if bucket == nil {
-			return nil
-		}
-		raw := bucket.Get(encodeTuple(namespace, key))
-		if raw == nil {
-			return nil
-		}
-		decoded, err := decodeStateValue(namespace, key, raw)
-		if err != nil {
-			return err
-		}
-		value, found = decoded, true
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("getting blob %s: %w", stateName(namespace, key), err)
-	}
-	return value, found, nil
+	return s.getValue(bucketBlobs, "blob", namespace, key)
 }

@@ -52,15 +52,25 @@ func (s *Store) PutState(namespace, key string, value []byte) error {
 // GetState returns the value stored under namespace and key. A value stored as nil or empty
 // reads back as a non-nil empty slice with found true.
 func (s *Store) GetState(namespace, key string) ([]byte, bool, error) {
+	return s.getValue(bucketState, "state", namespace, key)
+}
+
+// getValue reads namespace/key from bucket (a state or blob bucket; a missing bucket holds
+// nothing); what names the kind of value in errors.
+func (s *Store) getValue(bucket []byte, what, namespace, key string) ([]byte, bool, error) {
 	if err := validateStateAddress(namespace, key); err != nil {
-		return nil, false, fmt.Errorf("getting state: %w", err)
+		return nil, false, fmt.Errorf("getting %s: %w", what, err)
 	}
 	var (
 		value []byte
 		found bool
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketState).Get(encodeTuple(namespace, key))
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		raw := b.Get(encodeTuple(namespace, key))
 		if raw == nil {
 			return nil
 		}
@@ -72,7 +82,7 @@ func (s *Store) GetState(namespace, key string) ([]byte, bool, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("getting state %s: %w", stateName(namespace, key), err)
+		return nil, false, fmt.Errorf("getting %s %s: %w", what, stateName(namespace, key), err)
 	}
 	return value, found, nil
 }
