@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs/hostfstest"
 )
 
 const secretLine = "LC-TOKEN-SECRET"
@@ -44,28 +43,7 @@ func filesOn(t *testing.T) (*hostFiles, string) {
 // swapper keeps replacing the host directory dir by a symlink to target and back until stopped.
 func swapper(t *testing.T, dir, target string) func() int64 {
 	t.Helper()
-	var stop atomic.Bool
-	var swaps atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			if os.Rename(dir, dir+".real") != nil {
-				continue
-			}
-			_ = os.Symlink(target, dir)
-			swaps.Add(1)
-			time.Sleep(time.Microsecond)
-			_ = os.Remove(dir)
-			_ = os.Rename(dir+".real", dir)
-		}
-	}()
-	return func() int64 {
-		stop.Store(true)
-		wg.Wait()
-		return swaps.Load()
-	}
+	return hostfstest.SwapWithSymlink(t, dir, target, time.Microsecond)
 }
 
 // TestHostFilesSymlinkRace: while a worker keeps swapping a directory on the path between the

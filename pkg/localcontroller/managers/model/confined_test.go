@@ -3,14 +3,13 @@ package model
 import (
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs/hostfstest"
 )
 
 // TestWriteHotUpdateConfigRefusesALinkToAnotherJobsDir: a worker of one job that can write its
@@ -43,22 +42,7 @@ func TestWriteHotUpdateConfigSymlinkRace(t *testing.T) {
 	dir := filepath.Join(rootfs, jobDir)
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 
-	var stop atomic.Bool
-	var swaps atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			if os.Rename(dir, dir+".real") != nil {
-				continue
-			}
-			_ = os.Symlink(outside, dir)
-			swaps.Add(1)
-			_ = os.Remove(dir)
-			_ = os.Rename(dir+".real", dir)
-		}
-	}()
+	stop := hostfstest.SwapWithSymlink(t, dir, outside, 0)
 	written := 0
 	deadline := time.Now().Add(time.Second)
 	for i := 0; i < 3000 && time.Now().Before(deadline); i++ {
@@ -66,10 +50,9 @@ func TestWriteHotUpdateConfigSymlinkRace(t *testing.T) {
 			written++
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
-	t.Logf("%d writes, %d swaps", written, swaps.Load())
-	require.Positive(t, swaps.Load())
+	swaps := stop()
+	t.Logf("%d writes, %d swaps", written, swaps)
+	require.Positive(t, swaps)
 	require.Positive(t, written)
 	entries, err := os.ReadDir(outside)
 	require.NoError(t, err)
