@@ -65,10 +65,14 @@ func (n node) appendSamples(t *testing.T, first, count int) {
 	file, err := os.OpenFile(filepath.Join(n.rootfs, indexPath), os.O_APPEND|os.O_WRONLY, 0o644)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, file.Close()) }()
+	// One write: the batch arrives at once, so a running LC never splits half of it (the tests'
+	// expected train/eval splits are per batch).
+	var batch strings.Builder
 	for i := first; i < first+count; i++ {
-		_, err := file.WriteString("images/" + strings.Repeat("0", 3) + itoa(i) + ".jpg 1\n")
-		require.NoError(t, err)
+		batch.WriteString("images/" + strings.Repeat("0", 3) + itoa(i) + ".jpg 1\n")
 	}
+	_, err = file.WriteString(batch.String())
+	require.NoError(t, err)
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
