@@ -2,8 +2,6 @@ package federated
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,16 +54,10 @@ const (
 	closeNotYours = 4004
 )
 
-// Admission says who may connect. Token empty admits everyone.
-type Admission struct {
-	// Token is the job's secret; clients present it as
-	// "Authorization: Bearer <token>".
-	Token string
-	// AllowAnonymous admits clients that present no Authorization header
-	// (upstream's Python clients never do): compatibility mode. A client
-	// that presents a wrong token is refused in every mode.
-	AllowAnonymous bool
-}
+// Admission says who may connect (workerauth.Admission: the job's token as
+// "Authorization: Bearer <token>"; AllowAnonymous admits upstream's Python
+// clients, which send no header). Token empty admits everyone.
+type Admission = workerauth.Admission
 
 // ServerOptions configure a Server.
 type ServerOptions struct {
@@ -148,9 +140,6 @@ type Server struct {
 	logger   klog.Logger
 	clock    clock.WithDelayedExecution
 	upgrader websocket.Upgrader
-	// tokenSum is sha256 of the token, compared in constant time with the
-	// sum of what a client presents (hashing hides the token's length).
-	tokenSum [32]byte
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -248,9 +237,6 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 				writeJSONError(w, status, reason.Error())
 			},
 		},
-	}
-	if opts.Admission.Token != "" {
-		s.tokenSum = sha256.Sum256([]byte(opts.Admission.Token))
 	}
 	if opts.Store != nil {
 		cp, err := opts.Store.Load(ctx)
@@ -392,27 +378,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// admit returns 0 or the HTTP status refusing the request, and whether the
-// request presented the job's token.
+// admit returns whether the request presented the job's token, and 0 or the
+// HTTP status refusing it with the reason.
 func (s *Server) admit(r *http.Request) (bool, int, string) {
-	if s.opts.Admission.Token == "" {
-		return false, 0, ""
+	decision := s.opts.Admission.Admit(r.Header)
+	if decision.Status == http.StatusUnauthorized && !decision.Authenticated && r.Header.Get("Authorization") == "" {
+		decision.Reason = "this job admits only its training workers: " + decision.Reason
 	}
-	token, err := workerauth.ParseBearer(r.Header)
-	if err != nil {
-		return false, http.StatusUnauthorized, err.Error()
-	}
-	if token == "" {
-		if s.opts.Admission.AllowAnonymous {
-			return false, 0, ""
-		}
-		return false, http.StatusUnauthorized, "this job admits only its training workers: send Authorization: Bearer <token>"
-	}
-	sum := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
-		return false, http.StatusForbidden, "the token is not this job's"
-	}
-	return true, 0, ""
+	return decision.Authenticated, decision.Status, decision.Reason
 }
 
 func writeJSONError(w http.ResponseWriter, status int, message string) {
