@@ -154,21 +154,34 @@ type Match struct {
 
 // Match assigns one feature vector to a task. The caller checked its length.
 func (x *Index) Match(features []float64) Match {
-	best := Match{Unseen: true, Score: math.Inf(1)}
+	return x.MatchScores(x.TaskScores(features))
+}
+
+// TaskScores returns, for each task in order, the distance from features to the task's nearest
+// centroid divided by the task's radius. The caller checked the length of features.
+func (x *Index) TaskScores(features []float64) []float64 {
+	scores := make([]float64, len(x.Tasks))
 	for i := range x.Tasks {
-		task := &x.Tasks[i]
-		score := math.Sqrt(nearestSquaredDistance(task.Centroids, features)) / task.Radius
+		scores[i] = math.Sqrt(nearestSquaredDistance(x.Tasks[i].Centroids, features)) / x.Tasks[i].Radius
+	}
+	return scores
+}
+
+// MatchScores turns TaskScores into a Match: the task with the smallest score, unseen when that
+// score is above 1.
+func (x *Index) MatchScores(scores []float64) Match {
+	best := Match{Unseen: true, Score: math.Inf(1)}
+	for i, score := range scores {
 		if score < best.Score {
-			best.Score, best.Nearest = score, task.ID
+			best.Score, best.Nearest = score, x.Tasks[i].ID
+			best.Task, best.Model, best.Unseen = "", nil, true
 			if score <= 1 {
-				best.Task, best.Model, best.Unseen = task.ID, &task.Model, false
-			} else {
-				best.Task, best.Model, best.Unseen = "", nil, true
+				best.Task, best.Model, best.Unseen = x.Tasks[i].ID, &x.Tasks[i].Model, false
 			}
 		}
 	}
 	if math.IsInf(best.Score, 1) {
-		// No task at all: everything is unseen. JSON cannot carry +Inf.
+		// No task at all, or every distance overflowed: unseen. JSON cannot carry +Inf.
 		best.Score = math.MaxFloat64
 	}
 	return best
