@@ -48,7 +48,7 @@ func TestFeaturesSeeRotation(t *testing.T) {
 // lifelong learner keeps its old tasks and the fine-tuning baseline forgets them.
 func TestMeasureSmall(t *testing.T) {
 	train, test := loadMNIST(t)
-	opts := MeasureOptions{Rotations: []int{0, 90}, InitialTrain: 1500, StreamNew: 800, StreamKnown: 800, TestPerTask: 500, Margin: 0.1, Seed: 3}
+	opts := MeasureOptions{Rotations: []int{0, 90}, InitialTrain: 1000, StreamNew: 600, StreamKnown: 600, TestPerTask: 300, Margin: 0.1, Seed: 3}
 	measurement, err := Measure(train, test, opts)
 	require.NoError(t, err)
 	require.Len(t, measurement.Phases, 1)

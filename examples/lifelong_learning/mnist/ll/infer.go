@@ -1,0 +1,196 @@
+package ll
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sedna-go/sedna/examples/incremental_learning/mnist/il"
+	"github.com/sedna-go/sedna/examples/joint_inference/mnist/model"
+	"github.com/sedna-go/sedna/pkg/sdk/lifelong"
+)
+
+// maxClassifyImages bounds one request.
+const maxClassifyImages = 256
+
+// InferServer is the inference worker: it routes each image to its task's model through the
+// deployed index (a local file, MODEL_URLS), keeps the models it downloaded from the knowledge
+// base in a cache directory (so it keeps answering while the knowledge base is down), reloads
+// the index when the file changes, and files unseen images as PNGs for labelling.
+type InferServer struct {
+	models    *Models
+	indexPath string
+	unseenDir string
+	worker    *lifelong.Worker
+	logger    logr.Logger
+
+	mu        sync.Mutex
+	router    *lifelong.Router
+	indexTime time.Time
+	stats     InferStats
+}
+
+// InferStats are the worker's counters.
+type InferStats struct {
+	Inferences int            `json:"inferences"`
+	Unseen     int            `json:"unseen"`
+	ByTask     map[string]int `json:"byTask"`
+	Tasks      []string       `json:"tasks"`
+}
+
+// NewInferServer serves the index at indexPath.
+func NewInferServer(worker *lifelong.Worker, indexPath, cacheDir, unseenDir string, logger logr.Logger) *InferServer {
+	return &InferServer{models: NewModels(worker, cacheDir), indexPath: indexPath, unseenDir: unseenDir, worker: worker, logger: logger,
+		stats: InferStats{ByTask: map[string]int{}}}
+}
+
+// Reload reads the index file when it changed since the last load.
+func (s *InferServer) Reload(ctx context.Context) error {
+	info, err := os.Stat(s.indexPath)
+	if err != nil {
+		return fmt.Errorf("the deployed index: %w", err)
+	}
+	s.mu.Lock()
+	unchanged := s.router != nil && info.ModTime().Equal(s.indexTime)
+	s.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	index, err := s.worker.LoadIndex(ctx, s.indexPath)
+	if err != nil {
+		return err
+	}
+	router, err := lifelong.NewRouter(index)
+	if err != nil {
+		return err
+	}
+	router.Margin = DefaultMeasureOptions().Margin
+	// Fetch every model now, while the knowledge base is up, so an outage later changes nothing.
+	lookup := s.models.ForIndex(ctx, router)
+	for _, id := range index.TaskIDs() {
+		if _, err := lookup(id); err != nil {
+			return fmt.Errorf("loading the model of task %s: %w", id, err)
+		}
+	}
+	s.mu.Lock()
+	s.router, s.indexTime = router, info.ModTime()
+	s.stats.Tasks = index.TaskIDs()
+	s.mu.Unlock()
+	s.logger.Info("Index loaded", "path", s.indexPath, "tasks", index.TaskIDs())
+	return nil
+}
+
+// ClassifyRequest is the body of POST /classify.
+type ClassifyRequest struct {
+	Images [][]float64 `json:"images"`
+}
+
+// Classification is one image's answer.
+type Classification struct {
+	Label  int     `json:"label"`
+	Task   string  `json:"task"`
+	Unseen bool    `json:"unseen"`
+	Score  float64 `json:"score"`
+}
+
+// Classify routes and classifies images.
+func (s *InferServer) Classify(ctx context.Context, images [][]float64) ([]Classification, error) {
+	s.mu.Lock()
+	router := s.router
+	s.mu.Unlock()
+	if router == nil {
+		return nil, fmt.Errorf("no index loaded yet")
+	}
+	lookup := s.models.ForIndex(ctx, router)
+	results := make([]Classification, 0, len(images))
+	for i, image := range images {
+		if err := model.CheckImage(image); err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
+		}
+		allocation, prediction, err := Infer(router, lookup, image)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, Classification{Label: prediction.Label, Task: allocation.Task, Unseen: allocation.Unseen, Score: allocation.Score})
+		if allocation.Unseen && s.unseenDir != "" {
+			if err := s.fileUnseen(image); err != nil {
+				s.logger.Error(err, "Filing an unseen image failed")
+			}
+		}
+	}
+	s.mu.Lock()
+	for _, result := range results {
+		s.stats.Inferences++
+		s.stats.ByTask[result.Task]++
+		if result.Unseen {
+			s.stats.Unseen++
+		}
+	}
+	s.mu.Unlock()
+	return results, nil
+}
+
+func (s *InferServer) fileUnseen(image []float64) error {
+	content, err := il.EncodePNG(il.FromUnit(image))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(content)
+	if err := os.MkdirAll(s.unseenDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.unseenDir, hex.EncodeToString(sum[:8])+".png"), content, 0o644)
+}
+
+// Stats returns the counters.
+func (s *InferServer) Stats() InferStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stats := s.stats
+	stats.ByTask = map[string]int{}
+	for task, n := range s.stats.ByTask {
+		stats.ByTask[task] = n
+	}
+	return stats
+}
+
+// ServeHTTP serves POST /classify and GET /stats.
+func (s *InferServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/classify":
+		var request ClassifyRequest
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxClassifyImages*model.Pixels*24))
+		if err == nil {
+			err = json.Unmarshal(body, &request)
+		}
+		if err != nil || len(request.Images) == 0 || len(request.Images) > maxClassifyImages {
+			http.Error(w, fmt.Sprintf(`want {"images": [[784 values in [0,1]], ...]} with 1 to %d images`, maxClassifyImages), http.StatusBadRequest)
+			return
+		}
+		results, err := s.Classify(r.Context(), request.Images)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, map[string]any{"results": results})
+	case r.Method == http.MethodGet && r.URL.Path == "/stats":
+		writeJSON(w, s.Stats())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, value any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(value) // the client may be gone; nothing to do
+}
