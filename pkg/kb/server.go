@@ -305,7 +305,9 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if part.fileName == JSONIndexFile || part.fileName == OpaqueIndexFile {
+	// The JSON index is what query answers from: only update, which validates it, may write it.
+	// index.pkl is opaque, and upstream's server lets an upload replace it as any other file.
+	if part.fileName == JSONIndexFile {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is the knowledge base's index: use %s", part.fileName, Prefix+RouteUpdate))
 		return
 	}

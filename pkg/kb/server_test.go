@@ -283,8 +283,10 @@ func TestPathTraversalIsRefused(t *testing.T) {
 	// A symlink planted in the file directory does not lead out of it.
 	require.NoError(t, os.Symlink(secret, filepath.Join(kb.dir, "files", "link")))
 	require.NotEqual(t, http.StatusOK, kb.download("", "/file/download?files=link").status)
-	// Nor may an upload overwrite the index outside update.
-	require.Equal(t, http.StatusBadRequest, kb.upload("", JSONIndexFile, []byte("{}")).status)
+	// Nor may an upload overwrite the JSON index outside update, which validates it.
+	refused := kb.upload("", JSONIndexFile, []byte("{}"))
+	require.Equal(t, http.StatusBadRequest, refused.status)
+	require.Contains(t, refused.detail(t), "use /knowledgebase/update")
 }
 
 func urlEscape(s string) string {
