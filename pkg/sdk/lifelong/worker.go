@@ -143,7 +143,8 @@ func (w *Worker) hostPath(path string) string {
 // Published is where an index went.
 type Published struct {
 	Index *kb.Index
-	// KBURL is where the knowledge base serves it; LocalFile where it was written in OUTPUT_URL.
+	// KBURL is where the knowledge base serves it (the reported URL); LocalFile where it was
+	// written in OUTPUT_URL.
 	KBURL, LocalFile string
 }
 
@@ -207,8 +208,15 @@ func (w *Worker) result(published Published, metrics map[string]map[string]float
 			metrics[task.ID] = task.Model.Metrics
 		}
 	}
+	// The knowledge base's URL, as upstream's workers report it: CLOUD_KB_INDEX and the eval
+	// pod's MODEL_URLS then reach the index without a mount. A local file only when there is no
+	// knowledge base URL (host path: DATA_PATH_PREFIX removed).
+	url := published.KBURL
+	if url == "" {
+		url = w.hostPath(published.LocalFile)
+	}
 	return map[string]any{
-		"format": ResultFormat, "url": w.hostPath(published.LocalFile),
+		"format": ResultFormat, "url": url,
 		"classes": sortedClasses, "current_metric": metrics,
 		"number_of_model": len(published.Index.Tasks), "number_of_labeled_unseen_sample": labeledUnseen,
 	}

@@ -152,7 +152,6 @@ func TestPublishAndReportInUpstreamShape(t *testing.T) {
 
 	require.NoError(t, worker.ReportTrain(ctx, published, 1234))
 	require.NoError(t, worker.ReportEval(ctx, published, map[string]map[string]float64{"rotation-0": {"accuracy": 0.9}, "rotation-90": {"accuracy": 0.8}}))
-	require.Len(t, reporter.messages, 2)
 	train := reporter.messages[0]
 	require.Equal(t, "lifelonglearningjob", train.OwnerKind)
 	require.Equal(t, "train", train.Kind)
@@ -171,11 +170,18 @@ func TestPublishAndReportInUpstreamShape(t *testing.T) {
 	require.NoError(t, json.Unmarshal(encoded, &results))
 	require.Len(t, results, 1)
 	require.Equal(t, "json", results[0].Format)
-	require.Equal(t, "/"+filepath.Base(output)+"/"+IndexFileName, results[0].URL, "DATA_PATH_PREFIX is removed: the LC sees host paths")
+	require.Equal(t, published.KBURL, results[0].URL, "the knowledge base's URL, as upstream reports it")
 	require.Equal(t, []string{"0", "1", "2"}, results[0].Classes)
 	require.Equal(t, 0.97, results[0].CurrentMetric["rotation-0"]["accuracy"])
 	require.Equal(t, 1234, results[0].Labeled)
 	require.Equal(t, 2, results[0].Models)
+
+	// Without a knowledge base URL the local file is reported as a host path.
+	require.NoError(t, worker.ReportEval(ctx, Published{Index: published.Index, LocalFile: published.LocalFile}, map[string]map[string]float64{"rotation-0": {"accuracy": 1}}))
+	encoded, err = json.Marshal(reporter.messages[2].Results)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(encoded, &results))
+	require.Equal(t, "/"+filepath.Base(output)+"/"+IndexFileName, results[0].URL, "DATA_PATH_PREFIX is removed: the LC sees host paths")
 
 	encoded, err = json.Marshal(reporter.messages[1].Results)
 	require.NoError(t, err)

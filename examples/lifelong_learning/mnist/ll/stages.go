@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/sedna-go/sedna/examples/incremental_learning/mnist/il"
@@ -208,6 +209,9 @@ func Eval(ctx context.Context, worker *lifelong.Worker, store *il.Store, cacheDi
 		return nil, fmt.Errorf("the test dataset %s has no samples of the index's tasks %v", cfg.TestDatasetURL, index.TaskIDs())
 	}
 	published := lifelong.Published{Index: index, LocalFile: cfg.ModelURLs[0]}
+	if strings.HasPrefix(cfg.ModelURLs[0], "http://") || strings.HasPrefix(cfg.ModelURLs[0], "https://") {
+		published = lifelong.Published{Index: index, KBURL: cfg.ModelURLs[0]}
+	}
 	return metrics, worker.ReportEval(ctx, published, metrics)
 }
 
