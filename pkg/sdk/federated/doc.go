@@ -107,5 +107,12 @@
 // trainer crashes if it starts first), trains through a Trainer, and
 // reports each round to the LC as upstream does: kind "train", status
 // "running" or "completed", ownerInfo {currentRound, sampleCount,
-// startTime, updateTime}.
+// startTime, updateTime}. Go clients (they subscribe with sync) also get
+// how the round closed, as extra keys of recv_weight's data (Progress:
+// round_clients, participants, late_clients, late_updates; Python clients
+// never see them), and report them as ownerInfo roundClients, participants,
+// lateClients (omitted when none) and lateUpdates; with
+// ClientOptions.Evaluate the report's results carry the aggregate's metrics
+// as [{format, url, metrics}] (url = MODEL_URL), which GM copies to the
+// aggregation Model's status.
 package federated

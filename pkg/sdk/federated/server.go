@@ -194,8 +194,17 @@ type openRound struct {
 
 // frameCache holds the encoded current aggregate per client mode.
 type frameCache struct {
-	json   []byte
-	binary map[DType][]byte
+	json []byte
+	// jsonExtended carries the round's Progress (Go clients).
+	jsonExtended []byte
+	binary       map[DType][]byte
+}
+
+func (f *frameCache) jsonFor(extended bool) []byte {
+	if extended {
+		return f.jsonExtended
+	}
+	return f.json
 }
 
 // NewServer validates opts and resumes from the store's checkpoint if there
@@ -490,6 +499,9 @@ type conn struct {
 	// waiting is set while the client waits for a round's aggregate.
 	base    int
 	waiting bool
+	// extended is set for Go clients (they subscribed with sync): their
+	// JSON recv_weight frames carry the round's Progress.
+	extended bool
 }
 
 type outFrame struct {
@@ -683,6 +695,7 @@ func (s *Server) join(c *conn, sync bool) error {
 	for _, client := range s.clients {
 		s.enqueueLocked(client, echo, client == c)
 	}
+	c.extended = sync
 	if sync {
 		s.enqueueLocked(c, s.currentFrameLocked(c), true)
 		c.base = s.round
@@ -960,6 +973,8 @@ func (s *Server) closeRoundLocked(why string) {
 		}
 	}
 	slices.Sort(s.stats.MissingClients)
+	agg.Progress = Progress{RoundClients: open.count, Participants: s.opts.Policy.Participants,
+		LateClients: slices.Clone(s.stats.MissingClients), LateUpdates: s.stats.Late}
 	if missing > 0 {
 		s.stats.RoundsClosedShort++
 	}
@@ -1023,8 +1038,8 @@ func (s *Server) currentFrameLocked(c *conn) outFrame {
 		if frame, ok := s.frames.binary[c.dtype]; ok {
 			return outFrame{binary: true, data: frame}
 		}
-	} else if s.frames.json != nil {
-		return outFrame{data: s.frames.json}
+	} else if cached := s.frames.jsonFor(c.extended); cached != nil {
+		return outFrame{data: cached}
 	}
 	frame := s.encodeFor(c, agg)
 	if frame.binary != c.binary {
@@ -1036,7 +1051,11 @@ func (s *Server) currentFrameLocked(c *conn) outFrame {
 		}
 		s.frames.binary[c.dtype] = frame.data
 	} else {
-		s.frames.json = frame.data
+		if c.extended {
+			s.frames.jsonExtended = frame.data
+		} else {
+			s.frames.json = frame.data
+		}
 		if len(frame.data) > DefaultMaxJSONMessageBytes {
 			s.logger.Info("The aggregate is larger than upstream Python clients accept (16 MiB); use binary Go clients for this model", "bytes", len(frame.data))
 		}
@@ -1046,7 +1065,7 @@ func (s *Server) currentFrameLocked(c *conn) outFrame {
 
 func (s *Server) encodeFor(c *conn, agg *Aggregate) outFrame {
 	if !c.binary {
-		return outFrame{data: recvWeightJSON(agg)}
+		return outFrame{data: recvWeightJSON(agg, c.extended)}
 	}
 	frame, err := recvWeightBinary(agg, c.dtype)
 	if err != nil {
