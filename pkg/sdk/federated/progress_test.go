@@ -142,3 +142,10 @@ func (r *recordingReporter) messages() []lc.Message {
 	defer r.mu.Unlock()
 	return append([]lc.Message(nil), r.msgs...)
 }
+
+// The aggregator logs its policy; a nil target printed a panic message.
+func TestNilTargetMetricString(t *testing.T) {
+	var target *TargetMetric
+	require.Equal(t, "none", target.String())
+	require.Equal(t, "accuracy>=0.9", (&TargetMetric{Name: "accuracy", Value: 0.9}).String())
+}

@@ -345,6 +345,19 @@ func (s *Server) Stats() Stats {
 	return stats
 }
 
+// Checkpoint returns the current global model as a checkpoint (what the
+// store holds after the last round), or nil before the first round closed.
+// The aggregator writes it as the final model once training is over.
+func (s *Server) Checkpoint() *Checkpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.global == nil {
+		return nil
+	}
+	return &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
+		Weights: s.global.Weights.Clone(), Finished: s.finished, Reason: s.reason, Metrics: maps.Clone(s.global.Metrics), SavedAt: s.clock.Now()}
+}
+
 // Close disconnects every client and stops the timers; Done is closed.
 func (s *Server) Close() {
 	s.mu.Lock()
