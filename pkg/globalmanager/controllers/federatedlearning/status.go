@@ -135,20 +135,21 @@ func computeStatus(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatu
 
 // decide sets Failed or Complete when the current workers say so, else the running phase.
 func decide(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatus, pods, desired []*corev1.Pod, now time.Time) {
-	current := map[string]*corev1.Pod{}
+	byName := map[string]*corev1.Pod{}
 	for _, pod := range pods {
-		current[pod.Name] = pod
+		byName[pod.Name] = pod
 	}
 	var failed []string
-	trainingSucceeded, training := 0, 0
+	trainingSucceeded, training, currentPods := 0, 0, 0
 	for _, want := range desired {
-		pod := current[want.Name]
+		pod := byName[want.Name]
 		if want.Labels[workerTypeLabel] == trainWorkerType {
 			training++
 		}
-		if pod == nil || pod.DeletionTimestamp != nil || pod.Annotations[workers.SpecHashAnnotation] != want.Annotations[workers.SpecHashAnnotation] {
+		if !current(pod, want) {
 			continue
 		}
+		currentPods++
 		switch pod.Status.Phase {
 		case corev1.PodFailed:
 			failed = append(failed, fmt.Sprintf("pod %s (%s) failed: %s", pod.Name, workerRole(pod), workers.PodFailure(pod)))
@@ -166,7 +167,7 @@ func decide(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatus, pods
 			Reason: reasonWorkerFailed, Message: strings.Join(failed, "; "),
 		})
 		status.Phase, status.CompletionTime = sednav1.PhaseFailed, &end
-	case training > 0 && trainingSucceeded == training && status.Active == 0:
+	case training > 0 && trainingSucceeded == training && currentPods == len(desired) && status.Active == 0:
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 			Type: sednav1.ConditionComplete, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation,
 			Reason: reasonWorkersSucceeded, Message: fmt.Sprintf("the %d training workers succeeded", training),

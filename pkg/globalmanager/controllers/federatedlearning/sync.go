@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -170,14 +172,19 @@ func desiredPods(job *sednav1.FederatedLearningJob, refs references, lcServer st
 		}
 		pods = append(pods, pod)
 	}
+	for _, pod := range pods {
+		pod.Annotations[generationAnnotation] = strconv.FormatInt(job.Generation, 10)
+	}
 	return pods, nil
 }
 
 // converge makes the job's children match: the Service first and the aggregation pod before the
 // training pods (upstream's order, so that trainers find the aggregator). A missing pod is
 // created; a pod built from another spec (its spec hash differs) is deleted, and created anew
-// once it is gone; a pod the job no longer wants (fewer training workers) is deleted. Pods that
-// ended are kept as they are: their phase is the job's outcome.
+// once it is gone; a pod the job no longer wants (fewer training workers) is deleted. After a
+// spec edit, a pod whose spec did not change is kept while it runs (re-marked with the new
+// generation) and run again if it had ended. Pods that ended serving the current generation are
+// kept as they are: their phase is the job's outcome.
 func (c *Controller) converge(ctx context.Context, job *sednav1.FederatedLearningJob, desired, existing []*corev1.Pod) error {
 	children := runtime.Children{Client: c.kubeClient, Recorder: c.recorder, Owner: ownerOf(job), Object: job, Description: "federated learning job"}
 	var errs []error
@@ -225,10 +232,35 @@ func (c *Controller) convergePod(ctx context.Context, job *sednav1.FederatedLear
 	if actual.DeletionTimestamp != nil {
 		return nil // created again once it is gone: its delete event enqueues the job
 	}
-	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
+	if actual.Annotations[workers.SpecHashAnnotation] != desired.Annotations[workers.SpecHashAnnotation] {
+		return c.deletePod(ctx, job, actual, "its spec changed")
+	}
+	if actual.Annotations[generationAnnotation] == desired.Annotations[generationAnnotation] {
 		return nil
 	}
-	return c.deletePod(ctx, job, actual, "its spec changed")
+	if ended(actual) {
+		return c.deletePod(ctx, job, actual, "it ended before the job's spec changed")
+	}
+	updated := actual.DeepCopy()
+	updated.Annotations = maps.Clone(updated.Annotations)
+	updated.Annotations[generationAnnotation] = desired.Annotations[generationAnnotation]
+	if _, err := c.kubeClient.CoreV1().Pods(job.Namespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("marking pod %s/%s with generation %s: %w", job.Namespace, actual.Name, desired.Annotations[generationAnnotation], err)
+	}
+	return nil
+}
+
+// ended reports whether a pod's containers are done for good.
+func ended(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// current reports whether actual is the pod desired: built from the same spec for the same
+// generation of the job.
+func current(actual, desired *corev1.Pod) bool {
+	return actual != nil && actual.DeletionTimestamp == nil &&
+		actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] &&
+		actual.Annotations[generationAnnotation] == desired.Annotations[generationAnnotation]
 }
 
 func (c *Controller) deletePod(ctx context.Context, job *sednav1.FederatedLearningJob, pod *corev1.Pod, why string) error {

@@ -26,9 +26,10 @@ func (c *Controller) ReportKinds() []string { return []string{Kind} }
 type workerReport struct {
 	Phase  string `json:"phase"`
 	Status string `json:"status"`
+	// Output's models and ownerInfo are the worker's own: free-form beyond what GM reads.
 	Output *struct {
-		Models    []reportedModel `json:"models"`
-		OwnerInfo *ownerInfo      `json:"ownerInfo"`
+		Models    json.RawMessage `json:"models"`
+		OwnerInfo json.RawMessage `json:"ownerInfo"`
 	} `json:"output"`
 	Worker  string `json:"worker,omitempty"`
 	Dropped uint64 `json:"dropped,omitempty"`
@@ -104,15 +105,22 @@ func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key
 			return nil
 		}
 	}
+	var info *ownerInfo
+	var models []reportedModel
+	if err := decodeLenient(r.Output.OwnerInfo, &info); err != nil {
+		return fmt.Errorf("federated learning report about %s/%s: ownerInfo: %w", key.Namespace, key.Name, err)
+	}
+	if err := decodeLenient(r.Output.Models, &models); err != nil {
+		return fmt.Errorf("federated learning report about %s/%s: models: %w", key.Namespace, key.Name, err)
+	}
 	var round int64
-	info := r.Output.OwnerInfo
 	if info != nil && info.CurrentRound != "" {
 		round, err = info.CurrentRound.Int64()
 		if err != nil || round < 0 || round > math.MaxInt32 {
 			return fmt.Errorf("federated learning report about %s/%s: currentRound %q is not a round number", key.Namespace, key.Name, info.CurrentRound)
 		}
 	}
-	metrics, err := modelMetrics(r.Output.Models)
+	metrics, err := modelMetrics(models)
 	if err != nil {
 		return fmt.Errorf("federated learning report about %s/%s: %w", key.Namespace, key.Name, err)
 	}
@@ -128,6 +136,17 @@ func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key
 	c.reportsMu.Unlock()
 	c.queue.Add(nsName)
 	return nil
+}
+
+// decodeLenient decodes a part of a report the worker wrote, where unknown keys are allowed;
+// absent or null leaves v as it is.
+func decodeLenient(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 // add folds one report in; the caller holds reportsMu.
@@ -171,8 +190,11 @@ func (c *Controller) forgetReports(nsName string) {
 	c.reportsMu.Unlock()
 }
 
-// maxMetrics bounds the metrics taken from one report.
-const maxMetrics = 32
+// maxMetrics bounds the metrics taken from one report, maxMetricLength a string value.
+const (
+	maxMetrics      = 32
+	maxMetricLength = 128
+)
 
 // modelMetrics reads output.models[0].metrics: numbers as they were sent, strings as they are, a
 // one-element list (upstream's IL shape) as its element; anything else is an error. Sorted by key.
@@ -212,6 +234,9 @@ func metricValue(raw json.RawMessage) (string, error) {
 		}
 		return value.String(), nil
 	case string:
+		if len(value) > maxMetricLength {
+			return "", fmt.Errorf("a value of %d bytes, at most %d are taken", len(value), maxMetricLength)
+		}
 		return value, nil
 	default:
 		return "", fmt.Errorf("%s is neither a number nor a string", raw)

@@ -19,6 +19,10 @@ const (
 	workerTypeLabel = "federatedlearningjob.sedna.io/worker-type"
 	// indexLabel is the index in spec.trainingWorkers of a training pod.
 	indexLabel = "federatedlearningjob.sedna.io/training-index"
+	// generationAnnotation is the job's generation a pod serves: a pod that ended serving an
+	// earlier generation is run again (outside the spec hash, so that a running pod whose spec
+	// did not change is kept and only re-marked).
+	generationAnnotation = "federatedlearningjob.sedna.io/generation"
 
 	aggregationWorkerType = "aggregation"
 	trainWorkerType       = "train"
