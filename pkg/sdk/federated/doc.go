@@ -73,7 +73,10 @@
 // after the acknowledgement (as a recv_weight with exit_flag "continue", or
 // "ok" if over); they resend the update they trained if the server is still
 // at their round. Python clients never ask for sync, so never see that
-// unexpected frame. S3 checkpoints are not implemented yet.
+// unexpected frame. cmd/sedna-aggregator keeps checkpoints in a local
+// directory (DirStore) or as an S3 object through
+// pkg/localcontroller/storage, by default beside the model's URL, and writes
+// the final model (Checkpoint.MarshalBinary) to MODEL_URL.
 //
 // Admission. With Admission.Token set, clients present "Authorization:
 // Bearer <token>" (compared in constant time); a wrong token gets 403 and no
