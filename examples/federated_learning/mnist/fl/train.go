@@ -37,7 +37,7 @@ type Config struct {
 
 // DefaultConfig is what the example's YAML runs.
 func DefaultConfig() Config {
-	return Config{Arch: model.Arch{Pool: 2, Hidden: 64}, Rounds: 20, LocalEpochs: 1, LocalParts: 2, BatchSize: 64, LearningRate: 0.05, RoundDecay: 1,
+	return Config{Arch: model.Arch{Pool: 2, Hidden: 64}, Rounds: 20, LocalEpochs: 1, LocalParts: 2, BatchSize: 64, LearningRate: 0.1, RoundDecay: 0.85,
 		Momentum: 0.9, WeightDecay: 1e-4, InitSeed: 7}
 }
 

@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "federated rounds")
 	flag.IntVar(&cfg.LocalEpochs, "local-epochs", cfg.LocalEpochs, "epochs of local training per round")
 	flag.IntVar(&cfg.LocalParts, "local-parts", cfg.LocalParts, "slices of a node's data; each round trains on the next one")
+	flag.Uint64Var(&cfg.InitSeed, "init-seed", cfg.InitSeed, "seed of the initial model")
 	flag.Float64Var(&cfg.RoundDecay, "round-decay", cfg.RoundDecay, "learning rate factor per round")
 	flag.Float64Var(&cfg.Momentum, "momentum", cfg.Momentum, "SGD momentum")
 	flag.Float64Var(&cfg.LearningRate, "lr", cfg.LearningRate, "SGD learning rate")
