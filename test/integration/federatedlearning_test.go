@@ -163,6 +163,13 @@ func TestFederatedLearningJobOnTheAPIServer(t *testing.T) {
 				require.Equal(t, want, aggEnv[name], "aggregation worker env %s", name)
 			}
 			require.NotEmpty(t, aggEnv["MODEL_URL"])
+			for name, pod := range pods {
+				for _, v := range pod.Spec.Volumes {
+					if v.HostPath != nil {
+						require.NotEqual(t, "/", v.HostPath.Path, "pod %s mounts the node's root filesystem", name)
+					}
+				}
+			}
 			require.Equal(t, "cloud-node", pods[agg].Spec.NodeName)
 			for i, name := range []string{train0, train1} {
 				pod := pods[name]
