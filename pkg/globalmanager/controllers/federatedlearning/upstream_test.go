@@ -2,6 +2,7 @@ package federatedlearning
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 )
 
 func TestReportsShowRoundLateClientsAndMetrics(t *testing.T) {
@@ -104,4 +106,31 @@ func TestReportsFromStrangersOrMalformedAreNotShown(t *testing.T) {
 	f.sync()
 	require.Equal(t, int32(0), f.job().Status.Round)
 	require.Empty(t, f.job().Status.Metrics)
+}
+
+// TestTheLCsForwardedReportIsWhatGMReads feeds the LC's own encoding of a trainer's message (the
+// F1 shape a Go trainer sends, with a dropped count) to the controller: the two sides agree.
+func TestTheLCsForwardedReportIsWhatGMReads(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.sync()
+	msg := managers.WorkerMessage{
+		Name: "fl-train-1", Namespace: "ns", OwnerName: "fl", OwnerKind: "federatedlearningjob", Kind: "train", Status: "running",
+		OwnerInfo: map[string]any{"currentRound": json.Number("7"), "sampleCount": 600, "startTime": "2026-01-02 03:00:00",
+			"updateTime": "2026-01-02 03:10:00", "roundClients": 1, "participants": 2, "lateClients": []any{"fl-train-0"}, "lateUpdates": 2},
+		Results: []map[string]any{{"format": "json", "url": "/model/fl/model.json", "metrics": map[string]any{"accuracy": 0.9123}}},
+	}
+	content, err := managers.EncodeForwardedReport(msg)
+	require.NoError(t, err)
+	var withDrops map[string]any
+	require.NoError(t, json.Unmarshal(content, &withDrops))
+	withDrops["dropped"] = 3
+	content, err = json.Marshal(withDrops)
+	require.NoError(t, err)
+	require.NoError(t, f.report(string(content)))
+	f.sync()
+	job := f.job()
+	require.Equal(t, int32(7), job.Status.Round)
+	require.Equal(t, "accuracy=0.9123", job.Status.Metrics)
+	require.Equal(t, "round 7 closed at its deadline without fl-train-0; 2 late updates discarded so far",
+		meta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionClientsLate).Message)
 }
