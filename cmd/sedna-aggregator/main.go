@@ -1,9 +1,10 @@
 // Command sedna-aggregator is a ready-made aggregation worker of a
 // FederatedLearningJob: it runs pkg/sdk/federated's server with the
 // configuration GM gives the aggregation pod, so the job's image only needs
-// this binary. It serves upstream's protocol on AGG_BIND_PORT, ends with
-// status 0 once training is over and the trainers have gone, and resumes
-// from its checkpoint after a restart.
+// this binary. It serves upstream's protocol on AGG_BIND_PORT, writes the
+// final global model to MODEL_URL, ends with status 0 once training is over
+// and the trainers have gone, and resumes from its checkpoint after a
+// restart.
 //
 // Configuration (environment; every variable also has a flag, which wins):
 //
@@ -14,7 +15,9 @@
 //	SEDNA_AGG_MIN_CLIENTS (PARTICIPANTS_COUNT)           round quorum
 //	SEDNA_AGG_ROUND_DEADLINE (none)                      seconds or a duration, from a round's first update
 //	SEDNA_AGG_TARGET_METRIC (none)                       e.g. accuracy>=0.97
-//	SEDNA_AGG_CHECKPOINT_DIR (none)                      checkpoint after every round; resume on start
+//	MODEL_URL (none)                                     where the final global model goes: a file path or an s3:// object
+//	SEDNA_AGG_CHECKPOINT_DIR (beside MODEL_URL)          checkpoint after every round; resume on start; "none": never
+//	S3_ENDPOINT_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY    credentials for s3:// MODEL_URL and checkpoints (from GM)
 //	SEDNA_AGG_EXIT_GRACE (none)                          end this long after training even if clients stay
 //	SEDNA_AGG_TOKEN (none), SEDNA_AGG_COMPAT (true)      admission: the job's token; admit clients without one
 //	SEDNA_AGG_MAX_JSON_BYTES (16 MiB), SEDNA_AGG_MAX_BINARY_BYTES (1 GiB)
@@ -22,8 +25,17 @@
 // GET /<aggregation>/status answers the round, the finish state and the
 // counters (late, missing clients of the last round) as JSON.
 //
-// The defaults reproduce upstream's aggregator: every round waits for every
-// participant, nothing is written, and anyone may connect.
+// Files: the final model (MODEL_URL) and the checkpoints are
+// federated.Checkpoint files (an SFLB frame of float64 values with the round,
+// metrics and finish state, and a CRC-32). The checkpoint is by default
+// <directory of MODEL_URL>/checkpoint/global-model.sflb (for
+// s3://bucket/models/global.sflb: s3://bucket/models/checkpoint/
+// global-model.sflb), so a restarted aggregator resumes wherever its model
+// is kept; without MODEL_URL nothing is written. A checkpoint left from an
+// earlier job of the same name is resumed as well: delete it to start over.
+//
+// The defaults otherwise reproduce upstream's aggregator: every round waits
+// for every participant and anyone may connect.
 package main
 
 import (
@@ -67,6 +79,8 @@ const (
 	envRoundDeadline    = "SEDNA_AGG_ROUND_DEADLINE"
 	envTargetMetric     = "SEDNA_AGG_TARGET_METRIC"
 	envCheckpointDir    = "SEDNA_AGG_CHECKPOINT_DIR"
+	envModelURL         = "MODEL_URL"
+	noCheckpoints       = "none"
 	envExitGrace        = "SEDNA_AGG_EXIT_GRACE"
 	envCompat           = "SEDNA_AGG_COMPAT"
 	envMaxJSONBytes     = "SEDNA_AGG_MAX_JSON_BYTES"
@@ -74,16 +88,25 @@ const (
 	defaultExitRound    = 3
 	readHeaderTimeout   = 10 * time.Second
 	shutdownGracePeriod = 5 * time.Second
+	modelWriteTimeout   = 5 * time.Minute
 )
 
 type config struct {
 	bindAddr      string
+	modelURL      string
 	checkpointDir string
 	options       federated.ServerOptions
+	// model is where the final model goes (nil without MODEL_URL).
+	model federated.CheckpointStore
 }
 
 // parseConfig reads the environment, then flags override it.
-func parseConfig(args []string, environment *env.Context) (*config, error) {
+func parseConfig(args []string, lookup env.Lookup) (*config, error) {
+	environment := env.New(lookup)
+	getenv := func(key string) string {
+		value, _ := lookup(key)
+		return value
+	}
 	fs := flag.NewFlagSet("sedna-aggregator", flag.ContinueOnError)
 	bindIP := fs.String("bind-ip", environment.Get(envBindIP, ""), "listen address ("+envBindIP+"); empty means all interfaces")
 	bindPort := fs.String("bind-port", environment.Get(federated.EnvAggBindPort, strconv.Itoa(federated.DefaultAggPort)), "listen port ("+federated.EnvAggBindPort+")")
@@ -94,7 +117,8 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 	minClients := fs.String("min-clients", environment.Get(envMinClients, "0"), "quorum of a round; 0 means every participant ("+envMinClients+")")
 	deadline := fs.String("round-deadline", environment.Get(envRoundDeadline, ""), "close a round with its quorum this long after its first update ("+envRoundDeadline+")")
 	target := fs.String("target-metric", environment.Get(envTargetMetric, ""), "stop once the round's client metric reaches name>=value or name<=value ("+envTargetMetric+")")
-	checkpointDir := fs.String("checkpoint-dir", environment.Get(envCheckpointDir, ""), "directory of the per-round checkpoint ("+envCheckpointDir+")")
+	modelURL := fs.String("model-url", environment.Get(envModelURL, ""), "where the final global model goes: a file path or an s3:// object ("+envModelURL+")")
+	checkpointDir := fs.String("checkpoint-dir", environment.Get(envCheckpointDir, ""), "directory or s3:// prefix of the per-round checkpoint; default beside the model, none for no checkpoints ("+envCheckpointDir+")")
 	exitGrace := fs.String("exit-grace", environment.Get(envExitGrace, ""), "end this long after training even if clients stay connected ("+envExitGrace+")")
 	compat := fs.String("compat", environment.Get(envCompat, "true"), "admit clients that send no token, as upstream's Python clients ("+envCompat+")")
 	maxJSON := fs.String("max-json-bytes", environment.Get(envMaxJSONBytes, ""), "largest JSON message ("+envMaxJSONBytes+")")
@@ -117,7 +141,7 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &config{bindAddr: net.JoinHostPort(*bindIP, strconv.Itoa(port)), checkpointDir: *checkpointDir}
+	cfg := &config{bindAddr: net.JoinHostPort(*bindIP, strconv.Itoa(port)), modelURL: *modelURL, checkpointDir: *checkpointDir}
 	opts := &cfg.options
 	opts.Job = *job
 	if *participants == "" {
@@ -159,8 +183,22 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 		return nil, err
 	}
 	opts.MaxJSONMessageBytes, opts.MaxBinaryMessageBytes = int64(maxJSONBytes), int64(maxBinaryBytes)
+	places := &stores{getenv: getenv}
+	if cfg.modelURL != "" {
+		if cfg.model, err = places.file(cfg.modelURL); err != nil {
+			return nil, err
+		}
+		if cfg.checkpointDir == "" {
+			cfg.checkpointDir = besideModel(cfg.modelURL)
+		}
+	}
+	if cfg.checkpointDir == noCheckpoints {
+		cfg.checkpointDir = ""
+	}
 	if cfg.checkpointDir != "" {
-		opts.Store = federated.DirStore{Dir: cfg.checkpointDir}
+		if opts.Store, err = places.dir(cfg.checkpointDir); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }
@@ -168,7 +206,7 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 // run serves until training is over and the clients left, or ctx ends.
 // ready, when set, receives the listen address.
 func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- string) error {
-	cfg, err := parseConfig(args, env.New(lookup))
+	cfg, err := parseConfig(args, lookup)
 	if err != nil {
 		return fmt.Errorf("configuring the aggregator: %w", err)
 	}
@@ -185,7 +223,7 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	logger.Info("Aggregator listening", "address", listener.Addr().String(), "path", server.Path(), "job", cfg.options.Job,
 		"participants", policy.Participants, "minClients", policy.MinClients, "roundDeadline", policy.RoundDeadline,
 		"exitRound", policy.ExitRound, "target", policy.Target, "checkpointDir", cfg.checkpointDir,
-		"token", cfg.options.Admission.Token != "", "compat", cfg.options.Admission.AllowAnonymous)
+		"token", cfg.options.Admission.Token != "", "compat", cfg.options.Admission.AllowAnonymous, "modelURL", cfg.modelURL)
 	if ready != nil {
 		ready <- listener.Addr().String()
 	}
@@ -212,9 +250,32 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 		logger.Error(err, "Shutting the HTTP server down")
 	}
 	server.Close()
+	if err := writeModel(ctx, cfg, server); err != nil {
+		result = errors.Join(result, err)
+	}
 	stats := server.Stats()
 	logger.Info("Aggregator ended", "round", stats.Round, "finished", stats.Finished, "reason", stats.Reason,
 		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsRoundsClosedShort", stats.RoundsClosedShort,
 		"checkpointErrors", stats.CheckpointErrors, "metrics", stats.Metrics)
 	return result
+}
+
+// writeModel writes the final global model to MODEL_URL once training is
+// over (a stopped aggregator leaves the model of an earlier finished run
+// alone).
+func writeModel(ctx context.Context, cfg *config, server *federated.Server) error {
+	if cfg.model == nil || !server.Stats().Finished {
+		return nil
+	}
+	cp := server.Checkpoint()
+	if cp == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modelWriteTimeout)
+	defer cancel()
+	if err := cfg.model.Save(ctx, cp); err != nil {
+		return fmt.Errorf("writing the final model to %s: %w", cfg.modelURL, err)
+	}
+	klog.FromContext(ctx).Info("Wrote the final model", "url", cfg.modelURL, "round", cp.Round, "metrics", cp.Metrics)
+	return nil
 }

@@ -17,10 +17,10 @@ import (
 )
 
 func TestParseConfigDefaultsReproduceUpstream(t *testing.T) {
-	cfg, err := parseConfig(nil, env.New(env.MapLookup(map[string]string{
+	cfg, err := parseConfig(nil, env.MapLookup(map[string]string{
 		"AGG_BIND_PORT": "7363", "PARTICIPANTS_COUNT": "3", "JOB_NAME": "fl-job", "WORKER_NAME": "aggworker-x", "NAMESPACE": "default",
 		"MODEL_URL": "/model", "TRANSMITTER": "ws",
-	})))
+	}))
 	require.NoError(t, err)
 	require.Equal(t, ":7363", cfg.bindAddr)
 	opts := cfg.options
@@ -28,16 +28,18 @@ func TestParseConfigDefaultsReproduceUpstream(t *testing.T) {
 	require.Equal(t, federated.Policy{Participants: 3, ExitRound: defaultExitRound}, opts.Policy)
 	require.Equal(t, federated.AlgorithmFedAvg, opts.Aggregator.Name())
 	require.Equal(t, federated.Admission{AllowAnonymous: true}, opts.Admission)
-	require.Nil(t, opts.Store)
+	// MODEL_URL is where the final model goes; the checkpoint is beside it.
+	require.Equal(t, federated.DirStore{Dir: "/", File: "model"}, cfg.model)
+	require.Equal(t, federated.DirStore{Dir: "/checkpoint"}, opts.Store)
 	require.Zero(t, opts.ExitGrace)
 }
 
 func TestParseConfigExtensions(t *testing.T) {
-	cfg, err := parseConfig([]string{"-min-clients", "2", "-exit-grace", "90s"}, env.New(env.MapLookup(map[string]string{
+	cfg, err := parseConfig([]string{"-min-clients", "2", "-exit-grace", "90s"}, env.MapLookup(map[string]string{
 		"PARTICIPANTS_COUNT": "3", "exit_round": "20", "aggregation": "Mean", "SEDNA_AGG_MIN_CLIENTS": "3",
 		"SEDNA_AGG_ROUND_DEADLINE": "45", "SEDNA_AGG_TARGET_METRIC": "accuracy>=0.9", "SEDNA_AGG_CHECKPOINT_DIR": "/ckpt",
 		"SEDNA_AGG_TOKEN": "s3cret", "SEDNA_AGG_COMPAT": "false", "AGG_BIND_IP": "10.0.0.1", "SEDNA_AGG_MAX_BINARY_BYTES": "1048576",
-	})))
+	}))
 	require.NoError(t, err)
 	require.Equal(t, "10.0.0.1:7363", cfg.bindAddr)
 	opts := cfg.options
@@ -63,7 +65,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"bad algorithm":    {map[string]string{"PARTICIPANTS_COUNT": "1", "aggregation": "MistNet"}, "MistNet"},
 		"bad compat":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_COMPAT": "maybe"}, "not a boolean"},
 	} {
-		_, err := parseConfig(nil, env.New(env.MapLookup(tc.env)))
+		_, err := parseConfig(nil, env.MapLookup(tc.env))
 		require.ErrorContains(t, err, tc.want, name)
 	}
 	// Policy errors surface from run.

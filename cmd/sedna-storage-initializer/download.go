@@ -52,25 +52,7 @@ func parseArgs(args []string) ([]pair, error) {
 
 // s3Credentials reads the credentials GM injects; nil when there are none.
 func s3Credentials(getenv func(string) string) (*storage.Credentials, error) {
-	accessKey, secretKey := getenv("ACCESS_KEY_ID"), getenv("SECRET_ACCESS_KEY")
-	if accessKey == "" && secretKey == "" {
-		return nil, nil
-	}
-	if accessKey == "" || secretKey == "" {
-		return nil, errors.New("ACCESS_KEY_ID and SECRET_ACCESS_KEY must be set together")
-	}
-	creds := &storage.Credentials{Endpoint: "s3.amazonaws.com", UseHTTPS: true, AccessKeyID: accessKey, SecretAccessKey: secretKey}
-	if endpoint := getenv("S3_ENDPOINT_URL"); endpoint != "" {
-		if !strings.Contains(endpoint, "://") {
-			endpoint = "https://" + endpoint
-		}
-		u, err := url.Parse(endpoint)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("S3_ENDPOINT_URL %q must be http(s)://host[:port]", getenv("S3_ENDPOINT_URL"))
-		}
-		creds.Endpoint, creds.UseHTTPS = u.Host, u.Scheme == "https"
-	}
-	return creds, nil
+	return storage.CredentialsFromEnv(getenv)
 }
 
 // downloader fetches sources; httpClient and the S3 client are seams for tests.

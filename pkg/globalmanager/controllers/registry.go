@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/dataset"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/federatedlearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/incrementallearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/jointinference"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/model"
@@ -31,6 +32,7 @@ func NewRegistry() Registry {
 		{Name: dataset.Name, New: dataset.New},
 		{Name: jointinference.Name, New: jointinference.New},
 		{Name: incrementallearning.Name, New: incrementallearning.New},
+		{Name: federatedlearning.Name, New: federatedlearning.New},
 		{Name: model.Name, New: model.New},
 		{Name: secret.Name, New: secret.New},
 	}

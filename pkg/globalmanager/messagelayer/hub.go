@@ -154,8 +154,20 @@ func (h *Hub) node(name string) *nodeState {
 // Publish makes object (at version) the desired state of key on exactly the given nodes: nodes
 // that had it and are not listed get a delete. A version older than what a node has is ignored.
 func (h *Hub) Publish(key channel.Key, version uint64, object []byte, nodes ...string) {
-	want := make(map[string]struct{}, len(nodes))
+	objects := make(map[string][]byte, len(nodes))
 	for _, n := range nodes {
+		objects[n] = object
+	}
+	h.PublishEach(key, version, objects)
+}
+
+// PublishEach makes objects[node] (at version) the desired state of key on each node of objects,
+// so that each node gets its own copy (a job's workers on that node): nodes that had key and are
+// not in objects get a delete. Node "" is ignored. A version older than what a node has is
+// ignored.
+func (h *Hub) PublishEach(key channel.Key, version uint64, objects map[string][]byte) {
+	want := make(map[string]struct{}, len(objects))
+	for n := range objects {
 		if n != "" {
 			want[n] = struct{}{}
 		}
@@ -170,7 +182,7 @@ func (h *Hub) Publish(key channel.Key, version uint64, object []byte, nodes ...s
 	h.mu.Unlock()
 
 	for n := range want {
-		h.node(n).set(key, &entry{version: version, object: object})
+		h.node(n).set(key, &entry{version: version, object: objects[n]})
 	}
 	for n := range previous {
 		if _, still := want[n]; !still {

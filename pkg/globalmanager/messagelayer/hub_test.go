@@ -439,3 +439,18 @@ func TestNodeStatesFollowTheHubsConnections(t *testing.T) {
 	require.False(t, again.Before(first), "a reconnect starts a new period")
 	require.Equal(t, []string{"node-a"}, ts.hub.NodeStates().ConnectedNodes())
 }
+
+func TestPublishEachSendsEachNodeItsOwnCopy(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	key := channel.Key{Kind: "federatedlearningjob", Namespace: "default", Name: "fl"}
+	ts.hub.PublishEach(key, 3, map[string][]byte{"node-a": object("fl-a", 3), "node-b": object("fl-b", 3)})
+	for node, want := range map[string][]byte{"node-a": object("fl-a", 3), "node-b": object("fl-b", 3)} {
+		inserts, _ := ts.connect(t, node).readSnapshot()
+		require.Len(t, inserts, 1, node)
+		require.JSONEq(t, string(want), string(inserts[0].Content), node)
+	}
+	// A node left out of the next copies gets a delete.
+	ts.hub.PublishEach(key, 4, map[string][]byte{"node-a": object("fl-a", 4)})
+	require.True(t, ts.hub.IsBound("node-a", key))
+	require.False(t, ts.hub.IsBound("node-b", key))
+}

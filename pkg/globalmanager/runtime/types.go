@@ -48,6 +48,15 @@ type Downstream interface {
 	Unpublish(key channel.Key)
 }
 
+// NodeCopiesDownstream is a Downstream that can also send each node its own copy of a resource,
+// as a job whose workers run on several nodes needs: each node's copy names that node's workers
+// (workerauth.WorkersAnnotation). GM's hub implements it.
+type NodeCopiesDownstream interface {
+	Downstream
+	// PublishEach makes objects[node] the desired state of key on exactly the nodes of objects.
+	PublishEach(key channel.Key, version uint64, objects map[string][]byte)
+}
+
 // Dependencies are what a feature controller is built from.
 type Dependencies struct {
 	KubeClient     kubernetes.Interface

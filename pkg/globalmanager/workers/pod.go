@@ -202,6 +202,11 @@ func (w Worker) PodTemplate() (corev1.PodTemplateSpec, error) {
 			if err != nil {
 				return corev1.PodTemplateSpec{}, fmt.Errorf("%s: %w", m.EnvName, err)
 			}
+			if m.Output && plan.hostDir == "/" && plan.value != HostDataDir+"/" {
+				// A write target right below "/" is a directory of its own: mounting its parent, as
+				// a read location's, would give the worker the node's whole root filesystem to write.
+				plan.hostDir = strings.TrimSuffix(strings.TrimPrefix(plan.value, HostDataDir), "/")
+			}
 			if m.Output && plan.downloadTo != "" {
 				// A write target is not downloaded: the worker writes to the URL itself.
 				plan = mountPlan{value: raw}

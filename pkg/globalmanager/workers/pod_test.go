@@ -153,3 +153,26 @@ func TestS3CredentialsFromSecret(t *testing.T) {
 	require.ErrorContains(t, err, "secret ns/creds")
 	require.ErrorContains(t, err, "SECRET_ACCESS_KEY")
 }
+
+func TestAWriteTargetBelowTheRootIsMountedAsItsOwnDirectory(t *testing.T) {
+	w := Worker{
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}},
+		Mounts: []Mount{
+			{URL: "/model", EnvName: "MODEL_URL", Output: true},
+			{URL: "/data/train.txt", EnvName: "TRAIN_DATASET_URL"},
+		},
+	}
+	template, err := w.PodTemplate()
+	require.NoError(t, err)
+	var hostPaths []string
+	for _, v := range template.Spec.Volumes {
+		hostPaths = append(hostPaths, v.HostPath.Path)
+	}
+	require.Equal(t, []string{"/model", "/data"}, hostPaths, "never the node's / writable")
+	require.Equal(t, "/home/data/model", template.Spec.Containers[0].VolumeMounts[0].MountPath)
+	env := map[string]string{}
+	for _, e := range template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	require.Equal(t, "/home/data/model", env["MODEL_URL"])
+}

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -70,3 +72,36 @@ func (c Credentials) String() string {
 
 // GoString keeps %#v from printing the secret key through the default struct formatting.
 func (c Credentials) GoString() string { return "storage.Credentials" + c.String() }
+
+// Environment of workers that use S3, as GM sets it from the Secret named by credentialName
+// (pkg/globalmanager/workers).
+const (
+	EnvS3Endpoint        = "S3_ENDPOINT_URL"
+	EnvS3AccessKeyID     = DataAccessKeyID
+	EnvS3SecretAccessKey = DataSecretAccessKey
+)
+
+// CredentialsFromEnv reads the S3 credentials a worker gets from GM: ACCESS_KEY_ID and
+// SECRET_ACCESS_KEY (both or neither) and S3_ENDPOINT_URL (http(s)://host[:port]; a bare
+// host[:port] means https; unset means AWS). It returns nil, nil when there are none.
+func CredentialsFromEnv(getenv func(string) string) (*Credentials, error) {
+	accessKey, secretKey := getenv(EnvS3AccessKeyID), getenv(EnvS3SecretAccessKey)
+	if accessKey == "" && secretKey == "" {
+		return nil, nil
+	}
+	if accessKey == "" || secretKey == "" {
+		return nil, errors.New(EnvS3AccessKeyID + " and " + EnvS3SecretAccessKey + " must be set together")
+	}
+	creds := &Credentials{Endpoint: "s3.amazonaws.com", UseHTTPS: true, AccessKeyID: accessKey, SecretAccessKey: secretKey}
+	if endpoint := getenv(EnvS3Endpoint); endpoint != "" {
+		if !strings.Contains(endpoint, "://") {
+			endpoint = "https://" + endpoint
+		}
+		u, err := url.Parse(endpoint)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("%s %q must be http(s)://host[:port]", EnvS3Endpoint, getenv(EnvS3Endpoint))
+		}
+		creds.Endpoint, creds.UseHTTPS = u.Host, u.Scheme == "https"
+	}
+	return creds, nil
+}

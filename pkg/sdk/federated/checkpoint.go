@@ -40,6 +40,15 @@ type CheckpointStore interface {
 // emptyDir survives a container restart; a hostPath or PVC survives a pod's).
 type DirStore struct {
 	Dir string
+	// File is the file name inside Dir; empty means CheckpointFile.
+	File string
+}
+
+func (s DirStore) file() string {
+	if s.File == "" {
+		return CheckpointFile
+	}
+	return s.File
 }
 
 // CheckpointFile is the file name inside DirStore.Dir.
@@ -65,11 +74,11 @@ func (s DirStore) Save(_ context.Context, cp *Checkpoint) error {
 	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
-	body, err := encodeCheckpoint(cp)
+	body, err := cp.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.Dir, CheckpointFile+".tmp-*")
+	tmp, err := os.CreateTemp(s.Dir, s.file()+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
@@ -90,7 +99,7 @@ func (s DirStore) Save(_ context.Context, cp *Checkpoint) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("saving checkpoint: closing %s: %w", tmpName, err)
 	}
-	final := filepath.Join(s.Dir, CheckpointFile)
+	final := filepath.Join(s.Dir, s.file())
 	if err := os.Rename(tmpName, final); err != nil {
 		return fmt.Errorf("saving checkpoint: renaming to %s: %w", final, err)
 	}
@@ -108,7 +117,7 @@ func (s DirStore) Save(_ context.Context, cp *Checkpoint) error {
 
 // Load reads the checkpoint, or returns nil, nil when there is none.
 func (s DirStore) Load(_ context.Context) (*Checkpoint, error) {
-	path := filepath.Join(s.Dir, CheckpointFile)
+	path := filepath.Join(s.Dir, s.file())
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -116,14 +125,18 @@ func (s DirStore) Load(_ context.Context) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading checkpoint: %w", err)
 	}
-	cp, err := decodeCheckpoint(data)
+	cp, err := UnmarshalCheckpoint(data)
 	if err != nil {
 		return nil, fmt.Errorf("loading checkpoint %s: %w", path, err)
 	}
 	return cp, nil
 }
 
-func encodeCheckpoint(cp *Checkpoint) ([]byte, error) {
+// MarshalBinary encodes the checkpoint as a file: a binary frame (float64
+// values) of type "checkpoint" whose header holds the checkpoint's fields,
+// followed by the CRC-32 (IEEE, little-endian) of the frame. The
+// aggregator's final model file has this format too.
+func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
 	header := checkpointHeader{
 		Job: cp.Job, Algorithm: cp.Algorithm, Round: cp.Round, TotalSample: cp.TotalSample,
 		Finished: cp.Finished, Reason: cp.Reason, Metrics: cp.Metrics, SavedAt: cp.SavedAt.UTC(),
@@ -139,7 +152,9 @@ func encodeCheckpoint(cp *Checkpoint) ([]byte, error) {
 	return binary.LittleEndian.AppendUint32(frame, crc32.ChecksumIEEE(frame)), nil
 }
 
-func decodeCheckpoint(data []byte) (*Checkpoint, error) {
+// UnmarshalCheckpoint decodes what MarshalBinary wrote, refusing a file
+// whose checksum does not match.
+func UnmarshalCheckpoint(data []byte) (*Checkpoint, error) {
 	if len(data) < 4 {
 		return nil, errors.New("truncated checkpoint")
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,6 +28,7 @@ const (
 	EnvAggBindPort       = "AGG_BIND_PORT"
 	EnvParticipantsCount = "PARTICIPANTS_COUNT"
 	EnvTrainDatasetURL   = "TRAIN_DATASET_URL"
+	EnvModelURL          = "MODEL_URL"
 	// EnvToken is the job's admission token (ours): the aggregator requires
 	// it, the Go client presents it.
 	EnvToken = "SEDNA_AGG_TOKEN"
@@ -102,6 +105,13 @@ type ClientOptions struct {
 	Mu float64
 	// Reporter receives round progress; nil reports nothing.
 	Reporter Reporter
+	// Evaluate, when set, measures every aggregate the client receives (e.g.
+	// accuracy on a test set); the metrics go into the report's results as
+	// the model's metrics. An error is logged and the report goes without.
+	Evaluate func(ctx context.Context, agg *Aggregate) (map[string]float64, error)
+	// ModelURL and ModelFormat name the aggregated model in the report's
+	// results (MODEL_URL; the format defaults to the URL's extension).
+	ModelURL, ModelFormat string
 	// InitialBackoff and MaxBackoff pace connection attempts (1 s, 30 s);
 	// ConnectTimeout bounds the time spent without a connection (0: until
 	// the context ends), so a trainer that starts before the aggregator
@@ -131,6 +141,7 @@ func ClientOptionsFromEnv(environment *env.Context, algorithm string) (ClientOpt
 	opts := ClientOptions{
 		URL: u.String(), ClientID: environment.WorkerName(), JobName: environment.JobName(),
 		Namespace: environment.Namespace(), Token: environment.Get(EnvToken, ""),
+		ModelURL: environment.Get(EnvModelURL, ""),
 	}
 	if opts.ClientID == "" {
 		return opts, errors.New("environment variable WORKER_NAME is not set: the aggregator needs a client id")
@@ -442,27 +453,54 @@ func (c *Client) readAggregate(sess *session) (*Aggregate, error) {
 
 // report sends upstream's trainer progress: kind train, status running (or
 // completed with the last round), ownerInfo {currentRound, sampleCount,
-// startTime, updateTime}. A failed report is logged: the LC being away must
-// not stop training.
+// startTime, updateTime} plus the round's Progress (roundClients,
+// participants, lateClients when any, lateUpdates), and, when Evaluate is
+// set, results [{format, url, metrics}] with the aggregate's metrics. A
+// failed report is logged: the LC being away must not stop training.
 func (c *Client) report(ctx context.Context, agg *Aggregate, start time.Time) {
 	if c.opts.Reporter == nil {
 		return
 	}
+	msg := c.reportMessage(ctx, agg, start, time.Now())
+	if err := c.opts.Reporter.Report(ctx, msg); err != nil {
+		klog.FromContext(ctx).Error(err, "Reporting round progress to the LC failed", "round", agg.Round)
+	}
+}
+
+func (c *Client) reportMessage(ctx context.Context, agg *Aggregate, start, now time.Time) lc.Message {
 	status := StatusRunning
 	if agg.Exit == ExitOK {
 		status = StatusCompleted
 	}
+	info := map[string]any{
+		"currentRound": agg.Round,
+		"sampleCount":  agg.TotalSample,
+		"startTime":    start.Format(reportTimeLayout),
+		"updateTime":   now.Format(reportTimeLayout),
+	}
+	if agg.Participants > 0 {
+		info["roundClients"] = agg.RoundClients
+		info["participants"] = agg.Participants
+		info["lateUpdates"] = agg.LateUpdates
+		if len(agg.LateClients) > 0 {
+			info["lateClients"] = agg.LateClients
+		}
+	}
 	msg := lc.Message{
 		Name: c.opts.ClientID, Namespace: c.opts.Namespace, OwnerName: c.opts.JobName, OwnerKind: OwnerKind,
-		Kind: KindTrain, Status: status,
-		OwnerInfo: map[string]any{
-			"currentRound": agg.Round,
-			"sampleCount":  agg.TotalSample,
-			"startTime":    start.Format(reportTimeLayout),
-			"updateTime":   time.Now().Format(reportTimeLayout),
-		},
+		Kind: KindTrain, Status: status, OwnerInfo: info,
 	}
-	if err := c.opts.Reporter.Report(ctx, msg); err != nil {
-		klog.FromContext(ctx).Error(err, "Reporting round progress to the LC failed", "round", agg.Round)
+	if c.opts.Evaluate != nil && agg.Weights != nil {
+		metrics, err := c.opts.Evaluate(ctx, agg)
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "Evaluating the aggregate failed; reporting without metrics", "round", agg.Round)
+		} else if len(metrics) > 0 {
+			format := c.opts.ModelFormat
+			if format == "" {
+				format = strings.TrimPrefix(path.Ext(c.opts.ModelURL), ".")
+			}
+			msg.Results = []map[string]any{{"format": format, "url": c.opts.ModelURL, "metrics": metrics}}
+		}
 	}
+	return msg
 }

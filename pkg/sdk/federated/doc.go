@@ -73,7 +73,10 @@
 // after the acknowledgement (as a recv_weight with exit_flag "continue", or
 // "ok" if over); they resend the update they trained if the server is still
 // at their round. Python clients never ask for sync, so never see that
-// unexpected frame. S3 checkpoints are not implemented yet.
+// unexpected frame. cmd/sedna-aggregator keeps checkpoints in a local
+// directory (DirStore) or as an S3 object through
+// pkg/localcontroller/storage, by default beside the model's URL, and writes
+// the final model (Checkpoint.MarshalBinary) to MODEL_URL.
 //
 // Admission. With Admission.Token set, clients present "Authorization:
 // Bearer <token>" (compared in constant time); a wrong token gets 403 and no
@@ -107,5 +110,12 @@
 // trainer crashes if it starts first), trains through a Trainer, and
 // reports each round to the LC as upstream does: kind "train", status
 // "running" or "completed", ownerInfo {currentRound, sampleCount,
-// startTime, updateTime}.
+// startTime, updateTime}. Go clients (they subscribe with sync) also get
+// how the round closed, as extra keys of recv_weight's data (Progress:
+// round_clients, participants, late_clients, late_updates; Python clients
+// never see them), and report them as ownerInfo roundClients, participants,
+// lateClients (omitted when none) and lateUpdates; with
+// ClientOptions.Evaluate the report's results carry the aggregate's metrics
+// as [{format, url, metrics}] (url = MODEL_URL), which GM copies to the
+// aggregation Model's status.
 package federated

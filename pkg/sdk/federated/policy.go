@@ -87,6 +87,9 @@ func ParseTargetMetric(spec string) (*TargetMetric, error) {
 }
 
 func (t *TargetMetric) String() string {
+	if t == nil {
+		return "none"
+	}
 	op := ">="
 	if t.AtMost {
 		op = "<="

@@ -183,8 +183,17 @@ type openRound struct {
 
 // frameCache holds the encoded current aggregate per client mode.
 type frameCache struct {
-	json   []byte
-	binary map[DType][]byte
+	json []byte
+	// jsonExtended carries the round's Progress (Go clients).
+	jsonExtended []byte
+	binary       map[DType][]byte
+}
+
+func (f *frameCache) jsonFor(extended bool) []byte {
+	if extended {
+		return f.jsonExtended
+	}
+	return f.json
 }
 
 // NewServer validates opts and resumes from the store's checkpoint if there
@@ -320,6 +329,19 @@ func (s *Server) Stats() Stats {
 	stats.Metrics = maps.Clone(s.stats.Metrics)
 	stats.MissingClients = slices.Clone(s.stats.MissingClients)
 	return stats
+}
+
+// Checkpoint returns the current global model as a checkpoint (what the
+// store holds after the last round), or nil before the first round closed.
+// The aggregator writes it as the final model once training is over.
+func (s *Server) Checkpoint() *Checkpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.global == nil {
+		return nil
+	}
+	return &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
+		Weights: s.global.Weights.Clone(), Finished: s.finished, Reason: s.reason, Metrics: maps.Clone(s.global.Metrics), SavedAt: s.clock.Now()}
 }
 
 // Close disconnects every client and stops the timers; Done is closed.
@@ -463,6 +485,9 @@ type conn struct {
 	// waiting is set while the client waits for a round's aggregate.
 	base    int
 	waiting bool
+	// extended is set for Go clients (they subscribed with sync): their
+	// JSON recv_weight frames carry the round's Progress.
+	extended bool
 }
 
 type outFrame struct {
@@ -656,6 +681,7 @@ func (s *Server) join(c *conn, sync bool) error {
 	for _, client := range s.clients {
 		s.enqueueLocked(client, echo, client == c)
 	}
+	c.extended = sync
 	if sync {
 		s.enqueueLocked(c, s.currentFrameLocked(c), true)
 		c.base = s.round
@@ -933,6 +959,8 @@ func (s *Server) closeRoundLocked(why string) {
 		}
 	}
 	slices.Sort(s.stats.MissingClients)
+	agg.Progress = Progress{RoundClients: open.count, Participants: s.opts.Policy.Participants,
+		LateClients: slices.Clone(s.stats.MissingClients), LateUpdates: s.stats.Late}
 	if missing > 0 {
 		s.stats.RoundsClosedShort++
 	}
@@ -996,8 +1024,8 @@ func (s *Server) currentFrameLocked(c *conn) outFrame {
 		if frame, ok := s.frames.binary[c.dtype]; ok {
 			return outFrame{binary: true, data: frame}
 		}
-	} else if s.frames.json != nil {
-		return outFrame{data: s.frames.json}
+	} else if cached := s.frames.jsonFor(c.extended); cached != nil {
+		return outFrame{data: cached}
 	}
 	frame := s.encodeFor(c, agg)
 	if frame.binary != c.binary {
@@ -1009,7 +1037,11 @@ func (s *Server) currentFrameLocked(c *conn) outFrame {
 		}
 		s.frames.binary[c.dtype] = frame.data
 	} else {
-		s.frames.json = frame.data
+		if c.extended {
+			s.frames.jsonExtended = frame.data
+		} else {
+			s.frames.json = frame.data
+		}
 		if len(frame.data) > DefaultMaxJSONMessageBytes {
 			s.logger.Info("The aggregate is larger than upstream Python clients accept (16 MiB); use binary Go clients for this model", "bytes", len(frame.data))
 		}
@@ -1019,7 +1051,7 @@ func (s *Server) currentFrameLocked(c *conn) outFrame {
 
 func (s *Server) encodeFor(c *conn, agg *Aggregate) outFrame {
 	if !c.binary {
-		return outFrame{data: recvWeightJSON(agg)}
+		return outFrame{data: recvWeightJSON(agg, c.extended)}
 	}
 	frame, err := recvWeightBinary(agg, c.dtype)
 	if err != nil {

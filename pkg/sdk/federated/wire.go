@@ -197,12 +197,34 @@ type Aggregate struct {
 	// Metrics are the round's sample-weighted client metrics (binary frames
 	// and checkpoints only).
 	Metrics map[string]float64
+	// The round's progress, for Go clients' reports (Progress; zero in a
+	// model restored from a checkpoint).
+	Progress
+}
+
+// Progress describes how a round closed. The server sends it to Go clients
+// only (binary frames, and JSON frames of clients that subscribed with
+// sync), as extra keys of recv_weight's data: "round_clients",
+// "participants", "late_clients", "late_updates". Python clients never see
+// them, so upstream's frames stay byte for byte.
+type Progress struct {
+	// RoundClients is the number of updates aggregated in the round.
+	RoundClients int `json:"round_clients,omitempty"`
+	// Participants is the job's PARTICIPANTS_COUNT.
+	Participants int `json:"participants,omitempty"`
+	// LateClients are the known clients that did not contribute to the
+	// round (sorted; nil when everyone did).
+	LateClients []string `json:"late_clients,omitempty"`
+	// LateUpdates counts the updates the server discarded as late since it
+	// started.
+	LateUpdates int `json:"late_updates,omitempty"`
 }
 
 // recvWeightJSON is upstream's recv_weight: the last contributor's
 // update_weight message with its type changed, its data replaced and
-// round_number added at the end.
-func recvWeightJSON(a *Aggregate) []byte {
+// round_number added at the end. extended adds the round's Progress to data
+// (Go clients).
+func recvWeightJSON(a *Aggregate, extended bool) []byte {
 	b := make([]byte, 0, 64+a.Weights.NumParams()*20)
 	b = append(b, `{"type":"recv_weight","client":`...)
 	b = appendJSONString(b, a.Client)
@@ -214,6 +236,21 @@ func recvWeightJSON(a *Aggregate) []byte {
 	b = appendJSONWeights(b, a.Weights)
 	b = append(b, `,"exit_flag":`...)
 	b = appendJSONString(b, a.Exit)
+	if extended {
+		b = append(b, `,"round_clients":`...)
+		b = strconv.AppendInt(b, int64(a.RoundClients), 10)
+		b = append(b, `,"participants":`...)
+		b = strconv.AppendInt(b, int64(a.Participants), 10)
+		b = append(b, `,"late_clients":[`...)
+		for i, id := range a.LateClients {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+		}
+		b = append(b, `],"late_updates":`...)
+		b = strconv.AppendInt(b, int64(a.LateUpdates), 10)
+	}
 	b = append(b, `},"job_name":`...)
 	b = appendJSONString(b, a.JobName)
 	b = append(b, `,"round_number":`...)
@@ -248,6 +285,7 @@ type binaryHeader struct {
 	RoundNumber int                `json:"round_number,omitempty"`
 	TotalSample int                `json:"total_sample,omitempty"`
 	ExitFlag    string             `json:"exit_flag,omitempty"`
+	Progress
 	// Meta carries a checkpoint's own header.
 	Meta json.RawMessage `json:"meta,omitempty"`
 	// Shapes is nil when the message has no weights (a recv_weight before
@@ -375,7 +413,7 @@ func decodeBinaryUpdate(frame []byte) (*Update, DType, error) {
 func recvWeightBinary(a *Aggregate, dtype DType) ([]byte, error) {
 	return encodeBinary(binaryHeader{
 		Type: TypeRecvWeight, Client: a.Client, JobName: a.JobName, RoundNumber: a.Round,
-		TotalSample: a.TotalSample, ExitFlag: a.Exit, Metrics: a.Metrics,
+		TotalSample: a.TotalSample, ExitFlag: a.Exit, Metrics: a.Metrics, Progress: a.Progress,
 	}, a.Weights, dtype)
 }
 
@@ -389,7 +427,7 @@ func parseRecvWeight(binaryFrame bool, frame []byte) (*Aggregate, error) {
 		if h.Type != TypeRecvWeight {
 			return nil, fmt.Errorf("binary frame of type %q, expected %s", h.Type, TypeRecvWeight)
 		}
-		return &Aggregate{Round: h.RoundNumber, TotalSample: h.TotalSample, Weights: w, Exit: h.ExitFlag, Client: h.Client, JobName: h.JobName, Metrics: h.Metrics}, nil
+		return &Aggregate{Round: h.RoundNumber, TotalSample: h.TotalSample, Weights: w, Exit: h.ExitFlag, Client: h.Client, JobName: h.JobName, Metrics: h.Metrics, Progress: h.Progress}, nil
 	}
 	var msg struct {
 		Client  string `json:"client"`
@@ -399,12 +437,14 @@ func parseRecvWeight(binaryFrame bool, frame []byte) (*Aggregate, error) {
 			RoundNumber int             `json:"round_number"`
 			Weights     json.RawMessage `json:"weights"`
 			ExitFlag    string          `json:"exit_flag"`
+			Progress
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(frame, &msg); err != nil {
 		return nil, fmt.Errorf("recv_weight: %w", err)
 	}
-	a := &Aggregate{Round: msg.Data.RoundNumber, TotalSample: msg.Data.TotalSample, Exit: msg.Data.ExitFlag, Client: msg.Client, JobName: msg.JobName}
+	a := &Aggregate{Round: msg.Data.RoundNumber, TotalSample: msg.Data.TotalSample, Exit: msg.Data.ExitFlag, Client: msg.Client, JobName: msg.JobName,
+		Progress: msg.Data.Progress}
 	if len(msg.Data.Weights) > 0 && string(msg.Data.Weights) != "null" {
 		w, err := parseJSONWeights(msg.Data.Weights)
 		if err != nil {

@@ -57,7 +57,7 @@ func Main(m *testing.M) int {
 	ctx := context.Background()
 	start := time.Now()
 	var err error
-	Sedna, err = localsedna.Start(ctx, localsedna.Options{Dir: dir, EdgeNodes: 2, DatasetCheckPeriod: time.Second})
+	Sedna, err = localsedna.Start(ctx, localsedna.Options{Dir: dir, EdgeNodes: 3, DatasetCheckPeriod: time.Second})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting local Sedna: %v\n", err)
 		return 1

@@ -186,3 +186,21 @@ func TestTrainingReducesLoss(t *testing.T) {
 		require.Equal(t, m, again)
 	}
 }
+
+func TestTensorsRoundTrip(t *testing.T) {
+	m, err := New(Arch{Pool: 2, Hidden: 8}, 1)
+	require.NoError(t, err)
+	tensors := m.Tensors()
+	require.Len(t, tensors, 4)
+	require.Equal(t, []int{196, 8}, tensors[0].Shape)
+	require.Equal(t, []int{10}, tensors[3].Shape)
+	other, err := New(Arch{Pool: 2, Hidden: 8}, 2)
+	require.NoError(t, err)
+	require.NoError(t, other.SetTensors(tensors))
+	require.Equal(t, tensors, other.Tensors())
+	tensors[0].Values[0] = 42 // a copy: the model is unchanged
+	require.NotEqual(t, 42.0, m.Tensors()[0].Values[0])
+	tensors[1].Shape = []int{9}
+	require.ErrorContains(t, other.SetTensors(tensors), "layer 1 biases have shape [9]")
+	require.ErrorContains(t, other.SetTensors(tensors[:2]), "2 tensors, want 4")
+}

@@ -14,6 +14,7 @@ import (
 // +kubebuilder:printcolumn:name="Round",type=integer,JSONPath=`.status.round`
 // +kubebuilder:printcolumn:name="Active",type=integer,JSONPath=`.status.active`
 // +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.succeeded`
+// +kubebuilder:printcolumn:name="Metrics",type=string,JSONPath=`.status.metrics`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // FederatedLearningJob trains a model on data that stays on the edge: edges train locally and an
@@ -74,7 +75,8 @@ type TrainingWorker struct {
 type FLJobStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Training (a round in progress), Completed, Failed (with the failed worker).
+	// Conditions: Training (the last round reported), ClientsLate, Complete, Failed (with the
+	// failed worker).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -94,7 +96,20 @@ type FLJobStatus struct {
 	// Round is the last aggregation round a training worker reported.
 	// +optional
 	Round int32 `json:"round,omitempty"`
+	// Metrics are the aggregated model's metrics as the training workers last reported them,
+	// "key=value" pairs sorted by key and joined by ", " (e.g. "accuracy=0.9712"); the same
+	// values go to the aggregation Model's status.metrics.
+	// +optional
+	Metrics string `json:"metrics,omitempty"`
 }
+
+// Condition types of a FederatedLearningJob beyond the common ones: Complete is upstream's name
+// for a job whose training workers all succeeded; ClientsLate is True while the last reported
+// round closed without some expected training workers.
+const (
+	ConditionComplete    = "Complete"
+	ConditionClientsLate = "ClientsLate"
+)
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 // +kubebuilder:object:root=true

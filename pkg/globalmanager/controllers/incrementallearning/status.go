@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 )
 
 // conditionStalled is True while the LC reports that it cannot carry out its part of the
@@ -28,8 +29,8 @@ const (
 	// Ready, while the job's references keep its workers from being built.
 	reasonDatasetNotFound    = "DatasetNotFound"
 	reasonModelNotFound      = "ModelNotFound"
-	reasonCredentialNotFound = "CredentialNotFound"
-	reasonInvalidCredential  = "InvalidCredential"
+	reasonCredentialNotFound = runtime.ReasonCredentialNotFound
+	reasonInvalidCredential  = runtime.ReasonInvalidCredential
 	reasonInvalidSpec        = "InvalidSpec"
 	// reasonWorkerTokenConflict: the job's worker-token Secret exists but is not usable.
 	reasonWorkerTokenConflict = "WorkerTokenConflict"
@@ -50,7 +51,7 @@ const (
 )
 
 // blocker is a problem in the job's references that keeps its workers from being built.
-type blocker struct{ reason, message string }
+type blocker = runtime.Blocker
 
 // stageData is status.stageData: upstream's condition data {"input":..,"output":..}.
 type stageData struct {
@@ -203,7 +204,7 @@ func setConditions(job *sednav1.IncrementalLearningJob, status *sednav1.ILJobSta
 	ready := metav1.Condition{Type: sednav1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: job.Generation}
 	switch {
 	case block != nil:
-		ready.Reason, ready.Message = block.reason, block.message
+		ready.Reason, ready.Message = block.Reason, block.Message
 	case deploymentAvailable(inference):
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, reasonWorkerAvailable, "the inference worker is available"
 	default:

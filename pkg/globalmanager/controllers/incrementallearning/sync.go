@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -60,7 +58,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	token, err := c.tokens.Ensure(ctx, ownerOf(cached))
 	if errors.Is(err, runtime.ErrWorkerTokenConflict) {
 		if block == nil {
-			block = &blocker{reasonWorkerTokenConflict, err.Error()}
+			block = &blocker{Reason: reasonWorkerTokenConflict, Message: err.Error()}
 		}
 	} else if err != nil {
 		return err
@@ -102,7 +100,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		errs = append(errs, c.deleteOldRoundPods(ctx, job, status.Round))
 	}
 	if block != nil {
-		logger.V(2).Info("Incremental learning job blocked", "job", klog.KObj(job), "reason", block.reason, "message", block.message)
+		logger.V(2).Info("Incremental learning job blocked", "job", klog.KObj(job), "reason", block.Reason, "message", block.Message)
 		c.queue.AddAfter(key, c.blockedRetry)
 		if inference == nil {
 			inference = c.ownedDeployment(job, inferenceDeploymentName(job))
@@ -136,13 +134,13 @@ func (c *Controller) resolve(job *sednav1.IncrementalLearningJob) (references, *
 	refs := references{models: map[string]*sednav1.Model{}}
 	ds, err := c.datasetLister.Datasets(job.Namespace).Get(job.Spec.Dataset.Name)
 	if err != nil {
-		return refs, &blocker{reasonDatasetNotFound, fmt.Sprintf("dataset %q not found", job.Spec.Dataset.Name)}
+		return refs, &blocker{Reason: reasonDatasetNotFound, Message: fmt.Sprintf("dataset %q not found", job.Spec.Dataset.Name)}
 	}
 	refs.dataset = ds
 	for _, name := range modelNames(job) {
 		m, err := c.modelLister.Models(job.Namespace).Get(name)
 		if err != nil {
-			return refs, &blocker{reasonModelNotFound, fmt.Sprintf("model %q not found", name)}
+			return refs, &blocker{Reason: reasonModelNotFound, Message: fmt.Sprintf("model %q not found", name)}
 		}
 		refs.models[name] = m
 	}
@@ -152,22 +150,8 @@ func (c *Controller) resolve(job *sednav1.IncrementalLearningJob) (references, *
 // locate returns how a worker reaches url: for s3:// URLs with a credential Secret, the Secret's
 // endpoint and keys (by reference). Other URLs need no credentials.
 func (c *Controller) locate(ctx context.Context, job *sednav1.IncrementalLearningJob, url, secretName, usedBy string) (location, *blocker, error) {
-	loc := location{url: url}
-	if secretName == "" || !strings.HasPrefix(strings.ToLower(url), "s3://") {
-		return loc, nil, nil
-	}
-	secret, err := c.kubeClient.CoreV1().Secrets(job.Namespace).Get(ctx, secretName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return loc, &blocker{reasonCredentialNotFound, fmt.Sprintf("secret %q named by %s not found", secretName, usedBy)}, nil
-	}
-	if err != nil {
-		return loc, nil, fmt.Errorf("getting secret %s/%s: %w", job.Namespace, secretName, err)
-	}
-	loc.credentials, err = workers.S3CredentialsFromSecret(secret)
-	if err != nil {
-		return loc, &blocker{reasonInvalidCredential, fmt.Sprintf("%s: %v", usedBy, err)}, nil
-	}
-	return loc, nil, nil
+	creds, block, err := runtime.S3CredentialsFor(ctx, c.kubeClient, job.Namespace, url, secretName, usedBy)
+	return location{url: url, credentials: creds}, block, err
 }
 
 // deployedRound is the last round whose model was put over the deploy Model's URL: from the
@@ -206,7 +190,7 @@ func (c *Controller) convergeInference(ctx context.Context, job *sednav1.Increme
 	}
 	desired, err := inferenceDeployment(job, loc, c.lcServer, round)
 	if err != nil {
-		return existing, &blocker{reasonInvalidSpec, err.Error()}, nil
+		return existing, &blocker{Reason: reasonInvalidSpec, Message: err.Error()}, nil
 	}
 	written, err := c.convergeDeployment(ctx, job, desired)
 	return written, nil, err
@@ -241,26 +225,14 @@ func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.Increm
 		return nil, fmt.Errorf("getting deployment %s/%s: %w", job.Namespace, desired.Name, err)
 	}
 	if !workers.IsControlledBy(actual, ownerOf(job)) {
-		msg := fmt.Sprintf("deployment %s/%s exists and is not controlled by incremental learning job %s", job.Namespace, desired.Name, job.Name)
-		c.recorder.Event(job, corev1.EventTypeWarning, "ChildConflict", msg)
-		return nil, errors.New(msg)
+		return nil, runtime.Children{Client: c.kubeClient, Recorder: c.recorder, Owner: ownerOf(job), Object: job,
+			Description: "incremental learning job"}.NotControlled("deployment", desired.Name)
 	}
 	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
 		return actual, nil
 	}
 	updated := actual.DeepCopy()
-	labels := maps.Clone(updated.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	maps.Copy(labels, desired.Labels)
-	updated.Labels = labels
-	annotations := maps.Clone(updated.Annotations)
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[workers.SpecHashAnnotation] = desired.Annotations[workers.SpecHashAnnotation]
-	updated.Annotations = annotations
+	workers.MarkDesired(updated, desired)
 	// Only what GM decides; other fields (strategy, ...) keep what the API server defaulted.
 	updated.Spec.Replicas = desired.Spec.Replicas
 	updated.Spec.Template = desired.Spec.Template
@@ -377,7 +349,7 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 		status.StageState = sednav1.StageFailed
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonStagePodFailed,
-			Message: fmt.Sprintf("round %d: the %s pod failed %d times, last %s: %s", status.Round, workerType, attempts, last.Name, podFailure(last)),
+			Message: fmt.Sprintf("round %d: the %s pod failed %d times, last %s: %s", status.Round, workerType, attempts, last.Name, workers.PodFailure(last)),
 		})
 		return nil, 0, nil
 	case last != nil:
@@ -406,7 +378,7 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 	} else if err == nil {
 		if last != nil {
 			c.recorder.Eventf(job, corev1.EventTypeWarning, "StagePodRetried", "Created pod %s, try %d of %d, after pod %s failed: %s",
-				pod.Name, attempt, maxStageAttempts, last.Name, podFailure(last))
+				pod.Name, attempt, maxStageAttempts, last.Name, workers.PodFailure(last))
 		} else {
 			c.recorder.Eventf(job, corev1.EventTypeNormal, "Created", "Created pod %s", pod.Name)
 		}
@@ -420,21 +392,6 @@ func latest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// podFailure says why a pod failed, as far as its status tells.
-func podFailure(pod *corev1.Pod) string {
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
-				return fmt.Sprintf("container %s exited with %d (%s)", s.Name, t.ExitCode, t.Reason)
-			}
-		}
-	}
-	if pod.Status.Reason != "" || pod.Status.Message != "" {
-		return strings.TrimSpace(pod.Status.Reason + " " + pod.Status.Message)
-	}
-	return "phase Failed"
 }
 
 // refusal is a location in the LC's stage input that lies outside what the job declares.
@@ -496,7 +453,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 	refs references, workerType string, attempt int) (*corev1.Pod, *blocker, *refusal, error) {
 	input, err := stageInputOf(status)
 	if err != nil {
-		return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: %v", status.Round, err)}, nil, nil
+		return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: %v", status.Round, err)}, nil, nil
 	}
 	if refused := checkInput(scopeOf(job, refs), input, workerType); refused != nil {
 		return nil, nil, refused, nil
@@ -519,7 +476,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 	var buildErr error
 	if workerType == trainWorkerType {
 		if len(input.Models) == 0 || input.OutputDir == "" || input.DataURL == "" {
-			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the train input lacks a model, data or output directory", status.Round)}, nil, nil
+			return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: the train input lacks a model, data or output directory", status.Round)}, nil, nil
 		}
 		initial := refs.models[job.Spec.InitialModel.Name]
 		baseSecret := job.Spec.CredentialName
@@ -538,7 +495,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 			trainData: data, originalDataset: original}, c.lcServer)
 	} else {
 		if len(input.Models) == 0 || input.DataURL == "" {
-			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the eval input lacks models or data", status.Round)}, nil, nil
+			return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: the eval input lacks models or data", status.Round)}, nil, nil
 		}
 		models := make([]location, 0, len(input.Models))
 		for _, m := range input.Models {
@@ -560,7 +517,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 			originalDataset: original}, c.lcServer)
 	}
 	if buildErr != nil {
-		return nil, &blocker{reasonInvalidSpec, buildErr.Error()}, nil, nil
+		return nil, &blocker{Reason: reasonInvalidSpec, Message: buildErr.Error()}, nil, nil
 	}
 	return pod, nil, nil, nil
 }

@@ -96,7 +96,7 @@ func (c *Controller) computeStatus(ji *sednav1.JointInferenceService, block *blo
 	ready := metav1.Condition{Type: sednav1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: ji.Generation}
 	switch {
 	case block != nil:
-		ready.Reason, ready.Message = block.reason, block.message
+		ready.Reason, ready.Message = block.Reason, block.Message
 	case cloudAvailable && edgeAvailable:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, reasonWorkersAvailable, "the cloud and edge workers are available"
 	case !cloudAvailable && !edgeAvailable:

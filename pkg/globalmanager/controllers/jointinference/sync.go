@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,15 +22,15 @@ import (
 // no child is created or updated.
 const (
 	reasonModelNotFound      = "ModelNotFound"
-	reasonCredentialNotFound = "CredentialNotFound"
-	reasonInvalidCredential  = "InvalidCredential"
+	reasonCredentialNotFound = runtime.ReasonCredentialNotFound
+	reasonInvalidCredential  = runtime.ReasonInvalidCredential
 	reasonInvalidSpec        = "InvalidSpec"
 	// reasonWorkerTokenConflict: the service's worker-token Secret exists but is not usable.
 	reasonWorkerTokenConflict = "WorkerTokenConflict"
 )
 
 // blocker is a problem in the service's references that keeps its workers from being built.
-type blocker struct{ reason, message string }
+type blocker = runtime.Blocker
 
 // workerDeployments are the two worker Deployments as last seen or written (nil when absent).
 type workerDeployments struct{ cloud, edge *appsv1.Deployment }
@@ -63,7 +61,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	token, err := c.tokens.Ensure(ctx, ownerOf(cached))
 	var tokenBlock *blocker
 	if errors.Is(err, runtime.ErrWorkerTokenConflict) {
-		tokenBlock = &blocker{reasonWorkerTokenConflict, err.Error()}
+		tokenBlock = &blocker{Reason: reasonWorkerTokenConflict, Message: err.Error()}
 	} else if err != nil {
 		return err
 	}
@@ -86,7 +84,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if block != nil {
 		klog.FromContext(ctx).V(2).Info("Joint inference service blocked", "service", klog.KObj(ji),
-			"reason", block.reason, "message", block.message)
+			"reason", block.Reason, "message", block.Message)
 		c.queue.AddAfter(key, c.blockedRetry)
 	}
 
@@ -136,15 +134,15 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 	var result workerDeployments
 	edge, err := edgeWorker(ji, edgeModel, c.lcServer)
 	if err != nil {
-		return &blocker{reasonInvalidSpec, err.Error()}, result, nil
+		return &blocker{Reason: reasonInvalidSpec, Message: err.Error()}, result, nil
 	}
 	cloudDesired, err := desiredDeployment(ji, cloudWorkerType, cloudWorker(ji, cloudModel))
 	if err != nil {
-		return &blocker{reasonInvalidSpec, err.Error()}, result, nil
+		return &blocker{Reason: reasonInvalidSpec, Message: err.Error()}, result, nil
 	}
 	edgeDesired, err := desiredDeployment(ji, edgeWorkerType, edge)
 	if err != nil {
-		return &blocker{reasonInvalidSpec, err.Error()}, result, nil
+		return &blocker{Reason: reasonInvalidSpec, Message: err.Error()}, result, nil
 	}
 	service, err := workers.NewService(owner, cloudWorkerType, cloudPort)
 	if err != nil {
@@ -155,7 +153,7 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 	// Upstream's order: the cloud worker and its Service first, so that the edge finds them.
 	result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil)
 	errs = append(errs, err)
-	errs = append(errs, c.convergeService(ctx, ji, service))
+	errs = append(errs, c.children(ji).ConvergeService(ctx, c.services, service))
 	result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil)
 	errs = append(errs, err)
 	errs = append(errs, c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA))
@@ -167,29 +165,21 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 func (c *Controller) resolveModel(ctx context.Context, ji *sednav1.JointInferenceService, name, worker string) (model, *blocker, error) {
 	m, err := c.modelLister.Models(ji.Namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		return model{}, &blocker{reasonModelNotFound, fmt.Sprintf("model %q of the %s worker not found", name, worker)}, nil
+		return model{}, &blocker{Reason: reasonModelNotFound, Message: fmt.Sprintf("model %q of the %s worker not found", name, worker)}, nil
 	}
 	if err != nil {
 		return model{}, nil, fmt.Errorf("getting model %s/%s: %w", ji.Namespace, name, err)
 	}
-	result := model{url: m.Spec.URL}
-	// Only the initializer's s3:// downloads use credentials; an http(s) download needs none.
-	if m.Spec.CredentialName == "" || !strings.HasPrefix(strings.ToLower(m.Spec.URL), "s3://") {
-		return result, nil, nil
+	creds, block, err := runtime.S3CredentialsFor(ctx, c.kubeClient, ji.Namespace, m.Spec.URL, m.Spec.CredentialName,
+		fmt.Sprintf("model %q of the %s worker", name, worker))
+	if block != nil || err != nil {
+		return model{}, block, err
 	}
-	secret, err := c.kubeClient.CoreV1().Secrets(ji.Namespace).Get(ctx, m.Spec.CredentialName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return model{}, &blocker{reasonCredentialNotFound,
-			fmt.Sprintf("secret %q named by model %q of the %s worker not found", m.Spec.CredentialName, name, worker)}, nil
-	}
-	if err != nil {
-		return model{}, nil, fmt.Errorf("getting secret %s/%s of model %s: %w", ji.Namespace, m.Spec.CredentialName, name, err)
-	}
-	result.credentials, err = workers.S3CredentialsFromSecret(secret)
-	if err != nil {
-		return model{}, &blocker{reasonInvalidCredential, fmt.Sprintf("model %q of the %s worker: %v", name, worker, err)}, nil
-	}
-	return result, nil, nil
+	return model{url: m.Spec.URL, credentials: creds}, nil, nil
+}
+
+func (c *Controller) children(ji *sednav1.JointInferenceService) runtime.Children {
+	return runtime.Children{Client: c.kubeClient, Recorder: c.recorder, Owner: ownerOf(ji), Object: ji, Description: "joint inference service"}
 }
 
 func (c *Controller) ownedDeployment(owner workers.Owner, name string) *appsv1.Deployment {
@@ -198,42 +188,6 @@ func (c *Controller) ownedDeployment(owner workers.Owner, name string) *appsv1.D
 		return nil
 	}
 	return d
-}
-
-// notControlled is the error for a child name taken by an object the service does not control.
-func (c *Controller) notControlled(ji *sednav1.JointInferenceService, kind, name string) error {
-	msg := fmt.Sprintf("%s %s/%s exists and is not controlled by joint inference service %s", kind, ji.Namespace, name, ji.Name)
-	c.recorder.Event(ji, corev1.EventTypeWarning, "ChildConflict", msg)
-	return errors.New(msg)
-}
-
-// childUnchanged reports whether a child already carries the desired labels and spec hash.
-func childUnchanged(actual, desired metav1.Object) bool {
-	if actual.GetAnnotations()[workers.SpecHashAnnotation] != desired.GetAnnotations()[workers.SpecHashAnnotation] {
-		return false
-	}
-	for k, v := range desired.GetLabels() {
-		if actual.GetLabels()[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// markDesired copies the desired labels and spec hash onto the child being updated.
-func markDesired(updated, desired metav1.Object) {
-	labels := maps.Clone(updated.GetLabels())
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	maps.Copy(labels, desired.GetLabels())
-	updated.SetLabels(labels)
-	annotations := maps.Clone(updated.GetAnnotations())
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[workers.SpecHashAnnotation] = desired.GetAnnotations()[workers.SpecHashAnnotation]
-	updated.SetAnnotations(annotations)
 }
 
 // convergeDeployment creates or updates one worker Deployment. When an HPA scales it, its
@@ -259,14 +213,14 @@ func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointIn
 		return nil, fmt.Errorf("getting deployment %s/%s: %w", ji.Namespace, desired.Name, err)
 	}
 	if !workers.IsControlledBy(actual, ownerOf(ji)) {
-		return nil, c.notControlled(ji, "deployment", desired.Name)
+		return nil, c.children(ji).NotControlled("deployment", desired.Name)
 	}
 	replicasWrong := !scaledByHPA && !equality.Semantic.DeepEqual(actual.Spec.Replicas, desired.Spec.Replicas)
-	if childUnchanged(actual, desired) && !replicasWrong {
+	if workers.ChildUnchanged(actual, desired) && !replicasWrong {
 		return actual, nil
 	}
 	updated := actual.DeepCopy()
-	markDesired(updated, desired)
+	workers.MarkDesired(updated, desired)
 	updated.Spec.Template = desired.Spec.Template
 	if !scaledByHPA {
 		updated.Spec.Replicas = desired.Spec.Replicas
@@ -278,43 +232,6 @@ func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointIn
 	}
 	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
 	return written, nil
-}
-
-func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInferenceService, desired *corev1.Service) error {
-	client := c.kubeClient.CoreV1().Services(ji.Namespace)
-	actual, err := c.services.Services(ji.Namespace).Get(desired.Name)
-	if apierrors.IsNotFound(err) {
-		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		if err != nil {
-			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating service %s: %v", desired.Name, err)
-			return fmt.Errorf("creating service %s/%s: %w", ji.Namespace, desired.Name, err)
-		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created service %s", desired.Name)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("getting service %s/%s: %w", ji.Namespace, desired.Name, err)
-	}
-	if !workers.IsControlledBy(actual, ownerOf(ji)) {
-		return c.notControlled(ji, "service", desired.Name)
-	}
-	if childUnchanged(actual, desired) {
-		return nil
-	}
-	updated := actual.DeepCopy()
-	markDesired(updated, desired)
-	// Only what GM decides; the cluster IP and other allocated fields stay.
-	updated.Spec.Selector = desired.Spec.Selector
-	updated.Spec.Ports = desired.Spec.Ports
-	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating service %s: %v", desired.Name, err)
-		return fmt.Errorf("updating service %s/%s: %w", ji.Namespace, desired.Name, err)
-	}
-	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated service %s", desired.Name)
-	return nil
 }
 
 // convergeHPA creates or updates the HPA of one worker when spec asks for one, and deletes it
@@ -357,13 +274,13 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 		return nil
 	}
 	if !workers.IsControlledBy(actual, owner) {
-		return c.notControlled(ji, "horizontal pod autoscaler", name)
+		return c.children(ji).NotControlled("horizontal pod autoscaler", name)
 	}
-	if childUnchanged(actual, desired) {
+	if workers.ChildUnchanged(actual, desired) {
 		return nil
 	}
 	updated := actual.DeepCopy()
-	markDesired(updated, desired)
+	workers.MarkDesired(updated, desired)
 	updated.Spec = *desired.Spec.DeepCopy()
 	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
 		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating horizontal pod autoscaler %s: %v", name, err)

@@ -30,7 +30,8 @@ import (
 // FLJobStatus reports the workers and the training round.
 type FLJobStatusApplyConfiguration struct {
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Training (a round in progress), Completed, Failed (with the failed worker).
+	// Conditions: Training (the last round reported), ClientsLate, Complete, Failed (with the
+	// failed worker).
 	Conditions     []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	StartTime      *metav1.Time                     `json:"startTime,omitempty"`
 	CompletionTime *metav1.Time                     `json:"completionTime,omitempty"`
@@ -40,6 +41,10 @@ type FLJobStatusApplyConfiguration struct {
 	Phase          *sednav1alpha1.WorkloadPhase     `json:"phase,omitempty"`
 	// Round is the last aggregation round a training worker reported.
 	Round *int32 `json:"round,omitempty"`
+	// Metrics are the aggregated model's metrics as the training workers last reported them,
+	// "key=value" pairs sorted by key and joined by ", " (e.g. "accuracy=0.9712"); the same
+	// values go to the aggregation Model's status.metrics.
+	Metrics *string `json:"metrics,omitempty"`
 }
 
 // FLJobStatusApplyConfiguration constructs a declarative configuration of the FLJobStatus type for use with
@@ -122,5 +127,13 @@ func (b *FLJobStatusApplyConfiguration) WithPhase(value sednav1alpha1.WorkloadPh
 // If called multiple times, the Round field is set to the value of the last call.
 func (b *FLJobStatusApplyConfiguration) WithRound(value int32) *FLJobStatusApplyConfiguration {
 	b.Round = &value
+	return b
+}
+
+// WithMetrics sets the Metrics field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Metrics field is set to the value of the last call.
+func (b *FLJobStatusApplyConfiguration) WithMetrics(value string) *FLJobStatusApplyConfiguration {
+	b.Metrics = &value
 	return b
 }

@@ -1,0 +1,54 @@
+package workers
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ChildUnchanged reports whether a child already carries the desired labels and spec hash.
+func ChildUnchanged(actual, desired metav1.Object) bool {
+	if actual.GetAnnotations()[SpecHashAnnotation] != desired.GetAnnotations()[SpecHashAnnotation] {
+		return false
+	}
+	for k, v := range desired.GetLabels() {
+		if actual.GetLabels()[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// MarkDesired copies the desired labels and spec hash onto the child being updated.
+func MarkDesired(updated, desired metav1.Object) {
+	labels := maps.Clone(updated.GetLabels())
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, desired.GetLabels())
+	updated.SetLabels(labels)
+	annotations := maps.Clone(updated.GetAnnotations())
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[SpecHashAnnotation] = desired.GetAnnotations()[SpecHashAnnotation]
+	updated.SetAnnotations(annotations)
+}
+
+// PodFailure says why a pod failed, as far as its status tells.
+func PodFailure(pod *corev1.Pod) string {
+	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, s := range statuses {
+			if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
+				return fmt.Sprintf("container %s exited with %d (%s)", s.Name, t.ExitCode, t.Reason)
+			}
+		}
+	}
+	if pod.Status.Reason != "" || pod.Status.Message != "" {
+		return strings.TrimSpace(pod.Status.Reason + " " + pod.Status.Message)
+	}
+	return "phase Failed"
+}
