@@ -270,3 +270,23 @@ func TestEachTrainingNodeGetsItsOwnWorkers(t *testing.T) {
 }
 
 var _ k8sruntime.Object = (*sednav1.FederatedLearningJob)(nil)
+
+func TestAWorkerThatCannotBeBuiltBlocksTheJobWithInvalidSpec(t *testing.T) {
+	objects := flJob()
+	job := objects[0].(*sednav1.FederatedLearningJob)
+	job.Spec.Transmitter = &sednav1.Transmitter{S3: &sednav1.S3Transmitter{AggregationDataPath: "s3://bucket/fl/", CredentialName: "s3-a"}}
+	objects[1] = &sednav1.Model{ObjectMeta: metav1.ObjectMeta{Name: "surface-defect", Namespace: "ns"},
+		Spec: sednav1.ModelSpec{URL: "s3://models/fl/model.pb", Format: "pb", CredentialName: "s3-b"}}
+	secret := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Annotations: map[string]string{"s3-endpoint": "minio:9000"}},
+			Data: map[string][]byte{"ACCESS_KEY_ID": []byte("a"), "SECRET_ACCESS_KEY": []byte("s")}}
+	}
+	f := newFixture(t, objects, secret("s3-a"), secret("s3-b"))
+	f.sync()
+	require.Equal(t, []string(nil), f.writes())
+	ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
+	require.NotNil(t, ready)
+	require.Equal(t, reasonInvalidSpec, ready.Reason)
+	require.Contains(t, ready.Message, "the aggregation worker")
+	require.Contains(t, ready.Message, "only one S3 credential Secret")
+}
