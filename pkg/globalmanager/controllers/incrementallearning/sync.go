@@ -2,11 +2,9 @@ package incrementallearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,13 +13,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/staged"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
@@ -60,7 +57,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	token, err := c.tokens.Ensure(ctx, ownerOf(cached))
 	if errors.Is(err, runtime.ErrWorkerTokenConflict) {
 		if block == nil {
-			block = &blocker{reasonWorkerTokenConflict, err.Error()}
+			block = &blocker{Reason: reasonWorkerTokenConflict, Message: err.Error()}
 		}
 	} else if err != nil {
 		return err
@@ -102,7 +99,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		errs = append(errs, c.deleteOldRoundPods(ctx, job, status.Round))
 	}
 	if block != nil {
-		logger.V(2).Info("Incremental learning job blocked", "job", klog.KObj(job), "reason", block.reason, "message", block.message)
+		logger.V(2).Info("Incremental learning job blocked", "job", klog.KObj(job), "reason", block.Reason, "message", block.Message)
 		c.queue.AddAfter(key, c.blockedRetry)
 		if inference == nil {
 			inference = c.ownedDeployment(job, inferenceDeploymentName(job))
@@ -136,13 +133,13 @@ func (c *Controller) resolve(job *sednav1.IncrementalLearningJob) (references, *
 	refs := references{models: map[string]*sednav1.Model{}}
 	ds, err := c.datasetLister.Datasets(job.Namespace).Get(job.Spec.Dataset.Name)
 	if err != nil {
-		return refs, &blocker{reasonDatasetNotFound, fmt.Sprintf("dataset %q not found", job.Spec.Dataset.Name)}
+		return refs, &blocker{Reason: reasonDatasetNotFound, Message: fmt.Sprintf("dataset %q not found", job.Spec.Dataset.Name)}
 	}
 	refs.dataset = ds
 	for _, name := range modelNames(job) {
 		m, err := c.modelLister.Models(job.Namespace).Get(name)
 		if err != nil {
-			return refs, &blocker{reasonModelNotFound, fmt.Sprintf("model %q not found", name)}
+			return refs, &blocker{Reason: reasonModelNotFound, Message: fmt.Sprintf("model %q not found", name)}
 		}
 		refs.models[name] = m
 	}
@@ -158,14 +155,14 @@ func (c *Controller) locate(ctx context.Context, job *sednav1.IncrementalLearnin
 	}
 	secret, err := c.kubeClient.CoreV1().Secrets(job.Namespace).Get(ctx, secretName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return loc, &blocker{reasonCredentialNotFound, fmt.Sprintf("secret %q named by %s not found", secretName, usedBy)}, nil
+		return loc, &blocker{Reason: reasonCredentialNotFound, Message: fmt.Sprintf("secret %q named by %s not found", secretName, usedBy)}, nil
 	}
 	if err != nil {
 		return loc, nil, fmt.Errorf("getting secret %s/%s: %w", job.Namespace, secretName, err)
 	}
 	loc.credentials, err = workers.S3CredentialsFromSecret(secret)
 	if err != nil {
-		return loc, &blocker{reasonInvalidCredential, fmt.Sprintf("%s: %v", usedBy, err)}, nil
+		return loc, &blocker{Reason: reasonInvalidCredential, Message: fmt.Sprintf("%s: %v", usedBy, err)}, nil
 	}
 	return loc, nil, nil
 }
@@ -206,7 +203,7 @@ func (c *Controller) convergeInference(ctx context.Context, job *sednav1.Increme
 	}
 	desired, err := inferenceDeployment(job, loc, c.lcServer, round)
 	if err != nil {
-		return existing, &blocker{reasonInvalidSpec, err.Error()}, nil
+		return existing, &blocker{Reason: reasonInvalidSpec, Message: err.Error()}, nil
 	}
 	written, err := c.convergeDeployment(ctx, job, desired)
 	return written, nil, err
@@ -273,52 +270,8 @@ func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.Increm
 	return written, nil
 }
 
-// stagePods are the job's pods of one stage and round, oldest try first.
-func (c *Controller) stagePods(job *sednav1.IncrementalLearningJob, workerType string, round int32) ([]*corev1.Pod, error) {
-	selector := workers.Labels(ownerOf(job), workerType)
-	selector[roundLabel] = strconv.Itoa(int(round))
-	pods, err := c.pods.Pods(job.Namespace).List(labels.SelectorFromSet(selector))
-	if err != nil {
-		return nil, fmt.Errorf("listing the %s pods of round %d: %w", workerType, round, err)
-	}
-	pods = slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !workers.IsControlledBy(p, ownerOf(job)) })
-	slices.SortFunc(pods, func(a, b *corev1.Pod) int { return podAttempt(a) - podAttempt(b) })
-	return pods, nil
-}
-
-func podAttempt(pod *corev1.Pod) int {
-	n, _ := strconv.Atoi(pod.Labels[attemptLabel]) // a missing label sorts first
-	return n
-}
-
-// podFinished is when a failed pod ended: its last container's end, else its last condition change.
-func podFinished(pod *corev1.Pod) time.Time {
-	var end time.Time
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if t := s.State.Terminated; t != nil && t.FinishedAt.After(end) {
-				end = t.FinishedAt.Time
-			}
-		}
-	}
-	if end.IsZero() {
-		for _, cond := range pod.Status.Conditions {
-			if cond.LastTransitionTime.After(end) {
-				end = cond.LastTransitionTime.Time
-			}
-		}
-	}
-	if end.IsZero() {
-		end = pod.CreationTimestamp.Time
-	}
-	return end
-}
-
-// convergeStage keeps one pod for the current Train or Eval stage while it is Ready, Starting or
-// Running, and derives the stage state from it: Starting once created, Running once running (a
-// pod that succeeded stays Running: the LC completes the stage from the worker's report). A
-// failed pod is replaced after an exponential delay up to maxStageAttempts tries; then the stage
-// fails. A pod that disappears is created again. It returns how long to wait before a retry.
+// convergeStage keeps the pod of the current Train or Eval stage (staged.Stager.Converge); the
+// LC deploys by itself. It returns how long to wait before a retry.
 func (c *Controller) convergeStage(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
 	refs references) (*blocker, time.Duration, error) {
 	var workerType string
@@ -330,118 +283,16 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 	default:
 		return nil, 0, nil // the LC deploys by itself
 	}
-	if status.Round == 0 || stateRank(status.StageState) == 0 {
-		return nil, 0, nil
-	}
-	pods, err := c.stagePods(job, workerType, status.Round)
-	if err != nil {
-		return nil, 0, err
-	}
-	var last *corev1.Pod
-	attempts := 0
-	if len(pods) > 0 {
-		last = pods[len(pods)-1]
-		attempts = podAttempt(last)
-	}
-	switch {
-	case last != nil && last.Status.Phase == corev1.PodSucceeded:
-		advanceState(status, sednav1.StageRunning)
-		finished := podFinished(last)
-		if finished.IsZero() {
-			return nil, reportGrace, nil // no finish time yet: nothing to measure the silence from
-		}
-		// The silence counts from when both hold: the pod succeeded and the LC is connected. An
-		// offline edge keeps the report and sends it on reconnect, which enqueues the job.
-		connectedSince, connected := c.lcConnectedSince(refs.dataset.Spec.NodeName)
-		if !connected {
-			return nil, 0, nil
-		}
-		silence := c.now().Sub(latest(finished, connectedSince))
-		if silence < reportGrace {
-			return nil, reportGrace - silence, nil
-		}
-		status.StageState = sednav1.StageFailed
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonWorkerDidNotReport,
-			Message: fmt.Sprintf("round %d: the %s pod %s succeeded %s ago but its worker's report did not come in %s with the LC connected",
-				status.Round, workerType, last.Name, c.now().Sub(finished).Round(time.Second), silence.Round(time.Second)),
-		})
-		return nil, 0, nil
-	case last != nil && last.Status.Phase == corev1.PodRunning:
-		advanceState(status, sednav1.StageRunning)
-		return nil, 0, nil
-	case last != nil && last.Status.Phase != corev1.PodFailed:
-		advanceState(status, sednav1.StageStarting)
-		return nil, 0, nil
-	case last != nil && attempts >= maxStageAttempts:
-		status.StageState = sednav1.StageFailed
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonStagePodFailed,
-			Message: fmt.Sprintf("round %d: the %s pod failed %d times, last %s: %s", status.Round, workerType, attempts, last.Name, podFailure(last)),
-		})
-		return nil, 0, nil
-	case last != nil:
-		delay := c.retryDelay << (attempts - 1)
-		if wait := podFinished(last).Add(delay).Sub(c.now()); wait > 0 {
-			return nil, wait, nil
-		}
-	}
-
-	attempt := attempts + 1
-	pod, block, refused, err := c.desiredStagePod(ctx, job, status, refs, workerType, attempt)
-	if refused != nil {
-		status.StageState = sednav1.StageFailed
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonURLRefused,
-			Message: fmt.Sprintf("round %d: the %s stage's %s %q was refused: %v", status.Round, workerType, refused.env, refused.url, refused.err),
-		})
-		return nil, 0, nil
-	}
-	if block != nil || err != nil {
-		return block, 0, err
-	}
-	if _, err := c.kubeClient.CoreV1().Pods(job.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating pod %s: %v", pod.Name, err)
-		return nil, 0, fmt.Errorf("creating pod %s/%s: %w", job.Namespace, pod.Name, err)
-	} else if err == nil {
-		if last != nil {
-			c.recorder.Eventf(job, corev1.EventTypeWarning, "StagePodRetried", "Created pod %s, try %d of %d, after pod %s failed: %s",
-				pod.Name, attempt, maxStageAttempts, last.Name, podFailure(last))
-		} else {
-			c.recorder.Eventf(job, corev1.EventTypeNormal, "Created", "Created pod %s", pod.Name)
-		}
-	}
-	advanceState(status, sednav1.StageStarting)
-	return nil, 0, nil
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// podFailure says why a pod failed, as far as its status tells.
-func podFailure(pod *corev1.Pod) string {
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
-				return fmt.Sprintf("container %s exited with %d (%s)", s.Name, t.ExitCode, t.Reason)
-			}
-		}
-	}
-	if pod.Status.Reason != "" || pod.Status.Message != "" {
-		return strings.TrimSpace(pod.Status.Reason + " " + pod.Status.Message)
-	}
-	return "phase Failed"
+	return c.stager().Converge(ctx, staged.Stage{
+		Owner: ownerOf(job), Job: job, WorkerType: workerType, Node: refs.dataset.Spec.NodeName,
+		Build: func(ctx context.Context, attempt int) (*corev1.Pod, *blocker, *refusal, error) {
+			return c.desiredStagePod(ctx, job, status, refs, workerType, attempt)
+		},
+	}, progressOf(status))
 }
 
 // refusal is a location in the LC's stage input that lies outside what the job declares.
-type refusal struct {
-	env, url string
-	err      error
-}
+type refusal = staged.Refusal
 
 // scopeOf is what the job itself declares its stage pods may be given: its outputDir, its
 // Dataset's URL and the directory of that index, and its Models' URLs. Every location the LC
@@ -484,7 +335,7 @@ func checkInput(scope workers.Scope, input stageInput, workerType string) *refus
 			continue // missing inputs are InvalidSpec below
 		}
 		if err := scope.Check(u.url); err != nil {
-			return &refusal{env: u.env, url: u.url, err: err}
+			return &refusal{Env: u.env, URL: u.url, Err: err}
 		}
 	}
 	return nil
@@ -494,9 +345,9 @@ func checkInput(scope workers.Scope, input stageInput, workerType string) *refus
 // A location in the input outside the job's scope is refused: no pod is built from it.
 func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
 	refs references, workerType string, attempt int) (*corev1.Pod, *blocker, *refusal, error) {
-	input, err := stageInputOf(status)
+	input, err := staged.StageInputOf(&status.LearningProgress)
 	if err != nil {
-		return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: %v", status.Round, err)}, nil, nil
+		return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: %v", status.Round, err)}, nil, nil
 	}
 	if refused := checkInput(scopeOf(job, refs), input, workerType); refused != nil {
 		return nil, nil, refused, nil
@@ -519,7 +370,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 	var buildErr error
 	if workerType == trainWorkerType {
 		if len(input.Models) == 0 || input.OutputDir == "" || input.DataURL == "" {
-			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the train input lacks a model, data or output directory", status.Round)}, nil, nil
+			return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: the train input lacks a model, data or output directory", status.Round)}, nil, nil
 		}
 		initial := refs.models[job.Spec.InitialModel.Name]
 		baseSecret := job.Spec.CredentialName
@@ -538,7 +389,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 			trainData: data, originalDataset: original}, c.lcServer)
 	} else {
 		if len(input.Models) == 0 || input.DataURL == "" {
-			return nil, &blocker{reasonInvalidSpec, fmt.Sprintf("round %d: the eval input lacks models or data", status.Round)}, nil, nil
+			return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: the eval input lacks models or data", status.Round)}, nil, nil
 		}
 		models := make([]location, 0, len(input.Models))
 		for _, m := range input.Models {
@@ -560,48 +411,12 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 			originalDataset: original}, c.lcServer)
 	}
 	if buildErr != nil {
-		return nil, &blocker{reasonInvalidSpec, buildErr.Error()}, nil, nil
+		return nil, &blocker{Reason: reasonInvalidSpec, Message: buildErr.Error()}, nil, nil
 	}
 	return pod, nil, nil, nil
 }
 
-// stageInputOf reads the current stage's input from status.stageData.
-func stageInputOf(status *sednav1.ILJobStatus) (stageInput, error) {
-	var data struct {
-		Input *stageInput `json:"input"`
-	}
-	if status.StageData == "" {
-		return stageInput{}, errors.New("the LC sent no stage input")
-	}
-	if err := json.Unmarshal([]byte(status.StageData), &data); err != nil {
-		return stageInput{}, fmt.Errorf("reading the stage input: %w", err)
-	}
-	if data.Input == nil {
-		return stageInput{}, errors.New("the LC sent no stage input")
-	}
-	return *data.Input, nil
-}
-
-// deleteOldRoundPods removes the stage pods of rounds before round: their stage is over, and
-// keeping every round's pods would grow without bound. The current round's pods stay for logs.
+// deleteOldRoundPods removes the stage pods of rounds before round.
 func (c *Controller) deleteOldRoundPods(ctx context.Context, job *sednav1.IncrementalLearningJob, round int32) error {
-	if round <= 1 {
-		return nil
-	}
-	pods, err := c.pods.Pods(job.Namespace).List(labels.SelectorFromSet(workers.OwnerSelector(ownerOf(job))))
-	if err != nil {
-		return fmt.Errorf("listing the pods of incremental learning job %s/%s: %w", job.Namespace, job.Name, err)
-	}
-	var errs []error
-	for _, pod := range pods {
-		n, err := strconv.Atoi(pod.Labels[roundLabel])
-		if err != nil || int32(n) >= round || pod.DeletionTimestamp != nil || !workers.IsControlledBy(pod, ownerOf(job)) {
-			continue
-		}
-		err = c.kubeClient.CoreV1().Pods(job.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting pod %s/%s of round %d: %w", job.Namespace, pod.Name, n, err))
-		}
-	}
-	return errors.Join(errs...)
+	return c.stager().DeleteOldRoundPods(ctx, ownerOf(job), round)
 }
