@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -56,29 +55,13 @@ func appendRound(rounds []sednav1.LearningRound, result sednav1.LearningRound) [
 	return staged.AppendRound(rounds, result)
 }
 
-// deploymentAvailable: at least one inference pod serves.
-func deploymentAvailable(d *appsv1.Deployment) bool {
-	if d == nil {
-		return false
-	}
-	if d.Status.AvailableReplicas >= 1 {
-		return true
-	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
 // setConditions sets Ready (the inference worker) and Training (where the round is).
 func setConditions(job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus, block *blocker, inference *appsv1.Deployment) {
 	ready := metav1.Condition{Type: sednav1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: job.Generation}
 	switch {
 	case block != nil:
 		ready.Reason, ready.Message = block.Reason, block.Message
-	case deploymentAvailable(inference):
+	case staged.DeploymentAvailable(inference):
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, reasonWorkerAvailable, "the inference worker is available"
 	default:
 		ready.Reason = reasonWorkerUnavailable

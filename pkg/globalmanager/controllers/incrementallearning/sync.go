@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"strconv"
 	"strings"
 	"time"
 
@@ -167,26 +165,6 @@ func (c *Controller) locate(ctx context.Context, job *sednav1.IncrementalLearnin
 	return loc, nil, nil
 }
 
-// deployedRound is the last round whose model was put over the deploy Model's URL: from the
-// status and, as status.rounds keeps only the newest rounds, from the worker's template.
-func deployedRound(status *sednav1.ILJobStatus, existing *appsv1.Deployment) int32 {
-	var round int32
-	for _, r := range status.Rounds {
-		if r.Deployed && r.Round > round {
-			round = r.Round
-		}
-	}
-	if status.Stage == sednav1.StageDeploy && status.StageState == sednav1.StageCompleted && status.Round > round {
-		round = status.Round
-	}
-	if existing != nil {
-		if n, err := strconv.Atoi(existing.Spec.Template.Annotations[deployedRoundAnnotation]); err == nil && int32(n) > round {
-			round = int32(n)
-		}
-	}
-	return round
-}
-
 // convergeInference creates or updates the inference worker Deployment. Without hot update, a
 // newly deployed round changes its template, which rolls the worker onto the new model.
 func (c *Controller) convergeInference(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
@@ -199,7 +177,7 @@ func (c *Controller) convergeInference(ctx context.Context, job *sednav1.Increme
 	}
 	round := int32(0)
 	if !job.Spec.DeploySpec.Model.HotUpdateEnabled {
-		round = deployedRound(status, existing)
+		round = staged.DeployedRound(&status.LearningProgress, existing)
 	}
 	desired, err := inferenceDeployment(job, loc, c.lcServer, round)
 	if err != nil {
@@ -210,64 +188,15 @@ func (c *Controller) convergeInference(ctx context.Context, job *sednav1.Increme
 }
 
 func (c *Controller) ownedDeployment(job *sednav1.IncrementalLearningJob, name string) *appsv1.Deployment {
-	d, err := c.deployments.Deployments(job.Namespace).Get(name)
-	if err != nil || !workers.IsControlledBy(d, ownerOf(job)) {
-		return nil
-	}
-	return d
+	return c.deploymentKeeper().Owned(ownerOf(job), name)
 }
 
-// convergeDeployment creates the Deployment or updates it when its spec hash differs. It returns
-// the Deployment as last seen or written, or nil when it exists in the API but not yet in the cache.
 func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.IncrementalLearningJob, desired *appsv1.Deployment) (*appsv1.Deployment, error) {
-	client := c.kubeClient.AppsV1().Deployments(job.Namespace)
-	actual, err := c.deployments.Deployments(job.Namespace).Get(desired.Name)
-	if apierrors.IsNotFound(err) {
-		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return nil, nil // the cache lags; its add event enqueues the job again
-		}
-		if err != nil {
-			c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
-			return nil, fmt.Errorf("creating deployment %s/%s: %w", job.Namespace, desired.Name, err)
-		}
-		c.recorder.Eventf(job, corev1.EventTypeNormal, "Created", "Created deployment %s", desired.Name)
-		return created, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("getting deployment %s/%s: %w", job.Namespace, desired.Name, err)
-	}
-	if !workers.IsControlledBy(actual, ownerOf(job)) {
-		msg := fmt.Sprintf("deployment %s/%s exists and is not controlled by incremental learning job %s", job.Namespace, desired.Name, job.Name)
-		c.recorder.Event(job, corev1.EventTypeWarning, "ChildConflict", msg)
-		return nil, errors.New(msg)
-	}
-	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
-		return actual, nil
-	}
-	updated := actual.DeepCopy()
-	labels := maps.Clone(updated.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	maps.Copy(labels, desired.Labels)
-	updated.Labels = labels
-	annotations := maps.Clone(updated.Annotations)
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[workers.SpecHashAnnotation] = desired.Annotations[workers.SpecHashAnnotation]
-	updated.Annotations = annotations
-	// Only what GM decides; other fields (strategy, ...) keep what the API server defaulted.
-	updated.Spec.Replicas = desired.Spec.Replicas
-	updated.Spec.Template = desired.Spec.Template
-	written, err := client.Update(ctx, updated, metav1.UpdateOptions{})
-	if err != nil {
-		c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
-		return nil, fmt.Errorf("updating deployment %s/%s: %w", job.Namespace, desired.Name, err)
-	}
-	c.recorder.Eventf(job, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
-	return written, nil
+	return c.deploymentKeeper().Converge(ctx, ownerOf(job), job, desired)
+}
+
+func (c *Controller) deploymentKeeper() *staged.Deployments {
+	return &staged.Deployments{KubeClient: c.kubeClient, Lister: c.deployments, Recorder: c.recorder}
 }
 
 // convergeStage keeps the pod of the current Train or Eval stage (staged.Stager.Converge); the

@@ -26,9 +26,8 @@ const (
 	inferenceWorkerType = "inference"
 
 	// deployedRoundAnnotation, on the inference worker's pod template, is the last round whose
-	// model was copied over the deploy Model's URL: changing it rolls the worker so that it loads
-	// the new model (without hot update the worker reads its model only at start).
-	deployedRoundAnnotation = "sedna.io/deployed-round"
+	// model was copied over the deploy Model's URL (staged.DeployedRoundAnnotation).
+	deployedRoundAnnotation = staged.DeployedRoundAnnotation
 
 	// HotUpdateAnnotation is the job annotation naming the host path of the inference worker's
 	// model_config.json, which the LC writes (the LC's HotUpdateAnnotation).
@@ -193,11 +192,8 @@ func inferenceDeployment(job *sednav1.IncrementalLearningJob, deployModel locati
 			template.Spec.Containers[i].VolumeMounts = append(template.Spec.Containers[i].VolumeMounts,
 				corev1.VolumeMount{Name: hotUpdateVolume, MountPath: hotUpdateMountPath})
 		}
-	} else if deployedRound > 0 {
-		if template.Annotations == nil {
-			template.Annotations = map[string]string{}
-		}
-		template.Annotations[deployedRoundAnnotation] = strconv.Itoa(int(deployedRound))
+	} else {
+		staged.MarkDeployedRound(&template, deployedRound)
 	}
 	worker := workers.Worker{
 		Template: template,

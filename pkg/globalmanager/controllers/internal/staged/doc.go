@@ -8,5 +8,5 @@
 // what else the status holds (lifelong learning's knowledge base).
 //
 // Files: report.go (reports and their queue), status.go (status from reports), pods.go (stage
-// pods).
+// pods), deploy.go (the inference worker's Deployment and the round it serves).
 package staged
