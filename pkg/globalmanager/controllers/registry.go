@@ -6,6 +6,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/dataset"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/incrementallearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/jointinference"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/lifelonglearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/model"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/secret"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
@@ -31,6 +32,7 @@ func NewRegistry() Registry {
 		{Name: dataset.Name, New: dataset.New},
 		{Name: jointinference.Name, New: jointinference.New},
 		{Name: incrementallearning.Name, New: incrementallearning.New},
+		{Name: lifelonglearning.Name, New: lifelonglearning.New},
 		{Name: model.Name, New: model.New},
 		{Name: secret.Name, New: secret.New},
 	}
