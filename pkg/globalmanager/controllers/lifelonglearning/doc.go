@@ -1,8 +1,10 @@
 // Package lifelonglearning is the GM controller of LifelongLearningJobs.
 //
-// The LC of the job's Dataset node drives the rounds (train → eval → deploy, see
-// pkg/localcontroller/managers/lifelonglearning); this controller runs the same stage machine as
-// incremental learning (package controllers/internal/staged) with lifelong learning's workers:
+// The LC of the job's Dataset node drives the rounds (train → eval → deploy) and reports each
+// transition as a stage report in the shape incremental learning's LC sends (contract C2: phase,
+// status, round, input, output, roundResult, problem); this controller runs the same stage
+// machine as incremental learning (package controllers/internal/staged) with lifelong learning's
+// workers:
 //
 //   - It sends the job, with its status, to the LC of Dataset.spec.nodeName and binds there the
 //     job's credential Secret (no Models: the knowledge base holds them).
