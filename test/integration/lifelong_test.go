@@ -125,6 +125,16 @@ func TestLifelongLearningUpstreamSamples(t *testing.T) {
 			require.Equal(t, "LifelongLearningJob", sent.Kind)
 
 			jobs := controlPlane.Sedna.SednaV1alpha1().LifelongLearningJobs(ns)
+			t.Cleanup(func() {
+				if !t.Failed() {
+					return
+				}
+				// What GM made of the reports, to tell a lost report from a refused input.
+				if got, err := jobs.Get(ctx, tc.job, metav1.GetOptions{}); err == nil {
+					status, _ := json.MarshalIndent(got.Status, "", "  ")
+					t.Logf("status of %s/%s:\n%s", ns, tc.job, status)
+				}
+			})
 			pods := controlPlane.Kube.CoreV1().Pods(ns)
 			getPod := func(name string) *corev1.Pod {
 				var pod *corev1.Pod
@@ -160,7 +170,7 @@ func TestLifelongLearningUpstreamSamples(t *testing.T) {
 			kbIndex := "http://kb.sedna:9020/knowledgebase/file/download?files=index.pkl&name=index.pkl"
 			lc.report(ns, tc.job, map[string]any{"phase": "Train", "status": "Completed", "round": 1, "output": map[string]any{
 				"models": []map[string]any{{"format": "pkl", "url": kbIndex, "classes": []string{"road", "sidewalk"},
-					"current_metric": map[string]map[string]float64{"task-a": {"precision_score": 0.75}},
+					"current_metric":                  map[string]map[string]float64{"task-a": {"precision_score": 0.75}},
 					"number_of_labeled_unseen_sample": 12}}}})
 			require.Eventually(t, func() bool {
 				got, err := jobs.Get(ctx, tc.job, metav1.GetOptions{})
