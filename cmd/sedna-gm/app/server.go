@@ -177,7 +177,8 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	deps := runtime.Dependencies{
 		KubeClient: c.kube, SednaClient: c.sedna, Downstream: hub, Recorder: recorder,
 		Models: runtime.NewBindings(), Secrets: runtime.NewBindings(),
-		LCServer: cfg.LocalController.Server, KBServer: cfg.KnowledgeBaseServer.Server, Metrics: registry,
+		LCServer: cfg.LocalController.Server, KBServer: cfg.KnowledgeBaseServer.Server,
+		KBTokenSecret: cfg.KnowledgeBaseServer.TokenSecret, Metrics: registry,
 		NodeChannel: hub.NodeStates(),
 	}
 	manager := controllers.NewManager(cfg, controllers.NewRegistry(), deps, func(kind string, r runtime.ReportReceiver) {

@@ -7,8 +7,12 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"sigs.k8s.io/yaml"
 )
@@ -29,7 +33,7 @@ type Config struct {
 	// LocalController.Server is the LC URL given to workers that cannot derive it from their
 	// node (the default reaches the LC on the worker's node through the downward API).
 	LocalController     Server         `json:"localController,omitempty"`
-	KnowledgeBaseServer Server         `json:"knowledgeBaseServer,omitempty"`
+	KnowledgeBaseServer KnowledgeBase  `json:"knowledgeBaseServer,omitempty"`
 	LeaderElection      LeaderElection `json:"leaderElection,omitempty"`
 	// MetricsAddress serves /metrics; HealthAddress serves /healthz and /readyz.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
@@ -93,6 +97,16 @@ type TokenReview struct {
 // Server is a URL.
 type Server struct {
 	Server string `json:"server,omitempty"`
+}
+
+// KnowledgeBase is the knowledge base lifelong-learning workers use.
+type KnowledgeBase struct {
+	// Server is the KB's URL, given to the workers as KB_SERVER.
+	Server string `json:"server,omitempty"`
+	// TokenSecret names a Secret, in each lifelong learning job's namespace, whose key "token" is
+	// the KB's bearer token; workers get it as SEDNA_KB_TOKEN (by reference, optional: a
+	// namespace without the Secret runs its workers without a token). Empty gives none.
+	TokenSecret string `json:"tokenSecret,omitempty"`
 }
 
 // LeaderElection configures the Lease that makes one GM active.
@@ -256,10 +270,28 @@ func (c *Config) Validate() error {
 	if c.WebSocket.ReportMarksBatchDelay.Duration < 0 {
 		return fmt.Errorf("websocket.reportMarksBatchDelay %s is negative", c.WebSocket.ReportMarksBatchDelay)
 	}
+	if err := c.KnowledgeBaseServer.validate(); err != nil {
+		return err
+	}
 	le := c.LeaderElection
 	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration) {
 		return fmt.Errorf("leaderElection: leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s) must hold",
 			le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
+	}
+	return nil
+}
+
+// validate checks that the KB is an http(s) URL with a host and the token Secret a valid name:
+// both reach every lifelong-learning worker's env.
+func (kb KnowledgeBase) validate() error {
+	u, err := url.Parse(kb.Server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("knowledgeBaseServer.server %q is not an http(s) URL with a host (and no user info, query or fragment)", kb.Server)
+	}
+	if kb.TokenSecret != "" {
+		if errs := validation.IsDNS1123Subdomain(kb.TokenSecret); len(errs) > 0 {
+			return fmt.Errorf("knowledgeBaseServer.tokenSecret %q is not a Secret name: %s", kb.TokenSecret, strings.Join(errs, "; "))
+		}
 	}
 	return nil
 }

@@ -46,6 +46,8 @@ leaderElection:
 	require.Equal(t, 2, cfg.FeatureWorkers("Model"))
 	require.Equal(t, 20*time.Second, cfg.LeaderElection.LeaseDuration.Duration)
 	require.Equal(t, "sedna-gm", cfg.WebSocket.TokenAudience)
+	require.Equal(t, "http://kb.sedna:9020", cfg.KnowledgeBaseServer.Server)
+	require.Empty(t, cfg.KnowledgeBaseServer.TokenSecret)
 }
 
 func TestLoadRejectsBadConfigs(t *testing.T) {
@@ -57,6 +59,8 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"lease order":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
 		"kubeconfig":          {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
 		"negative review qps": {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {qps: -1}}\n", "websocket.tokenReview: qps (-1)"},
+		"kb not a url":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {server: kb.sedna:9020}\n", `knowledgeBaseServer.server "kb.sedna:9020" is not an http(s) URL`},
+		"kb token secret":     {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {tokenSecret: Bad_Name}\n", `knowledgeBaseServer.tokenSecret "Bad_Name" is not a Secret name`},
 		"recheck too often":   {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
 	}
 	for name, tc := range cases {

@@ -7,6 +7,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/federatedlearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/incrementallearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/jointinference"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/lifelonglearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/model"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/secret"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
@@ -33,6 +34,7 @@ func NewRegistry() Registry {
 		{Name: jointinference.Name, New: jointinference.New},
 		{Name: incrementallearning.Name, New: incrementallearning.New},
 		{Name: federatedlearning.Name, New: federatedlearning.New},
+		{Name: lifelonglearning.Name, New: lifelonglearning.New},
 		{Name: model.Name, New: model.New},
 		{Name: secret.Name, New: secret.New},
 	}

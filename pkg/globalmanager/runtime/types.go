@@ -73,6 +73,9 @@ type Dependencies struct {
 	LCServer string
 	// KBServer is the knowledge base URL given to lifelong-learning workers.
 	KBServer string
+	// KBTokenSecret names the Secret (key "token", in the job's namespace) of the KB's bearer
+	// token given to lifelong-learning workers as SEDNA_KB_TOKEN; "" gives none.
+	KBTokenSecret string
 	// Metrics is where controllers register their metrics; nil registers nothing.
 	Metrics prometheus.Registerer
 

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -51,4 +52,20 @@ func PodFailure(pod *corev1.Pod) string {
 		return strings.TrimSpace(pod.Status.Reason + " " + pod.Status.Message)
 	}
 	return "phase Failed"
+}
+
+// DeploymentAvailable reports whether at least one of the Deployment's pods serves.
+func DeploymentAvailable(d *appsv1.Deployment) bool {
+	if d == nil {
+		return false
+	}
+	if d.Status.AvailableReplicas >= 1 {
+		return true
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }

@@ -3,7 +3,6 @@ package incrementallearning
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +18,7 @@ import (
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	sednalisters "github.com/sedna-go/sedna/pkg/client/listers/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/staged"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 )
 
@@ -28,17 +28,11 @@ const Name = "IncrementalLearning"
 // Kind is the channel kind of IncrementalLearningJobs.
 const Kind = "incrementallearningjob"
 
+// The stage pods' retries and report grace are the shared ones (package staged).
 const (
-	// maxStageAttempts is how many pods a stage of a round gets before it fails.
-	maxStageAttempts = 3
-	// retryBaseDelay is the wait after the first failed try; it doubles with every further one.
-	retryBaseDelay = 10 * time.Second
-	// reportGrace is how long a stage may stay open after its pod succeeded while the job's LC
-	// is connected: the worker reports before it exits (upstream's library retries for 15 s) and
-	// a connected LC relays at once, so a longer silence means the report was lost and the stage
-	// fails rather than hanging the round. Time while the LC is offline does not count: an edge
-	// working on its own keeps the report in its outbox and sends it when it reconnects.
-	reportGrace = 2 * time.Minute
+	maxStageAttempts = staged.MaxStageAttempts
+	retryBaseDelay   = staged.RetryBaseDelay
+	reportGrace      = staged.ReportGrace
 )
 
 // Controller reconciles IncrementalLearningJobs.
@@ -72,8 +66,7 @@ type Controller struct {
 	blockedRetry time.Duration
 	retryDelay   time.Duration
 
-	reportsMu sync.Mutex
-	pending   map[string][]stageReport // namespace/name → stage reports not yet in the status
+	pending staged.Pending // namespace/name → stage reports not yet in the status
 }
 
 var (
@@ -109,7 +102,6 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		metrics: runtime.NewSyncMetrics(deps.Metrics, "incrementallearning"), reportMetrics: newReportMetrics(deps.Metrics),
 		recorder: recorder, lcServer: deps.LCServer,
 		now: time.Now, blockedRetry: 30 * time.Second, retryDelay: retryBaseDelay,
-		pending: map[string][]stageReport{},
 	}
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)
@@ -162,6 +154,12 @@ func (c *Controller) enqueueNodeUsers(node string) {
 			c.queue.Add(job.Namespace + "/" + job.Name)
 		}
 	}
+}
+
+// stager keeps the job's stage pods, with the controller's clock and retry delay.
+func (c *Controller) stager() *staged.Stager {
+	return &staged.Stager{KubeClient: c.kubeClient, Pods: c.pods, Recorder: c.recorder, Now: c.now,
+		RetryDelay: c.retryDelay, LCConnectedSince: c.lcConnectedSince}
 }
 
 // lcConnectedSince is when the LC of node connected, false while it is not connected.

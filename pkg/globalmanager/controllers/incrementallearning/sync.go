@@ -2,24 +2,20 @@ package incrementallearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/staged"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
@@ -154,26 +150,6 @@ func (c *Controller) locate(ctx context.Context, job *sednav1.IncrementalLearnin
 	return location{url: url, credentials: creds}, block, err
 }
 
-// deployedRound is the last round whose model was put over the deploy Model's URL: from the
-// status and, as status.rounds keeps only the newest rounds, from the worker's template.
-func deployedRound(status *sednav1.ILJobStatus, existing *appsv1.Deployment) int32 {
-	var round int32
-	for _, r := range status.Rounds {
-		if r.Deployed && r.Round > round {
-			round = r.Round
-		}
-	}
-	if status.Stage == sednav1.StageDeploy && status.StageState == sednav1.StageCompleted && status.Round > round {
-		round = status.Round
-	}
-	if existing != nil {
-		if n, err := strconv.Atoi(existing.Spec.Template.Annotations[deployedRoundAnnotation]); err == nil && int32(n) > round {
-			round = int32(n)
-		}
-	}
-	return round
-}
-
 // convergeInference creates or updates the inference worker Deployment. Without hot update, a
 // newly deployed round changes its template, which rolls the worker onto the new model.
 func (c *Controller) convergeInference(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
@@ -186,7 +162,7 @@ func (c *Controller) convergeInference(ctx context.Context, job *sednav1.Increme
 	}
 	round := int32(0)
 	if !job.Spec.DeploySpec.Model.HotUpdateEnabled {
-		round = deployedRound(status, existing)
+		round = staged.DeployedRound(&status.LearningProgress, existing)
 	}
 	desired, err := inferenceDeployment(job, loc, c.lcServer, round)
 	if err != nil {
@@ -197,100 +173,19 @@ func (c *Controller) convergeInference(ctx context.Context, job *sednav1.Increme
 }
 
 func (c *Controller) ownedDeployment(job *sednav1.IncrementalLearningJob, name string) *appsv1.Deployment {
-	d, err := c.deployments.Deployments(job.Namespace).Get(name)
-	if err != nil || !workers.IsControlledBy(d, ownerOf(job)) {
-		return nil
-	}
-	return d
+	return c.deploymentKeeper().Owned(ownerOf(job), name)
 }
 
-// convergeDeployment creates the Deployment or updates it when its spec hash differs. It returns
-// the Deployment as last seen or written, or nil when it exists in the API but not yet in the cache.
 func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.IncrementalLearningJob, desired *appsv1.Deployment) (*appsv1.Deployment, error) {
-	client := c.kubeClient.AppsV1().Deployments(job.Namespace)
-	actual, err := c.deployments.Deployments(job.Namespace).Get(desired.Name)
-	if apierrors.IsNotFound(err) {
-		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return nil, nil // the cache lags; its add event enqueues the job again
-		}
-		if err != nil {
-			c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
-			return nil, fmt.Errorf("creating deployment %s/%s: %w", job.Namespace, desired.Name, err)
-		}
-		c.recorder.Eventf(job, corev1.EventTypeNormal, "Created", "Created deployment %s", desired.Name)
-		return created, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("getting deployment %s/%s: %w", job.Namespace, desired.Name, err)
-	}
-	if !workers.IsControlledBy(actual, ownerOf(job)) {
-		return nil, runtime.Children{Client: c.kubeClient, Recorder: c.recorder, Owner: ownerOf(job), Object: job,
-			Description: "incremental learning job"}.NotControlled("deployment", desired.Name)
-	}
-	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
-		return actual, nil
-	}
-	updated := actual.DeepCopy()
-	workers.MarkDesired(updated, desired)
-	// Only what GM decides; other fields (strategy, ...) keep what the API server defaulted.
-	updated.Spec.Replicas = desired.Spec.Replicas
-	updated.Spec.Template = desired.Spec.Template
-	written, err := client.Update(ctx, updated, metav1.UpdateOptions{})
-	if err != nil {
-		c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
-		return nil, fmt.Errorf("updating deployment %s/%s: %w", job.Namespace, desired.Name, err)
-	}
-	c.recorder.Eventf(job, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
-	return written, nil
+	return c.deploymentKeeper().Converge(ctx, ownerOf(job), job, desired)
 }
 
-// stagePods are the job's pods of one stage and round, oldest try first.
-func (c *Controller) stagePods(job *sednav1.IncrementalLearningJob, workerType string, round int32) ([]*corev1.Pod, error) {
-	selector := workers.Labels(ownerOf(job), workerType)
-	selector[roundLabel] = strconv.Itoa(int(round))
-	pods, err := c.pods.Pods(job.Namespace).List(labels.SelectorFromSet(selector))
-	if err != nil {
-		return nil, fmt.Errorf("listing the %s pods of round %d: %w", workerType, round, err)
-	}
-	pods = slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !workers.IsControlledBy(p, ownerOf(job)) })
-	slices.SortFunc(pods, func(a, b *corev1.Pod) int { return podAttempt(a) - podAttempt(b) })
-	return pods, nil
+func (c *Controller) deploymentKeeper() *staged.Deployments {
+	return &staged.Deployments{KubeClient: c.kubeClient, Lister: c.deployments, Recorder: c.recorder}
 }
 
-func podAttempt(pod *corev1.Pod) int {
-	n, _ := strconv.Atoi(pod.Labels[attemptLabel]) // a missing label sorts first
-	return n
-}
-
-// podFinished is when a failed pod ended: its last container's end, else its last condition change.
-func podFinished(pod *corev1.Pod) time.Time {
-	var end time.Time
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if t := s.State.Terminated; t != nil && t.FinishedAt.After(end) {
-				end = t.FinishedAt.Time
-			}
-		}
-	}
-	if end.IsZero() {
-		for _, cond := range pod.Status.Conditions {
-			if cond.LastTransitionTime.After(end) {
-				end = cond.LastTransitionTime.Time
-			}
-		}
-	}
-	if end.IsZero() {
-		end = pod.CreationTimestamp.Time
-	}
-	return end
-}
-
-// convergeStage keeps one pod for the current Train or Eval stage while it is Ready, Starting or
-// Running, and derives the stage state from it: Starting once created, Running once running (a
-// pod that succeeded stays Running: the LC completes the stage from the worker's report). A
-// failed pod is replaced after an exponential delay up to maxStageAttempts tries; then the stage
-// fails. A pod that disappears is created again. It returns how long to wait before a retry.
+// convergeStage keeps the pod of the current Train or Eval stage (staged.Stager.Converge); the
+// LC deploys by itself. It returns how long to wait before a retry.
 func (c *Controller) convergeStage(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
 	refs references) (*blocker, time.Duration, error) {
 	var workerType string
@@ -302,103 +197,16 @@ func (c *Controller) convergeStage(ctx context.Context, job *sednav1.Incremental
 	default:
 		return nil, 0, nil // the LC deploys by itself
 	}
-	if status.Round == 0 || stateRank(status.StageState) == 0 {
-		return nil, 0, nil
-	}
-	pods, err := c.stagePods(job, workerType, status.Round)
-	if err != nil {
-		return nil, 0, err
-	}
-	var last *corev1.Pod
-	attempts := 0
-	if len(pods) > 0 {
-		last = pods[len(pods)-1]
-		attempts = podAttempt(last)
-	}
-	switch {
-	case last != nil && last.Status.Phase == corev1.PodSucceeded:
-		advanceState(status, sednav1.StageRunning)
-		finished := podFinished(last)
-		if finished.IsZero() {
-			return nil, reportGrace, nil // no finish time yet: nothing to measure the silence from
-		}
-		// The silence counts from when both hold: the pod succeeded and the LC is connected. An
-		// offline edge keeps the report and sends it on reconnect, which enqueues the job.
-		connectedSince, connected := c.lcConnectedSince(refs.dataset.Spec.NodeName)
-		if !connected {
-			return nil, 0, nil
-		}
-		silence := c.now().Sub(latest(finished, connectedSince))
-		if silence < reportGrace {
-			return nil, reportGrace - silence, nil
-		}
-		status.StageState = sednav1.StageFailed
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonWorkerDidNotReport,
-			Message: fmt.Sprintf("round %d: the %s pod %s succeeded %s ago but its worker's report did not come in %s with the LC connected",
-				status.Round, workerType, last.Name, c.now().Sub(finished).Round(time.Second), silence.Round(time.Second)),
-		})
-		return nil, 0, nil
-	case last != nil && last.Status.Phase == corev1.PodRunning:
-		advanceState(status, sednav1.StageRunning)
-		return nil, 0, nil
-	case last != nil && last.Status.Phase != corev1.PodFailed:
-		advanceState(status, sednav1.StageStarting)
-		return nil, 0, nil
-	case last != nil && attempts >= maxStageAttempts:
-		status.StageState = sednav1.StageFailed
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonStagePodFailed,
-			Message: fmt.Sprintf("round %d: the %s pod failed %d times, last %s: %s", status.Round, workerType, attempts, last.Name, workers.PodFailure(last)),
-		})
-		return nil, 0, nil
-	case last != nil:
-		delay := c.retryDelay << (attempts - 1)
-		if wait := podFinished(last).Add(delay).Sub(c.now()); wait > 0 {
-			return nil, wait, nil
-		}
-	}
-
-	attempt := attempts + 1
-	pod, block, refused, err := c.desiredStagePod(ctx, job, status, refs, workerType, attempt)
-	if refused != nil {
-		status.StageState = sednav1.StageFailed
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: sednav1.ConditionFailed, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation, Reason: reasonURLRefused,
-			Message: fmt.Sprintf("round %d: the %s stage's %s %q was refused: %v", status.Round, workerType, refused.env, refused.url, refused.err),
-		})
-		return nil, 0, nil
-	}
-	if block != nil || err != nil {
-		return block, 0, err
-	}
-	if _, err := c.kubeClient.CoreV1().Pods(job.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating pod %s: %v", pod.Name, err)
-		return nil, 0, fmt.Errorf("creating pod %s/%s: %w", job.Namespace, pod.Name, err)
-	} else if err == nil {
-		if last != nil {
-			c.recorder.Eventf(job, corev1.EventTypeWarning, "StagePodRetried", "Created pod %s, try %d of %d, after pod %s failed: %s",
-				pod.Name, attempt, maxStageAttempts, last.Name, workers.PodFailure(last))
-		} else {
-			c.recorder.Eventf(job, corev1.EventTypeNormal, "Created", "Created pod %s", pod.Name)
-		}
-	}
-	advanceState(status, sednav1.StageStarting)
-	return nil, 0, nil
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+	return c.stager().Converge(ctx, staged.Stage{
+		Owner: ownerOf(job), Job: job, WorkerType: workerType, Node: refs.dataset.Spec.NodeName,
+		Build: func(ctx context.Context, attempt int) (*corev1.Pod, *blocker, *refusal, error) {
+			return c.desiredStagePod(ctx, job, status, refs, workerType, attempt)
+		},
+	}, progressOf(status))
 }
 
 // refusal is a location in the LC's stage input that lies outside what the job declares.
-type refusal struct {
-	env, url string
-	err      error
-}
+type refusal = staged.Refusal
 
 // scopeOf is what the job itself declares its stage pods may be given: its outputDir, its
 // Dataset's URL and the directory of that index, and its Models' URLs. Every location the LC
@@ -441,7 +249,7 @@ func checkInput(scope workers.Scope, input stageInput, workerType string) *refus
 			continue // missing inputs are InvalidSpec below
 		}
 		if err := scope.Check(u.url); err != nil {
-			return &refusal{env: u.env, url: u.url, err: err}
+			return &refusal{Env: u.env, URL: u.url, Err: err}
 		}
 	}
 	return nil
@@ -451,7 +259,7 @@ func checkInput(scope workers.Scope, input stageInput, workerType string) *refus
 // A location in the input outside the job's scope is refused: no pod is built from it.
 func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.IncrementalLearningJob, status *sednav1.ILJobStatus,
 	refs references, workerType string, attempt int) (*corev1.Pod, *blocker, *refusal, error) {
-	input, err := stageInputOf(status)
+	input, err := staged.StageInputOf(&status.LearningProgress)
 	if err != nil {
 		return nil, &blocker{Reason: reasonInvalidSpec, Message: fmt.Sprintf("round %d: %v", status.Round, err)}, nil, nil
 	}
@@ -522,43 +330,7 @@ func (c *Controller) desiredStagePod(ctx context.Context, job *sednav1.Increment
 	return pod, nil, nil, nil
 }
 
-// stageInputOf reads the current stage's input from status.stageData.
-func stageInputOf(status *sednav1.ILJobStatus) (stageInput, error) {
-	var data struct {
-		Input *stageInput `json:"input"`
-	}
-	if status.StageData == "" {
-		return stageInput{}, errors.New("the LC sent no stage input")
-	}
-	if err := json.Unmarshal([]byte(status.StageData), &data); err != nil {
-		return stageInput{}, fmt.Errorf("reading the stage input: %w", err)
-	}
-	if data.Input == nil {
-		return stageInput{}, errors.New("the LC sent no stage input")
-	}
-	return *data.Input, nil
-}
-
-// deleteOldRoundPods removes the stage pods of rounds before round: their stage is over, and
-// keeping every round's pods would grow without bound. The current round's pods stay for logs.
+// deleteOldRoundPods removes the stage pods of rounds before round.
 func (c *Controller) deleteOldRoundPods(ctx context.Context, job *sednav1.IncrementalLearningJob, round int32) error {
-	if round <= 1 {
-		return nil
-	}
-	pods, err := c.pods.Pods(job.Namespace).List(labels.SelectorFromSet(workers.OwnerSelector(ownerOf(job))))
-	if err != nil {
-		return fmt.Errorf("listing the pods of incremental learning job %s/%s: %w", job.Namespace, job.Name, err)
-	}
-	var errs []error
-	for _, pod := range pods {
-		n, err := strconv.Atoi(pod.Labels[roundLabel])
-		if err != nil || int32(n) >= round || pod.DeletionTimestamp != nil || !workers.IsControlledBy(pod, ownerOf(job)) {
-			continue
-		}
-		err = c.kubeClient.CoreV1().Pods(job.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting pod %s/%s of round %d: %w", job.Namespace, pod.Name, n, err))
-		}
-	}
-	return errors.Join(errs...)
+	return c.stager().DeleteOldRoundPods(ctx, ownerOf(job), round)
 }

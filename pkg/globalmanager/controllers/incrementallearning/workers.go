@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/staged"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
@@ -24,16 +25,9 @@ const (
 	evalWorkerType      = "eval"
 	inferenceWorkerType = "inference"
 
-	// roundLabel and attemptLabel tell the stage pods of a job apart: the round they serve and
-	// which try of that round's stage they are.
-	roundLabel = "incrementallearningjob.sedna.io/round"
-	// workerTypeLabel is the worker type label of workers.Labels.
-	workerTypeLabel = "incrementallearningjob.sedna.io/worker-type"
-	attemptLabel    = "incrementallearningjob.sedna.io/attempt"
 	// deployedRoundAnnotation, on the inference worker's pod template, is the last round whose
-	// model was copied over the deploy Model's URL: changing it rolls the worker so that it loads
-	// the new model (without hot update the worker reads its model only at start).
-	deployedRoundAnnotation = "sedna.io/deployed-round"
+	// model was copied over the deploy Model's URL (staged.DeployedRoundAnnotation).
+	deployedRoundAnnotation = staged.DeployedRoundAnnotation
 
 	// HotUpdateAnnotation is the job annotation naming the host path of the inference worker's
 	// model_config.json, which the LC writes (the LC's HotUpdateAnnotation).
@@ -47,20 +41,17 @@ const (
 	envHostIP = "SEDNA_HOST_IP"
 )
 
+// roundLabel and attemptLabel tell the stage pods of a job apart: the round they serve and which
+// try of that round's stage they are (the shared stage pods' labels, package staged).
+var (
+	roundLabel   = staged.RoundLabel(KindName)
+	attemptLabel = staged.AttemptLabel(KindName)
+	// workerTypeLabel is the worker type label of workers.Labels.
+	workerTypeLabel = staged.WorkerTypeLabel(KindName)
+)
+
 func ownerOf(job *sednav1.IncrementalLearningJob) workers.Owner {
 	return workers.Owner{Object: job, Kind: KindName}
-}
-
-// stagePodName is the deterministic name of a stage pod: "<job>-<stage>-<round>" for the first
-// try, "<job>-<stage>-<round>-<attempt>" for retries. A name per try keeps failed pods (and their
-// logs) while the retry runs, and a cache that has not seen a created pod yet cannot make the
-// controller create a second one: the create fails with AlreadyExists.
-func stagePodName(job *sednav1.IncrementalLearningJob, workerType string, round int32, attempt int) string {
-	name := fmt.Sprintf("%s-%s-%d", job.Name, workerType, round)
-	if attempt > 1 {
-		name += "-" + strconv.Itoa(attempt)
-	}
-	return name
 }
 
 // hotUpdateHostDir is upstream's /var/lib/sedna/model-hot-update/<ns>/incrementallearningjob/<name>/,
@@ -90,18 +81,12 @@ func commonEnv(job *sednav1.IncrementalLearningJob, lcServer string) []corev1.En
 	)
 }
 
-// stageTemplate defaults a stage pod's restart policy to Never, not upstream's OnFailure: GM
-// retries a failed stage with a new pod (maxStageAttempts, with backoff), and under OnFailure a
-// crashing worker would stay a Running pod in CrashLoopBackOff, so the stage could never fail and
-// the round would hang. hostNetwork is NOT forced as upstream does: workers reach their LC at the
-// node's IP (LC_SERVER from the downward API), so they need no host network, and a user who wants
-// it sets it in the template.
+// stageTemplate is the shared stage template (restart policy Never, see staged.StageTemplate).
+// hostNetwork is NOT forced as upstream does: workers reach their LC at the node's IP (LC_SERVER
+// from the downward API), so they need no host network, and a user who wants it sets it in the
+// template.
 func stageTemplate(template corev1.PodTemplateSpec) corev1.PodTemplateSpec {
-	template = *template.DeepCopy()
-	if template.Spec.RestartPolicy == "" {
-		template.Spec.RestartPolicy = corev1.RestartPolicyNever
-	}
-	return template
+	return staged.StageTemplate(template)
 }
 
 // trainInput is what the train pod of a round is given.
@@ -159,13 +144,7 @@ func evalPod(job *sednav1.IncrementalLearningJob, in evalInput, lcServer string)
 }
 
 func stagePod(job *sednav1.IncrementalLearningJob, workerType string, round int32, attempt int, worker workers.Worker) (*corev1.Pod, error) {
-	template, err := worker.PodTemplate()
-	if err != nil {
-		return nil, fmt.Errorf("building the %s worker of round %d: %w", workerType, round, err)
-	}
-	return workers.NewPod(ownerOf(job), workerType, stagePodName(job, workerType, round, attempt), template, map[string]string{
-		roundLabel: strconv.Itoa(int(round)), attemptLabel: strconv.Itoa(attempt),
-	})
+	return staged.NewStagePod(ownerOf(job), workerType, round, attempt, worker)
 }
 
 // hemParameters encodes the mining parameters as upstream's JSON array [{"key":..,"value":..}].
@@ -213,11 +192,8 @@ func inferenceDeployment(job *sednav1.IncrementalLearningJob, deployModel locati
 			template.Spec.Containers[i].VolumeMounts = append(template.Spec.Containers[i].VolumeMounts,
 				corev1.VolumeMount{Name: hotUpdateVolume, MountPath: hotUpdateMountPath})
 		}
-	} else if deployedRound > 0 {
-		if template.Annotations == nil {
-			template.Annotations = map[string]string{}
-		}
-		template.Annotations[deployedRoundAnnotation] = strconv.Itoa(int(deployedRound))
+	} else {
+		staged.MarkDeployedRound(&template, deployedRound)
 	}
 	worker := workers.Worker{
 		Template: template,

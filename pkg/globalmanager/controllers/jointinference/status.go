@@ -33,22 +33,6 @@ const (
 	reasonReportsDelivered  = "ReportsDelivered"
 )
 
-// deploymentAvailable: at least one worker pod serves.
-func deploymentAvailable(d *appsv1.Deployment) bool {
-	if d == nil {
-		return false
-	}
-	if d.Status.AvailableReplicas >= 1 {
-		return true
-	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
 // deploymentFailed returns the reason a Deployment gave up rolling out, or "". A worker failed
 // when its Deployment reports ProgressDeadlineExceeded: pods that crash, cannot pull their image
 // or cannot be scheduled keep the rollout from progressing until the deadline (600 s unless the
@@ -78,7 +62,7 @@ func (c *Controller) computeStatus(ji *sednav1.JointInferenceService, block *blo
 	}
 	owner := ownerOf(ji)
 	cloudName, edgeName := workers.DeploymentName(owner, cloudWorkerType), workers.DeploymentName(owner, edgeWorkerType)
-	cloudAvailable, edgeAvailable := deploymentAvailable(deployments.cloud), deploymentAvailable(deployments.edge)
+	cloudAvailable, edgeAvailable := workers.DeploymentAvailable(deployments.cloud), workers.DeploymentAvailable(deployments.edge)
 	status.Active = 0
 	for _, ok := range []bool{cloudAvailable, edgeAvailable} {
 		if ok {

@@ -2,8 +2,9 @@
 // IncrementalLearningJob GM binds to this node (the node of the job's Dataset) it drives the
 // job's train → eval → deploy rounds.
 //
-// The rounds follow one state machine, Next in statemachine.go: a table that says, for every
-// (stage, stageState) and event, the next state, and refuses every other pair. The manager turns
+// The rounds follow one state machine, Next in package managers/internal/rounds (shared with
+// lifelong learning): a table that says, for every (stage, stageState) and event, the next
+// state, and refuses every other pair. The manager turns
 // what happens into events: the train trigger firing (evaluated every checkPeriodSeconds on the
 // number of new training samples), worker reports posted to the LC's HTTP API, the job status GM
 // re-publishes (stageState Starting/Running/Failed of the current stage and round), the deploy

@@ -20,6 +20,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
@@ -804,34 +805,9 @@ func (j *job) resendIfGMLags(ctx context.Context) {
 	j.flush(ctx)
 }
 
-// stageOrder ranks the stages within a round.
-func stageOrder(stage sednav1.LearningStage) int {
-	switch stage {
-	case sednav1.StageEval:
-		return 2
-	case sednav1.StageDeploy:
-		return 3
-	}
-	return 1
-}
-
-// gmLags reports whether GM's published status misses a report the LC sent: an older round, an
-// earlier stage, a stage GM still has Waiting that the LC made Ready or later, or a round the LC
-// ended (Train/Waiting) that GM still shows in progress.
+// gmLags reports whether GM's published status misses a report the LC sent (rounds.GMLags).
 func gmLags(published sednav1.ILJobStatus, lc State) bool {
-	if lc.Round == 0 {
-		return false
-	}
-	if published.Round != lc.Round {
-		return published.Round < lc.Round
-	}
-	if lc.Stage == sednav1.StageTrain && lc.StageState == sednav1.StageWaiting {
-		return published.Stage != sednav1.StageTrain || published.StageState != sednav1.StageWaiting
-	}
-	if published.Stage != lc.Stage {
-		return stageOrder(published.Stage) < stageOrder(lc.Stage)
-	}
-	return published.StageState == sednav1.StageWaiting || published.StageState == ""
+	return rounds.GMLags(published.LearningProgress, lc)
 }
 
 // observeStatus turns the status GM publishes for the current stage and round into events: GM
@@ -978,21 +954,9 @@ func (j *job) completedButUnusable(problem string, output *StageOutput) (Event, 
 	}, &StageReport{Output: output, Message: message}, ""
 }
 
-// podRound reads the round out of a stage pod's name, which GM gives its workers as WORKER_NAME:
-// <job>-<stage>-<round>, or <job>-<stage>-<round>-<attempt> for a retry. A late report of an
-// earlier round's pod must not drive the current round. Other names (upstream's random worker
-// names) carry no round.
+// podRound reads the round out of a stage pod's name (rounds.PodRound).
 func podRound(jobName string, stage sednav1.LearningStage, worker string) (int32, bool) {
-	rest, ok := strings.CutPrefix(worker, jobName+"-"+strings.ToLower(string(stage))+"-")
-	if !ok {
-		return 0, false
-	}
-	number, _, _ := strings.Cut(rest, "-")
-	round, err := strconv.ParseInt(number, 10, 32)
-	if err != nil || round < 1 {
-		return 0, false
-	}
-	return int32(round), true
+	return rounds.PodRound(jobName, stage, worker)
 }
 
 // trainedFor is the round's trained model in format: a train worker may report several (upstream's

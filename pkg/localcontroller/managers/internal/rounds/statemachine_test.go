@@ -1,4 +1,4 @@
-package incrementallearning
+package rounds
 
 import (
 	"fmt"
