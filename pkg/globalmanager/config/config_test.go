@@ -39,7 +39,8 @@ leaderElection:
 `))
 	require.NoError(t, err)
 	require.Equal(t, 60, cfg.MinResyncPeriodSeconds)
-	require.Equal(t, float32(100), cfg.KubeAPI.QPS)
+	require.Equal(t, float32(NoRateLimit), cfg.KubeAPI.QPS)
+	require.Equal(t, float32(50), cfg.KubeAPI.EventQPS)
 	require.False(t, cfg.FeatureEnabled("FederatedLearning"))
 	require.True(t, cfg.FeatureEnabled("Dataset"))
 	require.Equal(t, 8, cfg.FeatureWorkers("Dataset"))
@@ -56,6 +57,8 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"bad duration":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
 		"lease order":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
 		"kubeconfig":          {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
+		"negative kube qps":   {"kubeAPI: {qps: -2}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeAPI: qps (-2) must be positive or -1"},
+		"negative event qps":  {"kubeAPI: {eventQPS: -1}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "eventQPS (-1)"},
 		"negative review qps": {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {qps: -1}}\n", "websocket.tokenReview: qps (-1)"},
 		"recheck too often":   {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
 	}
