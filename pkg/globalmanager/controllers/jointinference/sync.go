@@ -82,7 +82,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		deployments.cloud = c.ownedDeployment(owner, workers.DeploymentName(owner, cloudWorkerType))
 		deployments.edge = c.ownedDeployment(owner, workers.DeploymentName(owner, edgeWorkerType))
 	} else {
-		block, deployments, convergeErr = c.converge(ctx, ji)
+		var changes runtime.ChildEvents
+		block, deployments, convergeErr = c.converge(ctx, ji, &changes)
+		changes.Record(c.recorder, ji)
 	}
 	if block != nil {
 		klog.FromContext(ctx).V(2).Info("Joint inference service blocked", "service", klog.KObj(ji),
@@ -114,14 +116,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 // converge makes the children match the spec: the two worker Deployments, the cloud Service and
 // the HPAs asked for. Each child is converged even when another fails; the errors are joined.
-func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceService) (*blocker, workerDeployments, error) {
+func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceService, changes *runtime.ChildEvents) (*blocker, workerDeployments, error) {
 	owner := ownerOf(ji)
 	cloudModel, block, err := c.resolveModel(ctx, ji, ji.Spec.CloudWorker.Model.Name, "cloud")
 	if block == nil && err == nil {
 		var edgeModel model
 		edgeModel, block, err = c.resolveModel(ctx, ji, ji.Spec.EdgeWorker.Model.Name, "edge")
 		if block == nil && err == nil {
-			return c.convergeChildren(ctx, ji, cloudModel, edgeModel)
+			return c.convergeChildren(ctx, ji, cloudModel, edgeModel, changes)
 		}
 	}
 	// Blocked: leave the children as they are, but report what exists.
@@ -131,7 +133,8 @@ func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceSer
 	return block, existing, err
 }
 
-func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInferenceService, cloudModel, edgeModel model) (*blocker, workerDeployments, error) {
+func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInferenceService, cloudModel, edgeModel model,
+	changes *runtime.ChildEvents) (*blocker, workerDeployments, error) {
 	owner := ownerOf(ji)
 	var result workerDeployments
 	edge, err := edgeWorker(ji, edgeModel, c.lcServer)
@@ -153,13 +156,13 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 
 	var errs []error
 	// Upstream's order: the cloud worker and its Service first, so that the edge finds them.
-	result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil)
+	result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil, changes)
 	errs = append(errs, err)
-	errs = append(errs, c.convergeService(ctx, ji, service))
-	result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil)
+	errs = append(errs, c.convergeService(ctx, ji, service, changes))
+	result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil, changes)
 	errs = append(errs, err)
-	errs = append(errs, c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA))
-	errs = append(errs, c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA))
+	errs = append(errs, c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA, changes))
+	errs = append(errs, c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA, changes))
 	return nil, result, errors.Join(errs...)
 }
 
@@ -240,7 +243,7 @@ func markDesired(updated, desired metav1.Object) {
 // replicas are the HPA's and are left alone. It returns the Deployment as last seen or written,
 // or nil when it was just found to exist in the API server but not yet in the cache.
 func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointInferenceService, desired *appsv1.Deployment,
-	scaledByHPA bool) (*appsv1.Deployment, error) {
+	scaledByHPA bool, changes *runtime.ChildEvents) (*appsv1.Deployment, error) {
 	client := c.kubeClient.AppsV1().Deployments(ji.Namespace)
 	actual, err := c.deployments.Deployments(ji.Namespace).Get(desired.Name)
 	if apierrors.IsNotFound(err) {
@@ -252,7 +255,7 @@ func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointIn
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
 			return nil, fmt.Errorf("creating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created deployment %s", desired.Name)
+		changes.Add("Created", "deployment "+desired.Name)
 		return created, nil
 	}
 	if err != nil {
@@ -276,11 +279,12 @@ func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointIn
 		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
 		return actual, fmt.Errorf("updating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
 	}
-	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
+	changes.Add("Updated", "deployment "+desired.Name)
 	return written, nil
 }
 
-func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInferenceService, desired *corev1.Service) error {
+func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInferenceService, desired *corev1.Service,
+	changes *runtime.ChildEvents) error {
 	client := c.kubeClient.CoreV1().Services(ji.Namespace)
 	actual, err := c.services.Services(ji.Namespace).Get(desired.Name)
 	if apierrors.IsNotFound(err) {
@@ -292,7 +296,7 @@ func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInfer
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating service %s: %v", desired.Name, err)
 			return fmt.Errorf("creating service %s/%s: %w", ji.Namespace, desired.Name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created service %s", desired.Name)
+		changes.Add("Created", "service "+desired.Name)
 		return nil
 	}
 	if err != nil {
@@ -313,13 +317,14 @@ func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInfer
 		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating service %s: %v", desired.Name, err)
 		return fmt.Errorf("updating service %s/%s: %w", ji.Namespace, desired.Name, err)
 	}
-	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated service %s", desired.Name)
+	changes.Add("Updated", "service "+desired.Name)
 	return nil
 }
 
 // convergeHPA creates or updates the HPA of one worker when spec asks for one, and deletes it
 // when it does not.
-func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInferenceService, workerType string, spec *sednav1.HPA) error {
+func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInferenceService, workerType string, spec *sednav1.HPA,
+	changes *runtime.ChildEvents) error {
 	owner := ownerOf(ji)
 	deploymentName := workers.DeploymentName(owner, workerType)
 	name := workers.HPAName(deploymentName)
@@ -337,7 +342,7 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Deleted", "Deleted horizontal pod autoscaler %s", name)
+		changes.Add("Deleted", "horizontal pod autoscaler "+name)
 		return nil
 	}
 	desired, err := workers.NewHPA(owner, workerType, deploymentName, spec)
@@ -353,7 +358,7 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating horizontal pod autoscaler %s: %v", name, err)
 			return fmt.Errorf("creating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created horizontal pod autoscaler %s", name)
+		changes.Add("Created", "horizontal pod autoscaler "+name)
 		return nil
 	}
 	if !workers.IsControlledBy(actual, owner) {
@@ -369,6 +374,6 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating horizontal pod autoscaler %s: %v", name, err)
 		return fmt.Errorf("updating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
 	}
-	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated horizontal pod autoscaler %s", name)
+	changes.Add("Updated", "horizontal pod autoscaler "+name)
 	return nil
 }
