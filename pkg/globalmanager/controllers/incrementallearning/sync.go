@@ -220,6 +220,14 @@ func (c *Controller) ownedDeployment(job *sednav1.IncrementalLearningJob, name s
 	return d
 }
 
+// childConflict records and returns that the Deployment name is held by an object the job does
+// not control.
+func (c *Controller) childConflict(job *sednav1.IncrementalLearningJob, name string) error {
+	msg := fmt.Sprintf("deployment %s/%s exists and is not controlled by incremental learning job %s", job.Namespace, name, job.Name)
+	c.recorder.Event(job, corev1.EventTypeWarning, "ChildConflict", msg)
+	return errors.New(msg)
+}
+
 // convergeDeployment creates the Deployment or updates it when its spec hash differs. It returns
 // the Deployment as last seen or written, or nil when it exists in the API but not yet in the cache.
 func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.IncrementalLearningJob, desired *appsv1.Deployment) (*appsv1.Deployment, error) {
@@ -228,7 +236,17 @@ func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.Increm
 	if apierrors.IsNotFound(err) {
 		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil, nil // the cache lags; its add event enqueues the job again
+			// The cache holds only labeled children: read the name's holder from the API server.
+			controlled, getErr := runtime.ControlledLive(ctx, job, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, desired.Name, metav1.GetOptions{})
+			})
+			if getErr != nil {
+				return nil, fmt.Errorf("reading deployment %s/%s, whose name is taken: %w", job.Namespace, desired.Name, getErr)
+			}
+			if controlled {
+				return nil, nil // the cache lags; its add event enqueues the job again
+			}
+			return nil, c.childConflict(job, desired.Name)
 		}
 		if err != nil {
 			c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
@@ -241,9 +259,7 @@ func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.Increm
 		return nil, fmt.Errorf("getting deployment %s/%s: %w", job.Namespace, desired.Name, err)
 	}
 	if !workers.IsControlledBy(actual, ownerOf(job)) {
-		msg := fmt.Sprintf("deployment %s/%s exists and is not controlled by incremental learning job %s", job.Namespace, desired.Name, job.Name)
-		c.recorder.Event(job, corev1.EventTypeWarning, "ChildConflict", msg)
-		return nil, errors.New(msg)
+		return nil, c.childConflict(job, desired.Name)
 	}
 	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
 		return actual, nil

@@ -210,6 +210,25 @@ func (c *Controller) notControlled(ji *sednav1.JointInferenceService, kind, name
 	return errors.New(msg)
 }
 
+// takenName handles a create that found the name taken. The child caches hold only objects
+// carrying the service's labels, so the object is read from the API server: if the service
+// controls it the cache only lags (its add event enqueues the service again); otherwise the name
+// is someone else's.
+func (c *Controller) takenName(ctx context.Context, ji *sednav1.JointInferenceService, kind, name string,
+	get func(ctx context.Context) (metav1.Object, error)) error {
+	controlled, err := runtime.ControlledLive(ctx, ji, get)
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %s/%s existed and is gone; will retry", kind, ji.Namespace, name)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s %s/%s, whose name is taken: %w", kind, ji.Namespace, name, err)
+	}
+	if controlled {
+		return nil
+	}
+	return c.notControlled(ji, kind, name)
+}
+
 // childUnchanged reports whether a child already carries the desired labels and spec hash.
 func childUnchanged(actual, desired metav1.Object) bool {
 	if actual.GetAnnotations()[workers.SpecHashAnnotation] != desired.GetAnnotations()[workers.SpecHashAnnotation] {
@@ -249,7 +268,9 @@ func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointIn
 	if apierrors.IsNotFound(err) {
 		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil, nil // the cache lags; its add event enqueues the service again
+			return nil, c.takenName(ctx, ji, "deployment", desired.Name, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, desired.Name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
@@ -290,7 +311,9 @@ func (c *Controller) convergeService(ctx context.Context, ji *sednav1.JointInfer
 	if apierrors.IsNotFound(err) {
 		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil
+			return c.takenName(ctx, ji, "service", desired.Name, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, desired.Name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating service %s: %v", desired.Name, err)
@@ -352,7 +375,9 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 	if !exists {
 		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil
+			return c.takenName(ctx, ji, "horizontal pod autoscaler", name, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating horizontal pod autoscaler %s: %v", name, err)

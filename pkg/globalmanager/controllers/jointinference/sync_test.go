@@ -340,6 +340,24 @@ func TestForeignObjectsAreNotTakenOver(t *testing.T) {
 	require.NotNil(t, f.deployment("helmet-deployment-edge"), "the other children still converge")
 }
 
+// TestForeignObjectsOutsideTheCacheAreNotTakenOver: the child caches hold only objects with the
+// service's labels, so a name taken by an unlabeled object is found by the create; the object is
+// then read from the API server and reported as a conflict, not mistaken for a lagging cache.
+func TestForeignObjectsOutsideTheCacheAreNotTakenOver(t *testing.T) {
+	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")})
+	for _, obj := range []k8sruntime.Object{
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "helmet-deployment-cloud", Namespace: "ns"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "helmet-cloud", Namespace: "ns"}},
+	} {
+		require.NoError(t, f.kube.Tracker().Add(obj)) // in the API, not in the cache
+	}
+	err := f.c.sync(context.Background(), "ns/helmet")
+	require.ErrorContains(t, err, "deployment ns/helmet-deployment-cloud exists and is not controlled by joint inference service helmet")
+	require.ErrorContains(t, err, "service ns/helmet-cloud exists and is not controlled by joint inference service helmet")
+	require.Contains(t, drainEvents(f),
+		"Warning ChildConflict deployment ns/helmet-deployment-cloud exists and is not controlled by joint inference service helmet")
+}
+
 func TestHPAsFollowTheSpec(t *testing.T) {
 	ji := helmet()
 	ji.Spec.CloudWorker.HPA = &sednav1.HPA{MinReplicas: ptr.To[int32](1), MaxReplicas: 4, Metrics: []autoscalingv2.MetricSpec{{
