@@ -45,6 +45,7 @@ leaderElection:
 	require.True(t, cfg.FeatureEnabled("Dataset"))
 	require.Equal(t, 8, cfg.FeatureWorkers("Dataset"))
 	require.Equal(t, 2, cfg.FeatureWorkers("Model"))
+	require.Equal(t, 8, cfg.FeatureWorkers("JointInference"), "sized from the scale measurement")
 	require.Equal(t, 20*time.Second, cfg.LeaderElection.LeaseDuration.Duration)
 	require.Equal(t, "sedna-gm", cfg.WebSocket.TokenAudience)
 }
