@@ -16,9 +16,9 @@ func TestChildEventsRecordOneEventPerReasonInOrder(t *testing.T) {
 	e.Record(recorder, obj)
 	require.Empty(t, recorder.Events, "nothing changed, nothing recorded")
 
-	e.Add("Updated", "deployment a")
-	e.Add("Created", "service b")
 	e.Add("Updated", "deployment c")
+	e.Add("Created", "service b")
+	e.Add("Updated", "deployment a")
 	e.Record(recorder, obj)
 	require.Len(t, recorder.Events, 2)
 	require.Equal(t, "Normal Updated Updated deployment a, deployment c", <-recorder.Events)

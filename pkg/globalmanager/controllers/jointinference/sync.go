@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -154,15 +155,33 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 		return nil, result, err
 	}
 
-	var errs []error
-	// Upstream's order: the cloud worker and its Service first, so that the edge finds them.
-	result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil, changes)
-	errs = append(errs, err)
-	errs = append(errs, c.convergeService(ctx, ji, service, changes))
-	result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil, changes)
-	errs = append(errs, err)
-	errs = append(errs, c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA, changes))
-	errs = append(errs, c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA, changes))
+	// The children are independent API objects (the edge worker finds the cloud Service by its
+	// name when it runs, not when it is created), so they are converged concurrently: a sync
+	// waits for one round trip, not five (issue 16: with no client-side rate limit, sequential
+	// round trips bounded GM's convergence).
+	converge := []func() error{
+		func() (err error) {
+			result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil, changes)
+			return err
+		},
+		func() error { return c.convergeService(ctx, ji, service, changes) },
+		func() (err error) {
+			result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil, changes)
+			return err
+		},
+		func() error { return c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA, changes) },
+		func() error { return c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA, changes) },
+	}
+	errs := make([]error, len(converge))
+	var wg sync.WaitGroup
+	for i, fn := range converge {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
 	return nil, result, errors.Join(errs...)
 }
 

@@ -312,7 +312,7 @@ func TestOneEventPerSyncNamesEveryChildCreated(t *testing.T) {
 			created = append(created, e)
 		}
 	}
-	require.Equal(t, []string{"Normal Created Created deployment helmet-deployment-cloud, service helmet-cloud, deployment helmet-deployment-edge"}, created)
+	require.Equal(t, []string{"Normal Created Created deployment helmet-deployment-cloud, deployment helmet-deployment-edge, service helmet-cloud"}, created)
 
 	f.syncAndRefresh("ns/helmet")
 	for _, e := range drainEvents(f) {
@@ -462,5 +462,5 @@ func TestStatusFollowsTheWorkers(t *testing.T) {
 
 	events := drainEvents(f)
 	require.Contains(t, events, `Warning WorkerFailed deployment helmet-deployment-cloud: ReplicaSet "x" has timed out progressing.`)
-	require.Contains(t, events, "Normal Created Created deployment helmet-deployment-cloud, service helmet-cloud, deployment helmet-deployment-edge")
+	require.Contains(t, events, "Normal Created Created deployment helmet-deployment-cloud, deployment helmet-deployment-edge, service helmet-cloud")
 }
