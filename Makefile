@@ -41,6 +41,10 @@ integration: install-test-binaries ## Integration tests against a real kube-apis
 e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and worker processes).
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
+.PHONY: scale
+scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N="100,1000"); prints the tables.
+	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence' ./test/scale/
+
 .PHONY: local-up
 local-up: install-test-binaries ## Run Sedna on this machine until Ctrl-C (hack/local-up.sh; ARGS="--demo").
 	hack/local-up.sh $(ARGS)

@@ -50,6 +50,10 @@ type Options struct {
 	// ServiceCIDR is the service cluster-IP range. Defaults to a random 127.100.X.0/24, inside the loopback
 	// range so that cluster IPs can later be served on this machine without touching its network.
 	ServiceCIDR string
+	// ControllerManagerArgs are appended to kube-controller-manager's flags (a later flag wins):
+	// the scale tests raise its client rate limits so that the pods of thousands of Deployments
+	// appear in seconds, not minutes.
+	ControllerManagerArgs []string
 }
 
 // Cluster is a running local control plane.
@@ -139,7 +143,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		},
 		QPS: 100, Burst: 200,
 	}
-	if err := c.start(ctx, binaries, logDir, etcdDir, pki, p, opts.ServiceCIDR); err != nil {
+	if err := c.start(ctx, binaries, logDir, etcdDir, pki, p, opts); err != nil {
 		if stopErr := c.Stop(); stopErr != nil {
 			err = errors.Join(err, fmt.Errorf("stopping after failed start: %w", stopErr))
 		}
@@ -149,7 +153,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir, etcdDir string, pki *pki, p ports, serviceCIDR string) error {
+func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir, etcdDir string, pki *pki, p ports, opts Options) error {
+	serviceCIDR := opts.ServiceCIDR
 	etcdClientURL := "http://127.0.0.1:" + strconv.Itoa(p.etcdClient)
 	etcdPeerURL := "http://127.0.0.1:" + strconv.Itoa(p.etcdPeer)
 	etcd, err := c.launch(ctx, "etcd", binaries["etcd"], logDir, []string{
@@ -231,7 +236,7 @@ func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir,
 		}
 	}
 	controllerManager, err := c.launch(ctx, "kube-controller-manager", binaries["kube-controller-manager"], logDir,
-		append(commonComponentArgs(p.controllerManager),
+		append(append(commonComponentArgs(p.controllerManager),
 			// Each controller gets its own service account, so RBAC is exercised as on a real cluster.
 			"--use-service-account-credentials=true",
 			"--service-account-private-key-file="+pki.serviceAccountKey,
@@ -243,7 +248,7 @@ func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir,
 			// provider and are skipped without one).
 			"--controllers=*",
 			"--node-monitor-grace-period="+nodeMonitorGracePeriod.String(),
-		))
+		), opts.ControllerManagerArgs...))
 	if err != nil {
 		return err
 	}

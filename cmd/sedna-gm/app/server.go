@@ -122,7 +122,12 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 	if err != nil {
 		return fmt.Errorf("building the token review client: %w", err)
 	}
-	return run(ctx, cfg, identity, clients{kube: kube, sedna: sedna, reviews: reviews.AuthenticationV1().TokenReviews()})
+	events, err := kubernetes.NewForConfig(eventClientConfig(restConfig, cfg))
+	if err != nil {
+		return fmt.Errorf("building the event client: %w", err)
+	}
+	return run(ctx, cfg, identity, clients{kube: kube, sedna: sedna, reviews: reviews.AuthenticationV1().TokenReviews(),
+		events: events.CoreV1()})
 }
 
 // clients are what the GM talks to the API server with.
@@ -132,16 +137,29 @@ type clients struct {
 	// reviews has a rate budget of its own: LCs reconnecting after a failover must neither
 	// queue behind the controllers nor starve them.
 	reviews authenticationv1client.TokenReviewInterface
+	// events writes GM's Events within a budget of its own (kubeAPI.eventQPS), so that Events
+	// never take the controllers' requests; nil uses kube.
+	events typedcorev1.EventsGetter
 }
 
 // reviewClientConfig is the controllers' client config with the token review rate limits; the
 // client built from it gets a rate limiter of its own.
 func reviewClientConfig(restConfig *rest.Config, cfg *config.Config) *rest.Config {
-	review := rest.CopyConfig(restConfig)
-	review.QPS, review.Burst = cfg.WebSocket.TokenReview.QPS, cfg.WebSocket.TokenReview.Burst
-	review.RateLimiter = nil
-	review.UserAgent = restConfig.UserAgent + " token-review"
-	return review
+	return budgetClientConfig(restConfig, cfg.WebSocket.TokenReview.QPS, cfg.WebSocket.TokenReview.Burst, "token-review")
+}
+
+// eventClientConfig is the controllers' client config with the Event rate limits.
+func eventClientConfig(restConfig *rest.Config, cfg *config.Config) *rest.Config {
+	return budgetClientConfig(restConfig, cfg.KubeAPI.EventQPS, cfg.KubeAPI.EventBurst, "events")
+}
+
+// budgetClientConfig copies restConfig with rate limits of its own, named in the user agent.
+func budgetClientConfig(restConfig *rest.Config, qps float32, burst int, name string) *rest.Config {
+	budget := rest.CopyConfig(restConfig)
+	budget.QPS, budget.Burst = qps, burst
+	budget.RateLimiter = nil
+	budget.UserAgent = restConfig.UserAgent + " " + name
+	return budget
 }
 
 func run(ctx context.Context, cfg *config.Config, identity string, c clients) error {
@@ -170,7 +188,11 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
+	events := c.events
+	if events == nil {
+		events = c.kube.CoreV1()
+	}
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(sednascheme.Scheme, corev1.EventSource{Component: "sedna-gm"})
 

@@ -125,6 +125,18 @@ func TestReviewClientHasItsOwnRateBudget(t *testing.T) {
 	require.Equal(t, "https://apiserver", review.Host)
 }
 
+func TestEventClientHasItsOwnRateBudget(t *testing.T) {
+	cfg := testConfig(t, 9000)
+	cfg.KubeAPI.EventQPS, cfg.KubeAPI.EventBurst = 3, 4
+	base := &rest.Config{Host: "https://apiserver", QPS: config.NoRateLimit, Burst: 200, UserAgent: "sedna-gm"}
+	events := eventClientConfig(base, cfg)
+	require.Equal(t, float32(3), events.QPS)
+	require.Equal(t, 4, events.Burst)
+	require.Nil(t, events.RateLimiter, "a shared limiter would let Events take the controllers' requests")
+	require.Equal(t, "sedna-gm events", events.UserAgent)
+	require.Equal(t, float32(config.NoRateLimit), base.QPS, "the controllers' config is unchanged")
+}
+
 // TestTheChannelCertificateIsReloadedWhenItsFilesChange serves TLS with the reloader and
 // rotates the files under it: the next handshake presents the new certificate; a half-written
 // rotation keeps the old one in service.

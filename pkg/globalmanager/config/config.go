@@ -24,7 +24,9 @@ type Config struct {
 	Master     string `json:"master,omitempty"`
 	// Namespace limits GM to one namespace; empty means all.
 	Namespace string `json:"namespace,omitempty"`
-	// KubeAPI sizes the client: client-go's default 5 QPS throttles GM to a few objects a second.
+	// KubeAPI sizes the client. By default GM sets no client-side rate limit and relies on the
+	// API server's Priority and Fairness, which queues GM's requests with the other clients'
+	// (client-go's default 5 QPS, and even 100, throttles GM far below what the server allows).
 	KubeAPI KubeAPI `json:"kubeAPI,omitempty"`
 	// Features enables features and sets their worker counts; a feature not listed runs with
 	// the defaults.
@@ -44,9 +46,18 @@ type Config struct {
 
 // KubeAPI tunes the Kubernetes client.
 type KubeAPI struct {
+	// QPS and Burst are the controllers' client-side rate limits; QPS -1 (the default) sets none.
 	QPS   float32 `json:"qps,omitempty"`
 	Burst int     `json:"burst,omitempty"`
+	// EventQPS and EventBurst are the rate limits of a client of its own that writes GM's Events:
+	// Events never take the controllers' share of the API server, and beyond their budget they
+	// are dropped (client-go drops Events when its queue is full).
+	EventQPS   float32 `json:"eventQPS,omitempty"`
+	EventBurst int     `json:"eventBurst,omitempty"`
 }
+
+// NoRateLimit is the KubeAPI.QPS that sets no client-side rate limit.
+const NoRateLimit = -1
 
 // Feature configures one feature controller.
 type Feature struct {
@@ -146,10 +157,16 @@ func Default() *Config {
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
 	if c.KubeAPI.QPS == 0 {
-		c.KubeAPI.QPS = 100
+		c.KubeAPI.QPS = NoRateLimit
 	}
 	if c.KubeAPI.Burst == 0 {
 		c.KubeAPI.Burst = 200
+	}
+	if c.KubeAPI.EventQPS == 0 {
+		c.KubeAPI.EventQPS = 50
+	}
+	if c.KubeAPI.EventBurst == 0 {
+		c.KubeAPI.EventBurst = 100
 	}
 	if c.WebSocket.Address == "" {
 		c.WebSocket.Address = "0.0.0.0"
@@ -225,10 +242,20 @@ func (c *Config) FeatureEnabled(name string) bool {
 	return !ok || f.Enabled == nil || *f.Enabled
 }
 
-// FeatureWorkers is the number of workers of a feature (default 2).
+// defaultWorkers are the measured worker counts (docs/performance.md, "GM convergence"): with no
+// client-side rate limit a joint inference sync waits on about five API round trips, and at
+// 1,000 services 2 workers left GM at 0.40 of a bare writer's speed, 8 at 0.61; 16 gained no
+// time over 8 on 2 cores.
+var defaultWorkers = map[string]int{"JointInference": 8}
+
+// FeatureWorkers is the number of workers of a feature: the configured one, the measured default
+// of the feature, or 2.
 func (c *Config) FeatureWorkers(name string) int {
 	if f, ok := c.Features[name]; ok && f.Workers > 0 {
 		return f.Workers
+	}
+	if n, ok := defaultWorkers[name]; ok {
+		return n
 	}
 	return 2
 }
@@ -259,6 +286,10 @@ func (c *Config) Validate() error {
 	}
 	if c.WebSocket.TLSCertFile == "" || c.WebSocket.TLSKeyFile == "" {
 		return fmt.Errorf("websocket.tlsCertFile and websocket.tlsKeyFile are required: the LC channel is served over TLS only")
+	}
+	if k := c.KubeAPI; (k.QPS < 0 && k.QPS != NoRateLimit) || k.Burst < 0 || k.EventQPS <= 0 || k.EventBurst <= 0 {
+		return fmt.Errorf("kubeAPI: qps (%v) must be positive or -1 (no client-side limit), burst (%d) not negative, eventQPS (%v) and eventBurst (%d) positive",
+			k.QPS, k.Burst, k.EventQPS, k.EventBurst)
 	}
 	tr := c.WebSocket.TokenReview
 	if tr.QPS < 0 || tr.Burst < 0 || tr.CacheSize < 0 {

@@ -39,11 +39,13 @@ leaderElection:
 `))
 	require.NoError(t, err)
 	require.Equal(t, 60, cfg.MinResyncPeriodSeconds)
-	require.Equal(t, float32(100), cfg.KubeAPI.QPS)
+	require.Equal(t, float32(NoRateLimit), cfg.KubeAPI.QPS)
+	require.Equal(t, float32(50), cfg.KubeAPI.EventQPS)
 	require.False(t, cfg.FeatureEnabled("FederatedLearning"))
 	require.True(t, cfg.FeatureEnabled("Dataset"))
 	require.Equal(t, 8, cfg.FeatureWorkers("Dataset"))
 	require.Equal(t, 2, cfg.FeatureWorkers("Model"))
+	require.Equal(t, 8, cfg.FeatureWorkers("JointInference"), "sized from the scale measurement")
 	require.Equal(t, 20*time.Second, cfg.LeaderElection.LeaseDuration.Duration)
 	require.Equal(t, "sedna-gm", cfg.WebSocket.TokenAudience)
 	require.Equal(t, "http://kb.sedna:9020", cfg.KnowledgeBaseServer.Server)
@@ -58,6 +60,8 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"bad duration":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
 		"lease order":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
 		"kubeconfig":          {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
+		"negative kube qps":   {"kubeAPI: {qps: -2}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeAPI: qps (-2) must be positive or -1"},
+		"negative event qps":  {"kubeAPI: {eventQPS: -1}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "eventQPS (-1)"},
 		"negative review qps": {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {qps: -1}}\n", "websocket.tokenReview: qps (-1)"},
 		"kb not a url":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {server: kb.sedna:9020}\n", `knowledgeBaseServer.server "kb.sedna:9020" is not an http(s) URL`},
 		"kb token secret":     {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {tokenSecret: Bad_Name}\n", `knowledgeBaseServer.tokenSecret "Bad_Name" is not a Secret name`},

@@ -44,6 +44,9 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 		informers.WithNamespace(m.cfg.Namespace))
 	deps.SednaInformers = sednainformers.NewSharedInformerFactoryWithOptions(deps.SednaClient, resync,
 		sednainformers.WithNamespace(m.cfg.Namespace))
+	if deps.ChildInformers == nil {
+		deps.ChildInformers = runtime.NewChildInformers(deps.KubeClient, m.cfg.Namespace, resync)
+	}
 	if deps.WorkerTokenInformers == nil {
 		deps.WorkerTokenInformers = runtime.NewWorkerTokenInformers(deps.KubeClient, m.cfg.Namespace)
 	}
@@ -79,6 +82,7 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 	deps.KubeInformers.Start(ctx.Done())
 	deps.SednaInformers.Start(ctx.Done())
 	deps.WorkerTokenInformers.Start(ctx.Done())
+	deps.ChildInformers.Start(ctx.Done())
 	for typ, ok := range deps.KubeInformers.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("kube informer cache for %v did not sync", typ)
@@ -93,6 +97,9 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 		if !ok {
 			return fmt.Errorf("worker-token secret cache for %v did not sync", typ)
 		}
+	}
+	if err := deps.ChildInformers.WaitForCacheSync(ctx.Done()); err != nil {
+		return err
 	}
 	for _, f := range features {
 		if primer, ok := f.controller.(runtime.DownstreamPrimer); ok {

@@ -26,6 +26,36 @@ type Children struct {
 	Object k8sruntime.Object
 	// Description names the owner's kind in messages, e.g. "joint inference service".
 	Description string
+	// Changes, when set, gathers the creates and updates into one Event per sync (ChildEvents);
+	// without it each is an Event of its own.
+	Changes *ChildEvents
+}
+
+// changed notes that the child was created or updated (reason "Created" or "Updated").
+func (c Children) changed(reason, kind, name string) {
+	if c.Changes != nil {
+		c.Changes.Add(reason, kind+" "+name)
+		return
+	}
+	c.Recorder.Eventf(c.Object, corev1.EventTypeNormal, reason, "%s %s %s", reason, kind, name)
+}
+
+// TakenName handles a create that found the name taken. The child caches hold only objects
+// carrying the owner's labels (ChildInformers), so the object is read from the API server: if the
+// owner controls it the cache only lags (its add event enqueues the owner again) and nil is
+// returned; otherwise the name is someone else's (NotControlled).
+func (c Children) TakenName(ctx context.Context, kind, name string, get func(ctx context.Context) (metav1.Object, error)) error {
+	controlled, err := ControlledLive(ctx, c.Owner, get)
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %s/%s existed and is gone; will retry", kind, c.Owner.GetNamespace(), name)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s %s/%s, whose name is taken: %w", kind, c.Owner.GetNamespace(), name, err)
+	}
+	if controlled {
+		return nil
+	}
+	return c.NotControlled(kind, name)
 }
 
 // NotControlled is the error (and ChildConflict event) for a child name taken by an object the
@@ -46,13 +76,15 @@ func (c Children) ConvergeService(ctx context.Context, lister corelisters.Servic
 	if apierrors.IsNotFound(err) {
 		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil // the cache lags; its add event enqueues the owner again
+			return c.TakenName(ctx, "service", desired.Name, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, desired.Name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.Recorder.Eventf(c.Object, corev1.EventTypeWarning, "FailedCreate", "Creating service %s: %v", desired.Name, err)
 			return fmt.Errorf("creating service %s/%s: %w", namespace, desired.Name, err)
 		}
-		c.Recorder.Eventf(c.Object, corev1.EventTypeNormal, "Created", "Created service %s", desired.Name)
+		c.changed("Created", "service", desired.Name)
 		return nil
 	}
 	if err != nil {
@@ -72,7 +104,7 @@ func (c Children) ConvergeService(ctx context.Context, lister corelisters.Servic
 		c.Recorder.Eventf(c.Object, corev1.EventTypeWarning, "FailedUpdate", "Updating service %s: %v", desired.Name, err)
 		return fmt.Errorf("updating service %s/%s: %w", namespace, desired.Name, err)
 	}
-	c.Recorder.Eventf(c.Object, corev1.EventTypeNormal, "Updated", "Updated service %s", desired.Name)
+	c.changed("Updated", "service", desired.Name)
 	return nil
 }
 

@@ -26,6 +26,17 @@ func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
 	)
 }
 
+// ReportCoalescing is how long a feature gathers the LC reports of one object before it syncs
+// the object: a burst of reports (many workers of a service, or one worker reporting fast)
+// becomes one sync and at most one status write, not one per report.
+const ReportCoalescing = time.Second
+
+// EnqueueReport enqueues key once ReportCoalescing has passed. Reports of the same key in the
+// meantime add nothing: the queue holds one waiting entry per key.
+func EnqueueReport(queue workqueue.TypedRateLimitingInterface[string], key string) {
+	queue.AddAfter(key, ReportCoalescing)
+}
+
 // SyncMetrics are the per-controller sync metrics: sedna_gm_<controller>_sync_duration_seconds and
 // sedna_gm_<controller>_syncs_total{result}.
 type SyncMetrics struct {

@@ -81,6 +81,10 @@ type Dependencies struct {
 
 	// WorkerTokenInformers caches only the worker-token Secrets (NewWorkerTokenInformers).
 	WorkerTokenInformers informers.SharedInformerFactory
+	// ChildInformers caches, per owner kind, only the objects labeled as that kind's children;
+	// features take their children's informers from ChildInformerFactory. Nil falls back to
+	// KubeInformers.
+	ChildInformers *ChildInformers
 	// NodeChannel tells whether a node's LC is connected, and since when; nil means unknown
 	// (every node counts as connected since ever).
 	NodeChannel NodeChannel

@@ -76,8 +76,10 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	informer := deps.SednaInformers.Sedna().V1alpha1().FederatedLearningJobs()
 	modelInformer := deps.SednaInformers.Sedna().V1alpha1().Models()
 	datasetInformer := deps.SednaInformers.Sedna().V1alpha1().Datasets()
-	podInformer := deps.KubeInformers.Core().V1().Pods()
-	serviceInformer := deps.KubeInformers.Core().V1().Services()
+	// Only the jobs' workers are cached, by their labels.
+	children := deps.ChildInformerFactory(KindName)
+	podInformer := children.Core().V1().Pods()
+	serviceInformer := children.Core().V1().Services()
 	tokenInformer := deps.WorkerTokenInformers.Core().V1().Secrets()
 	recorder := deps.Recorder
 	if recorder == nil {

@@ -82,8 +82,10 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	informer := deps.SednaInformers.Sedna().V1alpha1().IncrementalLearningJobs()
 	datasetInformer := deps.SednaInformers.Sedna().V1alpha1().Datasets()
 	modelInformer := deps.SednaInformers.Sedna().V1alpha1().Models()
-	podInformer := deps.KubeInformers.Core().V1().Pods()
-	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
+	// Only the jobs' workers are cached, by their labels.
+	children := deps.ChildInformerFactory(KindName)
+	podInformer := children.Core().V1().Pods()
+	deploymentInformer := children.Apps().V1().Deployments()
 	tokenInformer := deps.WorkerTokenInformers.Core().V1().Secrets()
 	recorder := deps.Recorder
 	if recorder == nil {
@@ -114,9 +116,8 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
 		return nil, fmt.Errorf("watching models: %w", err)
 	}
-	// Every pod of the namespace is in the shared cache; only the job's workers (its stage pods
-	// and the inference Deployment's pods, by their labels) wake it: their state and IPs are
-	// what the job's LC is told.
+	// The job's workers (its stage pods and the inference Deployment's pods, by their labels)
+	// wake it: their state and IPs are what the job's LC is told.
 	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueLabeled)); err != nil {
 		return nil, fmt.Errorf("watching pods: %w", err)
 	}

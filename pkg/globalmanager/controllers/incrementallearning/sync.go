@@ -181,7 +181,7 @@ func (c *Controller) convergeDeployment(ctx context.Context, job *sednav1.Increm
 }
 
 func (c *Controller) deploymentKeeper() *staged.Deployments {
-	return &staged.Deployments{KubeClient: c.kubeClient, Lister: c.deployments, Recorder: c.recorder}
+	return &staged.Deployments{KubeClient: c.kubeClient, Lister: c.deployments, Recorder: c.recorder, Description: "incremental learning job"}
 }
 
 // convergeStage keeps the pod of the current Train or Eval stage (staged.Stager.Converge); the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -777,4 +778,17 @@ func drain(f *fixture) int {
 		n++
 	}
 	return n
+}
+
+// TestAForeignDeploymentOutsideTheCacheIsAConflict: the child caches hold only objects with the
+// job's labels, so a Deployment name taken by an unlabeled object is found by the create; it is
+// read from the API server and reported as a conflict, not mistaken for a lagging cache.
+func TestAForeignDeploymentOutsideTheCacheIsAConflict(t *testing.T) {
+	f := newFixture(t, objects(helmet()))
+	foreign := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "helmet-deployment-inference", Namespace: "ns"}}
+	require.NoError(t, f.kube.Tracker().Add(foreign)) // in the API, not in the cache
+	err := f.c.sync(context.Background(), "ns/helmet")
+	require.ErrorContains(t, err, "deployment ns/helmet-deployment-inference exists and is not controlled by incremental learning job helmet")
+	require.Contains(t, f.events(),
+		"Warning ChildConflict deployment ns/helmet-deployment-inference exists and is not controlled by incremental learning job helmet")
 }

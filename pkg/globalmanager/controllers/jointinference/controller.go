@@ -77,10 +77,12 @@ var (
 func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	informer := deps.SednaInformers.Sedna().V1alpha1().JointInferenceServices()
 	modelInformer := deps.SednaInformers.Sedna().V1alpha1().Models()
-	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
-	serviceInformer := deps.KubeInformers.Core().V1().Services()
-	hpaInformer := deps.KubeInformers.Autoscaling().V2().HorizontalPodAutoscalers()
-	podInformer := deps.KubeInformers.Core().V1().Pods()
+	// Only the services' children (and their pods) are cached, by their labels.
+	children := deps.ChildInformerFactory(KindName)
+	deploymentInformer := children.Apps().V1().Deployments()
+	serviceInformer := children.Core().V1().Services()
+	hpaInformer := children.Autoscaling().V2().HorizontalPodAutoscalers()
+	podInformer := children.Core().V1().Pods()
 	tokenInformer := deps.WorkerTokenInformers.Core().V1().Secrets()
 	recorder := deps.Recorder
 	if recorder == nil {

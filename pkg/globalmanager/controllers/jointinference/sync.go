@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -80,7 +81,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		deployments.cloud = c.ownedDeployment(owner, workers.DeploymentName(owner, cloudWorkerType))
 		deployments.edge = c.ownedDeployment(owner, workers.DeploymentName(owner, edgeWorkerType))
 	} else {
-		block, deployments, convergeErr = c.converge(ctx, ji)
+		var changes runtime.ChildEvents
+		block, deployments, convergeErr = c.converge(ctx, ji, &changes)
+		changes.Record(c.recorder, ji)
 	}
 	if block != nil {
 		klog.FromContext(ctx).V(2).Info("Joint inference service blocked", "service", klog.KObj(ji),
@@ -112,14 +115,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 // converge makes the children match the spec: the two worker Deployments, the cloud Service and
 // the HPAs asked for. Each child is converged even when another fails; the errors are joined.
-func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceService) (*blocker, workerDeployments, error) {
+func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceService, changes *runtime.ChildEvents) (*blocker, workerDeployments, error) {
 	owner := ownerOf(ji)
 	cloudModel, block, err := c.resolveModel(ctx, ji, ji.Spec.CloudWorker.Model.Name, "cloud")
 	if block == nil && err == nil {
 		var edgeModel model
 		edgeModel, block, err = c.resolveModel(ctx, ji, ji.Spec.EdgeWorker.Model.Name, "edge")
 		if block == nil && err == nil {
-			return c.convergeChildren(ctx, ji, cloudModel, edgeModel)
+			return c.convergeChildren(ctx, ji, cloudModel, edgeModel, changes)
 		}
 	}
 	// Blocked: leave the children as they are, but report what exists.
@@ -129,7 +132,8 @@ func (c *Controller) converge(ctx context.Context, ji *sednav1.JointInferenceSer
 	return block, existing, err
 }
 
-func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInferenceService, cloudModel, edgeModel model) (*blocker, workerDeployments, error) {
+func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInferenceService, cloudModel, edgeModel model,
+	changes *runtime.ChildEvents) (*blocker, workerDeployments, error) {
 	owner := ownerOf(ji)
 	var result workerDeployments
 	edge, err := edgeWorker(ji, edgeModel, c.lcServer)
@@ -149,15 +153,33 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 		return nil, result, err
 	}
 
-	var errs []error
-	// Upstream's order: the cloud worker and its Service first, so that the edge finds them.
-	result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil)
-	errs = append(errs, err)
-	errs = append(errs, c.children(ji).ConvergeService(ctx, c.services, service))
-	result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil)
-	errs = append(errs, err)
-	errs = append(errs, c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA))
-	errs = append(errs, c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA))
+	// The children are independent API objects (the edge worker finds the cloud Service by its
+	// name when it runs, not when it is created), so they are converged concurrently: a sync
+	// waits for one round trip, not five (issue 16: with no client-side rate limit, sequential
+	// round trips bounded GM's convergence).
+	converge := []func() error{
+		func() (err error) {
+			result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil, changes)
+			return err
+		},
+		func() error { return c.children(ji, changes).ConvergeService(ctx, c.services, service) },
+		func() (err error) {
+			result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil, changes)
+			return err
+		},
+		func() error { return c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA, changes) },
+		func() error { return c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA, changes) },
+	}
+	errs := make([]error, len(converge))
+	var wg sync.WaitGroup
+	for i, fn := range converge {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
 	return nil, result, errors.Join(errs...)
 }
 
@@ -178,8 +200,10 @@ func (c *Controller) resolveModel(ctx context.Context, ji *sednav1.JointInferenc
 	return model{url: m.Spec.URL, credentials: creds}, nil, nil
 }
 
-func (c *Controller) children(ji *sednav1.JointInferenceService) runtime.Children {
-	return runtime.Children{Client: c.kubeClient, Recorder: c.recorder, Owner: ownerOf(ji), Object: ji, Description: "joint inference service"}
+// children converges the service's children; what it creates and updates is gathered in changes.
+func (c *Controller) children(ji *sednav1.JointInferenceService, changes *runtime.ChildEvents) runtime.Children {
+	return runtime.Children{Client: c.kubeClient, Recorder: c.recorder, Owner: ownerOf(ji), Object: ji,
+		Description: "joint inference service", Changes: changes}
 }
 
 func (c *Controller) ownedDeployment(owner workers.Owner, name string) *appsv1.Deployment {
@@ -194,26 +218,28 @@ func (c *Controller) ownedDeployment(owner workers.Owner, name string) *appsv1.D
 // replicas are the HPA's and are left alone. It returns the Deployment as last seen or written,
 // or nil when it was just found to exist in the API server but not yet in the cache.
 func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointInferenceService, desired *appsv1.Deployment,
-	scaledByHPA bool) (*appsv1.Deployment, error) {
+	scaledByHPA bool, changes *runtime.ChildEvents) (*appsv1.Deployment, error) {
 	client := c.kubeClient.AppsV1().Deployments(ji.Namespace)
 	actual, err := c.deployments.Deployments(ji.Namespace).Get(desired.Name)
 	if apierrors.IsNotFound(err) {
 		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil, nil // the cache lags; its add event enqueues the service again
+			return nil, c.children(ji, changes).TakenName(ctx, "deployment", desired.Name, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, desired.Name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
 			return nil, fmt.Errorf("creating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created deployment %s", desired.Name)
+		changes.Add("Created", "deployment "+desired.Name)
 		return created, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("getting deployment %s/%s: %w", ji.Namespace, desired.Name, err)
 	}
 	if !workers.IsControlledBy(actual, ownerOf(ji)) {
-		return nil, c.children(ji).NotControlled("deployment", desired.Name)
+		return nil, c.children(ji, changes).NotControlled("deployment", desired.Name)
 	}
 	replicasWrong := !scaledByHPA && !equality.Semantic.DeepEqual(actual.Spec.Replicas, desired.Spec.Replicas)
 	if workers.ChildUnchanged(actual, desired) && !replicasWrong {
@@ -230,13 +256,14 @@ func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointIn
 		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
 		return actual, fmt.Errorf("updating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
 	}
-	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
+	changes.Add("Updated", "deployment "+desired.Name)
 	return written, nil
 }
 
 // convergeHPA creates or updates the HPA of one worker when spec asks for one, and deletes it
 // when it does not.
-func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInferenceService, workerType string, spec *sednav1.HPA) error {
+func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInferenceService, workerType string, spec *sednav1.HPA,
+	changes *runtime.ChildEvents) error {
 	owner := ownerOf(ji)
 	deploymentName := workers.DeploymentName(owner, workerType)
 	name := workers.HPAName(deploymentName)
@@ -254,7 +281,7 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Deleted", "Deleted horizontal pod autoscaler %s", name)
+		changes.Add("Deleted", "horizontal pod autoscaler "+name)
 		return nil
 	}
 	desired, err := workers.NewHPA(owner, workerType, deploymentName, spec)
@@ -264,17 +291,19 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 	if !exists {
 		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil
+			return c.children(ji, changes).TakenName(ctx, "horizontal pod autoscaler", name, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating horizontal pod autoscaler %s: %v", name, err)
 			return fmt.Errorf("creating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
 		}
-		c.recorder.Eventf(ji, corev1.EventTypeNormal, "Created", "Created horizontal pod autoscaler %s", name)
+		changes.Add("Created", "horizontal pod autoscaler "+name)
 		return nil
 	}
 	if !workers.IsControlledBy(actual, owner) {
-		return c.children(ji).NotControlled("horizontal pod autoscaler", name)
+		return c.children(ji, changes).NotControlled("horizontal pod autoscaler", name)
 	}
 	if workers.ChildUnchanged(actual, desired) {
 		return nil
@@ -286,6 +315,6 @@ func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInference
 		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating horizontal pod autoscaler %s: %v", name, err)
 		return fmt.Errorf("updating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
 	}
-	c.recorder.Eventf(ji, corev1.EventTypeNormal, "Updated", "Updated horizontal pod autoscaler %s", name)
+	changes.Add("Updated", "horizontal pod autoscaler "+name)
 	return nil
 }

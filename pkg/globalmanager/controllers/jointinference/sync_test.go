@@ -2,6 +2,7 @@ package jointinference
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -290,6 +291,35 @@ func TestSyncIsIdempotentAndRollsOutSpecEdits(t *testing.T) {
 	require.Equal(t, ptr.To[int32](1), f.deployment("helmet-deployment-edge").Spec.Replicas)
 }
 
+// drainEvents returns the Events recorded so far.
+func drainEvents(f *fixture) []string {
+	var events []string
+	for len(f.recorder.Events) > 0 {
+		events = append(events, <-f.recorder.Events)
+	}
+	return events
+}
+
+// TestOneEventPerSyncNamesEveryChildCreated: creating a service's three children is one Event,
+// not three, so that Events never outnumber the children they describe (issue 16: at 1,000
+// services, per-child Events were more API writes than the children).
+func TestOneEventPerSyncNamesEveryChildCreated(t *testing.T) {
+	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")})
+	f.syncAndRefresh("ns/helmet")
+	var created []string
+	for _, e := range drainEvents(f) {
+		if strings.HasPrefix(e, "Normal Created ") {
+			created = append(created, e)
+		}
+	}
+	require.Equal(t, []string{"Normal Created Created deployment helmet-deployment-cloud, deployment helmet-deployment-edge, service helmet-cloud"}, created)
+
+	f.syncAndRefresh("ns/helmet")
+	for _, e := range drainEvents(f) {
+		require.NotContains(t, e, "Created", "an unchanged service records no change")
+	}
+}
+
 func TestDeletedChildrenAreRecreated(t *testing.T) {
 	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")})
 	f.syncAndRefresh("ns/helmet")
@@ -308,6 +338,24 @@ func TestForeignObjectsAreNotTakenOver(t *testing.T) {
 	f.refresh()
 	require.Empty(t, f.deployment("helmet-deployment-cloud").OwnerReferences, "left alone")
 	require.NotNil(t, f.deployment("helmet-deployment-edge"), "the other children still converge")
+}
+
+// TestForeignObjectsOutsideTheCacheAreNotTakenOver: the child caches hold only objects with the
+// service's labels, so a name taken by an unlabeled object is found by the create; the object is
+// then read from the API server and reported as a conflict, not mistaken for a lagging cache.
+func TestForeignObjectsOutsideTheCacheAreNotTakenOver(t *testing.T) {
+	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")})
+	for _, obj := range []k8sruntime.Object{
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "helmet-deployment-cloud", Namespace: "ns"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "helmet-cloud", Namespace: "ns"}},
+	} {
+		require.NoError(t, f.kube.Tracker().Add(obj)) // in the API, not in the cache
+	}
+	err := f.c.sync(context.Background(), "ns/helmet")
+	require.ErrorContains(t, err, "deployment ns/helmet-deployment-cloud exists and is not controlled by joint inference service helmet")
+	require.ErrorContains(t, err, "service ns/helmet-cloud exists and is not controlled by joint inference service helmet")
+	require.Contains(t, drainEvents(f),
+		"Warning ChildConflict deployment ns/helmet-deployment-cloud exists and is not controlled by joint inference service helmet")
 }
 
 func TestHPAsFollowTheSpec(t *testing.T) {
@@ -412,10 +460,7 @@ func TestStatusFollowsTheWorkers(t *testing.T) {
 	require.Equal(t, sednav1.PhaseRunning, ji.Status.Phase)
 	require.Zero(t, ji.Status.Failed)
 
-	var events []string
-	for len(f.recorder.Events) > 0 {
-		events = append(events, <-f.recorder.Events)
-	}
+	events := drainEvents(f)
 	require.Contains(t, events, `Warning WorkerFailed deployment helmet-deployment-cloud: ReplicaSet "x" has timed out progressing.`)
-	require.Contains(t, events, "Normal Created Created deployment helmet-deployment-cloud")
+	require.Contains(t, events, "Normal Created Created deployment helmet-deployment-cloud, deployment helmet-deployment-edge, service helmet-cloud")
 }

@@ -17,6 +17,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
@@ -117,7 +118,8 @@ func (c *Controller) HandleReport(ctx context.Context, node string, key channel.
 	reports.seq++
 	reports.workers[r.Worker] = workerCounters{seq: reports.seq, values: values}
 	c.reportsMu.Unlock()
-	c.queue.Add(nsName)
+	// The counters are shown in the status: a burst of reports is one status write.
+	runtime.EnqueueReport(c.queue, nsName)
 	return nil
 }
 

@@ -74,8 +74,10 @@ var (
 func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	informer := deps.SednaInformers.Sedna().V1alpha1().LifelongLearningJobs()
 	datasetInformer := deps.SednaInformers.Sedna().V1alpha1().Datasets()
-	podInformer := deps.KubeInformers.Core().V1().Pods()
-	deploymentInformer := deps.KubeInformers.Apps().V1().Deployments()
+	// Only the jobs' workers are cached, by their labels.
+	children := deps.ChildInformerFactory(KindName)
+	podInformer := children.Core().V1().Pods()
+	deploymentInformer := children.Apps().V1().Deployments()
 	tokenInformer := deps.WorkerTokenInformers.Core().V1().Secrets()
 	recorder := deps.Recorder
 	if recorder == nil {
@@ -170,7 +172,7 @@ func (c *Controller) stager() *staged.Stager {
 }
 
 func (c *Controller) deploymentKeeper() *staged.Deployments {
-	return &staged.Deployments{KubeClient: c.kubeClient, Lister: c.deployments, Recorder: c.recorder}
+	return &staged.Deployments{KubeClient: c.kubeClient, Lister: c.deployments, Recorder: c.recorder, Description: "lifelong learning job"}
 }
 
 // Run implements runtime.FeatureController.

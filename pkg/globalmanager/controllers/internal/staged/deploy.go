@@ -60,6 +60,8 @@ type Deployments struct {
 	KubeClient kubernetes.Interface
 	Lister     appslisters.DeploymentLister
 	Recorder   record.EventRecorder
+	// Description names the jobs' kind in messages, e.g. "incremental learning job".
+	Description string
 }
 
 // Owned is the named Deployment when owner controls it, else nil.
@@ -81,7 +83,17 @@ func (d *Deployments) Converge(ctx context.Context, owner workers.Owner, job run
 	if apierrors.IsNotFound(err) {
 		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil, nil // the cache lags; its add event enqueues the job again
+			// The cache holds only labeled children: read the name's holder from the API server.
+			controlled, getErr := sedruntime.ControlledLive(ctx, owner, func(ctx context.Context) (metav1.Object, error) {
+				return client.Get(ctx, desired.Name, metav1.GetOptions{})
+			})
+			if getErr != nil {
+				return nil, fmt.Errorf("reading deployment %s/%s, whose name is taken: %w", namespace, desired.Name, getErr)
+			}
+			if controlled {
+				return nil, nil // the cache lags; its add event enqueues the job again
+			}
+			return nil, d.children(owner, job).NotControlled("deployment", desired.Name)
 		}
 		if err != nil {
 			d.Recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
@@ -94,7 +106,7 @@ func (d *Deployments) Converge(ctx context.Context, owner workers.Owner, job run
 		return nil, fmt.Errorf("getting deployment %s/%s: %w", namespace, desired.Name, err)
 	}
 	if !workers.IsControlledBy(actual, owner) {
-		return nil, sedruntime.Children{Client: d.KubeClient, Recorder: d.Recorder, Owner: owner, Object: job, Description: owner.Kind}.NotControlled("deployment", desired.Name)
+		return nil, d.children(owner, job).NotControlled("deployment", desired.Name)
 	}
 	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
 		return actual, nil
@@ -111,4 +123,8 @@ func (d *Deployments) Converge(ctx context.Context, owner workers.Owner, job run
 	}
 	d.Recorder.Eventf(job, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
 	return written, nil
+}
+
+func (d *Deployments) children(owner workers.Owner, job runtime.Object) sedruntime.Children {
+	return sedruntime.Children{Client: d.KubeClient, Recorder: d.Recorder, Owner: owner, Object: job, Description: d.Description}
 }
