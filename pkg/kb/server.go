@@ -40,7 +40,7 @@ const (
 	DefaultMaxQuerySample     = 4096
 	maxStatusBodyBytes        = 64 << 10
 	maxQueryBytes             = 256 << 20
-	maxQueryBytesWithoutIndex = 16 << 20
+	maxQueryBytesWithoutIndex = 64 << 10
 	maxStatusTasks            = 1024
 	maxTaskNameLength         = 256
 	// multipartOverhead is what a multipart body may carry beyond its file: boundaries and
@@ -256,18 +256,16 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("the knowledge base's index is %s, which it cannot read: upload a JSON index (format %s) to query", file, IndexFormat))
 		return
 	}
-	// A float in JSON takes at most ~25 bytes.
-	limit := int64(maxQueryBytesWithoutIndex)
+	// A float in JSON takes at most ~25 bytes. Without an index every answer is "unseen" and
+	// the vectors are not read: a small body is enough.
+	limit, dimension := int64(maxQueryBytesWithoutIndex), 0
 	if index != nil {
 		limit = min(int64(s.opts.MaxQuerySamples)*int64(index.Dimension)*25+multipartOverhead, maxQueryBytes)
+		dimension = index.Dimension
 	}
-	var request QueryRequest
-	if err := decodeJSONBody(w, r, limit, &request); err != nil {
+	request, err := decodeQuery(http.MaxBytesReader(w, r.Body, limit), dimension, s.opts.MaxQuerySamples)
+	if err != nil {
 		writeRequestError(w, err)
-		return
-	}
-	if len(request.Features) == 0 || len(request.Features) > s.opts.MaxQuerySamples {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf(`"features" holds %d vectors, want 1 to %d`, len(request.Features), s.opts.MaxQuerySamples))
 		return
 	}
 	response := QueryResponse{Results: make([]Match, len(request.Features))}
@@ -284,11 +282,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, features := range request.Features {
-		if len(features) != index.Dimension {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("features[%d] has %d values, the index's dimension is %d", i, len(features), index.Dimension))
-			return
-		}
-		response.Results[i] = index.Match(features)
+		response.Results[i] = index.Match(features) // decodeQuery checked every length
 	}
 	response.Index = downloadPath(file)
 	writeJSON(w, http.StatusOK, response)

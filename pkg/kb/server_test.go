@@ -211,7 +211,7 @@ func TestQueryAnswersTaskAndModelOrUnseen(t *testing.T) {
 		request QueryRequest
 		want    string
 	}{
-		"wrong dimension":     {QueryRequest{Features: [][]float64{{1, 2}, {1, 2, 3}}}, "features[1] has 3 values, the index's dimension is 2"},
+		"wrong dimension":     {QueryRequest{Features: [][]float64{{1, 2}, {1, 2, 3}}}, "features[1] has more than 2 values, the index's dimension is 2"},
 		"other feature space": {QueryRequest{FeatureSpace: "pixels", Features: [][]float64{{1, 2}}}, `featureSpace "pixels" differs`},
 		"no features":         {QueryRequest{}, `"features" holds 0 vectors`},
 	} {
