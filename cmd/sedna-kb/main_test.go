@@ -22,6 +22,17 @@ func TestParseConfig(t *testing.T) {
 	require.Equal(t, "/var/lib/sedna-kb/files", cfg.files)
 	require.True(t, cfg.options.Compat, "the defaults are upstream's: open")
 
+	// A write token alone closes the server to anonymous callers; SEDNA_KB_COMPAT=true reopens it.
+	cfg, err = parseConfig(nil, env.New(env.MapLookup(map[string]string{"SEDNA_KB_TOKEN": "secret"})))
+	require.NoError(t, err)
+	require.False(t, cfg.options.Compat, "a write token without SEDNA_KB_COMPAT must not admit anonymous writes")
+	cfg, err = parseConfig(nil, env.New(env.MapLookup(map[string]string{"SEDNA_KB_TOKEN": "secret", "SEDNA_KB_COMPAT": "true"})))
+	require.NoError(t, err)
+	require.True(t, cfg.options.Compat)
+	cfg, err = parseConfig([]string{"-compat", "false"}, env.New(env.MapLookup(map[string]string{"SEDNA_KB_COMPAT": "true", "SEDNA_KB_TOKEN": "secret"})))
+	require.NoError(t, err)
+	require.False(t, cfg.options.Compat, "the flag wins")
+
 	cfg, err = parseConfig([]string{"-bind", "127.0.0.1:0"}, env.New(env.MapLookup(map[string]string{
 		"KnowledgeBaseServer": "http://0.0.0.0:9021", "KnowledgeBasePath": "/kb", "SEDNA_KB_FILES": "s3://bucket/kb/",
 		"S3_ENDPOINT_URL": "https://minio:9000", "ACCESS_KEY_ID": "ak", "SECRET_ACCESS_KEY": "sk",
@@ -42,6 +53,8 @@ func TestParseConfig(t *testing.T) {
 		"s3 without creds":   {map[string]string{"SEDNA_KB_FILES": "s3://b/kb/", "S3_ENDPOINT_URL": "http://m:9000"}, "ACCESS_KEY_ID"},
 		"s3 without scheme":  {map[string]string{"SEDNA_KB_FILES": "s3://b/kb/", "S3_ENDPOINT_URL": "m:9000"}, "S3_ENDPOINT_URL as http(s)"},
 		"bad max file bytes": {map[string]string{"SEDNA_KB_MAX_FILE_BYTES": "lots"}, "not an integer"},
+		"files = data dir":   {map[string]string{"KnowledgeBasePath": "/kb", "SEDNA_KB_FILES": "/kb/"}, "is or contains the data directory"},
+		"files holds data":   {map[string]string{"KnowledgeBasePath": "/srv/kb/data", "SEDNA_KB_FILES": "/srv/kb"}, "is or contains the data directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(nil, env.New(env.MapLookup(tc.env)))

@@ -55,8 +55,9 @@ type Options struct {
 	// query and file/download only. A request without a token is admitted only in Compat mode;
 	// a request with any other token is refused in every mode.
 	WriteToken, ReadToken string
-	// Compat admits requests without an Authorization header, as upstream's Python clients send
-	// none.
+	// Compat admits requests without an Authorization header, on every route, as upstream's
+	// Python clients send none; with a WriteToken set it also lets anonymous callers write.
+	// cmd/sedna-kb enables it only when no write token is set, unless told otherwise.
 	Compat bool
 	// MaxFileBytes bounds one uploaded file, MaxIndexBytes one index, MaxQuerySamples the
 	// feature vectors of one query. Zero means the default.
