@@ -165,12 +165,12 @@ func downloadPath(name string) string {
 func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	part, err := s.openPart(w, r, "task", s.opts.MaxIndexBytes)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	data, err := io.ReadAll(io.LimitReader(part.reader, s.opts.MaxIndexBytes+1))
 	if err != nil {
-		writeRequestError(w, fmt.Errorf("reading the index: %w", err))
+		s.writeRequestError(w, r, fmt.Errorf("reading the index: %w", err))
 		return
 	}
 	if int64(len(data)) > s.opts.MaxIndexBytes {
@@ -201,7 +201,7 @@ type statusRequest struct {
 func (s *Server) serveUpdateStatus(w http.ResponseWriter, r *http.Request) {
 	var request statusRequest
 	if err := decodeJSONBody(w, r, maxStatusBodyBytes, &request); err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	if request.Status == nil {
@@ -264,9 +264,9 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		limit = min(int64(s.opts.MaxQuerySamples)*int64(index.Dimension)*25+multipartOverhead, maxQueryBytes)
 		dimension = index.Dimension
 	}
-	request, err := decodeQuery(http.MaxBytesReader(w, r.Body, limit), dimension, s.opts.MaxQuerySamples)
+	request, err := decodeQuery(clientReader{http.MaxBytesReader(w, r.Body, limit)}, dimension, s.opts.MaxQuerySamples)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	response := QueryResponse{Results: make([]Match, len(request.Features))}
@@ -293,7 +293,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	part, err := s.openPart(w, r, "file", s.opts.MaxFileBytes)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	if err := CheckFileName(part.fileName); err != nil {
@@ -308,7 +308,7 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	spooled, size, sum, err := s.spool(part.reader, s.opts.MaxFileBytes)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	defer removeSpooled(spooled)
@@ -367,7 +367,10 @@ func badRequest(status int, format string, args ...any) error {
 	return &requestError{status: status, message: fmt.Sprintf(format, args...)}
 }
 
-func writeRequestError(w http.ResponseWriter, err error) {
+// writeRequestError answers a client's mistake (a requestError, a body over its limit) with its
+// 4xx status and message; anything else is the server's fault: logged, and answered 500 with a
+// fixed message that names no server path.
+func (s *Server) writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
 	var request *requestError
 	if errors.As(err, &request) {
 		writeError(w, request.status, request.message)
@@ -378,7 +381,21 @@ func writeRequestError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", tooLarge.Limit))
 		return
 	}
-	writeError(w, http.StatusBadRequest, err.Error())
+	s.opts.Logger.Error(err, "Serving a request failed", "path", r.URL.Path, "remote", r.RemoteAddr)
+	writeError(w, http.StatusInternalServerError, "the knowledge base failed to serve the request")
+}
+
+// clientReader marks the errors of reading a request body as the client's (400), except a body
+// over its limit, which stays an *http.MaxBytesError (413).
+type clientReader struct{ r io.Reader }
+
+func (c clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	var tooLarge *http.MaxBytesError
+	if err != nil && !errors.Is(err, io.EOF) && !errors.As(err, &tooLarge) {
+		err = badRequest(http.StatusBadRequest, "reading the request body: %v", err)
+	}
+	return n, err
 }
 
 type filePart struct {
@@ -401,7 +418,11 @@ func (s *Server) openPart(w http.ResponseWriter, r *http.Request, field string, 
 			return nil, badRequest(http.StatusBadRequest, "the multipart body has no field %q", field)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the multipart body: %w", err)
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, err
+			}
+			return nil, badRequest(http.StatusBadRequest, "reading the multipart body: %v", err)
 		}
 		if part.FormName() != field {
 			continue
@@ -410,7 +431,7 @@ func (s *Server) openPart(w http.ResponseWriter, r *http.Request, field string, 
 		if err != nil {
 			return nil, badRequest(http.StatusBadRequest, "the Content-Disposition of %q does not parse: %v", field, err)
 		}
-		return &filePart{reader: part, fileName: params["filename"]}, nil
+		return &filePart{reader: clientReader{part}, fileName: params["filename"]}, nil
 	}
 }
 
@@ -444,7 +465,7 @@ func removeSpooled(file *os.File) {
 }
 
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int64, into any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(clientReader{http.MaxBytesReader(w, r.Body, limit)})
 	if err != nil {
 		return err
 	}

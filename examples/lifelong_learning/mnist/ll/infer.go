@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,16 @@ import (
 // maxClassifyImages bounds one request.
 const maxClassifyImages = 256
 
+// MaxUnseenFiles bounds the PNGs the worker files for labelling: past it, unseen images are
+// still answered but no longer filed, so callers cannot fill the disk.
+const MaxUnseenFiles = 10000
+
+// ErrBadImage marks a request image that is not 784 values in [0,1] (the client's mistake, 400).
+var ErrBadImage = errors.New("bad image")
+
+// ErrNoIndex is returned before an index is loaded (503: try again later).
+var ErrNoIndex = errors.New("no index loaded yet")
+
 // InferServer is the inference worker: it routes each image to its task's model through the
 // deployed index (a local file, MODEL_URLS), keeps the models it downloaded from the knowledge
 // base in a cache directory (so it keeps answering while the knowledge base is down), reloads
@@ -38,6 +49,8 @@ type InferServer struct {
 	router    *lifelong.Router
 	indexTime time.Time
 	stats     InferStats
+	// unseenFiles counts the PNGs in unseenDir, -1 until counted.
+	unseenFiles int
 }
 
 // InferStats are the worker's counters.
@@ -51,7 +64,7 @@ type InferStats struct {
 // NewInferServer serves the index at indexPath.
 func NewInferServer(worker *lifelong.Worker, indexPath, cacheDir, unseenDir string, logger logr.Logger) *InferServer {
 	return &InferServer{models: NewModels(worker, cacheDir), indexPath: indexPath, unseenDir: unseenDir, worker: worker, logger: logger,
-		stats: InferStats{ByTask: map[string]int{}}}
+		stats: InferStats{ByTask: map[string]int{}}, unseenFiles: -1}
 }
 
 // Reload reads the index file when it changed since the last load.
@@ -109,13 +122,13 @@ func (s *InferServer) Classify(ctx context.Context, images [][]float64) ([]Class
 	router := s.router
 	s.mu.Unlock()
 	if router == nil {
-		return nil, fmt.Errorf("no index loaded yet")
+		return nil, ErrNoIndex
 	}
 	lookup := s.models.ForIndex(ctx, router)
 	results := make([]Classification, 0, len(images))
 	for i, image := range images {
 		if err := model.CheckImage(image); err != nil {
-			return nil, fmt.Errorf("image %d: %w", i, err)
+			return nil, fmt.Errorf("%w: image %d: %w", ErrBadImage, i, err)
 		}
 		allocation, prediction, err := Infer(router, lookup, image)
 		if err != nil {
@@ -149,7 +162,27 @@ func (s *InferServer) fileUnseen(image []float64) error {
 	if err := os.MkdirAll(s.unseenDir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(s.unseenDir, hex.EncodeToString(sum[:8])+".png"), content, 0o644)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unseenFiles < 0 {
+		entries, err := os.ReadDir(s.unseenDir)
+		if err != nil {
+			return err
+		}
+		s.unseenFiles = len(entries)
+	}
+	name := filepath.Join(s.unseenDir, hex.EncodeToString(sum[:8])+".png")
+	if _, err := os.Stat(name); err == nil {
+		return nil // the same image is filed already
+	}
+	if s.unseenFiles >= MaxUnseenFiles {
+		return fmt.Errorf("%d unseen images are waiting for labelling in %s: not filing more", s.unseenFiles, s.unseenDir)
+	}
+	if err := os.WriteFile(name, content, 0o644); err != nil {
+		return err
+	}
+	s.unseenFiles++
+	return nil
 }
 
 // Stats returns the counters.
@@ -178,8 +211,17 @@ func (s *InferServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		results, err := s.Classify(r.Context(), request.Images)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrBadImage):
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case errors.Is(err, ErrNoIndex):
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		case err != nil:
+			// A model download or a cache fault: logged here, not told to the caller.
+			s.logger.Error(err, "Classifying failed")
+			http.Error(w, "classifying failed", http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, map[string]any{"results": results})
