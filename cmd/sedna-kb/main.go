@@ -58,6 +58,7 @@ const (
 	defaultBind         = "0.0.0.0:9020"
 	defaultDataDir      = "/var/lib/sedna-kb"
 	readHeaderTimeout   = 10 * time.Second
+	idleTimeout         = 2 * time.Minute
 	shutdownGracePeriod = 5 * time.Second
 )
 
@@ -213,7 +214,11 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 			logger.Error(err, "Closing the database")
 		}
 	}()
+	// Uploads a killed process was spooling are garbage: start with an empty scratch directory.
 	scratch := filepath.Join(cfg.dataDir, "scratch")
+	if err := os.RemoveAll(scratch); err != nil {
+		return fmt.Errorf("emptying the scratch directory: %w", err)
+	}
 	if err := os.MkdirAll(scratch, 0o750); err != nil {
 		return fmt.Errorf("creating the scratch directory: %w", err)
 	}
@@ -233,7 +238,9 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	if ready != nil {
 		ready <- listener.Addr().String()
 	}
-	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: readHeaderTimeout}
+	// The handler sets each request's read deadline from its route's size limit (kb.Server);
+	// IdleTimeout closes kept-alive connections nobody uses.
+	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(listener) }()
 	select {

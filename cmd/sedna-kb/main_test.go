@@ -6,6 +6,8 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -119,4 +121,26 @@ func TestServesAndKeepsItsDataAcrossRestarts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, response.StatusCode)
 	require.Equal(t, "weights", string(content))
+}
+
+// A killed server leaves spooled uploads in scratch/ and, in the file directory, the temporary
+// files of interrupted writes: both are removed at start; stored files are kept.
+func TestStartRemovesLeftovers(t *testing.T) {
+	dataDir := t.TempDir()
+	for _, dir := range []string{"scratch", "files"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dataDir, dir), 0o750))
+	}
+	stale := []string{filepath.Join(dataDir, "scratch", "kb-upload-123"), filepath.Join(dataDir, "files", ".model.bin.tmp-0011223344556677")}
+	for _, name := range stale {
+		require.NoError(t, os.WriteFile(name, []byte("half"), 0o600))
+	}
+	kept := filepath.Join(dataDir, "files", "model.bin")
+	require.NoError(t, os.WriteFile(kept, []byte("whole"), 0o600))
+	_, stop := start(t, map[string]string{"KnowledgeBasePath": dataDir, "SEDNA_KB_TOKEN": "w"})
+	stop()
+	for _, name := range stale {
+		_, err := os.Stat(name)
+		require.ErrorIs(t, err, os.ErrNotExist, name)
+	}
+	require.FileExists(t, kept)
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/go-logr/logr"
@@ -35,9 +36,14 @@ const (
 
 // Default limits.
 const (
-	DefaultMaxFileBytes       = 1 << 30
-	DefaultMaxIndexBytes      = 64 << 20
-	DefaultMaxQuerySample     = 4096
+	DefaultMaxFileBytes        = 1 << 30
+	DefaultMaxIndexBytes       = 64 << 20
+	DefaultMaxQuerySample      = 4096
+	DefaultMaxConcurrentWrites = 4
+	// minUploadBytesPerSecond is the slowest upload the server waits for: a request's body must
+	// arrive within requestReadTime plus its size limit at this rate.
+	minUploadBytesPerSecond   = 256 << 10
+	requestReadTime           = time.Minute
 	maxStatusBodyBytes        = 64 << 10
 	maxQueryBytes             = 256 << 20
 	maxQueryBytesWithoutIndex = 64 << 10
@@ -63,6 +69,9 @@ type Options struct {
 	// feature vectors of one query. Zero means the default.
 	MaxFileBytes, MaxIndexBytes int64
 	MaxQuerySamples             int
+	// MaxConcurrentWrites bounds the write requests (update, update/status, file/upload) served
+	// at once; one more is answered 503 at once. Zero means DefaultMaxConcurrentWrites.
+	MaxConcurrentWrites int
 	// ScratchDir holds uploads while they arrive (os.TempDir() when empty).
 	ScratchDir string
 	Logger     logr.Logger
@@ -74,6 +83,8 @@ type Server struct {
 	write workerauth.Admission
 	read  workerauth.Admission
 	mux   *http.ServeMux
+	// writes holds one token per write request being served.
+	writes chan struct{}
 }
 
 // NewServer checks opts and builds the handler.
@@ -99,16 +110,20 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.MaxQuerySamples <= 0 {
 		opts.MaxQuerySamples = DefaultMaxQuerySample
 	}
-	s := &Server{
-		opts:  opts,
-		write: workerauth.Admission{Token: opts.WriteToken, AllowAnonymous: opts.Compat},
-		read:  workerauth.Admission{Token: opts.ReadToken, AllowAnonymous: opts.Compat},
-		mux:   http.NewServeMux(),
+	if opts.MaxConcurrentWrites <= 0 {
+		opts.MaxConcurrentWrites = DefaultMaxConcurrentWrites
 	}
-	s.mux.HandleFunc("POST "+Prefix+RouteUpdate, s.writer(s.serveUpdate))
-	s.mux.HandleFunc("POST "+Prefix+RouteUpdateStatus, s.writer(s.serveUpdateStatus))
-	s.mux.HandleFunc("POST "+Prefix+RouteFileUpload, s.writer(s.serveUpload))
-	s.mux.HandleFunc("POST "+Prefix+RouteQuery, s.reader(s.serveQuery))
+	s := &Server{
+		opts:   opts,
+		write:  workerauth.Admission{Token: opts.WriteToken, AllowAnonymous: opts.Compat},
+		read:   workerauth.Admission{Token: opts.ReadToken, AllowAnonymous: opts.Compat},
+		mux:    http.NewServeMux(),
+		writes: make(chan struct{}, opts.MaxConcurrentWrites),
+	}
+	s.mux.HandleFunc("POST "+Prefix+RouteUpdate, s.writer(s.readWithin(opts.MaxIndexBytes, s.serveUpdate)))
+	s.mux.HandleFunc("POST "+Prefix+RouteUpdateStatus, s.writer(s.readWithin(maxStatusBodyBytes, s.serveUpdateStatus)))
+	s.mux.HandleFunc("POST "+Prefix+RouteFileUpload, s.writer(s.readWithin(opts.MaxFileBytes, s.serveUpload)))
+	s.mux.HandleFunc("POST "+Prefix+RouteQuery, s.reader(s.readWithin(maxQueryBytes, s.serveQuery)))
 	s.mux.HandleFunc("GET "+Prefix+RouteFileDownload, s.reader(s.serveDownload))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, "ok") })
 	return s, nil
@@ -127,6 +142,26 @@ func (s *Server) writer(next http.HandlerFunc) http.HandlerFunc {
 			s.refuse(w, r, decision)
 			return
 		}
+		select {
+		case s.writes <- struct{}{}:
+			defer func() { <-s.writes }()
+		default:
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the knowledge base is serving %d writes already: retry later", cap(s.writes)))
+			return
+		}
+		next(w, r)
+	}
+}
+
+// readWithin gives the request's body requestReadTime plus the time limit bytes take at
+// minUploadBytesPerSecond to arrive, so a slow sender cannot hold a connection (and a write
+// slot) forever while a large upload at a reasonable rate still fits.
+func (s *Server) readWithin(limit int64, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		deadline := time.Now().Add(requestReadTime + time.Duration(limit/minUploadBytesPerSecond)*time.Second)
+		// A ResponseWriter without deadlines (a test recorder) just serves without one.
+		_ = http.NewResponseController(w).SetReadDeadline(deadline)
 		next(w, r)
 	}
 }
