@@ -85,3 +85,23 @@ func TestQueryBodyErrorsNameTheProblem(t *testing.T) {
 		require.Contains(t, answer.detail(t), want, body)
 	}
 }
+
+// An index of 4 MB of empty centroids is refused at the first one, allocating a few copies of its
+// bytes (the decoders' buffers), not a slice header per "[]," (whole decoding allocated about
+// 64 times the input).
+func TestIndexParsingAllocationIsBounded(t *testing.T) {
+	var body bytes.Buffer
+	body.WriteString(`{"format":"` + IndexFormat + `","featureSpace":"s","dimension":2,"tasks":[{"id":"a","radius":1,"model":{"url":"u"},"centroids":[`)
+	body.WriteString(strings.Repeat(`[],`, (4<<20)/3))
+	body.WriteString(`[]]}]}`)
+	data := body.Bytes()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := ParseIndex(data)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("4 MB index of empty centroids: allocated %d KiB: %v", allocated>>10, err)
+	require.ErrorContains(t, err, "tasks[0].centroids[0] has 0 values")
+	require.Less(t, allocated, uint64(10*len(data)), "at most a few copies of the input")
+}

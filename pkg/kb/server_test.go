@@ -235,7 +235,7 @@ func TestMalformedIndexIsRefusedNamingTheProblem(t *testing.T) {
 		"unknown field":        {raw: `{"format":"sedna-kb-index/v1","tasks":[],"extra":1}`, want: `unknown field "extra"`},
 		"wrong format":         {mutate: func(x *Index) { x.Format = "v0" }, want: `index format is "v0"`},
 		"no feature space":     {mutate: func(x *Index) { x.FeatureSpace = "" }, want: "featureSpace is empty"},
-		"centroid too short":   {mutate: func(x *Index) { x.Tasks[1].Centroids[0] = []float64{1} }, want: `task "right": centroids[0] has 1 values, the index dimension is 2`},
+		"centroid too short":   {mutate: func(x *Index) { x.Tasks[1].Centroids[0] = []float64{1} }, want: `tasks[1].centroids[0] has 1 values, the index's dimension is 2`},
 		"no centroids":         {mutate: func(x *Index) { x.Tasks[0].Centroids = nil }, want: `task "left": 0 centroids`},
 		"zero radius":          {mutate: func(x *Index) { x.Tasks[0].Radius = 0 }, want: `task "left": radius 0`},
 		"duplicate task":       {mutate: func(x *Index) { x.Tasks[1].ID = "left" }, want: `tasks[1].id "left" appears twice`},
