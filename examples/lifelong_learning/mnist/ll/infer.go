@@ -19,6 +19,7 @@ import (
 	"github.com/sedna-go/sedna/examples/incremental_learning/mnist/il"
 	"github.com/sedna-go/sedna/examples/joint_inference/mnist/model"
 	"github.com/sedna-go/sedna/pkg/sdk/lifelong"
+	"github.com/sedna-go/sedna/pkg/sdk/modelfile"
 )
 
 // maxClassifyImages bounds one request.
@@ -45,10 +46,10 @@ type InferServer struct {
 	worker    *lifelong.Worker
 	logger    logr.Logger
 
-	mu        sync.Mutex
-	router    *lifelong.Router
-	indexTime time.Time
-	stats     InferStats
+	mu sync.Mutex
+	// watcher holds the router of the deployed index; nil until the index was first loaded.
+	watcher *modelfile.Watcher[*lifelong.Router]
+	stats   InferStats
 	// unseenFiles counts the PNGs in unseenDir, -1 until counted.
 	unseenFiles int
 }
@@ -67,40 +68,60 @@ func NewInferServer(worker *lifelong.Worker, indexPath, cacheDir, unseenDir stri
 		stats: InferStats{ByTask: map[string]int{}}, unseenFiles: -1}
 }
 
-// Reload reads the index file when it changed since the last load.
+// Reload loads the index file the first time, then again whenever it changed since the last
+// load (modelfile.Watcher); a failed reload keeps the previous index. ctx bounds the model
+// downloads of every later load too (Watch's reloads): pass the worker's lifetime.
 func (s *InferServer) Reload(ctx context.Context) error {
-	info, err := os.Stat(s.indexPath)
-	if err != nil {
-		return fmt.Errorf("the deployed index: %w", err)
-	}
 	s.mu.Lock()
-	unchanged := s.router != nil && info.ModTime().Equal(s.indexTime)
+	watcher := s.watcher
 	s.mu.Unlock()
-	if unchanged {
-		return nil
+	if watcher != nil {
+		_, err := watcher.Reload()
+		return err
 	}
-	index, err := s.worker.LoadIndex(ctx, s.indexPath)
+	watcher, err := modelfile.NewWatcher(s.indexPath, func(path string) (*lifelong.Router, error) { return s.load(ctx, path) })
 	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	s.watcher = watcher
+	s.mu.Unlock()
+	return nil
+}
+
+// Watch reloads the index every period until ctx ends; call it after a successful Reload.
+func (s *InferServer) Watch(ctx context.Context, period time.Duration) {
+	s.mu.Lock()
+	watcher := s.watcher
+	s.mu.Unlock()
+	if watcher != nil {
+		watcher.Run(ctx, period)
+	}
+}
+
+// load reads the index at path and fetches every model it names.
+func (s *InferServer) load(ctx context.Context, path string) (*lifelong.Router, error) {
+	index, err := s.worker.LoadIndex(ctx, path)
+	if err != nil {
+		return nil, err
 	}
 	router, err := lifelong.NewRouter(index)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	router.Margin = DefaultMeasureOptions().Margin
 	// Fetch every model now, while the knowledge base is up, so an outage later changes nothing.
 	lookup := s.models.ForIndex(ctx, router)
 	for _, id := range index.TaskIDs() {
 		if _, err := lookup(id); err != nil {
-			return fmt.Errorf("loading the model of task %s: %w", id, err)
+			return nil, fmt.Errorf("loading the model of task %s: %w", id, err)
 		}
 	}
 	s.mu.Lock()
-	s.router, s.indexTime = router, info.ModTime()
 	s.stats.Tasks = index.TaskIDs()
 	s.mu.Unlock()
-	s.logger.Info("Index loaded", "path", s.indexPath, "tasks", index.TaskIDs())
-	return nil
+	s.logger.Info("Index loaded", "path", path, "tasks", index.TaskIDs())
+	return router, nil
 }
 
 // ClassifyRequest is the body of POST /classify.
@@ -119,11 +140,12 @@ type Classification struct {
 // Classify routes and classifies images.
 func (s *InferServer) Classify(ctx context.Context, images [][]float64) ([]Classification, error) {
 	s.mu.Lock()
-	router := s.router
+	watcher := s.watcher
 	s.mu.Unlock()
-	if router == nil {
+	if watcher == nil {
 		return nil, ErrNoIndex
 	}
+	router := watcher.Current()
 	lookup := s.models.ForIndex(ctx, router)
 	results := make([]Classification, 0, len(images))
 	for i, image := range images {
