@@ -12,10 +12,12 @@
 //	                                          ACCESS_KEY_ID, SECRET_ACCESS_KEY)
 //	SEDNA_KB_TOKEN, SEDNA_KB_READ_TOKEN       bearer tokens: write (all routes), read (query,
 //	                                          download)
-//	SEDNA_KB_COMPAT (true)                    admit requests without a token, as upstream
+//	SEDNA_KB_COMPAT (true without SEDNA_KB_TOKEN, admit requests without a token, as upstream
+//	false with it)
 //	SEDNA_KB_MAX_FILE_BYTES (1 GiB), SEDNA_KB_MAX_INDEX_BYTES (64 MiB)
 //
-// The defaults reproduce upstream's server: anyone may call every route.
+// Without tokens the defaults reproduce upstream's server: anyone may call every route. Setting
+// SEDNA_KB_TOKEN turns compatibility off unless SEDNA_KB_COMPAT=true says otherwise.
 package main
 
 import (
@@ -56,6 +58,7 @@ const (
 	defaultBind         = "0.0.0.0:9020"
 	defaultDataDir      = "/var/lib/sedna-kb"
 	readHeaderTimeout   = 10 * time.Second
+	idleTimeout         = 2 * time.Minute
 	shutdownGracePeriod = 5 * time.Second
 )
 
@@ -85,7 +88,7 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 	bind := fs.String("bind", environment.Get(envBind, defaultBind), "listen address ("+envBind+")")
 	dataDir := fs.String("data-dir", environment.Get(envDataDir, defaultDataDir), "data directory ("+envDataDir+")")
 	files := fs.String("files", environment.Get(envFiles, ""), "file directory or s3:// prefix ("+envFiles+")")
-	compat := fs.String("compat", environment.Get(envCompat, "true"), "admit requests without a token, as upstream's Python clients send none ("+envCompat+")")
+	compat := fs.String("compat", environment.Get(envCompat, ""), "admit requests without a token, as upstream's Python clients send none (default: true without "+envToken+", false with it) ("+envCompat+")")
 	maxFile := fs.String("max-file-bytes", environment.Get(envMaxFileBytes, ""), "largest upload ("+envMaxFileBytes+")")
 	maxIndex := fs.String("max-index-bytes", environment.Get(envMaxIndexBytes, ""), "largest index ("+envMaxIndexBytes+")")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +109,11 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 	if cfg.files == "" {
 		cfg.files = filepath.Join(cfg.dataDir, "files")
 	}
+	if !strings.HasPrefix(cfg.files, "s3://") {
+		if err := checkFilesOutsideData(cfg.files, cfg.dataDir); err != nil {
+			return nil, err
+		}
+	}
 	if strings.HasPrefix(cfg.files, "s3://") {
 		if cfg.s3, err = s3Credentials(environment); err != nil {
 			return nil, err
@@ -114,7 +122,8 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 	opts := &cfg.options
 	opts.WriteToken = environment.Get(envToken, "")
 	opts.ReadToken = environment.Get(envReadToken, "")
-	if opts.Compat, err = parsed.Bool(envCompat, true); err != nil {
+	// With a write token set, anonymous requests are refused unless compatibility is asked for.
+	if opts.Compat, err = parsed.Bool(envCompat, opts.WriteToken == ""); err != nil {
 		return nil, err
 	}
 	maxFileBytes, err := parsed.Int(envMaxFileBytes, 0)
@@ -127,6 +136,24 @@ func parseConfig(args []string, environment *env.Context) (*config, error) {
 	}
 	opts.MaxFileBytes, opts.MaxIndexBytes = int64(maxFileBytes), int64(maxIndexBytes)
 	return cfg, nil
+}
+
+// checkFilesOutsideData refuses a file directory that is the data directory or holds it: its
+// files are downloadable and uploadable by name, and kb.db must be neither.
+func checkFilesOutsideData(files, dataDir string) error {
+	absFiles, err := filepath.Abs(files)
+	if err != nil {
+		return fmt.Errorf("%s=%q: %w", envFiles, files, err)
+	}
+	absData, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("%s=%q: %w", envDataDir, dataDir, err)
+	}
+	rel, err := filepath.Rel(absFiles, absData)
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("the file directory %s=%q is or contains the data directory %s=%q: kb.db would be served as a file; use a directory beside or below it", envFiles, files, envDataDir, dataDir)
+	}
+	return nil
 }
 
 // bindAddress accepts host:port, optionally as an http:// URL as upstream's variable is written.
@@ -187,7 +214,11 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 			logger.Error(err, "Closing the database")
 		}
 	}()
+	// Uploads a killed process was spooling are garbage: start with an empty scratch directory.
 	scratch := filepath.Join(cfg.dataDir, "scratch")
+	if err := os.RemoveAll(scratch); err != nil {
+		return fmt.Errorf("emptying the scratch directory: %w", err)
+	}
 	if err := os.MkdirAll(scratch, 0o750); err != nil {
 		return fmt.Errorf("creating the scratch directory: %w", err)
 	}
@@ -207,7 +238,9 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	if ready != nil {
 		ready <- listener.Addr().String()
 	}
-	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: readHeaderTimeout}
+	// The handler sets each request's read deadline from its route's size limit (kb.Server);
+	// IdleTimeout closes kept-alive connections nobody uses.
+	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(listener) }()
 	select {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,6 +23,17 @@ func TestParseConfig(t *testing.T) {
 	require.Equal(t, "0.0.0.0:9020", cfg.bindAddr)
 	require.Equal(t, "/var/lib/sedna-kb/files", cfg.files)
 	require.True(t, cfg.options.Compat, "the defaults are upstream's: open")
+
+	// A write token alone closes the server to anonymous callers; SEDNA_KB_COMPAT=true reopens it.
+	cfg, err = parseConfig(nil, env.New(env.MapLookup(map[string]string{"SEDNA_KB_TOKEN": "secret"})))
+	require.NoError(t, err)
+	require.False(t, cfg.options.Compat, "a write token without SEDNA_KB_COMPAT must not admit anonymous writes")
+	cfg, err = parseConfig(nil, env.New(env.MapLookup(map[string]string{"SEDNA_KB_TOKEN": "secret", "SEDNA_KB_COMPAT": "true"})))
+	require.NoError(t, err)
+	require.True(t, cfg.options.Compat)
+	cfg, err = parseConfig([]string{"-compat", "false"}, env.New(env.MapLookup(map[string]string{"SEDNA_KB_COMPAT": "true", "SEDNA_KB_TOKEN": "secret"})))
+	require.NoError(t, err)
+	require.False(t, cfg.options.Compat, "the flag wins")
 
 	cfg, err = parseConfig([]string{"-bind", "127.0.0.1:0"}, env.New(env.MapLookup(map[string]string{
 		"KnowledgeBaseServer": "http://0.0.0.0:9021", "KnowledgeBasePath": "/kb", "SEDNA_KB_FILES": "s3://bucket/kb/",
@@ -42,6 +55,8 @@ func TestParseConfig(t *testing.T) {
 		"s3 without creds":   {map[string]string{"SEDNA_KB_FILES": "s3://b/kb/", "S3_ENDPOINT_URL": "http://m:9000"}, "ACCESS_KEY_ID"},
 		"s3 without scheme":  {map[string]string{"SEDNA_KB_FILES": "s3://b/kb/", "S3_ENDPOINT_URL": "m:9000"}, "S3_ENDPOINT_URL as http(s)"},
 		"bad max file bytes": {map[string]string{"SEDNA_KB_MAX_FILE_BYTES": "lots"}, "not an integer"},
+		"files = data dir":   {map[string]string{"KnowledgeBasePath": "/kb", "SEDNA_KB_FILES": "/kb/"}, "is or contains the data directory"},
+		"files holds data":   {map[string]string{"KnowledgeBasePath": "/srv/kb/data", "SEDNA_KB_FILES": "/srv/kb"}, "is or contains the data directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(nil, env.New(env.MapLookup(tc.env)))
@@ -106,4 +121,26 @@ func TestServesAndKeepsItsDataAcrossRestarts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, response.StatusCode)
 	require.Equal(t, "weights", string(content))
+}
+
+// A killed server leaves spooled uploads in scratch/ and, in the file directory, the temporary
+// files of interrupted writes: both are removed at start; stored files are kept.
+func TestStartRemovesLeftovers(t *testing.T) {
+	dataDir := t.TempDir()
+	for _, dir := range []string{"scratch", "files"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dataDir, dir), 0o750))
+	}
+	stale := []string{filepath.Join(dataDir, "scratch", "kb-upload-123"), filepath.Join(dataDir, "files", ".model.bin.tmp-0011223344556677")}
+	for _, name := range stale {
+		require.NoError(t, os.WriteFile(name, []byte("half"), 0o600))
+	}
+	kept := filepath.Join(dataDir, "files", "model.bin")
+	require.NoError(t, os.WriteFile(kept, []byte("whole"), 0o600))
+	_, stop := start(t, map[string]string{"KnowledgeBasePath": dataDir, "SEDNA_KB_TOKEN": "w"})
+	stop()
+	for _, name := range stale {
+		_, err := os.Stat(name)
+		require.ErrorIs(t, err, os.ErrNotExist, name)
+	}
+	require.FileExists(t, kept)
 }

@@ -36,8 +36,8 @@
 // score exceeds 1. The score is the unseen-task score the worker library measures detection with.
 //
 // Storage: metadata (current index, task statuses, file records) in a bbolt database, kb.db in
-// the data directory; file contents in a FileStore: a local directory (DirStore, opened as an
-// os.Root, atomic replace) or an S3 prefix (S3Store, through pkg/localcontroller/storage). Both
+// the data directory; file contents in a FileStore: a local directory (DirStore, opened as a
+// hostfs.Root, replaced with hostfs.WriteFileAtomic, symlinks never followed) or an S3 prefix (S3Store, through pkg/localcontroller/storage). Both
 // survive restarts; uploads are spooled to a scratch file first so a cut-off upload never
 // replaces a good file.
 //
@@ -52,7 +52,10 @@
 // never starting with '.' nor containing ".."; the raw multipart file name is checked, not the
 // directory-stripped one Go's multipart reader offers, so "../x" is refused, not rewritten.
 // Limits: MaxFileBytes per upload (1 GiB), MaxIndexBytes per index (64 MiB), MaxQuerySamples per
-// query (4096), 64 KiB per update/status body; beyond them 413.
+// query (4096, decoded token by token and stopped at the first vector too many or of the wrong
+// length), 64 KiB per update/status body; beyond them 413 or 400. MaxConcurrentWrites (4) write
+// requests at once, 503 beyond; each request's body must arrive within a minute plus its size
+// limit at 256 KiB/s. Server faults are logged and answered 500 with a fixed message.
 //
 // The package does not know about Kubernetes, the GM or the LC.
 package kb

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
 )
 
@@ -41,23 +42,46 @@ type FileStore interface {
 	String() string
 }
 
-// DirStore keeps files in one local directory, opened as an os.Root so no name can leave it,
+// DirStore keeps files in one local directory, opened as a hostfs.Root so no name can leave it,
 // symlinks included.
 type DirStore struct {
-	root *os.Root
+	root *hostfs.Root
 	dir  string
 }
 
-// NewDirStore opens (creating it if needed) dir.
+// NewDirStore opens (creating it if needed) dir and removes the temporary files an interrupted
+// Put may have left.
 func NewDirStore(dir string) (*DirStore, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating the file directory: %w", err)
 	}
-	root, err := os.OpenRoot(dir)
+	root, err := hostfs.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the file directory: %w", err)
 	}
-	return &DirStore{root: root, dir: dir}, nil
+	d := &DirStore{root: root, dir: dir}
+	if err := d.removeTemporaries(); err != nil {
+		_ = root.Close() // the cleanup error is the one to report
+		return nil, err
+	}
+	return d, nil
+}
+
+// removeTemporaries removes hidden ".<name>.tmp-*" files (hostfs.WriteFileAtomic's temporaries)
+// left by a crash; CheckFileName never admits a hidden name, so none is a stored file.
+func (d *DirStore) removeTemporaries() error {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return fmt.Errorf("listing the file directory: %w", err)
+	}
+	for _, entry := range entries {
+		if name := entry.Name(); strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") && entry.Type().IsRegular() {
+			if err := d.root.Remove(name); err != nil {
+				return fmt.Errorf("removing the stale temporary file %s: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close releases the directory.
@@ -65,42 +89,31 @@ func (d *DirStore) Close() error { return d.root.Close() }
 
 func (d *DirStore) String() string { return d.dir }
 
-// Put writes a temporary file, syncs it and renames it over name.
-func (d *DirStore) Put(_ context.Context, name string, r io.Reader, size int64) (err error) {
-	temporary := ".tmp-" + name
-	file, err := d.root.OpenFile(temporary, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("storing %s: %w", name, err)
-	}
-	defer func() {
+// Put replaces name atomically (hostfs.WriteFileAtomic: a uniquely named temporary file, fsync,
+// rename), so concurrent Puts of one name each leave a complete file and the last rename wins.
+func (d *DirStore) Put(_ context.Context, name string, r io.Reader, size int64) error {
+	err := hostfs.WriteFileAtomic(d.root, name, 0o640, func(w io.Writer) error {
+		written, err := io.Copy(w, r)
 		if err != nil {
-			_ = file.Close()             // already failing; the write error says more
-			_ = d.root.Remove(temporary) // best effort: a leftover temporary is never served
+			return err
 		}
-	}()
-	written, err := io.Copy(file, r)
+		if written != size {
+			return fmt.Errorf("got %d bytes, want %d", written, size)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("storing %s: %w", name, err)
-	}
-	if written != size {
-		return fmt.Errorf("storing %s: got %d bytes, want %d", name, written, size)
-	}
-	if err = file.Sync(); err != nil {
-		return fmt.Errorf("storing %s: %w", name, err)
-	}
-	if err = file.Close(); err != nil {
-		return fmt.Errorf("storing %s: %w", name, err)
-	}
-	if err = d.root.Rename(temporary, name); err != nil {
 		return fmt.Errorf("storing %s: %w", name, err)
 	}
 	return nil
 }
 
-// Open opens name for reading.
+// Open opens name for reading. A name that is missing, not a regular file, or resolves outside
+// the directory (a planted symlink) is ErrFileNotFound.
 func (d *DirStore) Open(_ context.Context, name string) (io.ReadCloser, int64, error) {
-	file, err := d.root.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	// The store never makes symlinks: one here was planted, and is not followed even inside.
+	file, err := d.root.OpenNoSymlinks(name)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, hostfs.ErrOutside) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrFileNotFound, name)
 	}
 	if err != nil {

@@ -61,21 +61,99 @@ type Model struct {
 
 var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
-// ParseIndex decodes and validates a JSON index. Errors name the offending field.
+// ParseIndex decodes and validates a JSON index. Errors name the offending field. The tasks are
+// decoded one by one and each centroid checked against the dimension as it is read, so an index
+// of many tiny vectors stops at the first bad one instead of allocating many times its size.
 func ParseIndex(data []byte) (*Index, error) {
+	var header struct {
+		Format       string          `json:"format"`
+		FeatureSpace string          `json:"featureSpace"`
+		Dimension    int             `json:"dimension"`
+		Tasks        json.RawMessage `json:"tasks"`
+	}
 	decoder := json.NewDecoder(bytes.NewReader(data))
 	decoder.DisallowUnknownFields()
-	var index Index
-	if err := decoder.Decode(&index); err != nil {
+	if err := decoder.Decode(&header); err != nil {
 		return nil, fmt.Errorf("the index is not valid JSON of format %s: %w", IndexFormat, err)
 	}
 	if decoder.More() {
 		return nil, errors.New("the index has data after its JSON object")
 	}
+	index := Index{Format: header.Format, FeatureSpace: header.FeatureSpace, Dimension: header.Dimension}
+	if header.Dimension < 1 || header.Dimension > MaxDimension {
+		return nil, fmt.Errorf("index dimension %d is outside [1,%d]", header.Dimension, MaxDimension)
+	}
+	if len(header.Tasks) > 0 && string(header.Tasks) != "null" {
+		tasks, err := decodeTasks(header.Tasks, header.Dimension)
+		if err != nil {
+			return nil, err
+		}
+		index.Tasks = tasks
+	}
 	if err := index.Validate(); err != nil {
 		return nil, err
 	}
 	return &index, nil
+}
+
+// decodeTasks reads at most MaxTasks tasks, their centroids through decodeVectors.
+func decodeTasks(raw []byte, dimension int) ([]Task, error) {
+	decoder := json.NewDecoder(bytes.NewReader(raw))
+	decoder.DisallowUnknownFields()
+	if err := expectDelim(decoder, '[', `"tasks"`); err != nil {
+		return nil, err
+	}
+	var tasks []Task
+	for decoder.More() {
+		if len(tasks) == MaxTasks {
+			return nil, fmt.Errorf("index has more than %d tasks", MaxTasks)
+		}
+		name := fmt.Sprintf("tasks[%d]", len(tasks))
+		if err := expectDelim(decoder, '{', name); err != nil {
+			return nil, err
+		}
+		var task Task
+		for decoder.More() {
+			token, err := decoder.Token()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			key, _ := token.(string)
+			var into any
+			switch key {
+			case "id":
+				into = &task.ID
+			case "attributes":
+				into = &task.Attributes
+			case "model":
+				into = &task.Model
+			case "radius":
+				into = &task.Radius
+			case "numberOfTrainSamples":
+				into = &task.NumberOfTrainSamples
+			case "status":
+				into = &task.Status
+			case "centroids":
+				if task.Centroids, err = decodeVectors(decoder, name+".centroids", dimension, MaxCentroidsPerTask); err != nil {
+					return nil, err
+				}
+				continue
+			default:
+				return nil, fmt.Errorf("%s: unknown field %q", name, key)
+			}
+			if err := decoder.Decode(into); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", name, key, err)
+			}
+		}
+		if err := expectDelim(decoder, '}', name); err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, task)
+	}
+	if err := expectDelim(decoder, ']', `"tasks"`); err != nil {
+		return nil, err
+	}
+	return tasks, nil
 }
 
 // Validate checks everything a query relies on.

@@ -1,6 +1,7 @@
 package kb
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -34,7 +35,13 @@ func TestS3FilesSurviveARestart(t *testing.T) {
 	require.Equal(t, model, kb.download("", "/file/download?files=left.model").body)
 	require.Equal(t, pickle, kb.download("", "/file/download?files=index.pkl").body)
 	require.Equal(t, http.StatusNotFound, kb.download("", "/file/download?files=missing").status)
-	require.Equal(t, http.StatusOK, kb.query("", QueryRequest{Features: [][]float64{{10, 0}}}).status)
+	answer := kb.query("", QueryRequest{Features: [][]float64{{10, 0}, {-10, 1}}})
+	require.Equal(t, http.StatusOK, answer.status, string(answer.body))
+	var response QueryResponse
+	require.NoError(t, json.Unmarshal(answer.body, &response))
+	require.Len(t, response.Results, 2)
+	require.Equal(t, "right", response.Results[0].Task, "the JSON index survives the restart, not only the files")
+	require.Equal(t, "left", response.Results[1].Task)
 
 	_, err = NewS3Store(client, "/not/s3/")
 	require.ErrorContains(t, err, "must be an s3:// URL")

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/go-logr/logr"
@@ -35,12 +36,17 @@ const (
 
 // Default limits.
 const (
-	DefaultMaxFileBytes       = 1 << 30
-	DefaultMaxIndexBytes      = 64 << 20
-	DefaultMaxQuerySample     = 4096
+	DefaultMaxFileBytes        = 1 << 30
+	DefaultMaxIndexBytes       = 64 << 20
+	DefaultMaxQuerySample      = 4096
+	DefaultMaxConcurrentWrites = 4
+	// minUploadBytesPerSecond is the slowest upload the server waits for: a request's body must
+	// arrive within requestReadTime plus its size limit at this rate.
+	minUploadBytesPerSecond   = 256 << 10
+	requestReadTime           = time.Minute
 	maxStatusBodyBytes        = 64 << 10
 	maxQueryBytes             = 256 << 20
-	maxQueryBytesWithoutIndex = 16 << 20
+	maxQueryBytesWithoutIndex = 64 << 10
 	maxStatusTasks            = 1024
 	maxTaskNameLength         = 256
 	// multipartOverhead is what a multipart body may carry beyond its file: boundaries and
@@ -55,13 +61,17 @@ type Options struct {
 	// query and file/download only. A request without a token is admitted only in Compat mode;
 	// a request with any other token is refused in every mode.
 	WriteToken, ReadToken string
-	// Compat admits requests without an Authorization header, as upstream's Python clients send
-	// none.
+	// Compat admits requests without an Authorization header, on every route, as upstream's
+	// Python clients send none; with a WriteToken set it also lets anonymous callers write.
+	// cmd/sedna-kb enables it only when no write token is set, unless told otherwise.
 	Compat bool
 	// MaxFileBytes bounds one uploaded file, MaxIndexBytes one index, MaxQuerySamples the
 	// feature vectors of one query. Zero means the default.
 	MaxFileBytes, MaxIndexBytes int64
 	MaxQuerySamples             int
+	// MaxConcurrentWrites bounds the write requests (update, update/status, file/upload) served
+	// at once; one more is answered 503 at once. Zero means DefaultMaxConcurrentWrites.
+	MaxConcurrentWrites int
 	// ScratchDir holds uploads while they arrive (os.TempDir() when empty).
 	ScratchDir string
 	Logger     logr.Logger
@@ -73,6 +83,8 @@ type Server struct {
 	write workerauth.Admission
 	read  workerauth.Admission
 	mux   *http.ServeMux
+	// writes holds one token per write request being served.
+	writes chan struct{}
 }
 
 // NewServer checks opts and builds the handler.
@@ -98,16 +110,20 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.MaxQuerySamples <= 0 {
 		opts.MaxQuerySamples = DefaultMaxQuerySample
 	}
-	s := &Server{
-		opts:  opts,
-		write: workerauth.Admission{Token: opts.WriteToken, AllowAnonymous: opts.Compat},
-		read:  workerauth.Admission{Token: opts.ReadToken, AllowAnonymous: opts.Compat},
-		mux:   http.NewServeMux(),
+	if opts.MaxConcurrentWrites <= 0 {
+		opts.MaxConcurrentWrites = DefaultMaxConcurrentWrites
 	}
-	s.mux.HandleFunc("POST "+Prefix+RouteUpdate, s.writer(s.serveUpdate))
-	s.mux.HandleFunc("POST "+Prefix+RouteUpdateStatus, s.writer(s.serveUpdateStatus))
-	s.mux.HandleFunc("POST "+Prefix+RouteFileUpload, s.writer(s.serveUpload))
-	s.mux.HandleFunc("POST "+Prefix+RouteQuery, s.reader(s.serveQuery))
+	s := &Server{
+		opts:   opts,
+		write:  workerauth.Admission{Token: opts.WriteToken, AllowAnonymous: opts.Compat},
+		read:   workerauth.Admission{Token: opts.ReadToken, AllowAnonymous: opts.Compat},
+		mux:    http.NewServeMux(),
+		writes: make(chan struct{}, opts.MaxConcurrentWrites),
+	}
+	s.mux.HandleFunc("POST "+Prefix+RouteUpdate, s.writer(s.readWithin(opts.MaxIndexBytes, s.serveUpdate)))
+	s.mux.HandleFunc("POST "+Prefix+RouteUpdateStatus, s.writer(s.readWithin(maxStatusBodyBytes, s.serveUpdateStatus)))
+	s.mux.HandleFunc("POST "+Prefix+RouteFileUpload, s.writer(s.readWithin(opts.MaxFileBytes, s.serveUpload)))
+	s.mux.HandleFunc("POST "+Prefix+RouteQuery, s.reader(s.readWithin(maxQueryBytes, s.serveQuery)))
 	s.mux.HandleFunc("GET "+Prefix+RouteFileDownload, s.reader(s.serveDownload))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, "ok") })
 	return s, nil
@@ -126,6 +142,26 @@ func (s *Server) writer(next http.HandlerFunc) http.HandlerFunc {
 			s.refuse(w, r, decision)
 			return
 		}
+		select {
+		case s.writes <- struct{}{}:
+			defer func() { <-s.writes }()
+		default:
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the knowledge base is serving %d writes already: retry later", cap(s.writes)))
+			return
+		}
+		next(w, r)
+	}
+}
+
+// readWithin gives the request's body requestReadTime plus the time limit bytes take at
+// minUploadBytesPerSecond to arrive, so a slow sender cannot hold a connection (and a write
+// slot) forever while a large upload at a reasonable rate still fits.
+func (s *Server) readWithin(limit int64, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		deadline := time.Now().Add(requestReadTime + time.Duration(limit/minUploadBytesPerSecond)*time.Second)
+		// A ResponseWriter without deadlines (a test recorder) just serves without one.
+		_ = http.NewResponseController(w).SetReadDeadline(deadline)
 		next(w, r)
 	}
 }
@@ -164,12 +200,12 @@ func downloadPath(name string) string {
 func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	part, err := s.openPart(w, r, "task", s.opts.MaxIndexBytes)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	data, err := io.ReadAll(io.LimitReader(part.reader, s.opts.MaxIndexBytes+1))
 	if err != nil {
-		writeRequestError(w, fmt.Errorf("reading the index: %w", err))
+		s.writeRequestError(w, r, fmt.Errorf("reading the index: %w", err))
 		return
 	}
 	if int64(len(data)) > s.opts.MaxIndexBytes {
@@ -200,7 +236,7 @@ type statusRequest struct {
 func (s *Server) serveUpdateStatus(w http.ResponseWriter, r *http.Request) {
 	var request statusRequest
 	if err := decodeJSONBody(w, r, maxStatusBodyBytes, &request); err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	if request.Status == nil {
@@ -256,18 +292,16 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("the knowledge base's index is %s, which it cannot read: upload a JSON index (format %s) to query", file, IndexFormat))
 		return
 	}
-	// A float in JSON takes at most ~25 bytes.
-	limit := int64(maxQueryBytesWithoutIndex)
+	// A float in JSON takes at most ~25 bytes. Without an index every answer is "unseen" and
+	// the vectors are not read: a small body is enough.
+	limit, dimension := int64(maxQueryBytesWithoutIndex), 0
 	if index != nil {
 		limit = min(int64(s.opts.MaxQuerySamples)*int64(index.Dimension)*25+multipartOverhead, maxQueryBytes)
+		dimension = index.Dimension
 	}
-	var request QueryRequest
-	if err := decodeJSONBody(w, r, limit, &request); err != nil {
-		writeRequestError(w, err)
-		return
-	}
-	if len(request.Features) == 0 || len(request.Features) > s.opts.MaxQuerySamples {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf(`"features" holds %d vectors, want 1 to %d`, len(request.Features), s.opts.MaxQuerySamples))
+	request, err := decodeQuery(clientReader{http.MaxBytesReader(w, r.Body, limit)}, dimension, s.opts.MaxQuerySamples)
+	if err != nil {
+		s.writeRequestError(w, r, err)
 		return
 	}
 	response := QueryResponse{Results: make([]Match, len(request.Features))}
@@ -284,11 +318,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, features := range request.Features {
-		if len(features) != index.Dimension {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("features[%d] has %d values, the index's dimension is %d", i, len(features), index.Dimension))
-			return
-		}
-		response.Results[i] = index.Match(features)
+		response.Results[i] = index.Match(features) // decodeQuery checked every length
 	}
 	response.Index = downloadPath(file)
 	writeJSON(w, http.StatusOK, response)
@@ -298,7 +328,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	part, err := s.openPart(w, r, "file", s.opts.MaxFileBytes)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	if err := CheckFileName(part.fileName); err != nil {
@@ -313,7 +343,7 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	spooled, size, sum, err := s.spool(part.reader, s.opts.MaxFileBytes)
 	if err != nil {
-		writeRequestError(w, err)
+		s.writeRequestError(w, r, err)
 		return
 	}
 	defer removeSpooled(spooled)
@@ -372,7 +402,10 @@ func badRequest(status int, format string, args ...any) error {
 	return &requestError{status: status, message: fmt.Sprintf(format, args...)}
 }
 
-func writeRequestError(w http.ResponseWriter, err error) {
+// writeRequestError answers a client's mistake (a requestError, a body over its limit) with its
+// 4xx status and message; anything else is the server's fault: logged, and answered 500 with a
+// fixed message that names no server path.
+func (s *Server) writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
 	var request *requestError
 	if errors.As(err, &request) {
 		writeError(w, request.status, request.message)
@@ -383,7 +416,21 @@ func writeRequestError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", tooLarge.Limit))
 		return
 	}
-	writeError(w, http.StatusBadRequest, err.Error())
+	s.opts.Logger.Error(err, "Serving a request failed", "path", r.URL.Path, "remote", r.RemoteAddr)
+	writeError(w, http.StatusInternalServerError, "the knowledge base failed to serve the request")
+}
+
+// clientReader marks the errors of reading a request body as the client's (400), except a body
+// over its limit, which stays an *http.MaxBytesError (413).
+type clientReader struct{ r io.Reader }
+
+func (c clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	var tooLarge *http.MaxBytesError
+	if err != nil && !errors.Is(err, io.EOF) && !errors.As(err, &tooLarge) {
+		err = badRequest(http.StatusBadRequest, "reading the request body: %v", err)
+	}
+	return n, err
 }
 
 type filePart struct {
@@ -406,7 +453,11 @@ func (s *Server) openPart(w http.ResponseWriter, r *http.Request, field string, 
 			return nil, badRequest(http.StatusBadRequest, "the multipart body has no field %q", field)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the multipart body: %w", err)
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, err
+			}
+			return nil, badRequest(http.StatusBadRequest, "reading the multipart body: %v", err)
 		}
 		if part.FormName() != field {
 			continue
@@ -415,7 +466,7 @@ func (s *Server) openPart(w http.ResponseWriter, r *http.Request, field string, 
 		if err != nil {
 			return nil, badRequest(http.StatusBadRequest, "the Content-Disposition of %q does not parse: %v", field, err)
 		}
-		return &filePart{reader: part, fileName: params["filename"]}, nil
+		return &filePart{reader: clientReader{part}, fileName: params["filename"]}, nil
 	}
 }
 
@@ -449,7 +500,7 @@ func removeSpooled(file *os.File) {
 }
 
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int64, into any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(clientReader{http.MaxBytesReader(w, r.Body, limit)})
 	if err != nil {
 		return err
 	}

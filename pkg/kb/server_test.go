@@ -211,7 +211,7 @@ func TestQueryAnswersTaskAndModelOrUnseen(t *testing.T) {
 		request QueryRequest
 		want    string
 	}{
-		"wrong dimension":     {QueryRequest{Features: [][]float64{{1, 2}, {1, 2, 3}}}, "features[1] has 3 values, the index's dimension is 2"},
+		"wrong dimension":     {QueryRequest{Features: [][]float64{{1, 2}, {1, 2, 3}}}, "features[1] has more than 2 values, the index's dimension is 2"},
 		"other feature space": {QueryRequest{FeatureSpace: "pixels", Features: [][]float64{{1, 2}}}, `featureSpace "pixels" differs`},
 		"no features":         {QueryRequest{}, `"features" holds 0 vectors`},
 	} {
@@ -235,7 +235,7 @@ func TestMalformedIndexIsRefusedNamingTheProblem(t *testing.T) {
 		"unknown field":        {raw: `{"format":"sedna-kb-index/v1","tasks":[],"extra":1}`, want: `unknown field "extra"`},
 		"wrong format":         {mutate: func(x *Index) { x.Format = "v0" }, want: `index format is "v0"`},
 		"no feature space":     {mutate: func(x *Index) { x.FeatureSpace = "" }, want: "featureSpace is empty"},
-		"centroid too short":   {mutate: func(x *Index) { x.Tasks[1].Centroids[0] = []float64{1} }, want: `task "right": centroids[0] has 1 values, the index dimension is 2`},
+		"centroid too short":   {mutate: func(x *Index) { x.Tasks[1].Centroids[0] = []float64{1} }, want: `tasks[1].centroids[0] has 1 values, the index's dimension is 2`},
 		"no centroids":         {mutate: func(x *Index) { x.Tasks[0].Centroids = nil }, want: `task "left": 0 centroids`},
 		"zero radius":          {mutate: func(x *Index) { x.Tasks[0].Radius = 0 }, want: `task "left": radius 0`},
 		"duplicate task":       {mutate: func(x *Index) { x.Tasks[1].ID = "left" }, want: `tasks[1].id "left" appears twice`},
@@ -282,7 +282,7 @@ func TestPathTraversalIsRefused(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, kb.download("", "/file/download?files=kb.db").status)
 	// A symlink planted in the file directory does not lead out of it.
 	require.NoError(t, os.Symlink(secret, filepath.Join(kb.dir, "files", "link")))
-	require.NotEqual(t, http.StatusOK, kb.download("", "/file/download?files=link").status)
+	require.Equal(t, http.StatusNotFound, kb.download("", "/file/download?files=link").status)
 	// Nor may an upload overwrite the JSON index outside update, which validates it.
 	refused := kb.upload("", JSONIndexFile, []byte("{}"))
 	require.Equal(t, http.StatusBadRequest, refused.status)

@@ -3,6 +3,8 @@ package kb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +74,7 @@ func OpenStore(dir string, files FileStore) (*Store, error) {
 		return nil, fmt.Errorf("opening the knowledge base database: %w", err)
 	}
 	s := &Store{db: db, files: files, now: time.Now}
+	var recorded []byte
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketTasks, bucketFiles} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -86,14 +89,39 @@ func OpenStore(dir string, files FileStore) (*Store, error) {
 				return fmt.Errorf("the stored index: %w", err)
 			}
 			s.index = index
+			recorded = append([]byte(nil), raw...)
 		}
 		return nil
 	})
+	if err == nil && recorded != nil {
+		err = s.syncIndexFile(context.Background(), recorded)
+	}
 	if err != nil {
 		_ = db.Close() // the open error is the one to report
 		return nil, fmt.Errorf("loading the knowledge base: %w", err)
 	}
 	return s, nil
+}
+
+// syncIndexFile makes JSONIndexFile hold recorded, the index in the database: a crash between
+// writing the file and recording it in storeIndexLocked leaves them different, and the database
+// is what queries answer from.
+func (s *Store) syncIndexFile(ctx context.Context, recorded []byte) error {
+	reader, _, err := s.files.Open(ctx, JSONIndexFile)
+	if err == nil {
+		current, readErr := io.ReadAll(io.LimitReader(reader, int64(len(recorded))+1))
+		_ = reader.Close() // read-only
+		if readErr == nil && bytes.Equal(current, recorded) {
+			return nil
+		}
+	} else if !errors.Is(err, ErrFileNotFound) {
+		return fmt.Errorf("reading %s: %w", JSONIndexFile, err)
+	}
+	digest := sha256.Sum256(recorded)
+	if err := s.PutFile(ctx, JSONIndexFile, bytes.NewReader(recorded), int64(len(recorded)), hex.EncodeToString(digest[:])); err != nil {
+		return fmt.Errorf("rewriting %s from the database: %w", JSONIndexFile, err)
+	}
+	return nil
 }
 
 // Close closes the database.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 )
 
 // Files are made readable by everyone because the workers reading models and datasets through
@@ -97,57 +99,27 @@ func listLocal(ctx context.Context, src object) ([]string, error) {
 }
 
 // writeFileAtomic writes the content of r to dst so that readers only ever see the old file or
-// the complete new one: a temporary file in the same directory (rename is only atomic within one
-// filesystem), fsync, rename, fsync of the directory so the rename survives a power cut. Parent
-// directories are created.
+// the complete new one (hostfs.WriteFileAtomic: a uniquely named temporary file in the same
+// directory, fsync, rename, fsync of the directory). Parent directories are created.
 func writeFileAtomic(dst string, r io.Reader) (written int64, err error) {
 	dir := filepath.Dir(dst)
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return 0, fmt.Errorf("creating directory %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
+	root, err := hostfs.OpenRoot(dir)
 	if err != nil {
-		return 0, fmt.Errorf("creating temporary file for %s: %w", dst, err)
+		return 0, fmt.Errorf("opening directory %s: %w", dir, err)
 	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			// Best effort: the temporary file is hidden and uniquely named, a leftover harms nothing.
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	written, err = io.Copy(tmp, r)
+	defer func() { _ = root.Close() }() // a directory handle: nothing to flush
+	err = hostfs.WriteFileAtomic(root, filepath.Base(dst), fileMode, func(w io.Writer) error {
+		var copyErr error
+		written, copyErr = io.Copy(w, r)
+		return copyErr
+	})
 	if err != nil {
 		return written, fmt.Errorf("writing %s: %w", dst, err)
 	}
-	if err := tmp.Chmod(fileMode); err != nil {
-		return written, fmt.Errorf("setting mode of %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return written, fmt.Errorf("syncing %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return written, fmt.Errorf("closing %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, dst); err != nil {
-		return written, fmt.Errorf("renaming %s to %s: %w", tmpName, dst, err)
-	}
-	if err := syncDir(dir); err != nil {
-		// The file is in place and complete; only its durability across a crash is in doubt.
-		return written, fmt.Errorf("syncing directory %s after writing %s: %w", dir, dst, err)
-	}
 	return written, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	syncErr := d.Sync()
-	closeErr := d.Close()
-	return errors.Join(syncErr, closeErr)
 }
 
 // localError marks a missing path with ErrNotFound, keeping the os error (and its path).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/sedna-go/sedna/pkg/kb"
+	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/sdk/env"
 	"github.com/sedna-go/sedna/pkg/sdk/lc"
 	"github.com/sedna-go/sedna/pkg/workerauth"
@@ -177,14 +179,19 @@ func WriteIndexFile(dir string, index *kb.Index) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("writing the index: %w", err)
 	}
+	root, err := hostfs.OpenRoot(dir)
+	if err != nil {
+		return "", fmt.Errorf("writing the index: %w", err)
+	}
+	defer func() { _ = root.Close() }() // a directory handle: nothing to flush
+	err = hostfs.WriteFileAtomic(root, IndexFileName, 0o644, func(w io.Writer) error {
+		_, err := w.Write(encoded)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("writing the index: %w", err)
+	}
 	file := filepath.Join(dir, IndexFileName)
-	temporary := file + ".tmp"
-	if err := os.WriteFile(temporary, encoded, 0o644); err != nil {
-		return "", fmt.Errorf("writing the index: %w", err)
-	}
-	if err := os.Rename(temporary, file); err != nil {
-		return "", fmt.Errorf("writing the index: %w", err)
-	}
 	return file, nil
 }
 

@@ -201,3 +201,34 @@ func TestPublishAndReportInUpstreamShape(t *testing.T) {
 	_, err = worker.LoadIndex(ctx, filepath.Join(t.TempDir(), "missing.json"))
 	require.True(t, errors.Is(err, os.ErrNotExist))
 }
+
+// Concurrent WriteIndexFile calls on one directory each use their own temporary file: every call
+// succeeds and the file left is one complete index (a shared ".tmp" name made a writer rename
+// the other's half-written file, or fail on a temporary already renamed away).
+func TestWriteIndexFileConcurrentWriters(t *testing.T) {
+	dir := t.TempDir()
+	const writers = 6
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for i := range writers {
+			index := &kb.Index{Format: kb.IndexFormat, FeatureSpace: "space", Dimension: 1}
+			for j := range 200 * (i + 1) {
+				index.Tasks = append(index.Tasks, kb.Task{ID: "t" + string(rune('a'+i)) + "-" + string(rune('0'+j%10)), Radius: 1})
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); _, errs[i] = WriteIndexFile(dir, index) }()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			require.NoError(t, err, "round %d writer %d", round, i)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, IndexFileName))
+		require.NoError(t, err)
+		var index kb.Index
+		require.NoError(t, json.Unmarshal(data, &index), "round %d: the index file is not one whole index", round)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file is left behind")
+}

@@ -53,13 +53,16 @@ func TestMeasureSmall(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, measurement.Phases, 1)
 	phase := measurement.Phases[0]
-	require.Greater(t, phase.AUROC, 0.85)
-	require.Greater(t, phase.Detection.Recall(), 0.5)
-	require.Greater(t, phase.Learned, 300)
+	// Measured (go test -run TestMeasureSmall, seeds 3, 4, 5): AUROC 0.985/0.981/0.980, recall
+	// 0.983/0.967/0.952, learned 590/580/571 of 600, forgetting 0.010/0.003/0.010, the
+	// baseline's 0.61/0.56/0.57. The bounds leave room for other seeds, not for a regression.
+	require.Greater(t, phase.AUROC, 0.95)
+	require.Greater(t, phase.Detection.Recall(), 0.9)
+	require.Greater(t, phase.Learned, 500)
 	lost := measurement.Lifelong.Forgetting()[0]
 	baselineLost := measurement.Baseline.Forgetting()[0]
-	require.Less(t, lost, 0.03)
-	require.Greater(t, baselineLost, 0.2)
+	require.Less(t, lost, 0.02)
+	require.Greater(t, baselineLost, 0.45)
 	require.Equal(t, measurement.StreamLabels, phase.Detection.TruePositives+phase.Detection.FalsePositives)
 	var printed bytes.Buffer
 	measurement.Print(&printed)

@@ -66,20 +66,7 @@ func run(ctx context.Context, listen, cacheDir string, poll time.Duration) error
 		case <-time.After(poll):
 		}
 	}
-	go func() {
-		ticker := time.NewTicker(poll)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-				if err := server.Reload(ctx); err != nil {
-					logger.Error(err, "Reloading the index failed; serving the previous one")
-				}
-			}
-		}
-	}()
+	go server.Watch(ctx, poll)
 	httpServer := &http.Server{Addr: listen, Handler: server, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
