@@ -65,7 +65,7 @@ func TestMeasureSmall(t *testing.T) {
 	require.Greater(t, baselineLost, 0.45)
 	require.Equal(t, measurement.StreamLabels, phase.Detection.TruePositives+phase.Detection.FalsePositives)
 	var printed bytes.Buffer
-	measurement.Print(&printed)
+	require.NoError(t, measurement.Print(&printed))
 	require.Contains(t, printed.String(), "| rotation-90 |")
 
 	_, err = Measure(train, test, MeasureOptions{Rotations: []int{0}})

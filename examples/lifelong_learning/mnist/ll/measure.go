@@ -316,18 +316,19 @@ func (l *learner) unseenScores(data model.Dataset) ([]float64, []float64, error)
 }
 
 // Print writes the measurement as the README shows it.
-func (m *Measurement) Print(w io.Writer) {
+func (m *Measurement) Print(w io.Writer) error {
+	var b strings.Builder
 	opts := m.Options
-	fmt.Fprintf(w, "Rotated MNIST, tasks in order of arrival: %s\n", strings.Join(m.Tasks, ", "))
-	fmt.Fprintf(w, "task 0 learned from %d labelled images; each later task arrives in a stream of %d new-task and %d known-task images; %d test images per task\n\n",
+	fmt.Fprintf(&b, "Rotated MNIST, tasks in order of arrival: %s\n", strings.Join(m.Tasks, ", "))
+	fmt.Fprintf(&b, "task 0 learned from %d labelled images; each later task arrives in a stream of %d new-task and %d known-task images; %d test images per task\n\n",
 		opts.InitialTrain, opts.StreamNew, opts.StreamKnown, opts.TestPerTask)
-	fmt.Fprintln(w, "Unseen-task detection (score = distance to the nearest task centroid / task radius; unseen if > 1)")
-	fmt.Fprintln(w, "| new task | AUROC | precision | recall | flagged | AUROC of 1-max softmax (comparison) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "Unseen-task detection (score = distance to the nearest task centroid / task radius; unseen if > 1)")
+	fmt.Fprintln(&b, "| new task | AUROC | precision | recall | flagged | AUROC of 1-max softmax (comparison) |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
 	var positives, negatives lifelong.Detection
 	for _, phase := range m.Phases {
 		d := phase.Detection
-		fmt.Fprintf(w, "| %s | %.4f | %.4f | %.4f | %d of %d | %.4f |\n", phase.Task, phase.AUROC, d.Precision(), d.Recall(),
+		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %.4f | %d of %d | %.4f |\n", phase.Task, phase.AUROC, d.Precision(), d.Recall(),
 			d.TruePositives+d.FalsePositives, phase.New+phase.Known, phase.AUROCMaxSoftmax)
 		positives.TruePositives += d.TruePositives
 		positives.FalsePositives += d.FalsePositives
@@ -335,35 +336,37 @@ func (m *Measurement) Print(w io.Writer) {
 		negatives.TrueNegatives += d.TrueNegatives
 	}
 	positives.TrueNegatives = negatives.TrueNegatives
-	fmt.Fprintf(w, "| all | | %.4f | %.4f | | |\n\n", positives.Precision(), positives.Recall())
+	fmt.Fprintf(&b, "| all | | %.4f | %.4f | | |\n\n", positives.Precision(), positives.Recall())
 	for _, learner := range []struct {
 		name   string
 		matrix lifelong.AccuracyMatrix
 	}{{"Lifelong learning (one model per task, routed by the knowledge base)", m.Lifelong}, {"Baseline: one model fine-tuned on each new task", m.Baseline}} {
-		fmt.Fprintf(w, "%s: accuracy on each task (columns) after learning each task (rows)\n", learner.name)
-		fmt.Fprintf(w, "| after learning | %s |\n|---|%s\n", strings.Join(m.Tasks, " | "), strings.Repeat("---|", len(m.Tasks)))
+		fmt.Fprintf(&b, "%s: accuracy on each task (columns) after learning each task (rows)\n", learner.name)
+		fmt.Fprintf(&b, "| after learning | %s |\n|---|%s\n", strings.Join(m.Tasks, " | "), strings.Repeat("---|", len(m.Tasks)))
 		for i, row := range learner.matrix.R {
 			cells := make([]string, len(row))
 			for j, v := range row {
 				cells[j] = fmt.Sprintf("%.2f%%", 100*v)
 			}
-			fmt.Fprintf(w, "| %s | %s |\n", m.Tasks[i], strings.Join(cells, " | "))
+			fmt.Fprintf(&b, "| %s | %s |\n", m.Tasks[i], strings.Join(cells, " | "))
 		}
 		lost := learner.matrix.Forgetting()
 		lostCells := make([]string, len(lost))
 		for j, v := range lost {
 			lostCells[j] = fmt.Sprintf("%s %.2f points", m.Tasks[j], 100*v)
 		}
-		fmt.Fprintf(w, "backward transfer %.2f points, forward transfer %.2f points (untrained reference %.2f%%); lost since learned: %s\n\n",
+		fmt.Fprintf(&b, "backward transfer %.2f points, forward transfer %.2f points (untrained reference %.2f%%); lost since learned: %s\n\n",
 			100*learner.matrix.BackwardTransfer(), 100*learner.matrix.ForwardTransfer(), 100*mean(learner.matrix.Reference), strings.Join(lostCells, ", "))
 	}
 	shares := make([]string, len(m.TaskAllocation))
 	for j, share := range m.TaskAllocation {
 		shares[j] = fmt.Sprintf("%s %.2f%%", m.Tasks[j], 100*share)
 	}
-	fmt.Fprintf(w, "Task allocation at the end (test samples routed to their own task's model): %s\n\n", strings.Join(shares, ", "))
-	fmt.Fprintf(w, "Labels (MNIST's labels stand in for human labellers): %d for the first task, then %d of the %d stream images (%.1f%%) instead of all %d\n",
+	fmt.Fprintf(&b, "Task allocation at the end (test samples routed to their own task's model): %s\n\n", strings.Join(shares, ", "))
+	fmt.Fprintf(&b, "Labels (MNIST's labels stand in for human labellers): %d for the first task, then %d of the %d stream images (%.1f%%) instead of all %d\n",
 		m.InitialLabels, m.StreamLabels, m.StreamSamples, 100*float64(m.StreamLabels)/float64(m.StreamSamples), m.StreamSamples)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func mean(values []float64) float64 {

@@ -13,10 +13,6 @@ import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
-// conditionStalled is True while the LC reports that it cannot carry out its part of the
-// current stage (contract C2), with the LC's reason and message.
-const conditionStalled = staged.ConditionStalled
-
 // Condition reasons; those of the stages and rounds are the shared ones (package staged).
 const (
 	// Ready: the inference worker.

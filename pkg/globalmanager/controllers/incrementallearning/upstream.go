@@ -14,7 +14,6 @@ import (
 type (
 	modelRef     = staged.ModelRef
 	stageInput   = staged.StageInput
-	problem      = staged.Problem
 	stageReport  = staged.StageReport
 	workerReport = staged.WorkerReport
 )

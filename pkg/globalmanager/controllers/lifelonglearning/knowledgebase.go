@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 )
@@ -90,13 +89,4 @@ func knowledgeBaseOf(output json.RawMessage) (*sednav1.KnowledgeBase, error) {
 	}
 	kb.AIModels.NumberOfAIModels = len(kb.AIModels.ListOfAIModels)
 	return kb, nil
-}
-
-// trainedIndex is the KB index a train stage's output names: its first model's URL.
-func trainedIndex(output json.RawMessage) string {
-	var out reportOutput
-	if len(output) == 0 || json.Unmarshal(output, &out) != nil || len(out.Models) == 0 {
-		return ""
-	}
-	return strings.TrimSpace(out.Models[0].URL)
 }

@@ -59,7 +59,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	measurement.Print(os.Stdout)
+	if err := measurement.Print(os.Stdout); err != nil {
+		return fmt.Errorf("printing the measurement: %w", err)
+	}
 	fmt.Printf("\n(measured in %s)\n", time.Since(start).Round(time.Second))
 	return nil
 }

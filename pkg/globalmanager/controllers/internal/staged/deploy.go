@@ -19,7 +19,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
 
-// DeployedRoundAnnotation, on an inference worker's pod template, is the last round whose model
+// DeployedRoundAnnotation is, on an inference worker's pod template, the last round whose model
 // was deployed: changing it rolls the worker so that it loads the new model (a worker without hot
 // update reads its model only at start).
 const DeployedRoundAnnotation = "sedna.io/deployed-round"

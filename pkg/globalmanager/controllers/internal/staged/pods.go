@@ -115,7 +115,7 @@ type Stage struct {
 	Build BuildFunc
 }
 
-// Pods are the job's pods of one stage and round, oldest try first.
+// StagePods are the job's pods of one stage and round, oldest try first.
 func (s *Stager) StagePods(owner workers.Owner, workerType string, round int32) ([]*corev1.Pod, error) {
 	selector := workers.Labels(owner, workerType)
 	selector[RoundLabel(owner.Kind)] = strconv.Itoa(int(round))
