@@ -15,6 +15,7 @@
 //	SEDNA_AGG_MIN_CLIENTS (PARTICIPANTS_COUNT)           round quorum
 //	SEDNA_AGG_ROUND_DEADLINE (none)                      seconds or a duration, from a round's first update
 //	SEDNA_AGG_TARGET_METRIC (none)                       e.g. accuracy>=0.97
+//	SEDNA_AGG_SERVER_LR (1), SEDNA_AGG_SERVER_MOMENTUM (0) server optimizer (FedAvgM); the defaults are plain FedAvg
 //	MODEL_URL (none)                                     where the final global model goes: a file path or an s3:// object
 //	SEDNA_AGG_CHECKPOINT_DIR (beside MODEL_URL)          checkpoint after every round; resume on start; "none": never
 //	S3_ENDPOINT_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY    credentials for s3:// MODEL_URL and checkpoints (from GM)
@@ -48,6 +49,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,6 +81,8 @@ const (
 	envRoundDeadline    = "SEDNA_AGG_ROUND_DEADLINE"
 	envTargetMetric     = "SEDNA_AGG_TARGET_METRIC"
 	envCheckpointDir    = "SEDNA_AGG_CHECKPOINT_DIR"
+	envServerLR         = "SEDNA_AGG_SERVER_LR"
+	envServerMomentum   = "SEDNA_AGG_SERVER_MOMENTUM"
 	envModelURL         = "MODEL_URL"
 	noCheckpoints       = "none"
 	envExitGrace        = "SEDNA_AGG_EXIT_GRACE"
@@ -122,6 +126,8 @@ func parseConfig(args []string, lookup env.Lookup) (*config, error) {
 	exitGrace := fs.String("exit-grace", environment.Get(envExitGrace, ""), "end this long after training even if clients stay connected ("+envExitGrace+")")
 	compat := fs.String("compat", environment.Get(envCompat, "true"), "admit clients that send no token, as upstream's Python clients ("+envCompat+")")
 	maxJSON := fs.String("max-json-bytes", environment.Get(envMaxJSONBytes, ""), "largest JSON message ("+envMaxJSONBytes+")")
+	serverLR := fs.String("server-lr", environment.Get(envServerLR, "1"), "server learning rate: the next global model is global + lr·velocity ("+envServerLR+")")
+	serverMomentum := fs.String("server-momentum", environment.Get(envServerMomentum, "0"), "server momentum in [0, 1) (FedAvgM); 0 with lr 1 is plain FedAvg ("+envServerMomentum+")")
 	maxBinary := fs.String("max-binary-bytes", environment.Get(envMaxBinaryBytes, ""), "largest binary message ("+envMaxBinaryBytes+")")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -166,6 +172,15 @@ func parseConfig(args []string, lookup env.Lookup) (*config, error) {
 	}
 	if opts.Aggregator, err = federated.AggregatorByName(*algorithm); err != nil {
 		return nil, err
+	}
+	if opts.ServerOptimizer.LR, err = parseFloat(envServerLR, *serverLR); err != nil {
+		return nil, err
+	}
+	if opts.ServerOptimizer.Momentum, err = parseFloat(envServerMomentum, *serverMomentum); err != nil {
+		return nil, err
+	}
+	if err := opts.ServerOptimizer.Validate(); err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", envServerLR, envServerMomentum, err)
 	}
 	if opts.ExitGrace, err = parsed.Seconds(envExitGrace, 0); err != nil {
 		return nil, err
@@ -278,4 +293,13 @@ func writeModel(ctx context.Context, cfg *config, server *federated.Server) erro
 	}
 	klog.FromContext(ctx).Info("Wrote the final model", "url", cfg.modelURL, "round", cp.Round, "metrics", cp.Metrics)
 	return nil
+}
+
+// parseFloat parses the value of the variable name (or its flag).
+func parseFloat(name, value string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a number", name, value)
+	}
+	return f, nil
 }

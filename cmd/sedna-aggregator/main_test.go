@@ -32,6 +32,15 @@ func TestParseConfigDefaultsReproduceUpstream(t *testing.T) {
 	require.Equal(t, federated.DirStore{Dir: "/", File: "model"}, cfg.model)
 	require.Equal(t, federated.DirStore{Dir: "/checkpoint"}, opts.Store)
 	require.Zero(t, opts.ExitGrace)
+	require.True(t, opts.ServerOptimizer.Plain(), "the default server optimizer is plain FedAvg: %+v", opts.ServerOptimizer)
+}
+
+func TestParseConfigServerOptimizer(t *testing.T) {
+	cfg, err := parseConfig([]string{"-server-lr", "1.5"}, env.MapLookup(map[string]string{
+		"PARTICIPANTS_COUNT": "3", "SEDNA_AGG_SERVER_LR": "0.5", "SEDNA_AGG_SERVER_MOMENTUM": " 0.9 ",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, federated.ServerOptimizer{LR: 1.5, Momentum: 0.9}, cfg.options.ServerOptimizer)
 }
 
 func TestParseConfigExtensions(t *testing.T) {
@@ -64,6 +73,9 @@ func TestParseConfigErrors(t *testing.T) {
 		"bad target":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_TARGET_METRIC": "accuracy"}, "name>=value"},
 		"bad algorithm":    {map[string]string{"PARTICIPANTS_COUNT": "1", "aggregation": "MistNet"}, "MistNet"},
 		"bad compat":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_COMPAT": "maybe"}, "not a boolean"},
+		"bad server lr":    {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "fast"}, `SEDNA_AGG_SERVER_LR="fast" is not a number`},
+		"negative lr":      {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "-1"}, "server learning rate -1"},
+		"momentum one":     {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_MOMENTUM": "1"}, "server momentum 1 must be in [0, 1)"},
 	} {
 		_, err := parseConfig(nil, env.MapLookup(tc.env))
 		require.ErrorContains(t, err, tc.want, name)

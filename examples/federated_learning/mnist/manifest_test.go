@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,7 +53,10 @@ func TestManifestDecodesStrictly(t *testing.T) {
 		env[e.Name] = e.Value
 	}
 	require.Equal(t, map[string]string{"AGG_BIND_IP": "", "exit_round": "20", "SEDNA_AGG_MIN_CLIENTS": "2", "SEDNA_AGG_ROUND_DEADLINE": "20",
-		"SEDNA_AGG_EXIT_GRACE": "60"}, env)
+		"SEDNA_AGG_EXIT_GRACE": "60", "SEDNA_AGG_SERVER_LR": "1.5", "SEDNA_AGG_SERVER_MOMENTUM": "0.7"}, env)
+	cfg := fl.DefaultConfig()
+	require.Equal(t, strconv.FormatFloat(cfg.ServerLR, 'g', -1, 64), env["SEDNA_AGG_SERVER_LR"], "the job and mnist-fl-measure run the same server optimizer")
+	require.Equal(t, strconv.FormatFloat(cfg.ServerMomentum, 'g', -1, 64), env["SEDNA_AGG_SERVER_MOMENTUM"], "the job and mnist-fl-measure run the same server optimizer")
 	require.Equal(t, fl.DefaultConfig().Rounds, 20, "the trainer's schedule and mnist-fl-measure assume 20 rounds")
 	require.EqualValues(t, "OnFailure", aggregator.RestartPolicy, "a crashed aggregator restarts and resumes")
 

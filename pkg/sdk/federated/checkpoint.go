@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type Checkpoint struct {
 	Round       int
 	TotalSample int
 	Weights     Weights
+	// Velocity is the server optimizer's momentum (ServerOptimizer), nil
+	// when it keeps none.
+	Velocity Weights
 	// Finished is set once a stop condition held; Reason says which.
 	Finished bool
 	Reason   string
@@ -65,6 +69,9 @@ type checkpointHeader struct {
 	Reason      string             `json:"reason,omitempty"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 	SavedAt     time.Time          `json:"saved_at"`
+	// VelocityLayers is how many of the frame's layers, after the model's,
+	// are the server optimizer's velocity.
+	VelocityLayers int `json:"velocity_layers,omitempty"`
 }
 
 // Save writes the checkpoint as a binary frame (float64, so resuming loses no
@@ -140,12 +147,17 @@ func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
 	header := checkpointHeader{
 		Job: cp.Job, Algorithm: cp.Algorithm, Round: cp.Round, TotalSample: cp.TotalSample,
 		Finished: cp.Finished, Reason: cp.Reason, Metrics: cp.Metrics, SavedAt: cp.SavedAt.UTC(),
+		VelocityLayers: len(cp.Velocity),
 	}
 	meta, err := json.Marshal(header)
 	if err != nil {
 		return nil, err
 	}
-	frame, err := encodeBinary(binaryHeader{Type: "checkpoint", Meta: meta}, cp.Weights, Float64)
+	layers := cp.Weights
+	if len(cp.Velocity) > 0 {
+		layers = append(slices.Clip(cp.Weights), cp.Velocity...)
+	}
+	frame, err := encodeBinary(binaryHeader{Type: "checkpoint", Meta: meta}, layers, Float64)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +188,14 @@ func UnmarshalCheckpoint(data []byte) (*Checkpoint, error) {
 	if header.Round < 0 {
 		return nil, fmt.Errorf("checkpoint round %d is negative", header.Round)
 	}
-	return &Checkpoint{
+	var velocity Weights
+	if header.VelocityLayers != 0 {
+		if header.VelocityLayers < 0 || 2*header.VelocityLayers != len(w) {
+			return nil, fmt.Errorf("checkpoint has %d layers, not twice its %d velocity layers", len(w), header.VelocityLayers)
+		}
+		w, velocity = w[:header.VelocityLayers:header.VelocityLayers], w[header.VelocityLayers:]
+	}
+	return &Checkpoint{Velocity: velocity,
 		Job: header.Job, Algorithm: header.Algorithm, Round: header.Round, TotalSample: header.TotalSample,
 		Weights: w, Finished: header.Finished, Reason: header.Reason, Metrics: header.Metrics, SavedAt: header.SavedAt,
 	}, nil

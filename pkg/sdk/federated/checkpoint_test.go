@@ -34,6 +34,12 @@ func TestDirStoreRoundTrip(t *testing.T) {
 	got, err = store.Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 5, got.Round)
+	// The server optimizer's velocity travels in the same file.
+	want.Velocity = Weights{{Shape: []int{2}, Values: []float64{-0.5, 2}}, {Shape: []int{}, Values: []float64{1e-300}}}
+	require.NoError(t, store.Save(ctx, want))
+	got, err = store.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
 }
 
 func TestDirStoreDetectsCorruption(t *testing.T) {

@@ -105,6 +105,10 @@
 // server's memory does not grow with the number of clients: FedAvg and
 // Mean. FedProx changes only the clients' objective: the Client passes Mu
 // to the Trainer, which uses ProximalTerm and AddProximalGradient.
+// ServerOptions.ServerOptimizer (FedAvgM: a server learning rate and
+// momentum over the rounds' steps, its velocity kept in the checkpoint)
+// turns each aggregate into the next global model; its zero value is plain
+// FedAvg.
 //
 // The Go Client joins with backoff until the aggregator is up (upstream's
 // trainer crashes if it starts first), trains through a Trainer, and

@@ -66,8 +66,11 @@ type ServerOptions struct {
 	Job string
 	// Aggregator defaults to FedAvg; its Name is the WebSocket path.
 	Aggregator Aggregator
-	Policy     Policy
-	Admission  Admission
+	// ServerOptimizer turns each round's aggregate into the next global
+	// model (FedAvgM); the zero value is plain FedAvg.
+	ServerOptimizer ServerOptimizer
+	Policy          Policy
+	Admission       Admission
 	// Store keeps a checkpoint after every round; nil keeps none.
 	Store CheckpointStore
 	// Initial is the global model of round 0, sent to Go clients that
@@ -154,8 +157,11 @@ type Server struct {
 	knownLimit int
 	// round is the number of completed rounds; global is its aggregate
 	// (nil before the first round unless resumed).
-	round    int
-	global   *Aggregate
+	round  int
+	global *Aggregate
+	// velocity is the server optimizer's momentum (nil when it keeps none
+	// or before its first step).
+	velocity Weights
 	frames   frameCache
 	open     *openRound
 	finished bool
@@ -208,6 +214,9 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 	name := opts.Aggregator.Name()
 	if name == "" || strings.ContainsAny(name, "/?#") {
 		return nil, fmt.Errorf("creating aggregation server: algorithm name %q must be one path segment", name)
+	}
+	if err := opts.ServerOptimizer.Validate(); err != nil {
+		return nil, fmt.Errorf("creating aggregation server: %w", err)
 	}
 	if err := opts.Policy.normalize(); err != nil {
 		return nil, fmt.Errorf("creating aggregation server: %w", err)
@@ -289,6 +298,15 @@ func (s *Server) resume(cp *Checkpoint) error {
 		s.global = &Aggregate{Round: cp.Round, TotalSample: cp.TotalSample, Weights: cp.Weights, Exit: exit, JobName: s.opts.Job, Metrics: cp.Metrics}
 		s.stats.Metrics = cp.Metrics
 	}
+	if cp.Velocity != nil {
+		if s.opts.ServerOptimizer.Momentum == 0 {
+			return errors.New("checkpoint holds a server momentum velocity, this server runs without server momentum")
+		}
+		if err := SameShapes(cp.Velocity, cp.Weights); err != nil {
+			return fmt.Errorf("checkpoint velocity: %w", err)
+		}
+		s.velocity = cp.Velocity
+	}
 	s.logger.Info("Resumed from checkpoint", "round", cp.Round, "finished", cp.Finished, "savedAt", cp.SavedAt)
 	if cp.Finished || cp.Round >= s.opts.Policy.ExitRound {
 		reason := cp.Reason
@@ -341,7 +359,7 @@ func (s *Server) Checkpoint() *Checkpoint {
 		return nil
 	}
 	return &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
-		Weights: s.global.Weights.Clone(), Finished: s.finished, Reason: s.reason, Metrics: maps.Clone(s.global.Metrics), SavedAt: s.clock.Now()}
+		Weights: s.global.Weights.Clone(), Velocity: s.velocity.Clone(), Finished: s.finished, Reason: s.reason, Metrics: maps.Clone(s.global.Metrics), SavedAt: s.clock.Now()}
 }
 
 // Close disconnects every client and stops the timers; Done is closed.
@@ -934,6 +952,21 @@ func (s *Server) closeRoundLocked(why string) {
 		s.logger.Error(err, "Aggregating the round failed", "round", open.number)
 		return
 	}
+	// The server optimizer steps from the current global model: the last
+	// aggregate, or the initial model before the first round (without one
+	// the first aggregate is taken as it is).
+	base := s.opts.Initial
+	if s.global != nil {
+		base = s.global.Weights
+	}
+	velocity := s.velocity
+	if base != nil {
+		if weights, velocity, err = s.opts.ServerOptimizer.Step(base, weights, s.velocity); err != nil {
+			s.logger.Error(err, "Server optimizer step failed", "round", open.number)
+			return
+		}
+	}
+	s.velocity = velocity
 	s.round = open.number
 	agg := &Aggregate{Round: s.round, TotalSample: total, Weights: weights, Exit: ExitContinue, Client: open.lastClient, JobName: open.lastJob, Metrics: open.metrics.result()}
 	if agg.JobName == "" {
@@ -968,7 +1001,7 @@ func (s *Server) closeRoundLocked(why string) {
 	// The checkpoint comes before any client sees the round, so a restarted
 	// server never goes back behind what a client received.
 	if s.opts.Store != nil {
-		cp := &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.round, TotalSample: total, Weights: weights, Finished: reason != "", Reason: reason, Metrics: agg.Metrics, SavedAt: s.clock.Now()}
+		cp := &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.round, TotalSample: total, Weights: weights, Velocity: velocity, Finished: reason != "", Reason: reason, Metrics: agg.Metrics, SavedAt: s.clock.Now()}
 		if err := s.opts.Store.Save(context.Background(), cp); err != nil {
 			s.stats.CheckpointErrors++
 			s.logger.Error(err, "Checkpoint failed; training goes on, a restart would resume from an older round", "round", s.round)

@@ -99,7 +99,7 @@ func runFederated(ctx context.Context, shares []model.Dataset, test model.Datase
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	server, err := federated.NewServer(ctx, federated.ServerOptions{Job: "mnist-fl-measure",
-		Policy: federated.Policy{Participants: len(shares), ExitRound: cfg.Rounds}})
+		ServerOptimizer: cfg.ServerOptimizer(), Policy: federated.Policy{Participants: len(shares), ExitRound: cfg.Rounds}})
 	if err != nil {
 		return nil, err
 	}

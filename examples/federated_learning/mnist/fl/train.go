@@ -33,18 +33,32 @@ type Config struct {
 	WeightDecay float64
 	// InitSeed draws the initial model, the same on every node.
 	InitSeed uint64
+	// ServerLR and ServerMomentum are the aggregator's server optimizer
+	// (federated.ServerOptimizer, FedAvgM; SEDNA_AGG_SERVER_LR and
+	// SEDNA_AGG_SERVER_MOMENTUM in the YAML): 1 and 0 are plain FedAvg.
+	ServerLR       float64
+	ServerMomentum float64
+}
+
+// ServerOptimizer is the aggregator's server optimizer of this
+// configuration.
+func (c Config) ServerOptimizer() federated.ServerOptimizer {
+	return federated.ServerOptimizer{LR: c.ServerLR, Momentum: c.ServerMomentum}
 }
 
 // DefaultConfig is what the example's YAML runs.
 func DefaultConfig() Config {
 	return Config{Arch: model.Arch{Pool: 2, Hidden: 64}, Rounds: 20, LocalEpochs: 1, LocalParts: 2, BatchSize: 64, LearningRate: 0.1, RoundDecay: 0.85,
-		Momentum: 0.9, WeightDecay: 1e-4, InitSeed: 7}
+		Momentum: 0.9, WeightDecay: 1e-4, InitSeed: 7, ServerLR: 1.5, ServerMomentum: 0.7}
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	if c.Rounds < 1 || c.LocalEpochs < 1 || c.LocalParts < 1 || c.BatchSize < 1 || !(c.LearningRate > 0) || !(c.RoundDecay > 0 && c.RoundDecay <= 1) || c.Momentum < 0 || c.Momentum >= 1 || c.WeightDecay < 0 {
 		return fmt.Errorf("invalid training configuration %+v", c)
+	}
+	if err := c.ServerOptimizer().Validate(); err != nil {
+		return fmt.Errorf("invalid training configuration: %w", err)
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ func main() {
 	flag.Float64Var(&cfg.RoundDecay, "round-decay", cfg.RoundDecay, "learning rate factor per round")
 	flag.Float64Var(&cfg.Momentum, "momentum", cfg.Momentum, "SGD momentum")
 	flag.Float64Var(&cfg.LearningRate, "lr", cfg.LearningRate, "SGD learning rate")
+	flag.Float64Var(&cfg.ServerLR, "server-lr", cfg.ServerLR, "aggregator's server learning rate (SEDNA_AGG_SERVER_LR)")
+	flag.Float64Var(&cfg.ServerMomentum, "server-momentum", cfg.ServerMomentum, "aggregator's server momentum (SEDNA_AGG_SERVER_MOMENTUM)")
 	flag.Parse()
 	if err := run(cfg, *arch, *mnistDir); err != nil {
 		fmt.Fprintln(os.Stderr, "mnist-fl-measure:", err)
@@ -57,8 +59,8 @@ func run(cfg fl.Config, arch, mnistDir string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fmt.Printf("model %s, %d rounds of %d local epoch(s) on 1/%d of a node's data, batch %d, learning rate %g, momentum %g\n",
-		cfg.Arch, cfg.Rounds, cfg.LocalEpochs, cfg.LocalParts, cfg.BatchSize, cfg.LearningRate, cfg.Momentum)
+	fmt.Printf("model %s, %d rounds of %d local epoch(s) on 1/%d of a node's data, batch %d, learning rate %g, momentum %g, server learning rate %g, server momentum %g\n",
+		cfg.Arch, cfg.Rounds, cfg.LocalEpochs, cfg.LocalParts, cfg.BatchSize, cfg.LearningRate, cfg.Momentum, cfg.ServerLR, cfg.ServerMomentum)
 	m, err := fl.Measure(ctx, train, test, cfg, os.Stdout)
 	if err != nil {
 		return err
