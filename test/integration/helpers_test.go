@@ -43,7 +43,7 @@ var kindCases = []kindCase{
 	{kind: "IncrementalLearningJob", plural: "incrementallearningjobs", fixture: "incrementallearningjob.yaml",
 		spec: &sednav1.ILJobSpec{}, columns: []string{"Name", "Round", "Stage", "State", "Metrics", "Age"}},
 	{kind: "FederatedLearningJob", plural: "federatedlearningjobs", fixture: "federatedlearningjob.yaml",
-		spec: &sednav1.FLJobSpec{}, columns: []string{"Name", "Phase", "Round", "Active", "Succeeded", "Age"}},
+		spec: &sednav1.FLJobSpec{}, columns: []string{"Name", "Phase", "Round", "Active", "Succeeded", "Metrics", "Age"}},
 	{kind: "LifelongLearningJob", plural: "lifelonglearningjobs", fixture: "lifelonglearningjob.yaml",
 		spec: &sednav1.LLJobSpec{}, columns: []string{"Name", "Round", "Stage", "State", "Models", "Age"}},
 	{kind: "ReidJob", plural: "reidjobs", fixture: "reidjob.yaml", spec: &sednav1.ReidJobSpec{},
