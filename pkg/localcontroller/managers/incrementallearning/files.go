@@ -10,6 +10,7 @@ import (
 
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 )
 
 const (
@@ -258,20 +259,7 @@ func writeAtomic(root *hostfs.Root, rel string, write func(io.Writer) error) err
 	return hostfs.WriteFileAtomic(root, rel, fileMode, write)
 }
 
-// splitSamples returns the samples of an index file: its non-blank lines, without the header
-// line for csv.
+// splitSamples returns the samples of an index file (rounds.SplitSamples).
 func splitSamples(content []byte, format string) []string {
-	lines := strings.Split(strings.ReplaceAll(string(content), "\r\n", "\n"), "\n")
-	// The last line is a sample only once it is terminated: a writer may be halfway through it.
-	lines = lines[:len(lines)-1]
-	if strings.EqualFold(format, "csv") && len(lines) > 0 {
-		lines = lines[1:]
-	}
-	samples := make([]string, 0, len(lines))
-	for _, line := range lines {
-		if strings.TrimSpace(line) != "" {
-			samples = append(samples, line)
-		}
-	}
-	return samples
+	return rounds.SplitSamples(content, format)
 }

@@ -88,19 +88,12 @@ type roundData struct {
 	FurthestStage sednav1.LearningStage `json:"furthestStage,omitempty"`
 }
 
-// samplePools are the samples taken from the dataset index and not yet used up: the large part
-// of a job's state (a train pool may hold a 64 MiB index), kept as a store blob under
-// PoolNamespace, apart from the record, and written only when it changes, so that saving a
+// samplePools are the samples taken from the dataset index and not yet used up (rounds.Pools):
+// the large part of a job's state (a train pool may hold a 64 MiB index), kept as a store blob
+// under PoolNamespace, apart from the record, and written only when it changes, so that saving a
 // worker report stays a small write.
 // Before the split these fields were part of the record, under the same JSON names.
-type samplePools struct {
-	// DatasetURL is the index file SeenSamples counts lines of; another URL starts over.
-	DatasetURL string `json:"datasetURL,omitempty"`
-	// SeenSamples is how many samples of the index have been split into the pools.
-	SeenSamples  int        `json:"seenSamples"`
-	TrainPool    []string   `json:"trainPool,omitempty"`
-	EvalVersions [][]string `json:"evalVersions,omitempty"`
-}
+type samplePools = rounds.Pools
 
 // record is a job's persisted state, without its sample pools.
 type record struct {
@@ -407,38 +400,24 @@ func (j *job) takeSamples(ctx context.Context) {
 		return
 	}
 	j.unblocked(ctx, ReasonDatasetIndexNotReadable)
-	samples := splitSamples(content, ds.Spec.Format)
-	next := j.pools
-	if next.DatasetURL != ds.Spec.URL {
-		next.DatasetURL, next.SeenSamples = ds.Spec.URL, 0
-	}
-	if len(samples) < next.SeenSamples {
+	samples := rounds.SplitSamples(content, ds.Spec.Format)
+	next, taken := j.pools.Take(ds.Spec.URL, samples, j.spec.obj.Spec.Dataset.TrainProb)
+	if taken.Shrank {
 		// Rewritten shorter: what is there now is the new baseline, nothing is new.
-		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", next.SeenSamples)
-		next.SeenSamples = len(samples)
+		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", j.pools.SeenSamples)
 		if err := j.savePools(next); err != nil {
 			logger.Error(err, "Saving the job's sample pools failed")
 		}
 		return
 	}
-	fresh := samples[next.SeenSamples:]
-	if len(fresh) == 0 {
+	if taken.Fresh == 0 {
 		return
 	}
-	toTrain := int(j.spec.obj.Spec.Dataset.TrainProb * float64(len(fresh)))
-	next.TrainPool = append(slices.Clone(next.TrainPool), fresh[:toTrain]...)
-	if evalPart := fresh[toTrain:]; len(evalPart) > 0 {
-		next.EvalVersions = append(slices.Clone(next.EvalVersions), slices.Clone(evalPart))
-		if extra := len(next.EvalVersions) - maxEvalVersions; extra > 0 {
-			next.EvalVersions = next.EvalVersions[extra:]
-		}
-	}
-	next.SeenSamples = len(samples)
 	if err := j.savePools(next); err != nil {
 		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
 		return
 	}
-	logger.V(2).Info("New samples", "new", len(fresh), "train", toTrain, "trainPool", len(next.TrainPool))
+	logger.V(2).Info("New samples", "new", taken.Fresh, "train", taken.Train, "trainPool", len(next.TrainPool))
 }
 
 // readIndex reads the Dataset's index file, a host path or an S3 object (with the Dataset's
