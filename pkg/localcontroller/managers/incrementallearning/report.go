@@ -73,3 +73,9 @@ func encodeForwarded(msg managers.WorkerMessage, round int32) ([]byte, error) {
 	}
 	return content, nil
 }
+
+// EncodeForwarded is the relayed form of a worker report attributed to round, for the learning
+// managers that share these reports.
+func EncodeForwarded(msg managers.WorkerMessage, round int32) ([]byte, error) {
+	return encodeForwarded(msg, round)
+}

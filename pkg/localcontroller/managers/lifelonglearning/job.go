@@ -1,0 +1,655 @@
+package lifelonglearning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/incrementallearning"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
+)
+
+// The reports are those of the incremental learning manager: GM's lifelong learning controller
+// takes them through the stage machine it shares with incremental learning.
+type (
+	// ModelRef is a model (here a KB index) as upstream's condition data names it.
+	ModelRef = incrementallearning.ModelRef
+	// StageInput is upstream's input of a stage.
+	StageInput = incrementallearning.StageInput
+	// StageOutput is upstream's output of a stage.
+	StageOutput = incrementallearning.StageOutput
+	// StageReport is the LC's report to GM after a transition.
+	StageReport = incrementallearning.StageReport
+	// ForwardedReport is a worker report relayed to GM.
+	ForwardedReport = incrementallearning.ForwardedReport
+	// Problem is what blocks the current stage.
+	Problem = incrementallearning.Problem
+)
+
+// Reasons of a Problem this manager reports.
+const (
+	ReasonOutputNotWritable       = incrementallearning.ReasonOutputNotWritable
+	ReasonDatasetIndexNotReadable = incrementallearning.ReasonDatasetIndexNotReadable
+	ReasonDeployNotWritable       = incrementallearning.ReasonDeployNotWritable
+)
+
+type jobSpec struct {
+	obj          *sednav1.LifelongLearningJob
+	trainTrigger *trigger.Trigger
+}
+
+func parseJob(obj *sednav1.LifelongLearningJob) (*jobSpec, error) {
+	var problems []error
+	if p := obj.Spec.Dataset.TrainProb; !(p > 0 && p <= 1) {
+		problems = append(problems, fmt.Errorf("spec.dataset.trainProb %v is not in (0, 1]", p))
+	}
+	if obj.Spec.Dataset.Name == "" {
+		problems = append(problems, errors.New("spec.dataset.name is empty"))
+	}
+	if err := checkHostPath(obj.Spec.OutputDir); err != nil {
+		problems = append(problems, fmt.Errorf("spec.outputDir: %w (this LC writes lifelong learning rounds to host paths only)", err))
+	}
+	trainTrigger, err := trigger.New(obj.Spec.TrainSpec.Trigger)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("spec.trainSpec.trigger: %w", err))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return &jobSpec{obj: obj, trainTrigger: trainTrigger}, nil
+}
+
+// roundData is what the manager knows about the current round.
+type roundData struct {
+	StartTime     *metav1.Time `json:"startTime,omitempty"`
+	TrainData     string       `json:"trainData,omitempty"`
+	EvalData      string       `json:"evalData,omitempty"`
+	OutputDir     string       `json:"outputDir,omitempty"`
+	// Index is the KB index the train worker reported (its models[0]).
+	Index       *ModelRef        `json:"index,omitempty"`
+	TrainModels []map[string]any `json:"trainModels,omitempty"`
+	EvalModels  []map[string]any `json:"evalModels,omitempty"`
+	Deployed    bool             `json:"deployed,omitempty"`
+	Message     string           `json:"message,omitempty"`
+	// FurthestStage is the last stage the round entered.
+	FurthestStage sednav1.LearningStage `json:"furthestStage,omitempty"`
+}
+
+// record is a job's persisted state, without its sample pools.
+type record struct {
+	State   rounds.State `json:"state"`
+	Current roundData    `json:"current"`
+	// Header is the dataset index's csv header line, written first in every data file.
+	Header string `json:"header,omitempty"`
+	// LastIndex is the newest trained KB index: the CLOUD_KB_INDEX of the next round.
+	LastIndex *ModelRef              `json:"lastIndex,omitempty"`
+	Rounds    []sednav1.LearningRound `json:"rounds,omitempty"`
+	// Pending are reports for GM saved with the transition that produced them, oldest first.
+	Pending []json.RawMessage `json:"pending,omitempty"`
+}
+
+// job is one lifelong learning job; mu serialises its pass, worker messages and GM versions.
+type job struct {
+	m   *Manager
+	key store.ResourceKey
+
+	mu      sync.Mutex
+	spec    *jobSpec
+	rec     record
+	pools   rounds.Pools
+	loaded  bool
+	fresh   bool
+	deleted bool
+	// problem blocks the current stage; not persisted: a restarted LC finds it again.
+	problem *Problem
+
+	// loop is guarded by Manager.mu.
+	loop *managers.Loop
+}
+
+func (j *job) load(ctx context.Context) error {
+	raw, found, err := j.m.store.GetState(StateNamespace, stateKey(j.key))
+	if err != nil {
+		return err
+	}
+	j.rec, j.pools, j.fresh = record{State: rounds.InitialState}, rounds.Pools{}, true
+	if found {
+		var rec record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			klog.FromContext(ctx).Error(err, "The job's saved record does not parse; starting over")
+		} else {
+			j.rec, j.fresh = rec, false
+			klog.FromContext(ctx).V(2).Info("Resumed lifelong learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
+		}
+	}
+	if !j.fresh {
+		rawPools, found, err := j.m.store.GetBlob(PoolNamespace, stateKey(j.key))
+		if err != nil {
+			return err
+		}
+		if found && json.Unmarshal(rawPools, &j.pools) != nil {
+			klog.FromContext(ctx).Error(nil, "The job's saved sample pools do not parse; taking the dataset's samples again")
+			j.pools = rounds.Pools{}
+		}
+	}
+	j.loaded = true
+	return nil
+}
+
+func (j *job) run(ctx context.Context) {
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
+	for {
+		period := j.pass(ctx)
+		if j.m.afterPass != nil {
+			j.m.afterPass(j.key)
+		}
+		timer := time.NewTimer(period)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
+// round on. It returns the period until the next pass: the trigger's checkPeriodSeconds.
+func (j *job) pass(ctx context.Context) time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	period := j.m.opts.Period
+	if period <= 0 && j.spec != nil {
+		period = j.spec.trainTrigger.Period()
+	}
+	if period <= 0 {
+		period = trigger.DefaultPeriod
+	}
+	if j.deleted || j.spec == nil || ctx.Err() != nil {
+		return period
+	}
+	j.flush(ctx)
+	j.takeSamples(ctx)
+	if j.rec.State.Stage == sednav1.StageTrain && j.rec.State.StageState == sednav1.StageWaiting {
+		j.checkTrainTrigger(ctx)
+	}
+	j.advance(ctx)
+	return period
+}
+
+// transition applies event, lets mutate fill the record, saves record (and pools, when not nil)
+// in one store transaction with the report, then hands the pending reports to the Reporter.
+func (j *job) transition(ctx context.Context, event rounds.Event, mutate func(*record), report *StageReport, pools *rounds.Pools) error {
+	next := j.rec
+	state, err := rounds.Next(next.State, event)
+	if err != nil {
+		return err
+	}
+	next.State = state
+	if state.Stage != sednav1.StageTrain || state.StageState != sednav1.StageWaiting {
+		next.Current.FurthestStage = state.Stage
+	}
+	if mutate != nil {
+		mutate(&next)
+	}
+	state = next.State
+	next.Pending = slices.Clone(next.Pending)
+	if report != nil {
+		report.Phase, report.Status, report.Round = string(state.Stage), string(state.StageState), state.Round
+		report.Problem = j.problem
+		content, err := json.Marshal(report)
+		if err != nil {
+			return fmt.Errorf("encoding the %s report: %w", state, err)
+		}
+		next.Pending = append(next.Pending, content)
+	}
+	if pools == nil {
+		pools = &j.pools
+	}
+	if err := j.save(next, *pools); err != nil {
+		return fmt.Errorf("saving %s after %s: %w", state, event, err)
+	}
+	klog.FromContext(ctx).V(2).Info("Lifelong learning job moved", "event", event, "state", state.String())
+	j.flush(ctx)
+	return nil
+}
+
+// save writes the record and the sample pools in one transaction.
+func (j *job) save(rec record, pools rounds.Pools) error {
+	rawRecord, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	rawPools, err := json.Marshal(pools)
+	if err != nil {
+		return err
+	}
+	err = j.m.store.WriteStates(
+		store.StateWrite{Namespace: StateNamespace, Key: stateKey(j.key), Value: rawRecord},
+		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(j.key), Value: rawPools, Blob: true},
+	)
+	if err != nil {
+		return err
+	}
+	j.rec, j.pools = rec, pools
+	return nil
+}
+
+// flush hands the saved reports to the Reporter in order and forgets those it took.
+func (j *job) flush(ctx context.Context) {
+	key := channel.Key{Kind: Kind, Namespace: j.key.Namespace, Name: j.key.Name}
+	sent := 0
+	for _, content := range j.rec.Pending {
+		if err := j.m.reporter.Report(ctx, key, content); err != nil {
+			klog.FromContext(ctx).Error(err, "Queueing a report for GM failed; retrying next pass")
+			break
+		}
+		sent++
+	}
+	if sent == 0 {
+		return
+	}
+	next := j.rec
+	next.Pending = slices.Clone(j.rec.Pending[sent:])
+	if err := j.save(next, j.pools); err != nil {
+		klog.FromContext(ctx).Error(err, "Saving the job record after queueing its reports failed")
+	}
+}
+
+// blocked records that a step failed for reason and tells GM once (the job is Stalled); the step
+// is tried again next pass.
+func (j *job) blocked(ctx context.Context, reason string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	problem := &Problem{Reason: reason, Message: err.Error()}
+	if j.problem != nil && *j.problem == *problem {
+		return
+	}
+	klog.FromContext(ctx).Error(err, "The job is blocked; keeping its state, telling GM and retrying next pass", "reason", reason, "state", j.rec.State.String())
+	j.problem = problem
+	j.reportState(ctx)
+}
+
+// unblocked clears a problem of reason and tells GM it is gone.
+func (j *job) unblocked(ctx context.Context, reason string) {
+	if j.problem == nil || j.problem.Reason != reason {
+		return
+	}
+	j.problem = nil
+	j.reportState(ctx)
+}
+
+// reportState queues a stage report of the unchanged state carrying the current problem, if any.
+func (j *job) reportState(ctx context.Context) {
+	state := j.rec.State
+	report := StageReport{Phase: string(state.Stage), Status: string(state.StageState), Round: state.Round, Problem: j.problem}
+	if j.problem != nil {
+		report.Message = j.problem.Message
+	}
+	content, err := json.Marshal(report)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Encoding a stage report failed")
+		return
+	}
+	next := j.rec
+	next.Pending = append(slices.Clone(next.Pending), content)
+	if err := j.save(next, j.pools); err != nil {
+		klog.FromContext(ctx).Error(err, "Saving a stage report failed")
+		return
+	}
+	j.flush(ctx)
+}
+
+// takeSamples reads the dataset index and splits the samples added since the last pass
+// (rounds.Pools.Take).
+func (j *job) takeSamples(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	dsKey := store.ResourceKey{Kind: DatasetKind, Namespace: j.key.Namespace, Name: j.spec.obj.Spec.Dataset.Name}
+	resource, found, err := j.m.store.GetResource(dsKey)
+	if err != nil || !found {
+		logger.V(4).Info("Dataset not on this node yet", "dataset", dsKey.Name, "err", err)
+		return
+	}
+	var ds sednav1.Dataset
+	if err := json.Unmarshal(resource.Object, &ds); err != nil {
+		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
+		return
+	}
+	content, err := j.readHostFile(ds.Spec.URL, j.m.opts.MaxIndexBytes)
+	if err != nil {
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		return
+	}
+	j.unblocked(ctx, ReasonDatasetIndexNotReadable)
+	header := ""
+	if strings.EqualFold(ds.Spec.Format, "csv") {
+		header, _, _ = strings.Cut(strings.ReplaceAll(string(content), "\r\n", "\n"), "\n")
+	}
+	next, taken := j.pools.Take(ds.Spec.URL, rounds.SplitSamples(content, ds.Spec.Format), j.spec.obj.Spec.Dataset.TrainProb)
+	if taken.Fresh == 0 && !taken.Shrank && header == j.rec.Header {
+		return
+	}
+	rec := j.rec
+	rec.Header = header
+	if err := j.save(rec, next); err != nil {
+		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
+		return
+	}
+	logger.V(2).Info("New samples", "new", taken.Fresh, "train", taken.Train, "trainPool", len(next.TrainPool), "shrank", taken.Shrank)
+}
+
+// checkTrainTrigger starts a round when the train trigger fires on the train pool's size.
+func (j *job) checkTrainTrigger(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	if j.pools.DatasetURL == "" {
+		return
+	}
+	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.pools.TrainPool)})
+	if err != nil {
+		logger.Error(err, "Evaluating the train trigger failed")
+		return
+	}
+	if !result.Fired {
+		logger.V(4).Info("Train trigger not fired", "reason", result.Reason)
+		return
+	}
+	round := j.rec.State.Round + 1
+	out := strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/")
+	dataFile := fmt.Sprintf("%s/data/train/%d/%s", out, round, j.dataName())
+	outputDir := fmt.Sprintf("%s/train/%d", out, round)
+	// Written before the transition: a crash in between only rewrites the same files.
+	if err := j.writeData(dataFile, j.pools.TrainPool); err != nil {
+		j.blocked(ctx, ReasonOutputNotWritable, err)
+		return
+	}
+	if err := j.mkdir(outputDir); err != nil {
+		j.blocked(ctx, ReasonOutputNotWritable, err)
+		return
+	}
+	j.unblocked(ctx, ReasonOutputNotWritable)
+	input := &StageInput{DataURL: dataFile, OutputDir: outputDir}
+	if j.rec.LastIndex != nil {
+		input.Models = []ModelRef{*j.rec.LastIndex}
+	}
+	now := metav1.NewTime(j.m.opts.Now())
+	pools := j.pools
+	pools.TrainPool = nil
+	err = j.transition(ctx, rounds.EventTrainTriggerFired, func(rec *record) {
+		rec.Current = roundData{StartTime: &now, TrainData: dataFile, OutputDir: outputDir, FurthestStage: sednav1.StageTrain}
+	}, &StageReport{Input: input, Message: result.Reason}, &pools)
+	if err != nil {
+		logger.Error(err, "Starting a round failed")
+		return
+	}
+	logger.Info("Train trigger fired; round started", "round", round, "reason", result.Reason)
+}
+
+// dataName is the round data file's name: data.csv for a csv dataset (header first), else data.txt.
+func (j *job) dataName() string {
+	if j.rec.Header != "" {
+		return "data.csv"
+	}
+	return "data.txt"
+}
+
+// advance takes the steps the LC makes on its own, until the round waits for someone else.
+func (j *job) advance(ctx context.Context) {
+	for range 8 {
+		var err error
+		switch s := j.rec.State; {
+		case s.Stage == sednav1.StageTrain && s.StageState == sednav1.StageCompleted:
+			err = j.prepareEval(ctx)
+		case s.Stage == sednav1.StageEval && s.StageState == sednav1.StageCompleted:
+			err = j.transition(ctx, rounds.EventEvalDone, nil, &StageReport{}, nil)
+		case s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageWaiting:
+			err = j.deploy(ctx)
+		case s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageReady:
+			err = j.transition(ctx, rounds.EventModelDeployed, func(rec *record) { rec.Current.Deployed = true },
+				&StageReport{Output: &StageOutput{Models: []map[string]any{{"format": "pkl", "url": j.deployPath()}}}}, nil)
+		case s.StageState == sednav1.StageFailed || (s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageCompleted):
+			err = j.closeRound(ctx, rounds.EventRoundEnded, j.roundMessage())
+		default:
+			return
+		}
+		if errors.Is(err, errBlocked) {
+			return
+		}
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "The job cannot move on; retrying next pass", "state", j.rec.State.String())
+			return
+		}
+	}
+}
+
+var errBlocked = errors.New("blocked")
+
+// prepareEval writes the eval samples and asks GM for the eval pod with the train output models.
+func (j *job) prepareEval(ctx context.Context) error {
+	samples := j.pools.EvalSamples()
+	out := strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/")
+	dataFile := fmt.Sprintf("%s/data/eval/%d/%s", out, j.rec.State.Round, j.dataName())
+	message := ""
+	if len(samples) == 0 {
+		dataFile = j.rec.Current.TrainData
+		message = "no evaluation samples (trainProb keeps every sample for training); evaluating on the training data"
+	} else if err := j.writeData(dataFile, samples); err != nil {
+		j.blocked(ctx, ReasonOutputNotWritable, err)
+		return errBlocked
+	}
+	outputDir := fmt.Sprintf("%s/eval/%d", out, j.rec.State.Round)
+	if err := j.mkdir(outputDir); err != nil {
+		j.blocked(ctx, ReasonOutputNotWritable, err)
+		return errBlocked
+	}
+	j.unblocked(ctx, ReasonOutputNotWritable)
+	models := make([]ModelRef, 0, len(j.rec.Current.TrainModels))
+	for _, result := range j.rec.Current.TrainModels {
+		format, _ := result["format"].(string)
+		url, _ := result["url"].(string)
+		models = append(models, ModelRef{Format: format, URL: url})
+	}
+	report := &StageReport{Input: &StageInput{Models: models, DataURL: dataFile, OutputDir: outputDir}, Message: message}
+	return j.transition(ctx, rounds.EventEvalPrepared, func(rec *record) { rec.Current.EvalData = dataFile }, report, nil)
+}
+
+func (j *job) deployPath() string {
+	return strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/") + "/" + DeployIndex
+}
+
+// deploy copies the round's KB index to <outputDir>/deploy/index.pkl before GM restarts the
+// inference worker (Deploy/Ready). A node that cannot write or reach the KB blocks the round; an
+// index this LC must not read ends it undeployed.
+func (j *job) deploy(ctx context.Context) error {
+	index := j.rec.Current.Index
+	if index == nil || len(j.rec.Current.EvalModels) == 0 {
+		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: no trained index or no evaluation output", j.rec.State.Round))
+	}
+	content, err := j.fetchIndex(ctx, index.URL)
+	var refused *refusedError
+	if errors.As(err, &refused) {
+		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: %v", j.rec.State.Round, err))
+	}
+	if err == nil {
+		err = j.writeFile(j.deployPath(), content)
+	}
+	if err != nil {
+		j.blocked(ctx, ReasonDeployNotWritable, err)
+		return errBlocked
+	}
+	j.unblocked(ctx, ReasonDeployNotWritable)
+	klog.FromContext(ctx).Info("Deployed the trained index", "round", j.rec.State.Round, "index", index.URL, "bytes", len(content))
+	return j.transition(ctx, rounds.EventDeployTriggerPassed, nil,
+		&StageReport{Input: &StageInput{Models: []ModelRef{{Format: "pkl", URL: j.deployPath()}}}}, nil)
+}
+
+func (j *job) roundMessage() string {
+	message := j.rec.Current.Message
+	if message == "" && j.rec.State.StageState == sednav1.StageFailed {
+		message = fmt.Sprintf("round %d failed in stage %s", j.rec.State.Round, j.rec.State.Stage)
+	}
+	return message
+}
+
+// closeRound ends the round with event, records it in the history and reports Train/Waiting with
+// the round's result.
+func (j *job) closeRound(ctx context.Context, event rounds.Event, message string) error {
+	now := metav1.NewTime(j.m.opts.Now())
+	cur := j.rec.Current
+	result := sednav1.LearningRound{
+		Round: j.rec.State.Round, Stage: cur.FurthestStage, Deployed: cur.Deployed, Message: message,
+		StartTime: cur.StartTime, CompletionTime: &now,
+	}
+	if cur.Index != nil {
+		result.Model, result.Format = cur.Index.URL, cur.Index.Format
+	}
+	return j.transition(ctx, event, func(rec *record) {
+		rec.Rounds = append(slices.Clone(rec.Rounds), result)
+		if extra := len(rec.Rounds) - sednav1.MaxRoundHistory; extra > 0 {
+			rec.Rounds = rec.Rounds[extra:]
+		}
+		rec.Current = roundData{}
+	}, &StageReport{Message: message, RoundResult: &result}, nil)
+}
+
+// observeStatus turns the status GM publishes for the current stage and round into events.
+func (j *job) observeStatus(ctx context.Context, status sednav1.LLJobStatus) {
+	current := j.rec.State
+	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
+		return
+	}
+	var event rounds.Event
+	switch status.StageState {
+	case sednav1.StageStarting:
+		event = rounds.EventStagePodCreated
+	case sednav1.StageRunning:
+		event = rounds.EventStagePodStarted
+	case sednav1.StageFailed:
+		event = rounds.EventStageFailed
+	default:
+		return
+	}
+	if !rounds.Allowed(current, event) {
+		return
+	}
+	var report *StageReport
+	var mutate func(*record)
+	if event == rounds.EventStageFailed {
+		message := fmt.Sprintf("round %d: GM reports the %s stage failed", current.Round, current.Stage)
+		report = &StageReport{Message: message}
+		mutate = func(rec *record) { rec.Current.Message = message }
+	}
+	if err := j.transition(ctx, event, mutate, report, nil); err != nil {
+		klog.FromContext(ctx).Error(err, "Taking the stage state GM published failed", "published", status.StageState)
+		return
+	}
+	j.advance(ctx)
+}
+
+// handleWorkerMessage forwards msg to GM and moves the round on with it, all in one save.
+func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessage) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.deleted || j.spec == nil {
+		return fmt.Errorf("%w: lifelong learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
+	}
+	forwarded, err := incrementallearning.EncodeForwarded(msg, j.rec.State.Round)
+	if err != nil {
+		return err
+	}
+	event, mutate, report, why := j.interpret(msg)
+	if event == "" || !rounds.Allowed(j.rec.State, event) {
+		next := j.rec
+		next.Pending = append(slices.Clone(next.Pending), forwarded)
+		if err := j.save(next, j.pools); err != nil {
+			return fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
+		}
+		klog.FromContext(ctx).V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", j.rec.State.String(), "why", why)
+		j.flush(ctx)
+		return nil
+	}
+	withForward := func(rec *record) {
+		rec.Pending = append(slices.Clone(rec.Pending), forwarded)
+		if mutate != nil {
+			mutate(rec)
+		}
+	}
+	if err := j.transition(ctx, event, withForward, report, nil); err != nil {
+		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	}
+	j.advance(ctx)
+	return nil
+}
+
+// interpret maps a worker report to an event of the current stage, the round data it brings and
+// the stage report, or to no event with the reason why.
+func (j *job) interpret(msg managers.WorkerMessage) (rounds.Event, func(*record), *StageReport, string) {
+	var stage sednav1.LearningStage
+	switch strings.ToLower(msg.Kind) {
+	case "train":
+		stage = sednav1.StageTrain
+	case "eval":
+		stage = sednav1.StageEval
+	default:
+		return "", nil, nil, "kind " + msg.Kind + " does not drive the round"
+	}
+	if j.rec.State.Stage != stage {
+		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
+	}
+	if round, ok := rounds.PodRound(j.key.Name, stage, msg.Name); ok && round != j.rec.State.Round {
+		return "", nil, nil, fmt.Sprintf("the report is from round %d's pod", round)
+	}
+	switch strings.ToLower(msg.Status) {
+	case "running":
+		return rounds.EventStagePodStarted, nil, nil, ""
+	case "failed":
+		return rounds.EventWorkerFailed, nil, nil, ""
+	case "completed":
+	default:
+		return "", nil, nil, "status " + msg.Status + " moves nothing"
+	}
+	output := &StageOutput{Models: msg.Results}
+	if stage == sednav1.StageTrain {
+		var url, format string
+		if len(msg.Results) > 0 {
+			url, _ = msg.Results[0]["url"].(string)
+			format, _ = msg.Results[0]["format"].(string)
+		}
+		if url == "" {
+			return j.completedButUnusable("the train worker reported no KB index (results[0].url is empty)", output)
+		}
+		index := ModelRef{Format: format, URL: url}
+		return rounds.EventWorkerCompleted, func(rec *record) {
+			rec.Current.Index, rec.Current.TrainModels, rec.LastIndex = &index, msg.Results, &index
+		}, &StageReport{Output: output}, ""
+	}
+	if len(msg.Results) == 0 {
+		return j.completedButUnusable("the eval worker reported no models", output)
+	}
+	return rounds.EventWorkerCompleted, func(rec *record) { rec.Current.EvalModels = msg.Results }, &StageReport{Output: output}, ""
+}
+
+// completedButUnusable takes a completion whose results the LC cannot use: the stage completed,
+// then fails at once, and the round ends with the problem as its message.
+func (j *job) completedButUnusable(problem string, output *StageOutput) (rounds.Event, func(*record), *StageReport, string) {
+	message := fmt.Sprintf("round %d: %s", j.rec.State.Round, problem)
+	return rounds.EventWorkerCompleted, func(rec *record) {
+		if failed, err := rounds.Next(rec.State, rounds.EventStageFailed); err == nil {
+			rec.State = failed
+		}
+		rec.Current.Message = message
+	}, &StageReport{Output: output, Message: message}, ""
+}
