@@ -74,10 +74,10 @@ func parseJob(obj *sednav1.LifelongLearningJob) (*jobSpec, error) {
 
 // roundData is what the manager knows about the current round.
 type roundData struct {
-	StartTime     *metav1.Time `json:"startTime,omitempty"`
-	TrainData     string       `json:"trainData,omitempty"`
-	EvalData      string       `json:"evalData,omitempty"`
-	OutputDir     string       `json:"outputDir,omitempty"`
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	TrainData string       `json:"trainData,omitempty"`
+	EvalData  string       `json:"evalData,omitempty"`
+	OutputDir string       `json:"outputDir,omitempty"`
 	// Index is the KB index the train worker reported (its models[0]).
 	Index       *ModelRef        `json:"index,omitempty"`
 	TrainModels []map[string]any `json:"trainModels,omitempty"`
@@ -95,7 +95,7 @@ type record struct {
 	// Header is the dataset index's csv header line, written first in every data file.
 	Header string `json:"header,omitempty"`
 	// LastIndex is the newest trained KB index: the CLOUD_KB_INDEX of the next round.
-	LastIndex *ModelRef              `json:"lastIndex,omitempty"`
+	LastIndex *ModelRef               `json:"lastIndex,omitempty"`
 	Rounds    []sednav1.LearningRound `json:"rounds,omitempty"`
 	// Pending are reports for GM saved with the transition that produced them, oldest first.
 	Pending []json.RawMessage `json:"pending,omitempty"`
