@@ -27,6 +27,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/dataset"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/incrementallearning"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/lifelonglearning"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 	"github.com/sedna-go/sedna/pkg/localcontroller/server"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -48,6 +49,10 @@ type Options struct {
 	DatasetPeriod time.Duration
 	// OutboxMaxBytes is the byte budget of the store's outbox of reports to GM.
 	OutboxMaxBytes int64
+	// KBServer is the knowledge base's URL lifelong learning indexes are downloaded from.
+	KBServer string
+	// KBTokenFile holds the token presented to the knowledge base ("" sends none).
+	KBTokenFile string
 }
 
 // NewCommand returns the sedna-lc command.
@@ -73,6 +78,8 @@ func NewCommand() *cobra.Command {
 	flags.StringVar(&opts.DataDir, "data-dir", "", "directory of the LC's store (default: <rootfs>/var/lib/sedna)")
 	flags.DurationVar(&opts.DatasetPeriod, "dataset-check-period", dataset.DefaultPeriod, "how often each dataset's index file is counted")
 	flags.Int64Var(&opts.OutboxMaxBytes, "outbox-max-bytes", store.DefaultMaxOutboxBytes, "byte budget of the outbox of reports waiting for GM; worker reports may use half of it, worker metrics a quarter")
+	flags.StringVar(&opts.KBServer, "kb-server", os.Getenv("KB_SERVER"), "knowledge base URL (http://host:9020) lifelong learning indexes are downloaded from for deploy (env KB_SERVER)")
+	flags.StringVar(&opts.KBTokenFile, "kb-token-file", "", "file holding the token presented to the knowledge base as Authorization: Bearer")
 	flags.StringSliceVar(&opts.AllowedRoots, "allowed-data-roots", []string{"/data"}, "host directories datasets are read from and job output is written to (nothing else of the host is touched)")
 	return cmd
 }
@@ -196,7 +203,21 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("building the incremental learning manager: %w", err)
 	}
-	all := []managers.Manager{datasets, models, learning}
+	kbToken := ""
+	if opts.KBTokenFile != "" {
+		raw, err := os.ReadFile(opts.KBTokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the knowledge base token: %w", err)
+		}
+		kbToken = strings.TrimSpace(string(raw))
+	}
+	lifelong, err := lifelonglearning.New(st, rep, lifelonglearning.Options{
+		Resolver: resolver, KBServer: opts.KBServer, KBToken: kbToken,
+	})
+	if err != nil {
+		return fmt.Errorf("building the lifelong learning manager: %w", err)
+	}
+	all := []managers.Manager{datasets, models, learning, lifelong}
 	for _, kind := range []string{managers.KindJointInferenceService, managers.KindFederatedLearningJob} {
 		forwarder, err := managers.NewForwarder(kind, rep)
 		if err != nil {
