@@ -470,11 +470,19 @@ func (j *job) deployPath() string {
 	return strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/") + "/" + DeployIndex
 }
 
-// deploy copies the round's KB index to <outputDir>/deploy/index.pkl before GM restarts the
+// deploy copies the round's evaluated KB index to <outputDir>/deploy/index.pkl before GM restarts the
 // inference worker (Deploy/Ready). A node that cannot write or reach the KB blocks the round; an
 // index this LC must not read ends it undeployed.
 func (j *job) deploy(ctx context.Context) error {
+	// As upstream, the index deployed is the evaluation's output models[0] (the eval worker may
+	// publish the index again with the tasks' metrics), else the one training wrote.
 	index := j.rec.Current.Index
+	if len(j.rec.Current.EvalModels) > 0 {
+		if url, _ := j.rec.Current.EvalModels[0]["url"].(string); url != "" {
+			format, _ := j.rec.Current.EvalModels[0]["format"].(string)
+			index = &ModelRef{Format: format, URL: url}
+		}
+	}
 	if index == nil || len(j.rec.Current.EvalModels) == 0 {
 		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: no trained index or no evaluation output", j.rec.State.Round))
 	}

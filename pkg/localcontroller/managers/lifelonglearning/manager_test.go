@@ -226,10 +226,13 @@ func TestRoundFromSamplesToDeploy(t *testing.T) {
 	require.Equal(t, outputDir+"/eval/1", evalReady.Input.OutputDir)
 	require.Equal(t, csvHeader+"\nimg/2.png,2,0\nimg/3.png,3,0\nimg/7.png,7,0\nimg/8.png,8,0\nimg/9.png,9,0\n", n.readFile(t, evalReady.Input.DataURL))
 
-	l.post(evalCompleted(1, index))
+	// The eval worker publishes the index again with the tasks' metrics: that one is deployed.
+	evaluated := outputDir + "/eval/1/index.pkl"
+	n.writeFile(t, evaluated, "kb-index-round-1-evaluated")
+	l.post(evalCompleted(1, evaluated))
 	require.Equal(t, []string{"Train/Ready#1", "Train/Completed#1", "Eval/Ready#1", "Eval/Completed#1",
 		"Deploy/Waiting#1", "Deploy/Ready#1", "Deploy/Completed#1", "Train/Waiting#1"}, l.states())
-	require.Equal(t, "kb-index-round-1", n.readFile(t, outputDir+"/deploy/index.pkl"))
+	require.Equal(t, "kb-index-round-1-evaluated", n.readFile(t, outputDir+"/deploy/index.pkl"))
 	closing := l.last()
 	require.NotNil(t, closing.RoundResult)
 	require.True(t, closing.RoundResult.Deployed)
