@@ -44,6 +44,9 @@ const (
 	ReasonOutputNotWritable       = incrementallearning.ReasonOutputNotWritable
 	ReasonDatasetIndexNotReadable = incrementallearning.ReasonDatasetIndexNotReadable
 	ReasonDeployNotWritable       = incrementallearning.ReasonDeployNotWritable
+	// ReasonIndexNotReadable: the trained KB index cannot be read (the KB does not answer, or
+	// answers with an error).
+	ReasonIndexNotReadable = "IndexNotReadable"
 )
 
 type jobSpec struct {
@@ -99,6 +102,9 @@ type record struct {
 	Rounds    []sednav1.LearningRound `json:"rounds,omitempty"`
 	// Pending are reports for GM saved with the transition that produced them, oldest first.
 	Pending []json.RawMessage `json:"pending,omitempty"`
+	// LastReport is the newest stage report: it carries the whole current state, so it is sent
+	// again when GM's published status shows GM never took it.
+	LastReport json.RawMessage `json:"lastReport,omitempty"`
 }
 
 // job is one lifelong learning job; mu serialises its pass, worker messages and GM versions.
@@ -115,6 +121,9 @@ type job struct {
 	deleted bool
 	// problem blocks the current stage; not persisted: a restarted LC finds it again.
 	problem *Problem
+	// published is the status GM last published; reported is when LastReport was last handed over.
+	published *sednav1.LLJobStatus
+	reported  time.Time
 
 	// loop is guarded by Manager.mu.
 	loop *managers.Loop
@@ -146,6 +155,7 @@ func (j *job) load(ctx context.Context) error {
 		}
 	}
 	j.loaded = true
+	j.reported = j.m.opts.Now() // a restarted LC gives GM the usual time before sending again
 	return nil
 }
 
@@ -182,6 +192,7 @@ func (j *job) pass(ctx context.Context) time.Duration {
 		return period
 	}
 	j.flush(ctx)
+	j.resendIfGMLags(ctx)
 	j.takeSamples(ctx)
 	if j.rec.State.Stage == sednav1.StageTrain && j.rec.State.StageState == sednav1.StageWaiting {
 		j.checkTrainTrigger(ctx)
@@ -215,6 +226,8 @@ func (j *job) transition(ctx context.Context, event rounds.Event, mutate func(*r
 			return fmt.Errorf("encoding the %s report: %w", state, err)
 		}
 		next.Pending = append(next.Pending, content)
+		next.LastReport = content
+		j.reported = j.m.opts.Now()
 	}
 	if pools == nil {
 		pools = &j.pools
@@ -491,10 +504,12 @@ func (j *job) deploy(ctx context.Context) error {
 	if errors.As(err, &refused) {
 		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: %v", j.rec.State.Round, err))
 	}
-	if err == nil {
-		err = j.writeFile(j.deployPath(), content)
-	}
 	if err != nil {
+		j.blocked(ctx, ReasonIndexNotReadable, err)
+		return errBlocked
+	}
+	j.unblocked(ctx, ReasonIndexNotReadable)
+	if err := j.writeFile(j.deployPath(), content); err != nil {
 		j.blocked(ctx, ReasonDeployNotWritable, err)
 		return errBlocked
 	}
@@ -533,8 +548,31 @@ func (j *job) closeRound(ctx context.Context, event rounds.Event, message string
 	}, &StageReport{Message: message, RoundResult: &result}, nil)
 }
 
+// resendIfGMLags queues LastReport again when nothing is pending and GM's published status has
+// been behind the LC's state for Options.ResendAfter since the report was handed over (a GM that
+// crashed between taking a report and writing it). Reports carry absolute state: repeating one
+// GM did take is harmless.
+func (j *job) resendIfGMLags(ctx context.Context) {
+	if j.published == nil || len(j.rec.LastReport) == 0 || len(j.rec.Pending) > 0 || j.m.opts.Now().Sub(j.reported) < j.m.opts.ResendAfter {
+		return
+	}
+	if !rounds.GMLags(j.published.LearningProgress, j.rec.State) {
+		return
+	}
+	next := j.rec
+	next.Pending = []json.RawMessage{j.rec.LastReport}
+	if err := j.save(next, j.pools); err != nil {
+		klog.FromContext(ctx).Error(err, "Saving the report to send again failed")
+		return
+	}
+	j.reported = j.m.opts.Now()
+	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again", "state", j.rec.State.String())
+	j.flush(ctx)
+}
+
 // observeStatus turns the status GM publishes for the current stage and round into events.
 func (j *job) observeStatus(ctx context.Context, status sednav1.LLJobStatus) {
+	j.published = status.DeepCopy()
 	current := j.rec.State
 	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
 		return

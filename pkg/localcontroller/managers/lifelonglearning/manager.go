@@ -51,7 +51,14 @@ type Options struct {
 	MaxIndexBytes int64
 	// Now is the clock for triggers and round times; nil means time.Now.
 	Now func() time.Time
+	// ResendAfter is how long GM's published status may lag behind the LC's last stage report
+	// before the report is sent again; zero means DefaultResendAfter.
+	ResendAfter time.Duration
 }
+
+// DefaultResendAfter is generous: a GM that took a report publishes the new status within a
+// second or two.
+const DefaultResendAfter = 30 * time.Second
 
 // Manager drives the rounds of the lifelong learning jobs bound to this node.
 type Manager struct {
@@ -92,6 +99,9 @@ func New(st *store.Store, reporter managers.Reporter, opts Options) (*Manager, e
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ResendAfter <= 0 {
+		opts.ResendAfter = DefaultResendAfter
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second}

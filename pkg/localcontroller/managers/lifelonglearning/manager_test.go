@@ -347,3 +347,73 @@ func TestTrainWithoutIndexFailsTheRound(t *testing.T) {
 	require.Equal(t, []string{"Train/Ready#1", "Train/Failed#1", "Train/Waiting#1"}, l.states())
 	require.Contains(t, l.last().Message, "no KB index")
 }
+
+func (l *lc) advanceClock(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.now = l.now.Add(d)
+}
+
+func TestLastReportSentAgainWhenGMLags(t *testing.T) {
+	n := newNode(t)
+	l := startLC(t, n, Options{ResendAfter: time.Minute})
+	job := newJob(countTrigger(1))
+	l.setup(job)
+	n.appendSamples(t, 0, 4)
+	l.pass()
+	require.Equal(t, []string{"Train/Ready#1"}, l.states())
+
+	// GM publishes a status without round 1 (it lost the report).
+	job.Status.LearningProgress = sednav1.LearningProgress{Stage: sednav1.StageTrain, StageState: sednav1.StageWaiting}
+	l.publish(job)
+	l.pass()
+	require.Len(t, l.states(), 1, "not before ResendAfter")
+	l.advanceClock(2 * time.Minute)
+	l.pass()
+	require.Equal(t, []string{"Train/Ready#1", "Train/Ready#1"}, l.states())
+	require.Equal(t, outputDir+"/data/train/1/data.csv", l.last().Input.DataURL, "the whole report is sent again")
+
+	// Once GM shows the round, nothing more is sent.
+	job.Status.LearningProgress = sednav1.LearningProgress{Round: 1, Stage: sednav1.StageTrain, StageState: sednav1.StageReady}
+	l.publish(job)
+	l.advanceClock(2 * time.Minute)
+	l.pass()
+	require.Len(t, l.states(), 2)
+}
+
+func TestKBOutageBlocksDeployUntilItAnswers(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	kb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("index-after-outage"))
+	}))
+	defer kb.Close()
+	n := newNode(t)
+	l := startLC(t, n, Options{KBServer: kb.URL})
+	l.setup(newJob(countTrigger(1)))
+	n.appendSamples(t, 0, 4)
+	l.pass()
+	index := kb.URL + "/knowledgebase/file/download?files=index.pkl"
+	l.post(trainCompleted(1, index))
+	l.post(evalCompleted(1, index))
+	blocked := l.last()
+	require.Equal(t, "Deploy/Waiting", blocked.Phase+"/"+blocked.Status)
+	require.NotNil(t, blocked.Problem)
+	require.Equal(t, ReasonIndexNotReadable, blocked.Problem.Reason)
+	require.Contains(t, blocked.Problem.Message, "503")
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	l.pass()
+	states := l.states()
+	require.Equal(t, []string{"Deploy/Waiting#1", "Deploy/Ready#1", "Deploy/Completed#1", "Train/Waiting#1"}, states[len(states)-4:])
+	require.Nil(t, l.last().Problem)
+	require.Equal(t, "index-after-outage", n.readFile(t, outputDir+"/deploy/index.pkl"))
+}
