@@ -16,7 +16,6 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
-	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
@@ -37,8 +36,6 @@ const (
 	HotUpdateMountPath = "/model-hot-update"
 	// DefaultMaxIndexBytes bounds the dataset index file read every period.
 	DefaultMaxIndexBytes int64 = 64 << 20
-	// maxEvalVersions is how many batches of new evaluation samples make up the eval data, as upstream.
-	maxEvalVersions = rounds.MaxEvalVersions
 )
 
 // Models is what the manager needs from the model manager (*model.Manager).
