@@ -21,6 +21,7 @@
 //	S3_ENDPOINT_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY    credentials for s3:// MODEL_URL and checkpoints (from GM)
 //	SEDNA_AGG_EXIT_GRACE (none)                          end this long after training even if clients stay
 //	SEDNA_AGG_TOKEN (none), SEDNA_AGG_COMPAT (true)      admission: the job's token; admit clients without one
+//	                                                     (COMPAT=false without a token refuses to start)
 //	SEDNA_AGG_MAX_JSON_BYTES (16 MiB), SEDNA_AGG_MAX_BINARY_BYTES (1 GiB)
 //
 // GET /<aggregation>/status answers the round, the finish state and the
@@ -189,6 +190,12 @@ func parseConfig(args []string, lookup env.Lookup) (*config, error) {
 	if opts.Admission.AllowAnonymous, err = parsed.Bool(envCompat, true); err != nil {
 		return nil, err
 	}
+	if !opts.Admission.AllowAnonymous && opts.Admission.Token == "" {
+		// Without a token nobody can be told apart: everyone would be
+		// admitted although compatibility mode is off.
+		return nil, fmt.Errorf("%s=false admits only clients presenting the job's token, but %s is not set: set it, or set %s=true to admit upstream's clients",
+			envCompat, federated.EnvToken, envCompat)
+	}
 	maxJSONBytes, err := parsed.Int(envMaxJSONBytes, 0)
 	if err != nil {
 		return nil, err
@@ -270,7 +277,7 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	}
 	stats := server.Stats()
 	logger.Info("Aggregator ended", "round", stats.Round, "finished", stats.Finished, "reason", stats.Reason,
-		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsRoundsClosedShort", stats.RoundsClosedShort,
+		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsClosedShort", stats.RoundsClosedShort,
 		"checkpointErrors", stats.CheckpointErrors, "metrics", stats.Metrics)
 	return result
 }

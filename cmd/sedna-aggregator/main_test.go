@@ -73,9 +73,11 @@ func TestParseConfigErrors(t *testing.T) {
 		"bad target":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_TARGET_METRIC": "accuracy"}, "name>=value"},
 		"bad algorithm":    {map[string]string{"PARTICIPANTS_COUNT": "1", "aggregation": "MistNet"}, "MistNet"},
 		"bad compat":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_COMPAT": "maybe"}, "not a boolean"},
-		"bad server lr":    {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "fast"}, `SEDNA_AGG_SERVER_LR="fast" is not a number`},
-		"negative lr":      {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "-1"}, "server learning rate -1"},
-		"momentum one":     {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_MOMENTUM": "1"}, "server momentum 1 must be in [0, 1)"},
+		// Nobody could be refused: the aggregator must not start.
+		"compat off, no token": {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_COMPAT": "false"}, "SEDNA_AGG_COMPAT=false admits only clients presenting the job's token, but SEDNA_AGG_TOKEN is not set"},
+		"bad server lr":        {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "fast"}, `SEDNA_AGG_SERVER_LR="fast" is not a number`},
+		"negative lr":          {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "-1"}, "server learning rate -1"},
+		"momentum one":         {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_MOMENTUM": "1"}, "server momentum 1 must be in [0, 1)"},
 	} {
 		_, err := parseConfig(nil, env.MapLookup(tc.env))
 		require.ErrorContains(t, err, tc.want, name)

@@ -30,7 +30,8 @@
 //     "ok"|"continue"},"job_name":..,"round_number":r}. exit_flag is "ok"
 //     once training is over; the Python client then reports "completed"
 //     and exits.
-//   - other message types are relayed unchanged to every client.
+//   - other message types are relayed unchanged to every client (here only
+//     from connections that presented the job's token, see Admission).
 //
 // Frames are written in upstream's key order without whitespace (upstream's
 // whitespace depends on its Starlette version; JSON parsers ignore it), and
@@ -90,7 +91,14 @@
 // replace one that presented the token: it is closed with code 4004. The
 // Authorization header must be exactly one "Bearer <token>"
 // (workerauth.ParseBearer). Until its subscribe is accepted, a connection's
-// messages are limited to 64 KiB (close code 1009 beyond).
+// messages are limited to 64 KiB (close code 1009 beyond). Anonymous
+// connections (no token presented: compatibility mode, or no token
+// configured) get what upstream's Python clients need and nothing more: the
+// binary subprotocol is not offered to them (they keep JSON and
+// MaxJSONMessageBytes), and a message of a type the server does not know is
+// not relayed: it is dropped, counted in Stats.Invalid and answered with an
+// error frame to its sender. GET /<algorithm> with a client_id shows the
+// client's remote address only to requests that presented the token.
 //
 // Large models. A Go client may offer the WebSocket subprotocol
 // "sedna.fl.binary.v1"; its updates and aggregates then travel as binary
@@ -99,7 +107,9 @@
 // weights, plus "shapes") and the little-endian values of every layer.
 // WebSocket fragmentation carries messages of any size; the server's limits
 // are MaxJSONMessageBytes (16 MiB, the Python client's own cap) and
-// MaxBinaryMessageBytes (1 GiB). Python clients keep JSON.
+// MaxBinaryMessageBytes (1 GiB). Python clients keep JSON; so does every
+// connection that presented no token (the subprotocol is offered only to
+// token holders).
 //
 // Algorithms. Aggregator/Accumulation keep a running sum per round, so the
 // server's memory does not grow with the number of clients: FedAvg and

@@ -143,6 +143,9 @@ type Server struct {
 	logger   klog.Logger
 	clock    clock.WithDelayedExecution
 	upgrader websocket.Upgrader
+	// anonymousUpgrader offers no subprotocol: a connection that presented
+	// no token keeps JSON and its 16 MiB cap.
+	anonymousUpgrader websocket.Upgrader
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -256,6 +259,8 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 			},
 		},
 	}
+	s.anonymousUpgrader = s.upgrader
+	s.anonymousUpgrader.Subprotocols = nil
 	if opts.Store != nil {
 		cp, err := opts.Store.Load(ctx)
 		if err != nil {
@@ -576,7 +581,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, authenti
 	}
 	s.upgrading++
 	s.mu.Unlock()
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	upgrader := &s.anonymousUpgrader
+	if authenticated {
+		upgrader = &s.upgrader
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
 	s.mu.Lock()
 	s.upgrading--
 	if err != nil {
@@ -792,7 +801,13 @@ func (s *Server) handleText(c *conn, data []byte) {
 		// hand every waiting trainer a model of its choosing.
 		s.refuse(c, fmt.Errorf("clients may not send %q messages", env.Type))
 	default:
-		// Upstream relays every other type unchanged to every client.
+		// Upstream relays every other type unchanged to every client; its
+		// Python clients send none, so only connections that presented the
+		// job's token may.
+		if !c.authenticated {
+			s.refuse(c, fmt.Errorf("only connections with the job's token may send %q messages", truncate(env.Type, 64)))
+			return
+		}
 		s.mu.Lock()
 		for _, client := range s.clients {
 			s.enqueueLocked(client, outFrame{data: data}, false)

@@ -248,15 +248,20 @@ func TestRefusedMessages(t *testing.T) {
 }
 
 func TestOtherMessagesAreRelayedUnchanged(t *testing.T) {
-	_, url := startServer(t, ServerOptions{Policy: Policy{Participants: 2, ExitRound: 5}})
+	// Only connections that presented the job's token may relay
+	// (TestAnonymousConnectionMayNotRelay); a can be anonymous.
+	_, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 2, ExitRound: 5}})
 	a, _ := dialPython(t, url, "a")
-	b, _ := dialPython(t, url, "b")
+	b, _, err := dialWith(t, url, "b", "Bearer "+testToken)
+	require.NoError(t, err)
 	a.recv()
 	a.recv()
 	custom := `{"type": "train_info", "client": "b", "data": {"loss": 0.5}}`
-	b.send(custom)
+	require.NoError(t, b.WriteMessage(websocket.TextMessage, []byte(custom)))
 	require.Equal(t, custom, a.recv())
-	require.Equal(t, custom, b.recv())
+	_, echoed, err := b.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, custom, string(echoed))
 }
 
 func TestJSONSizeLimit(t *testing.T) {
