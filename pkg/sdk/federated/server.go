@@ -416,7 +416,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case websocket.IsWebSocketUpgrade(r):
 		s.serveWebSocket(w, r, authenticated)
 	case r.Method == http.MethodGet:
-		s.serveInfo(w, r)
+		s.serveInfo(w, r, authenticated)
 	default:
 		w.Header().Set("Allow", http.MethodGet)
 		writeJSONError(w, http.StatusMethodNotAllowed, "use GET or a WebSocket upgrade")
@@ -442,7 +442,9 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 
 // serveInfo answers upstream's GET /<aggregation>: with a JSON body naming a
 // connected client_id, that client's info; otherwise the list of clients.
-func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
+// The client's remote address is shown only to requests that presented the
+// job's token.
+func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request, authenticated bool) {
 	var query struct {
 		ClientID string `json:"client_id"`
 	}
@@ -468,10 +470,14 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 		if c.binary {
 			mode = "binary"
 		}
+		info := map[string]any{"mode": mode, "base_round": c.base, "waiting": c.waiting}
+		if authenticated {
+			info["remote"] = c.remote
+		}
 		answer = map[string]any{
 			"client_id":    c.id,
 			"connected_at": c.connectedAt.UTC().Format(time.RFC3339Nano),
-			"info":         map[string]any{"remote": c.remote, "mode": mode, "base_round": c.base, "waiting": c.waiting},
+			"info":         info,
 		}
 	} else {
 		ids := make([]string, 0, len(s.clients))

@@ -344,14 +344,18 @@ func TestSubscribeIsRequiredFirst(t *testing.T) {
 }
 
 func TestInfoEndpoint(t *testing.T) {
-	s, url := startServer(t, ServerOptions{Policy: Policy{Participants: 2, ExitRound: 1}})
+	s, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 2, ExitRound: 1}})
 	dialPython(t, url, "b")
 	dialPython(t, url, "a")
 	waitFor(t, "two clients", func() bool { return s.connected() == 2 })
 	httpURL := "http" + strings.TrimPrefix(url, "ws")
+	authorization := ""
 	get := func(body string) map[string]any {
 		req, err := http.NewRequest(http.MethodGet, httpURL, strings.NewReader(body))
 		require.NoError(t, err)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer func() { _ = resp.Body.Close() }()
@@ -365,7 +369,13 @@ func TestInfoEndpoint(t *testing.T) {
 	require.Equal(t, "a", info["client_id"])
 	require.Contains(t, info, "connected_at")
 	require.Contains(t, info, "info")
+	// Anonymous peers do not learn where the trainers connect from.
+	require.NotContains(t, info["info"], "remote")
+	require.Equal(t, "json", info["info"].(map[string]any)["mode"])
 	require.Equal(t, map[string]any{"clients": []any{"a", "b"}}, get(`{"client_id": "zzz"}`))
+	authorization = "Bearer " + testToken
+	info = get(`{"client_id": "a"}`)
+	require.Contains(t, info["info"].(map[string]any)["remote"], "127.0.0.1:")
 }
 
 func TestFinishedServerAnswersLateClientsWithFinalModel(t *testing.T) {
