@@ -68,7 +68,11 @@
 // model, round number, metrics and finish state are written to a
 // CheckpointStore (DirStore: temporary file, fsync, rename, directory
 // fsync, CRC-checked on load). A restarted server resumes at the last
-// completed round, so the round number a client sees never goes back.
+// completed round, so the round number a client sees never goes back. A
+// checkpoint records the job's namespace and UID when the server knows them
+// (ServerOptions.Namespace, JobUID); one recording another namespace or UID
+// than the server's (a deleted job's, whose name was reused) is refused, and
+// one without them (older) is resumed.
 // Python clients that lost their connection restart and rejoin as above;
 // Go clients subscribe with "sync":true and get the current model right
 // after the acknowledgement (as a recv_weight with exit_flag "continue", or

@@ -64,6 +64,12 @@ type ServerOptions struct {
 	// Job is the job name (JOB_NAME): updates naming another job_name are
 	// refused, and checkpoints of another job are not resumed.
 	Job string
+	// Namespace (NAMESPACE) and JobUID (SEDNA_JOB_UID) identify the job
+	// beyond its name; both are optional (upstream's GM sets neither). They
+	// are recorded in checkpoints, and a checkpoint recording another
+	// namespace or UID than a known one here is refused.
+	Namespace string
+	JobUID    string
 	// Aggregator defaults to FedAvg; its Name is the WebSocket path.
 	Aggregator Aggregator
 	// ServerOptimizer turns each round's aggregate into the next global
@@ -288,6 +294,12 @@ func (s *Server) resume(cp *Checkpoint) error {
 	if cp.Job != s.opts.Job {
 		return fmt.Errorf("checkpoint belongs to job %q, not %q", cp.Job, s.opts.Job)
 	}
+	if cp.Namespace != "" && s.opts.Namespace != "" && cp.Namespace != s.opts.Namespace {
+		return fmt.Errorf("checkpoint belongs to job %q of namespace %q, this is namespace %q: delete the checkpoint or give the job its own checkpoint location", cp.Job, cp.Namespace, s.opts.Namespace)
+	}
+	if cp.JobUID != "" && s.opts.JobUID != "" && cp.JobUID != s.opts.JobUID {
+		return fmt.Errorf("checkpoint belongs to an earlier job %q with UID %s, this job's UID is %s: delete the checkpoint to start over", cp.Job, cp.JobUID, s.opts.JobUID)
+	}
 	if cp.Algorithm != s.opts.Aggregator.Name() {
 		return fmt.Errorf("checkpoint was made by %s, this server runs %s", cp.Algorithm, s.opts.Aggregator.Name())
 	}
@@ -363,7 +375,7 @@ func (s *Server) Checkpoint() *Checkpoint {
 	if s.global == nil {
 		return nil
 	}
-	return &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
+	return &Checkpoint{Job: s.opts.Job, Namespace: s.opts.Namespace, JobUID: s.opts.JobUID, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
 		Weights: s.global.Weights.Clone(), Velocity: s.velocity.Clone(), Finished: s.finished, Reason: s.reason, Metrics: maps.Clone(s.global.Metrics), SavedAt: s.clock.Now()}
 }
 
@@ -1022,7 +1034,7 @@ func (s *Server) closeRoundLocked(why string) {
 	// The checkpoint comes before any client sees the round, so a restarted
 	// server never goes back behind what a client received.
 	if s.opts.Store != nil {
-		cp := &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.round, TotalSample: total, Weights: weights, Velocity: velocity, Finished: reason != "", Reason: reason, Metrics: agg.Metrics, SavedAt: s.clock.Now()}
+		cp := &Checkpoint{Job: s.opts.Job, Namespace: s.opts.Namespace, JobUID: s.opts.JobUID, Algorithm: s.opts.Aggregator.Name(), Round: s.round, TotalSample: total, Weights: weights, Velocity: velocity, Finished: reason != "", Reason: reason, Metrics: agg.Metrics, SavedAt: s.clock.Now()}
 		if err := s.opts.Store.Save(context.Background(), cp); err != nil {
 			s.stats.CheckpointErrors++
 			s.logger.Error(err, "Checkpoint failed; training goes on, a restart would resume from an older round", "round", s.round)
