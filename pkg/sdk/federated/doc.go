@@ -130,7 +130,8 @@
 // "running" or "completed", ownerInfo {currentRound, sampleCount,
 // startTime, updateTime}. Go clients (they subscribe with sync) also get
 // how the round closed, as extra keys of recv_weight's data (Progress:
-// round_clients, participants, late_clients, late_updates; Python clients
+// round_clients, participants, late_clients, late_updates, and in JSON frames
+// the round's metrics, which binary frames carry in their header; Python clients
 // never see them), and report them as ownerInfo roundClients, participants,
 // lateClients (omitted when none) and lateUpdates; with
 // ClientOptions.Evaluate the report's results carry the aggregate's metrics
