@@ -10,17 +10,20 @@
 //
 //	AGG_BIND_IP (all interfaces), AGG_BIND_PORT (7363)   listen address
 //	JOB_NAME (sedna), PARTICIPANTS_COUNT (required)      from GM
+//	NAMESPACE, SEDNA_JOB_UID (none)                      from GM: recorded in checkpoints, checked on resume
 //	EXIT_ROUND or exit_round (3)                         rounds to train (upstream's parameter)
 //	AGGREGATION or aggregation (FedAvg)                  FedAvg or Mean; also the URL path
 //	SEDNA_AGG_MIN_CLIENTS (PARTICIPANTS_COUNT)           round quorum
 //	SEDNA_AGG_ROUND_DEADLINE (none)                      seconds or a duration, from a round's first update
 //	SEDNA_AGG_TARGET_METRIC (none)                       e.g. accuracy>=0.97
 //	SEDNA_AGG_SERVER_LR (1), SEDNA_AGG_SERVER_MOMENTUM (0) server optimizer (FedAvgM); the defaults are plain FedAvg
-//	MODEL_URL (none)                                     where the final global model goes: a file path or an s3:// object
+//	MODEL_URL (none)                                     where the final global model goes: a file path or an s3:// object;
+//	                                                     a directory (existing, or ending in "/") gets global-model.sflb inside
 //	SEDNA_AGG_CHECKPOINT_DIR (beside MODEL_URL)          checkpoint after every round; resume on start; "none": never
 //	S3_ENDPOINT_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY    credentials for s3:// MODEL_URL and checkpoints (from GM)
 //	SEDNA_AGG_EXIT_GRACE (none)                          end this long after training even if clients stay
 //	SEDNA_AGG_TOKEN (none), SEDNA_AGG_COMPAT (true)      admission: the job's token; admit clients without one
+//	                                                     (COMPAT=false without a token refuses to start)
 //	SEDNA_AGG_MAX_JSON_BYTES (16 MiB), SEDNA_AGG_MAX_BINARY_BYTES (1 GiB)
 //
 // GET /<aggregation>/status answers the round, the finish state and the
@@ -29,11 +32,17 @@
 // Files: the final model (MODEL_URL) and the checkpoints are
 // federated.Checkpoint files (an SFLB frame of float64 values with the round,
 // metrics and finish state, and a CRC-32). The checkpoint is by default
-// <directory of MODEL_URL>/checkpoint/global-model.sflb (for
+// <directory of MODEL_URL>/checkpoint/global-model.sflb (when MODEL_URL
+// is a directory, such as the /model GM mounts for upstream's Model: the
+// model is <MODEL_URL>/global-model.sflb and the checkpoint
+// <MODEL_URL>/checkpoint/global-model.sflb; for
 // s3://bucket/models/global.sflb: s3://bucket/models/checkpoint/
 // global-model.sflb), so a restarted aggregator resumes wherever its model
-// is kept; without MODEL_URL nothing is written. A checkpoint left from an
-// earlier job of the same name is resumed as well: delete it to start over.
+// is kept; without MODEL_URL nothing is written. The checkpoint records the
+// job's NAMESPACE and SEDNA_JOB_UID when they are set; a checkpoint
+// recording another namespace or UID (an earlier job of the same name) is
+// refused and the aggregator does not start: delete it to start over. A
+// checkpoint without them (older, or either variable unset) is resumed.
 //
 // The defaults otherwise reproduce upstream's aggregator: every round waits
 // for every participant and anyone may connect.
@@ -74,21 +83,23 @@ func main() {
 
 // Our variables; upstream's come from package env and federated.
 const (
-	envBindIP           = "AGG_BIND_IP"
-	envExitRound        = "exit_round"
-	envAggregation      = "aggregation"
-	envMinClients       = "SEDNA_AGG_MIN_CLIENTS"
-	envRoundDeadline    = "SEDNA_AGG_ROUND_DEADLINE"
-	envTargetMetric     = "SEDNA_AGG_TARGET_METRIC"
-	envCheckpointDir    = "SEDNA_AGG_CHECKPOINT_DIR"
-	envServerLR         = "SEDNA_AGG_SERVER_LR"
-	envServerMomentum   = "SEDNA_AGG_SERVER_MOMENTUM"
-	envModelURL         = "MODEL_URL"
-	noCheckpoints       = "none"
-	envExitGrace        = "SEDNA_AGG_EXIT_GRACE"
-	envCompat           = "SEDNA_AGG_COMPAT"
-	envMaxJSONBytes     = "SEDNA_AGG_MAX_JSON_BYTES"
-	envMaxBinaryBytes   = "SEDNA_AGG_MAX_BINARY_BYTES"
+	envBindIP         = "AGG_BIND_IP"
+	envExitRound      = "exit_round"
+	envAggregation    = "aggregation"
+	envMinClients     = "SEDNA_AGG_MIN_CLIENTS"
+	envRoundDeadline  = "SEDNA_AGG_ROUND_DEADLINE"
+	envTargetMetric   = "SEDNA_AGG_TARGET_METRIC"
+	envCheckpointDir  = "SEDNA_AGG_CHECKPOINT_DIR"
+	envServerLR       = "SEDNA_AGG_SERVER_LR"
+	envServerMomentum = "SEDNA_AGG_SERVER_MOMENTUM"
+	envModelURL       = "MODEL_URL"
+	noCheckpoints     = "none"
+	envExitGrace      = "SEDNA_AGG_EXIT_GRACE"
+	envCompat         = "SEDNA_AGG_COMPAT"
+	envMaxJSONBytes   = "SEDNA_AGG_MAX_JSON_BYTES"
+	envMaxBinaryBytes = "SEDNA_AGG_MAX_BINARY_BYTES"
+	// envJobUID is the job's UID (GM sets it; upstream's GM does not).
+	envJobUID           = "SEDNA_JOB_UID"
 	defaultExitRound    = 3
 	readHeaderTimeout   = 10 * time.Second
 	shutdownGracePeriod = 5 * time.Second
@@ -150,6 +161,8 @@ func parseConfig(args []string, lookup env.Lookup) (*config, error) {
 	cfg := &config{bindAddr: net.JoinHostPort(*bindIP, strconv.Itoa(port)), modelURL: *modelURL, checkpointDir: *checkpointDir}
 	opts := &cfg.options
 	opts.Job = *job
+	// Both optional: they tie the checkpoint to this job object.
+	opts.Namespace, opts.JobUID = environment.Namespace(), environment.Get(envJobUID, "")
 	if *participants == "" {
 		return nil, errors.New("environment variable " + federated.EnvParticipantsCount + " is not set: how many trainers does the job have?")
 	}
@@ -189,6 +202,12 @@ func parseConfig(args []string, lookup env.Lookup) (*config, error) {
 	if opts.Admission.AllowAnonymous, err = parsed.Bool(envCompat, true); err != nil {
 		return nil, err
 	}
+	if !opts.Admission.AllowAnonymous && opts.Admission.Token == "" {
+		// Without a token nobody can be told apart: everyone would be
+		// admitted although compatibility mode is off.
+		return nil, fmt.Errorf("%s=false admits only clients presenting the job's token, but %s is not set: set it, or set %s=true to admit upstream's clients",
+			envCompat, federated.EnvToken, envCompat)
+	}
 	maxJSONBytes, err := parsed.Int(envMaxJSONBytes, 0)
 	if err != nil {
 		return nil, err
@@ -200,6 +219,7 @@ func parseConfig(args []string, lookup env.Lookup) (*config, error) {
 	opts.MaxJSONMessageBytes, opts.MaxBinaryMessageBytes = int64(maxJSONBytes), int64(maxBinaryBytes)
 	places := &stores{getenv: getenv}
 	if cfg.modelURL != "" {
+		cfg.modelURL = resolveModelURL(cfg.modelURL)
 		if cfg.model, err = places.file(cfg.modelURL); err != nil {
 			return nil, err
 		}
@@ -270,7 +290,7 @@ func run(ctx context.Context, args []string, lookup env.Lookup, ready chan<- str
 	}
 	stats := server.Stats()
 	logger.Info("Aggregator ended", "round", stats.Round, "finished", stats.Finished, "reason", stats.Reason,
-		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsRoundsClosedShort", stats.RoundsClosedShort,
+		"late", stats.Late, "duplicate", stats.Duplicate, "invalid", stats.Invalid, "roundsClosedShort", stats.RoundsClosedShort,
 		"checkpointErrors", stats.CheckpointErrors, "metrics", stats.Metrics)
 	return result
 }

@@ -73,9 +73,11 @@ func TestParseConfigErrors(t *testing.T) {
 		"bad target":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_TARGET_METRIC": "accuracy"}, "name>=value"},
 		"bad algorithm":    {map[string]string{"PARTICIPANTS_COUNT": "1", "aggregation": "MistNet"}, "MistNet"},
 		"bad compat":       {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_COMPAT": "maybe"}, "not a boolean"},
-		"bad server lr":    {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "fast"}, `SEDNA_AGG_SERVER_LR="fast" is not a number`},
-		"negative lr":      {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "-1"}, "server learning rate -1"},
-		"momentum one":     {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_MOMENTUM": "1"}, "server momentum 1 must be in [0, 1)"},
+		// Nobody could be refused: the aggregator must not start.
+		"compat off, no token": {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_COMPAT": "false"}, "SEDNA_AGG_COMPAT=false admits only clients presenting the job's token, but SEDNA_AGG_TOKEN is not set"},
+		"bad server lr":        {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "fast"}, `SEDNA_AGG_SERVER_LR="fast" is not a number`},
+		"negative lr":          {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_LR": "-1"}, "server learning rate -1"},
+		"momentum one":         {map[string]string{"PARTICIPANTS_COUNT": "1", "SEDNA_AGG_SERVER_MOMENTUM": "1"}, "server momentum 1 must be in [0, 1)"},
 	} {
 		_, err := parseConfig(nil, env.MapLookup(tc.env))
 		require.ErrorContains(t, err, tc.want, name)
@@ -88,17 +90,61 @@ func TestParseConfigErrors(t *testing.T) {
 // The program serves one Python-style client through a whole job, writes
 // its checkpoint and ends by itself.
 func TestRunEndsAfterTraining(t *testing.T) {
+	dir := t.TempDir()
+	runOneJob(t, map[string]string{"PARTICIPANTS_COUNT": "1", "JOB_NAME": "fl-job", "EXIT_ROUND": "2", "SEDNA_AGG_CHECKPOINT_DIR": dir})
+	_, err := os.Stat(filepath.Join(dir, federated.CheckpointFile))
+	require.NoError(t, err)
+}
+
+// GM mounts a Model whose url is a directory (upstream's "/model") as that
+// directory: the final model goes inside it, and so does the checkpoint;
+// the checkpoint records the job's namespace and UID.
+func TestRunWritesModelInsideModelDirectory(t *testing.T) {
+	mount := t.TempDir()
+	runOneJob(t, map[string]string{"PARTICIPANTS_COUNT": "1", "JOB_NAME": "fl-job", "EXIT_ROUND": "2", "MODEL_URL": mount,
+		"NAMESPACE": "team-a", "SEDNA_JOB_UID": "uid-1"})
+	ctx := context.Background()
+	final, err := federated.DirStore{Dir: mount, File: "global-model.sflb"}.Load(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, final, "the final model is %s/global-model.sflb", mount)
+	require.Equal(t, 2, final.Round)
+	require.True(t, final.Finished)
+	checkpoint, err := federated.DirStore{Dir: filepath.Join(mount, "checkpoint")}.Load(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, checkpoint)
+	require.Equal(t, "team-a", checkpoint.Namespace)
+	require.Equal(t, "uid-1", checkpoint.JobUID)
+
+	// The same job name with another UID refuses that checkpoint.
+	err = run(ctx, []string{"-bind-ip", "127.0.0.1", "-bind-port", freePort(t)}, env.MapLookup(map[string]string{
+		"PARTICIPANTS_COUNT": "1", "JOB_NAME": "fl-job", "MODEL_URL": mount, "NAMESPACE": "team-a", "SEDNA_JOB_UID": "uid-2"}), nil)
+	require.ErrorContains(t, err, "UID uid-1, this job's UID is uid-2")
+
+	// A path ending in "/" is a directory even before it exists.
+	cfg, err := parseConfig(nil, env.MapLookup(map[string]string{"PARTICIPANTS_COUNT": "1", "MODEL_URL": "/not-yet/model/"}))
+	require.NoError(t, err)
+	require.Equal(t, federated.DirStore{Dir: "/not-yet/model", File: "global-model.sflb"}, cfg.model)
+	require.Equal(t, federated.DirStore{Dir: "/not-yet/model/checkpoint"}, cfg.options.Store)
+	// So is an s3:// prefix.
+	cfg, err = parseConfig(nil, env.MapLookup(map[string]string{"PARTICIPANTS_COUNT": "1", "MODEL_URL": "s3://bkt/models/",
+		"S3_ENDPOINT_URL": "http://127.0.0.1:1", "ACCESS_KEY_ID": "a", "SECRET_ACCESS_KEY": "b"}))
+	require.NoError(t, err)
+	require.Equal(t, "s3://bkt/models/global-model.sflb", cfg.model.(objectStore).url)
+	require.Equal(t, "s3://bkt/models/checkpoint/global-model.sflb", cfg.options.Store.(objectStore).url)
+}
+
+// runOneJob runs the aggregator with variables for a one-trainer job that
+// a Python-style client trains to the end.
+func runOneJob(t *testing.T, variables map[string]string) {
+	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	dir := t.TempDir()
 	port := freePort(t)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-bind-ip", "127.0.0.1", "-bind-port", port}, env.MapLookup(map[string]string{
-			"PARTICIPANTS_COUNT": "1", "JOB_NAME": "fl-job", "EXIT_ROUND": "2", "SEDNA_AGG_CHECKPOINT_DIR": dir,
-		}), ready)
+		done <- run(ctx, []string{"-bind-ip", "127.0.0.1", "-bind-port", port}, env.MapLookup(variables), ready)
 	}()
 	var addr string
 	select {
@@ -129,8 +175,6 @@ func TestRunEndsAfterTraining(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the aggregator did not end after its last client left")
 	}
-	_, err = os.Stat(filepath.Join(dir, federated.CheckpointFile))
-	require.NoError(t, err)
 }
 
 func TestRunStoppedBeforeTheEndFails(t *testing.T) {

@@ -19,6 +19,28 @@ import (
 // <directory of MODEL_URL>/checkpoint/ (federated.CheckpointFile inside it).
 const checkpointSubdir = "checkpoint"
 
+// finalModelFile is the final model's file name when MODEL_URL names a
+// directory (an existing one, or any path or s3:// prefix ending in "/"):
+// GM mounts a Model whose url is a directory, such as upstream's "/model",
+// as that directory, so the model goes inside it.
+const finalModelFile = "global-model.sflb"
+
+// resolveModelURL returns the file or object the final model is written to.
+func resolveModelURL(url string) string {
+	if strings.HasSuffix(url, "/") {
+		if isS3(url) {
+			return url + finalModelFile
+		}
+		return filepath.Join(url, finalModelFile)
+	}
+	if !isS3(url) {
+		if info, err := os.Stat(url); err == nil && info.IsDir() {
+			return filepath.Join(url, finalModelFile)
+		}
+	}
+	return url
+}
+
 // maxModelBytes bounds a checkpoint object read back from S3.
 const maxModelBytes = 4 << 30
 

@@ -141,11 +141,10 @@ func TestModelAndCheckpointLocationErrors(t *testing.T) {
 		want string
 	}{
 		"relative model":       {map[string]string{"MODEL_URL": "model.sflb"}, "absolute file path"},
-		"model directory":      {map[string]string{"MODEL_URL": "/models/"}, "absolute file path"},
+		"relative model dir":   {map[string]string{"MODEL_URL": "models/"}, "absolute file path"},
 		"relative checkpoints": {map[string]string{"SEDNA_AGG_CHECKPOINT_DIR": "ckpt"}, "absolute path"},
 		"s3 without creds":     {map[string]string{"MODEL_URL": "s3://bkt/m.sflb"}, "needs S3 credentials"},
 		"s3 half creds":        {map[string]string{"MODEL_URL": "s3://bkt/m.sflb", "ACCESS_KEY_ID": "a"}, "must be set together"},
-		"s3 prefix model":      {map[string]string{"MODEL_URL": "s3://bkt/models/"}, "names a prefix"},
 	} {
 		tc.env["PARTICIPANTS_COUNT"] = "1"
 		_, err := parseConfig(nil, env.MapLookup(tc.env))

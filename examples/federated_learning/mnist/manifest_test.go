@@ -96,3 +96,29 @@ func imageTable(t *testing.T) map[string]string {
 	require.NoError(t, scanner.Err())
 	return table
 }
+
+// TestReadmeLocalSednaSteps checks the README's preparation step against the
+// code it names: the command is run from the repository with go run (make
+// build does not build examples), its flags exist, and its --data-dir is
+// where local Sedna puts the hostPath the YAML's Datasets name.
+func TestReadmeLocalSednaSteps(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	const command = "go run ./examples/federated_learning/mnist/cmd/mnist-fl-prepare --node <i> \\\n     --data-dir <root>/nodes/edge-node-<i>/host/data/mnist-fl\n"
+	require.Contains(t, string(readme), command)
+	main, err := os.ReadFile(filepath.Join("cmd", "mnist-fl-prepare", "main.go"))
+	require.NoError(t, err)
+	require.Contains(t, string(main), `flag.Int("node",`)
+	require.Contains(t, string(main), `flag.String("data-dir",`)
+	data, err := os.ReadFile("mnist-federated-learning.yaml")
+	require.NoError(t, err)
+	objects, err := manifest.Decode(data, scheme.Scheme)
+	require.NoError(t, err)
+	for _, object := range objects {
+		if dataset, ok := object.(*sednav1alpha1.Dataset); ok {
+			// The node's hostPath /data is <root>/nodes/<node>/host/data.
+			require.Equal(t, "/data/mnist-fl", filepath.Dir(dataset.Spec.URL), dataset.Name)
+		}
+	}
+	require.NotContains(t, string(readme), "   mnist-fl-prepare --node", "a bare command that make build does not build")
+}

@@ -16,7 +16,13 @@ import (
 // Checkpoint is the aggregator's durable state: the global model after the
 // last completed round.
 type Checkpoint struct {
-	Job       string
+	Job string
+	// Namespace and JobUID identify the job beyond its name (empty when the
+	// aggregator did not know them, and in checkpoints written before they
+	// were recorded): a job deleted and created again under the same name
+	// has a new UID, and its aggregator refuses the old job's checkpoint.
+	Namespace string
+	JobUID    string
 	Algorithm string
 	// Round is the number of completed rounds.
 	Round       int
@@ -62,6 +68,8 @@ var _ CheckpointStore = DirStore{}
 
 type checkpointHeader struct {
 	Job         string             `json:"job"`
+	Namespace   string             `json:"namespace,omitempty"`
+	JobUID      string             `json:"job_uid,omitempty"`
 	Algorithm   string             `json:"algorithm"`
 	Round       int                `json:"round"`
 	TotalSample int                `json:"total_sample"`
@@ -145,7 +153,7 @@ func (s DirStore) Load(_ context.Context) (*Checkpoint, error) {
 // aggregator's final model file has this format too.
 func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
 	header := checkpointHeader{
-		Job: cp.Job, Algorithm: cp.Algorithm, Round: cp.Round, TotalSample: cp.TotalSample,
+		Job: cp.Job, Namespace: cp.Namespace, JobUID: cp.JobUID, Algorithm: cp.Algorithm, Round: cp.Round, TotalSample: cp.TotalSample,
 		Finished: cp.Finished, Reason: cp.Reason, Metrics: cp.Metrics, SavedAt: cp.SavedAt.UTC(),
 		VelocityLayers: len(cp.Velocity),
 	}
@@ -196,7 +204,7 @@ func UnmarshalCheckpoint(data []byte) (*Checkpoint, error) {
 		w, velocity = w[:header.VelocityLayers:header.VelocityLayers], w[header.VelocityLayers:]
 	}
 	return &Checkpoint{Velocity: velocity,
-		Job: header.Job, Algorithm: header.Algorithm, Round: header.Round, TotalSample: header.TotalSample,
+		Job: header.Job, Namespace: header.Namespace, JobUID: header.JobUID, Algorithm: header.Algorithm, Round: header.Round, TotalSample: header.TotalSample,
 		Weights: w, Finished: header.Finished, Reason: header.Reason, Metrics: header.Metrics, SavedAt: header.SavedAt,
 	}, nil
 }

@@ -124,3 +124,52 @@ func TestResumedFinishedServerLingersForClients(t *testing.T) {
 	default:
 	}
 }
+
+// A checkpoint records the job's namespace and UID; a job with the same name
+// but another namespace or UID (deleted and created again) refuses it
+// instead of resuming someone else's training. Checkpoints without the
+// fields (older ones, or written without NAMESPACE/SEDNA_JOB_UID) still load.
+func TestCheckpointOfAnotherJobInstanceIsRefused(t *testing.T) {
+	ctx := testContext(t)
+	weights := Weights{{Shape: []int{1}, Values: []float64{0.25}}}
+	save := func(namespace, uid string) DirStore {
+		store := DirStore{Dir: t.TempDir()}
+		require.NoError(t, store.Save(ctx, &Checkpoint{Job: testJob, Namespace: namespace, JobUID: uid, Algorithm: AlgorithmFedAvg, Round: 2, TotalSample: 3, Weights: weights}))
+		return store
+	}
+	newServer := func(store DirStore, namespace, uid string) (*Server, error) {
+		return NewServer(ctx, ServerOptions{Job: testJob, Namespace: namespace, JobUID: uid, Store: store, Policy: Policy{Participants: 1, ExitRound: 5}})
+	}
+
+	_, err := newServer(save("team-a", "uid-1"), "team-a", "uid-2")
+	require.ErrorContains(t, err, `checkpoint belongs to an earlier job "surface-defect" with UID uid-1, this job's UID is uid-2`)
+	_, err = newServer(save("team-a", "uid-1"), "team-b", "uid-1")
+	require.ErrorContains(t, err, `namespace "team-a", this is namespace "team-b"`)
+
+	// Same job: resumed, and the fields go on into the next checkpoints.
+	s, err := newServer(save("team-a", "uid-1"), "team-a", "uid-1")
+	require.NoError(t, err)
+	cp := s.Checkpoint()
+	require.Equal(t, 2, cp.Round)
+	require.Equal(t, "team-a", cp.Namespace)
+	require.Equal(t, "uid-1", cp.JobUID)
+	again, err := UnmarshalCheckpoint(must(cp.MarshalBinary()))
+	require.NoError(t, err)
+	require.Equal(t, "uid-1", again.JobUID)
+	require.Equal(t, "team-a", again.Namespace)
+
+	// Unknown on either side: resumed, as before.
+	s, err = newServer(save("", ""), "team-a", "uid-9")
+	require.NoError(t, err)
+	require.Equal(t, 2, s.Stats().Round)
+	s, err = newServer(save("team-a", "uid-1"), "", "")
+	require.NoError(t, err)
+	require.Equal(t, 2, s.Stats().Round)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -251,8 +251,8 @@ func TestGoClientRefusedWithoutToken(t *testing.T) {
 func TestTargetMetricStopsTraining(t *testing.T) {
 	target, err := ParseTargetMetric("accuracy>=0.9")
 	require.NoError(t, err)
-	s, url := startServer(t, ServerOptions{Policy: Policy{Participants: 1, ExitRound: 10, Target: target}})
-	client, err := NewClient(ClientOptions{URL: url, ClientID: "go", JobName: testJob, Binary: true})
+	s, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken}, Policy: Policy{Participants: 1, ExitRound: 10, Target: target}})
+	client, err := NewClient(ClientOptions{URL: url, ClientID: "go", JobName: testJob, Binary: true, Token: testToken})
 	require.NoError(t, err)
 	accuracy := []float64{0.5, 0.8, 0.95, 0.99}
 	agg, err := client.Run(testContext(t), nil, &plusOne{metric: func(round int) float64 { return accuracy[round] }})
@@ -279,9 +279,24 @@ func TestParseTargetMetric(t *testing.T) {
 
 // A model past upstream's 16 MiB JSON cap travels as binary frames: 5 M
 // float32 values are 20 MB.
-func TestBinaryUpdateLargerThanJSONCap(t *testing.T) {
-	_, url := startServer(t, ServerOptions{Policy: Policy{Participants: 1, ExitRound: 1}})
+// A Go client without the token gets JSON frames (binary is for token
+// holders); its recv_weight still carries the round's metrics.
+func TestAnonymousGoClientGetsMetricsOverJSON(t *testing.T) {
+	target, err := ParseTargetMetric("accuracy>=0.9")
+	require.NoError(t, err)
+	_, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 1, ExitRound: 10, Target: target}})
 	client, err := NewClient(ClientOptions{URL: url, ClientID: "go", JobName: testJob, Binary: true})
+	require.NoError(t, err)
+	accuracy := []float64{0.5, 0.8, 0.95, 0.99}
+	agg, err := client.Run(testContext(t), nil, &plusOne{metric: func(round int) float64 { return accuracy[round] }})
+	require.NoError(t, err)
+	require.Equal(t, 3, agg.Round)
+	require.Equal(t, 0.95, agg.Metrics["accuracy"])
+}
+
+func TestBinaryUpdateLargerThanJSONCap(t *testing.T) {
+	_, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken}, Policy: Policy{Participants: 1, ExitRound: 1}})
+	client, err := NewClient(ClientOptions{URL: url, ClientID: "go", JobName: testJob, Binary: true, Token: testToken})
 	require.NoError(t, err)
 	big := Weights{NewLayer(5_000_000)}
 	agg, err := client.Run(testContext(t), big, TrainerFunc(func(_ context.Context, req TrainRequest) (TrainResult, error) {

@@ -30,7 +30,8 @@
 //     "ok"|"continue"},"job_name":..,"round_number":r}. exit_flag is "ok"
 //     once training is over; the Python client then reports "completed"
 //     and exits.
-//   - other message types are relayed unchanged to every client.
+//   - other message types are relayed unchanged to every client (here only
+//     from connections that presented the job's token, see Admission).
 //
 // Frames are written in upstream's key order without whitespace (upstream's
 // whitespace depends on its Starlette version; JSON parsers ignore it), and
@@ -67,7 +68,11 @@
 // model, round number, metrics and finish state are written to a
 // CheckpointStore (DirStore: temporary file, fsync, rename, directory
 // fsync, CRC-checked on load). A restarted server resumes at the last
-// completed round, so the round number a client sees never goes back.
+// completed round, so the round number a client sees never goes back. A
+// checkpoint records the job's namespace and UID when the server knows them
+// (ServerOptions.Namespace, JobUID); one recording another namespace or UID
+// than the server's (a deleted job's, whose name was reused) is refused, and
+// one without them (older) is resumed.
 // Python clients that lost their connection restart and rejoin as above;
 // Go clients subscribe with "sync":true and get the current model right
 // after the acknowledgement (as a recv_weight with exit_flag "continue", or
@@ -90,7 +95,14 @@
 // replace one that presented the token: it is closed with code 4004. The
 // Authorization header must be exactly one "Bearer <token>"
 // (workerauth.ParseBearer). Until its subscribe is accepted, a connection's
-// messages are limited to 64 KiB (close code 1009 beyond).
+// messages are limited to 64 KiB (close code 1009 beyond). Anonymous
+// connections (no token presented: compatibility mode, or no token
+// configured) get what upstream's Python clients need and nothing more: the
+// binary subprotocol is not offered to them (they keep JSON and
+// MaxJSONMessageBytes), and a message of a type the server does not know is
+// not relayed: it is dropped, counted in Stats.Invalid and answered with an
+// error frame to its sender. GET /<algorithm> with a client_id shows the
+// client's remote address only to requests that presented the token.
 //
 // Large models. A Go client may offer the WebSocket subprotocol
 // "sedna.fl.binary.v1"; its updates and aggregates then travel as binary
@@ -99,7 +111,9 @@
 // weights, plus "shapes") and the little-endian values of every layer.
 // WebSocket fragmentation carries messages of any size; the server's limits
 // are MaxJSONMessageBytes (16 MiB, the Python client's own cap) and
-// MaxBinaryMessageBytes (1 GiB). Python clients keep JSON.
+// MaxBinaryMessageBytes (1 GiB). Python clients keep JSON; so does every
+// connection that presented no token (the subprotocol is offered only to
+// token holders).
 //
 // Algorithms. Aggregator/Accumulation keep a running sum per round, so the
 // server's memory does not grow with the number of clients: FedAvg and
@@ -116,7 +130,8 @@
 // "running" or "completed", ownerInfo {currentRound, sampleCount,
 // startTime, updateTime}. Go clients (they subscribe with sync) also get
 // how the round closed, as extra keys of recv_weight's data (Progress:
-// round_clients, participants, late_clients, late_updates; Python clients
+// round_clients, participants, late_clients, late_updates, and in JSON frames
+// the round's metrics, which binary frames carry in their header; Python clients
 // never see them), and report them as ownerInfo roundClients, participants,
 // lateClients (omitted when none) and lateUpdates; with
 // ClientOptions.Evaluate the report's results carry the aggregate's metrics

@@ -16,6 +16,10 @@ import (
 
 const testJob = "surface-defect"
 
+// testToken is the job token of tests whose Go clients use binary frames:
+// only connections that present the token may negotiate them.
+const testToken = "test-job-token"
+
 // startServer serves a Server on a loopback port until the test ends.
 func startServer(t *testing.T, opts ServerOptions) (*Server, string) {
 	t.Helper()

@@ -64,6 +64,12 @@ type ServerOptions struct {
 	// Job is the job name (JOB_NAME): updates naming another job_name are
 	// refused, and checkpoints of another job are not resumed.
 	Job string
+	// Namespace (NAMESPACE) and JobUID (SEDNA_JOB_UID) identify the job
+	// beyond its name; both are optional (upstream's GM sets neither). They
+	// are recorded in checkpoints, and a checkpoint recording another
+	// namespace or UID than a known one here is refused.
+	Namespace string
+	JobUID    string
 	// Aggregator defaults to FedAvg; its Name is the WebSocket path.
 	Aggregator Aggregator
 	// ServerOptimizer turns each round's aggregate into the next global
@@ -143,6 +149,9 @@ type Server struct {
 	logger   klog.Logger
 	clock    clock.WithDelayedExecution
 	upgrader websocket.Upgrader
+	// anonymousUpgrader offers no subprotocol: a connection that presented
+	// no token keeps JSON and its 16 MiB cap.
+	anonymousUpgrader websocket.Upgrader
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -256,6 +265,8 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 			},
 		},
 	}
+	s.anonymousUpgrader = s.upgrader
+	s.anonymousUpgrader.Subprotocols = nil
 	if opts.Store != nil {
 		cp, err := opts.Store.Load(ctx)
 		if err != nil {
@@ -282,6 +293,12 @@ func setDefault[T int | int64 | time.Duration](field *T, def T) {
 func (s *Server) resume(cp *Checkpoint) error {
 	if cp.Job != s.opts.Job {
 		return fmt.Errorf("checkpoint belongs to job %q, not %q", cp.Job, s.opts.Job)
+	}
+	if cp.Namespace != "" && s.opts.Namespace != "" && cp.Namespace != s.opts.Namespace {
+		return fmt.Errorf("checkpoint belongs to job %q of namespace %q, this is namespace %q: delete the checkpoint or give the job its own checkpoint location", cp.Job, cp.Namespace, s.opts.Namespace)
+	}
+	if cp.JobUID != "" && s.opts.JobUID != "" && cp.JobUID != s.opts.JobUID {
+		return fmt.Errorf("checkpoint belongs to an earlier job %q with UID %s, this job's UID is %s: delete the checkpoint to start over", cp.Job, cp.JobUID, s.opts.JobUID)
 	}
 	if cp.Algorithm != s.opts.Aggregator.Name() {
 		return fmt.Errorf("checkpoint was made by %s, this server runs %s", cp.Algorithm, s.opts.Aggregator.Name())
@@ -358,7 +375,7 @@ func (s *Server) Checkpoint() *Checkpoint {
 	if s.global == nil {
 		return nil
 	}
-	return &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
+	return &Checkpoint{Job: s.opts.Job, Namespace: s.opts.Namespace, JobUID: s.opts.JobUID, Algorithm: s.opts.Aggregator.Name(), Round: s.global.Round, TotalSample: s.global.TotalSample,
 		Weights: s.global.Weights.Clone(), Velocity: s.velocity.Clone(), Finished: s.finished, Reason: s.reason, Metrics: maps.Clone(s.global.Metrics), SavedAt: s.clock.Now()}
 }
 
@@ -411,7 +428,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case websocket.IsWebSocketUpgrade(r):
 		s.serveWebSocket(w, r, authenticated)
 	case r.Method == http.MethodGet:
-		s.serveInfo(w, r)
+		s.serveInfo(w, r, authenticated)
 	default:
 		w.Header().Set("Allow", http.MethodGet)
 		writeJSONError(w, http.StatusMethodNotAllowed, "use GET or a WebSocket upgrade")
@@ -437,7 +454,9 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 
 // serveInfo answers upstream's GET /<aggregation>: with a JSON body naming a
 // connected client_id, that client's info; otherwise the list of clients.
-func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
+// The client's remote address is shown only to requests that presented the
+// job's token.
+func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request, authenticated bool) {
 	var query struct {
 		ClientID string `json:"client_id"`
 	}
@@ -463,10 +482,14 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 		if c.binary {
 			mode = "binary"
 		}
+		info := map[string]any{"mode": mode, "base_round": c.base, "waiting": c.waiting}
+		if authenticated {
+			info["remote"] = c.remote
+		}
 		answer = map[string]any{
 			"client_id":    c.id,
 			"connected_at": c.connectedAt.UTC().Format(time.RFC3339Nano),
-			"info":         map[string]any{"remote": c.remote, "mode": mode, "base_round": c.base, "waiting": c.waiting},
+			"info":         info,
 		}
 	} else {
 		ids := make([]string, 0, len(s.clients))
@@ -576,7 +599,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, authenti
 	}
 	s.upgrading++
 	s.mu.Unlock()
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	upgrader := &s.anonymousUpgrader
+	if authenticated {
+		upgrader = &s.upgrader
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
 	s.mu.Lock()
 	s.upgrading--
 	if err != nil {
@@ -792,7 +819,13 @@ func (s *Server) handleText(c *conn, data []byte) {
 		// hand every waiting trainer a model of its choosing.
 		s.refuse(c, fmt.Errorf("clients may not send %q messages", env.Type))
 	default:
-		// Upstream relays every other type unchanged to every client.
+		// Upstream relays every other type unchanged to every client; its
+		// Python clients send none, so only connections that presented the
+		// job's token may.
+		if !c.authenticated {
+			s.refuse(c, fmt.Errorf("only connections with the job's token may send %q messages", truncate(env.Type, 64)))
+			return
+		}
 		s.mu.Lock()
 		for _, client := range s.clients {
 			s.enqueueLocked(client, outFrame{data: data}, false)
@@ -1001,7 +1034,7 @@ func (s *Server) closeRoundLocked(why string) {
 	// The checkpoint comes before any client sees the round, so a restarted
 	// server never goes back behind what a client received.
 	if s.opts.Store != nil {
-		cp := &Checkpoint{Job: s.opts.Job, Algorithm: s.opts.Aggregator.Name(), Round: s.round, TotalSample: total, Weights: weights, Velocity: velocity, Finished: reason != "", Reason: reason, Metrics: agg.Metrics, SavedAt: s.clock.Now()}
+		cp := &Checkpoint{Job: s.opts.Job, Namespace: s.opts.Namespace, JobUID: s.opts.JobUID, Algorithm: s.opts.Aggregator.Name(), Round: s.round, TotalSample: total, Weights: weights, Velocity: velocity, Finished: reason != "", Reason: reason, Metrics: agg.Metrics, SavedAt: s.clock.Now()}
 		if err := s.opts.Store.Save(context.Background(), cp); err != nil {
 			s.stats.CheckpointErrors++
 			s.logger.Error(err, "Checkpoint failed; training goes on, a restart would resume from an older round", "round", s.round)

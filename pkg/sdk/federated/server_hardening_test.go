@@ -15,13 +15,14 @@ import (
 // message: a first frame above the subscribe limit is refused from its
 // header (1009) instead of being read up to the binary mode's 1 GiB.
 func TestFirstFrameIsBoundedBeforeSubscribe(t *testing.T) {
-	s, url := startServer(t, ServerOptions{Policy: Policy{Participants: 1, ExitRound: 5}})
+	s, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken}, Policy: Policy{Participants: 1, ExitRound: 5}})
+	bearer := http.Header{"Authorization": {"Bearer " + testToken}}
 	for name, kind := range map[string]int{"binary": websocket.BinaryMessage, "text": websocket.TextMessage} {
 		t.Run(name, func(t *testing.T) {
 			// A write buffer larger than the frame sends it as one frame,
 			// so its header announces the whole length.
 			dialer := websocket.Dialer{Subprotocols: []string{BinarySubprotocol}, WriteBufferSize: 2 << 20}
-			ws, _, err := dialer.Dial(url, nil)
+			ws, _, err := dialer.Dial(url, bearer)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = ws.Close() })
 			require.Equal(t, BinarySubprotocol, ws.Subprotocol())
@@ -37,7 +38,7 @@ func TestFirstFrameIsBoundedBeforeSubscribe(t *testing.T) {
 
 	// Once subscribed, the binary mode's limit applies again.
 	dialer := websocket.Dialer{Subprotocols: []string{BinarySubprotocol}}
-	ws, _, err := dialer.Dial(url, nil)
+	ws, _, err := dialer.Dial(url, bearer)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ws.Close() })
 	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","client_id":"big"}`)))
@@ -184,4 +185,66 @@ func TestAdmissionParsesBearerStrictly(t *testing.T) {
 			require.NoError(t, ws.Close())
 		})
 	}
+}
+
+// An anonymous connection (compatibility mode, or no token configured) may
+// not negotiate the binary subprotocol: it keeps JSON and its 16 MiB cap, so
+// it can never make the server read a 1 GiB message.
+func TestAnonymousConnectionGetsNoBinarySubprotocol(t *testing.T) {
+	for name, admission := range map[string]Admission{
+		"compat":   {Token: testToken, AllowAnonymous: true},
+		"no token": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, url := startServer(t, ServerOptions{Admission: admission, MaxJSONMessageBytes: 1 << 20, Policy: Policy{Participants: 1, ExitRound: 5}})
+			dialer := websocket.Dialer{Subprotocols: []string{BinarySubprotocol}, WriteBufferSize: 4 << 20}
+			ws, _, err := dialer.Dial(url, nil)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = ws.Close() })
+			require.Empty(t, ws.Subprotocol(), "an anonymous connection must not get binary frames")
+			require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","client_id":"anon"}`)))
+			require.NoError(t, ws.SetReadDeadline(time.Now().Add(10*time.Second)))
+			_, _, err = ws.ReadMessage()
+			require.NoError(t, err)
+			// A binary frame above the JSON cap closes the connection with
+			// 1009: the binary limit does not apply.
+			go func() { _ = ws.WriteMessage(websocket.BinaryMessage, make([]byte, 2<<20)) }()
+			_, _, err = ws.ReadMessage()
+			require.True(t, websocket.IsCloseError(err, websocket.CloseMessageTooBig), "got %v", err)
+			require.Zero(t, s.Stats().Round)
+		})
+	}
+	// With the token, the same dial gets binary.
+	_, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 1, ExitRound: 5}})
+	ws, _, err := (&websocket.Dialer{Subprotocols: []string{BinarySubprotocol}}).Dial(url, http.Header{"Authorization": {"Bearer " + testToken}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ws.Close() })
+	require.Equal(t, BinarySubprotocol, ws.Subprotocol())
+}
+
+// Messages of types the protocol does not know are relayed only from
+// connections that presented the token; an anonymous sender gets an error
+// frame, the message is counted as invalid and nobody else sees it.
+func TestAnonymousConnectionMayNotRelay(t *testing.T) {
+	s, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 3, ExitRound: 5}})
+	witness, _, err := dialWith(t, url, "witness", "Bearer "+testToken)
+	require.NoError(t, err)
+	anon, _, err := dialWith(t, url, "anon", "")
+	require.NoError(t, err)
+	_, _, err = witness.ReadMessage() // CLIENT_JOIN of anon
+	require.NoError(t, err)
+	_, _, err = witness.ReadMessage() // subscribe echo of anon
+	require.NoError(t, err)
+	require.NoError(t, anon.WriteMessage(websocket.TextMessage, []byte(`{"type":"train_info","client":"anon","data":"x"}`)))
+	_, answer, err := anon.ReadMessage()
+	require.NoError(t, err)
+	require.Contains(t, string(answer), `"type":"error"`)
+	require.Contains(t, string(answer), "only connections with the job's token")
+	require.Equal(t, 1, s.Stats().Invalid)
+	// The witness sees its own relay next, not the anonymous one.
+	own := `{"type":"train_info","client":"witness","data":"y"}`
+	require.NoError(t, witness.WriteMessage(websocket.TextMessage, []byte(own)))
+	_, next, err := witness.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, own, string(next))
 }

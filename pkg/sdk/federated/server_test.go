@@ -248,15 +248,20 @@ func TestRefusedMessages(t *testing.T) {
 }
 
 func TestOtherMessagesAreRelayedUnchanged(t *testing.T) {
-	_, url := startServer(t, ServerOptions{Policy: Policy{Participants: 2, ExitRound: 5}})
+	// Only connections that presented the job's token may relay
+	// (TestAnonymousConnectionMayNotRelay); a can be anonymous.
+	_, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 2, ExitRound: 5}})
 	a, _ := dialPython(t, url, "a")
-	b, _ := dialPython(t, url, "b")
+	b, _, err := dialWith(t, url, "b", "Bearer "+testToken)
+	require.NoError(t, err)
 	a.recv()
 	a.recv()
 	custom := `{"type": "train_info", "client": "b", "data": {"loss": 0.5}}`
-	b.send(custom)
+	require.NoError(t, b.WriteMessage(websocket.TextMessage, []byte(custom)))
 	require.Equal(t, custom, a.recv())
-	require.Equal(t, custom, b.recv())
+	_, echoed, err := b.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, custom, string(echoed))
 }
 
 func TestJSONSizeLimit(t *testing.T) {
@@ -339,14 +344,18 @@ func TestSubscribeIsRequiredFirst(t *testing.T) {
 }
 
 func TestInfoEndpoint(t *testing.T) {
-	s, url := startServer(t, ServerOptions{Policy: Policy{Participants: 2, ExitRound: 1}})
+	s, url := startServer(t, ServerOptions{Admission: Admission{Token: testToken, AllowAnonymous: true}, Policy: Policy{Participants: 2, ExitRound: 1}})
 	dialPython(t, url, "b")
 	dialPython(t, url, "a")
 	waitFor(t, "two clients", func() bool { return s.connected() == 2 })
 	httpURL := "http" + strings.TrimPrefix(url, "ws")
+	authorization := ""
 	get := func(body string) map[string]any {
 		req, err := http.NewRequest(http.MethodGet, httpURL, strings.NewReader(body))
 		require.NoError(t, err)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer func() { _ = resp.Body.Close() }()
@@ -360,7 +369,13 @@ func TestInfoEndpoint(t *testing.T) {
 	require.Equal(t, "a", info["client_id"])
 	require.Contains(t, info, "connected_at")
 	require.Contains(t, info, "info")
+	// Anonymous peers do not learn where the trainers connect from.
+	require.NotContains(t, info["info"], "remote")
+	require.Equal(t, "json", info["info"].(map[string]any)["mode"])
 	require.Equal(t, map[string]any{"clients": []any{"a", "b"}}, get(`{"client_id": "zzz"}`))
+	authorization = "Bearer " + testToken
+	info = get(`{"client_id": "a"}`)
+	require.Contains(t, info["info"].(map[string]any)["remote"], "127.0.0.1:")
 }
 
 func TestFinishedServerAnswersLateClientsWithFinalModel(t *testing.T) {

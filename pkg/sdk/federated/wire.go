@@ -250,6 +250,14 @@ func recvWeightJSON(a *Aggregate, extended bool) []byte {
 		}
 		b = append(b, `],"late_updates":`...)
 		b = strconv.AppendInt(b, int64(a.LateUpdates), 10)
+		if len(a.Metrics) > 0 {
+			// Validated finite values (Update.validate); a map of
+			// finite floats always marshals, keys sorted.
+			if metrics, err := json.Marshal(a.Metrics); err == nil {
+				b = append(b, `,"metrics":`...)
+				b = append(b, metrics...)
+			}
+		}
 	}
 	b = append(b, `},"job_name":`...)
 	b = appendJSONString(b, a.JobName)
@@ -433,10 +441,11 @@ func parseRecvWeight(binaryFrame bool, frame []byte) (*Aggregate, error) {
 		Client  string `json:"client"`
 		JobName string `json:"job_name"`
 		Data    struct {
-			TotalSample int             `json:"total_sample"`
-			RoundNumber int             `json:"round_number"`
-			Weights     json.RawMessage `json:"weights"`
-			ExitFlag    string          `json:"exit_flag"`
+			TotalSample int                `json:"total_sample"`
+			RoundNumber int                `json:"round_number"`
+			Weights     json.RawMessage    `json:"weights"`
+			ExitFlag    string             `json:"exit_flag"`
+			Metrics     map[string]float64 `json:"metrics"`
 			Progress
 		} `json:"data"`
 	}
@@ -444,7 +453,7 @@ func parseRecvWeight(binaryFrame bool, frame []byte) (*Aggregate, error) {
 		return nil, fmt.Errorf("recv_weight: %w", err)
 	}
 	a := &Aggregate{Round: msg.Data.RoundNumber, TotalSample: msg.Data.TotalSample, Exit: msg.Data.ExitFlag, Client: msg.Client, JobName: msg.JobName,
-		Progress: msg.Data.Progress}
+		Metrics: msg.Data.Metrics, Progress: msg.Data.Progress}
 	if len(msg.Data.Weights) > 0 && string(msg.Data.Weights) != "null" {
 		w, err := parseJSONWeights(msg.Data.Weights)
 		if err != nil {
