@@ -290,3 +290,23 @@ func TestAWorkerThatCannotBeBuiltBlocksTheJobWithInvalidSpec(t *testing.T) {
 	require.Contains(t, ready.Message, "the aggregation worker")
 	require.Contains(t, ready.Message, "only one S3 credential Secret")
 }
+
+func TestAModelURLOnTheNodesRootOrASystemTreeBlocksTheJob(t *testing.T) {
+	for _, url := range []string{"/", "/.", "/etc/kubernetes/manifests/m.pb"} {
+		objects := flJob()
+		objects[1].(*sednav1.Model).Spec.URL = url
+		f := newFixture(t, objects)
+		f.sync()
+		require.Equal(t, []string(nil), f.writes(), url)
+		ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
+		require.NotNil(t, ready, url)
+		require.Equal(t, reasonInvalidSpec, ready.Reason, url)
+		require.Contains(t, ready.Message, `Model "ns/surface-defect" url "`+url+`"`)
+	}
+	objects := flJob()
+	objects[1].(*sednav1.Model).Spec.URL = "/data/fl/model"
+	f := newFixture(t, objects)
+	f.sync()
+	require.Contains(t, f.writes(), "create pods fl-aggregation")
+	require.Equal(t, "/data/fl", f.pod("fl-aggregation").Spec.Volumes[0].HostPath.Path)
+}

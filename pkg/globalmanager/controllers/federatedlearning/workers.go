@@ -118,7 +118,8 @@ func transmitterMounts(refs references) []workers.Mount {
 	if refs.aggData == nil {
 		return nil
 	}
-	return []workers.Mount{{URL: refs.aggData.url, EnvName: "AGG_DATA_PATH", Credentials: refs.aggData.credentials, Output: true}}
+	return []workers.Mount{{URL: refs.aggData.url, EnvName: "AGG_DATA_PATH", Credentials: refs.aggData.credentials, Output: true,
+		Source: "spec.transmitter.s3.aggDataPath"}}
 }
 
 func pretrainedMounts(refs references) []workers.Mount {
@@ -146,7 +147,8 @@ func aggregationPod(job *sednav1.FederatedLearningJob, refs references) (*corev1
 			{Name: EnvAggCompat, Value: compat(job)},
 		},
 		Mounts: append(append([]workers.Mount{
-			{URL: refs.aggregationModel.url, EnvName: "MODEL_URL", Credentials: refs.aggregationModel.credentials, Output: true},
+			{URL: refs.aggregationModel.url, EnvName: "MODEL_URL", Credentials: refs.aggregationModel.credentials, Output: true,
+				Source: fmt.Sprintf("Model %q", job.Namespace+"/"+refs.aggregationModelName)},
 		}, transmitterMounts(refs)...), pretrainedMounts(refs)...),
 	}
 	template, err := worker.PodTemplate()
