@@ -57,9 +57,13 @@ func TestSyncCreatesServiceAggregatorAndTrainersWithUpstreamEnv(t *testing.T) {
 			"MODEL_NAME": "surface-defect", "DATASET_NAME": []string{"edge1-data", "edge2-data"}[i],
 			"LC_SERVER": "http://$(SEDNA_HOST_IP):9100", "TRANSMITTER": "ws",
 			workerauth.TokenEnv: "secret:fl-worker-token/token", EnvAggToken: "secret:fl-worker-token/token",
-			"MODEL_URL": "/home/data/model/fl/model.pb", "TRAIN_DATASET_URL": []string{"/home/data/data/1/train.txt", "/home/data/data/2/train.txt"}[i],
+			"MODEL_URL": "/model/fl/model.pb", "TRAIN_DATASET_URL": []string{"/home/data/data/1/train.txt", "/home/data/data/2/train.txt"}[i],
 			"DATA_PATH_PREFIX": "/home/data",
 		}, envOf(train.Spec.Containers[0]))
+		// A trainer never writes the global model: only its dataset's directory is mounted, read-only use.
+		require.Len(t, train.Spec.Volumes, 1)
+		require.Equal(t, []string{"/data/1", "/data/2"}[i], train.Spec.Volumes[0].HostPath.Path)
+		require.Equal(t, corev1.HostPathDirectory, *train.Spec.Volumes[0].HostPath.Type)
 	}
 
 	job := f.job()
@@ -309,4 +313,26 @@ func TestAModelURLOnTheNodesRootOrASystemTreeBlocksTheJob(t *testing.T) {
 	f.sync()
 	require.Contains(t, f.writes(), "create pods fl-aggregation")
 	require.Equal(t, "/data/fl", f.pod("fl-aggregation").Spec.Volumes[0].HostPath.Path)
+}
+
+func TestTrainersGetAnS3ModelURLWithoutItsCredentials(t *testing.T) {
+	objects := flJob()
+	objects[1] = &sednav1.Model{ObjectMeta: metav1.ObjectMeta{Name: "surface-defect", Namespace: "ns"},
+		Spec: sednav1.ModelSpec{URL: "s3://models/fl/model.pb", Format: "pb", CredentialName: "s3-m"}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-m", Namespace: "ns", Annotations: map[string]string{"s3-endpoint": "minio:9000"}},
+		Data: map[string][]byte{"ACCESS_KEY_ID": []byte("a"), "SECRET_ACCESS_KEY": []byte("s")}}
+	f := newFixture(t, objects, secret)
+	f.sync()
+	agg := envOf(f.pod("fl-aggregation").Spec.Containers[0])
+	require.Equal(t, "s3://models/fl/model.pb", agg["MODEL_URL"])
+	require.Equal(t, "secret:s3-m/ACCESS_KEY_ID", agg[workers.EnvS3AccessKeyID], "the aggregator writes the model")
+	for i := range 2 {
+		train := f.pod(TrainPodName("fl", i))
+		env := envOf(train.Spec.Containers[0])
+		require.Equal(t, "s3://models/fl/model.pb", env["MODEL_URL"])
+		for _, name := range []string{workers.EnvS3Endpoint, workers.EnvS3AccessKeyID, workers.EnvS3SecretAccessKey} {
+			require.NotContains(t, env, name, "a trainer gets no credential to write the model")
+		}
+		require.Empty(t, train.Spec.InitContainers)
+	}
 }

@@ -179,9 +179,10 @@ func trainPod(job *sednav1.FederatedLearningJob, index int, refs references, lcS
 		runtime.WorkerTokenEnv(job.Name),
 		aggTokenEnv(job),
 	)
+	// MODEL_URL keeps upstream's name but only informs: a trainer never writes the global model,
+	// so it gets the Model's URL verbatim, with no mount and no credentials.
+	env = append(env, corev1.EnvVar{Name: "MODEL_URL", Value: refs.aggregationModel.url})
 	mounts := transmitterMounts(refs)
-	mounts = append(mounts,
-		workers.Mount{URL: refs.aggregationModel.url, EnvName: "MODEL_URL", Credentials: refs.aggregationModel.credentials, Output: true})
 	mounts = append(mounts, pretrainedMounts(refs)...)
 	mounts = append(mounts, workers.Mount{URL: refs.datasets[index].url, EnvName: "TRAIN_DATASET_URL", Credentials: refs.datasets[index].credentials})
 	worker := workers.Worker{
