@@ -20,7 +20,8 @@
 // aggregator writes the global model and its checkpoints there. Both kinds of workers also get
 // the job's worker token (Secret "<job>-worker-token") as SEDNA_AGG_TOKEN, the trainers as
 // SEDNA_WORKER_TOKEN for the LC too, and the aggregator SEDNA_AGG_COMPAT, "false" only when the
-// job's annotation sedna.io/federated-compat is "false" (clients without the token refused).
+// job's annotation sedna.io/federated-compat is "false" (clients without the token refused), and
+// SEDNA_JOB_UID, the job's UID (a checkpoint is resumed only by the job that wrote it).
 //
 // Status, written through the status subresource only when it changes: phase, startTime,
 // completionTime, active/succeeded/failed counted from the pods, Ready (False with the reason

@@ -33,7 +33,7 @@ func TestSyncCreatesServiceAggregatorAndTrainersWithUpstreamEnv(t *testing.T) {
 	require.False(t, agg.Spec.HostNetwork)
 	require.True(t, workers.IsControlledBy(agg, ownerOf(flJob()[0].(*sednav1.FederatedLearningJob))))
 	require.Equal(t, map[string]string{
-		"exit_round": "3", "NAMESPACE": "ns", "WORKER_NAME": "fl-aggregation", "JOB_NAME": "fl", "AGG_BIND_PORT": "7363",
+		"exit_round": "3", "NAMESPACE": "ns", "WORKER_NAME": "fl-aggregation", "JOB_NAME": "fl", EnvJobUID: "uid-fl", "AGG_BIND_PORT": "7363",
 		"PARTICIPANTS_COUNT": "2", "TRANSMITTER": "ws", EnvAggToken: "secret:fl-worker-token/token", EnvAggCompat: "true",
 		"MODEL_URL": "/home/data/model/fl/model.pb", "DATA_PATH_PREFIX": "/home/data",
 	}, envOf(agg.Spec.Containers[0]))

@@ -41,6 +41,9 @@ const (
 	// EnvAggCompat is "true" or "false": whether the aggregation worker admits clients without a
 	// token (CompatAnnotation).
 	EnvAggCompat = "SEDNA_AGG_COMPAT"
+	// EnvJobUID is the job's UID in the aggregation worker: with NAMESPACE and JOB_NAME it tells a
+	// checkpoint of this job from one a deleted job of the same name left at the same MODEL_URL.
+	EnvJobUID = "SEDNA_JOB_UID"
 
 	envHostIP = "SEDNA_HOST_IP"
 )
@@ -140,6 +143,7 @@ func aggregationPod(job *sednav1.FederatedLearningJob, refs references) (*corev1
 			{Name: "NAMESPACE", Value: job.Namespace},
 			{Name: "WORKER_NAME", Value: AggregationPodName(job.Name)},
 			{Name: "JOB_NAME", Value: job.Name},
+			{Name: EnvJobUID, Value: string(job.UID)},
 			{Name: "AGG_BIND_PORT", Value: strconv.Itoa(AggregationPort)},
 			{Name: "PARTICIPANTS_COUNT", Value: strconv.Itoa(len(job.Spec.TrainingWorkers))},
 			{Name: "TRANSMITTER", Value: string(transmitter)},
