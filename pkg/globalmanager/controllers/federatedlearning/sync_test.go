@@ -7,9 +7,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
@@ -335,4 +337,17 @@ func TestTrainersGetAnS3ModelURLWithoutItsCredentials(t *testing.T) {
 		}
 		require.Empty(t, train.Spec.InitContainers)
 	}
+}
+
+func TestATakenPodNameThatCannotBeReadIsAnError(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.kube.PrependReactor("create", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, apierrors.NewAlreadyExists(corev1.Resource("pods"), "fl-aggregation")
+	})
+	f.kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("apiserver down")
+	})
+	err := f.c.sync(context.Background(), "ns/fl")
+	require.ErrorContains(t, err, "reading pod ns/fl-aggregation, whose name is taken")
+	require.ErrorContains(t, err, "apiserver down")
 }
