@@ -33,8 +33,9 @@
 // ClientsLate (True, reason RoundDeadline, naming the workers missing from the newest round that
 // said; False, AllClientsReported, when a newer round had all) and the aggregated model's
 // metrics, put on the aggregation Model's status.metrics and in status.metrics as
-// "key=value, ..." (the Metrics printer column). Reports of names that are not the job's pods
-// are ignored.
+// "key=value, ..." (the Metrics printer column). A report must name its worker, a pod of the job
+// scheduled on the reporting LC's node; any other is refused (the hub logs it and counts it in
+// its rejected-reports metric, reason "invalid", and the LC drops it).
 //
 // Each training node's LC gets its own copy of the job, carrying the token's SHA-256 and the
 // job's workers on that node with their IPs (pkg/workerauth), so that it takes reports only from
