@@ -163,6 +163,10 @@ func TestFederatedLearningJobOnTheAPIServer(t *testing.T) {
 				require.Equal(t, want, aggEnv[name], "aggregation worker env %s", name)
 			}
 			require.NotEmpty(t, aggEnv["MODEL_URL"])
+			flJob, err := controlPlane.Sedna.SednaV1alpha1().FederatedLearningJobs(ns).Get(ctx, job, metav1.GetOptions{})
+			require.NoError(t, err)
+			require.NotEmpty(t, flJob.UID)
+			require.Equal(t, string(flJob.UID), aggEnv["SEDNA_JOB_UID"], "the aggregator knows its job's UID")
 			for name, pod := range pods {
 				for _, v := range pod.Spec.Volumes {
 					if v.HostPath != nil {

@@ -86,6 +86,37 @@ type Mount struct {
 	// mounted from a parent directory created when missing (DirectoryOrCreate), and a remote URL
 	// is given verbatim, with Credentials in the worker containers' env, instead of downloaded.
 	Output bool
+	// Source names the resource the URL comes from (e.g. `Model "ns/name"`) in errors.
+	Source string
+}
+
+func (m Mount) sourceName() string {
+	if m.Source == "" {
+		return "write target"
+	}
+	return m.Source
+}
+
+// protectedHostDirs are the node's trees a worker must never get to write: a write target whose
+// host directory is one of them, lies below one or contains one is refused ("/" contains them all).
+var protectedHostDirs = []string{
+	"/etc", "/proc", "/sys", "/dev", "/boot", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+	"/libx32", "/var/lib/kubelet", "/var/run", "/run", "/var/lib/sedna",
+}
+
+// CheckWriteHostDir refuses a host directory a write target would mount read-write when it is
+// "/", a system tree (protectedHostDirs) or an ancestor of one.
+func CheckWriteHostDir(dir string) error {
+	dir = path.Clean("/" + dir)
+	if dir == "/" {
+		return fmt.Errorf("a write target must not mount the node's root directory")
+	}
+	for _, p := range protectedHostDirs {
+		if dir == p || strings.HasPrefix(dir, p+"/") || strings.HasPrefix(p, dir+"/") {
+			return fmt.Errorf("a write target must not mount the node's system directory %q (%s)", dir, p)
+		}
+	}
+	return nil
 }
 
 // Worker is what a feature wants in one worker's pods: the user's template, the env GM adds
@@ -206,6 +237,11 @@ func (w Worker) PodTemplate() (corev1.PodTemplateSpec, error) {
 				// A write target right below "/" is a directory of its own: mounting its parent, as
 				// a read location's, would give the worker the node's whole root filesystem to write.
 				plan.hostDir = strings.TrimSuffix(strings.TrimPrefix(plan.value, HostDataDir), "/")
+			}
+			if m.Output && plan.hostDir != "" {
+				if err := CheckWriteHostDir(plan.hostDir); err != nil {
+					return corev1.PodTemplateSpec{}, fmt.Errorf("%s: %s url %q: %w", m.EnvName, m.sourceName(), raw, err)
+				}
 			}
 			if m.Output && plan.downloadTo != "" {
 				// A write target is not downloaded: the worker writes to the URL itself.

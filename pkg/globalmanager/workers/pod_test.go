@@ -176,3 +176,20 @@ func TestAWriteTargetBelowTheRootIsMountedAsItsOwnDirectory(t *testing.T) {
 	}
 	require.Equal(t, "/home/data/model", env["MODEL_URL"])
 }
+
+func TestPodTemplateRefusesWriteTargetsOnTheNodesRootAndSystemTrees(t *testing.T) {
+	for _, url := range []string{"/", "/.", "//", "/etc/kubernetes/manifests/m.pb", "/etc", "/var/lib/kubelet/pods/x",
+		"/var/lib/sedna/", "/var/x.pb", "/usr/local/bin/", "/lib64/x", "/proc/1/", "/run/containerd/x"} {
+		_, err := Worker{Mounts: []Mount{{URL: url, EnvName: "MODEL_URL", Output: true, Source: `Model "ns/m"`}}}.PodTemplate()
+		require.ErrorContains(t, err, `MODEL_URL: Model "ns/m" url "`+url+`"`, url)
+		require.ErrorContains(t, err, "must not mount the node's", url)
+	}
+	// A read location may still come from there (it is mounted read-only by the runtime's users).
+	_, err := Worker{Mounts: []Mount{{URL: "/etc/x", EnvName: "X"}}}.PodTemplate()
+	require.NoError(t, err)
+	for _, url := range []string{"/data/fl/model", "/data/fl/model/", "/model", "/var/data/m.pb", "/library/m.pb"} {
+		template, err := Worker{Mounts: []Mount{{URL: url, EnvName: "MODEL_URL", Output: true}}}.PodTemplate()
+		require.NoError(t, err, url)
+		require.Len(t, template.Spec.Volumes, 1, url)
+	}
+}

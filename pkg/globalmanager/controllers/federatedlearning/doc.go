@@ -20,7 +20,8 @@
 // aggregator writes the global model and its checkpoints there. Both kinds of workers also get
 // the job's worker token (Secret "<job>-worker-token") as SEDNA_AGG_TOKEN, the trainers as
 // SEDNA_WORKER_TOKEN for the LC too, and the aggregator SEDNA_AGG_COMPAT, "false" only when the
-// job's annotation sedna.io/federated-compat is "false" (clients without the token refused).
+// job's annotation sedna.io/federated-compat is "false" (clients without the token refused), and
+// SEDNA_JOB_UID, the job's UID (a checkpoint is resumed only by the job that wrote it).
 //
 // Status, written through the status subresource only when it changes: phase, startTime,
 // completionTime, active/succeeded/failed counted from the pods, Ready (False with the reason
@@ -32,8 +33,9 @@
 // ClientsLate (True, reason RoundDeadline, naming the workers missing from the newest round that
 // said; False, AllClientsReported, when a newer round had all) and the aggregated model's
 // metrics, put on the aggregation Model's status.metrics and in status.metrics as
-// "key=value, ..." (the Metrics printer column). Reports of names that are not the job's pods
-// are ignored.
+// "key=value, ..." (the Metrics printer column). A report must name its worker, a pod of the job
+// scheduled on the reporting LC's node; any other is refused (the hub logs it and counts it in
+// its rejected-reports metric, reason "invalid", and the LC drops it).
 //
 // Each training node's LC gets its own copy of the job, carrying the token's SHA-256 and the
 // job's workers on that node with their IPs (pkg/workerauth), so that it takes reports only from

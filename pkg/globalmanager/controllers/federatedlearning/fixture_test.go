@@ -201,8 +201,11 @@ func (f *fixture) updateJob(edit func(*sednav1.FederatedLearningJob)) {
 }
 
 // report hands the controller a forwarded worker report, as the hub would.
-func (f *fixture) report(content string) error {
-	return f.c.HandleReport(context.Background(), "edge-1", runtime.Key(Kind, "ns", "fl"), []byte(content))
+// report is a report about job fl from edge-1's LC (the node of fl-train-0).
+func (f *fixture) report(content string) error { return f.reportFrom("edge-1", content) }
+
+func (f *fixture) reportFrom(node, content string) error {
+	return f.c.HandleReport(context.Background(), node, runtime.Key(Kind, "ns", "fl"), []byte(content))
 }
 
 func model(name, url string) *sednav1.Model {

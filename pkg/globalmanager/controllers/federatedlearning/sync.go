@@ -216,11 +216,9 @@ func (c *Controller) convergePod(ctx context.Context, job *sednav1.FederatedLear
 		created, err := c.kubeClient.CoreV1().Pods(job.Namespace).Create(ctx, desired, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			// The cache lags, or the name is taken by a pod the job does not control.
-			existing, getErr := c.kubeClient.CoreV1().Pods(job.Namespace).Get(ctx, desired.Name, metav1.GetOptions{})
-			if getErr == nil && !workers.IsControlledBy(existing, ownerOf(job)) {
-				return children.NotControlled("pod", desired.Name)
-			}
-			return nil // its add event enqueues the job again
+			return children.TakenName(ctx, "pod", desired.Name, func(ctx context.Context) (metav1.Object, error) {
+				return c.kubeClient.CoreV1().Pods(job.Namespace).Get(ctx, desired.Name, metav1.GetOptions{})
+			})
 		}
 		if err != nil {
 			c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating pod %s: %v", desired.Name, err)

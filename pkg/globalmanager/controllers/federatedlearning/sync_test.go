@@ -7,9 +7,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
@@ -33,7 +35,7 @@ func TestSyncCreatesServiceAggregatorAndTrainersWithUpstreamEnv(t *testing.T) {
 	require.False(t, agg.Spec.HostNetwork)
 	require.True(t, workers.IsControlledBy(agg, ownerOf(flJob()[0].(*sednav1.FederatedLearningJob))))
 	require.Equal(t, map[string]string{
-		"exit_round": "3", "NAMESPACE": "ns", "WORKER_NAME": "fl-aggregation", "JOB_NAME": "fl", "AGG_BIND_PORT": "7363",
+		"exit_round": "3", "NAMESPACE": "ns", "WORKER_NAME": "fl-aggregation", "JOB_NAME": "fl", EnvJobUID: "uid-fl", "AGG_BIND_PORT": "7363",
 		"PARTICIPANTS_COUNT": "2", "TRANSMITTER": "ws", EnvAggToken: "secret:fl-worker-token/token", EnvAggCompat: "true",
 		"MODEL_URL": "/home/data/model/fl/model.pb", "DATA_PATH_PREFIX": "/home/data",
 	}, envOf(agg.Spec.Containers[0]))
@@ -57,9 +59,13 @@ func TestSyncCreatesServiceAggregatorAndTrainersWithUpstreamEnv(t *testing.T) {
 			"MODEL_NAME": "surface-defect", "DATASET_NAME": []string{"edge1-data", "edge2-data"}[i],
 			"LC_SERVER": "http://$(SEDNA_HOST_IP):9100", "TRANSMITTER": "ws",
 			workerauth.TokenEnv: "secret:fl-worker-token/token", EnvAggToken: "secret:fl-worker-token/token",
-			"MODEL_URL": "/home/data/model/fl/model.pb", "TRAIN_DATASET_URL": []string{"/home/data/data/1/train.txt", "/home/data/data/2/train.txt"}[i],
+			"MODEL_URL": "/model/fl/model.pb", "TRAIN_DATASET_URL": []string{"/home/data/data/1/train.txt", "/home/data/data/2/train.txt"}[i],
 			"DATA_PATH_PREFIX": "/home/data",
 		}, envOf(train.Spec.Containers[0]))
+		// A trainer never writes the global model: only its dataset's directory is mounted, read-only use.
+		require.Len(t, train.Spec.Volumes, 1)
+		require.Equal(t, []string{"/data/1", "/data/2"}[i], train.Spec.Volumes[0].HostPath.Path)
+		require.Equal(t, corev1.HostPathDirectory, *train.Spec.Volumes[0].HostPath.Type)
 	}
 
 	job := f.job()
@@ -289,4 +295,59 @@ func TestAWorkerThatCannotBeBuiltBlocksTheJobWithInvalidSpec(t *testing.T) {
 	require.Equal(t, reasonInvalidSpec, ready.Reason)
 	require.Contains(t, ready.Message, "the aggregation worker")
 	require.Contains(t, ready.Message, "only one S3 credential Secret")
+}
+
+func TestAModelURLOnTheNodesRootOrASystemTreeBlocksTheJob(t *testing.T) {
+	for _, url := range []string{"/", "/.", "/etc/kubernetes/manifests/m.pb"} {
+		objects := flJob()
+		objects[1].(*sednav1.Model).Spec.URL = url
+		f := newFixture(t, objects)
+		f.sync()
+		require.Equal(t, []string(nil), f.writes(), url)
+		ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
+		require.NotNil(t, ready, url)
+		require.Equal(t, reasonInvalidSpec, ready.Reason, url)
+		require.Contains(t, ready.Message, `Model "ns/surface-defect" url "`+url+`"`)
+	}
+	objects := flJob()
+	objects[1].(*sednav1.Model).Spec.URL = "/data/fl/model"
+	f := newFixture(t, objects)
+	f.sync()
+	require.Contains(t, f.writes(), "create pods fl-aggregation")
+	require.Equal(t, "/data/fl", f.pod("fl-aggregation").Spec.Volumes[0].HostPath.Path)
+}
+
+func TestTrainersGetAnS3ModelURLWithoutItsCredentials(t *testing.T) {
+	objects := flJob()
+	objects[1] = &sednav1.Model{ObjectMeta: metav1.ObjectMeta{Name: "surface-defect", Namespace: "ns"},
+		Spec: sednav1.ModelSpec{URL: "s3://models/fl/model.pb", Format: "pb", CredentialName: "s3-m"}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-m", Namespace: "ns", Annotations: map[string]string{"s3-endpoint": "minio:9000"}},
+		Data: map[string][]byte{"ACCESS_KEY_ID": []byte("a"), "SECRET_ACCESS_KEY": []byte("s")}}
+	f := newFixture(t, objects, secret)
+	f.sync()
+	agg := envOf(f.pod("fl-aggregation").Spec.Containers[0])
+	require.Equal(t, "s3://models/fl/model.pb", agg["MODEL_URL"])
+	require.Equal(t, "secret:s3-m/ACCESS_KEY_ID", agg[workers.EnvS3AccessKeyID], "the aggregator writes the model")
+	for i := range 2 {
+		train := f.pod(TrainPodName("fl", i))
+		env := envOf(train.Spec.Containers[0])
+		require.Equal(t, "s3://models/fl/model.pb", env["MODEL_URL"])
+		for _, name := range []string{workers.EnvS3Endpoint, workers.EnvS3AccessKeyID, workers.EnvS3SecretAccessKey} {
+			require.NotContains(t, env, name, "a trainer gets no credential to write the model")
+		}
+		require.Empty(t, train.Spec.InitContainers)
+	}
+}
+
+func TestATakenPodNameThatCannotBeReadIsAnError(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.kube.PrependReactor("create", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, apierrors.NewAlreadyExists(corev1.Resource("pods"), "fl-aggregation")
+	})
+	f.kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("apiserver down")
+	})
+	err := f.c.sync(context.Background(), "ns/fl")
+	require.ErrorContains(t, err, "reading pod ns/fl-aggregation, whose name is taken")
+	require.ErrorContains(t, err, "apiserver down")
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
@@ -80,9 +79,10 @@ type jobReports struct {
 // training workers, and a report is untrusted input.
 const maxLateNames = 64
 
-// HandleReport records a training worker's progress and enqueues the job. A report naming a
-// worker that is not one of the job's pods is ignored.
-func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key, content []byte) error {
+// HandleReport records a training worker's progress and enqueues the job. A report must name its
+// worker (the LC fills it in), one of the job's pods scheduled on the reporting node; any other
+// report is refused with an error, which the hub logs and counts as a rejected report.
+func (c *Controller) HandleReport(_ context.Context, node string, key channel.Key, content []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(content))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -94,16 +94,19 @@ func (c *Controller) HandleReport(ctx context.Context, _ string, key channel.Key
 	if err != nil {
 		return fmt.Errorf("federated learning job %s/%s is not known to GM: %w", key.Namespace, key.Name, err)
 	}
+	if r.Worker == "" {
+		return fmt.Errorf("federated learning report about %s/%s names no worker", key.Namespace, key.Name)
+	}
+	pod, err := c.pods.Pods(key.Namespace).Get(r.Worker)
+	if err != nil || !workers.IsControlledBy(pod, ownerOf(job)) {
+		return fmt.Errorf("federated learning report about %s/%s: worker %q is not a pod of the job", key.Namespace, key.Name, r.Worker)
+	}
+	if pod.Spec.NodeName != node {
+		return fmt.Errorf("federated learning report about %s/%s: worker %s runs on node %q, not on the reporting node %q",
+			key.Namespace, key.Name, r.Worker, pod.Spec.NodeName, node)
+	}
 	if r.Output == nil {
 		return nil // nothing to show; still a valid report
-	}
-	if r.Worker != "" {
-		pod, err := c.pods.Pods(key.Namespace).Get(r.Worker)
-		if err != nil || !workers.IsControlledBy(pod, ownerOf(job)) {
-			klog.FromContext(ctx).V(2).Info("Ignoring the report of a worker that is not a pod of the job",
-				"job", klog.KObj(job), "worker", r.Worker)
-			return nil
-		}
 	}
 	var info *ownerInfo
 	var models []reportedModel

@@ -40,7 +40,7 @@ func TestReportsShowRoundLateClientsAndMetrics(t *testing.T) {
 		"ownerInfo":{"currentRound":3,"sampleCount":600,"updateTime":"2026-01-02 03:05:00","roundClients":1,"participants":2,
 		"lateClients":["fl-train-1"],"lateUpdates":1}},"worker":"fl-train-0"}`))
 	// An older round reported late by the other trainer changes nothing.
-	require.NoError(t, f.report(`{"phase":"train","status":"running","output":{"models":[{"metrics":{"accuracy":0.5}}],
+	require.NoError(t, f.reportFrom("edge-2", `{"phase":"train","status":"running","output":{"models":[{"metrics":{"accuracy":0.5}}],
 		"ownerInfo":{"currentRound":2,"updateTime":"2026-01-02 03:03:00","roundClients":2,"participants":2}},"worker":"fl-train-1"}`))
 	f.sync()
 	job = f.job()
@@ -58,7 +58,7 @@ func TestReportsShowRoundLateClientsAndMetrics(t *testing.T) {
 	require.NotNil(t, m.Status.UpdateTime)
 
 	// Round 4 had everyone.
-	require.NoError(t, f.report(`{"phase":"train","status":"completed","output":{"models":[{"metrics":{"accuracy":0.98}}],
+	require.NoError(t, f.reportFrom("edge-2", `{"phase":"train","status":"completed","output":{"models":[{"metrics":{"accuracy":0.98}}],
 		"ownerInfo":{"currentRound":4,"updateTime":"2026-01-02 03:07:00","roundClients":2,"participants":2,"lateUpdates":1}},"worker":"fl-train-1"}`))
 	f.sync()
 	job = f.job()
@@ -87,7 +87,8 @@ func TestReportsFromStrangersOrMalformedAreNotShown(t *testing.T) {
 	f := newFixture(t, flJob())
 	f.sync()
 	// A name that is not one of the job's pods (anything on the node network can post one).
-	require.NoError(t, f.report(`{"phase":"train","status":"running","output":{"ownerInfo":{"currentRound":99,"updateTime":"x"}},"worker":"intruder"}`))
+	require.ErrorContains(t, f.report(`{"phase":"train","status":"running","output":{"ownerInfo":{"currentRound":99,"updateTime":"x"}},"worker":"intruder"}`),
+		`worker "intruder" is not a pod of the job`)
 	f.sync()
 	require.Equal(t, int32(0), f.job().Status.Round)
 
@@ -126,11 +127,32 @@ func TestTheLCsForwardedReportIsWhatGMReads(t *testing.T) {
 	withDrops["dropped"] = 3
 	content, err = json.Marshal(withDrops)
 	require.NoError(t, err)
-	require.NoError(t, f.report(string(content)))
+	require.NoError(t, f.reportFrom("edge-2", string(content)))
 	f.sync()
 	job := f.job()
 	require.Equal(t, int32(7), job.Status.Round)
 	require.Equal(t, "accuracy=0.9123", job.Status.Metrics)
 	require.Equal(t, "round 7 closed at its deadline without fl-train-0; 2 late updates discarded so far",
 		meta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionClientsLate).Message)
+}
+
+func TestReportsWithoutAWorkerOrFromAnotherNodeAreRefused(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.sync()
+	round99 := `"output":{"ownerInfo":{"currentRound":99,"updateTime":"x"}}`
+	// No worker named: the pod check cannot be skipped.
+	require.ErrorContains(t, f.report(`{"phase":"train","status":"running",`+round99+`}`), "names no worker")
+	require.ErrorContains(t, f.report(`{"phase":"train","status":"running"}`), "names no worker")
+	// fl-train-1 runs on edge-2: edge-1's LC cannot report for it.
+	require.ErrorContains(t, f.report(`{"phase":"train","status":"running",`+round99+`,"worker":"fl-train-1"}`),
+		`worker fl-train-1 runs on node "edge-2", not on the reporting node "edge-1"`)
+	// The aggregation pod runs on no edge node of the job's trainers.
+	require.ErrorContains(t, f.report(`{"phase":"train","status":"running",`+round99+`,"worker":"fl-aggregation"}`),
+		"not on the reporting node")
+	f.sync()
+	require.Equal(t, int32(0), f.job().Status.Round)
+
+	require.NoError(t, f.reportFrom("edge-2", `{"phase":"train","status":"running",`+round99+`,"worker":"fl-train-1"}`))
+	f.sync()
+	require.Equal(t, int32(99), f.job().Status.Round)
 }

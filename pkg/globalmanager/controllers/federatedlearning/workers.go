@@ -41,6 +41,9 @@ const (
 	// EnvAggCompat is "true" or "false": whether the aggregation worker admits clients without a
 	// token (CompatAnnotation).
 	EnvAggCompat = "SEDNA_AGG_COMPAT"
+	// EnvJobUID is the job's UID in the aggregation worker: with NAMESPACE and JOB_NAME it tells a
+	// checkpoint of this job from one a deleted job of the same name left at the same MODEL_URL.
+	EnvJobUID = "SEDNA_JOB_UID"
 
 	envHostIP = "SEDNA_HOST_IP"
 )
@@ -118,7 +121,8 @@ func transmitterMounts(refs references) []workers.Mount {
 	if refs.aggData == nil {
 		return nil
 	}
-	return []workers.Mount{{URL: refs.aggData.url, EnvName: "AGG_DATA_PATH", Credentials: refs.aggData.credentials, Output: true}}
+	return []workers.Mount{{URL: refs.aggData.url, EnvName: "AGG_DATA_PATH", Credentials: refs.aggData.credentials, Output: true,
+		Source: "spec.transmitter.s3.aggDataPath"}}
 }
 
 func pretrainedMounts(refs references) []workers.Mount {
@@ -139,6 +143,7 @@ func aggregationPod(job *sednav1.FederatedLearningJob, refs references) (*corev1
 			{Name: "NAMESPACE", Value: job.Namespace},
 			{Name: "WORKER_NAME", Value: AggregationPodName(job.Name)},
 			{Name: "JOB_NAME", Value: job.Name},
+			{Name: EnvJobUID, Value: string(job.UID)},
 			{Name: "AGG_BIND_PORT", Value: strconv.Itoa(AggregationPort)},
 			{Name: "PARTICIPANTS_COUNT", Value: strconv.Itoa(len(job.Spec.TrainingWorkers))},
 			{Name: "TRANSMITTER", Value: string(transmitter)},
@@ -146,7 +151,8 @@ func aggregationPod(job *sednav1.FederatedLearningJob, refs references) (*corev1
 			{Name: EnvAggCompat, Value: compat(job)},
 		},
 		Mounts: append(append([]workers.Mount{
-			{URL: refs.aggregationModel.url, EnvName: "MODEL_URL", Credentials: refs.aggregationModel.credentials, Output: true},
+			{URL: refs.aggregationModel.url, EnvName: "MODEL_URL", Credentials: refs.aggregationModel.credentials, Output: true,
+				Source: fmt.Sprintf("Model %q", job.Namespace+"/"+refs.aggregationModelName)},
 		}, transmitterMounts(refs)...), pretrainedMounts(refs)...),
 	}
 	template, err := worker.PodTemplate()
@@ -177,9 +183,10 @@ func trainPod(job *sednav1.FederatedLearningJob, index int, refs references, lcS
 		runtime.WorkerTokenEnv(job.Name),
 		aggTokenEnv(job),
 	)
+	// MODEL_URL keeps upstream's name but only informs: a trainer never writes the global model,
+	// so it gets the Model's URL verbatim, with no mount and no credentials.
+	env = append(env, corev1.EnvVar{Name: "MODEL_URL", Value: refs.aggregationModel.url})
 	mounts := transmitterMounts(refs)
-	mounts = append(mounts,
-		workers.Mount{URL: refs.aggregationModel.url, EnvName: "MODEL_URL", Credentials: refs.aggregationModel.credentials, Output: true})
 	mounts = append(mounts, pretrainedMounts(refs)...)
 	mounts = append(mounts, workers.Mount{URL: refs.datasets[index].url, EnvName: "TRAIN_DATASET_URL", Credentials: refs.datasets[index].credentials})
 	worker := workers.Worker{

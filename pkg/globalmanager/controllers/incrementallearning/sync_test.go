@@ -792,3 +792,21 @@ func TestAForeignDeploymentOutsideTheCacheIsAConflict(t *testing.T) {
 	require.Contains(t, f.events(),
 		"Warning ChildConflict deployment ns/helmet-deployment-inference exists and is not controlled by incremental learning job helmet")
 }
+
+// The train worker's output directory is a write target: the shared pod builder refuses a system
+// tree for it (one mechanism with federated learning's aggregation Model).
+func TestAnOutputDirInASystemTreeIsRefused(t *testing.T) {
+	job := helmet()
+	job.Spec.OutputDir = "/etc/sedna"
+	f := newFixture(t, objects(job))
+	report := trainReady(1)
+	input := report["input"].(map[string]any)
+	input["outputDir"], input["dataURL"] = "/etc/sedna/train/1", "/etc/sedna/data/train/1/data.txt"
+	f.report(report)
+	f.sync()
+	require.Empty(t, f.podWrites())
+	ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
+	require.NotNil(t, ready)
+	require.Equal(t, reasonInvalidSpec, ready.Reason)
+	require.Contains(t, ready.Message, `MODEL_URL: write target url "/etc/sedna/train/1"`)
+}

@@ -141,22 +141,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // locate returns how a worker reaches u: for s3:// URLs with a credential Secret, the Secret's
 // endpoint and keys (by reference). Other URLs need no credentials.
 func (c *Controller) locate(ctx context.Context, job *sednav1.LifelongLearningJob, u, secretName, usedBy string) (location, *staged.Blocker, error) {
-	loc := location{url: u}
-	if secretName == "" || !strings.HasPrefix(strings.ToLower(u), "s3://") {
-		return loc, nil, nil
-	}
-	secret, err := c.kubeClient.CoreV1().Secrets(job.Namespace).Get(ctx, secretName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return loc, &staged.Blocker{Reason: reasonCredentialNotFound, Message: fmt.Sprintf("secret %q named by %s not found", secretName, usedBy)}, nil
-	}
-	if err != nil {
-		return loc, nil, fmt.Errorf("getting secret %s/%s: %w", job.Namespace, secretName, err)
-	}
-	loc.credentials, err = workers.S3CredentialsFromSecret(secret)
-	if err != nil {
-		return loc, &staged.Blocker{Reason: reasonInvalidCredential, Message: fmt.Sprintf("%s: %v", usedBy, err)}, nil
-	}
-	return loc, nil, nil
+	creds, blocker, err := runtime.S3CredentialsFor(ctx, c.kubeClient, job.Namespace, u, secretName, usedBy)
+	return location{url: u, credentials: creds}, blocker, err
 }
 
 // convergeInference keeps the inference worker once a round was deployed (before, there is no

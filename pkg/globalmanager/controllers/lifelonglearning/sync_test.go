@@ -1,13 +1,17 @@
 package lifelonglearning
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/staged"
@@ -261,4 +265,24 @@ func TestDeletedJobIsWithdrawn(t *testing.T) {
 	f.refresh()
 	f.sync()
 	require.Empty(t, f.downstream.published)
+}
+
+func TestLocateUsesTheSharedCredentialLookup(t *testing.T) {
+	f := newFixture(t, "", atcii(), dataset())
+	ctx := context.Background()
+	job := atcii()
+	loc, block, err := f.c.locate(ctx, job, "/data/x", "s3-creds", "the job's credentialName")
+	require.NoError(t, err)
+	require.Nil(t, block)
+	require.Equal(t, location{url: "/data/x"}, loc, "a host path needs no credentials")
+
+	_, block, err = f.c.locate(ctx, job, "s3://b/x", "s3-creds", "the job's credentialName")
+	require.NoError(t, err)
+	require.Equal(t, reasonCredentialNotFound, block.Reason)
+
+	f.kube.PrependReactor("get", "secrets", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("apiserver down")
+	})
+	_, _, err = f.c.locate(ctx, job, "s3://b/x", "s3-creds", "the job's credentialName")
+	require.ErrorContains(t, err, "named by the job's credentialName", "the failed read names who uses the Secret")
 }
