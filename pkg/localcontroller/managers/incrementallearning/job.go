@@ -209,21 +209,12 @@ func (j *job) loadPools(ctx context.Context, rawRecord []byte) error {
 }
 
 func (j *job) run(ctx context.Context) {
-	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name))
-	ctx = klog.NewContext(ctx, logger)
-	for {
-		period := j.pass(ctx)
-		if j.m.afterPass != nil {
-			j.m.afterPass(j.key)
-		}
-		timer := time.NewTimer(period)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
+	var after func()
+	if j.m.afterPass != nil {
+		after = func() { j.m.afterPass(j.key) }
 	}
+	rounds.RunPasses(ctx, j.pass, after)
 }
 
 // pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the

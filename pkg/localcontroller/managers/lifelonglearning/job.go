@@ -161,19 +161,11 @@ func (j *job) load(ctx context.Context) error {
 
 func (j *job) run(ctx context.Context) {
 	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
-	for {
-		period := j.pass(ctx)
-		if j.m.afterPass != nil {
-			j.m.afterPass(j.key)
-		}
-		timer := time.NewTimer(period)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
+	var after func()
+	if j.m.afterPass != nil {
+		after = func() { j.m.afterPass(j.key) }
 	}
+	rounds.RunPasses(ctx, j.pass, after)
 }
 
 // pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
