@@ -6,7 +6,10 @@
 // (fieldRef, secretKeyRef, configMapKeyRef, envFrom and $(VAR) expansion), and images are mapped
 // to local binaries through a documented table.
 //
-// Volumes: hostPath volumes live under <root>/host/<path>; every other supported volume lives in
+// Volumes: hostPath volumes live under <root>/host/<path>, and so does a persistentVolumeClaim
+// volume: its claim must be Bound (the pod waits, as for a missing Secret, until it is) and the
+// bound PersistentVolume's hostPath or local path is the volume, as the kubelet mounts node-local
+// volumes (the claim's readOnly is not enforced); every other supported volume lives in
 // <root>/pods/<uid>/volumes/<name>. emptyDir starts empty. configMap and secret volumes hold every
 // key, or only the listed items, as files; projected volumes combine configMap, secret,
 // downwardAPI (fieldRef) and serviceAccountToken sources. All are written before the first

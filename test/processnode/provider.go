@@ -322,6 +322,22 @@ func (o apiObjects) ConfigMap(namespace, name string) (*corev1.ConfigMap, error)
 	return cm, nil
 }
 
+func (o apiObjects) PersistentVolumeClaim(namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	claim, err := o.client.CoreV1().PersistentVolumeClaims(namespace).Get(o.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("getting persistentVolumeClaim %s/%s: %w", namespace, name, err)
+	}
+	return claim, nil
+}
+
+func (o apiObjects) PersistentVolume(name string) (*corev1.PersistentVolume, error) {
+	volume, err := o.client.CoreV1().PersistentVolumes().Get(o.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("getting persistentVolume %s: %w", name, err)
+	}
+	return volume, nil
+}
+
 // apiTokens mints service-account tokens with the TokenRequest API, bound to the pod as the
 // kubelet binds them: a TokenReview of one names the pod and, through the pod, its node.
 type apiTokens struct {

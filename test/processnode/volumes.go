@@ -77,6 +77,10 @@ func (p *RunningPod) setUpVolumes(ctx context.Context) (map[string]string, []*pr
 		switch {
 		case v.HostPath != nil:
 			dir = filepath.Join(p.opts.NodeRoot, "host", filepath.Clean("/"+v.HostPath.Path))
+		case v.PersistentVolumeClaim != nil:
+			var hostPath string
+			hostPath, err = p.claimHostPath(v.PersistentVolumeClaim.ClaimName)
+			dir = filepath.Join(p.opts.NodeRoot, "host", filepath.Clean("/"+hostPath))
 		case v.EmptyDir != nil:
 		case v.ConfigMap != nil:
 			s := v.ConfigMap
@@ -107,6 +111,46 @@ func (p *RunningPod) setUpVolumes(ctx context.Context) (map[string]string, []*pr
 		paths[v.Name] = dir
 	}
 	return paths, tokens, nil
+}
+
+// ClaimSource reads PersistentVolumeClaims and PersistentVolumes, for persistentVolumeClaim
+// volumes. An ObjectSource that is not one runs no such volume.
+type ClaimSource interface {
+	PersistentVolumeClaim(namespace, name string) (*corev1.PersistentVolumeClaim, error)
+	PersistentVolume(name string) (*corev1.PersistentVolume, error)
+}
+
+// claimHostPath resolves a persistentVolumeClaim volume as the kubelet does for node-local
+// volumes: the claim must be Bound, and its PersistentVolume's hostPath or local path on this node
+// is the volume. A claim that is not bound yet, or a volume of another type, holds the pod back
+// (the caller retries, as for a missing Secret).
+func (p *RunningPod) claimHostPath(claimName string) (string, error) {
+	claims, ok := p.opts.Objects.(ClaimSource)
+	if !ok {
+		return "", fmt.Errorf("persistentVolumeClaim %s: no claim source is configured", claimName)
+	}
+	claim, err := claims.PersistentVolumeClaim(p.pod.Namespace, claimName)
+	if err != nil {
+		return "", fmt.Errorf("persistentVolumeClaim %s: %w", claimName, err)
+	}
+	if claim.Status.Phase != corev1.ClaimBound || claim.Spec.VolumeName == "" {
+		return "", fmt.Errorf("persistentVolumeClaim %s is not bound (phase %q)", claimName, claim.Status.Phase)
+	}
+	volume, err := claims.PersistentVolume(claim.Spec.VolumeName)
+	if err != nil {
+		return "", fmt.Errorf("persistentVolumeClaim %s: %w", claimName, err)
+	}
+	if ref := volume.Spec.ClaimRef; ref == nil || ref.UID != claim.UID {
+		return "", fmt.Errorf("persistentVolumeClaim %s: persistentVolume %s is not bound to it", claimName, volume.Name)
+	}
+	switch {
+	case volume.Spec.HostPath != nil:
+		return volume.Spec.HostPath.Path, nil
+	case volume.Spec.Local != nil:
+		return volume.Spec.Local.Path, nil
+	default:
+		return "", fmt.Errorf("persistentVolumeClaim %s: persistentVolume %s is neither hostPath nor local, which this harness does not run", claimName, volume.Name)
+	}
 }
 
 func fileMode(mode *int32) os.FileMode {

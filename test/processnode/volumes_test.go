@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -280,4 +281,86 @@ func TestSubPathIsCreatedAndChecked(t *testing.T) {
 
 	_, err = subPaths([]corev1.VolumeMount{{Name: "data", MountPath: "/out", SubPath: "../etc"}}, volumes, nil)
 	require.ErrorContains(t, err, `subPath "../etc" must be relative`)
+}
+
+// claimObjects is an ObjectSource that also serves claims and volumes.
+type claimObjects struct {
+	objects
+	claims  map[string]*corev1.PersistentVolumeClaim
+	volumes map[string]*corev1.PersistentVolume
+}
+
+func (c claimObjects) PersistentVolumeClaim(_, name string) (*corev1.PersistentVolumeClaim, error) {
+	if claim, ok := c.claims[name]; ok {
+		return claim, nil
+	}
+	return nil, fmt.Errorf("persistentvolumeclaim %q not found", name)
+}
+
+func (c claimObjects) PersistentVolume(name string) (*corev1.PersistentVolume, error) {
+	if volume, ok := c.volumes[name]; ok {
+		return volume, nil
+	}
+	return nil, fmt.Errorf("persistentvolume %q not found", name)
+}
+
+// TestClaimVolumeIsItsBoundVolumesHostPath: a persistentVolumeClaim volume is the host path of
+// the PersistentVolume bound to the claim; an unbound claim, a volume bound to another claim or a
+// volume type the harness cannot run holds the pod back with a message naming the claim.
+func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
+	claim := func(phase corev1.PersistentVolumeClaimPhase, volume string) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "sedna", UID: "claim-uid"},
+			Spec: corev1.PersistentVolumeClaimSpec{VolumeName: volume}, Status: corev1.PersistentVolumeClaimStatus{Phase: phase}}
+	}
+	volume := func(claimUID types.UID, source corev1.PersistentVolumeSource) *corev1.PersistentVolume {
+		return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv"}, Spec: corev1.PersistentVolumeSpec{
+			PersistentVolumeSource: source, ClaimRef: &corev1.ObjectReference{Namespace: "sedna", Name: "data", UID: claimUID}}}
+	}
+	hostPath := corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/kb"}}
+	local := corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: "/mnt/disk1"}}
+	nfs := corev1.PersistentVolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/x"}}
+	for name, tc := range map[string]struct {
+		claim   *corev1.PersistentVolumeClaim
+		volume  *corev1.PersistentVolume
+		wantDir string
+		wantErr string
+	}{
+		"hostPath volume":         {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", hostPath), wantDir: "host/var/lib/kb"},
+		"local volume":            {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", local), wantDir: "host/mnt/disk1"},
+		"pending claim":           {claim: claim(corev1.ClaimPending, ""), wantErr: `persistentVolumeClaim data is not bound (phase "Pending")`},
+		"missing claim":           {wantErr: `persistentVolumeClaim data: persistentvolumeclaim "data" not found`},
+		"volume of another claim": {claim: claim(corev1.ClaimBound, "pv"), volume: volume("other-uid", hostPath), wantErr: "persistentVolume pv is not bound to it"},
+		"nfs volume":              {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", nfs), wantErr: "neither hostPath nor local"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := runnerOptions(t)
+			source := claimObjects{claims: map[string]*corev1.PersistentVolumeClaim{}, volumes: map[string]*corev1.PersistentVolume{}}
+			if tc.claim != nil {
+				source.claims["data"] = tc.claim
+			}
+			if tc.volume != nil {
+				source.volumes["pv"] = tc.volume
+			}
+			opts.Objects = source
+			pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "kb", UID: "u"},
+				Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
+			paths, _, err := pod.setUpVolumes(context.Background())
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, filepath.Join(opts.NodeRoot, tc.wantDir), paths["data"])
+			info, err := os.Stat(paths["data"])
+			require.NoError(t, err)
+			require.True(t, info.IsDir())
+		})
+	}
+	opts := runnerOptions(t)
+	pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "kb", UID: "u"},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
+	_, _, err := pod.setUpVolumes(context.Background())
+	require.ErrorContains(t, err, "no claim source is configured")
 }
