@@ -5,7 +5,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -206,10 +208,16 @@ func Run(ctx context.Context, opts Options) error {
 	kbToken := ""
 	if opts.KBTokenFile != "" {
 		raw, err := os.ReadFile(opts.KBTokenFile)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// build/lc mounts the token from an optional Secret: a cluster without the knowledge
+			// base has none. The knowledge base refuses anonymous requests unless it is open.
+			logger.Info("No knowledge base token file: requests to the knowledge base carry no token", "file", opts.KBTokenFile)
+		case err != nil:
 			return fmt.Errorf("reading the knowledge base token: %w", err)
+		default:
+			kbToken = strings.TrimSpace(string(raw))
 		}
-		kbToken = strings.TrimSpace(string(raw))
 	}
 	lifelong, err := lifelonglearning.New(st, rep, lifelonglearning.Options{
 		Resolver: resolver, KBServer: opts.KBServer, KBToken: kbToken,
