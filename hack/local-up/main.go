@@ -50,7 +50,10 @@ func run(dir string, edgeNodes int, demo, exitAfterDemo bool) (err error) {
 		fmt.Println("Stopped; nothing started by local-up is running. Logs are kept in", dir)
 	}()
 	fmt.Printf(`
-Local Sedna is up (%s): a cloud node and %d edge nodes, sedna-gm, and sedna-lc on every edge node.
+Local Sedna is up (%s): a cloud node and %d edge nodes, sedna-gm, sedna-lc on every edge node,
+and the knowledge base (build/kb, kb.sedna:9020) on the cloud node. Its tokens are in Secret
+sedna/sedna-kb-token; copy it into a namespace before running lifelong learning jobs there
+(examples/lifelong_learning/mnist/README.md).
 
   export KUBECONFIG=%s
   kubectl get nodes,pods -A -o wide

@@ -119,6 +119,8 @@ type Sedna struct {
 
 	gmMu sync.Mutex
 	gm   *gmProcess
+
+	kbTokens KBTokens
 }
 
 // Node returns the node called name.
@@ -145,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Sedna, error) {
 	}
 	logger := klog.FromContext(ctx).WithName("localsedna")
 	ctx = klog.NewContext(ctx, logger)
-	for _, name := range []string{"sedna-gm", "sedna-lc", "kubectl"} {
+	for _, name := range []string{"sedna-gm", "sedna-lc", "sedna-kb", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(opts.BinDir, name)); err != nil {
 			return nil, fmt.Errorf("%s is missing in %s (run make build install-test-binaries): %w", name, opts.BinDir, err)
 		}
@@ -205,6 +207,9 @@ func (s *Sedna) start(ctx, runCtx context.Context, images processnode.ImageTable
 		return fmt.Errorf("starting the service proxy: %w", err)
 	}
 	if err := s.startNodes(ctx, runCtx, images); err != nil {
+		return err
+	}
+	if err := s.startKB(ctx); err != nil {
 		return err
 	}
 	if err := s.StartGM(ctx); err != nil {

@@ -27,7 +27,7 @@ func TestLocalUpStopsEverythingOnInterrupt(t *testing.T) {
 	build.Dir = root
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	for _, name := range []string{"sedna-gm", "sedna-lc"} {
+	for _, name := range []string{"sedna-gm", "sedna-lc", "sedna-kb"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(root, "_output", "bin", name), "./cmd/"+name)
 		build.Dir = root
 		out, err := build.CombinedOutput()
