@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -67,7 +68,14 @@ func run(ctx context.Context, listen, cacheDir string, poll time.Duration) error
 		}
 	}
 	go server.Watch(ctx, poll)
-	httpServer := &http.Server{Addr: listen, Handler: server, ReadHeaderTimeout: 10 * time.Second}
+	listener, err := listenRetrying(ctx, listen, poll)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the port
+		}
+		return err
+	}
+	httpServer := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -75,8 +83,31 @@ func run(ctx context.Context, listen, cacheDir string, poll time.Duration) error
 		_ = httpServer.Shutdown(shutdown) // stopping anyway
 	}()
 	logger.Info("Serving", "address", listen, "index", cfg.ModelURLs[0])
-	if err := httpServer.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := httpServer.Serve(listener); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// listenRetrying listens on address, retrying while it is in use: a deploy replaces this worker's
+// pod, and where pods share their node's address (hostNetwork, or local Sedna's process nodes)
+// the new pod starts before the old one has let the port go. It fails with ctx's error when ctx
+// ends first.
+func listenRetrying(ctx context.Context, address string, period time.Duration) (net.Listener, error) {
+	logger := klog.FromContext(ctx)
+	for {
+		listener, err := net.Listen("tcp", address)
+		if err == nil {
+			return listener, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+		logger.Info("Address in use, retrying", "address", address)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(period):
+		}
+	}
 }
