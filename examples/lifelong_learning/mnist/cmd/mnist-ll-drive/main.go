@@ -1,6 +1,7 @@
 // Command mnist-ll-drive plays the world around the MNIST LifelongLearningJob on a cluster:
 //
-//	init     writes the first task's labelled dataset (upright digits) as the job's Dataset csv
+//	init     writes the first task's labelled dataset (upright digits) as the job's Dataset csv,
+//	         with MNIST's training images in <dataset dir>/mnist
 //	stream   sends a stream mixing a new rotation with known ones to the inference worker,
 //	         measures its unseen-task detection, and labels what it filed (MNIST's labels stand
 //	         in for the human labellers), appending the rows to the Dataset csv
@@ -25,6 +26,9 @@ import (
 	"github.com/sedna-go/sedna/examples/joint_inference/mnist/model"
 	"github.com/sedna-go/sedna/examples/lifelong_learning/mnist/ll"
 )
+
+// idxImages is MNIST's training images file.
+const idxImages = "train-images-idx3-ubyte.gz"
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -73,11 +77,20 @@ func run(args []string) error {
 		if *from+*samples > train.Len() {
 			return fmt.Errorf("images %d to %d of %d", *from, *from+*samples, train.Len())
 		}
+		// The workers read the images from the dataset directory (their MNIST_DIR): a pod has
+		// no module cache.
 		rows := make([]ll.Row, *samples)
 		for i := range rows {
-			rows[i] = ll.Row{Ref: "train-images-idx3-ubyte.gz:" + strconv.Itoa(*from+i), Label: int(train.Labels[*from+i]), Rotation: 0}
+			rows[i] = ll.Row{Ref: "mnist/" + idxImages + ":" + strconv.Itoa(*from+i), Label: int(train.Labels[*from+i]), Rotation: 0}
 		}
-		if err := os.MkdirAll(*datasetDir, 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(*datasetDir, "mnist"), 0o755); err != nil {
+			return err
+		}
+		images, err := os.ReadFile(filepath.Join(mnistDir, idxImages))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(*datasetDir, "mnist", idxImages), images, 0o644); err != nil {
 			return err
 		}
 		if err := ll.AppendRows(filepath.Join(*datasetDir, "dataset.csv"), rows); err != nil {
