@@ -12,7 +12,8 @@ func TestAUROC(t *testing.T) {
 	require.InDelta(t, 1.0, AUROC([]float64{2, 3}, []float64{0, 1}), 1e-12)
 	require.InDelta(t, 0.0, AUROC([]float64{0, 1}, []float64{2, 3}), 1e-12)
 	require.InDelta(t, 0.5, AUROC([]float64{1}, []float64{1}), 1e-12, "a tie counts half")
-	require.InDelta(t, 0.75, AUROC([]float64{1, 3}, []float64{2}), 1e-12)
+	require.InDelta(t, 0.5, AUROC([]float64{1, 3}, []float64{2}), 1e-12)
+	require.InDelta(t, 0.75, AUROC([]float64{1, 3}, []float64{0, 2}), 1e-12)
 	require.Zero(t, AUROC(nil, []float64{1}))
 }
 
