@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,4 +59,58 @@ func TestUpstreamJointInferenceYAML(t *testing.T) {
 	}
 	_, err = framework.Sedna.Kube.CoreV1().Services(ns).Get(ctx, "helmet-detection-inference-example-cloud", metav1.GetOptions{})
 	require.NoError(t, err, "the cloud worker's Service")
+}
+
+// Upstream's lifelong learning example (thermal comfort, atcii; node names and the output
+// directory changed to this cluster's, which keeps job output below the LC's data root) is
+// accepted by the API server, the LC of the Dataset's node fires its train trigger on the csv, and
+// the train pod GM creates carries every variable upstream's Python library reads. Its image is
+// not run here (it is a Python container).
+func TestUpstreamLifelongLearningYAML(t *testing.T) {
+	ns := framework.NewNamespace(t)
+	ctx := context.Background()
+	node, ok := framework.Sedna.Node("edge-node-2")
+	require.True(t, ok)
+	raw, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "test", "integration", "testdata", "upstream", "example-ll-atcii.yaml"))
+	require.NoError(t, err)
+	yaml := regexp.MustCompile(`nodeName: edge-node\n`).ReplaceAllString(string(raw), "nodeName: edge-node-2\n")
+	yaml = strings.Replace(yaml, `outputDir: "/output"`, `outputDir: "/data/atcii/output"`, 1)
+	// 800 rows: 640 reach the train pool, past the example's num_of_samples > 500.
+	var csv strings.Builder
+	csv.WriteString("Season,Temperature,Humidity,Thermal sensation\n")
+	for i := 0; i < 800; i++ {
+		fmt.Fprintf(&csv, "%d,%d.5,%d,%d\n", i%4, 18+i%10, 30+i%40, i%7-3)
+	}
+	require.NoError(t, os.MkdirAll(node.HostPath("/data/atcii/output"), 0o755))
+	require.NoError(t, os.WriteFile(node.HostPath("/data/trainData.csv"), []byte(csv.String()), 0o644))
+	framework.ApplyYAML(t, ns, yaml)
+
+	want := []string{"HAS_COMPLETED_INITIAL_TRAINING", "JOB_NAME", "KB_SERVER", "LC_SERVER", "NAMESPACE", "ORIGINAL_DATASET_URL",
+		"OUTPUT_URL", "TRAIN_DATASET_URL", "WORKER_NAME", "early_stopping_rounds", "metric_name"}
+	// The example checks its trigger every 60 s.
+	framework.Eventually(t, 3*time.Minute, "the round 1 train pod with upstream's env", func() (bool, string) {
+		pod, err := framework.Sedna.Kube.CoreV1().Pods(ns).Get(ctx, "atcii-classifier-demo-train-1", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		have := map[string]string{}
+		for _, e := range pod.Spec.Containers[0].Env {
+			have[e.Name] = e.Value
+		}
+		var missing []string
+		for _, v := range want {
+			if _, ok := have[v]; !ok {
+				missing = append(missing, v)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			return false, fmt.Sprintf("missing %v", missing)
+		}
+		require.Equal(t, "false", have["HAS_COMPLETED_INITIAL_TRAINING"])
+		require.Equal(t, "http://kb.sedna:9020", have["KB_SERVER"])
+		require.Equal(t, "atcii-classifier-demo", have["JOB_NAME"])
+		require.Contains(t, have["TRAIN_DATASET_URL"], "/data/train/1/")
+		return true, ""
+	})
 }
