@@ -1,7 +1,8 @@
 // Command mnist-ll-drive plays the world around the MNIST LifelongLearningJob on a cluster:
 //
 //	init     writes the first task's labelled dataset (upright digits) as the job's Dataset csv,
-//	         with MNIST's training images in <dataset dir>/mnist
+//	         with MNIST's training images in <dataset dir>/mnist, and creates the job's output
+//	         directory <dataset dir>/output
 //	stream   sends a stream mixing a new rotation with known ones to the inference worker,
 //	         measures its unseen-task detection, and labels what it filed (MNIST's labels stand
 //	         in for the human labellers), appending the rows to the Dataset csv
@@ -83,8 +84,12 @@ func run(args []string) error {
 		for i := range rows {
 			rows[i] = ll.Row{Ref: "mnist/" + idxImages + ":" + strconv.Itoa(*from+i), Label: int(train.Labels[*from+i]), Rotation: 0}
 		}
-		if err := os.MkdirAll(filepath.Join(*datasetDir, "mnist"), 0o755); err != nil {
-			return err
+		// The job's outputDir (<dataset dir>/output in the example) must exist: the LC writes
+		// rounds only into an existing directory below its data root.
+		for _, dir := range []string{"mnist", "output"} {
+			if err := os.MkdirAll(filepath.Join(*datasetDir, dir), 0o755); err != nil {
+				return err
+			}
 		}
 		images, err := os.ReadFile(filepath.Join(mnistDir, idxImages))
 		if err != nil {
