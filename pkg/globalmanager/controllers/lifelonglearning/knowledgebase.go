@@ -33,7 +33,8 @@ const (
 )
 
 // knowledgeBaseOf is status.knowledgeBase from a report's output as upstream computes it, or nil
-// when the output names no models (the knowledge base is then left as it is):
+// when the output names no models, or only models without task metrics, classes or sample counts
+// (the knowledge base is then left as it is):
 //
 //   - AIClasses: the first model's classes;
 //   - AIModels: one per model and task of its current_metric, the task being the model ID, with
@@ -49,7 +50,9 @@ func knowledgeBaseOf(output json.RawMessage) (*sednav1.KnowledgeBase, error) {
 	if err := json.Unmarshal(output, &out); err != nil {
 		return nil, fmt.Errorf("reading the models of the stage output: %w", err)
 	}
-	if len(out.Models) == 0 {
+	if !slices.ContainsFunc(out.Models, describesKnowledgeBase) {
+		// The LC's Deploy report names only the deployed index file: it says nothing about
+		// the tasks, so the summary the train and eval reports gave stands.
 		return nil, nil
 	}
 	kb := &sednav1.KnowledgeBase{}
@@ -89,4 +92,9 @@ func knowledgeBaseOf(output json.RawMessage) (*sednav1.KnowledgeBase, error) {
 	}
 	kb.AIModels.NumberOfAIModels = len(kb.AIModels.ListOfAIModels)
 	return kb, nil
+}
+
+// describesKnowledgeBase tells whether a reported model says anything about the knowledge base.
+func describesKnowledgeBase(m kbModel) bool {
+	return len(m.CurrentMetric) > 0 || len(m.Classes) > 0 || m.LabeledUnseenSamples != 0 || m.UnseenSamples != 0
 }
