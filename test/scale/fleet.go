@@ -215,13 +215,23 @@ func kwokBinary(t testing.TB) string {
 
 func startKWOK(ctx context.Context, t testing.TB, dir, kubeconfig string) {
 	bin := kwokBinary(t)
-	proc, err := localcluster.StartProcess(ctx, "kwok", bin, filepath.Join(dir, "logs"), []string{
+	args := []string{
 		"--kubeconfig=" + kubeconfig,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + kwokAnnotation + "=fake",
 		"--node-lease-duration-seconds=40",
-		"--server-address=127.0.0.1:0",
-	})
+	}
+	// KWOK's own stages, from its module: nodes become Ready and renew their Lease; pods run.
+	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
+	list.Dir = filepath.Join(localcluster.RepoRoot(), "hack", "tools", "kwok")
+	out, err := list.Output()
+	require.NoError(t, err, "locating the kwok module")
+	stages := filepath.Join(strings.TrimSpace(string(out)), "kustomize", "stage")
+	for _, f := range []string{"node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+		"pod/fast/pod-ready.yaml", "pod/fast/pod-delete.yaml"} {
+		args = append(args, "--config="+filepath.Join(stages, f))
+	}
+	proc, err := localcluster.StartProcess(ctx, "kwok", bin, filepath.Join(dir, "logs"), args)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if err := proc.Stop(); err != nil {
