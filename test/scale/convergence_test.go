@@ -37,7 +37,6 @@ import (
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
-
 // childrenPerService are the children the figure counts: two worker Deployments and the cloud
 // worker's Service.
 const childrenPerService = 3
