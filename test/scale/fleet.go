@@ -98,6 +98,7 @@ type FleetResult struct {
 // RunFleet runs one fleet of opts.Nodes nodes on the control plane in dir and returns its figures.
 func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) FleetResult {
 	res := FleetResult{Nodes: opts.Nodes, RestWindow: opts.RestWindow, LeaseDuration: opts.LeaseDuration}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o700))
 	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster")})
 	require.NoError(t, err)
 	t.Cleanup(func() {

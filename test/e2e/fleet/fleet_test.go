@@ -21,6 +21,7 @@ func TestSmallFleet(t *testing.T) {
 	const nodes, reports = 10, 5
 	r := scale.RunFleet(ctx, t, t.TempDir(), scale.FleetOptions{Nodes: nodes, ReportsPerLC: reports,
 		RestWindow: 5 * time.Second, Failover: true, LeaseDuration: 10 * time.Second})
+	t.Logf("fleet of %d: %+v", nodes, r)
 	// RunFleet has waited for every LC's snapshot, before and after the leader's SIGKILL.
 	require.Equal(t, nodes*reports, r.Reports, "every report reached the dataset's status")
 	for request, count := range r.RestRequests {
