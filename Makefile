@@ -42,8 +42,8 @@ e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and 
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
 .PHONY: scale
-scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N="100,1000"); prints the tables.
-	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence' ./test/scale/
+scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
+	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
 
 .PHONY: local-up
 local-up: install-test-binaries ## Run Sedna on this machine until Ctrl-C (hack/local-up.sh; ARGS="--demo").

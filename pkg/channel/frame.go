@@ -81,6 +81,10 @@ var ErrMalformed = errors.New("malformed frame")
 
 // Encode marshals a frame.
 func Encode(f *Frame) ([]byte, error) {
+	return AppendEncode(nil, f)
+}
+
+func encodeSlow(f *Frame) ([]byte, error) {
 	data, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s frame for %s: %w", f.Header.Operation, f.Header.Key(), err)
@@ -94,6 +98,20 @@ func Decode(data []byte, maxBytes int) (*Frame, error) {
 	if maxBytes > 0 && len(data) > maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrMalformed, len(data), maxBytes)
 	}
+	f, ok := decodeFast(data)
+	if !ok {
+		var err error
+		if f, err = decodeSlow(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func decodeSlow(data []byte) (*Frame, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f Frame
@@ -102,9 +120,6 @@ func Decode(data []byte, maxBytes int) (*Frame, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the frame", ErrMalformed)
-	}
-	if err := f.Validate(); err != nil {
-		return nil, err
 	}
 	return &f, nil
 }
@@ -149,13 +164,52 @@ func validateKey(h Header) error {
 	if kind == "" || len(kind) > 63 || strings.Trim(strings.ToLower(kind), "abcdefghijklmnopqrstuvwxyz") != "" {
 		return fmt.Errorf("%w: resourceKind %q is not a kind name", ErrMalformed, truncate(kind))
 	}
-	if errs := validation.IsDNS1123Label(h.Namespace); len(errs) > 0 {
-		return fmt.Errorf("%w: namespace %q: %s", ErrMalformed, truncate(h.Namespace), strings.Join(errs, "; "))
+	if !isDNSLabel(h.Namespace) {
+		if errs := validation.IsDNS1123Label(h.Namespace); len(errs) > 0 {
+			return fmt.Errorf("%w: namespace %q: %s", ErrMalformed, truncate(h.Namespace), strings.Join(errs, "; "))
+		}
 	}
-	if errs := validation.IsDNS1123Subdomain(h.ResourceName); len(errs) > 0 {
-		return fmt.Errorf("%w: resourceName %q: %s", ErrMalformed, truncate(h.ResourceName), strings.Join(errs, "; "))
+	if !isDNSSubdomain(h.ResourceName) {
+		if errs := validation.IsDNS1123Subdomain(h.ResourceName); len(errs) > 0 {
+			return fmt.Errorf("%w: resourceName %q: %s", ErrMalformed, truncate(h.ResourceName), strings.Join(errs, "; "))
+		}
 	}
 	return nil
+}
+
+// isDNSLabel and isDNSSubdomain accept only names that validation.IsDNS1123Label and
+// IsDNS1123Subdomain accept, without their regular expressions; a name they refuse is checked
+// again by those functions, which say what is wrong.
+func isDNSLabel(s string) bool {
+	return len(s) <= validation.DNS1123LabelMaxLength && isLabelChars(s)
+}
+
+// isLabelChars reports whether s is a non-empty run of lower-case letters, digits and inner dashes.
+func isLabelChars(s string) bool {
+	if len(s) == 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDNSSubdomain(s string) bool {
+	if len(s) == 0 || len(s) > validation.DNS1123SubdomainMaxLength {
+		return false
+	}
+	// A subdomain's labels are not limited to 63 characters, only the whole name.
+	for label := range strings.SplitSeq(s, ".") {
+		if !isLabelChars(label) {
+			return false
+		}
+	}
+	return true
 }
 
 // truncate keeps error messages short whatever a peer sends.

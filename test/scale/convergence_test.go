@@ -4,7 +4,6 @@ package scale
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,7 +28,6 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/sedna-go/sedna/cmd/sedna-gm/app"
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
@@ -38,9 +36,6 @@ import (
 	"github.com/sedna-go/sedna/test/integration/framework"
 	"github.com/sedna-go/sedna/test/localcluster"
 )
-
-// bareWorkers is the reference writer's concurrency.
-const bareWorkers = 16
 
 // childrenPerService are the children the figure counts: two worker Deployments and the cloud
 // worker's Service.
@@ -320,28 +315,6 @@ func (w *childWatch) wait(ctx context.Context, t *testing.T, want int) {
 
 func (w *childWatch) stop() { w.cancel() }
 
-// parallel runs fn(0..n-1) on bareWorkers goroutines, failing the test on the first error.
-func parallel(ctx context.Context, t *testing.T, n int, fn func(ctx context.Context, i int) error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, bareWorkers)
-	for w := range bareWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || errs[w] != nil {
-					return
-				}
-				errs[w] = fn(ctx, i)
-			}
-		}()
-	}
-	wg.Wait()
-	require.NoError(t, errors.Join(errs...))
-}
-
 // copyChildren returns functions creating, in namespace to, copies of the Deployments and Services
 // GM created in from: the same objects, without what the API server set and without the owner
 // reference (whose owner is not in to).
@@ -434,16 +407,6 @@ func formatWrites(m map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// installCRDs creates build/crds and waits until they are served.
-func installCRDs(t *testing.T, cfg *rest.Config) {
-	opts := envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join(localcluster.RepoRoot(), "build", "crds")}, ErrorIfPathMissing: true,
-		MaxTime: time.Minute, PollInterval: 100 * time.Millisecond,
-	}
-	_, err := envtest.InstallCRDs(cfg, opts)
-	require.NoError(t, err)
 }
 
 // healthy reports whether GM's readiness endpoint answers 200.

@@ -181,11 +181,14 @@ func (c *Config) SetDefaults() {
 		c.WebSocket.LCServiceAccounts = []string{"sedna/sedna-lc"}
 	}
 	tr := &c.WebSocket.TokenReview
+	// Every LC reconnects at once when a new GM leads: at 50 reviews/s, 1,000 LCs took 18 s to be
+	// admitted (docs/performance.md). Reviews store nothing; the API server's priority and
+	// fairness protects it, as for the controllers' client.
 	if tr.QPS == 0 {
-		tr.QPS = 50
+		tr.QPS = 500
 	}
 	if tr.Burst == 0 {
-		tr.Burst = 100
+		tr.Burst = 1000
 	}
 	if tr.CacheTTL.Duration == 0 {
 		tr.CacheTTL.Duration = 10 * time.Second

@@ -79,8 +79,8 @@ func TestTokenReviewSettings(t *testing.T) {
 	cfg, err := Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b}\n"))
 	require.NoError(t, err)
 	tr := cfg.WebSocket.TokenReview
-	require.Equal(t, float32(50), tr.QPS)
-	require.Equal(t, 100, tr.Burst)
+	require.Equal(t, float32(500), tr.QPS)
+	require.Equal(t, 1000, tr.Burst)
 	require.Equal(t, 10*time.Second, tr.CacheTTL.Duration)
 	require.Equal(t, 10000, tr.CacheSize)
 	require.Equal(t, 2*time.Minute, tr.RecheckPeriod.Duration)

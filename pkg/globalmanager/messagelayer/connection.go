@@ -26,6 +26,11 @@ type connection struct {
 	hub *Hub
 	ns  *nodeState
 	ws  wsConn
+	// batch gathers the frames of one writer pass into as few writes as possible; nil when the
+	// websocket is not over a channel.BatchConn.
+	batch *channel.BatchConn
+	// encoded is the writer's buffer for encoding frames.
+	encoded []byte
 
 	wake      chan struct{}
 	done      chan struct{}
@@ -53,8 +58,9 @@ type connection struct {
 }
 
 func newConnection(h *Hub, ns *nodeState, ws wsConn) *connection {
+	batch, _ := ws.NetConn().(*channel.BatchConn)
 	return &connection{
-		hub: h, ns: ns, ws: ws,
+		hub: h, ns: ns, ws: ws, batch: batch,
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		reports:      make(chan takenReport, reportQueue),
@@ -161,31 +167,60 @@ func (c *connection) writeLoop(ctx context.Context) {
 				}
 			}
 		}
-		for {
-			frames := c.nextBatch()
-			if len(frames) == 0 {
-				break
+		if !c.writeQueued(ctx) {
+			return
+		}
+	}
+}
+
+// writeQueued writes everything queued — acks, dirty resources, the sync frame — gathering the
+// frames into as few writes as the batch limit allows, and writes the last of them once the queue
+// is empty. False when the connection failed.
+func (c *connection) writeQueued(ctx context.Context) bool {
+	logger := klog.FromContext(ctx)
+	opts := c.hub.opts
+	wrote := false
+	for {
+		frames := c.nextBatch()
+		if len(frames) == 0 {
+			break
+		}
+		if !wrote {
+			wrote = true
+			if err := c.ws.SetWriteDeadline(c.hub.now().Add(opts.WriteTimeout)); err != nil {
+				logger.V(2).Info("Setting the write deadline failed; closing the connection", "err", err)
+				return false
 			}
-			for i := range frames {
-				data, err := channel.Encode(&frames[i])
-				if err != nil {
-					logger.Error(err, "Dropping a frame that cannot be encoded")
-					continue
-				}
-				if err := c.ws.SetWriteDeadline(c.hub.now().Add(opts.WriteTimeout)); err != nil {
-					logger.V(2).Info("Setting the write deadline failed; closing the connection", "err", err)
-					return
-				}
-				if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
-					logger.V(2).Info("Write failed; closing the connection", "err", err)
-					return
-				}
-				if frames[i].Header.Operation != channel.OpAck {
-					c.hub.metrics.FramesSent.Inc()
-				}
+			if c.batch != nil {
+				c.batch.Hold()
+			}
+		}
+		for i := range frames {
+			var err error
+			c.encoded, err = channel.AppendEncode(c.encoded[:0], &frames[i])
+			if err != nil {
+				logger.Error(err, "Dropping a frame that cannot be encoded")
+				continue
+			}
+			if err := c.ws.WriteMessage(websocket.TextMessage, c.encoded); err != nil {
+				logger.V(2).Info("Write failed; closing the connection", "err", err)
+				return false
+			}
+			if frames[i].Header.Operation != channel.OpAck {
+				c.hub.metrics.FramesSent.Inc()
 			}
 		}
 	}
+	if cap(c.encoded) > 64<<10 {
+		c.encoded = nil // let a large object's buffer go
+	}
+	if wrote && c.batch != nil {
+		if err := c.batch.Flush(); err != nil {
+			logger.V(2).Info("Write failed; closing the connection", "err", err)
+			return false
+		}
+	}
+	return true
 }
 
 // nextBatch takes the queued acks, then up to MaxFramesPerWrite dirty resources, then — once the

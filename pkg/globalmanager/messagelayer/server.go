@@ -1,10 +1,12 @@
 package messagelayer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -76,7 +78,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, err := s.upgrader.Upgrade(batchingHijacker{w}, r, nil)
 	if err != nil {
 		logger.Info("Websocket upgrade failed", "node", node, "err", err)
 		return // the upgrader has answered the client
@@ -187,4 +189,16 @@ func bearerToken(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(token), true
+}
+
+// batchingHijacker hands the websocket a channel.BatchConn, so the connection's writer can send
+// the frames it has ready in one write.
+type batchingHijacker struct{ http.ResponseWriter }
+
+func (h batchingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return channel.NewBatchConn(conn), brw, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -213,6 +214,14 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 		Proxy:           http.ProxyFromEnvironment,
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
+		// Under TLS, so the writer can send several TLS records (acks, reports) in one write.
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return channel.NewBatchConn(conn), nil
+		},
 	}
 	header := http.Header{}
 	header.Set("Authorization", "Bearer "+token)

@@ -2,6 +2,7 @@ package gmclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,9 @@ const downstreamQueue = 64
 type connection struct {
 	client *Client
 	ws     *websocket.Conn
+	// batch gathers the writes of one writer pass into as few system calls as possible; nil
+	// when the websocket is not over a channel.BatchConn.
+	batch *channel.BatchConn
 	// appCtx is Run's context with the connection's logger: the Handler's work must not be
 	// cancelled just because the connection broke.
 	appCtx context.Context
@@ -52,6 +56,7 @@ func (c *Client) serve(ctx context.Context, ws *websocket.Conn) error {
 		frameAcks:  make(chan uint64, downstreamQueue),
 		reportAcks: make(chan *channel.Frame, c.opts.MaxInflight),
 		outbox:     newOutboxWindow(c.opts.MaxInflight),
+		batch:      batchConnOf(ws),
 	}
 
 	var wg sync.WaitGroup
@@ -66,6 +71,57 @@ func (c *Client) serve(ctx context.Context, ws *websocket.Conn) error {
 	_ = ws.Close() // the connection is being abandoned; a close error changes nothing
 	wg.Wait()
 	return context.Cause(connCtx)
+}
+
+// batchConnOf finds the channel.BatchConn the websocket writes through, under TLS or not.
+func batchConnOf(ws *websocket.Conn) *channel.BatchConn {
+	nc := ws.NetConn()
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
+	b, _ := nc.(*channel.BatchConn)
+	return b
+}
+
+// hold starts gathering the writer's writes; flush sends them.
+func (cn *connection) hold() {
+	if cn.batch != nil {
+		cn.batch.Hold()
+	}
+}
+
+func (cn *connection) flush() error {
+	if cn.batch == nil {
+		return nil
+	}
+	if err := cn.batch.Flush(); err != nil {
+		return fmt.Errorf("writing to GM: %w", err)
+	}
+	return nil
+}
+
+// maxAcksPerWrite bounds the acknowledgements the writer gathers before looking at its other work.
+const maxAcksPerWrite = downstreamQueue
+
+// writeAcks writes the ack of seq and of every further applied frame already waiting, in one
+// write.
+func (cn *connection) writeAcks(seq uint64) error {
+	cn.hold()
+	for n := 1; ; n++ {
+		if err := cn.write(&channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: seq}); err != nil {
+			return err
+		}
+		if n == maxAcksPerWrite {
+			break
+		}
+		select {
+		case seq = <-cn.frameAcks:
+			continue
+		default:
+		}
+		break
+	}
+	return cn.flush()
 }
 
 // readDeadline is how long the connection may stay silent: three ping intervals, so one or two
@@ -174,7 +230,7 @@ func (cn *connection) writeLoop(ctx context.Context) error {
 	lastPing := time.Now()
 
 	// Everything still pending goes out again from the first entry: GM drops duplicates.
-	if err := cn.fillWindow(ctx); err != nil {
+	if err := cn.fillWindowBatched(ctx); err != nil {
 		return err
 	}
 	for {
@@ -185,16 +241,16 @@ func (cn *connection) writeLoop(ctx context.Context) error {
 			}
 			return context.Cause(ctx)
 		case seq := <-cn.frameAcks:
-			if err := cn.write(&channel.Frame{Header: channel.Header{Operation: channel.OpAck}, Ack: seq}); err != nil {
+			if err := cn.writeAcks(seq); err != nil {
 				return err
 			}
 		case ack := <-cn.reportAcks:
 			cn.handleReportAck(ctx, ack)
-			if err := cn.fillWindow(ctx); err != nil {
+			if err := cn.fillWindowBatched(ctx); err != nil {
 				return err
 			}
 		case <-cn.client.notify:
-			if err := cn.fillWindow(ctx); err != nil {
+			if err := cn.fillWindowBatched(ctx); err != nil {
 				return err
 			}
 		case now := <-ticker.C:
@@ -210,6 +266,16 @@ func (cn *connection) writeLoop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// fillWindowBatched sends the reports that fit the window in as few writes as possible.
+func (cn *connection) fillWindowBatched(ctx context.Context) error {
+	cn.hold()
+	if err := cn.fillWindow(ctx); err != nil {
+		_ = cn.flush() // the connection is failing anyway; fillWindow's error says why
+		return err
+	}
+	return cn.flush()
 }
 
 func (cn *connection) write(f *channel.Frame) error {

@@ -1,0 +1,735 @@
+package scale
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/channel"
+	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
+	"github.com/sedna-go/sedna/pkg/globalmanager/config"
+	"github.com/sedna-go/sedna/pkg/localcontroller/gmclient"
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+	"github.com/sedna-go/sedna/test/integration/framework"
+	"github.com/sedna-go/sedna/test/localcluster"
+)
+
+// The fleet: N fake edge Nodes kept Ready by KWOK, an LC pod on each (KWOK reports it Running),
+// and N simulated LCs in this process, each a real gmclient with its own store and TLS
+// connection, authenticating with a TokenRequest token bound to its pod. Two sedna-gm processes
+// (the shipped binary) run with leader election; the LCs reach the leader through a TCP front,
+// as through a Service. GM's own API requests go through a counting proxy.
+
+const (
+	fleetNamespace = "sedna"
+	lcAccount      = "sedna-lc"
+	edgeRole       = "node-role.kubernetes.io/edge"
+	kwokVersion    = "v0.8.0"
+	// kwokAnnotation marks the nodes KWOK manages (its default selector).
+	kwokAnnotation = "kwok.x-k8s.io/node"
+)
+
+// bareWorkers is the reference writer's concurrency, and the test's own for setting up.
+const bareWorkers = 16
+
+// FleetOptions sizes one fleet run.
+type FleetOptions struct {
+	Nodes int
+	// ReportsPerLC is how many dataset reports each LC sends in the report phase (0: none).
+	ReportsPerLC int
+	// RestWindow is how long GM is watched while nothing changes.
+	RestWindow time.Duration
+	// Failover kills the leading GM with SIGKILL after the steady-state window.
+	Failover bool
+	// LeaseDuration of GM's leader election.
+	LeaseDuration time.Duration
+}
+
+// FleetResult is one row of the fleet tables.
+type FleetResult struct {
+	Nodes int
+	// Snapshot is the time from starting the LCs to every LC holding its complete snapshot.
+	Snapshot time.Duration
+	// GM's RSS and CPU (cores) while at rest with every LC connected.
+	RSS      uint64
+	CPUCores float64
+	// RestRequests counts GM's API requests during the rest window by "verb resource".
+	RestRequests map[string]int
+	RestWindow   time.Duration
+	// Reports: how many went through, their rate and end-to-end p99 (enqueue → status observed).
+	Reports    int
+	ReportRate float64
+	ReportP99  time.Duration
+	// Failover: SIGKILL of the leader → every LC applied a complete snapshot from the new one.
+	Failover      time.Duration
+	LeaseDuration time.Duration
+}
+
+// RunFleet runs one fleet of opts.Nodes nodes on the control plane in dir and returns its figures.
+func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) FleetResult {
+	res := FleetResult{Nodes: opts.Nodes, RestWindow: opts.RestWindow, LeaseDuration: opts.LeaseDuration}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o700))
+	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster")})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := cluster.Stop(); err != nil {
+			t.Errorf("stopping the control plane: %v", err)
+		}
+	})
+	admin := rest.CopyConfig(cluster.Config)
+	admin.QPS, admin.Burst = -1, 0
+	admin.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+	kube := kubernetes.NewForConfigOrDie(admin)
+	sedna := sednaclientset.NewForConfigOrDie(admin)
+	installCRDs(t, admin)
+
+	startKWOK(ctx, t, dir, cluster.Kubeconfig)
+	makeNodesAndPods(ctx, t, kube, opts.Nodes)
+
+	// GM: two processes of the shipped binary behind a front; API requests counted.
+	gmBin := buildGM(t, dir)
+	counter := startCountingProxy(t, admin)
+	certDir := filepath.Join(dir, "gm-cert")
+	require.NoError(t, os.MkdirAll(certDir, 0o700))
+	cert, err := framework.WriteServingCert(certDir, "127.0.0.1")
+	require.NoError(t, err)
+	gms := []*gmProcess{
+		startGMProcess(ctx, t, dir, gmBin, "gm-a", counter.kubeconfig(t, dir), cert, opts.LeaseDuration),
+		startGMProcess(ctx, t, dir, gmBin, "gm-b", counter.kubeconfig(t, dir), cert, opts.LeaseDuration),
+	}
+	front := startFront(t, gms)
+
+	// One Dataset per node: each LC's snapshot is its dataset.
+	parallel(ctx, t, opts.Nodes, func(ctx context.Context, i int) error {
+		_, err := sedna.SednaV1alpha1().Datasets(fleetNamespace).Create(ctx, &sednav1.Dataset{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ds-%d", i)},
+			Spec:       sednav1.DatasetSpec{URL: "/data/index.txt", Format: "txt", NodeName: nodeName(i)},
+		}, metav1.CreateOptions{})
+		return err
+	})
+
+	lcs := startLCs(ctx, t, dir, kube, cert.CAFile, front, opts.Nodes)
+	start := time.Now()
+	waitFor(ctx, t, 10*time.Minute, "every LC holds its dataset", func() bool { return lcs.holding() == opts.Nodes })
+	res.Snapshot = time.Since(start)
+	t.Logf("N=%d: every LC holds its snapshot after %s", opts.Nodes, res.Snapshot.Round(time.Millisecond))
+
+	leader := leaderOf(ctx, t, kube, gms)
+	// At rest: let the last status writes settle, then count.
+	time.Sleep(5 * time.Second)
+	cpu0, before := processCPU(t, leader.proc.PID()), counter.snapshot()
+	time.Sleep(opts.RestWindow)
+	cpu1, after := processCPU(t, leader.proc.PID()), counter.snapshot()
+	res.CPUCores = (cpu1 - cpu0).Seconds() / opts.RestWindow.Seconds()
+	res.RSS = processRSS(t, leader.proc.PID())
+	res.RestRequests = map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			res.RestRequests[k] = d
+		}
+	}
+
+	if opts.ReportsPerLC > 0 {
+		res.Reports, res.ReportRate, res.ReportP99 = runReports(ctx, t, sedna, lcs, opts.ReportsPerLC)
+	}
+
+	if opts.Failover {
+		applied := lcs.appliedCounts()
+		killed := time.Now()
+		require.NoError(t, leader.proc.Kill())
+		// A complete snapshot from the new leader is at least the dataset and the sync frame.
+		waitFor(ctx, t, opts.LeaseDuration+5*time.Minute, "every LC applied the new leader's snapshot", func() bool {
+			now := lcs.appliedCounts()
+			for i := range now {
+				if now[i] < applied[i]+2 {
+					return false
+				}
+			}
+			return lcs.holding() == opts.Nodes
+		})
+		res.Failover = time.Since(killed)
+		t.Logf("N=%d: failover took %s (lease %s)", opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration)
+	}
+	return res
+}
+
+func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
+
+func waitFor(ctx context.Context, t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) { return cond(), nil })
+	require.NoError(t, err, "waiting until %s", what)
+}
+
+// kwokBinary returns KWOK built from the module proxy (hack/tools/kwok), cached like the control
+// plane's binaries.
+func kwokBinary(t testing.TB) string {
+	cache := os.Getenv("SEDNA_TEST_BIN_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		require.NoError(t, err)
+		cache = filepath.Join(home, ".cache", "sedna-test-binaries")
+	}
+	dir := filepath.Join(cache, "kwok-"+kwokVersion+"-"+runtime.GOOS+"-"+runtime.GOARCH)
+	bin := filepath.Join(dir, "kwok")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	cmd := exec.Command("go", "build", "-ldflags", "-s -w", "-o", bin+".tmp", "sigs.k8s.io/kwok/cmd/kwok")
+	cmd.Dir = filepath.Join(localcluster.RepoRoot(), "hack", "tools", "kwok")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "building kwok: %s", out)
+	require.NoError(t, os.Rename(bin+".tmp", bin))
+	return bin
+}
+
+func startKWOK(ctx context.Context, t testing.TB, dir, kubeconfig string) {
+	bin := kwokBinary(t)
+	args := []string{
+		"--kubeconfig=" + kubeconfig,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=" + kwokAnnotation + "=fake",
+		"--node-lease-duration-seconds=40",
+	}
+	// KWOK's own stages, from its module: nodes become Ready and renew their Lease; pods run.
+	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
+	list.Dir = filepath.Join(localcluster.RepoRoot(), "hack", "tools", "kwok")
+	out, err := list.Output()
+	require.NoError(t, err, "locating the kwok module")
+	stages := filepath.Join(strings.TrimSpace(string(out)), "kustomize", "stage")
+	for _, f := range []string{"node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+		"pod/fast/pod-ready.yaml", "pod/fast/pod-delete.yaml"} {
+		args = append(args, "--config="+filepath.Join(stages, f))
+	}
+	proc, err := localcluster.StartProcess(ctx, "kwok", bin, filepath.Join(dir, "logs"), args)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := proc.Stop(); err != nil {
+			t.Errorf("stopping kwok: %v", err)
+		}
+	})
+}
+
+// makeNodesAndPods registers n edge Nodes for KWOK and an LC pod bound to each, and waits until
+// KWOK reports every node Ready and every pod Running.
+func makeNodesAndPods(ctx context.Context, t testing.TB, kube kubernetes.Interface, n int) {
+	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleetNamespace}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = kube.CoreV1().ServiceAccounts(fleetNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: lcAccount}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	parallel(ctx, t, n, func(ctx context.Context, i int) error {
+		_, err := kube.CoreV1().Nodes().Create(ctx, &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: nodeName(i),
+				Labels:      map[string]string{edgeRole: "", corev1.LabelHostname: nodeName(i), "type": "kwok"},
+				Annotations: map[string]string{kwokAnnotation: "fake"}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = kube.CoreV1().Pods(fleetNamespace).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("lc-%d", i), Labels: map[string]string{"app": "sedna-lc"}},
+			Spec: corev1.PodSpec{
+				NodeName: nodeName(i), ServiceAccountName: lcAccount,
+				Containers:  []corev1.Container{{Name: "lc", Image: "sedna-lc"}},
+				Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	waitFor(ctx, t, 10*time.Minute, "KWOK reports every node Ready and every LC pod Running", func() bool {
+		nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: edgeRole})
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for _, node := range nodes.Items {
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		pods, err := kube.CoreV1().Pods(fleetNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=sedna-lc"})
+		if err != nil {
+			return false
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return ready == n && running == n
+	})
+}
+
+// buildGM builds the shipped sedna-gm.
+func buildGM(t testing.TB, dir string) string {
+	bin := filepath.Join(dir, "bin", "sedna-gm")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sedna-gm")
+	cmd.Dir = localcluster.RepoRoot()
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "building sedna-gm: %s", out)
+	return bin
+}
+
+type gmProcess struct {
+	name        string
+	proc        *localcluster.Process
+	channelPort int
+}
+
+func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfig string, cert framework.ServingCert, lease time.Duration) *gmProcess {
+	ports := make([]int, 3)
+	for i := range ports {
+		var err error
+		ports[i], err = framework.FreePort()
+		require.NoError(t, err)
+	}
+	enabled := true
+	cfg := config.Config{
+		KubeConfig: kubeconfig,
+		WebSocket: config.WebSocket{Address: "127.0.0.1", Port: ports[0], TLSCertFile: cert.CertFile, TLSKeyFile: cert.KeyFile,
+			LCServiceAccounts: []string{fleetNamespace + "/" + lcAccount}},
+		LeaderElection: config.LeaderElection{Enabled: &enabled, LeaseNamespace: fleetNamespace,
+			LeaseDuration: config.Duration{Duration: lease}, RenewDeadline: config.Duration{Duration: lease * 2 / 3},
+			RetryPeriod: config.Duration{Duration: lease / 5}},
+		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", ports[1]), HealthAddress: fmt.Sprintf("127.0.0.1:%d", ports[2]),
+	}
+	data, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	path := filepath.Join(dir, name+".yaml")
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	proc, err := localcluster.StartProcess(ctx, name, bin, filepath.Join(dir, "logs"), []string{"--config=" + path, "--identity=" + name})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if exited, _ := proc.Exited(); !exited {
+			if err := proc.Stop(); err != nil {
+				t.Logf("stopping %s: %v", name, err)
+			}
+		}
+	})
+	return &gmProcess{name: name, proc: proc, channelPort: ports[0]}
+}
+
+// leaderOf waits for a leader and returns its process.
+func leaderOf(ctx context.Context, t testing.TB, kube kubernetes.Interface, gms []*gmProcess) *gmProcess {
+	var leader *gmProcess
+	waitFor(ctx, t, 2*time.Minute, "a GM leads", func() bool {
+		leases, err := kube.CoordinationV1().Leases(fleetNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, l := range leases.Items {
+			if l.Spec.HolderIdentity == nil {
+				continue
+			}
+			for _, gm := range gms {
+				if *l.Spec.HolderIdentity == gm.name {
+					leader = gm
+				}
+			}
+		}
+		return leader != nil
+	})
+	return leader
+}
+
+// startFront forwards each connection to the first GM that accepts it: the leader, since a
+// standby does not listen. It stands for the Service in front of GM.
+func startFront(t testing.TB, gms []*gmProcess) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer func() { _ = conn.Close() }()
+				var backend net.Conn
+				for _, gm := range gms {
+					backend, err = net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(gm.channelPort), time.Second)
+					if err == nil {
+						break
+					}
+				}
+				if backend == nil {
+					return
+				}
+				defer func() { _ = backend.Close() }()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(backend, conn); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(conn, backend); done <- struct{}{} }()
+				<-done
+			})
+		}
+	})
+	return "wss://" + ln.Addr().String() + "/"
+}
+
+// countingProxy forwards GM's API requests to the API server and counts them.
+type countingProxy struct {
+	addr   string
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
+	target, err := url.Parse(admin.Host)
+	require.NoError(t, err)
+	transport, err := rest.TransportFor(admin)
+	require.NoError(t, err)
+	cp := &countingProxy{counts: map[string]int{}}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = transport
+	proxy.FlushInterval = -1
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cp.count(r)
+		proxy.ServeHTTP(w, r)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	cp.addr = ln.Addr().String()
+	return cp
+}
+
+// count files a request under its verb and resource (the path without namespace and name).
+func (cp *countingProxy) count(r *http.Request) {
+	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",
+		http.MethodPatch: "patch", http.MethodDelete: "delete"}[r.Method]
+	if r.URL.Query().Get("watch") == "true" {
+		verb = "watch"
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	resource := r.URL.Path
+	for i, p := range parts {
+		if p == "namespaces" && i+2 < len(parts) {
+			parts = append(parts[:i], parts[i+2:]...)
+			break
+		}
+	}
+	// api/v1/pods/name or apis/group/version/resource/name[/sub]: keep the resource and subresource.
+	skip := 2
+	if len(parts) > 0 && parts[0] == "apis" {
+		skip = 3
+	}
+	if len(parts) > skip {
+		resource = parts[skip]
+		if len(parts) > skip+2 {
+			resource += "/" + parts[skip+2]
+		}
+	}
+	cp.mu.Lock()
+	cp.counts[verb+" "+resource]++
+	cp.mu.Unlock()
+}
+
+func (cp *countingProxy) snapshot() map[string]int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	out := make(map[string]int, len(cp.counts))
+	for k, v := range cp.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// kubeconfig writes a kubeconfig that reaches the API server through the proxy.
+func (cp *countingProxy) kubeconfig(t testing.TB, dir string) string {
+	path := filepath.Join(dir, "gm-kubeconfig")
+	data := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: "http://%s"}}]
+users: [{name: gm, user: {}}]
+contexts: [{name: local, context: {cluster: local, user: gm}}]
+current-context: local
+`, cp.addr)
+	require.NoError(t, os.WriteFile(path, []byte(data), 0o600))
+	return path
+}
+
+// fleetLC is one simulated LC.
+type fleetLC struct {
+	store    *store.Store
+	client   *gmclient.Client
+	registry *prometheus.Registry
+	holds    atomic.Bool
+	key      channel.Key
+}
+
+type fleet struct {
+	lcs []*fleetLC
+}
+
+func (f *fleet) holding() int {
+	n := 0
+	for _, lc := range f.lcs {
+		if lc.holds.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// appliedCounts is, per LC, the frames from GM it applied (changed or not).
+func (f *fleet) appliedCounts() []float64 {
+	out := make([]float64, len(f.lcs))
+	for i, lc := range f.lcs {
+		families, err := lc.registry.Gather()
+		if err != nil {
+			continue
+		}
+		for _, fam := range families {
+			if !strings.HasSuffix(fam.GetName(), "frames_applied_total") {
+				continue
+			}
+			for _, m := range fam.GetMetric() {
+				out[i] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+type lcHandler struct{ lc *fleetLC }
+
+func (h lcHandler) ResourceChanged(_ context.Context, r store.Resource) {
+	if r.Key.Kind == h.lc.key.Kind && r.Key.Name == h.lc.key.Name {
+		h.lc.holds.Store(true)
+	}
+}
+
+func (h lcHandler) ResourceDeleted(context.Context, store.ResourceKey) {}
+
+// startLCs requests a token bound to each LC pod and starts a gmclient per node.
+func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Interface, caFile, url string, n int) *fleet {
+	f := &fleet{lcs: make([]*fleetLC, n)}
+	lcCtx, cancel := context.WithCancel(klog.NewContext(ctx, klog.Background().V(1)))
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, lc := range f.lcs {
+			if lc != nil {
+				_ = lc.store.Close()
+			}
+		}
+	})
+	expiry := int64(3600)
+	parallel(ctx, t, n, func(ctx context.Context, i int) error {
+		pod, err := kube.CoreV1().Pods(fleetNamespace).Get(ctx, fmt.Sprintf("lc-%d", i), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		tr, err := kube.CoreV1().ServiceAccounts(fleetNamespace).CreateToken(ctx, lcAccount, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"sedna-gm"}, ExpirationSeconds: &expiry,
+				BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("requesting the token of %s: %w", pod.Name, err)
+		}
+		lcDir := filepath.Join(dir, "lc", strconv.Itoa(i))
+		if err := os.MkdirAll(lcDir, 0o700); err != nil {
+			return err
+		}
+		tokenFile := filepath.Join(lcDir, "token")
+		if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
+			return err
+		}
+		st, err := store.Open(filepath.Join(lcDir, "store.db"), store.Options{})
+		if err != nil {
+			return err
+		}
+		lc := &fleetLC{store: st, registry: prometheus.NewRegistry(),
+			key: channel.Key{Kind: "dataset", Namespace: fleetNamespace, Name: fmt.Sprintf("ds-%d", i)}}
+		lc.client, err = gmclient.New(gmclient.Options{URL: url, NodeName: nodeName(i), TokenFile: tokenFile, CAFile: caFile,
+			MaxBackoff: 2 * time.Second, Registerer: lc.registry}, st, lcHandler{lc})
+		if err != nil {
+			_ = st.Close()
+			return err
+		}
+		f.lcs[i] = lc
+		return nil
+	})
+	for _, lc := range f.lcs {
+		wg.Go(func() { lc.client.Run(lcCtx) })
+	}
+	return f
+}
+
+// runReports has every LC report its dataset's sample count perLC times as fast as its outbox
+// takes them, and measures each report from its enqueue until GM's status shows it (or a later
+// count of the same dataset).
+func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interface, f *fleet, perLC int) (int, float64, time.Duration) {
+	type sent struct {
+		at      time.Time
+		samples int
+	}
+	sentAt := make([][]sent, len(f.lcs))
+	var mu sync.Mutex
+	latencies := []time.Duration{}
+	seen := make([]int, len(f.lcs))
+	watchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := sedna.SednaV1alpha1().Datasets(fleetNamespace).Watch(watchCtx, metav1.ListOptions{})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	total := len(f.lcs) * perLC
+	go func() {
+		defer close(done)
+		received := 0
+		for ev := range w.ResultChan() {
+			ds, ok := ev.Object.(*sednav1.Dataset)
+			if !ok {
+				continue
+			}
+			i, err := strconv.Atoi(strings.TrimPrefix(ds.Name, "ds-"))
+			if err != nil || i >= len(f.lcs) {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			for seen[i] < len(sentAt[i]) && sentAt[i][seen[i]].samples <= ds.Status.NumberOfSamples {
+				latencies = append(latencies, now.Sub(sentAt[i][seen[i]].at))
+				seen[i]++
+				received++
+			}
+			mu.Unlock()
+			if received == total {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, lc := range f.lcs {
+		wg.Go(func() {
+			for r := 1; r <= perLC; r++ {
+				samples := 1000 + r
+				mu.Lock()
+				sentAt[i] = append(sentAt[i], sent{at: time.Now(), samples: samples})
+				mu.Unlock()
+				if _, err := gmclient.EnqueueReport(lc.store, lc.key, []byte(`{"numberOfSamples":`+strconv.Itoa(samples)+`}`)); err != nil {
+					t.Errorf("enqueueing a report: %v", err)
+					return
+				}
+				lc.client.Notify()
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		t.Errorf("not every report reached the status within 5 minutes")
+	}
+	elapsed := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(latencies)
+	var p99 time.Duration
+	if len(latencies) > 0 {
+		p99 = latencies[len(latencies)*99/100]
+	}
+	return len(latencies), float64(len(latencies)) / elapsed.Seconds(), p99
+}
+
+// processCPU is the user and system CPU time of a process.
+func processCPU(t testing.TB, pid int) time.Duration {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	require.NoError(t, err)
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ticks int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		require.NoError(t, err)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// processRSS is a process's resident set in bytes.
+func processRSS(t testing.TB, pid int) uint64 {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatal(errors.New("no VmRSS in /proc/<pid>/status"))
+	return 0
+}
+
+// parallel runs fn(0..n-1) on bareWorkers goroutines, failing the test on the first error.
+func parallel(ctx context.Context, t testing.TB, n int, fn func(ctx context.Context, i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, bareWorkers)
+	for w := range bareWorkers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || errs[w] != nil {
+					return
+				}
+				errs[w] = fn(ctx, i)
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+}
+
+// installCRDs creates build/crds and waits until they are served.
+func installCRDs(t testing.TB, cfg *rest.Config) {
+	opts := envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(localcluster.RepoRoot(), "build", "crds")}, ErrorIfPathMissing: true,
+		MaxTime: time.Minute, PollInterval: 100 * time.Millisecond,
+	}
+	_, err := envtest.InstallCRDs(cfg, opts)
+	require.NoError(t, err)
+}
