@@ -206,6 +206,8 @@ func TestLifelongLearningMNIST(t *testing.T) {
 	slices.Sort(models)
 	require.Equal(t, []string{ll.TaskID(0), ll.TaskID(90)}, models, "status.knowledgeBase: %+v", j.Status.KnowledgeBase)
 	require.Equal(t, 2, j.Status.KnowledgeBase.AIModels.NumberOfAIModels)
+	require.Positive(t, j.Status.KnowledgeBase.Samples.NumberOfLabeledUnseenSample,
+		"status.knowledgeBase counts the labelled samples of the new task (an eval report does not reset them)")
 	t.Logf("status.knowledgeBase: %s", mustJSON(t, j.Status.KnowledgeBase))
 }
 

@@ -98,3 +98,26 @@ func knowledgeBaseOf(output json.RawMessage) (*sednav1.KnowledgeBase, error) {
 func describesKnowledgeBase(m kbModel) bool {
 	return len(m.CurrentMetric) > 0 || len(m.Classes) > 0 || m.LabeledUnseenSamples != 0 || m.UnseenSamples != 0
 }
+
+// withKnownCounts is next with the sample counts of previous where next reports none: an eval
+// report judges the index the train report described and carries no counts (upstream's eval
+// workers write 0), so a count of 0 there means "not said", and the summary keeps what the
+// train report counted rather than dropping to 0 after every evaluation.
+func withKnownCounts(next, previous *sednav1.KnowledgeBase) *sednav1.KnowledgeBase {
+	if previous == nil {
+		return next
+	}
+	trained := make(map[string]int, len(previous.AIModels.ListOfAIModels))
+	for _, m := range previous.AIModels.ListOfAIModels {
+		trained[m.ModelID] = m.NumberOfTrainSamples
+	}
+	for i, m := range next.AIModels.ListOfAIModels {
+		if m.NumberOfTrainSamples == 0 {
+			next.AIModels.ListOfAIModels[i].NumberOfTrainSamples = trained[m.ModelID]
+		}
+	}
+	if next.Samples == (sednav1.Samples{}) {
+		next.Samples = previous.Samples
+	}
+	return next
+}

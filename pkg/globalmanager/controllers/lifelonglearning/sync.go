@@ -89,7 +89,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			// The rest of the report stands; the knowledge base keeps its last good summary.
 			c.recorder.Eventf(job, corev1.EventTypeWarning, reasonInvalidKnowledgeBase, "round %d, stage %s: %v", report.Round, report.Stage, err)
 		} else if kb != nil {
-			status.KnowledgeBase = kb
+			status.KnowledgeBase = withKnownCounts(kb, status.KnowledgeBase)
 		}
 	}
 

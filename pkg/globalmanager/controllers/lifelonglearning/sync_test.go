@@ -289,3 +289,26 @@ func TestLocateUsesTheSharedCredentialLookup(t *testing.T) {
 	_, _, err = f.c.locate(ctx, job, "s3://b/x", "s3-creds", "the job's credentialName")
 	require.ErrorContains(t, err, "named by the job's credentialName", "the failed read names who uses the Secret")
 }
+
+// An eval report carries metrics but no sample counts: the counts the train report gave stay,
+// and a task the train report did not count stays at 0.
+func TestEvalReportKeepsTheTrainReportsSampleCounts(t *testing.T) {
+	f := newFixture(t, "", atcii(), dataset())
+	f.report(map[string]any{"phase": "Train", "status": "Completed", "round": 1, "output": trainOutput()})
+	f.sync()
+	f.report(map[string]any{"phase": "Eval", "status": "Completed", "round": 1,
+		"output": map[string]any{"models": []map[string]any{{
+			"format": "pkl", "url": kbIndex, "classes": []string{"cold", "comfortable", "hot"},
+			"current_metric": map[string]map[string]float64{
+				"task-0": {"precision_score": 0.93}, "task-2": {"precision_score": 0.7},
+			},
+		}}}})
+	f.sync()
+	kb := f.job().Status.KnowledgeBase
+	require.NotNil(t, kb)
+	require.Equal(t, sednav1.Samples{NumberOfLabeledUnseenSample: 120, NumberOfUnseenSample: 30}, kb.Samples)
+	require.Equal(t, []sednav1.AIModel{
+		{ModelID: "task-0", AveragePrecision: 0.93, NumberOfTrainSamples: 120},
+		{ModelID: "task-2", AveragePrecision: 0.7, NumberOfTrainSamples: 0},
+	}, kb.AIModels.ListOfAIModels)
+}
