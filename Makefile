@@ -78,17 +78,22 @@ codegen: ## Regenerate deepcopy and the typed client.
 crds: ## Regenerate build/crds.
 	hack/update-crds.sh
 
+.PHONY: chart
+chart: ## Regenerate charts/sedna's CRDs, build/-derived templates and values from build/.
+	hack/update-chart.sh
+
 .PHONY: update
-update: codegen crds ## Regenerate everything generated.
+update: codegen crds chart ## Regenerate everything generated.
 
 .PHONY: verify
-verify: ## gofmt, go vet, golangci-lint, generated code and CRDs up to date.
+verify: ## gofmt, go vet, golangci-lint, generated code, CRDs and chart up to date, helm lint and chart test.
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh
+	hack/verify-chart.sh
 
 .PHONY: clean
 clean: ## Remove build output (the test-binary cache outside the clone is kept).

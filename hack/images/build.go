@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,9 +136,11 @@ func compile(ctx context.Context, o buildOptions, platform, dir string) error {
 		if err != nil {
 			return err
 		}
-		// One binary per `go build -o file`: an entry's binary may be named differently from its
-		// package directory's last element only through the table, never here.
-		pkgs = append(pkgs, pkg)
+		// Two images may run the same binary (the federated learning example's aggregator is
+		// sedna-aggregator): build it once.
+		if !slices.Contains(pkgs, pkg) {
+			pkgs = append(pkgs, pkg)
+		}
 	}
 	o.Log("compiling %d binaries for %s", len(pkgs), platform)
 	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", dir + "/"}, pkgs...)

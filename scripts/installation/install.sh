@@ -23,6 +23,7 @@
 #   SEDNA_WAIT_TIMEOUT  how long to wait for each of them (default 300s).
 #   SEDNA_DELETE_OBJECTS true: let delete remove the CRDs although Sedna objects (jobs, services,
 #                       datasets, models) still exist, deleting those objects with them.
+#   SEDNA_KEEP_KB_DATA  true: delete keeps the knowledge base's PersistentVolumeClaim (its data).
 #   KUBECTL             the kubectl to use (default: kubectl on PATH); KUBECONFIG as usual.
 #
 # What create makes (and delete removes, nothing else): the 11 CRDs of build/crds, the namespace
@@ -38,6 +39,7 @@ SEDNA_WAIT=${SEDNA_WAIT:-true}
 SEDNA_WAIT_TIMEOUT=${SEDNA_WAIT_TIMEOUT:-300s}
 SEDNA_ROTATE_CERTS=${SEDNA_ROTATE_CERTS:-false}
 SEDNA_DELETE_OBJECTS=${SEDNA_DELETE_OBJECTS:-false}
+SEDNA_KEEP_KB_DATA=${SEDNA_KEEP_KB_DATA:-false}
 KUBECTL=${KUBECTL:-kubectl}
 
 NAMESPACE=sedna
@@ -162,6 +164,23 @@ ensure_certs() {
     kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
 }
 
+# ensure_kb_tokens creates the knowledge base's write and read tokens (Secret sedna-kb-token) when
+# this checkout has the knowledge base and the Secret does not exist yet.
+ensure_kb_tokens() {
+  compgen -G "${BUILD}/kb/*.yaml" >/dev/null || return 0
+  grep -q sedna-kb-token "${BUILD}"/kb/*.yaml || return 0
+  if kc -n "${NAMESPACE}" get secret sedna-kb-token >/dev/null 2>&1; then
+    log "keeping the knowledge base's tokens (Secret ${NAMESPACE}/sedna-kb-token)"
+    return 0
+  fi
+  log "generating the knowledge base's tokens (Secret ${NAMESPACE}/sedna-kb-token)"
+  kc -n "${NAMESPACE}" create secret generic sedna-kb-token \
+    --from-literal=token="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" \
+    --from-literal=read-token="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" --dry-run=client -o yaml |
+    kc label --local -f - "${MANAGED_LABEL}" -o yaml |
+    kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
+}
+
 wait_ready() {
   [[ "${SEDNA_WAIT}" == true ]] || { log "not waiting for readiness (SEDNA_WAIT=${SEDNA_WAIT})"; return 0; }
   local failed=()
@@ -187,6 +206,7 @@ create() {
   kc wait --for condition=established --timeout=60s $(for k in "${SEDNA_KINDS[@]}"; do echo "crd/${k}.sedna.io"; done) >&2
   ensure_namespace
   ensure_certs
+  ensure_kb_tokens
   manifests | grep -v /crds/ | while read -r f; do
     log "applying ${f#"${SEDNA_ROOT}"/}"
     apply "${f}"
@@ -218,6 +238,12 @@ delete() {
   local files
   mapfile -t files < <(manifests)
   for ((i = ${#files[@]} - 1; i >= 0; i--)); do
+    if [[ "${SEDNA_KEEP_KB_DATA}" == true ]]; then
+      # The knowledge base's volume claim (its database and files) stays.
+      render "${files[i]}" | awk 'BEGIN { RS = "\n---\n" } !/(^|\n)kind: PersistentVolumeClaim\n/ { printf "%s\n---\n", $0 }' |
+        kc delete --ignore-not-found --wait=true -f - >&2
+      continue
+    fi
     render "${files[i]}" | kc delete --ignore-not-found --wait=true -f - >&2
   done
   # What GM makes for itself: its leader-election Lease and its LC report marks.
