@@ -32,7 +32,7 @@ const root = "../.."
 
 func render(t *testing.T, args ...string) []map[string]any {
 	t.Helper()
-	cmd := exec.Command(helm(t), append([]string{"template", "sedna", filepath.Join(root, "charts", "sedna"), "--namespace", "sedna"}, args...)...)
+	cmd := exec.Command(helm(t), append([]string{"template", "sedna", filepath.Join(root, "charts", "sedna"), "--namespace", "sedna", "--kube-version", "v1.37.2"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -218,7 +218,7 @@ func TestChartValues(t *testing.T) {
 		return podSpec(k)["containers"].([]any)[0].(map[string]any)
 	}
 	gm := byKey["Deployment sedna/sedna-gm"]
-	if r := gm["spec"].(map[string]any)["replicas"]; r != int64(3) {
+	if r := gm["spec"].(map[string]any)["replicas"]; r != float64(3) {
 		t.Errorf("gm replicas %v (%T)", r, r)
 	}
 	if got, want := container("Deployment sedna/sedna-gm")["image"], "registry.local:5000/sedna/sedna-gm@"+digest; got != want {
