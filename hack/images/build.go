@@ -97,6 +97,12 @@ func build(ctx context.Context, o buildOptions) ([]built, error) {
 	if err := writeLayout(filepath.Join(o.Out, "oci"), out); err != nil {
 		return nil, err
 	}
+	// The archives are this build's only, like the layout.
+	for _, p := range o.Platforms {
+		if err := os.RemoveAll(filepath.Join(o.Out, strings.ReplaceAll(p, "/", "-"))); err != nil {
+			return nil, err
+		}
+	}
 	for i, b := range out {
 		ref, err := name.NewTag(b.Ref)
 		if err != nil {
@@ -262,6 +268,20 @@ func layer(files []tarFile, epoch time.Time) (v1.Layer, error) {
 	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
 }
 
+// containerdName is the fully qualified name containerd and the kubelet look an image up by
+// ("docker.io/kubeedge/sedna-gm:v0.7.0" for "kubeedge/sedna-gm:v0.7.0").
+func containerdName(ref string) (string, error) {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return "", fmt.Errorf("image name %s: %w", ref, err)
+	}
+	registry := tag.RegistryStr()
+	if registry == name.DefaultRegistry {
+		registry = "docker.io"
+	}
+	return registry + "/" + tag.RepositoryStr() + ":" + tag.TagStr(), nil
+}
+
 // writeLayout writes the images as one OCI image layout, each image an index of its platforms
 // annotated with its name.
 func writeLayout(dir string, images []built) error {
@@ -273,8 +293,12 @@ func writeLayout(dir string, images []built) error {
 		return fmt.Errorf("creating the OCI layout %s: %w", dir, err)
 	}
 	for _, b := range images {
-		err := p.AppendIndex(b.Index, layout.WithAnnotations(map[string]string{
-			annotationImageName:                 b.Ref,
+		full, err := containerdName(b.Ref)
+		if err != nil {
+			return err
+		}
+		err = p.AppendIndex(b.Index, layout.WithAnnotations(map[string]string{
+			annotationImageName:                 full,
 			"org.opencontainers.image.ref.name": b.Ref,
 		}))
 		if err != nil {

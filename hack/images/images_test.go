@@ -95,7 +95,7 @@ func TestImagesReproducibleAndReadable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(im.Manifests) != 1 || im.Manifests[0].Annotations[annotationImageName] != ref || im.Manifests[0].Digest != d1 {
+		if len(im.Manifests) != 1 || im.Manifests[0].Annotations[annotationImageName] != "docker.io/"+ref || im.Manifests[0].Digest != d1 {
 			t.Fatalf("layout index: %+v, want one index %s named %s", im.Manifests, d1, ref)
 		}
 		idx, err := top.ImageIndex(d1)

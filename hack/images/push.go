@@ -39,9 +39,9 @@ func push(ctx context.Context, dir, repo, tag string, opts ...remote.Option) ([]
 	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
 	var out []pushed
 	for _, desc := range im.Manifests {
-		stored := desc.Annotations[annotationImageName]
+		stored := desc.Annotations["org.opencontainers.image.ref.name"]
 		if stored == "" {
-			return nil, fmt.Errorf("OCI layout %s: manifest %s has no %s annotation", dir, desc.Digest, annotationImageName)
+			return nil, fmt.Errorf("OCI layout %s: manifest %s has no org.opencontainers.image.ref.name annotation", dir, desc.Digest)
 		}
 		ref, err := name.ParseReference(stored)
 		if err != nil {
