@@ -78,7 +78,7 @@ func build(ctx context.Context, o buildOptions) ([]built, error) {
 	var out []built
 	for i, e := range o.Entries {
 		b := built{Ref: reference(e.Image, o.Repo, o.Tag), Images: map[string]v1.Image{}}
-		var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 		for _, p := range o.Platforms {
 			img, err := image(base, binaries[p][i], p, o.Epoch)
 			if err != nil {
