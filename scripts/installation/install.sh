@@ -228,7 +228,8 @@ delete() {
   local left=()
   for k in "${SEDNA_KINDS[@]}"; do
     if kc get crd "${k}.sedna.io" >/dev/null 2>&1; then
-      while read -r o; do [[ -n "${o}" ]] && left+=("${o}"); done < <(kc get "${k}.sedna.io" -A -o name 2>/dev/null || true)
+      while read -r o; do [[ -n "${o}" ]] && left+=("${o}"); done < <(kc get "${k}.sedna.io" -A \
+        -o jsonpath='{range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}{"\n"}{end}' 2>/dev/null || true)
     fi
   done
   if [[ ${#left[@]} -gt 0 && "${SEDNA_DELETE_OBJECTS}" != true ]]; then
