@@ -56,7 +56,7 @@ type built struct {
 
 // build compiles each entry's binary for every platform, assembles the images onto the base layer,
 // and writes the OCI layout (Out/oci) and one docker-format tarball per image and platform
-// (Out/<os>-<arch>/<binary>.tar).
+// (Out/<os>-<arch>/<image>.tar, the last element of the image name).
 func build(ctx context.Context, o buildOptions) ([]built, error) {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
@@ -109,7 +109,7 @@ func build(ctx context.Context, o buildOptions) ([]built, error) {
 			return nil, fmt.Errorf("image name %s: %w", b.Ref, err)
 		}
 		for _, p := range o.Platforms {
-			file := filepath.Join(o.Out, strings.ReplaceAll(p, "/", "-"), o.Entries[i].Binary+".tar")
+			file := filepath.Join(o.Out, strings.ReplaceAll(p, "/", "-"), path.Base(o.Entries[i].Image)+".tar")
 			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 				return nil, err
 			}

@@ -10,8 +10,8 @@
 // binaries carry no paths, VCS stamps or build IDs of this machine, so two builds of the same
 // sources give the same digests. It writes an OCI image layout with one multi-platform index per
 // image (_output/images/oci) and, per platform, docker-format tarballs that `docker load` and
-// `ctr images import` accept (_output/images/linux-amd64/<binary>.tar). `push` copies the layout's
-// indexes to a registry with the same library.
+// `ctr images import` accept (_output/images/linux-amd64/<image>.tar, e.g. sedna-gm.tar). `push`
+// copies the layout's indexes to a registry with the same library.
 package main
 
 import (
