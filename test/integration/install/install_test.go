@@ -187,6 +187,20 @@ func TestInstallScript(t *testing.T) {
 	require.NoError(t, err)
 	_, err = kube.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "bystander"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	// The controller-manager publishes kube-root-ca.crt into every namespace a moment after start;
+	// snapshot only once it has, so its ConfigMaps are not counted as left behind by install.sh.
+	require.Eventually(t, func() bool {
+		nss, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, n := range nss.Items {
+			if _, err := kube.CoreV1().ConfigMaps(n.Name).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{}); err != nil {
+				return false
+			}
+		}
+		return true
+	}, eventually, tick, "kube-root-ca.crt should be published in every namespace")
 	before := e.snapshot(ctx)
 
 	// No kubelet runs the pods, so waiting for readiness must fail, naming what is not ready.
