@@ -11,6 +11,11 @@ BENCH_FLAGS ?= -run '^$$' -bench . -skip 'Channel' -benchmem
 export KUBEBUILDER_ASSETS := $(BIN_DIR)
 
 COMMANDS := $(notdir $(wildcard cmd/*))
+# Images (make images, make push): names from hack/local-up/images.txt, under IMAGE_REPO when set.
+IMAGE_REPO ?=
+IMAGE_TAG ?= v0.7.0
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGES ?=
 
 .PHONY: help
 help: ## Show this help.
@@ -20,6 +25,15 @@ help: ## Show this help.
 build: ## Build sedna-gm, sedna-lc and the other commands into _output/bin.
 	@mkdir -p $(BIN_DIR)
 	@if [ -n "$(COMMANDS)" ]; then $(GO) build -o $(BIN_DIR)/ $(addprefix ./cmd/,$(COMMANDS)); fi
+
+.PHONY: images
+images: ## OCI images of every command and example worker, no Docker (IMAGE_TAG, IMAGE_REPO, IMAGES="sedna-gm,...").
+	$(GO) run ./hack/images build --out $(OUTPUT_DIR)/images --tag $(IMAGE_TAG) --repo "$(IMAGE_REPO)" \
+		--platforms $(IMAGE_PLATFORMS) --only "$(IMAGES)"
+
+.PHONY: push
+push: ## Push the images of `make images` to IMAGE_REPO with IMAGE_TAG (docker config credentials).
+	$(GO) run ./hack/images push --out $(OUTPUT_DIR)/images --tag $(IMAGE_TAG) --repo "$(IMAGE_REPO)"
 
 .PHONY: install-test-binaries
 install-test-binaries: ## Build etcd, kube-apiserver, -controller-manager, -scheduler, kubectl, versitygw (cached).
@@ -64,17 +78,22 @@ codegen: ## Regenerate deepcopy and the typed client.
 crds: ## Regenerate build/crds.
 	hack/update-crds.sh
 
+.PHONY: chart
+chart: ## Regenerate charts/sedna's CRDs, build/-derived templates and values from build/.
+	hack/update-chart.sh
+
 .PHONY: update
-update: codegen crds ## Regenerate everything generated.
+update: codegen crds chart ## Regenerate everything generated.
 
 .PHONY: verify
-verify: ## gofmt, go vet, golangci-lint, generated code and CRDs up to date.
+verify: ## gofmt, go vet, golangci-lint, generated code, CRDs and chart up to date, helm lint and chart test.
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh
+	hack/verify-chart.sh
 
 .PHONY: clean
 clean: ## Remove build output (the test-binary cache outside the clone is kept).

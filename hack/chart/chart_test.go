@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// helm is the Helm binary hack/verify-chart.sh builds (hack/install-helm.sh) and passes in.
+func helm(t *testing.T) string {
+	t.Helper()
+	h := os.Getenv("SEDNA_HELM")
+	if h == "" {
+		t.Skip("SEDNA_HELM is not set: hack/verify-chart.sh runs this test with the Helm it builds")
+	}
+	return h
+}
+
+const root = "../.."
+
+func render(t *testing.T, args ...string) []map[string]any {
+	t.Helper()
+	cmd := exec.Command(helm(t), append([]string{"template", "sedna", filepath.Join(root, "charts", "sedna"), "--namespace", "sedna", "--kube-version", "v1.37.2"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", args, err, stderr.String())
+	}
+	return decodeAll(t, out)
+}
+
+func decodeAll(t *testing.T, data []byte) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		obj := map[string]any{}
+		if err := dec.Decode(&obj); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs
+			}
+			t.Fatal(err)
+		}
+		if len(obj) > 0 {
+			objs = append(objs, normalize(t, obj))
+		}
+	}
+}
+
+// normalize makes GM's configuration comparable: its text is parsed, so formatting and comments do
+// not count, only what GM reads.
+func normalize(t *testing.T, obj map[string]any) map[string]any {
+	if obj["kind"] == "ConfigMap" {
+		if data, ok := obj["data"].(map[string]any); ok {
+			if text, ok := data["gm.yaml"].(string); ok {
+				cfg := map[string]any{}
+				if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+					t.Fatalf("gm.yaml: %v", err)
+				}
+				data["gm.yaml"] = cfg
+			}
+		}
+	}
+	return obj
+}
+
+func keyOf(obj map[string]any) string {
+	meta, _ := obj["metadata"].(map[string]any)
+	ns, _ := meta["namespace"].(string)
+	return obj["kind"].(string) + " " + ns + "/" + meta["name"].(string)
+}
+
+func buildObjects(t *testing.T, dirs ...string) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, d := range dirs {
+		files, err := filepath.Glob(filepath.Join(root, "build", d, "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range decodeAll(t, data) {
+				out[keyOf(o)] = o
+			}
+		}
+	}
+	return out
+}
+
+// TestChartDefaultsAreBuild: rendered with its defaults, the chart is build/ object for object (GM,
+// LC, KB; with --include-crds the 11 CRDs), plus only the generated certificate and tokens.
+func TestChartDefaultsAreBuild(t *testing.T) {
+	rendered := map[string]map[string]any{}
+	for _, o := range render(t, "--include-crds") {
+		rendered[keyOf(o)] = o
+	}
+	want := buildObjects(t, "crds", "gm", "lc", "kb")
+	for k, w := range want {
+		got, ok := rendered[k]
+		if !ok {
+			t.Errorf("%s of build/ is not in the chart", k)
+			continue
+		}
+		if !reflect.DeepEqual(w, got) {
+			wy, _ := yaml.Marshal(w)
+			gy, _ := yaml.Marshal(got)
+			t.Errorf("%s differs from build/:\nbuild:\n%s\nchart:\n%s", k, wy, gy)
+		}
+		delete(rendered, k)
+	}
+	extra := map[string]bool{"Secret sedna/sedna-gm-tls": true, "ConfigMap sedna/sedna-gm-ca": true}
+	if _, ok := want["Deployment sedna/sedna-kb"]; ok {
+		extra["Secret sedna/sedna-kb-token"] = true
+	}
+	for k := range rendered {
+		if !extra[k] {
+			t.Errorf("the chart renders %s, which build/ does not have", k)
+		}
+		delete(extra, k)
+	}
+	for k := range extra {
+		t.Errorf("the chart does not render %s", k)
+	}
+}
+
+// TestChartCertificates: GM's certificate verifies against the CA the LCs trust for every name LCs
+// dial, and no ConfigMap carries a private key.
+func TestChartCertificates(t *testing.T) {
+	var crt, bundle string
+	for _, o := range render(t) {
+		switch keyOf(o) {
+		case "Secret sedna/sedna-gm-tls":
+			data := o["data"].(map[string]any)
+			b, err := base64.StdEncoding.DecodeString(data["tls.crt"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			crt = string(b)
+			if o["type"] != "kubernetes.io/tls" {
+				t.Errorf("sedna-gm-tls type %v", o["type"])
+			}
+		case "ConfigMap sedna/sedna-gm-ca":
+			bundle = o["data"].(map[string]any)["ca.crt"].(string)
+		}
+		if o["kind"] == "ConfigMap" {
+			if y, _ := yaml.Marshal(o); strings.Contains(string(y), "PRIVATE KEY") {
+				t.Errorf("%s holds a private key", keyOf(o))
+			}
+		}
+	}
+	block, _ := pem.Decode([]byte(crt))
+	if block == nil {
+		t.Fatalf("no certificate in sedna-gm-tls")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(bundle)) {
+		t.Fatalf("no CA in sedna-gm-ca: %q", bundle)
+	}
+	for _, name := range []string{"gm.sedna", "gm.sedna.svc", "gm.sedna.svc.cluster.local"} {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: pool}); err != nil {
+			t.Errorf("GM's certificate for %s: %v", name, err)
+		}
+	}
+	for _, o := range render(t, "--set", "certificates.generate=false") {
+		if k := keyOf(o); k == "Secret sedna/sedna-gm-tls" || k == "ConfigMap sedna/sedna-gm-ca" {
+			t.Errorf("certificates.generate=false still renders %s", k)
+		}
+	}
+}
+
+// TestChartValues: the values change what they say and nothing else.
+func TestChartValues(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	objs := render(t,
+		"--set", "image.repository=registry.local:5000/sedna",
+		"--set", "image.tag=v9.9.9",
+		"--set", "image.digests.sedna-gm="+digest,
+		"--set", "gm.replicas=3",
+		"--set", "gm.logLevel=4",
+		"--set", "gm.nodeSelector.zone=cloud",
+		"--set", "gm.config.kubeAPI.eventQPS=7",
+		"--set", "lc.resources.limits.memory=512Mi",
+		"--set", "lc.nodeSelector.sedna=yes",
+	)
+	byKey := map[string]map[string]any{}
+	for _, o := range objs {
+		byKey[keyOf(o)] = o
+	}
+	podSpec := func(k string) map[string]any {
+		o, ok := byKey[k]
+		if !ok {
+			t.Fatalf("%s not rendered", k)
+		}
+		return o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	}
+	container := func(k string) map[string]any {
+		return podSpec(k)["containers"].([]any)[0].(map[string]any)
+	}
+	gm := byKey["Deployment sedna/sedna-gm"]
+	if r := gm["spec"].(map[string]any)["replicas"]; r != float64(3) {
+		t.Errorf("gm replicas %v (%T)", r, r)
+	}
+	if got, want := container("Deployment sedna/sedna-gm")["image"], "registry.local:5000/sedna/sedna-gm@"+digest; got != want {
+		t.Errorf("gm image %v, want %s", got, want)
+	}
+	if got := container("Deployment sedna/sedna-gm")["args"].([]any); got[len(got)-1] != "-v=4" {
+		t.Errorf("gm args %v", got)
+	}
+	if got := podSpec("Deployment sedna/sedna-gm")["nodeSelector"]; !reflect.DeepEqual(got, map[string]any{"zone": "cloud"}) {
+		t.Errorf("gm nodeSelector %v", got)
+	}
+	if got, want := container("DaemonSet sedna/sedna-lc")["image"], "registry.local:5000/sedna/sedna-lc:v9.9.9"; got != want {
+		t.Errorf("lc image %v, want %s", got, want)
+	}
+	if got := container("DaemonSet sedna/sedna-lc")["resources"].(map[string]any)["limits"]; !reflect.DeepEqual(got, map[string]any{"memory": "512Mi"}) {
+		t.Errorf("lc limits %v", got)
+	}
+	if got := podSpec("DaemonSet sedna/sedna-lc")["nodeSelector"]; !reflect.DeepEqual(got, map[string]any{"sedna": "yes"}) {
+		t.Errorf("lc nodeSelector %v", got)
+	}
+	// The edge affinity stays: values add to node selection, they do not put GM on edge nodes.
+	if aff := podSpec("Deployment sedna/sedna-gm")["affinity"]; !strings.Contains(mustYAML(t, aff), "DoesNotExist") {
+		t.Errorf("gm lost its edge anti-affinity: %v", aff)
+	}
+	cfg := byKey["ConfigMap sedna/sedna-gm-config"]["data"].(map[string]any)["gm.yaml"].(map[string]any)
+	api := cfg["kubeAPI"].(map[string]any)
+	if api["eventQPS"] != float64(7) || api["eventBurst"] != float64(100) {
+		t.Errorf("gm config kubeAPI %v: one key set, the others kept", api)
+	}
+}
+
+func mustYAML(t *testing.T, v any) string {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
