@@ -10,6 +10,12 @@ OUT=${OUT:-${REPO_ROOT}/_output/bin}
 PLATFORM="$(go env GOOS)-$(go env GOARCH)"
 CACHE="${SEDNA_TEST_BIN_CACHE:-${HOME}/.cache/sedna-test-binaries}/helm-${HELM_VERSION}-${PLATFORM}"
 
+# Two builds of the same binary at once (parallel checkouts, make targets run side by side) would
+# race on the cache's temporary files: one builder at a time, the others wait and then find it built.
+mkdir -p "$(dirname "${SEDNA_TEST_BIN_CACHE:-${HOME}/.cache/sedna-test-binaries}.lock")"
+exec 9>"${SEDNA_TEST_BIN_CACHE:-${HOME}/.cache/sedna-test-binaries}.lock"
+command -v flock >/dev/null && flock 9
+
 grep -q "helm.sh/helm/v3 ${HELM_VERSION}" "${REPO_ROOT}/hack/tools/helm/go.mod" ||
   { echo "install-helm: hack/tools/helm/go.mod does not pin helm ${HELM_VERSION}" >&2; exit 1; }
 if [[ ! -x "${CACHE}/helm" ]]; then

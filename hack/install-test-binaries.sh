@@ -22,6 +22,12 @@ KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 log() { echo "install-test-binaries: $*" >&2; }
 
+# Two builds of the same binary at once (parallel checkouts, make targets run side by side) would
+# race on the cache's temporary files: one builder at a time, the others wait and then find it built.
+mkdir -p "$(dirname "${CACHE_ROOT}.lock")"
+exec 9>"${CACHE_ROOT}.lock"
+command -v flock >/dev/null && flock 9
+
 # The module files must pin the versions above; a mismatch would cache one version under another's key.
 grep -q "k8s.io/kubernetes ${KUBE_VERSION}" "${REPO_ROOT}/hack/tools/kubernetes/go.mod" ||
   { log "hack/tools/kubernetes/go.mod does not pin k8s.io/kubernetes ${KUBE_VERSION}"; exit 1; }
