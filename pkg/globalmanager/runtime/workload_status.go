@@ -158,7 +158,8 @@ func SetServiceStatus(status *sednav1.ServiceStatus, generation int64, now metav
 // JobProgress is where a pod-based job stands, from its pods (one at a time, one pod per
 // attempt).
 type JobProgress struct {
-	Active, Succeeded, Failed int32
+	// Active counts the pods that have not ended (pending or running), Running those running.
+	Active, Running, Succeeded, Failed int32
 	// Attempt is the attempt whose pod should exist now (1 for the first), 0 when the job is
 	// finished.
 	Attempt int
@@ -185,6 +186,9 @@ func ProgressOf(pods []*corev1.Pod, backoffLimit *int32) JobProgress {
 		case corev1.PodFailed:
 			p.Failed++
 			lastFailure = fmt.Sprintf("pod %s: %s", pod.Name, workers.PodFailure(pod))
+		case corev1.PodRunning:
+			p.Active++
+			p.Running++
 		default:
 			p.Active++
 		}
@@ -240,7 +244,7 @@ func SetJobStatus(status *sednav1.JobStatus, generation int64, now metav1.Time, 
 	case block != nil:
 		running.Reason, running.Message = block.Reason, block.Message
 		status.Phase = sednav1.PhasePending
-	case p.Active > 0:
+	case p.Running > 0:
 		running.Status, running.Reason, running.Message = metav1.ConditionTrue, ReasonWorkerRunning, fmt.Sprintf("attempt %d runs", p.Attempt)
 		status.Phase = sednav1.PhaseRunning
 	default:

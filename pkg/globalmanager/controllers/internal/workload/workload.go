@@ -476,3 +476,12 @@ func (c *Controller[T]) recordTransitions(obj T, old, updated []metav1.Condition
 		c.recorder.Event(obj, eventType, reason, now.Message)
 	}
 }
+
+// Sync converges one object by its "namespace/name" key, as the queue's workers do.
+func (c *Controller[T]) Sync(ctx context.Context, key string) error { return c.sync(ctx, key) }
+
+// SetClock replaces the clock of status times (tests).
+func (c *Controller[T]) SetClock(now func() metav1.Time) { c.now = now }
+
+// ShutDown stops the controller's queue (tests that never Run it).
+func (c *Controller[T]) ShutDown() { c.queue.ShutDown() }
