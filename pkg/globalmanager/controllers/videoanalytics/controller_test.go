@@ -18,7 +18,7 @@ import (
 func job(kafka bool, backoff *int32) *sednav1.VideoAnalyticsJob {
 	j := &sednav1.VideoAnalyticsJob{
 		ObjectMeta: metav1.ObjectMeta{Name: "video-analytics", Namespace: "ns", UID: types.UID("uid-va"), Generation: 1, ResourceVersion: "3"},
-		Spec: sednav1.VideoAnalyticsJobSpec{KafkaSupport: kafka, Model: sednav1.ModelReference{Name: "yolox"}},
+		Spec:       sednav1.VideoAnalyticsJobSpec{KafkaSupport: kafka, Model: sednav1.ModelReference{Name: "yolox"}},
 	}
 	j.Spec.BackoffLimit = backoff
 	j.Spec.Template = corev1.PodTemplateSpec{Spec: corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{{
