@@ -51,11 +51,11 @@ var kindCases = []kindCase{
 	{kind: "VideoAnalyticsJob", plural: "videoanalyticsjobs", fixture: "videoanalyticsjob.yaml",
 		spec: &sednav1.VideoAnalyticsJobSpec{}, columns: []string{"Name", "Phase", "Active", "Succeeded", "Failed", "Age"}},
 	{kind: "FeatureExtractionService", plural: "featureextractionservices", fixture: "featureextractionservice.yaml",
-		spec: &sednav1.FeatureExtractionServiceSpec{}, columns: []string{"Name", "Phase", "Active", "Replicas", "Age"}},
+		spec: &sednav1.FeatureExtractionServiceSpec{}, columns: []string{"Name", "Phase", "Ready", "Active", "Replicas", "Age"}},
 	{kind: "ObjectSearchService", plural: "objectsearchservices", fixture: "objectsearchservice.yaml",
-		spec: &sednav1.ObjectSearchServiceSpec{}, columns: []string{"Name", "Phase", "Active", "Failed", "Age"}},
+		spec: &sednav1.ObjectSearchServiceSpec{}, columns: []string{"Name", "Phase", "Ready", "Active", "Failed", "Age"}},
 	{kind: "ObjectTrackingService", plural: "objecttrackingservices", fixture: "objecttrackingservice.yaml",
-		spec: &sednav1.ObjectTrackingServiceSpec{}, columns: []string{"Name", "Phase", "Active", "Failed", "Age"}},
+		spec: &sednav1.ObjectTrackingServiceSpec{}, columns: []string{"Name", "Phase", "Ready", "Active", "Failed", "Age"}},
 }
 
 func (k kindCase) gvr() schema.GroupVersionResource {

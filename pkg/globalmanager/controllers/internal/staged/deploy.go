@@ -2,13 +2,10 @@ package staged
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -77,52 +74,11 @@ func (d *Deployments) Owned(owner workers.Owner, name string) *appsv1.Deployment
 // Deployment as last seen or written, or nil when it exists in the API but not yet in the cache.
 // Events are recorded on job.
 func (d *Deployments) Converge(ctx context.Context, owner workers.Owner, job runtime.Object, desired *appsv1.Deployment) (*appsv1.Deployment, error) {
-	namespace := owner.GetNamespace()
-	client := d.KubeClient.AppsV1().Deployments(namespace)
-	actual, err := d.Lister.Deployments(namespace).Get(desired.Name)
-	if apierrors.IsNotFound(err) {
-		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			// The cache holds only labeled children: read the name's holder from the API server.
-			controlled, getErr := sedruntime.ControlledLive(ctx, owner, func(ctx context.Context) (metav1.Object, error) {
-				return client.Get(ctx, desired.Name, metav1.GetOptions{})
-			})
-			if getErr != nil {
-				return nil, fmt.Errorf("reading deployment %s/%s, whose name is taken: %w", namespace, desired.Name, getErr)
-			}
-			if controlled {
-				return nil, nil // the cache lags; its add event enqueues the job again
-			}
-			return nil, d.children(owner, job).NotControlled("deployment", desired.Name)
-		}
-		if err != nil {
-			d.Recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
-			return nil, fmt.Errorf("creating deployment %s/%s: %w", namespace, desired.Name, err)
-		}
-		d.Recorder.Eventf(job, corev1.EventTypeNormal, "Created", "Created deployment %s", desired.Name)
-		return created, nil
-	}
+	got, err := d.children(owner, job).ConvergeDeployment(ctx, d.Lister, sedruntime.DesiredDeployment{Deployment: desired})
 	if err != nil {
-		return nil, fmt.Errorf("getting deployment %s/%s: %w", namespace, desired.Name, err)
+		return nil, err
 	}
-	if !workers.IsControlledBy(actual, owner) {
-		return nil, d.children(owner, job).NotControlled("deployment", desired.Name)
-	}
-	if actual.Annotations[workers.SpecHashAnnotation] == desired.Annotations[workers.SpecHashAnnotation] {
-		return actual, nil
-	}
-	updated := actual.DeepCopy()
-	workers.MarkDesired(updated, desired)
-	// Only what GM decides; other fields (strategy, ...) keep what the API server defaulted.
-	updated.Spec.Replicas = desired.Spec.Replicas
-	updated.Spec.Template = desired.Spec.Template
-	written, err := client.Update(ctx, updated, metav1.UpdateOptions{})
-	if err != nil {
-		d.Recorder.Eventf(job, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
-		return nil, fmt.Errorf("updating deployment %s/%s: %w", namespace, desired.Name, err)
-	}
-	d.Recorder.Eventf(job, corev1.EventTypeNormal, "Updated", "Updated deployment %s", desired.Name)
-	return written, nil
+	return got, nil
 }
 
 func (d *Deployments) children(owner workers.Owner, job runtime.Object) sedruntime.Children {
