@@ -1,0 +1,199 @@
+package multiedge
+
+import (
+	"sort"
+	"sync"
+)
+
+// GalleryOptions tunes cross-camera matching.
+type GalleryOptions struct {
+	// Threshold is the largest cosine distance at which a new track joins a known identity.
+	Threshold float64
+	// Momentum weighs an identity's stored feature against a new observation (0.9 keeps 90%).
+	Momentum float64
+	// BusyFrames: an identity seen on another track within this many frames is taken (a person
+	// is in one place at a time), so a new track cannot join it.
+	BusyFrames int
+	// MaxSightings bounds the sightings kept per identity.
+	MaxSightings int
+}
+
+// Gallery assigns global identities to camera tracks by appearance and remembers where each
+// identity was seen. It is safe for concurrent use.
+type Gallery struct {
+	opts GalleryOptions
+
+	mu         sync.Mutex
+	identities []*galleryIdentity
+	byTrack    map[trackKey]*galleryIdentity
+}
+
+type trackKey struct {
+	camera string
+	track  int
+}
+
+type galleryIdentity struct {
+	id        int
+	feature   []float64
+	lastFrame int
+	lastTrack trackKey
+	sightings []Sighting
+}
+
+// Sighting is a stretch of frames in which an identity was seen by one camera.
+type Sighting struct {
+	Camera    string `json:"camera"`
+	First     int    `json:"first"`
+	Last      int    `json:"last"`
+	LastBox   Box    `json:"lastBox"`
+	Frames    int    `json:"frames"`
+	LastTrack int    `json:"lastTrack"`
+}
+
+// NewGallery returns an empty gallery; zero options take defaults (0.12, 0.9, 3, 1000).
+func NewGallery(opts GalleryOptions) *Gallery {
+	if opts.Threshold <= 0 {
+		opts.Threshold = 0.12
+	}
+	if opts.Momentum <= 0 || opts.Momentum >= 1 {
+		opts.Momentum = 0.9
+	}
+	if opts.BusyFrames <= 0 {
+		opts.BusyFrames = 3
+	}
+	if opts.MaxSightings <= 0 {
+		opts.MaxSightings = 1000
+	}
+	return &Gallery{opts: opts, byTrack: map[trackKey]*galleryIdentity{}}
+}
+
+// Match answers a ReIDRequest: tracks already known keep their identity; new tracks join the
+// nearest free identity within Threshold (nearest pairs first) or found a new one.
+func (g *Gallery) Match(req *ReIDRequest) ReIDResponse {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	resp := ReIDResponse{Identities: make([]Identity, len(req.Tracks))}
+	taken := map[*galleryIdentity]bool{}
+	var fresh []int
+	for i, observation := range req.Tracks {
+		key := trackKey{req.Camera, observation.Track}
+		if known, ok := g.byTrack[key]; ok {
+			resp.Identities[i] = Identity{Track: observation.Track, Identity: known.id, Distance: CosineDistance(known.feature, observation.Feature)}
+			taken[known] = true
+			continue
+		}
+		fresh = append(fresh, i)
+	}
+	type pair struct {
+		track    int
+		identity *galleryIdentity
+		distance float64
+	}
+	var pairs []pair
+	for _, i := range fresh {
+		key := trackKey{req.Camera, req.Tracks[i].Track}
+		for _, candidate := range g.identities {
+			if candidate.lastTrack != key && req.Frame-candidate.lastFrame <= g.opts.BusyFrames && candidate.lastFrame <= req.Frame+g.opts.BusyFrames {
+				continue
+			}
+			if distance := CosineDistance(candidate.feature, req.Tracks[i].Feature); distance <= g.opts.Threshold {
+				pairs = append(pairs, pair{i, candidate, distance})
+			}
+		}
+	}
+	sort.SliceStable(pairs, func(a, b int) bool { return pairs[a].distance < pairs[b].distance })
+	joined := map[int]bool{}
+	for _, p := range pairs {
+		if joined[p.track] || taken[p.identity] {
+			continue
+		}
+		joined[p.track], taken[p.identity] = true, true
+		g.byTrack[trackKey{req.Camera, req.Tracks[p.track].Track}] = p.identity
+		resp.Identities[p.track] = Identity{Track: req.Tracks[p.track].Track, Identity: p.identity.id, Distance: p.distance}
+	}
+	for _, i := range fresh {
+		if joined[i] {
+			continue
+		}
+		created := &galleryIdentity{id: len(g.identities) + 1, feature: append([]float64(nil), req.Tracks[i].Feature...), lastFrame: -1 << 30}
+		g.identities = append(g.identities, created)
+		g.byTrack[trackKey{req.Camera, req.Tracks[i].Track}] = created
+		resp.Identities[i] = Identity{Track: req.Tracks[i].Track, Identity: created.id, New: true}
+	}
+	for _, observation := range req.Tracks {
+		g.observe(g.byTrack[trackKey{req.Camera, observation.Track}], req.Camera, req.Frame, observation)
+	}
+	return resp
+}
+
+func (g *Gallery) observe(identity *galleryIdentity, camera string, frame int, observation TrackObservation) {
+	if len(identity.feature) == len(observation.Feature) {
+		for k := range identity.feature {
+			identity.feature[k] = g.opts.Momentum*identity.feature[k] + (1-g.opts.Momentum)*observation.Feature[k]
+		}
+		identity.feature = normalize(identity.feature)
+	}
+	if frame > identity.lastFrame {
+		identity.lastFrame = frame
+		identity.lastTrack = trackKey{camera, observation.Track}
+	}
+	if n := len(identity.sightings); n > 0 {
+		last := &identity.sightings[n-1]
+		if last.Camera == camera && frame >= last.Last && frame-last.Last <= 10 {
+			last.Last, last.LastBox, last.LastTrack = frame, observation.Box, observation.Track
+			last.Frames++
+			return
+		}
+	}
+	if len(identity.sightings) >= g.opts.MaxSightings {
+		identity.sightings = identity.sightings[1:]
+	}
+	identity.sightings = append(identity.sightings, Sighting{Camera: camera, First: frame, Last: frame, LastBox: observation.Box, Frames: 1, LastTrack: observation.Track})
+}
+
+// SearchResult is one identity answering a search, nearest first.
+type SearchResult struct {
+	Identity  int        `json:"identity"`
+	Distance  float64    `json:"distance"`
+	Sightings []Sighting `json:"sightings"`
+}
+
+// Search ranks identities by the distance of their appearance to the mean of features and
+// returns the best k with where they were seen.
+func (g *Gallery) Search(features [][]float64, k int) []SearchResult {
+	if len(features) == 0 || k <= 0 {
+		return nil
+	}
+	query := make([]float64, len(features[0]))
+	for _, feature := range features {
+		for i := range query {
+			if i < len(feature) {
+				query[i] += feature[i]
+			}
+		}
+	}
+	query = normalize(query)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	results := make([]SearchResult, 0, len(g.identities))
+	for _, identity := range g.identities {
+		results = append(results, SearchResult{
+			Identity:  identity.id,
+			Distance:  CosineDistance(identity.feature, query),
+			Sightings: append([]Sighting(nil), identity.sightings...),
+		})
+	}
+	sort.SliceStable(results, func(a, b int) bool { return results[a].Distance < results[b].Distance })
+	if len(results) > k {
+		results = results[:k]
+	}
+	return results
+}
+
+// Len is the number of identities.
+func (g *Gallery) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.identities)
+}
