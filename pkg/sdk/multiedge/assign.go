@@ -31,9 +31,11 @@ func Assign(cost [][]float64) []int {
 	transposed := rows > cols
 	n, m := rows, cols
 	at := func(i, j int) float64 {
-		c := cost[i][j]
+		var c float64
 		if transposed {
 			c = cost[j][i]
+		} else {
+			c = cost[i][j]
 		}
 		if math.IsInf(c, 1) {
 			return big

@@ -11,11 +11,13 @@ type GalleryOptions struct {
 	Threshold float64
 	// Momentum weighs an identity's stored feature against a new observation (0.9 keeps 90%).
 	Momentum float64
-	// BusyFrames: an identity seen on another track within this many frames is taken (a person
+	// BusyFrames: an identity seen by another camera within this many frames is taken (a person
 	// is in one place at a time), so a new track cannot join it.
 	BusyFrames int
 	// MaxSightings bounds the sightings kept per identity.
 	MaxSightings int
+	// Drift: a track keeps its identity while whole views stay within Threshold*Drift of it.
+	Drift float64
 }
 
 // Gallery assigns global identities to camera tracks by appearance and remembers where each
@@ -51,10 +53,10 @@ type Sighting struct {
 	LastTrack int    `json:"lastTrack"`
 }
 
-// NewGallery returns an empty gallery; zero options take defaults (0.12, 0.9, 3, 1000).
+// NewGallery returns an empty gallery; zero options take defaults (0.2, 0.9, 3, 1000, 1.5).
 func NewGallery(opts GalleryOptions) *Gallery {
 	if opts.Threshold <= 0 {
-		opts.Threshold = 0.12
+		opts.Threshold = 0.2
 	}
 	if opts.Momentum <= 0 || opts.Momentum >= 1 {
 		opts.Momentum = 0.9
@@ -64,6 +66,9 @@ func NewGallery(opts GalleryOptions) *Gallery {
 	}
 	if opts.MaxSightings <= 0 {
 		opts.MaxSightings = 1000
+	}
+	if opts.Drift <= 0 {
+		opts.Drift = 1.5
 	}
 	return &Gallery{opts: opts, byTrack: map[trackKey]*galleryIdentity{}}
 }
@@ -79,9 +84,15 @@ func (g *Gallery) Match(req *ReIDRequest) ReIDResponse {
 	for i, observation := range req.Tracks {
 		key := trackKey{req.Camera, observation.Track}
 		if known, ok := g.byTrack[key]; ok {
-			resp.Identities[i] = Identity{Track: observation.Track, Identity: known.id, Distance: CosineDistance(known.feature, observation.Feature)}
-			taken[known] = true
-			continue
+			distance := CosineDistance(known.feature, observation.Feature)
+			// A whole view that no longer looks like the track's identity means the tracker
+			// swapped people (two blobs merged and split): the track is matched afresh.
+			if observation.Partial || distance <= g.opts.Threshold*g.opts.Drift {
+				resp.Identities[i] = Identity{Track: observation.Track, Identity: known.id, Distance: distance}
+				taken[known] = true
+				continue
+			}
+			delete(g.byTrack, key)
 		}
 		fresh = append(fresh, i)
 	}
@@ -94,7 +105,7 @@ func (g *Gallery) Match(req *ReIDRequest) ReIDResponse {
 	for _, i := range fresh {
 		key := trackKey{req.Camera, req.Tracks[i].Track}
 		for _, candidate := range g.identities {
-			if candidate.lastTrack != key && req.Frame-candidate.lastFrame <= g.opts.BusyFrames && candidate.lastFrame <= req.Frame+g.opts.BusyFrames {
+			if g.busy(candidate, key, req.Frame) {
 				continue
 			}
 			if distance := CosineDistance(candidate.feature, req.Tracks[i].Feature); distance <= g.opts.Threshold {
@@ -116,19 +127,38 @@ func (g *Gallery) Match(req *ReIDRequest) ReIDResponse {
 		if joined[i] {
 			continue
 		}
+		if req.Tracks[i].Partial {
+			resp.Identities[i] = Identity{Track: req.Tracks[i].Track}
+			continue
+		}
 		created := &galleryIdentity{id: len(g.identities) + 1, feature: append([]float64(nil), req.Tracks[i].Feature...), lastFrame: -1 << 30}
 		g.identities = append(g.identities, created)
 		g.byTrack[trackKey{req.Camera, req.Tracks[i].Track}] = created
 		resp.Identities[i] = Identity{Track: req.Tracks[i].Track, Identity: created.id, New: true}
 	}
 	for _, observation := range req.Tracks {
-		g.observe(g.byTrack[trackKey{req.Camera, observation.Track}], req.Camera, req.Frame, observation)
+		if identity, ok := g.byTrack[trackKey{req.Camera, observation.Track}]; ok {
+			g.observe(identity, req.Camera, req.Frame, observation)
+		}
 	}
 	return resp
 }
 
+// busy says whether identity is elsewhere at frame: on another track of the same frame, or on
+// another camera within BusyFrames. A track of the same camera that ended a few frames ago is no
+// obstacle: that is how a tracker fragments around occlusions, and the new track continues it.
+func (g *Gallery) busy(identity *galleryIdentity, key trackKey, frame int) bool {
+	if identity.lastTrack == key {
+		return false
+	}
+	if identity.lastTrack.camera == key.camera {
+		return identity.lastFrame == frame
+	}
+	return frame-identity.lastFrame <= g.opts.BusyFrames && identity.lastFrame-frame <= g.opts.BusyFrames
+}
+
 func (g *Gallery) observe(identity *galleryIdentity, camera string, frame int, observation TrackObservation) {
-	if len(identity.feature) == len(observation.Feature) {
+	if len(identity.feature) == len(observation.Feature) && !observation.Partial {
 		for k := range identity.feature {
 			identity.feature[k] = g.opts.Momentum*identity.feature[k] + (1-g.opts.Momentum)*observation.Feature[k]
 		}

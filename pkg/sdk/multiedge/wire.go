@@ -152,6 +152,10 @@ type TrackObservation struct {
 	Track   int       `json:"track"`
 	Box     Box       `json:"box"`
 	Feature []float64 `json:"feature"`
+	// Partial says the crop may not show the whole person (cut by the frame's edge, merged with
+	// another blob, half hidden): it may join a known identity but neither founds one nor changes
+	// an identity's appearance.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // ReIDRequest sends one frame's tracks of one camera to the identity gallery.
@@ -161,7 +165,8 @@ type ReIDRequest struct {
 	Tracks []TrackObservation `json:"tracks"`
 }
 
-// Identity is the gallery's answer for one track: its global identity across cameras.
+// Identity is the gallery's answer for one track: its global identity across cameras, 0 for a
+// partial observation that matched no one (ask again with a better crop).
 type Identity struct {
 	Track    int     `json:"track"`
 	Identity int     `json:"identity"`

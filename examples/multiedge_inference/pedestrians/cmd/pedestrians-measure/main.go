@@ -1,0 +1,104 @@
+// Command pedestrians-measure runs the whole pedestrian pipeline in one process: it generates the
+// scene, serves feature extraction and ReID on loopback HTTP with the library's servers, runs
+// every camera's detection and tracking against them frame by frame, and prints the metrics of
+// single-camera tracking and of multi-edge tracking with ReID.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/sedna-go/sedna/examples/multiedge_inference/pedestrians/pipeline"
+	"github.com/sedna-go/sedna/examples/multiedge_inference/pedestrians/scene"
+	"github.com/sedna-go/sedna/pkg/sdk/multiedge"
+)
+
+func main() {
+	cfg := scene.DefaultConfig()
+	flag.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "scene seed")
+	flag.IntVar(&cfg.People, "people", cfg.People, "number of people")
+	flag.IntVar(&cfg.Frames, "frames", cfg.Frames, "frames per camera")
+	flag.IntVar(&cfg.Cameras, "cameras", cfg.Cameras, "number of cameras")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "pedestrians-measure:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(ctx context.Context, server *multiedge.Server) (string, error) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		if err := server.Serve(ctx, listener); err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+		}
+	}()
+	return "http://" + listener.Addr().String(), nil
+}
+
+func run(ctx context.Context, cfg scene.Config) error {
+	started := time.Now()
+	sc, err := scene.New(cfg)
+	if err != nil {
+		return err
+	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	token := hex.EncodeToString(secret)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	feServer, err := multiedge.NewFeatureExtractionServer(multiedge.ExtractFeature, multiedge.ServerOptions{Token: token})
+	if err != nil {
+		return err
+	}
+	reidServer, err := multiedge.NewReIDServer(multiedge.NewGallery(multiedge.GalleryOptions{}), multiedge.ServerOptions{Token: token})
+	if err != nil {
+		return err
+	}
+	feURL, err := serve(ctx, feServer)
+	if err != nil {
+		return err
+	}
+	reidURL, err := serve(ctx, reidServer)
+	if err != nil {
+		return err
+	}
+	fe, reid := multiedge.NewClient(feURL, token, nil), multiedge.NewClient(reidURL, token, nil)
+	analyzers := make([]*pipeline.Analyzer, cfg.Cameras)
+	for c := range analyzers {
+		analyzers[c] = pipeline.NewAnalyzer(scene.CameraName(c), sc.Background(c), fe, reid)
+	}
+	var results []pipeline.FrameResult
+	for t := 0; t < cfg.Frames; t++ {
+		for c, analyzer := range analyzers {
+			frame, _ := sc.Render(c, t)
+			result, err := analyzer.Process(ctx, t, frame)
+			if err != nil {
+				return err
+			}
+			results = append(results, result)
+		}
+	}
+	report, err := pipeline.Evaluate(ctx, sc, results, pipeline.SearchWith(fe, reid))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pedestrians-measure --seed %d --people %d --frames %d --cameras %d\n", cfg.Seed, cfg.People, cfg.Frames, cfg.Cameras)
+	report.Print(os.Stdout)
+	fmt.Printf("total time %.1fs\n", time.Since(started).Seconds())
+	return nil
+}
