@@ -28,6 +28,8 @@ type ServerOptions struct {
 	AllowAnonymous bool
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// OnEndOfStream (ReID server only) is called when a camera says it has no more frames.
+	OnEndOfStream func(camera string)
 }
 
 // Server is one multi-edge HTTP server: its routes, who may call them, and request counters.

@@ -95,6 +95,9 @@ func NewReIDServer(gallery *Gallery, opts ServerOptions) (*Server, error) {
 	}
 	handlePost(s, PathReID, func(_ context.Context, req *ReIDRequest) (*ReIDResponse, error) {
 		resp := gallery.Match(req)
+		if req.EndOfStream && opts.OnEndOfStream != nil {
+			opts.OnEndOfStream(req.Camera)
+		}
 		return &resp, nil
 	})
 	handlePost(s, PathReIDSearch, func(_ context.Context, req *SearchRequest) (*SearchResponse, error) {

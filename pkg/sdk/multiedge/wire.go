@@ -163,6 +163,8 @@ type ReIDRequest struct {
 	Camera string             `json:"camera"`
 	Frame  int                `json:"frame"`
 	Tracks []TrackObservation `json:"tracks"`
+	// EndOfStream says the camera has no more frames after this one.
+	EndOfStream bool `json:"endOfStream,omitempty"`
 }
 
 // Identity is the gallery's answer for one track: its global identity across cameras, 0 for a

@@ -28,7 +28,8 @@ const (
 type Analyzer struct {
 	camera   string
 	detector multiedge.Detector
-	fe, reid *multiedge.Client
+	fe       Features
+	reid     *multiedge.Client
 	// RetryFor bounds how long a frame waits for an unavailable FE or ReID service (a restarted
 	// pod) before the frame fails.
 	RetryFor time.Duration
@@ -40,9 +41,25 @@ type Analyzer struct {
 	identities map[int]int
 }
 
+// Features embeds crops: a feature extraction service's client (RemoteFeatures) or the library's
+// extractor in process (LocalFeatures).
+type Features func(ctx context.Context, crops []multiedge.Image) ([][]float64, error)
+
+// RemoteFeatures asks a feature extraction service.
+func RemoteFeatures(fe *multiedge.Client) Features { return fe.ExtractFeatures }
+
+// LocalFeatures runs the extractor in this process.
+func LocalFeatures(_ context.Context, crops []multiedge.Image) ([][]float64, error) {
+	features := make([][]float64, len(crops))
+	for i := range crops {
+		features[i] = multiedge.ExtractFeature(&crops[i])
+	}
+	return features, nil
+}
+
 // NewAnalyzer returns an analyzer for camera with its empty-scene background. fe and reid may be
 // nil: single-camera tracking.
-func NewAnalyzer(camera string, background *multiedge.Image, fe, reid *multiedge.Client) *Analyzer {
+func NewAnalyzer(camera string, background *multiedge.Image, fe Features, reid *multiedge.Client) *Analyzer {
 	return &Analyzer{
 		camera:   camera,
 		detector: multiedge.Detector{Background: background, Threshold: detectThreshold, MinArea: detectMinArea},
@@ -95,7 +112,7 @@ func (a *Analyzer) Process(ctx context.Context, frame int, img *multiedge.Image)
 	}
 	var features [][]float64
 	retries, err := a.retry(ctx, func() (err error) {
-		features, err = a.fe.ExtractFeatures(ctx, crops)
+		features, err = a.fe(ctx, crops)
 		return err
 	})
 	result.Retries += retries
@@ -170,6 +187,30 @@ func (a *Analyzer) Analyze(ctx context.Context, req *multiedge.FrameRequest) (*m
 		return nil, err
 	}
 	return &multiedge.FrameResponse{Camera: a.camera, Frame: req.Frame, Detections: result.Detections}, nil
+}
+
+// EndOfStream tells the gallery this camera has no frames after last.
+func (a *Analyzer) EndOfStream(ctx context.Context, last int) error {
+	if a.reid == nil {
+		return nil
+	}
+	_, err := a.retry(ctx, func() error {
+		_, err := a.reid.ReID(ctx, multiedge.ReIDRequest{Camera: a.camera, Frame: last, EndOfStream: true})
+		return err
+	})
+	return err
+}
+
+// Tune replaces the detector's parameters (from a model file); zero keeps a value.
+func (a *Analyzer) Tune(model ModelFile) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if model.Threshold > 0 {
+		a.detector.Threshold = model.Threshold
+	}
+	if model.MinArea > 0 {
+		a.detector.MinArea = model.MinArea
+	}
 }
 
 // SetTarget implements multiedge.Analyzer: it remembers the target (the tracking workers use it).

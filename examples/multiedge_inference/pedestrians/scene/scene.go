@@ -38,7 +38,7 @@ type Config struct {
 }
 
 // DefaultConfig is the example's scene: small enough that the whole pipeline runs in seconds.
-func DefaultConfig() Config { return Config{Seed: 1, People: 10, Frames: 240, Cameras: 4} }
+func DefaultConfig() Config { return Config{Seed: 1, People: 10, Frames: 240, Cameras: 3} }
 
 // Validate checks the bounds the renderer assumes.
 func (c Config) Validate() error {

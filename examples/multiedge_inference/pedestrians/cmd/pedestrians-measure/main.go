@@ -80,7 +80,7 @@ func run(ctx context.Context, cfg scene.Config) error {
 	fe, reid := multiedge.NewClient(feURL, token, nil), multiedge.NewClient(reidURL, token, nil)
 	analyzers := make([]*pipeline.Analyzer, cfg.Cameras)
 	for c := range analyzers {
-		analyzers[c] = pipeline.NewAnalyzer(scene.CameraName(c), sc.Background(c), fe, reid)
+		analyzers[c] = pipeline.NewAnalyzer(scene.CameraName(c), sc.Background(c), pipeline.RemoteFeatures(fe), reid)
 	}
 	var results []pipeline.FrameResult
 	for t := 0; t < cfg.Frames; t++ {
