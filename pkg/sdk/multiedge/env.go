@@ -62,9 +62,9 @@ func ConfigFromEnv(ctx *env.Context) (Config, error) {
 	cfg := Config{Token: strings.TrimSpace(ctx.Get(EnvToken, "")), AllowAnonymous: anonymous, BindHost: ctx.Get(EnvPodIP, "0.0.0.0")}
 	for _, endpoint := range []struct {
 		urlEnv, portEnv, host string
-		port              int
-		base              *string
-		bindPort          *int
+		port                  int
+		base                  *string
+		bindPort              *int
 	}{
 		{EnvFEURL, EnvFEPort, DefaultFEHost, DefaultFEPort, &cfg.FE, &cfg.FEPort},
 		{EnvReIDURL, EnvReIDPort, DefaultReIDHost, DefaultReIDPort, &cfg.ReID, &cfg.ReIDPort},

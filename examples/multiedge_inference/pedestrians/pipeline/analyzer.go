@@ -61,9 +61,9 @@ func LocalFeatures(_ context.Context, crops []multiedge.Image) ([][]float64, err
 // nil: single-camera tracking.
 func NewAnalyzer(camera string, background *multiedge.Image, fe Features, reid *multiedge.Client) *Analyzer {
 	return &Analyzer{
-		camera:   camera,
-		detector: multiedge.Detector{Background: background, Threshold: detectThreshold, MinArea: detectMinArea},
-		tracker:  multiedge.Tracker{MaxAge: trackMaxAge, MinIoU: trackMinIoU},
+		camera:     camera,
+		detector:   multiedge.Detector{Background: background, Threshold: detectThreshold, MinArea: detectMinArea},
+		tracker:    multiedge.Tracker{MaxAge: trackMaxAge, MinIoU: trackMinIoU},
 		fe:         fe,
 		reid:       reid,
 		RetryFor:   time.Minute,

@@ -188,7 +188,7 @@ func (s *Scene) emptyScene(c int) *multiedge.Image {
 		if y < horizonRow-10 {
 			v = uint8(150 + y/4) // wall
 		} else {
-			v = uint8(90 + (y-horizonRow+10)) // floor, lighter towards the camera
+			v = uint8(90 + (y - horizonRow + 10)) // floor, lighter towards the camera
 		}
 		for x := 0; x < ImageWidth; x++ {
 			img.Set(x, y, v, v+2, v+4)
