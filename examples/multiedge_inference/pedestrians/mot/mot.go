@@ -37,7 +37,7 @@ type Result struct {
 	IDTP, IDFP, IDFN int
 	IDF1, IDP, IDR   float64
 	// Switches lists the ID switches in order.
-	Switches []Switch
+	Switches []Switch `json:"-"`
 }
 
 // Switch is one ID switch: the truth's hypothesis changed from From to To.

@@ -1,9 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sedna-go/sedna/examples/multiedge_inference/pedestrians/mot"
@@ -65,6 +69,9 @@ func Evaluate(ctx context.Context, sc *scene.Scene, results []FrameResult, searc
 		hypsByFrame[key] = result.Detections
 		local = append(local, float64(result.Local)/float64(time.Millisecond))
 		total = append(total, float64(result.Total)/float64(time.Millisecond))
+	}
+	if want := sc.Config.Cameras * sc.Config.Frames; len(seen) != want {
+		return report, fmt.Errorf("results cover %d of the %d camera frames: frames were lost", len(seen), want)
 	}
 	for c := 0; c < sc.Config.Cameras; c++ {
 		for t := 0; t < sc.Config.Frames; t++ {
@@ -190,5 +197,44 @@ func SearchWith(fe, reid *multiedge.Client) Searcher {
 			return 0, nil
 		}
 		return results[0].Identity, nil
+	}
+}
+
+// PathSearch is the user API of the example's ObjectSearchService (pedestrians-search).
+const PathSearch = "/object_search/search"
+
+// SearchThrough returns a Searcher asking an ObjectSearchService's user worker at base.
+func SearchThrough(base, token string) Searcher {
+	client := &http.Client{Timeout: 30 * time.Second}
+	return func(ctx context.Context, crops []multiedge.Image) (int, error) {
+		body, err := json.Marshal(multiedge.TargetRequest{Target: "query", Crops: crops})
+		if err != nil {
+			return 0, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+PathSearch, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer func() { _ = resp.Body.Close() }() // decoded below
+		if resp.StatusCode != http.StatusOK {
+			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096)) // best effort, for the message
+			return 0, fmt.Errorf("search answered %s: %s", resp.Status, answer)
+		}
+		var answer multiedge.SearchResponse
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&answer); err != nil {
+			return 0, err
+		}
+		if len(answer.Results) == 0 {
+			return 0, nil
+		}
+		return answer.Results[0].Identity, nil
 	}
 }

@@ -51,4 +51,6 @@ func TestReIDBeatsSingleCameraTracking(t *testing.T) {
 
 	_, err = Evaluate(ctx, sc, append(results, results[0]), nil)
 	require.ErrorContains(t, err, "two results")
+	_, err = Evaluate(ctx, sc, results[1:], nil)
+	require.ErrorContains(t, err, "frames were lost")
 }

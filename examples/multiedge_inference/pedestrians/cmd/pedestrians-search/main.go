@@ -21,13 +21,11 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/examples/multiedge_inference/pedestrians/pipeline"
 	"github.com/sedna-go/sedna/pkg/sdk/env"
 	"github.com/sedna-go/sedna/pkg/sdk/multiedge"
 	"github.com/sedna-go/sedna/pkg/workerauth"
 )
-
-// PathSearch is the user API.
-const PathSearch = "/object_search/search"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,7 +58,7 @@ func run(ctx context.Context, vars *env.Context) error {
 	reid := multiedge.NewClient(gallery, cfg.Token, nil)
 	admission := workerauth.Admission{Token: cfg.Token, AllowAnonymous: cfg.AllowAnonymous}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathSearch, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST "+pipeline.PathSearch, func(w http.ResponseWriter, r *http.Request) {
 		if decision := admission.Admit(r.Header); decision.Status != 0 {
 			writeJSON(w, decision.Status, multiedge.ErrorResponse{Error: decision.Reason})
 			return
