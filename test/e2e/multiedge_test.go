@@ -103,10 +103,10 @@ func TestMultiEdgePedestrians(t *testing.T) {
 		url, header string
 		want        int
 	}{
-		"FE without a token":     {url: "http://" + cloud.IP + ":6000" + multiedge.PathFeatureExtraction, want: http.StatusUnauthorized},
-		"FE with a wrong token":  {url: "http://" + cloud.IP + ":6000" + multiedge.PathFeatureExtraction, header: "Bearer not-the-token", want: http.StatusForbidden},
-		"ReID without a token":   {url: "http://" + cloud.IP + ":5000" + multiedge.PathReID, want: http.StatusUnauthorized},
-		"search without a token": {url: "http://" + cloud.IP + ":9379" + pipeline.PathSearch, want: http.StatusUnauthorized},
+		"FE without a token":                  {url: "http://" + cloud.IP + ":6000" + multiedge.PathFeatureExtraction, want: http.StatusUnauthorized},
+		"FE with a wrong token":               {url: "http://" + cloud.IP + ":6000" + multiedge.PathFeatureExtraction, header: "Bearer not-the-token", want: http.StatusForbidden},
+		"ReID without a token":                {url: "http://" + cloud.IP + ":5000" + multiedge.PathReID, want: http.StatusUnauthorized},
+		"search without a token":              {url: "http://" + cloud.IP + ":9379" + pipeline.PathSearch, want: http.StatusUnauthorized},
 		"FE with the token, a malformed body": {url: "http://" + cloud.IP + ":6000" + multiedge.PathFeatureExtraction, header: "Bearer " + token, want: http.StatusBadRequest},
 	} {
 		req, err := http.NewRequest(http.MethodPost, tc.url, strings.NewReader(`{"crops":"pickle"}`))
