@@ -69,6 +69,10 @@ func TestTracker(t *testing.T) {
 		tracker.Update([]Box{at(60 + 2*i)})
 	}
 	require.Equal(t, []TrackedBox{{3, at(14)}}, tracker.Update([]Box{at(14)})[:1])
+
+	restarted := Tracker{MaxAge: 2, MinIoU: 0.2}
+	restarted.StartAfter(41)
+	require.Equal(t, []TrackedBox{{42, at(0)}}, restarted.Update([]Box{at(0)}))
 }
 
 func feature(values ...float64) []float64 { return normalize(values) }

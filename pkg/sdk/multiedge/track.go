@@ -38,6 +38,12 @@ func (t *track) predicted() Box {
 	}
 }
 
+// StartAfter makes new tracks number from n+1: a restarted worker continues its numbering so
+// that its new tracks are not mistaken for the tracks of its previous life.
+func (tr *Tracker) StartAfter(n int) {
+	tr.next = max(tr.next, n)
+}
+
 // Update consumes one frame's detections and returns them with their tracks, in input order.
 func (tr *Tracker) Update(detections []Box) []TrackedBox {
 	cost := make([][]float64, len(detections))

@@ -189,6 +189,20 @@ func (a *Analyzer) Analyze(ctx context.Context, req *multiedge.FrameRequest) (*m
 	return &multiedge.FrameResponse{Camera: a.camera, Frame: req.Frame, Detections: result.Detections}, nil
 }
 
+// Resume continues after results of an earlier run of this camera: new tracks are numbered after
+// the old ones, which the gallery still knows.
+func (a *Analyzer) Resume(results []FrameResult) {
+	last := 0
+	for _, result := range results {
+		for _, detection := range result.Detections {
+			last = max(last, detection.Track)
+		}
+	}
+	a.mu.Lock()
+	a.tracker.StartAfter(last)
+	a.mu.Unlock()
+}
+
 // EndOfStream tells the gallery this camera has no frames after last.
 func (a *Analyzer) EndOfStream(ctx context.Context, last int) error {
 	if a.reid == nil {

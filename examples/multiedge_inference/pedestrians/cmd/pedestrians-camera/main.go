@@ -128,6 +128,7 @@ func run(ctx context.Context, vars *env.Context) error {
 		}
 	}
 	start := len(done)
+	analyzer.Resume(done)
 	logger.Info("Camera stream", "camera", name, "mode", mode, "frames", sceneConfig.Frames, "resumeAt", start)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
