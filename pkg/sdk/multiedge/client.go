@@ -139,6 +139,15 @@ func (c *Client) Analyze(ctx context.Context, req FrameRequest) (*FrameResponse,
 	return &resp, nil
 }
 
+// SetVATarget tells a video analytics server whom to follow.
+func (c *Client) SetVATarget(ctx context.Context, req TargetRequest) (*Status, error) {
+	var resp Status
+	if err := c.do(ctx, http.MethodPost, PathVAUpdateService, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
 // Status reads a server's status; service is ServiceFeatureExtraction, ServiceReID or
 // ServiceVideoAnalytics.
 func (c *Client) Status(ctx context.Context, service string) (*Status, error) {

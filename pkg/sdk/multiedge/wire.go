@@ -188,12 +188,14 @@ type FrameRequest struct {
 	Image  *Image `json:"image"`
 }
 
-// Detection is one tracked object in a frame: its camera-local track and, when the pipeline
-// re-identifies, its global identity (0 when unknown).
+// Detection is one tracked object in a frame: its camera-local track, when the pipeline
+// re-identifies its global identity (0 when unknown), and whether it is the followed target.
 type Detection struct {
 	Box      Box `json:"box"`
 	Track    int `json:"track"`
 	Identity int `json:"identity,omitempty"`
+	// Target marks the detection that looks like the target set through update_service.
+	Target bool `json:"target,omitempty"`
 }
 
 // FrameResponse answers a FrameRequest.

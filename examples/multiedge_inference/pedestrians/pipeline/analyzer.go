@@ -21,6 +21,8 @@ const (
 	detectMinArea   = 80
 	trackMaxAge     = 4
 	trackMinIoU     = 0.2
+	// targetThreshold is the largest appearance distance at which a detection is the target.
+	targetThreshold = 0.2
 )
 
 // Analyzer runs one camera: detection and tracking locally; with FE and ReID clients, appearance
@@ -36,7 +38,8 @@ type Analyzer struct {
 
 	mu      sync.Mutex
 	tracker multiedge.Tracker
-	target  *multiedge.TargetRequest
+	// target is the mean appearance of the target set through update_service, nil for none.
+	target []float64
 	// identities are the global identities ReID gave this camera's tracks.
 	identities map[int]int
 }
@@ -118,6 +121,20 @@ func (a *Analyzer) Process(ctx context.Context, frame int, img *multiedge.Image)
 	result.Retries += retries
 	if err != nil {
 		return result, fmt.Errorf("extracting features of %s frame %d: %w", a.camera, frame, err)
+	}
+	a.mu.Lock()
+	target := a.target
+	a.mu.Unlock()
+	if target != nil {
+		best, bestDistance := -1, targetThreshold
+		for i, feature := range features {
+			if distance := multiedge.CosineDistance(target, feature); distance <= bestDistance {
+				best, bestDistance = i, distance
+			}
+		}
+		if best >= 0 {
+			result.Detections[best].Target = true
+		}
 	}
 	req := multiedge.ReIDRequest{Camera: a.camera, Frame: frame, Tracks: make([]multiedge.TrackObservation, len(tracked))}
 	for i, t := range tracked {
@@ -227,10 +244,26 @@ func (a *Analyzer) Tune(model ModelFile) {
 	}
 }
 
-// SetTarget implements multiedge.Analyzer: it remembers the target (the tracking workers use it).
-func (a *Analyzer) SetTarget(_ context.Context, req *multiedge.TargetRequest) error {
+// SetTarget implements multiedge.Analyzer: from then on, the detection that looks most like the
+// target (within targetThreshold) is marked in every frame. It needs a feature source.
+func (a *Analyzer) SetTarget(ctx context.Context, req *multiedge.TargetRequest) error {
+	if a.fe == nil {
+		return &multiedge.BadRequestError{Reason: "this worker extracts no features, so it cannot follow a target"}
+	}
+	features, err := a.fe(ctx, req.Crops)
+	if err != nil {
+		return fmt.Errorf("extracting the target's features: %w", err)
+	}
+	mean := make([]float64, len(features[0]))
+	for _, feature := range features {
+		for i := range mean {
+			if i < len(feature) {
+				mean[i] += feature[i] / float64(len(features))
+			}
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.target = req
+	a.target = mean
 	return nil
 }

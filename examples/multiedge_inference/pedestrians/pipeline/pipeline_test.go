@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -53,4 +54,63 @@ func TestReIDBeatsSingleCameraTracking(t *testing.T) {
 	require.ErrorContains(t, err, "two results")
 	_, err = Evaluate(ctx, sc, results[1:], nil)
 	require.ErrorContains(t, err, "frames were lost")
+}
+
+// TestVideoAnalyticsServerFollowsTarget drives one camera through the video analytics server:
+// frames in, tracked detections out, and after update_service the target's detection is marked.
+func TestVideoAnalyticsServerFollowsTarget(t *testing.T) {
+	ctx := context.Background()
+	sc, err := scene.New(scene.DefaultConfig())
+	require.NoError(t, err)
+	reidServer, err := multiedge.NewReIDServer(multiedge.NewGallery(multiedge.GalleryOptions{}), multiedge.ServerOptions{Token: "t"})
+	require.NoError(t, err)
+	reidHTTP := httptest.NewServer(reidServer)
+	defer reidHTTP.Close()
+	const camera = 0
+	analyzer := NewAnalyzer(scene.CameraName(camera), sc.Background(camera), LocalFeatures, multiedge.NewClient(reidHTTP.URL, "t", nil))
+	vaServer, err := multiedge.NewVideoAnalyticsServer(analyzer, multiedge.ServerOptions{Token: "t"})
+	require.NoError(t, err)
+	vaHTTP := httptest.NewServer(vaServer)
+	defer vaHTTP.Close()
+	va := multiedge.NewClient(vaHTTP.URL, "t", nil)
+
+	// The first frame in which some person is fully visible: follow them.
+	target, targetFrame := 0, 0
+	for frame := 0; frame < sc.Config.Frames && target == 0; frame++ {
+		_, truth := sc.Render(camera, frame)
+		for _, gt := range truth {
+			if gt.Visibility == 1 && gt.Box.X > 0 && gt.Box.X+gt.Box.W < scene.ImageWidth {
+				target, targetFrame = gt.Person, frame
+				break
+			}
+		}
+	}
+	require.NotZero(t, target)
+	_, err = va.SetVATarget(ctx, multiedge.TargetRequest{Target: "someone", Crops: sc.QueryImages(target)})
+	require.NoError(t, err)
+	for frame := 0; frame <= targetFrame; frame++ {
+		img, truth := sc.Render(camera, frame)
+		resp, err := va.Analyze(ctx, multiedge.FrameRequest{Camera: scene.CameraName(camera), Frame: frame, Image: img})
+		require.NoError(t, err)
+		if frame < targetFrame {
+			continue
+		}
+		var marked []multiedge.Detection
+		for _, detection := range resp.Detections {
+			if detection.Target {
+				marked = append(marked, detection)
+			}
+		}
+		require.Len(t, marked, 1)
+		for _, gt := range truth {
+			if gt.Person == target {
+				require.GreaterOrEqual(t, marked[0].Box.IoU(gt.Box), 0.5)
+			}
+		}
+	}
+	img, _ := sc.Render(1, 0)
+	_, err = va.Analyze(ctx, multiedge.FrameRequest{Camera: scene.CameraName(1), Frame: 0, Image: img})
+	var status *multiedge.StatusError
+	require.ErrorAs(t, err, &status)
+	require.Equal(t, http.StatusBadRequest, status.Code)
 }
