@@ -61,10 +61,6 @@ func TestManifest(t *testing.T) {
 		case *corev1.Secret:
 			kinds["Secret"]++
 			require.NotEmpty(t, typed.StringData["token"])
-		case *corev1.Service:
-			kinds["Service"]++
-			require.Equal(t, "reid-reid", typed.Name)
-			require.Equal(t, int32(multiedge.DefaultReIDPort), typed.Spec.Ports[0].Port)
 		case *sednav1alpha1.Model:
 			kinds["Model"]++
 			models[typed.Name] = true
@@ -99,7 +95,7 @@ func TestManifest(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]int{
-		"Secret": 1, "Service": 1, "Model": 2, "FeatureExtractionService": 1, "ReidJob": 1,
+		"Secret": 1, "Model": 2, "FeatureExtractionService": 1, "ReidJob": 1,
 		"VideoAnalyticsJob": 3, "ObjectSearchService": 1, "ObjectTrackingService": 1,
 	}, kinds)
 
