@@ -134,3 +134,16 @@ func dot(a, b []float64) float64 {
 	}
 	return sum
 }
+
+func TestGalleryIsBounded(t *testing.T) {
+	gallery := NewGallery(GalleryOptions{Threshold: 0.01, MaxIdentities: 8, MaxTracks: 8})
+	for i := 0; i < 100; i++ {
+		// Every track looks different from all others: each founds an identity.
+		f := make([]float64, 100)
+		f[i] = 1
+		resp := gallery.Match(&ReIDRequest{Camera: "a", Frame: i, Tracks: []TrackObservation{{Track: i + 1, Feature: f}}})
+		require.Equal(t, i+1, resp.Identities[0].Identity, "identity numbers are never reused")
+		require.LessOrEqual(t, gallery.Len(), 8)
+		require.LessOrEqual(t, len(gallery.byTrack), 8)
+	}
+}

@@ -18,6 +18,9 @@ type GalleryOptions struct {
 	MaxSightings int
 	// Drift: a track keeps its identity while whole views stay within Threshold*Drift of it.
 	Drift float64
+	// MaxIdentities and MaxTracks bound memory: beyond them the identities (or track bindings)
+	// seen longest ago are forgotten, half at a time.
+	MaxIdentities, MaxTracks int
 }
 
 // Gallery assigns global identities to camera tracks by appearance and remembers where each
@@ -28,6 +31,7 @@ type Gallery struct {
 	mu         sync.Mutex
 	identities []*galleryIdentity
 	byTrack    map[trackKey]*galleryIdentity
+	lastID     int
 }
 
 type trackKey struct {
@@ -53,7 +57,8 @@ type Sighting struct {
 	LastTrack int    `json:"lastTrack"`
 }
 
-// NewGallery returns an empty gallery; zero options take defaults (0.2, 0.9, 3, 1000, 1.5).
+// NewGallery returns an empty gallery; zero options take defaults (0.2, 0.9, 3, 1000, 1.5, 4096,
+// 65536).
 func NewGallery(opts GalleryOptions) *Gallery {
 	if opts.Threshold <= 0 {
 		opts.Threshold = 0.2
@@ -69,6 +74,12 @@ func NewGallery(opts GalleryOptions) *Gallery {
 	}
 	if opts.Drift <= 0 {
 		opts.Drift = 1.5
+	}
+	if opts.MaxIdentities <= 0 {
+		opts.MaxIdentities = 4096
+	}
+	if opts.MaxTracks <= 0 {
+		opts.MaxTracks = 65536
 	}
 	return &Gallery{opts: opts, byTrack: map[trackKey]*galleryIdentity{}}
 }
@@ -131,7 +142,8 @@ func (g *Gallery) Match(req *ReIDRequest) ReIDResponse {
 			resp.Identities[i] = Identity{Track: req.Tracks[i].Track}
 			continue
 		}
-		created := &galleryIdentity{id: len(g.identities) + 1, feature: append([]float64(nil), req.Tracks[i].Feature...), lastFrame: -1 << 30}
+		g.lastID++
+		created := &galleryIdentity{id: g.lastID, feature: append([]float64(nil), req.Tracks[i].Feature...), lastFrame: -1 << 30}
 		g.identities = append(g.identities, created)
 		g.byTrack[trackKey{req.Camera, req.Tracks[i].Track}] = created
 		resp.Identities[i] = Identity{Track: req.Tracks[i].Track, Identity: created.id, New: true}
@@ -141,7 +153,40 @@ func (g *Gallery) Match(req *ReIDRequest) ReIDResponse {
 			g.observe(identity, req.Camera, req.Frame, observation)
 		}
 	}
+	g.forget()
 	return resp
+}
+
+// forget drops the identities and track bindings seen longest ago once there are too many.
+func (g *Gallery) forget() {
+	if len(g.identities) > g.opts.MaxIdentities {
+		sort.SliceStable(g.identities, func(a, b int) bool { return g.identities[a].lastFrame > g.identities[b].lastFrame })
+		dropped := map[*galleryIdentity]bool{}
+		for _, identity := range g.identities[g.opts.MaxIdentities/2:] {
+			dropped[identity] = true
+		}
+		g.identities = g.identities[:g.opts.MaxIdentities/2]
+		sort.SliceStable(g.identities, func(a, b int) bool { return g.identities[a].id < g.identities[b].id })
+		for key, identity := range g.byTrack {
+			if dropped[identity] {
+				delete(g.byTrack, key)
+			}
+		}
+	}
+	if len(g.byTrack) > g.opts.MaxTracks {
+		type binding struct {
+			key       trackKey
+			lastFrame int
+		}
+		bindings := make([]binding, 0, len(g.byTrack))
+		for key, identity := range g.byTrack {
+			bindings = append(bindings, binding{key, identity.lastFrame})
+		}
+		sort.Slice(bindings, func(a, b int) bool { return bindings[a].lastFrame < bindings[b].lastFrame })
+		for _, b := range bindings[:len(bindings)-g.opts.MaxTracks/2] {
+			delete(g.byTrack, b.key)
+		}
+	}
 }
 
 // busy says whether identity is elsewhere at frame: on another track of the same frame, or on
