@@ -218,7 +218,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("building the lifelong learning manager: %w", err)
 	}
 	all := []managers.Manager{datasets, models, learning, lifelong}
-	for _, kind := range []string{managers.KindJointInferenceService, managers.KindFederatedLearningJob} {
+	for _, kind := range managers.ForwardedKinds {
 		forwarder, err := managers.NewForwarder(kind, rep)
 		if err != nil {
 			return fmt.Errorf("building the %s forwarder: %w", kind, err)

@@ -4,12 +4,17 @@ package controllers
 
 import (
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/dataset"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/featureextraction"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/federatedlearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/incrementallearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/jointinference"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/lifelonglearning"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/model"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/objectsearch"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/objecttracking"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/reid"
 	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/secret"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/videoanalytics"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 )
 
@@ -35,6 +40,11 @@ func NewRegistry() Registry {
 		{Name: incrementallearning.Name, New: incrementallearning.New},
 		{Name: federatedlearning.Name, New: federatedlearning.New},
 		{Name: lifelonglearning.Name, New: lifelonglearning.New},
+		{Name: videoanalytics.Name, New: videoanalytics.New},
+		{Name: featureextraction.Name, New: featureextraction.New},
+		{Name: reid.Name, New: reid.New},
+		{Name: objectsearch.Name, New: objectsearch.New},
+		{Name: objecttracking.Name, New: objecttracking.New},
 		{Name: model.Name, New: model.New},
 		{Name: secret.Name, New: secret.New},
 	}

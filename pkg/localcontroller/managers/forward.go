@@ -18,9 +18,22 @@ import (
 
 // Kinds whose LC side only relays worker reports.
 const (
-	KindJointInferenceService = "jointinferenceservice"
-	KindFederatedLearningJob  = "federatedlearningjob"
+	KindJointInferenceService    = "jointinferenceservice"
+	KindFederatedLearningJob     = "federatedlearningjob"
+	KindVideoAnalyticsJob        = "videoanalyticsjob"
+	KindFeatureExtractionService = "featureextractionservice"
+	KindReidJob                  = "reidjob"
+	KindObjectSearchService      = "objectsearchservice"
+	KindObjectTrackingService    = "objecttrackingservice"
 )
+
+// ForwardedKinds are the kinds the LC relays worker reports of, one Forwarder each: joint
+// inference, federated learning and the multi-edge kinds. GM publishes each of them with its
+// workers to the nodes they run on, so their reports pass the worker API's checks.
+var ForwardedKinds = []string{
+	KindJointInferenceService, KindFederatedLearningJob, KindVideoAnalyticsJob, KindFeatureExtractionService,
+	KindReidJob, KindObjectSearchService, KindObjectTrackingService,
+}
 
 // Forwarder is the manager of a feature whose LC side only relays worker reports to GM: joint
 // inference (edge inference counters) and federated learning (training rounds). The resources of

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -152,35 +151,42 @@ func (c *Controller) convergeChildren(ctx context.Context, ji *sednav1.JointInfe
 	if err != nil {
 		return nil, result, err
 	}
+	cloudHPA, err := desiredHPA(owner, cloudWorkerType, ji.Spec.CloudWorker.HPA)
+	if err != nil {
+		return nil, result, err
+	}
+	edgeHPA, err := desiredHPA(owner, edgeWorkerType, ji.Spec.EdgeWorker.HPA)
+	if err != nil {
+		return nil, result, err
+	}
+	observed, err := c.children(ji, changes).Converge(ctx, c.childListers(), runtime.Desired{
+		Deployments: []runtime.DesiredDeployment{
+			{Deployment: cloudDesired, ScaledByHPA: ji.Spec.CloudWorker.HPA != nil},
+			{Deployment: edgeDesired, ScaledByHPA: ji.Spec.EdgeWorker.HPA != nil},
+		},
+		Services: []*corev1.Service{service},
+		HPAs:     []runtime.DesiredHPA{cloudHPA, edgeHPA},
+	})
+	result.cloud, result.edge = observed.Deployments[cloudDesired.Name], observed.Deployments[edgeDesired.Name]
+	return nil, result, err
+}
 
-	// The children are independent API objects (the edge worker finds the cloud Service by its
-	// name when it runs, not when it is created), so they are converged concurrently: a sync
-	// waits for one round trip, not five (issue 16: with no client-side rate limit, sequential
-	// round trips bounded GM's convergence).
-	converge := []func() error{
-		func() (err error) {
-			result.cloud, err = c.convergeDeployment(ctx, ji, cloudDesired, ji.Spec.CloudWorker.HPA != nil, changes)
-			return err
-		},
-		func() error { return c.children(ji, changes).ConvergeService(ctx, c.services, service) },
-		func() (err error) {
-			result.edge, err = c.convergeDeployment(ctx, ji, edgeDesired, ji.Spec.EdgeWorker.HPA != nil, changes)
-			return err
-		},
-		func() error { return c.convergeHPA(ctx, ji, cloudWorkerType, ji.Spec.CloudWorker.HPA, changes) },
-		func() error { return c.convergeHPA(ctx, ji, edgeWorkerType, ji.Spec.EdgeWorker.HPA, changes) },
+// desiredHPA is the autoscaler of one worker when spec asks for one; without, the owner's HPA of
+// that name is deleted.
+func desiredHPA(owner workers.Owner, workerType string, spec *sednav1.HPA) (runtime.DesiredHPA, error) {
+	deploymentName := workers.DeploymentName(owner, workerType)
+	h := runtime.DesiredHPA{Name: workers.HPAName(deploymentName)}
+	if spec == nil {
+		return h, nil
 	}
-	errs := make([]error, len(converge))
-	var wg sync.WaitGroup
-	for i, fn := range converge {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn()
-		}()
-	}
-	wg.Wait()
-	return nil, result, errors.Join(errs...)
+	hpa, err := workers.NewHPA(owner, workerType, deploymentName, spec)
+	h.HPA = hpa
+	return h, err
+}
+
+// childListers are the caches Converge reads the service's children from.
+func (c *Controller) childListers() runtime.ChildListers {
+	return runtime.ChildListers{Deployments: c.deployments, Services: c.services, HPAs: c.hpas, Pods: c.pods}
 }
 
 // resolveModel reads a worker's Model and, for s3:// URLs with a credentialName, its Secret.
@@ -207,114 +213,5 @@ func (c *Controller) children(ji *sednav1.JointInferenceService, changes *runtim
 }
 
 func (c *Controller) ownedDeployment(owner workers.Owner, name string) *appsv1.Deployment {
-	d, err := c.deployments.Deployments(owner.GetNamespace()).Get(name)
-	if err != nil || !workers.IsControlledBy(d, owner) {
-		return nil
-	}
-	return d
-}
-
-// convergeDeployment creates or updates one worker Deployment. When an HPA scales it, its
-// replicas are the HPA's and are left alone. It returns the Deployment as last seen or written,
-// or nil when it was just found to exist in the API server but not yet in the cache.
-func (c *Controller) convergeDeployment(ctx context.Context, ji *sednav1.JointInferenceService, desired *appsv1.Deployment,
-	scaledByHPA bool, changes *runtime.ChildEvents) (*appsv1.Deployment, error) {
-	client := c.kubeClient.AppsV1().Deployments(ji.Namespace)
-	actual, err := c.deployments.Deployments(ji.Namespace).Get(desired.Name)
-	if apierrors.IsNotFound(err) {
-		created, err := client.Create(ctx, desired, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return nil, c.children(ji, changes).TakenName(ctx, "deployment", desired.Name, func(ctx context.Context) (metav1.Object, error) {
-				return client.Get(ctx, desired.Name, metav1.GetOptions{})
-			})
-		}
-		if err != nil {
-			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating deployment %s: %v", desired.Name, err)
-			return nil, fmt.Errorf("creating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
-		}
-		changes.Add("Created", "deployment "+desired.Name)
-		return created, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("getting deployment %s/%s: %w", ji.Namespace, desired.Name, err)
-	}
-	if !workers.IsControlledBy(actual, ownerOf(ji)) {
-		return nil, c.children(ji, changes).NotControlled("deployment", desired.Name)
-	}
-	replicasWrong := !scaledByHPA && !equality.Semantic.DeepEqual(actual.Spec.Replicas, desired.Spec.Replicas)
-	if workers.ChildUnchanged(actual, desired) && !replicasWrong {
-		return actual, nil
-	}
-	updated := actual.DeepCopy()
-	workers.MarkDesired(updated, desired)
-	updated.Spec.Template = desired.Spec.Template
-	if !scaledByHPA {
-		updated.Spec.Replicas = desired.Spec.Replicas
-	}
-	written, err := client.Update(ctx, updated, metav1.UpdateOptions{})
-	if err != nil {
-		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating deployment %s: %v", desired.Name, err)
-		return actual, fmt.Errorf("updating deployment %s/%s: %w", ji.Namespace, desired.Name, err)
-	}
-	changes.Add("Updated", "deployment "+desired.Name)
-	return written, nil
-}
-
-// convergeHPA creates or updates the HPA of one worker when spec asks for one, and deletes it
-// when it does not.
-func (c *Controller) convergeHPA(ctx context.Context, ji *sednav1.JointInferenceService, workerType string, spec *sednav1.HPA,
-	changes *runtime.ChildEvents) error {
-	owner := ownerOf(ji)
-	deploymentName := workers.DeploymentName(owner, workerType)
-	name := workers.HPAName(deploymentName)
-	client := c.kubeClient.AutoscalingV2().HorizontalPodAutoscalers(ji.Namespace)
-	actual, err := c.hpas.HorizontalPodAutoscalers(ji.Namespace).Get(name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("getting horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
-	}
-	exists := err == nil
-	if spec == nil {
-		if !exists || !workers.IsControlledBy(actual, owner) {
-			return nil
-		}
-		err := client.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &actual.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
-		}
-		changes.Add("Deleted", "horizontal pod autoscaler "+name)
-		return nil
-	}
-	desired, err := workers.NewHPA(owner, workerType, deploymentName, spec)
-	if err != nil {
-		return err
-	}
-	if !exists {
-		_, err := client.Create(ctx, desired, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return c.children(ji, changes).TakenName(ctx, "horizontal pod autoscaler", name, func(ctx context.Context) (metav1.Object, error) {
-				return client.Get(ctx, name, metav1.GetOptions{})
-			})
-		}
-		if err != nil {
-			c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedCreate", "Creating horizontal pod autoscaler %s: %v", name, err)
-			return fmt.Errorf("creating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
-		}
-		changes.Add("Created", "horizontal pod autoscaler "+name)
-		return nil
-	}
-	if !workers.IsControlledBy(actual, owner) {
-		return c.children(ji, changes).NotControlled("horizontal pod autoscaler", name)
-	}
-	if workers.ChildUnchanged(actual, desired) {
-		return nil
-	}
-	updated := actual.DeepCopy()
-	workers.MarkDesired(updated, desired)
-	updated.Spec = *desired.Spec.DeepCopy()
-	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-		c.recorder.Eventf(ji, corev1.EventTypeWarning, "FailedUpdate", "Updating horizontal pod autoscaler %s: %v", name, err)
-		return fmt.Errorf("updating horizontal pod autoscaler %s/%s: %w", ji.Namespace, name, err)
-	}
-	changes.Add("Updated", "horizontal pod autoscaler "+name)
-	return nil
+	return runtime.Children{Owner: owner}.OwnedDeployment(c.deployments, name)
 }
