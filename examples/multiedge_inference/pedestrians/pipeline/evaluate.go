@@ -169,17 +169,22 @@ func percent(part, whole int) float64 {
 }
 
 // Print writes the report's table.
-func (r Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "%d cameras, %d people, %d frames per camera (%d ground-truth boxes)\n\n", r.Cameras, r.People, r.Frames, r.Single.Truths)
-	fmt.Fprintf(w, "| | single-camera tracking | multi-edge with ReID |\n|---|---|---|\n")
-	fmt.Fprintf(w, "| MOTA | %.1f%% | %.1f%% |\n", 100*r.Single.MOTA, 100*r.Multi.MOTA)
-	fmt.Fprintf(w, "| IDF1 | %.1f%% | %.1f%% |\n", 100*r.Single.IDF1, 100*r.Multi.IDF1)
-	fmt.Fprintf(w, "| ID switches | %d | %d |\n", r.Single.IDSW, r.Multi.IDSW)
-	fmt.Fprintf(w, "| FP / FN | %d / %d | %d / %d |\n", r.Single.FP, r.Single.FN, r.Multi.FP, r.Multi.FN)
-	fmt.Fprintf(w, "| MOTP (mean IoU) | %.3f | %.3f |\n", r.Single.MOTP, r.Multi.MOTP)
-	fmt.Fprintf(w, "| latency per frame p50 / p95 | %.2f ms / %.2f ms | %.2f ms / %.2f ms |\n", r.SingleP50, r.SingleP95, r.MultiP50, r.MultiP95)
-	fmt.Fprintf(w, "\nsearch top-1 accuracy  %d/%d (%.1f%%)\n", r.SearchTop1, r.Queries, percent(r.SearchTop1, r.Queries))
-	fmt.Fprintf(w, "target followed        %d/%d visible frames (%.1f%%)\n", r.Followed, r.TargetFrames, percent(r.Followed, r.TargetFrames))
+func (r Report) Print(w io.Writer) error {
+	var b strings.Builder
+	// Writes to a strings.Builder cannot fail.
+	printf := func(format string, args ...any) { _, _ = fmt.Fprintf(&b, format, args...) }
+	printf("%d cameras, %d people, %d frames per camera (%d ground-truth boxes)\n\n", r.Cameras, r.People, r.Frames, r.Single.Truths)
+	printf("| | single-camera tracking | multi-edge with ReID |\n|---|---|---|\n")
+	printf("| MOTA | %.1f%% | %.1f%% |\n", 100*r.Single.MOTA, 100*r.Multi.MOTA)
+	printf("| IDF1 | %.1f%% | %.1f%% |\n", 100*r.Single.IDF1, 100*r.Multi.IDF1)
+	printf("| ID switches | %d | %d |\n", r.Single.IDSW, r.Multi.IDSW)
+	printf("| FP / FN | %d / %d | %d / %d |\n", r.Single.FP, r.Single.FN, r.Multi.FP, r.Multi.FN)
+	printf("| MOTP (mean IoU) | %.3f | %.3f |\n", r.Single.MOTP, r.Multi.MOTP)
+	printf("| latency per frame p50 / p95 | %.2f ms / %.2f ms | %.2f ms / %.2f ms |\n", r.SingleP50, r.SingleP95, r.MultiP50, r.MultiP95)
+	printf("\nsearch top-1 accuracy  %d/%d (%.1f%%)\n", r.SearchTop1, r.Queries, percent(r.SearchTop1, r.Queries))
+	printf("target followed        %d/%d visible frames (%.1f%%)\n", r.Followed, r.TargetFrames, percent(r.Followed, r.TargetFrames))
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // SearchWith returns a Searcher that embeds the query crops on fe and asks reid's gallery.

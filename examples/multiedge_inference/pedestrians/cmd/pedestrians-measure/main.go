@@ -114,7 +114,9 @@ func run(ctx context.Context, cfg scene.Config) error {
 		return err
 	}
 	fmt.Printf("pedestrians-measure --seed %d --people %d --frames %d --cameras %d\n", cfg.Seed, cfg.People, cfg.Frames, cfg.Cameras)
-	report.Print(os.Stdout)
+	if err := report.Print(os.Stdout); err != nil {
+		return err
+	}
 	fmt.Printf("total time %.1fs\n", time.Since(started).Seconds())
 	return printResult(report)
 }
@@ -179,6 +181,8 @@ func measureDeployed(ctx context.Context, cfg scene.Config, dirs, searchDirs, se
 		report.TargetFrames, report.Followed = withSearch.TargetFrames, withSearch.Followed
 	}
 	fmt.Printf("deployed pipeline, results from %s\n", dirs)
-	report.Print(os.Stdout)
+	if err := report.Print(os.Stdout); err != nil {
+		return err
+	}
 	return printResult(report)
 }
