@@ -147,7 +147,9 @@ func TestMultiEdgePedestrians(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, deleted, "no pod of %s", pedestrianCameras[0].job)
-	t.Logf("deleted pod %s after %d frames", deleted, framesDone(0))
+	atDelete := framesDone(0)
+	require.Less(t, atDelete, frames, "camera-0 finished before its pod was deleted")
+	t.Logf("deleted pod %s after %d frames", deleted, atDelete)
 
 	// Then the feature extraction process is killed: the cameras wait for it to come back.
 	framework.Eventually(t, time.Minute, "camera-1 to be half through", func() (bool, string) {
@@ -157,7 +159,9 @@ func TestMultiEdgePedestrians(t *testing.T) {
 	fePID, err := localsedna.FindProcess(func(argv []string) bool { return filepath.Base(argv[0]) == "pedestrians-fe" })
 	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(fePID, syscall.SIGKILL))
-	t.Logf("killed the feature extraction process %d after %d frames of camera-1", fePID, framesDone(1))
+	atKill := framesDone(1)
+	require.Less(t, atKill, frames, "camera-1 finished before the feature extraction service was killed")
+	t.Logf("killed the feature extraction process %d after %d frames of camera-1", fePID, atKill)
 
 	framework.Eventually(t, 3*time.Minute, "the jobs to complete", func() (bool, string) {
 		var waiting []string
