@@ -48,8 +48,7 @@ func Evaluate(ctx context.Context, sc *scene.Scene, results []FrameResult, searc
 	truthByFrame := map[[2]int][]scene.GroundTruth{}
 	for c := 0; c < sc.Config.Cameras; c++ {
 		for t := 0; t < sc.Config.Frames; t++ {
-			_, truth := sc.Render(c, t)
-			truthByFrame[[2]int{c, t}] = truth
+			truthByFrame[[2]int{c, t}] = sc.GroundTruth(c, t)
 		}
 	}
 	var singleFrames, multiFrames []mot.Frame

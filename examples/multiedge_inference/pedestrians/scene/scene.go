@@ -213,6 +213,16 @@ func (s *Scene) drawPillar(img *multiedge.Image, owner []int, c int) {
 // Render draws camera c at frame and returns the frame and its ground truth (people at least
 // MinVisibility visible, with the box of their visible pixels), ordered by person.
 func (s *Scene) Render(c, frame int) (*multiedge.Image, []GroundTruth) {
+	return s.render(c, frame, true)
+}
+
+// GroundTruth is Render's ground truth without the cost of the frame's sensor noise.
+func (s *Scene) GroundTruth(c, frame int) []GroundTruth {
+	_, truth := s.render(c, frame, false)
+	return truth
+}
+
+func (s *Scene) render(c, frame int, noise bool) (*multiedge.Image, []GroundTruth) {
 	img := s.emptyScene(c)
 	owner := make([]int, ImageWidth*ImageHeight)
 	for i := range owner {
@@ -236,7 +246,9 @@ func (s *Scene) Render(c, frame int) (*multiedge.Image, []GroundTruth) {
 		total[d.person] = s.drawPerson(img, owner, d.person, (pos.x-x0)*pixelsPerUnit, float64(horizonRow)+pos.y, frame)
 	}
 	s.drawPillar(img, owner, c)
-	addNoise(img, s.noiseRNG(c, frame))
+	if noise {
+		addNoise(img, s.noiseRNG(c, frame))
+	}
 	var truth []GroundTruth
 	for _, d := range order {
 		visible, x0, y0, x1, y1 := 0, ImageWidth, ImageHeight, -1, -1

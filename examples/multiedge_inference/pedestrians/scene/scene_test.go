@@ -15,6 +15,7 @@ func TestDeterministic(t *testing.T) {
 	frameB, truthB := b.Render(1, 120)
 	require.Equal(t, frameA.RGB, frameB.RGB)
 	require.Equal(t, truthA, truthB)
+	require.Equal(t, truthA, a.GroundTruth(1, 120), "noise does not change the ground truth")
 	other := DefaultConfig()
 	other.Seed = 2
 	c, err := New(other)
@@ -34,7 +35,7 @@ func TestSceneHasWhatTheExampleNeeds(t *testing.T) {
 		visible := map[int]bool{}
 		entries := map[int]int{}
 		for frame := 0; frame < sc.Config.Frames; frame++ {
-			_, truth := sc.Render(c, frame)
+			truth := sc.GroundTruth(c, frame)
 			now := map[int]bool{}
 			for _, gt := range truth {
 				now[gt.Person] = true
