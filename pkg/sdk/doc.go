@@ -5,7 +5,9 @@
 // controller), hem (hard example mining), jointinference (the cloud
 // server and edge client of a joint inference service), incrementallearning
 // (train/eval entry points, hot update), modelfile (model files with hot
-// reload) and federated (the aggregation server and its client).
+// reload), federated (the aggregation server and its client) and multiedge (the feature
+// extraction, re-identification and video analytics servers, their clients and the pedestrian
+// pipeline's algorithms).
 //
 // Nothing here may import the global manager or local controller packages:
 // workers are separate processes and only share wire formats with them.
