@@ -185,12 +185,15 @@ func (c *connection) writeQueued(ctx context.Context) bool {
 		if len(frames) == 0 {
 			break
 		}
+		// The deadline bounds one batch, not the whole drain: a large snapshot over a slow edge
+		// link, or a queue refilled while it drains, may take longer than WriteTimeout in all,
+		// and closing the connection then would only send the same snapshot again.
+		if err := c.ws.SetWriteDeadline(c.hub.now().Add(opts.WriteTimeout)); err != nil {
+			logger.V(2).Info("Setting the write deadline failed; closing the connection", "err", err)
+			return false
+		}
 		if !wrote {
 			wrote = true
-			if err := c.ws.SetWriteDeadline(c.hub.now().Add(opts.WriteTimeout)); err != nil {
-				logger.V(2).Info("Setting the write deadline failed; closing the connection", "err", err)
-				return false
-			}
 			if c.batch != nil {
 				c.batch.Hold()
 			}
