@@ -54,6 +54,10 @@ type Options struct {
 	// DatasetCheckPeriod is how often LCs count dataset samples (--dataset-check-period); zero
 	// keeps the LC's default.
 	DatasetCheckPeriod time.Duration
+	// LCGMAddress, when set, maps GM's channel address (host:port) to the address the LCs dial
+	// instead: a relay the caller controls, to cut the edge off from the cloud (test/chaos) or
+	// to follow a standby GM that took over. Nil: the LCs dial GM directly.
+	LCGMAddress func(gmAddress string) (string, error)
 }
 
 func (o *Options) setDefaults() error {
@@ -119,6 +123,8 @@ type Sedna struct {
 
 	gmMu sync.Mutex
 	gm   *gmProcess
+	// standby is the second GM of StartStandbyGM, nil until then.
+	standby *gmProcess
 }
 
 // Node returns the node called name.
@@ -277,6 +283,9 @@ func (s *Sedna) Kubectl(ctx context.Context, args ...string) (string, error) {
 func (s *Sedna) Stop() error {
 	var errs []error
 	if err := s.StopGM(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.stopStandbyGM(); err != nil {
 		errs = append(errs, err)
 	}
 	s.cancel()
