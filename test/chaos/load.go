@@ -45,7 +45,7 @@ func startLoad(url string, seed uint64) *load {
 				}
 				req.Images[i] = img
 			}
-			body, _ := json.Marshal(req) // plain floats
+			body, _ := json.Marshal(req)                                                              // plain floats
 			resp, err := client.Post(url+api.ClassifyPath, "application/json", bytes.NewReader(body)) //nolint:noctx // bounded by the client's timeout
 			if err != nil {
 				l.failed.Add(1)
