@@ -88,6 +88,8 @@ func TestCampaign(t *testing.T) {
 
 	dir := filepath.Join(root, "_output", "chaos")
 	s, err := localsedna.Start(ctx, localsedna.Options{Dir: dir, EdgeNodes: 2, DatasetCheckPeriod: time.Second,
+		// Beside an e2e run's nodes on 127.0.1.x.
+		NodeSubnet: 7,
 		LCGMAddress: func(gm string) (string, error) {
 			primary.Store(gm)
 			return relay.Addr(), nil
