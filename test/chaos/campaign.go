@@ -259,7 +259,8 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 		c.mu.Unlock()
 		return fmt.Sprintf("on %s (pid %d)", edgeNode, pid), nil
 	case KillWorker:
-		pid, err := localsedna.FindProcess(func(argv []string) bool { return filepath.Base(argv[0]) == "mnist-cloud" })
+		cloud, _ := s.Node(localsedna.CloudNode)
+		pid, err := workerPID(cloud.Root, "mnist-cloud")
 		if err != nil {
 			return "", c.retryLater(ctx, err)
 		}
@@ -555,4 +556,37 @@ func (c *campaign) openTruncatedStores() (opened, total int, why string) {
 		why = " (" + strings.Join(errs, "; ") + ")"
 	}
 	return opened, total, why
+}
+
+// workerPID finds the process called name that a pod of the node with root runs: its working
+// directory is the pod's directory under root, so another local Sedna's workers on the same
+// machine are never the target.
+func workerPID(root, name string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(raw), "\x00")
+		if filepath.Base(argv0) != name {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && strings.HasPrefix(cwd, root+string(filepath.Separator)) {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		return 0, fmt.Errorf("%d %s processes under %s", len(found), name, root)
+	}
+	return found[0], nil
 }
