@@ -75,3 +75,22 @@ func TestOpenTruncatedFileNeverPanics(t *testing.T) {
 	t.Logf("%d truncation points of a %d-byte file: %d opened whole, %d moved aside", len(sizes), len(full), opened, quarantined)
 	require.Positive(t, quarantined, "no truncation point damaged the file; the test proves nothing")
 }
+
+// A file that is not a bbolt file at all (both meta pages invalid) is moved aside byte for
+// byte and the store starts empty, rather than failing every start of the LC.
+func TestOpenMovesAsideAFileThatIsNotBbolt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lc.db")
+	garbage := make([]byte, 8192)
+	for i := range garbage {
+		garbage[i] = byte(i * 7)
+	}
+	require.NoError(t, os.WriteFile(path, garbage, 0o600))
+	s, err := Open(path, Options{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	require.NotEmpty(t, s.Quarantined())
+	kept, err := os.ReadFile(s.Quarantined())
+	require.NoError(t, err)
+	require.Equal(t, garbage, kept)
+	require.NoError(t, s.PutState("ns", "k", []byte("v")))
+}
