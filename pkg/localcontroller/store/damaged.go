@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -84,12 +85,9 @@ func readAllPages(tx *bolt.Tx) error {
 		return nil
 	}
 	err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b) })
-	pageSink = sink
+	runtime.KeepAlive(sink) // the reads above must happen
 	return err
 }
-
-// pageSink keeps the reads of readAllPages from being optimised away.
-var pageSink byte
 
 // quarantine moves a damaged store file aside, next to where it was, and returns its new path.
 func quarantine(path string, now time.Time) (string, error) {
