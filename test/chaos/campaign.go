@@ -73,7 +73,11 @@ type Result struct {
 	Duration, Total time.Duration
 	// Converged is how long status took to match the truth after the last fault healed.
 	Converged time.Duration
-	Rows      []Row
+	// GMExits counts GMs that exited without a kill (they lost the Lease, e.g. while the
+	// apiserver was down past the renew deadline, and exit by design) and were restarted, as
+	// GM's Deployment would.
+	GMExits int
+	Rows    []Row
 }
 
 // Row is one invariant: what was expected and what was seen.
@@ -103,6 +107,7 @@ func (r *Result) Table() string {
 		kinds = append(kinds, string(k))
 	}
 	sort.Strings(kinds)
+	fmt.Fprintf(&b, "GMs that exited on their own (lost Lease) and were restarted as their Deployment would: %d\n", r.GMExits)
 	fmt.Fprintf(&b, "| fault | count |\n|---|---|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[Kind(k)])
@@ -131,6 +136,13 @@ type campaign struct {
 	lcKills map[string]int // per node
 	n       int
 
+	// gmDown holds the GM slots the campaign killed and has not restarted yet; any other GM
+	// that is not running exited on its own and is restarted by superviseGMs.
+	gmDown   map[localsedna.GMSlot]bool
+	gmExits  int // GM exits without a kill (a lost Lease: GM exits, its Deployment restarts it)
+	stopSupv chan struct{}
+	supvDone chan struct{}
+
 	bg sync.WaitGroup // partitions and GM restarts running in the background
 	// partitioned is set while an edge partition runs.
 	partitioned sync.Mutex
@@ -151,7 +163,13 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		cfg.Logf = func(string, ...any) {}
 	}
 	c := &campaign{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5ed4a)), logf: cfg.Logf,
-		faults: map[Kind]int{}, lcKills: map[string]int{}, start: time.Now()}
+		faults: map[Kind]int{}, lcKills: map[string]int{}, start: time.Now(),
+		gmDown: map[localsedna.GMSlot]bool{}, stopSupv: make(chan struct{}), supvDone: make(chan struct{})}
+	go c.superviseGMs()
+	defer func() {
+		close(c.stopSupv)
+		<-c.supvDone
+	}()
 	res := &Result{Seed: cfg.Seed}
 	c.logf("chaos: seed %d (set CHAOS_SEED=%d to replay the same choices)", cfg.Seed, cfg.Seed)
 
@@ -192,6 +210,9 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+time.Minute)
 	defer cancel()
 	c.check(checkCtx, res, watch, answered, restartsBefore, healedAt)
+	c.mu.Lock()
+	res.GMExits = c.gmExits
+	c.mu.Unlock()
 	res.Faults, res.Injected, res.Total = c.faults, c.n, time.Since(c.start)
 	return res, injectErr
 }
@@ -350,6 +371,8 @@ func (c *campaign) partitionLength(max, left time.Duration) time.Duration {
 func (c *campaign) killGM(ctx context.Context) (string, error) {
 	s := c.s
 	if !c.cfg.Standby {
+		c.setDown(localsedna.PrimaryGM, true)
+		defer c.setDown(localsedna.PrimaryGM, false)
 		if err := s.KillGM(); err != nil {
 			return "", err
 		}
@@ -365,13 +388,16 @@ func (c *campaign) killGM(ctx context.Context) (string, error) {
 	if !s.GMRunning(slot) {
 		return "", c.retryLater(ctx, fmt.Errorf("the %s GM is not running", slot))
 	}
+	c.setDown(slot, true)
 	if err := s.KillGMSlot(slot); err != nil {
+		c.setDown(slot, false)
 		return "", err
 	}
 	back := time.Duration(2+c.rng.IntN(28)) * time.Second
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
+		defer c.setDown(slot, false)
 		sleep(ctx, back)
 		if err := s.RestartGMSlot(context.Background(), slot); err != nil {
 			c.logf("chaos: restarting the %s GM: %v", slot, err)
@@ -589,4 +615,43 @@ func workerPID(root, name string) (int, error) {
 		return 0, fmt.Errorf("%d %s processes under %s", len(found), name, root)
 	}
 	return found[0], nil
+}
+
+func (c *campaign) setDown(slot localsedna.GMSlot, down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gmDown[slot] = down
+}
+
+// superviseGMs restarts a GM that exited without being killed by the campaign, once a second,
+// as the restart policy of GM's Deployment would: GM exits by design when it loses its Lease.
+func (c *campaign) superviseGMs() {
+	defer close(c.supvDone)
+	slots := []localsedna.GMSlot{localsedna.PrimaryGM}
+	if c.cfg.Standby {
+		slots = append(slots, localsedna.StandbyGM)
+	}
+	for {
+		select {
+		case <-c.stopSupv:
+			return
+		case <-time.After(time.Second):
+		}
+		for _, slot := range slots {
+			c.mu.Lock()
+			down := c.gmDown[slot]
+			c.mu.Unlock()
+			if down || c.s.GMRunning(slot) {
+				continue
+			}
+			if err := c.s.RestartGMSlot(context.Background(), slot); err != nil {
+				c.logf("chaos: restarting the %s GM after it exited: %v", slot, err)
+				continue
+			}
+			c.mu.Lock()
+			c.gmExits++
+			c.mu.Unlock()
+			c.logf("chaos: the %s GM exited on its own (see %s); restarted it", slot, c.s.GMSlotLog(slot))
+		}
+	}
 }
