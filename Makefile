@@ -59,6 +59,10 @@ e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and 
 scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
 	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
 
+.PHONY: chaos
+chaos: install-test-binaries ## Fault campaign on local Sedna (CHAOS_SEED, CHAOS_DURATION, CHAOS_FAULTS); prints the table.
+	$(GO) test -tags chaos -p 1 -count=1 -timeout 40m -v -run 'TestCampaign' ./test/chaos/
+
 .PHONY: local-up
 local-up: install-test-binaries ## Run Sedna on this machine until Ctrl-C (hack/local-up.sh; ARGS="--demo").
 	hack/local-up.sh $(ARGS)

@@ -37,8 +37,13 @@ type process struct {
 // startProcess starts binary with args, its stdout and stderr written to logDir/<name>.log
 // (truncated first, so a start failure's log tail is about this run).
 func startProcess(ctx context.Context, name, binary, logDir string, args []string) (*process, error) {
-	logPath := filepath.Join(logDir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	return startProcessLog(ctx, name, binary, filepath.Join(logDir, name+".log"), os.O_TRUNC, args)
+}
+
+// startProcessLog is startProcess with the log's path and open flag (O_TRUNC, or O_APPEND for a
+// restart, which keeps the previous run's log).
+func startProcessLog(ctx context.Context, name, binary, logPath string, flag int, args []string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|flag, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the log of %s: %w", name, err)
 	}

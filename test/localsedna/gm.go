@@ -57,6 +57,12 @@ func (s *Sedna) GMLog() string { return filepath.Join(s.LogDir(), "sedna-gm.log"
 // call writes GM's configuration, certificate and service-account kubeconfig; later calls (after
 // StopGM or KillGM) restart the same GM on the same addresses.
 func (s *Sedna) StartGM(ctx context.Context) error {
+	return s.startGM(ctx, true)
+}
+
+// startGM is StartGM; without waitReady it returns once the process runs (a GM that must wait
+// for another's Lease to expire is not ready until then).
+func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 	s.gmMu.Lock()
 	defer s.gmMu.Unlock()
 	if s.gm != nil {
@@ -76,6 +82,9 @@ func (s *Sedna) StartGM(ctx context.Context) error {
 		return err
 	}
 	s.gm.proc = proc
+	if !waitReady {
+		return nil
+	}
 	client := &http.Client{Timeout: 2 * time.Second}
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, readyTimeout, true, func(ctx context.Context) (bool, error) {
 		if done, exitErr := proc.Exited(); done {
@@ -136,6 +145,11 @@ func (s *Sedna) GMMetric(ctx context.Context, sample string) (float64, error) {
 		url = s.gm.metricsURL
 	}
 	s.gmMu.Unlock()
+	return scrapeMetric(ctx, url, sample)
+}
+
+// scrapeMetric returns the value of one sample of the metrics at url, 0 if absent.
+func scrapeMetric(ctx context.Context, url, sample string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err

@@ -84,10 +84,17 @@ func (s *Sedna) adaptLCDaemonSet(ds *appsv1.DaemonSet) error {
 		return fmt.Errorf("build/lc/daemonset.yaml: want one container, got %d", len(spec.Containers))
 	}
 	c := &spec.Containers[0]
+	gmAddress := s.GMAddress()
+	if s.opts.LCGMAddress != nil {
+		var err error
+		if gmAddress, err = s.opts.LCGMAddress(gmAddress); err != nil {
+			return fmt.Errorf("the LCs' GM address: %w", err)
+		}
+	}
 	found := false
 	for i := range c.Env {
 		if c.Env[i].Name == "GM_ADDRESS" {
-			c.Env[i].Value, found = s.GMAddress(), true
+			c.Env[i].Value, found = gmAddress, true
 		}
 	}
 	if !found {

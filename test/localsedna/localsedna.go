@@ -54,6 +54,14 @@ type Options struct {
 	// DatasetCheckPeriod is how often LCs count dataset samples (--dataset-check-period); zero
 	// keeps the LC's default.
 	DatasetCheckPeriod time.Duration
+	// LCGMAddress, when set, maps GM's channel address (host:port) to the address the LCs dial
+	// instead: a relay the caller controls, to cut the edge off from the cloud (test/chaos) or
+	// to follow a standby GM that took over. Nil: the LCs dial GM directly.
+	LCGMAddress func(gmAddress string) (string, error)
+	// NodeSubnet is the third byte of the nodes' loopback addresses 127.0.<NodeSubnet>.x;
+	// default 1. Another value lets a second local Sedna run beside the first (the fault
+	// campaign next to an e2e run), since each node serves the kubelet port on its address.
+	NodeSubnet int
 }
 
 func (o *Options) setDefaults() error {
@@ -67,6 +75,12 @@ func (o *Options) setDefaults() error {
 	o.Dir = dir
 	if o.EdgeNodes <= 0 {
 		o.EdgeNodes = 2
+	}
+	if o.NodeSubnet == 0 {
+		o.NodeSubnet = 1
+	}
+	if o.NodeSubnet < 1 || o.NodeSubnet > 254 {
+		return fmt.Errorf("localsedna: NodeSubnet %d is not in 1..254", o.NodeSubnet)
 	}
 	if o.EdgeNodes > 200 {
 		return fmt.Errorf("localsedna: %d edge nodes do not fit 127.0.1.0/24", o.EdgeNodes)
@@ -119,6 +133,8 @@ type Sedna struct {
 
 	gmMu sync.Mutex
 	gm   *gmProcess
+	// standby is the second GM of StartStandbyGM, nil until then.
+	standby *gmProcess
 
 	kbTokens KBTokens
 }
@@ -223,9 +239,9 @@ func (s *Sedna) start(ctx, runCtx context.Context, images processnode.ImageTable
 
 // startNodes registers the cloud node and the edge nodes and waits until all are Ready.
 func (s *Sedna) startNodes(ctx, runCtx context.Context, images processnode.ImageTable) error {
-	s.Nodes = append(s.Nodes, Node{Name: CloudNode, IP: "127.0.1.1", Root: filepath.Join(s.opts.Dir, "nodes", CloudNode)})
+	s.Nodes = append(s.Nodes, Node{Name: CloudNode, IP: fmt.Sprintf("127.0.%d.1", s.opts.NodeSubnet), Root: filepath.Join(s.opts.Dir, "nodes", CloudNode)})
 	for i := 1; i <= s.opts.EdgeNodes; i++ {
-		s.Nodes = append(s.Nodes, Node{Name: EdgeNodeName(i), IP: fmt.Sprintf("127.0.1.%d", i+1),
+		s.Nodes = append(s.Nodes, Node{Name: EdgeNodeName(i), IP: fmt.Sprintf("127.0.%d.%d", s.opts.NodeSubnet, i+1),
 			Root: filepath.Join(s.opts.Dir, "nodes", EdgeNodeName(i)), Edge: true})
 	}
 	for _, n := range s.Nodes {
@@ -282,6 +298,9 @@ func (s *Sedna) Kubectl(ctx context.Context, args ...string) (string, error) {
 func (s *Sedna) Stop() error {
 	var errs []error
 	if err := s.StopGM(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.stopStandbyGM(); err != nil {
 		errs = append(errs, err)
 	}
 	s.cancel()

@@ -97,7 +97,14 @@ type Store struct {
 	// Counters of this process's lifetime, for metrics.
 	rejected  [numClasses]atomic.Uint64
 	coalesced atomic.Uint64
+
+	// quarantined is where Open moved a damaged file aside, if it did.
+	quarantined string
 }
+
+// Quarantined returns the path a damaged store file was moved to when Open found it unreadable
+// and started empty, or "" if the file opened normally.
+func (s *Store) Quarantined() string { return s.quarantined }
 
 // Open opens or creates the store file at path, creating its parent directory (0700) and the
 // file (0600) when missing: the resources GM sends may carry credentials. It checks the schema
@@ -128,7 +135,23 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("opening local store %s: creating its directory: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	boltOpts := &bolt.Options{Timeout: opts.Timeout}
+	db, err := openBolt(path, boltOpts)
+	quarantined := ""
+	if errors.Is(err, errDamagedFile) {
+		// A file bbolt cannot read is not repaired by restarting: refusing to open it would be a
+		// crash loop that takes the node's inference and learning down with it. It is kept aside
+		// for inspection and the LC starts empty: GM resends the node's resources in its
+		// snapshot; what was queued in the damaged file is lost, and the error says so.
+		aside, qErr := quarantine(path, opts.Now())
+		if qErr != nil {
+			return nil, fmt.Errorf("opening local store %s: %w; %w", path, err, qErr)
+		}
+		opts.Logger.Error(err, "Local store file is damaged beyond repair; moved it aside and starting with an empty store (GM resends this node's resources; reports queued in the damaged file are lost)",
+			"store", path, "movedTo", aside)
+		quarantined = aside
+		db, err = openBolt(path, boltOpts)
+	}
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening local store %s: %w (waited %s): %w", path, ErrLocked, opts.Timeout, err)
@@ -142,6 +165,8 @@ func Open(path string, opts Options) (*Store, error) {
 		maxBytes:  uint64(opts.MaxOutboxBytes),
 		now:       opts.Now,
 		logger:    opts.Logger.WithValues("store", path),
+
+		quarantined: quarantined,
 	}
 	if err := s.restrictPermissions(); err != nil {
 		return nil, errors.Join(err, s.closeAfterFailedOpen())

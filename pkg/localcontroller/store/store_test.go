@@ -87,18 +87,6 @@ func TestOpenErrors(t *testing.T) {
 			setup:       func(t *testing.T) string { return "" },
 			wantContain: "path is empty",
 		},
-		"not a bbolt file": {
-			setup: func(t *testing.T) string {
-				path := filepath.Join(t.TempDir(), "lc.db")
-				garbage := make([]byte, 8192)
-				for i := range garbage {
-					garbage[i] = byte(i * 7)
-				}
-				require.NoError(t, os.WriteFile(path, garbage, 0o600))
-				return path
-			},
-			wantContain: "lc.db",
-		},
 		"parent is a file": {
 			setup: func(t *testing.T) string {
 				parent := filepath.Join(t.TempDir(), "file")

@@ -1,0 +1,657 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/test/localcluster"
+	"github.com/sedna-go/sedna/test/localsedna"
+)
+
+// Kind is a kind of fault.
+type Kind string
+
+const (
+	KillLC           Kind = "kill -9 LC"
+	KillGM           Kind = "kill -9 GM (leader)"
+	KillWorker       Kind = "kill -9 worker (mnist-cloud)"
+	RestartAPIServer Kind = "restart kube-apiserver"
+	RestartEtcd      Kind = "restart etcd"
+	// PartitionEdge cuts every LC's link to GM (Config.Relay) for 1 s to Config.MaxPartition.
+	PartitionEdge Kind = "edge partition (relay)"
+	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
+	// runs (it also cuts the LC off from its workers).
+	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
+)
+
+// jiName is the example's service name.
+const jiName = "mnist-ji"
+
+// Config configures Run.
+type Config struct {
+	// Namespace the example runs in; it must exist.
+	Namespace string
+	Seed      uint64
+	// Duration bounds the injection phase; Faults, if positive, ends it earlier.
+	Duration time.Duration
+	Faults   int
+	// MaxPartition bounds one edge partition; default 2 min.
+	MaxPartition time.Duration
+	// Relay, when set, is what the LCs dial GM through; partitions cut it. Nil: FreezeLC.
+	Relay *Relay
+	// Standby: a standby GM runs (localsedna.StartStandbyGM), so killing the leader fails over
+	// and the killed GM comes back later as the standby.
+	Standby bool
+	// Converge bounds the wait for status to converge after the last fault heals; default 3 min.
+	Converge time.Duration
+	// Logf prints progress (t.Logf).
+	Logf func(format string, args ...any)
+}
+
+// Result is what a campaign did and saw.
+type Result struct {
+	Seed     uint64
+	Faults   map[Kind]int
+	Injected int
+	// Duration of the injection phase; Total includes set-up, healing and the checks.
+	Duration, Total time.Duration
+	// Converged is how long status took to match the truth after the last fault healed.
+	Converged time.Duration
+	// GMExits counts GMs that exited without a kill (they lost the Lease, e.g. while the
+	// apiserver was down past the renew deadline, and exit by design) and were restarted, as
+	// GM's Deployment would.
+	GMExits int
+	Rows    []Row
+}
+
+// Row is one invariant: what was expected and what was seen.
+type Row struct {
+	Invariant, Want, Got string
+	OK                   bool
+}
+
+// Failed lists the invariants that did not hold.
+func (r *Result) Failed() []Row {
+	var out []Row
+	for _, row := range r.Rows {
+		if !row.OK {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
+// Table prints the faults and the invariants.
+func (r *Result) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d: %d faults in %s (total %s, status converged %s after the last fault healed)\n",
+		r.Seed, r.Injected, r.Duration.Round(time.Second), r.Total.Round(time.Second), r.Converged.Round(100*time.Millisecond))
+	kinds := make([]string, 0, len(r.Faults))
+	for k := range r.Faults {
+		kinds = append(kinds, string(k))
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(&b, "GMs that exited on their own (lost Lease) and were restarted as their Deployment would: %d\n", r.GMExits)
+	fmt.Fprintf(&b, "| fault | count |\n|---|---|\n")
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[Kind(k)])
+	}
+	fmt.Fprintf(&b, "\n| invariant | want | got | holds |\n|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		ok := "yes"
+		if !row.OK {
+			ok = "**NO**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.Invariant, row.Want, row.Got, ok)
+	}
+	return b.String()
+}
+
+// campaign is one Run's state.
+type campaign struct {
+	s     *localsedna.Sedna
+	cfg   Config
+	rng   *rand.Rand
+	logf  func(string, ...any)
+	start time.Time
+
+	mu      sync.Mutex
+	faults  map[Kind]int
+	lcKills map[string]int // per node
+	n       int
+
+	// gmDown holds the GM slots the campaign killed and has not restarted yet; any other GM
+	// that is not running exited on its own and is restarted by superviseGMs.
+	gmDown   map[localsedna.GMSlot]bool
+	gmExits  int // GM exits without a kill (a lost Lease: GM exits, its Deployment restarts it)
+	stopSupv chan struct{}
+	supvDone chan struct{}
+
+	bg sync.WaitGroup // partitions and GM restarts running in the background
+	// partitioned is set while an edge partition runs.
+	partitioned sync.Mutex
+}
+
+// Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
+// until cfg.Duration passes or cfg.Faults were injected, heals everything, and checks the
+// invariants. An error means the campaign could not run; invariants that did not hold are
+// Result rows with OK false. Cancelling ctx ends the injection early; Run still heals.
+func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) {
+	if cfg.MaxPartition <= 0 {
+		cfg.MaxPartition = 2 * time.Minute
+	}
+	if cfg.Converge <= 0 {
+		cfg.Converge = 3 * time.Minute
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	c := &campaign{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5ed4a)), logf: cfg.Logf,
+		faults: map[Kind]int{}, lcKills: map[string]int{}, start: time.Now(),
+		gmDown: map[localsedna.GMSlot]bool{}, stopSupv: make(chan struct{}), supvDone: make(chan struct{})}
+	go c.superviseGMs()
+	defer func() {
+		close(c.stopSupv)
+		<-c.supvDone
+	}()
+	res := &Result{Seed: cfg.Seed}
+	c.logf("chaos: seed %d (set CHAOS_SEED=%d to replay the same choices)", cfg.Seed, cfg.Seed)
+
+	if out, err := s.InstallMNISTModels(ctx); err != nil {
+		return nil, fmt.Errorf("installing the MNIST models: %w\n%s", err, out)
+	}
+	example := filepath.Join(localcluster.RepoRoot(), "examples", "joint_inference", "mnist", "mnist-joint-inference.yaml")
+	if out, err := s.Kubectl(ctx, "apply", "--server-side", "-n", cfg.Namespace, "-f", example); err != nil {
+		return nil, fmt.Errorf("applying %s: %w\n%s", example, err, out)
+	}
+	watch, err := startWatch(ctx, s, cfg.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	defer watch.stop()
+	if err := c.waitReady(ctx, 3*time.Minute); err != nil {
+		return nil, err
+	}
+	restartsBefore, err := c.lcRestarts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	edge, _ := s.Node(localsedna.EdgeNodeName(1))
+	load := startLoad("http://"+edge.IP+":8000", cfg.Seed)
+
+	injectStart := time.Now()
+	injectErr := c.inject(ctx)
+	c.bg.Wait() // every partition healed, every killed GM restarted
+	res.Duration = time.Since(injectStart)
+	healedAt := time.Now()
+	answered, loadErrors := load.stop()
+	c.logf("chaos: %d faults injected in %s; the edge answered %d inferences (%d requests failed); checking the invariants",
+		c.n, res.Duration.Round(time.Second), answered, loadErrors)
+	if injectErr != nil && ctx.Err() == nil {
+		return nil, injectErr
+	}
+	// The checks run even when ctx was cancelled (interrupted): with a fresh bound.
+	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+time.Minute)
+	defer cancel()
+	c.check(checkCtx, res, watch, answered, restartsBefore, healedAt)
+	c.mu.Lock()
+	res.GMExits = c.gmExits
+	c.mu.Unlock()
+	res.Faults, res.Injected, res.Total = c.faults, c.n, time.Since(c.start)
+	return res, injectErr
+}
+
+// inject runs the fault loop.
+func (c *campaign) inject(ctx context.Context) error {
+	kinds := []Kind{KillLC, KillGM, KillWorker, RestartAPIServer, RestartEtcd}
+	if c.cfg.Relay != nil {
+		kinds = append(kinds, PartitionEdge)
+	} else {
+		kinds = append(kinds, FreezeLC)
+	}
+	deadline := time.Now().Add(c.cfg.Duration)
+	for i := 1; c.cfg.Faults <= 0 || i <= c.cfg.Faults; i++ {
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			return ctx.Err()
+		}
+		kind := kinds[c.rng.IntN(len(kinds))]
+		if kind == PartitionEdge || kind == FreezeLC {
+			if !c.partitioned.TryLock() {
+				kind = KillLC // one partition at a time
+			} else {
+				c.partitioned.Unlock()
+			}
+		}
+		detail, err := c.injectOne(ctx, kind, time.Until(deadline))
+		if errors.Is(err, errSkip) {
+			i--
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("fault %d (%s): %w", i, kind, err)
+		}
+		c.mu.Lock()
+		c.faults[kind]++
+		c.n++
+		c.mu.Unlock()
+		c.logf("chaos: fault %d at %s: %s %s", i, time.Since(c.start).Round(100*time.Millisecond), kind, detail)
+		// 0.2 s to 3 s between faults: some land while the previous one is still healing.
+		gap := time.Duration(200+c.rng.IntN(2800)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(gap):
+		}
+	}
+	return nil
+}
+
+func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration) (string, error) {
+	s := c.s
+	edgeNode := localsedna.EdgeNodeName(1 + c.rng.IntN(len(s.Nodes)-1))
+	switch kind {
+	case KillLC:
+		pid, err := s.KillLC(edgeNode)
+		if err != nil {
+			// Between a kill and the restart there is no LC process: not a fault to count.
+			return "", c.retryLater(ctx, err)
+		}
+		c.mu.Lock()
+		c.lcKills[edgeNode]++
+		c.mu.Unlock()
+		return fmt.Sprintf("on %s (pid %d)", edgeNode, pid), nil
+	case KillWorker:
+		cloud, _ := s.Node(localsedna.CloudNode)
+		pid, err := workerPID(cloud.Root, "mnist-cloud")
+		if err != nil {
+			return "", c.retryLater(ctx, err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("(pid %d)", pid), nil
+	case KillGM:
+		return c.killGM(ctx)
+	case RestartAPIServer, RestartEtcd:
+		name := "kube-apiserver"
+		if kind == RestartEtcd {
+			name = "etcd"
+		}
+		kill := c.rng.IntN(2) == 0
+		if err := s.Cluster.Restart(ctx, name, kill); err != nil {
+			return "", err
+		}
+		if kill {
+			return "(SIGKILL)", nil
+		}
+		return "(SIGTERM)", nil
+	case PartitionEdge:
+		d := c.partitionLength(c.cfg.MaxPartition, left)
+		mode := Reset
+		if c.rng.IntN(2) == 0 {
+			mode = Blackhole
+		}
+		c.partitioned.Lock()
+		c.cfg.Relay.Partition(mode)
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			defer c.partitioned.Unlock()
+			defer c.cfg.Relay.Heal()
+			sleep(ctx, d)
+		}()
+		return fmt.Sprintf("for %s (%s)", d.Round(100*time.Millisecond), mode), nil
+	case FreezeLC:
+		// The LC's liveness probe (3 × 10 s) would restart a longer freeze.
+		d := c.partitionLength(20*time.Second, left)
+		pid, err := s.LCPID(edgeNode)
+		if err != nil {
+			return "", c.retryLater(ctx, err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			return "", err
+		}
+		c.partitioned.Lock()
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			defer c.partitioned.Unlock()
+			defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }() // gone if it was killed meanwhile
+			sleep(ctx, d)
+		}()
+		return fmt.Sprintf("of %s for %s (pid %d)", edgeNode, d.Round(100*time.Millisecond), pid), nil
+	}
+	return "", fmt.Errorf("unknown fault %q", kind)
+}
+
+// errSkip is returned by injectOne for a fault whose target is not there right now (an LC
+// between its kill and its restart); the loop does not count it.
+var errSkip = errors.New("target not running")
+
+func (c *campaign) retryLater(ctx context.Context, err error) error {
+	sleep(ctx, time.Second)
+	return fmt.Errorf("%w: %w", errSkip, err)
+}
+
+// partitionLength is 1 s to max (log-uniform: most cuts are short, some long), and ends
+// before the injection phase does.
+func (c *campaign) partitionLength(max, left time.Duration) time.Duration {
+	lo, hi := 1.0, max.Seconds()
+	d := time.Duration(lo * math.Pow(hi/lo, c.rng.Float64()) * float64(time.Second))
+	if left > time.Second && d > left {
+		d = left
+	}
+	if d < time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+// killGM kills the leading GM. With a standby, the killed one comes back 2 s to 30 s later
+// (in the background) and waits as the standby; without, it is restarted at once.
+func (c *campaign) killGM(ctx context.Context) (string, error) {
+	s := c.s
+	if !c.cfg.Standby {
+		c.setDown(localsedna.PrimaryGM, true)
+		defer c.setDown(localsedna.PrimaryGM, false)
+		if err := s.KillGM(); err != nil {
+			return "", err
+		}
+		if err := s.StartGM(ctx); err != nil {
+			return "", err
+		}
+		return "(restarted)", nil
+	}
+	slot := localsedna.PrimaryGM
+	if !s.GMReady(ctx, slot) {
+		slot = localsedna.StandbyGM
+	}
+	if !s.GMRunning(slot) {
+		return "", c.retryLater(ctx, fmt.Errorf("the %s GM is not running", slot))
+	}
+	c.setDown(slot, true)
+	if err := s.KillGMSlot(slot); err != nil {
+		c.setDown(slot, false)
+		return "", err
+	}
+	back := time.Duration(2+c.rng.IntN(28)) * time.Second
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.setDown(slot, false)
+		sleep(ctx, back)
+		if err := s.RestartGMSlot(context.Background(), slot); err != nil {
+			c.logf("chaos: restarting the %s GM: %v", slot, err)
+		}
+	}()
+	return fmt.Sprintf("(%s; back in %s)", slot, back), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// waitReady waits until the service is Ready and the edge worker answers.
+func (c *campaign) waitReady(ctx context.Context, timeout time.Duration) error {
+	edge, _ := c.s.Node(localsedna.EdgeNodeName(1))
+	url := "http://" + edge.IP + ":8000/healthz"
+	last := ""
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		ji, err := c.s.Client.SednaV1alpha1().JointInferenceServices(c.cfg.Namespace).Get(ctx, jiName, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case !apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady):
+			last = fmt.Sprintf("conditions %v", ji.Status.Conditions)
+		default:
+			resp, err := http.Get(url) //nolint:noctx // bounded by the loop's deadline
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+				last = resp.Status
+			} else {
+				last = err.Error()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to be Ready and its edge worker to answer: %w (last: %s)", jiName, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// lcRestarts is the LC container's restart count per edge node.
+func (c *campaign) lcRestarts(ctx context.Context) (map[string]int32, error) {
+	out := map[string]int32{}
+	for _, n := range c.s.Nodes {
+		if !n.Edge {
+			continue
+		}
+		pod, err := c.s.LCPod(ctx, n.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range pod.Status.ContainerStatuses {
+			out[n.Name] += st.RestartCount
+		}
+	}
+	return out, nil
+}
+
+func metricValue(ji *sednav1.JointInferenceService, key string) (float64, bool) {
+	for _, m := range ji.Status.Metrics {
+		if m.Key == key {
+			v, err := strconv.ParseFloat(m.Value, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// connectedLCs is what the ready GM counts.
+func (c *campaign) connectedLCs(ctx context.Context) int {
+	for _, slot := range []localsedna.GMSlot{localsedna.PrimaryGM, localsedna.StandbyGM} {
+		if c.s.GMReady(ctx, slot) {
+			v, err := c.s.GMSlotMetric(ctx, slot, "sedna_gm_channel_connected_nodes")
+			if err == nil {
+				return int(v)
+			}
+		}
+	}
+	return -1
+}
+
+// check waits for convergence and fills res.Rows.
+func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answered int64, restartsBefore map[string]int32, healedAt time.Time) {
+	edges := len(c.s.Nodes) - 1
+	jis := c.s.Client.SednaV1alpha1().JointInferenceServices(c.cfg.Namespace)
+	var counted float64
+	var ready bool
+	connected := -1
+	deadline := healedAt.Add(c.cfg.Converge)
+	converged := false
+	for {
+		ji, err := jis.Get(ctx, jiName, metav1.GetOptions{})
+		if err == nil {
+			counted, _ = metricValue(ji, "inferenceNumber")
+			ready = apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady)
+		}
+		connected = c.connectedLCs(ctx)
+		if err == nil && int64(counted) == answered && ready && connected == edges {
+			converged = true
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	res.Converged = time.Since(healedAt)
+	lost, dup := answered-int64(counted), int64(counted)-answered
+	lost, dup = max(lost, 0), max(dup, 0)
+	add := func(inv, want, got string, ok bool) { res.Rows = append(res.Rows, Row{inv, want, got, ok}) }
+	add("inferences the edge answered (HTTP 200) counted in status.metrics inferenceNumber",
+		strconv.FormatInt(answered, 10), strconv.FormatFloat(counted, 'f', -1, 64), int64(counted) == answered)
+	add("answered inferences lost", "0", strconv.FormatInt(lost, 10), lost == 0)
+	add("inferences counted twice", "0", strconv.FormatInt(dup, 10), dup == 0)
+	maxDeploy, maxPods, events := watch.maxima()
+	add(fmt.Sprintf("most live Deployments of the service at any time (%d watch events)", events), "2", strconv.Itoa(maxDeploy), maxDeploy == 2)
+	add("most running, not deleting, pods of the service at any time", "≤ 2", strconv.Itoa(maxPods), maxPods <= 2)
+	add("service Ready after the last fault healed", "True", strconv.FormatBool(ready), ready)
+	add("LCs connected to the leading GM", strconv.Itoa(edges), strconv.Itoa(connected), connected == edges)
+	add(fmt.Sprintf("status converged after the last fault healed (bound %s)", c.cfg.Converge),
+		"yes", fmt.Sprintf("%v in %s", converged, res.Converged.Round(100*time.Millisecond)), converged)
+	// An LC that restarted without being killed crashed: a store that did not open, a panic.
+	after, err := c.lcRestarts(ctx)
+	extra := 0
+	detail := []string{}
+	if err != nil {
+		add("LC restarts without a kill (crashes)", "0", err.Error(), false)
+	} else {
+		for node, n := range after {
+			d := int(n-restartsBefore[node]) - c.lcKills[node]
+			detail = append(detail, fmt.Sprintf("%s: %d restarts, %d kills", node, n-restartsBefore[node], c.lcKills[node]))
+			if d > 0 {
+				extra += d
+			}
+		}
+		sort.Strings(detail)
+		add("LC restarts without a kill (crashes, store not opening)", "0", fmt.Sprintf("%d (%s)", extra, strings.Join(detail, "; ")), extra == 0)
+	}
+	opened, total, why := c.openTruncatedStores()
+	add("copies of each LC store truncated mid-record that open (whole or quarantined)", strconv.Itoa(total), fmt.Sprintf("%d%s", opened, why), total > 0 && opened == total)
+}
+
+// openTruncatedStores copies each edge node's LC store, cuts the copy at a random offset and
+// opens it with the LC's store code, as an LC restarted from a disk that lost the end of a
+// write would.
+func (c *campaign) openTruncatedStores() (opened, total int, why string) {
+	var errs []string
+	for _, n := range c.s.Nodes {
+		if !n.Edge {
+			continue
+		}
+		files, _ := filepath.Glob(n.HostPath("/var/lib/sedna/*.db"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil || len(data) < 2 {
+				errs = append(errs, fmt.Sprintf("%s: %v", f, err))
+				total++
+				continue
+			}
+			for range 3 {
+				total++
+				cut := 1 + c.rng.IntN(len(data)-1)
+				ok, msg := openTruncatedCopy(data[:cut])
+				if ok {
+					opened++
+				} else {
+					errs = append(errs, fmt.Sprintf("%s cut at %d: %s", f, cut, msg))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		why = " (" + strings.Join(errs, "; ") + ")"
+	}
+	return opened, total, why
+}
+
+// workerPID finds the process called name that a pod of the node with root runs: its working
+// directory is the pod's directory under root, so another local Sedna's workers on the same
+// machine are never the target.
+func workerPID(root, name string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(raw), "\x00")
+		if filepath.Base(argv0) != name {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && strings.HasPrefix(cwd, root+string(filepath.Separator)) {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		return 0, fmt.Errorf("%d %s processes under %s", len(found), name, root)
+	}
+	return found[0], nil
+}
+
+func (c *campaign) setDown(slot localsedna.GMSlot, down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gmDown[slot] = down
+}
+
+// superviseGMs restarts a GM that exited without being killed by the campaign, once a second,
+// as the restart policy of GM's Deployment would: GM exits by design when it loses its Lease.
+func (c *campaign) superviseGMs() {
+	defer close(c.supvDone)
+	slots := []localsedna.GMSlot{localsedna.PrimaryGM}
+	if c.cfg.Standby {
+		slots = append(slots, localsedna.StandbyGM)
+	}
+	for {
+		select {
+		case <-c.stopSupv:
+			return
+		case <-time.After(time.Second):
+		}
+		for _, slot := range slots {
+			c.mu.Lock()
+			down := c.gmDown[slot]
+			c.mu.Unlock()
+			if down || c.s.GMRunning(slot) {
+				continue
+			}
+			if err := c.s.RestartGMSlot(context.Background(), slot); err != nil {
+				c.logf("chaos: restarting the %s GM after it exited: %v", slot, err)
+				continue
+			}
+			c.mu.Lock()
+			c.gmExits++
+			c.mu.Unlock()
+			c.logf("chaos: the %s GM exited on its own (see %s); restarted it", slot, c.s.GMSlotLog(slot))
+		}
+	}
+}

@@ -1,0 +1,14 @@
+// Package chaos is Sedna's fault campaign: on a running local Sedna (test/localsedna) it runs
+// the joint inference MNIST example under load and injects faults chosen at random from a
+// printed seed — SIGKILL of an LC, of the leading GM (a standby takes over when one runs), of a
+// worker; restarts of kube-apiserver and etcd; cuts of the edge's link to the cloud of 1 s to
+// 2 min — then heals everything and checks the invariants, counting what broke: every
+// inference the edge answered is counted exactly once in the service's status, no child object
+// is ever duplicated (watched during the whole campaign), the service is Ready again, the LCs
+// restarted only when killed (their store opened after every fault), a copy of each LC's store
+// truncated mid-record opens, and status converges within a bound after the last fault heals.
+//
+// `make chaos` runs the full campaign (test/chaos/chaos_test.go, build tag chaos; CHAOS_SEED,
+// CHAOS_DURATION, CHAOS_FAULTS); test/e2e runs a short one with a fixed seed. Results are in
+// docs/reliability.md.
+package chaos

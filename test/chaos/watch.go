@@ -1,0 +1,147 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+	"github.com/sedna-go/sedna/test/localsedna"
+)
+
+// watcher follows the namespace's Deployments and pods for the whole campaign and keeps the
+// largest number alive at once: a duplicate that existed for a moment counts, not only one
+// left at the end. Its informers relist after an apiserver or etcd restart.
+type watcher struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu                 sync.Mutex
+	deployments, pods  map[string]bool
+	maxDeploy, maxPods int
+	events             int
+}
+
+func startWatch(ctx context.Context, s *localsedna.Sedna, namespace string) (*watcher, error) {
+	w := &watcher{deployments: map[string]bool{}, pods: map[string]bool{}}
+	wctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	factory := informers.NewSharedInformerFactoryWithOptions(s.Kube, 0, informers.WithNamespace(namespace))
+	deploy := factory.Apps().V1().Deployments().Informer()
+	pods := factory.Core().V1().Pods().Informer()
+	track := func(set func(obj any, deleted bool)) cache.ResourceEventHandler {
+		return cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { set(obj, false) },
+			UpdateFunc: func(_, obj any) { set(obj, false) },
+			DeleteFunc: func(obj any) {
+				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = t.Obj
+				}
+				set(obj, true)
+			},
+		}
+	}
+	if _, err := deploy.AddEventHandler(track(func(obj any, deleted bool) {
+		d, ok := obj.(*appsv1.Deployment)
+		if !ok {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.events++
+		w.deployments[d.Name] = !deleted && d.DeletionTimestamp == nil
+		w.maxDeploy = max(w.maxDeploy, count(w.deployments))
+	})); err != nil {
+		cancel()
+		return nil, err
+	}
+	if _, err := pods.AddEventHandler(track(func(obj any, deleted bool) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.events++
+		w.pods[p.Name] = !deleted && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning
+		w.maxPods = max(w.maxPods, count(w.pods))
+	})); err != nil {
+		cancel()
+		return nil, err
+	}
+	factory.Start(wctx.Done())
+	syncCtx, syncCancel := context.WithTimeout(ctx, time.Minute)
+	defer syncCancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), deploy.HasSynced, pods.HasSynced) {
+		cancel()
+		factory.Shutdown()
+		return nil, fmt.Errorf("the watch of namespace %s did not sync", namespace)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		<-wctx.Done()
+		factory.Shutdown()
+	}()
+	return w, nil
+}
+
+func count(live map[string]bool) int {
+	n := 0
+	for _, alive := range live {
+		if alive {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *watcher) maxima() (deployments, pods, events int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.maxDeploy, w.maxPods, w.events
+}
+
+func (w *watcher) stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// openTruncatedCopy writes data as a store file in a temporary directory and opens it with the
+// LC's store code; the store must open and take a write.
+func openTruncatedCopy(data []byte) (bool, string) {
+	dir, err := os.MkdirTemp("", "chaos-store-")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer func() { _ = os.RemoveAll(dir) }() // scratch
+	path := filepath.Join(dir, "lc.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return false, err.Error()
+	}
+	var s *store.Store
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		s, err = store.Open(path, store.Options{})
+	}()
+	if err != nil {
+		return false, err.Error()
+	}
+	defer func() { _ = s.Close() }() // scratch
+	if err := s.PutState("chaos", "probe", []byte("x")); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
