@@ -116,6 +116,11 @@ func TestLifelongLearningMNIST(t *testing.T) {
 			if deployedRounds(j) < rounds {
 				return false, fmt.Sprintf("round=%d stage=%s/%s deployed rounds=%d", j.Status.Round, j.Status.Stage, j.Status.StageState, deployedRounds(j))
 			}
+			// A deploy rolls the inference Deployment: measure only once the rollout is over and
+			// no old pod is left to be stopped under the measurement.
+			if done, why := inferenceRolledOut(ctx, t, ns, "mnist-ll-deployment-inference"); !done {
+				return false, why
+			}
 			stats, err := client.Stats(ctx)
 			if err != nil {
 				return false, err.Error()
@@ -216,4 +221,34 @@ func mustJSON(t *testing.T, v any) string {
 	encoded, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(encoded)
+}
+
+// inferenceRolledOut tells whether the Deployment has rolled out its latest spec and is down to
+// its own ready pods, none of them terminating.
+func inferenceRolledOut(ctx context.Context, t *testing.T, ns, name string) (bool, string) {
+	t.Helper()
+	d, err := framework.Sedna.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, err.Error()
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != want || st.AvailableReplicas != want || st.Replicas != want {
+		return false, fmt.Sprintf("deployment %s rolling out: %+v", name, st)
+	}
+	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return false, err.Error()
+	}
+	pods, err := framework.Sedna.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+	if err != nil {
+		return false, err.Error()
+	}
+	if int32(len(pods.Items)) != want {
+		return false, fmt.Sprintf("deployment %s has %d pods (old ones still stopping)", name, len(pods.Items))
+	}
+	return true, ""
 }
