@@ -218,7 +218,8 @@ Sedna ${SEDNA_VERSION} is installed in namespace ${NAMESPACE}.
   - GM: ${KUBECTL} -n ${NAMESPACE} get deploy sedna-gm   (the leader serves LCs on Service gm.${NAMESPACE}:9000)
   - LCs run on nodes labelled node-role.kubernetes.io/edge: ${KUBECTL} -n ${NAMESPACE} get ds sedna-lc
   - Metrics: Service sedna-gm-metrics:8080 (docs/operations.md lists what to alert on)
-  - Try an example: ${KUBECTL} apply -f examples/joint_inference/mnist/ (see its README)
+  - Try an example: ${KUBECTL} apply -f examples/joint_inference/mnist/ (see its README; its
+    images are sedna-example/...:v0.1: with a private registry edit them, docs/install.md)
   - Uninstall: SEDNA_ACTION=delete $0
 EOF
 }
