@@ -55,6 +55,21 @@ SEDNA_KINDS=(datasets models jointinferenceservices incrementallearningjobs fede
 
 log() { echo "sedna install: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Temporary directories of this run (mktemp -d: 0700), which hold private keys and tokens for a
+# moment. An EXIT trap removes them however the script ends: normally, by die, or by errexit (a
+# RETURN trap would not run on those).
+TMP_DIRS=()
+cleanup() { [[ ${#TMP_DIRS[@]} -eq 0 ]] || rm -rf "${TMP_DIRS[@]}"; }
+trap cleanup EXIT
+# tmpdir sets the variable named $1 to a new temporary directory removed at exit. It must not run
+# in a subshell (as $(tmpdir) would), or the directory would not be recorded.
+tmpdir() {
+  local d
+  d=$(mktemp -d)
+  TMP_DIRS+=("${d}")
+  printf -v "$1" '%s' "${d}"
+}
 kc() { "${KUBECTL}" "$@"; }
 
 BUILD="${SEDNA_ROOT}/build"
@@ -121,9 +136,7 @@ generate_certs() {
 
 ensure_certs() {
   local dir
-  dir=$(mktemp -d)
-  # shellcheck disable=SC2064
-  trap "rm -rf '${dir}'" RETURN
+  tmpdir dir
   local have_secret=false
   kc -n "${NAMESPACE}" get secret sedna-gm-tls >/dev/null 2>&1 && have_secret=true
 

@@ -302,6 +302,24 @@ func TestInstallScript(t *testing.T) {
 	verifyServing(t, secret.Data["tls.crt"], caCM2.Data["ca.crt"])
 	require.Equal(t, 2, strings.Count(caCM2.Data["ca.crt"], "BEGIN CERTIFICATE"))
 
+	// An openssl that fails at signing, after the CA's and GM's keys are written: the script dies
+	// by errexit, and its temporary directory, keys included, is gone all the same.
+	failingBin := t.TempDir()
+	realOpenssl, err := exec.LookPath("openssl")
+	require.NoError(t, err)
+	shim := "#!/bin/sh\nif [ \"$1\" = x509 ]; then echo 'openssl: signing failed (test)' >&2; exit 1; fi\nexec " + realOpenssl + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(filepath.Join(failingBin, "openssl"), []byte(shim), 0o755))
+	tmp := t.TempDir()
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_ROTATE_CERTS=true", "TMPDIR="+tmp,
+		"PATH="+failingBin+":"+filepath.Join(root, "_output", "bin")+":"+os.Getenv("PATH"))
+	require.NotEqual(t, 0, code, "install.sh should fail when openssl fails:\n%s", out)
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	require.Empty(t, left, "install.sh left its temporary directory (with private keys) behind:\n%s", out)
+	unchanged, err := kube.CoreV1().Secrets(ns).Get(ctx, "sedna-gm-tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, rotated.Data["tls.crt"], unchanged.Data["tls.crt"], "a failed rotation changed the certificate")
+
 	// A user's Sedna object stops delete from removing the CRDs (which would delete it).
 	sedna, err := sednaclientset.NewForConfig(cluster.Config)
 	require.NoError(t, err)
