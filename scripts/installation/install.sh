@@ -187,9 +187,17 @@ ensure_kb_tokens() {
     return 0
   fi
   log "generating the knowledge base's tokens (Secret ${NAMESPACE}/sedna-kb-token)"
+  # Files in a 0700 directory, not --from-literal: a token on kubectl's command line is readable
+  # by every user of this machine (ps, /proc/<pid>/cmdline) while it runs.
+  local dir
+  tmpdir dir
+  (
+    umask 077
+    head -c 32 /dev/urandom | base64 | tr -d '\n' >"${dir}/token"
+    head -c 32 /dev/urandom | base64 | tr -d '\n' >"${dir}/read-token"
+  )
   kc -n "${NAMESPACE}" create secret generic sedna-kb-token \
-    --from-literal=token="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" \
-    --from-literal=read-token="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" --dry-run=client -o yaml |
+    --from-file=token="${dir}/token" --from-file=read-token="${dir}/read-token" --dry-run=client -o yaml |
     kc label --local -f - "${MANAGED_LABEL}" -o yaml |
     kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
 }

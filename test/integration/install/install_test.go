@@ -203,10 +203,25 @@ func TestInstallScript(t *testing.T) {
 	}, eventually, tick, "kube-root-ca.crt should be published in every namespace")
 	before := e.snapshot(ctx)
 
-	// No kubelet runs the pods, so waiting for readiness must fail, naming what is not ready.
-	out, code := e.run(ctx, "SEDNA_WAIT_TIMEOUT=5s")
+	// No kubelet runs the pods, so waiting for readiness must fail, naming what is not ready. A
+	// kubectl that records its command lines: no secret may be on one (ps shows them to all).
+	argvLog := filepath.Join(t.TempDir(), "kubectl-argv")
+	recorder := filepath.Join(t.TempDir(), "kubectl")
+	require.NoError(t, os.WriteFile(recorder, []byte("#!/bin/sh\nprintf '%s\\n' \"$*\" >>"+argvLog+"\nexec "+
+		filepath.Join(bin, "kubectl")+" \"$@\"\n"), 0o755))
+	out, code := e.run(ctx, "SEDNA_WAIT_TIMEOUT=5s", "KUBECTL="+recorder)
 	require.Equal(t, 2, code, "install.sh without running pods should fail its readiness wait:\n%s", out)
 	require.Contains(t, out, "not ready: deployment.apps/sedna-gm")
+	kbTokens, err := kube.CoreV1().Secrets(ns).Get(ctx, "sedna-kb-token", metav1.GetOptions{})
+	require.NoError(t, err)
+	argv, err := os.ReadFile(argvLog)
+	require.NoError(t, err)
+	require.Contains(t, string(argv), "create secret generic sedna-kb-token")
+	for _, key := range []string{"token", "read-token"} {
+		value := kbTokens.Data[key]
+		require.Len(t, value, 44, "%s: base64 of 32 random bytes", key)
+		require.NotContains(t, string(argv), string(value), "the knowledge base's %s was on kubectl's command line", key)
+	}
 
 	objects := manifestObjects(t, root)
 	require.GreaterOrEqual(t, len(objects), 11+10, "build/ should hold the 11 CRDs and GM's and LC's objects")
