@@ -11,7 +11,8 @@ BENCH_FLAGS ?= -run '^$$' -bench . -skip 'Channel' -benchmem
 export KUBEBUILDER_ASSETS := $(BIN_DIR)
 
 COMMANDS := $(notdir $(wildcard cmd/*))
-# Images (make images, make push): names from hack/local-up/images.txt, under IMAGE_REPO when set.
+# Images (make images, make push): names from hack/local-up/images.txt, under IMAGE_REPO when set;
+# IMAGE_TAG tags all but the example images, which keep the tag examples/ uses.
 IMAGE_REPO ?=
 IMAGE_TAG ?= v0.7.0
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64

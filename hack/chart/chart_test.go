@@ -202,6 +202,8 @@ func TestChartValues(t *testing.T) {
 		"--set", "gm.config.kubeAPI.eventQPS=7",
 		"--set", "lc.resources.limits.memory=512Mi",
 		"--set", "lc.nodeSelector.sedna=yes",
+		// Not a value: the knowledge base has one writer, and a second replica would be a second.
+		"--set", "kb.replicas=3",
 	)
 	byKey := map[string]map[string]any{}
 	for _, o := range objs {
@@ -220,6 +222,9 @@ func TestChartValues(t *testing.T) {
 	gm := byKey["Deployment sedna/sedna-gm"]
 	if r := gm["spec"].(map[string]any)["replicas"]; r != float64(3) {
 		t.Errorf("gm replicas %v (%T)", r, r)
+	}
+	if r := byKey["Deployment sedna/sedna-kb"]["spec"].(map[string]any)["replicas"]; r != float64(1) {
+		t.Errorf("kb replicas %v (%T), want 1 whatever the values say", r, r)
 	}
 	if got, want := container("Deployment sedna/sedna-gm")["image"], "registry.local:5000/sedna/sedna-gm@"+digest; got != want {
 		t.Errorf("gm image %v, want %s", got, want)

@@ -217,7 +217,9 @@ func (g *generator) object(obj map[string]any) error {
 			}
 		}
 		vals := g.component(comp)
-		if kind != "DaemonSet" {
+		// The knowledge base has one writer (its SQLite database on one claim): its replica count
+		// stays build/'s 1, not a value.
+		if kind != "DaemonSet" && comp != "kb" {
 			if r, ok := spec["replicas"]; ok {
 				vals["replicas"] = r
 				spec["replicas"] = "@@scalar:.Values." + comp + ".replicas@@"
@@ -302,7 +304,7 @@ func (g *generator) writeValues(path string) error {
 const valuesDoc = `# Defaults are build/'s: the chart rendered with them is build/ (docs/install.md lists the values).
 #   image.repository/tag: images are <repository>/sedna-gm:<tag>; image.digests.<name> (e.g.
 #     sedna-gm: sha256:...) pins one image by digest instead of the tag.
-#   gm/lc/kb: replicas (gm), logLevel, resources, nodeSelector, tolerations; gm.config is GM's
+#   gm/lc/kb: replicas (gm only), logLevel, resources, nodeSelector, tolerations; gm.config is GM's
 #     configuration (docs/gm-config.md); kb.storage the knowledge base's volume claim.
 #   certificates.generate: issue GM's serving certificate and the LCs' CA at install (kept on
 #     upgrade); false: create Secret sedna-gm-tls and ConfigMap sedna-gm-ca yourself.

@@ -37,9 +37,12 @@ type buildOptions struct {
 	Root      string   // the checkout
 	Entries   []entry  // images to build
 	Platforms []string // e.g. linux/amd64
-	Repo, Tag string   // names: reference(image, Repo, Tag)
-	Out       string   // _output/images
-	CABundle  string   // PEM file copied into the base layer
+	Repo, Tag string   // names: reference(image, Repo, Tag), the tag Tags' if it has one
+	// Tags are the tags of the example images, which keep the tag their manifests use
+	// (exampleTags).
+	Tags     map[string]string
+	Out      string // _output/images
+	CABundle string // PEM file copied into the base layer
 	// Epoch is every timestamp in the images (tar headers, config and history): builds of the
 	// same sources give the same digests.
 	Epoch time.Time
@@ -77,7 +80,7 @@ func build(ctx context.Context, o buildOptions) ([]built, error) {
 	}
 	var out []built
 	for i, e := range o.Entries {
-		b := built{Ref: reference(e.Image, o.Repo, o.Tag), Images: map[string]v1.Image{}}
+		b := built{Ref: reference(e.Image, o.Repo, tagOf(e.Image, o.Tags, o.Tag)), Images: map[string]v1.Image{}}
 		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 		for _, p := range o.Platforms {
 			img, err := image(base, binaries[p][i], p, o.Epoch)

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"io/fs"
 	"log"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +146,7 @@ func TestImagesReproducibleAndReadable(t *testing.T) {
 			t.Fatal(err)
 		}
 		repo := u.Host + "/sedna"
-		res, err := push(context.Background(), filepath.Join(out1, "oci"), repo, "v9.9.9")
+		res, err := push(context.Background(), filepath.Join(out1, "oci"), repo, "v9.9.9", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func TestImagesReproducibleAndReadable(t *testing.T) {
 			t.Fatalf("registry has %s, built %s", got, d1)
 		}
 		checkIndex(t, idx)
-		if _, err := push(context.Background(), filepath.Join(out1, "oci"), "", "v1"); err == nil {
+		if _, err := push(context.Background(), filepath.Join(out1, "oci"), "", "v1", nil); err == nil {
 			t.Fatal("push without a repository succeeded")
 		}
 	})
@@ -268,5 +270,58 @@ func TestTable(t *testing.T) {
 	}
 	if got := reference("kubeedge/sedna-gm", "", "v0.7.0"); got != "kubeedge/sedna-gm:v0.7.0" {
 		t.Errorf("reference: %s", got)
+	}
+}
+
+// TestManifestImagesAreBuilt checks that every image examples/**/*.yaml and build/**/*.yaml
+// reference is one `make images` produces (default IMAGE_TAG and IMAGE_REPO, the Makefile's), with
+// that exact name and tag: else applying them pulls an image nobody built.
+func TestManifestImagesAreBuilt(t *testing.T) {
+	root := filepath.Join("..", "..")
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^IMAGE_TAG \?= (\S+)$`).FindSubmatch(makefile)
+	if m == nil {
+		t.Fatal("Makefile: no IMAGE_TAG ?= default")
+	}
+	defaultTag := string(m[1])
+	all, err := readTable(filepath.Join(root, "hack", "local-up", "images.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := exampleTags(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produced := map[string]bool{}
+	for _, e := range all {
+		produced[reference(e.Image, "", tagOf(e.Image, tags, defaultTag))] = true
+	}
+	referenced := 0
+	for _, dir := range []string{"examples", "build"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(file string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(file, ".yaml") {
+				return err
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			for _, m := range imageRef.FindAllStringSubmatch(string(data), -1) {
+				referenced++
+				if !produced[m[1]] {
+					t.Errorf("%s: image %s is not one make images produces", file, m[1])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if referenced < 10 {
+		t.Fatalf("found only %d image references in examples/ and build/", referenced)
 	}
 }

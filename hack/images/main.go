@@ -65,13 +65,21 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
+		tags, err := exampleTags(*root)
+		if err != nil {
+			return err
+		}
 		_, err = build(ctx, buildOptions{
-			Root: *root, Entries: entries, Platforms: splitList(*platforms), Repo: *repo, Tag: *tag,
+			Root: *root, Entries: entries, Platforms: splitList(*platforms), Repo: *repo, Tag: *tag, Tags: tags,
 			Out: *out, CABundle: *caBundle, Epoch: epoch, Log: logf,
 		})
 		return err
 	case "push":
-		res, err := push(ctx, *out+"/oci", *repo, *tag)
+		tags, err := exampleTags(*root)
+		if err != nil {
+			return err
+		}
+		res, err := push(ctx, *out+"/oci", *repo, *tag, tags)
 		for _, p := range res {
 			logf("pushed %s@%s", p.Ref, p.Digest)
 		}

@@ -19,8 +19,9 @@ type pushed struct {
 
 // push writes every image index of the OCI layout dir to repo/<image>:tag, where <image> is the
 // last element of the name the layout stores it under. Credentials come from the docker config
-// (~/.docker/config.json, DOCKER_CONFIG), as for `docker push`.
-func push(ctx context.Context, dir, repo, tag string, opts ...remote.Option) ([]pushed, error) {
+// (~/.docker/config.json, DOCKER_CONFIG), as for `docker push`. An example image keeps the tag
+// of its manifests (tags, exampleTags) and the tag it was built with.
+func push(ctx context.Context, dir, repo, tag string, tags map[string]string, opts ...remote.Option) ([]pushed, error) {
 	if repo == "" {
 		return nil, fmt.Errorf("no repository to push to (IMAGE_REPO)")
 	}
@@ -47,7 +48,13 @@ func push(ctx context.Context, dir, repo, tag string, opts ...remote.Option) ([]
 		if err != nil {
 			return nil, fmt.Errorf("OCI layout %s: %w", dir, err)
 		}
-		dst, err := name.NewTag(reference(path.Base(ref.Context().RepositoryStr()), repo, tag))
+		imageTag := tag
+		for image, t := range tags {
+			if path.Base(image) == path.Base(ref.Context().RepositoryStr()) {
+				imageTag = t
+			}
+		}
+		dst, err := name.NewTag(reference(path.Base(ref.Context().RepositoryStr()), repo, imageTag))
 		if err != nil {
 			return nil, err
 		}

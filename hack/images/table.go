@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -105,4 +107,56 @@ func reference(image, repo, tag string) string {
 		image = strings.TrimSuffix(repo, "/") + "/" + path.Base(image)
 	}
 	return image + ":" + tag
+}
+
+// imageRef matches an image reference in a manifest.
+var imageRef = regexp.MustCompile(`(?m)^[ \t]*-?[ \t]*image:[ \t]*["']?([^\s"'#]+)`)
+
+// exampleTags reads the tags the example manifests (examples/**/*.yaml) give their images: an
+// example image is built and pushed with that tag, whatever IMAGE_TAG says, so that what `make
+// images` produces is what the examples reference. An image the examples give two tags is an error.
+func exampleTags(root string) (map[string]string, error) {
+	tags := map[string]string{}
+	where := map[string]string{}
+	err := filepath.WalkDir(filepath.Join(root, "examples"), func(file string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (!strings.HasSuffix(file, ".yaml") && !strings.HasSuffix(file, ".yml")) {
+			return err
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		for _, m := range imageRef.FindAllStringSubmatch(string(data), -1) {
+			image, tag := splitTag(m[1])
+			if tag == "" {
+				continue
+			}
+			if old, ok := tags[image]; ok && old != tag {
+				return fmt.Errorf("image %s has tag %s in %s and %s in %s", image, old, where[image], tag, file)
+			}
+			tags[image], where[image] = tag, file
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the examples' image tags: %w", err)
+	}
+	return tags, nil
+}
+
+// splitTag splits "name:tag" (the tag after the last / only, so a registry port is no tag).
+func splitTag(ref string) (image, tag string) {
+	slash := strings.LastIndex(ref, "/")
+	if colon := strings.LastIndex(ref, ":"); colon > slash {
+		return ref[:colon], ref[colon+1:]
+	}
+	return ref, ""
+}
+
+// tagOf is the tag an entry is built with: the examples' tag for an example image, else tag.
+func tagOf(e string, tags map[string]string, tag string) string {
+	if t, ok := tags[e]; ok {
+		return t
+	}
+	return tag
 }

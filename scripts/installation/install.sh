@@ -55,6 +55,21 @@ SEDNA_KINDS=(datasets models jointinferenceservices incrementallearningjobs fede
 
 log() { echo "sedna install: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Temporary directories of this run (mktemp -d: 0700), which hold private keys and tokens for a
+# moment. An EXIT trap removes them however the script ends: normally, by die, or by errexit (a
+# RETURN trap would not run on those).
+TMP_DIRS=()
+cleanup() { [[ ${#TMP_DIRS[@]} -eq 0 ]] || rm -rf "${TMP_DIRS[@]}"; }
+trap cleanup EXIT
+# tmpdir sets the variable named $1 to a new temporary directory removed at exit. It must not run
+# in a subshell (as $(tmpdir) would), or the directory would not be recorded.
+tmpdir() {
+  local d
+  d=$(mktemp -d)
+  TMP_DIRS+=("${d}")
+  printf -v "$1" '%s' "${d}"
+}
 kc() { "${KUBECTL}" "$@"; }
 
 BUILD="${SEDNA_ROOT}/build"
@@ -121,9 +136,7 @@ generate_certs() {
 
 ensure_certs() {
   local dir
-  dir=$(mktemp -d)
-  # shellcheck disable=SC2064
-  trap "rm -rf '${dir}'" RETURN
+  tmpdir dir
   local have_secret=false
   kc -n "${NAMESPACE}" get secret sedna-gm-tls >/dev/null 2>&1 && have_secret=true
 
@@ -174,9 +187,17 @@ ensure_kb_tokens() {
     return 0
   fi
   log "generating the knowledge base's tokens (Secret ${NAMESPACE}/sedna-kb-token)"
+  # Files in a 0700 directory, not --from-literal: a token on kubectl's command line is readable
+  # by every user of this machine (ps, /proc/<pid>/cmdline) while it runs.
+  local dir
+  tmpdir dir
+  (
+    umask 077
+    head -c 32 /dev/urandom | base64 | tr -d '\n' >"${dir}/token"
+    head -c 32 /dev/urandom | base64 | tr -d '\n' >"${dir}/read-token"
+  )
   kc -n "${NAMESPACE}" create secret generic sedna-kb-token \
-    --from-literal=token="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" \
-    --from-literal=read-token="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" --dry-run=client -o yaml |
+    --from-file=token="${dir}/token" --from-file=read-token="${dir}/read-token" --dry-run=client -o yaml |
     kc label --local -f - "${MANAGED_LABEL}" -o yaml |
     kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
 }
@@ -218,7 +239,8 @@ Sedna ${SEDNA_VERSION} is installed in namespace ${NAMESPACE}.
   - GM: ${KUBECTL} -n ${NAMESPACE} get deploy sedna-gm   (the leader serves LCs on Service gm.${NAMESPACE}:9000)
   - LCs run on nodes labelled node-role.kubernetes.io/edge: ${KUBECTL} -n ${NAMESPACE} get ds sedna-lc
   - Metrics: Service sedna-gm-metrics:8080 (docs/operations.md lists what to alert on)
-  - Try an example: ${KUBECTL} apply -f examples/joint_inference/mnist/ (see its README)
+  - Try an example: ${KUBECTL} apply -f examples/joint_inference/mnist/ (see its README; its
+    images are sedna-example/...:v0.1: with a private registry edit them, docs/install.md)
   - Uninstall: SEDNA_ACTION=delete $0
 EOF
 }

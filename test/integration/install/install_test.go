@@ -203,10 +203,25 @@ func TestInstallScript(t *testing.T) {
 	}, eventually, tick, "kube-root-ca.crt should be published in every namespace")
 	before := e.snapshot(ctx)
 
-	// No kubelet runs the pods, so waiting for readiness must fail, naming what is not ready.
-	out, code := e.run(ctx, "SEDNA_WAIT_TIMEOUT=5s")
+	// No kubelet runs the pods, so waiting for readiness must fail, naming what is not ready. A
+	// kubectl that records its command lines: no secret may be on one (ps shows them to all).
+	argvLog := filepath.Join(t.TempDir(), "kubectl-argv")
+	recorder := filepath.Join(t.TempDir(), "kubectl")
+	require.NoError(t, os.WriteFile(recorder, []byte("#!/bin/sh\nprintf '%s\\n' \"$*\" >>"+argvLog+"\nexec "+
+		filepath.Join(bin, "kubectl")+" \"$@\"\n"), 0o755))
+	out, code := e.run(ctx, "SEDNA_WAIT_TIMEOUT=5s", "KUBECTL="+recorder)
 	require.Equal(t, 2, code, "install.sh without running pods should fail its readiness wait:\n%s", out)
 	require.Contains(t, out, "not ready: deployment.apps/sedna-gm")
+	kbTokens, err := kube.CoreV1().Secrets(ns).Get(ctx, "sedna-kb-token", metav1.GetOptions{})
+	require.NoError(t, err)
+	argv, err := os.ReadFile(argvLog)
+	require.NoError(t, err)
+	require.Contains(t, string(argv), "create secret generic sedna-kb-token")
+	for _, key := range []string{"token", "read-token"} {
+		value := kbTokens.Data[key]
+		require.Len(t, value, 44, "%s: base64 of 32 random bytes", key)
+		require.NotContains(t, string(argv), string(value), "the knowledge base's %s was on kubectl's command line", key)
+	}
 
 	objects := manifestObjects(t, root)
 	require.GreaterOrEqual(t, len(objects), 11+10, "build/ should hold the 11 CRDs and GM's and LC's objects")
@@ -301,6 +316,24 @@ func TestInstallScript(t *testing.T) {
 	verifyServing(t, rotated.Data["tls.crt"], caCM2.Data["ca.crt"])
 	verifyServing(t, secret.Data["tls.crt"], caCM2.Data["ca.crt"])
 	require.Equal(t, 2, strings.Count(caCM2.Data["ca.crt"], "BEGIN CERTIFICATE"))
+
+	// An openssl that fails at signing, after the CA's and GM's keys are written: the script dies
+	// by errexit, and its temporary directory, keys included, is gone all the same.
+	failingBin := t.TempDir()
+	realOpenssl, err := exec.LookPath("openssl")
+	require.NoError(t, err)
+	shim := "#!/bin/sh\nif [ \"$1\" = x509 ]; then echo 'openssl: signing failed (test)' >&2; exit 1; fi\nexec " + realOpenssl + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(filepath.Join(failingBin, "openssl"), []byte(shim), 0o755))
+	tmp := t.TempDir()
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_ROTATE_CERTS=true", "TMPDIR="+tmp,
+		"PATH="+failingBin+":"+filepath.Join(root, "_output", "bin")+":"+os.Getenv("PATH"))
+	require.NotEqual(t, 0, code, "install.sh should fail when openssl fails:\n%s", out)
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	require.Empty(t, left, "install.sh left its temporary directory (with private keys) behind:\n%s", out)
+	unchanged, err := kube.CoreV1().Secrets(ns).Get(ctx, "sedna-gm-tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, rotated.Data["tls.crt"], unchanged.Data["tls.crt"], "a failed rotation changed the certificate")
 
 	// A user's Sedna object stops delete from removing the CRDs (which would delete it).
 	sedna, err := sednaclientset.NewForConfig(cluster.Config)
