@@ -45,13 +45,13 @@ func TestServiceChildrenAndEnv(t *testing.T) {
 		"kafka, two replicas": {kafka: true, replicas: ptr.To[int32](2), replicaN: 2, want: []string{
 			"input_shape=256,128", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "NAMESPACE=ns",
 			"SERVICE_NAME=feature-extraction", "JOB_NAME=feature-extraction", "LC_SERVER=http://$(SEDNA_HOST_IP):9100",
-			"KAFKA_ENABLED=true", "SEDNA_WORKER_TOKEN=<secret feature-extraction-worker-token/token>",
+			"KAFKA_ENABLED=true", "SEDNA_WORKER_TOKEN=<secret feature-extraction-featureextractionservice-worker-token/token>",
 			"MODEL_URL=/home/data/models/m3l.pth", "DATA_PATH_PREFIX=/home/data",
 		}},
 		"no kafka, replicas unset (upstream dereferenced nil)": {replicaN: 1, want: []string{
 			"input_shape=256,128", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "NAMESPACE=ns",
 			"SERVICE_NAME=feature-extraction", "JOB_NAME=feature-extraction", "LC_SERVER=http://$(SEDNA_HOST_IP):9100",
-			"SEDNA_WORKER_TOKEN=<secret feature-extraction-worker-token/token>",
+			"SEDNA_WORKER_TOKEN=<secret feature-extraction-featureextractionservice-worker-token/token>",
 			"MODEL_URL=/home/data/models/m3l.pth", "DATA_PATH_PREFIX=/home/data",
 		}},
 	}

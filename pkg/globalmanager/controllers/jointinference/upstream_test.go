@@ -38,7 +38,7 @@ func TestWorkersGetTheServicesTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 	f.syncAndRefresh("ns/helmet")
 	ctx := context.Background()
 
-	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-jointinferenceservice-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"sedna.io/worker-token": "true"}, secret.Labels)
 	require.Equal(t, "uid-1", string(metav1.GetControllerOf(secret).UID))
@@ -94,13 +94,13 @@ func TestWorkersGetTheServicesTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 
 	// Created once: a later sync keeps the token.
 	f.syncAndRefresh("ns/helmet")
-	again, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	again, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-jointinferenceservice-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, token, string(again.Data["token"]))
 }
 
 func TestASecretOfTheTokensNameTheServiceDoesNotControlBlocksIt(t *testing.T) {
-	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-worker-token", Namespace: "ns",
+	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-jointinferenceservice-worker-token", Namespace: "ns",
 		Labels: map[string]string{"sedna.io/worker-token": "true"}}, Data: map[string][]byte{"token": []byte("chosen")}}
 	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")}, squatter)
 	f.syncAndRefresh("ns/helmet")
