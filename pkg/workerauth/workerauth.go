@@ -7,7 +7,7 @@ const (
 	TokenEnv = "SEDNA_WORKER_TOKEN"
 	// TokenKey is the key of the token in the job's worker-token Secret.
 	TokenKey = "token"
-	// TokenSecretSuffix names the Secret: <cr name> + TokenSecretSuffix.
+	// TokenSecretSuffix ends the Secret's name: <cr name>-<lowercase kind> + TokenSecretSuffix.
 	TokenSecretSuffix = "-worker-token"
 	// TokenSecretLabel marks worker-token Secrets.
 	TokenSecretLabel = "sedna.io/worker-token"

@@ -5,6 +5,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -63,11 +66,20 @@ func TestMultiEdgePedestrians(t *testing.T) {
 			require.NoError(t, os.WriteFile(path, data, 0o644))
 		}
 	}
+	// The example ships no token: the user creates the Secret, as its README says.
+	random := make([]byte, 24)
+	_, err := rand.Read(random)
+	require.NoError(t, err)
+	token := hex.EncodeToString(random)
+	_, err = framework.Sedna.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "pedestrians-pipeline-token"},
+		StringData: map[string]string{"token": token},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
 	framework.Apply(t, ns, filepath.Join(localcluster.RepoRoot(), "examples", "multiedge_inference", "pedestrians", "pedestrians.yaml"))
 	secret, err := framework.Sedna.Kube.CoreV1().Secrets(ns).Get(ctx, "pedestrians-pipeline-token", metav1.GetOptions{})
 	require.NoError(t, err)
-	token := string(secret.Data["token"])
-	require.NotEmpty(t, token)
+	require.Equal(t, token, string(secret.Data["token"]), "applying the example must not replace the user's token")
 
 	sedna := framework.Sedna.Client.SednaV1alpha1()
 	framework.Eventually(t, 2*time.Minute, "every kind in its working state", func() (bool, string) {

@@ -158,7 +158,7 @@ func TestFederatedLearningJobOnTheAPIServer(t *testing.T) {
 			aggEnv := flPodEnv(pods[agg])
 			for name, want := range map[string]string{
 				"NAMESPACE": ns, "WORKER_NAME": agg, "JOB_NAME": job, "AGG_BIND_PORT": "7363", "PARTICIPANTS_COUNT": "2",
-				"TRANSMITTER": ex.transmitter, "SEDNA_AGG_TOKEN": "secret:" + job + "-worker-token/token", "SEDNA_AGG_COMPAT": "true",
+				"TRANSMITTER": ex.transmitter, "SEDNA_AGG_TOKEN": "secret:" + job + "-federatedlearningjob-worker-token/token", "SEDNA_AGG_COMPAT": "true",
 			} {
 				require.Equal(t, want, aggEnv[name], "aggregation worker env %s", name)
 			}
@@ -181,7 +181,7 @@ func TestFederatedLearningJobOnTheAPIServer(t *testing.T) {
 				for key, want := range map[string]string{
 					"AGG_IP": job + "-aggregation." + ns, "AGG_PORT": "7363", "WORKER_NAME": name, "JOB_NAME": job,
 					"PARTICIPANTS_COUNT": "2", "NAMESPACE": ns, "TRANSMITTER": ex.transmitter,
-					"LC_SERVER": "http://$(SEDNA_HOST_IP):9100", "SEDNA_WORKER_TOKEN": "secret:" + job + "-worker-token/token",
+					"LC_SERVER": "http://$(SEDNA_HOST_IP):9100", "SEDNA_WORKER_TOKEN": "secret:" + job + "-federatedlearningjob-worker-token/token",
 				} {
 					require.Equal(t, want, env[key], "%s env %s", name, key)
 				}
@@ -209,7 +209,7 @@ func TestFederatedLearningJobOnTheAPIServer(t *testing.T) {
 	job := "surface-defect-detection"
 	var token string
 	require.Eventually(t, func() bool {
-		secret, err := controlPlane.Kube.CoreV1().Secrets(ns).Get(ctx, job+workerauth.TokenSecretSuffix, metav1.GetOptions{})
+		secret, err := controlPlane.Kube.CoreV1().Secrets(ns).Get(ctx, job+"-federatedlearningjob"+workerauth.TokenSecretSuffix, metav1.GetOptions{})
 		if err != nil {
 			return false
 		}

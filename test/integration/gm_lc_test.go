@@ -229,7 +229,7 @@ func TestGMAndTwoLCs(t *testing.T) {
 	require.NoError(t, err)
 	var token string
 	require.Eventually(t, func() bool {
-		secret, err := controlPlane.Kube.CoreV1().Secrets(ns).Get(ctx, "helmet"+workerauth.TokenSecretSuffix, metav1.GetOptions{})
+		secret, err := controlPlane.Kube.CoreV1().Secrets(ns).Get(ctx, "helmet-jointinferenceservice"+workerauth.TokenSecretSuffix, metav1.GetOptions{})
 		if err != nil {
 			return false
 		}

@@ -152,7 +152,7 @@ func TestMultiEdgeKindsOnTheAPIServer(t *testing.T) {
 	for name, value := range map[string]string{
 		"KAFKA_ENABLED": "true", "NAMESPACE": pedestrians, "SERVICE_NAME": "feature-extraction", "WORKER_NAME": "field:metadata.name",
 		"MODEL_URL": "/home/data/data/ai_models/m3l/m3l.pth", "LC_SERVER": "http://$(SEDNA_HOST_IP):9100",
-		"KAFKA_BIND_PORTS": "9092|9092", "SEDNA_WORKER_TOKEN": "secret:feature-extraction-worker-token/token",
+		"KAFKA_BIND_PORTS": "9092|9092", "SEDNA_WORKER_TOKEN": "secret:feature-extraction-featureextractionservice-worker-token/token",
 	} {
 		require.Equal(t, value, feEnv[name], "feature extraction env %s", name)
 	}
@@ -253,7 +253,7 @@ func TestMultiEdgeKindsOnTheAPIServer(t *testing.T) {
 	}
 	_, err = controlPlane.Kube.CoreV1().Pods(pedestrians).Create(ctx, worker, metav1.CreateOptions{})
 	require.NoError(t, err)
-	secret, err := controlPlane.Kube.CoreV1().Secrets(pedestrians).Get(ctx, "feature-extraction"+workerauth.TokenSecretSuffix, metav1.GetOptions{})
+	secret, err := controlPlane.Kube.CoreV1().Secrets(pedestrians).Get(ctx, "feature-extraction-featureextractionservice"+workerauth.TokenSecretSuffix, metav1.GetOptions{})
 	require.NoError(t, err)
 	token := string(secret.Data[workerauth.TokenKey])
 	report := func() int {

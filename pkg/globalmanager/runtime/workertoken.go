@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +44,8 @@ func NewWorkerTokenInformers(client kubernetes.Interface, namespace string) info
 // to another object or holds no valid token. GM never overwrites it.
 var ErrWorkerTokenConflict = errors.New("worker-token secret unusable")
 
-// WorkerTokens keeps the worker-token Secret of each job (contract C1): "<name>-worker-token",
+// WorkerTokens keeps the worker-token Secret of each job (contract C1):
+// "<name>-<lowercase kind>-worker-token" (WorkerTokenSecretName),
 // data "token" = 32 random bytes in base64url without padding, controlled by the job. It is
 // created once and never rotated; a job's workers read it through SEDNA_WORKER_TOKEN and the LC
 // of their node gets its SHA-256 with the job.
@@ -59,28 +62,35 @@ func NewWorkerTokens(client kubernetes.Interface, lister corelisters.SecretListe
 	return &WorkerTokens{client: client, lister: lister, random: rand.Reader}
 }
 
-// WorkerTokenSecretName is the name of owner's worker-token Secret.
-func WorkerTokenSecretName(ownerName string) string { return ownerName + workerauth.TokenSecretSuffix }
+// WorkerTokenSecretName is the name of owner's worker-token Secret,
+// "<name>-<lowercase kind>-worker-token": objects of two kinds may share a name in a namespace
+// (upstream accepts that), and each has its own token. A name too long for that (a Secret's
+// name has at most 253 characters) is cut and followed by 8 hex digits of the SHA-256 of the
+// whole name, so that the Secret's name stays deterministic, valid and the owner's own.
+func WorkerTokenSecretName(owner workers.Owner) string {
+	suffix := "-" + strings.ToLower(owner.Kind) + workerauth.TokenSecretSuffix
+	name := owner.GetName()
+	if len(name)+len(suffix) <= validation.DNS1123SubdomainMaxLength {
+		return name + suffix
+	}
+	sum := sha256.Sum256([]byte(name))
+	digest := hex.EncodeToString(sum[:4])
+	cut := strings.TrimRight(name[:validation.DNS1123SubdomainMaxLength-len(suffix)-len(digest)-1], ".-")
+	return cut + "-" + digest + suffix
+}
 
-// WorkerTokenEnv is the env var every worker container of ownerName gets: the token by reference.
-func WorkerTokenEnv(ownerName string) corev1.EnvVar {
+// WorkerTokenEnv is the env var every worker container of owner gets: the token by reference.
+func WorkerTokenEnv(owner workers.Owner) corev1.EnvVar {
 	return corev1.EnvVar{Name: workerauth.TokenEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: WorkerTokenSecretName(ownerName)}, Key: workerauth.TokenKey,
+		LocalObjectReference: corev1.LocalObjectReference{Name: WorkerTokenSecretName(owner)}, Key: workerauth.TokenKey,
 	}}}
 }
 
 // Ensure returns owner's token, creating its Secret when the cache has none. An existing Secret
-// is kept as it is; one that owner does not control, or whose token is not valid, or an owner
-// whose name leaves no valid Secret name, is an error wrapping ErrWorkerTokenConflict.
+// is kept as it is; one that owner does not control, or whose token is not valid, is an error
+// wrapping ErrWorkerTokenConflict.
 func (t *WorkerTokens) Ensure(ctx context.Context, owner workers.Owner) (string, error) {
-	name := WorkerTokenSecretName(owner.GetName())
-	if len(name) > validation.DNS1123SubdomainMaxLength {
-		// The API server would refuse the Secret at every sync: blocked until the owner is
-		// recreated under a shorter name.
-		return "", fmt.Errorf("%w: the worker-token secret name of %s %s would be %d characters, more than %d; the name may be at most %d characters",
-			ErrWorkerTokenConflict, owner.Kind, owner.GetName(), len(name), validation.DNS1123SubdomainMaxLength,
-			validation.DNS1123SubdomainMaxLength-len(workerauth.TokenSecretSuffix))
-	}
+	name := WorkerTokenSecretName(owner)
 	secret, err := t.lister.Secrets(owner.GetNamespace()).Get(name)
 	if apierrors.IsNotFound(err) {
 		secret, err = t.create(ctx, owner, name)
@@ -119,7 +129,7 @@ func (t *WorkerTokens) create(ctx context.Context, owner workers.Owner, name str
 // CachedWorkerToken returns owner's token from the cache only ("" when there is none yet or it
 // is unusable): for publishing outside a sync, which must not write.
 func (t *WorkerTokens) CachedWorkerToken(owner workers.Owner) string {
-	secret, err := t.lister.Secrets(owner.GetNamespace()).Get(WorkerTokenSecretName(owner.GetName()))
+	secret, err := t.lister.Secrets(owner.GetNamespace()).Get(WorkerTokenSecretName(owner))
 	if err != nil {
 		return ""
 	}

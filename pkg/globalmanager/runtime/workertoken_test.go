@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
@@ -40,7 +41,7 @@ func TestEnsureCreatesTheTokenOnceAndKeepsWhatExists(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, token, again)
 
-	stored, err := kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	stored, err := kube.CoreV1().Secrets("ns").Get(ctx, "helmet-jointinferenceservice-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.NoError(t, indexer.Add(stored))
 	require.Equal(t, token, tokens.CachedWorkerToken(testOwner()))
@@ -79,9 +80,38 @@ func TestNodeWorkersListsOnlyTheNodesLiveWorkers(t *testing.T) {
 	require.Equal(t, uint64(15), version, "an ended pod on the node still moves the version; another node's does not")
 }
 
-// TestEnsureRefusesAnOwnerNameTooLongForTheSecret: "<name>-worker-token" past 253 characters is
-// a conflict (the caller's blocked condition), not an error retried at every sync.
-func TestEnsureRefusesAnOwnerNameTooLongForTheSecret(t *testing.T) {
+// TestTwoKindsOfOneNameHaveTheirOwnTokens: upstream accepts a ReidJob and a VideoAnalyticsJob
+// both named x in one namespace; each gets its own Secret, neither is a conflict.
+func TestTwoKindsOfOneNameHaveTheirOwnTokens(t *testing.T) {
+	ctx := context.Background()
+	kube := kubefake.NewClientset()
+	factory := NewWorkerTokenInformers(kube, "")
+	indexer := factory.Core().V1().Secrets().Informer().GetIndexer()
+	tokens := NewWorkerTokens(kube, factory.Core().V1().Secrets().Lister())
+	reid := workers.Owner{Kind: "ReidJob", Object: &sednav1.ReidJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns", UID: "uid-reid"}}}
+	va := workers.Owner{Kind: "VideoAnalyticsJob", Object: &sednav1.VideoAnalyticsJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns", UID: "uid-va"}}}
+	require.Equal(t, "x-reidjob-worker-token", WorkerTokenSecretName(reid))
+	require.Equal(t, "x-videoanalyticsjob-worker-token", WorkerTokenSecretName(va))
+
+	reidToken, err := tokens.Ensure(ctx, reid)
+	require.NoError(t, err)
+	secrets, err := kube.CoreV1().Secrets("ns").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	for i := range secrets.Items {
+		require.NoError(t, indexer.Add(&secrets.Items[i]))
+	}
+	vaToken, err := tokens.Ensure(ctx, va)
+	require.NoError(t, err, "the other kind's Secret is no conflict")
+	require.NotEqual(t, reidToken, vaToken)
+	require.Equal(t, "x-videoanalyticsjob-worker-token", WorkerTokenEnv(va).ValueFrom.SecretKeyRef.Name)
+}
+
+// TestEnsureGivesALongOwnerNameAShortenedSecretName: a name too long for
+// "<name>-<kind>-worker-token" gets a cut name with a digest of the whole, which the API server
+// takes and which differs between two names with the same beginning.
+func TestEnsureGivesALongOwnerNameAShortenedSecretName(t *testing.T) {
 	ctx := context.Background()
 	kube := kubefake.NewClientset()
 	factory := NewWorkerTokenInformers(kube, "")
@@ -91,13 +121,17 @@ func TestEnsureRefusesAnOwnerNameTooLongForTheSecret(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: "uid-1"}}}
 	}
 
-	_, err := tokens.Ensure(ctx, owner(strings.Repeat("a", 241)))
-	require.ErrorIs(t, err, ErrWorkerTokenConflict)
-	require.ErrorContains(t, err, "may be at most 240 characters")
-	secrets, err := kube.CoreV1().Secrets("ns").List(ctx, metav1.ListOptions{})
+	fits := strings.Repeat("a", 218)
+	require.Equal(t, fits+"-jointinferenceservice-worker-token", WorkerTokenSecretName(owner(fits)), "the longest name that fits is kept whole")
+	long1, long2 := strings.Repeat("a", 252)+"1", strings.Repeat("a", 252)+"2"
+	name1, name2 := WorkerTokenSecretName(owner(long1)), WorkerTokenSecretName(owner(long2))
+	require.Len(t, name1, 253)
+	require.NotEqual(t, name1, name2)
+	require.Empty(t, validation.IsDNS1123Subdomain(name1))
+	require.Equal(t, name1, WorkerTokenSecretName(owner(long1)), "deterministic")
+	require.True(t, strings.HasSuffix(name1, "-jointinferenceservice-worker-token"))
+	_, err := tokens.Ensure(ctx, owner(long1))
 	require.NoError(t, err)
-	require.Empty(t, secrets.Items, "a Secret the API server would refuse was created")
-
-	_, err = tokens.Ensure(ctx, owner(strings.Repeat("a", 240)))
-	require.NoError(t, err, "the longest name that fits")
+	_, err = kube.CoreV1().Secrets("ns").Get(ctx, name1, metav1.GetOptions{})
+	require.NoError(t, err)
 }

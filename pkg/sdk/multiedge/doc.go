@@ -6,7 +6,7 @@
 // feature extractor, a per-camera tracker and a cross-camera identity gallery.
 //
 // Who may call: every endpoint requires "Authorization: Bearer <token>" with the pipeline token
-// (SEDNA_MULTIEDGE_TOKEN), which the example's Secret gives to all of a pipeline's workers
+// (SEDNA_MULTIEDGE_TOKEN), which the user's Secret gives to all of a pipeline's workers
 // through secretKeyRef; a missing token is 401, a wrong one 403. A server without a token refuses
 // to start unless SEDNA_MULTIEDGE_ALLOW_ANONYMOUS=true says so on purpose. Bodies are bounded
 // and malformed input is a 400 naming the field.

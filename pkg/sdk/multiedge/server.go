@@ -19,6 +19,30 @@ import (
 // DefaultMaxBodyBytes bounds a request body: a 1080p RGB frame in base64 is about 8 MiB.
 const DefaultMaxBodyBytes = 16 << 20
 
+// The HTTP timeouts of the pipeline's servers (NewHTTPServer). ReadTimeout lets the largest body
+// (DefaultMaxBodyBytes) arrive at about 140 KB/s, a slow edge uplink; WriteTimeout, which runs
+// from the end of the request's header, also covers the handler (its calls downstream time out
+// after 10 s) and the answer; IdleTimeout closes kept-alive connections nobody uses.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 2 * time.Minute
+	WriteTimeout      = 3 * time.Minute
+	IdleTimeout       = 2 * time.Minute
+)
+
+// NewHTTPServer returns the http.Server of a pipeline endpoint serving handler, with the
+// timeouts above: no caller holds a connection or a handler for ever.
+func NewHTTPServer(ctx context.Context, handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
 // ServerOptions configures any of the three servers.
 type ServerOptions struct {
 	// Token is the pipeline token callers must present. Empty is refused unless AllowAnonymous.
@@ -107,11 +131,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 
 // Serve serves on listener until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, listener net.Listener) error {
-	server := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	server := NewHTTPServer(ctx, s)
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
 	select {

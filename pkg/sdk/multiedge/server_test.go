@@ -170,3 +170,21 @@ func TestClientsEndToEnd(t *testing.T) {
 	require.True(t, status2.Ready)
 	require.Equal(t, 2, status2.Counters[PathReID])
 }
+
+// TestHTTPServerTimeouts: every pipeline server (Serve, and pedestrians-search) bounds how long
+// a connection may sit idle or take for a request, sized so that the largest body still arrives
+// on a slow link and a handler's downstream call still fits.
+func TestHTTPServerTimeouts(t *testing.T) {
+	server := NewHTTPServer(context.Background(), http.NotFoundHandler())
+	require.Equal(t, ReadHeaderTimeout, server.ReadHeaderTimeout)
+	require.Equal(t, IdleTimeout, server.IdleTimeout)
+	require.Positive(t, server.IdleTimeout)
+	require.Equal(t, ReadTimeout, server.ReadTimeout)
+	require.Equal(t, WriteTimeout, server.WriteTimeout)
+	const slowLinkBytesPerSecond = 140_000
+	require.GreaterOrEqual(t, server.ReadTimeout.Seconds(), float64(DefaultMaxBodyBytes)/slowLinkBytesPerSecond,
+		"the largest body cannot arrive on a slow link")
+	clientTimeout := NewClient("http://x", "t", nil).http.Timeout
+	require.Greater(t, server.WriteTimeout, server.ReadTimeout+clientTimeout,
+		"WriteTimeout starts after the header: it must cover the body, a downstream call and the answer")
+}

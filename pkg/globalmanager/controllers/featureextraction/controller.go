@@ -91,7 +91,7 @@ func Build(in workload.BuildInput[*sednav1.FeatureExtractionService]) (runtime.D
 		lc[len(lc)-1],
 	)
 	env = append(env, workload.KafkaEnv(s.Spec.KafkaSupport)...)
-	env = append(env, runtime.WorkerTokenEnv(s.Name))
+	env = append(env, runtime.WorkerTokenEnv(in.Owner))
 	deployment, err := workload.Deployment(in.Owner, WorkerType, s.Spec.Replicas, workers.Worker{
 		Template: s.Spec.Template, Env: env, Mounts: []workers.Mount{workload.ModelMount(model)},
 	})

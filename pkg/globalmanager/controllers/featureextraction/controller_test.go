@@ -1,6 +1,9 @@
 package featureextraction
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,13 +45,13 @@ func TestServiceChildrenAndEnv(t *testing.T) {
 		"kafka, two replicas": {kafka: true, replicas: ptr.To[int32](2), replicaN: 2, want: []string{
 			"input_shape=256,128", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "NAMESPACE=ns",
 			"SERVICE_NAME=feature-extraction", "JOB_NAME=feature-extraction", "LC_SERVER=http://$(SEDNA_HOST_IP):9100",
-			"KAFKA_ENABLED=true", "SEDNA_WORKER_TOKEN=<secret feature-extraction-worker-token/token>",
+			"KAFKA_ENABLED=true", "SEDNA_WORKER_TOKEN=<secret feature-extraction-featureextractionservice-worker-token/token>",
 			"MODEL_URL=/home/data/models/m3l.pth", "DATA_PATH_PREFIX=/home/data",
 		}},
 		"no kafka, replicas unset (upstream dereferenced nil)": {replicaN: 1, want: []string{
 			"input_shape=256,128", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "NAMESPACE=ns",
 			"SERVICE_NAME=feature-extraction", "JOB_NAME=feature-extraction", "LC_SERVER=http://$(SEDNA_HOST_IP):9100",
-			"SEDNA_WORKER_TOKEN=<secret feature-extraction-worker-token/token>",
+			"SEDNA_WORKER_TOKEN=<secret feature-extraction-featureextractionservice-worker-token/token>",
 			"MODEL_URL=/home/data/models/m3l.pth", "DATA_PATH_PREFIX=/home/data",
 		}},
 	}
@@ -133,14 +136,50 @@ func TestWorkerReportsBecomeMetrics(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "fe-pod", Namespace: "ns", Labels: map[string]string{
 		"featureextractionservice.sedna.io/name": "feature-extraction", "featureextractionservice.sedna.io/uid": "uid-fe",
 		"featureextractionservice.sedna.io/worker-type": "fe",
-	}}}
+	}}, Spec: corev1.PodSpec{NodeName: "edge-1"}}
 	_, err := f.Kube.CoreV1().Pods("ns").Create(t.Context(), pod, metav1.CreateOptions{})
 	require.NoError(t, err)
 	f.Refresh()
+	// The LC of another node speaks only for its own node's workers; a report naming no worker
+	// could never be pruned.
+	require.NoError(t, f.C.HandleReport(t.Context(), "edge-2", key, []byte(
+		`{"phase":"inference","status":"running","output":{"models":null,"ownerInfo":{"features":666}},"worker":"fe-pod"}`)))
+	require.NoError(t, f.C.HandleReport(t.Context(), "edge-1", key, []byte(
+		`{"phase":"inference","status":"running","output":{"models":null,"ownerInfo":{"features":667}}}`)))
+	f.Sync("ns/feature-extraction")
+	require.Empty(t, f.Get("ns", "feature-extraction").Status.Metrics, "a report of another node's LC or of no worker was kept")
+
 	require.NoError(t, f.C.HandleReport(t.Context(), "edge-1", key, []byte(
 		`{"phase":"inference","status":"running","output":{"models":null,"ownerInfo":{"features":7,"model":"m3l","updateTime":"t"}},"worker":"fe-pod"}`)))
 	f.Sync("ns/feature-extraction")
 	require.Equal(t, []sednav1.Metric{{Key: "features", Value: "7"}, {Key: "model", Value: "m3l"}},
 		f.Get("ns", "feature-extraction").Status.Metrics)
+
+	// What is kept is bounded: keys beyond the 64th and long values are dropped, and an Event says so.
+	info := map[string]any{"big": strings.Repeat("x", 1025)}
+	for i := range 70 {
+		info[fmt.Sprintf("k%02d", i)] = i
+	}
+	content, err := json.Marshal(map[string]any{"phase": "inference", "status": "running", "worker": "fe-pod",
+		"output": map[string]any{"models": nil, "ownerInfo": info}})
+	require.NoError(t, err)
+	for len(f.Recorder.Events) > 0 {
+		<-f.Recorder.Events
+	}
+	require.NoError(t, f.C.HandleReport(t.Context(), "edge-1", key, content))
+	f.Sync("ns/feature-extraction")
+	metrics := f.Get("ns", "feature-extraction").Status.Metrics
+	require.Len(t, metrics, 64)
+	require.Equal(t, "k00", metrics[0].Key, "the big value was dropped")
+	require.Equal(t, "k63", metrics[63].Key)
+	var truncated string
+	for len(f.Recorder.Events) > 0 {
+		if event := <-f.Recorder.Events; strings.Contains(event, "ReportTruncated") {
+			truncated = event
+		}
+	}
+	require.Contains(t, truncated, `"big" (a value of 1025 bytes)`)
+	require.Contains(t, truncated, `"k64" (over 64 keys)`)
+	require.Contains(t, truncated, "and 2 more keys")
 	require.ErrorContains(t, f.C.HandleReport(t.Context(), "edge-1", key, []byte(`{"phase":1}`)), "decoding")
 }

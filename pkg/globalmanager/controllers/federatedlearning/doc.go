@@ -18,7 +18,7 @@
 // PRETRAINED_MODEL_URL and TRAIN_DATASET_URL. MODEL_URL and AGG_DATA_PATH are write targets (a
 // host path's directory is mounted read-write, an s3:// URL comes with its credentials): the
 // aggregator writes the global model and its checkpoints there. Both kinds of workers also get
-// the job's worker token (Secret "<job>-worker-token") as SEDNA_AGG_TOKEN, the trainers as
+// the job's worker token (Secret "<job>-federatedlearningjob-worker-token") as SEDNA_AGG_TOKEN, the trainers as
 // SEDNA_WORKER_TOKEN for the LC too, and the aggregator SEDNA_AGG_COMPAT, "false" only when the
 // job's annotation sedna.io/federated-compat is "false" (clients without the token refused), and
 // SEDNA_JOB_UID, the job's UID (a checkpoint is resumed only by the job that wrote it).

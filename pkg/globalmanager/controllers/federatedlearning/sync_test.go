@@ -36,7 +36,7 @@ func TestSyncCreatesServiceAggregatorAndTrainersWithUpstreamEnv(t *testing.T) {
 	require.True(t, workers.IsControlledBy(agg, ownerOf(flJob()[0].(*sednav1.FederatedLearningJob))))
 	require.Equal(t, map[string]string{
 		"exit_round": "3", "NAMESPACE": "ns", "WORKER_NAME": "fl-aggregation", "JOB_NAME": "fl", EnvJobUID: "uid-fl", "AGG_BIND_PORT": "7363",
-		"PARTICIPANTS_COUNT": "2", "TRANSMITTER": "ws", EnvAggToken: "secret:fl-worker-token/token", EnvAggCompat: "true",
+		"PARTICIPANTS_COUNT": "2", "TRANSMITTER": "ws", EnvAggToken: "secret:fl-federatedlearningjob-worker-token/token", EnvAggCompat: "true",
 		"MODEL_URL": "/home/data/model/fl/model.pb", "DATA_PATH_PREFIX": "/home/data",
 	}, envOf(agg.Spec.Containers[0]))
 	// The aggregator writes the global model: its directory is mounted read-write, created when missing.
@@ -58,7 +58,7 @@ func TestSyncCreatesServiceAggregatorAndTrainersWithUpstreamEnv(t *testing.T) {
 			"WORKER_NAME": TrainPodName("fl", i), "JOB_NAME": "fl", "PARTICIPANTS_COUNT": "2", "NAMESPACE": "ns",
 			"MODEL_NAME": "surface-defect", "DATASET_NAME": []string{"edge1-data", "edge2-data"}[i],
 			"LC_SERVER": "http://$(SEDNA_HOST_IP):9100", "TRANSMITTER": "ws",
-			workerauth.TokenEnv: "secret:fl-worker-token/token", EnvAggToken: "secret:fl-worker-token/token",
+			workerauth.TokenEnv: "secret:fl-federatedlearningjob-worker-token/token", EnvAggToken: "secret:fl-federatedlearningjob-worker-token/token",
 			"MODEL_URL": "/model/fl/model.pb", "TRAIN_DATASET_URL": []string{"/home/data/data/1/train.txt", "/home/data/data/2/train.txt"}[i],
 			"DATA_PATH_PREFIX": "/home/data",
 		}, envOf(train.Spec.Containers[0]))

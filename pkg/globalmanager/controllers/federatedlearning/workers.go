@@ -92,7 +92,7 @@ func compat(job *sednav1.FederatedLearningJob) string {
 
 // aggTokenEnv is EnvAggToken by reference to the job's worker-token Secret.
 func aggTokenEnv(job *sednav1.FederatedLearningJob) corev1.EnvVar {
-	env := runtime.WorkerTokenEnv(job.Name)
+	env := runtime.WorkerTokenEnv(ownerOf(job))
 	env.Name = EnvAggToken
 	return env
 }
@@ -180,7 +180,7 @@ func trainPod(job *sednav1.FederatedLearningJob, index int, refs references, lcS
 		corev1.EnvVar{Name: "DATASET_NAME", Value: refs.datasetNames[index]},
 		lcEnv[len(lcEnv)-1],
 		corev1.EnvVar{Name: "TRANSMITTER", Value: string(transmitter)},
-		runtime.WorkerTokenEnv(job.Name),
+		runtime.WorkerTokenEnv(ownerOf(job)),
 		aggTokenEnv(job),
 	)
 	// MODEL_URL keeps upstream's name but only informs: a trainer never writes the global model,

@@ -25,7 +25,7 @@
 //   - A stage whose pod succeeded fails with WorkerDidNotReport after reportGrace of silence,
 //     counted only while the job's LC is connected (runtime.NodeChannel): an edge working
 //     offline keeps the worker's report and sends it when it reconnects.
-//   - Every worker gets the job's worker token (Secret "<job>-worker-token", created once,
+//   - Every worker gets the job's worker token (Secret "<job>-incrementallearningjob-worker-token", created once,
 //     SEDNA_WORKER_TOKEN by reference); the copy sent to the LC carries the token's SHA-256 and
 //     the job's worker pods on that node with their IPs (pkg/workerauth).
 //   - It keeps the inference worker Deployment "<job>-deployment-inference" (one replica): with

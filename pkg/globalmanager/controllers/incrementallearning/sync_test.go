@@ -109,7 +109,7 @@ func TestTrainReadyCreatesExactlyOneTrainPod(t *testing.T) {
 		{Name: "WORKER_NAME", ValueFrom: fieldRef("metadata.name")},
 		{Name: "LC_SERVER", Value: "http://$(SEDNA_HOST_IP):9100"},
 		{Name: "SEDNA_WORKER_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-worker-token"}, Key: "token"}}},
+			LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-incrementallearningjob-worker-token"}, Key: "token"}}},
 		{Name: "BASE_MODEL_URL", Value: "/home/data/models/base/model.pb"},
 		{Name: "MODEL_URL", Value: "/home/data/output/train/1"},
 		{Name: "TRAIN_DATASET_URL", Value: "/home/data/output/data/train/1/data.txt"},
@@ -671,7 +671,7 @@ func TestWorkersGetTheJobsTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 	ctx := context.Background()
 
 	// The Secret: created once, controlled by the job, labelled, 32 random bytes in base64url.
-	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-incrementallearningjob-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "true", secret.Labels["sedna.io/worker-token"])
 	require.Equal(t, "uid-1", string(metav1.GetControllerOf(secret).UID))
@@ -680,7 +680,7 @@ func TestWorkersGetTheJobsTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 	require.NotContains(t, token, "=")
 
 	tokenEnv := corev1.EnvVar{Name: "SEDNA_WORKER_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-worker-token"}, Key: "token"}}}
+		LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-incrementallearningjob-worker-token"}, Key: "token"}}}
 	for _, c := range f.pod("helmet-train-1").Spec.Containers {
 		require.Equal(t, tokenEnv, envOf(c)["SEDNA_WORKER_TOKEN"], c.Name)
 	}
@@ -749,13 +749,13 @@ func TestWorkersGetTheJobsTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 			require.Contains(t, []string{"get", "list", "watch"}, a.GetVerb(), "no secret write: %v", a)
 		}
 	}
-	secret, err = f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	secret, err = f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-incrementallearningjob-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, token, string(secret.Data["token"]))
 }
 
 func TestASecretOfTheTokensNameTheJobDoesNotControlBlocksIt(t *testing.T) {
-	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-worker-token", Namespace: "ns",
+	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-incrementallearningjob-worker-token", Namespace: "ns",
 		Labels: map[string]string{"sedna.io/worker-token": "true"}}, Data: map[string][]byte{"token": []byte("known-to-the-attacker")}}
 	f := newFixture(t, objects(helmet()), squatter)
 	f.report(trainReady(1))
@@ -763,7 +763,7 @@ func TestASecretOfTheTokensNameTheJobDoesNotControlBlocksIt(t *testing.T) {
 	require.Empty(t, f.podWrites())
 	ready := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionReady)
 	require.Equal(t, "WorkerTokenConflict", ready.Reason)
-	require.Contains(t, ready.Message, "secret ns/helmet-worker-token exists and is not controlled by IncrementalLearningJob helmet")
+	require.Contains(t, ready.Message, "secret ns/helmet-incrementallearningjob-worker-token exists and is not controlled by IncrementalLearningJob helmet")
 	published, _ := f.published()
 	require.NotContains(t, published.Annotations, "sedna.io/worker-token-sha256")
 }

@@ -77,7 +77,7 @@ func commonEnv(job *sednav1.IncrementalLearningJob, lcServer string) []corev1.En
 		corev1.EnvVar{Name: "JOB_NAME", Value: job.Name},
 		workers.PodNameEnv("WORKER_NAME"),
 		lcEnv[len(lcEnv)-1],
-		runtime.WorkerTokenEnv(job.Name),
+		runtime.WorkerTokenEnv(ownerOf(job)),
 	)
 }
 

@@ -3,7 +3,6 @@ package jointinference
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +21,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/channel"
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	sednalisters "github.com/sedna-go/sedna/pkg/client/listers/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/workerreports"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
@@ -60,9 +60,8 @@ type Controller struct {
 	// enqueueLabeled enqueues the service whose labels a pod carries (runtime.EnqueueLabeled).
 	enqueueLabeled func(child metav1.Object)
 
-	reportsMu sync.Mutex
-	// reports are the edge workers' latest counters per service (serviceReports).
-	reports map[string]*serviceReports
+	// reports are the edge workers' latest counters per service.
+	reports *workerreports.Store
 }
 
 var (
@@ -101,7 +100,7 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		queue: runtime.NewQueue(Name), downstream: deps.Downstream, models: deps.Models,
 		metrics: runtime.NewSyncMetrics(deps.Metrics, "jointinference"), recorder: recorder,
 		lcServer: deps.LCServer, now: metav1.Now, blockedRetry: 30 * time.Second,
-		reports: map[string]*serviceReports{},
+		reports: workerreports.NewStore(),
 	}
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)

@@ -21,8 +21,11 @@ func TestEdgeReportsBecomeMetricsAndTheServiceGoesToItsEdgeNode(t *testing.T) {
 	c := f.c
 	key := runtime.Key(Kind, "ns", "helmet")
 
+	f.syncAndRefresh("ns/helmet")
+	f.workerPod("helmet-deployment-edge", "helmet-deployment-edge-7f-a", "edge-1", "10.0.0.11", "30")
+	f.refresh()
 	require.NoError(t, c.HandleReport(context.Background(), "edge-1", key, []byte(
-		`{"phase":"inference","status":"","output":{"models":null,"ownerInfo":{"inferenceNumber":12,"hardExampleNumber":3,"uploadCloudRatio":0.25,"startTime":"x","updateTime":"y","note":"ok"}}}`)))
+		`{"phase":"inference","status":"","worker":"helmet-deployment-edge-7f-a","output":{"models":null,"ownerInfo":{"inferenceNumber":12,"hardExampleNumber":3,"uploadCloudRatio":0.25,"startTime":"x","updateTime":"y","note":"ok"}}}`)))
 	require.NoError(t, c.sync(context.Background(), "ns/helmet"))
 	require.Equal(t, []string{"edge-1"}, f.downstream.nodes[key])
 	require.Equal(t, []string{"edge-1"}, f.models.Nodes(runtime.Key("model", "ns", "little")), "the edge model goes to the edge node")

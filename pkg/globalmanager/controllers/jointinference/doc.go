@@ -13,7 +13,7 @@
 // status.metrics: the latest counters of each edge worker (its pod's name, WORKER_NAME), summed,
 // with uploadCloudRatio the ratio of the sums; a worker's counters leave with its pod.
 //
-// Every worker gets the service's worker token (Secret "<name>-worker-token", created once,
+// Every worker gets the service's worker token (Secret "<name>-jointinferenceservice-worker-token", created once,
 // SEDNA_WORKER_TOKEN by reference), and the copy sent to the edge node carries the token's
 // SHA-256 and the service's worker pods on that node with their IPs, so that the LC takes
 // reports only from them (pkg/workerauth).

@@ -79,7 +79,7 @@ func TestUpstreamHelmetExampleGivesTheLibraryItsEnv(t *testing.T) {
 	require.Equal(t, name, value(edge, "SERVICE_NAME"))
 	require.Equal(t, name, value(edge, "JOB_NAME"))
 	require.Equal(t, "metadata.name", edge["WORKER_NAME"].ValueFrom.FieldRef.FieldPath, "each edge replica reports as its pod")
-	require.Equal(t, "helmet-detection-inference-example-worker-token", edge["SEDNA_WORKER_TOKEN"].ValueFrom.SecretKeyRef.Name)
+	require.Equal(t, "helmet-detection-inference-example-jointinferenceservice-worker-token", edge["SEDNA_WORKER_TOKEN"].ValueFrom.SecretKeyRef.Name)
 	require.Equal(t, "rtsp://localhost/video", value(edge, "video_url"))
 
 	spec := f.deployment(name + "-deployment-edge").Spec.Template.Spec

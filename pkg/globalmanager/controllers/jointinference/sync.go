@@ -46,9 +46,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		channelKey := runtime.Key(Kind, namespace, name)
 		c.models.Set(channelKey, nil, nil)
 		c.downstream.Unpublish(channelKey)
-		c.reportsMu.Lock()
-		delete(c.reports, key)
-		c.reportsMu.Unlock()
+		c.reports.Forget(key)
 		return nil
 	}
 	if err != nil {

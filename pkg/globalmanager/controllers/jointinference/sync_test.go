@@ -48,7 +48,7 @@ func podNameEnv(name string) corev1.EnvVar {
 
 func tokenRef() *corev1.EnvVarSource {
 	return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-worker-token"}, Key: "token"}}
+		LocalObjectReference: corev1.LocalObjectReference{Name: "helmet-jointinferenceservice-worker-token"}, Key: "token"}}
 }
 
 func TestChildrenAreCreatedWithTheirNamesLabelsOwnersAndEnv(t *testing.T) {

@@ -38,7 +38,7 @@ func TestWorkersGetTheServicesTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 	f.syncAndRefresh("ns/helmet")
 	ctx := context.Background()
 
-	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	secret, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-jointinferenceservice-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"sedna.io/worker-token": "true"}, secret.Labels)
 	require.Equal(t, "uid-1", string(metav1.GetControllerOf(secret).UID))
@@ -94,13 +94,13 @@ func TestWorkersGetTheServicesTokenAndTheLCLearnsItsWorkers(t *testing.T) {
 
 	// Created once: a later sync keeps the token.
 	f.syncAndRefresh("ns/helmet")
-	again, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-worker-token", metav1.GetOptions{})
+	again, err := f.kube.CoreV1().Secrets("ns").Get(ctx, "helmet-jointinferenceservice-worker-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, token, string(again.Data["token"]))
 }
 
 func TestASecretOfTheTokensNameTheServiceDoesNotControlBlocksIt(t *testing.T) {
-	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-worker-token", Namespace: "ns",
+	squatter := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "helmet-jointinferenceservice-worker-token", Namespace: "ns",
 		Labels: map[string]string{"sedna.io/worker-token": "true"}}, Data: map[string][]byte{"token": []byte("chosen")}}
 	f := newFixture(t, "", []k8sruntime.Object{helmet(), hostModel("big", "/m/big.pb"), hostModel("little", "/m/little.pb")}, squatter)
 	f.syncAndRefresh("ns/helmet")
@@ -150,6 +150,10 @@ func TestEdgeReplicasCountersAreSummedPerWorker(t *testing.T) {
 	// A name that is no pod of the service is not kept.
 	report("forged-worker", 1000, 1000)
 	require.Equal(t, "20", metrics()["inferenceNumber"])
+	// Nor the report of another node's LC about edge-a, which runs on edge-1.
+	require.NoError(t, f.c.HandleReport(context.Background(), "edge-9", key, []byte(
+		`{"phase":"inference","status":"","worker":"edge-a","output":{"models":null,"ownerInfo":{"inferenceNumber":1000,"hardExampleNumber":1000}}}`)))
+	require.Equal(t, "20", metrics()["inferenceNumber"], "another node's LC overwrote edge-a's counters")
 	// Nor is a pod of another service in the namespace.
 	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other-edge", Namespace: "ns", Labels: map[string]string{
 		"jointinferenceservice.sedna.io/name": "other", "jointinferenceservice.sedna.io/uid": "uid-other"}}}
@@ -158,28 +162,20 @@ func TestEdgeReplicasCountersAreSummedPerWorker(t *testing.T) {
 	require.NoError(t, err)
 	f.refresh()
 	report("other-edge", 1000, 1000)
-	f.c.reportsMu.Lock()
-	_, kept := f.c.reports["ns/helmet"].workers["other-edge"]
-	f.c.reportsMu.Unlock()
-	require.False(t, kept, "the counters of another service's pod were kept")
+	require.NotContains(t, f.c.reports.Reported("ns/helmet"), "other-edge", "the counters of another service's pod were kept")
 	require.Equal(t, "20", metrics()["inferenceNumber"], "a pod of another service was counted")
 
 	// edge-b is gone: its counters leave the sum, and the map.
 	require.NoError(t, f.kube.CoreV1().Pods("ns").Delete(context.Background(), "edge-b", metav1.DeleteOptions{}))
 	f.refresh()
 	require.Equal(t, map[string]string{"inferenceNumber": "12", "hardExampleNumber": "3", "uploadCloudRatio": "0.25"}, metrics())
-	f.c.reportsMu.Lock()
-	require.Len(t, f.c.reports["ns/helmet"].workers, 1)
-	f.c.reportsMu.Unlock()
+	require.Equal(t, []string{"edge-a"}, f.c.reports.Reported("ns/helmet"))
 
 	// A service created again under the same name starts without the old counters.
 	recreated := f.service("helmet")
 	recreated.UID = "uid-2"
 	require.NoError(t, f.sednaInformers.Sedna().V1alpha1().JointInferenceServices().Informer().GetIndexer().Update(recreated))
-	f.c.reportsMu.Lock()
-	reported := f.c.reports["ns/helmet"] != nil
-	f.c.reportsMu.Unlock()
-	require.True(t, reported)
+	require.NotEmpty(t, f.c.reports.Reported("ns/helmet"))
 	_, ok := f.c.reportedMetrics(recreated, nil)
 	require.False(t, ok)
 }

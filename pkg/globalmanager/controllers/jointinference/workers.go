@@ -79,7 +79,7 @@ func cloudWorker(ji *sednav1.JointInferenceService, cloudModel model) workers.Wo
 			// service named "sedna". Both workers get the service's name: the predict path still
 			// matches and reports name the right owner.
 			{Name: "JOB_NAME", Value: ji.Name},
-			runtime.WorkerTokenEnv(ji.Name),
+			runtime.WorkerTokenEnv(ownerOf(ji)),
 		},
 		Mounts: []workers.Mount{{URL: cloudModel.url, EnvName: modelURLEnv, Credentials: cloudModel.credentials}},
 	}
@@ -106,7 +106,7 @@ func edgeWorker(ji *sednav1.JointInferenceService, edgeModel model, lcServer str
 		// gives every replica the same name, so their reports overwrote each other).
 		workers.PodNameEnv("WORKER_NAME"),
 		corev1.EnvVar{Name: "JOB_NAME", Value: ji.Name},
-		runtime.WorkerTokenEnv(ji.Name),
+		runtime.WorkerTokenEnv(ownerOf(ji)),
 	)
 	return workers.Worker{
 		Template: ji.Spec.EdgeWorker.Template,

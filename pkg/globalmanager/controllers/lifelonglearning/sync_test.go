@@ -76,7 +76,7 @@ func TestRoundCreatesStagePodsWithUpstreamsEnvAndFillsTheKnowledgeBase(t *testin
 	require.Equal(t, "/home/data/output/train/1/", env["OUTPUT_URL"].Value)
 	require.Equal(t, "/home/data/output/data/train/1/data.csv", env["TRAIN_DATASET_URL"].Value)
 	require.Equal(t, "/home/data/data/trainData.csv", env["ORIGINAL_DATASET_URL"].Value)
-	require.Equal(t, "atcii-worker-token", env[workerauth.TokenEnv].ValueFrom.SecretKeyRef.Name)
+	require.Equal(t, "atcii-lifelonglearningjob-worker-token", env[workerauth.TokenEnv].ValueFrom.SecretKeyRef.Name)
 	kbToken := env[EnvKBToken].ValueFrom.SecretKeyRef
 	require.Equal(t, "kb-token", kbToken.Name)
 	require.Equal(t, KBTokenKey, kbToken.Key)

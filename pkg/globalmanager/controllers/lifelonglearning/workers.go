@@ -62,7 +62,7 @@ func commonEnv(job *sednav1.LifelongLearningJob, s settings) []corev1.EnvVar {
 		workers.PodNameEnv("WORKER_NAME"),
 		lcEnv[len(lcEnv)-1],
 		corev1.EnvVar{Name: "KB_SERVER", Value: s.kbServer},
-		runtime.WorkerTokenEnv(job.Name),
+		runtime.WorkerTokenEnv(ownerOf(job)),
 	)
 	if s.kbSecret != "" {
 		optional := true

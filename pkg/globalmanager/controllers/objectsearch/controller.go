@@ -87,7 +87,7 @@ func Build(in workload.BuildInput[*sednav1.ObjectSearchService]) (runtime.Desire
 			{Name: workload.EnvNamespace, Value: s.Namespace},
 			{Name: workload.EnvServiceName, Value: s.Name},
 			{Name: workload.EnvWorkerName, Value: "userworker-" + workers.StableSuffix(in.Owner, 5)},
-			runtime.WorkerTokenEnv(s.Name),
+			runtime.WorkerTokenEnv(in.Owner),
 		},
 	})
 	if err != nil {

@@ -59,13 +59,13 @@ func TestChildrenNamesPortsAndEnv(t *testing.T) {
 	require.Len(t, userEnv, 4)
 	require.Equal(t, []string{"NAMESPACE=ns", "SERVICE_NAME=pedestrian-search"}, userEnv[:2])
 	require.Regexp(t, `^WORKER_NAME=userworker-[0-9a-f]{5}$`, userEnv[2])
-	require.Equal(t, "SEDNA_WORKER_TOKEN=<secret pedestrian-search-worker-token/token>", userEnv[3])
+	require.Equal(t, "SEDNA_WORKER_TOKEN=<secret pedestrian-search-objectsearchservice-worker-token/token>", userEnv[3])
 
 	for _, name := range []string{"pedestrian-search-trackingworker-0", "pedestrian-search-trackingworker-1"} {
 		require.Equal(t, []string{
 			"NAMESPACE=ns", "SERVICE_NAME=pedestrian-search", "WORKER_NAME=<metadata.name>",
 			"USERWORKER_URL=pedestrian-search-userworker.ns:9379", "EDGEMESH_URL=pedestrian-search-reidworker.ns:9378",
-			"SEDNA_WORKER_TOKEN=<secret pedestrian-search-worker-token/token>",
+			"SEDNA_WORKER_TOKEN=<secret pedestrian-search-objectsearchservice-worker-token/token>",
 		}, workloadtest.Env(f.Pod("ns", name).Spec.Containers[0]))
 	}
 	for name, port := range map[string]int32{"pedestrian-search-reidworker": 9378, "pedestrian-search-userworker": 9379} {

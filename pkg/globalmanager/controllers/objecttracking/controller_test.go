@@ -35,7 +35,7 @@ func TestReconciledForTheFirstTime(t *testing.T) {
 	}, f.Writes())
 	require.Equal(t, []string{
 		"NAMESPACE=ns", "SERVICE_NAME=pedestrian-tracking", "WORKER_NAME=<metadata.name>",
-		"EDGEMESH_URL=pedestrian-tracking-reidworker.ns:9378", "SEDNA_WORKER_TOKEN=<secret pedestrian-tracking-worker-token/token>",
+		"EDGEMESH_URL=pedestrian-tracking-reidworker.ns:9378", "SEDNA_WORKER_TOKEN=<secret pedestrian-tracking-objecttrackingservice-worker-token/token>",
 	}, workloadtest.Env(f.Pod("ns", "pedestrian-tracking-trackingworker-0").Spec.Containers[0]))
 	require.Contains(t, f.Downstream.Objects[runtime.Key("objecttrackingservice", "ns", "pedestrian-tracking")], "edge-1")
 

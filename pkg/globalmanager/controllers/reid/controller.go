@@ -75,7 +75,7 @@ func Build(in workload.BuildInput[*sednav1.ReidJob]) (runtime.Desired, error) {
 		lc[len(lc)-1],
 	)
 	env = append(env, workload.KafkaEnv(job.Spec.KafkaSupport)...)
-	env = append(env, runtime.WorkerTokenEnv(job.Name))
+	env = append(env, runtime.WorkerTokenEnv(in.Owner))
 	pods, err := workload.JobPods(in.Owner, WorkerType, &job.Status, job.Spec.BackoffLimit, in.Pods, workers.Worker{
 		Template: job.Spec.Template, Env: env,
 	})

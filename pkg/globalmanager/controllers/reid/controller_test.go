@@ -34,11 +34,11 @@ func TestJobChildrenAndEnv(t *testing.T) {
 	}{
 		"kafka, OnFailure kept": {kafka: true, restart: corev1.RestartPolicyOnFailure, wantRestart: corev1.RestartPolicyOnFailure, want: []string{
 			"match_thresh=0.35", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "JOB_NAME=reid", "NAMESPACE=ns",
-			"LC_SERVER=http://$(SEDNA_HOST_IP):9100", "KAFKA_ENABLED=true", "SEDNA_WORKER_TOKEN=<secret reid-worker-token/token>",
+			"LC_SERVER=http://$(SEDNA_HOST_IP):9100", "KAFKA_ENABLED=true", "SEDNA_WORKER_TOKEN=<secret reid-reidjob-worker-token/token>",
 		}},
 		"no kafka, empty restart policy": {wantRestart: corev1.RestartPolicyNever, want: []string{
 			"match_thresh=0.35", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "JOB_NAME=reid", "NAMESPACE=ns",
-			"LC_SERVER=http://$(SEDNA_HOST_IP):9100", "SEDNA_WORKER_TOKEN=<secret reid-worker-token/token>",
+			"LC_SERVER=http://$(SEDNA_HOST_IP):9100", "SEDNA_WORKER_TOKEN=<secret reid-reidjob-worker-token/token>",
 		}},
 	}
 	for name, tc := range tests {

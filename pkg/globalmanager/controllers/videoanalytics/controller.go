@@ -80,7 +80,7 @@ func Build(in workload.BuildInput[*sednav1.VideoAnalyticsJob]) (runtime.Desired,
 		lc[len(lc)-1],
 	)
 	env = append(env, workload.KafkaEnv(job.Spec.KafkaSupport)...)
-	env = append(env, runtime.WorkerTokenEnv(job.Name))
+	env = append(env, runtime.WorkerTokenEnv(in.Owner))
 	pods, err := workload.JobPods(in.Owner, WorkerType, &job.Status, job.Spec.BackoffLimit, in.Pods, workers.Worker{
 		Template: job.Spec.Template, Env: env, Mounts: []workers.Mount{workload.ModelMount(model)},
 	})

@@ -36,12 +36,12 @@ func TestJobChildrenAndEnv(t *testing.T) {
 		"kafka, local LC": {kafka: true, lcServer: "http://localhost:9100", want: []string{
 			"fps=5", "SEDNA_HOST_IP=<status.hostIP>", "WORKER_NAME=<metadata.name>", "JOB_NAME=video-analytics", "NAMESPACE=ns",
 			"MODEL_NAME=yolox", "LC_SERVER=http://$(SEDNA_HOST_IP):9100", "KAFKA_ENABLED=true",
-			"SEDNA_WORKER_TOKEN=<secret video-analytics-worker-token/token>", "MODEL_URL=/home/data/models/yolox.pth", "DATA_PATH_PREFIX=/home/data",
+			"SEDNA_WORKER_TOKEN=<secret video-analytics-videoanalyticsjob-worker-token/token>", "MODEL_URL=/home/data/models/yolox.pth", "DATA_PATH_PREFIX=/home/data",
 		}},
 		"no kafka, remote LC": {lcServer: "http://lc.example:9100", want: []string{
 			"fps=5", "WORKER_NAME=<metadata.name>", "JOB_NAME=video-analytics", "NAMESPACE=ns",
 			"MODEL_NAME=yolox", "LC_SERVER=http://lc.example:9100",
-			"SEDNA_WORKER_TOKEN=<secret video-analytics-worker-token/token>", "MODEL_URL=/home/data/models/yolox.pth", "DATA_PATH_PREFIX=/home/data",
+			"SEDNA_WORKER_TOKEN=<secret video-analytics-videoanalyticsjob-worker-token/token>", "MODEL_URL=/home/data/models/yolox.pth", "DATA_PATH_PREFIX=/home/data",
 		}},
 	}
 	for name, tc := range tests {

@@ -59,7 +59,7 @@ func TrackingWorkers(owner workers.Owner, trackers []sednav1.TrackingWorker, use
 		}
 		env = append(env,
 			corev1.EnvVar{Name: EnvEdgeMeshURL, Value: ServiceURL(owner, ReidWorkerType, ReidWorkerPort)},
-			runtime.WorkerTokenEnv(owner.GetName()),
+			runtime.WorkerTokenEnv(owner),
 		)
 		template, err := workers.Worker{Template: t.Template, Env: env}.PodTemplate()
 		if err != nil {

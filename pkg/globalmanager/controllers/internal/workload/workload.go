@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -39,6 +38,7 @@ import (
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	sednainformers "github.com/sedna-go/sedna/pkg/client/informers/externalversions"
 	sednalisters "github.com/sedna-go/sedna/pkg/client/listers/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/globalmanager/controllers/internal/workerreports"
 	"github.com/sedna-go/sedna/pkg/globalmanager/runtime"
 	"github.com/sedna-go/sedna/pkg/globalmanager/workers"
 )
@@ -141,8 +141,7 @@ type Controller[T Object] struct {
 	now          func() metav1.Time
 	blockedRetry time.Duration
 
-	reportsMu sync.Mutex
-	reports   map[string]*ownerReports
+	reports *workerreports.Store
 }
 
 var (
@@ -176,7 +175,7 @@ func New[T Object](kind Kind[T], deps runtime.Dependencies) (*Controller[T], err
 		},
 		queue: runtime.NewQueue(kind.Name), downstream: deps.Downstream, models: deps.Models,
 		metrics: runtime.NewSyncMetrics(deps.Metrics, kind.Metrics), recorder: recorder, lcServer: deps.LCServer,
-		now: metav1.Now, blockedRetry: 30 * time.Second, reports: map[string]*ownerReports{},
+		now: metav1.Now, blockedRetry: 30 * time.Second, reports: workerreports.NewStore(),
 	}
 	if c.models == nil {
 		c.models = runtime.NewBindings()
