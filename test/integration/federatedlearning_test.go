@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -217,23 +215,13 @@ func TestFederatedLearningJobOnTheAPIServer(t *testing.T) {
 		return token != ""
 	}, 30*time.Second, 100*time.Millisecond)
 	report := func(round int, accuracy float64) int {
-		body, err := json.Marshal(map[string]any{
+		code, _ := sendWorkerReport(lcPort, job+"-train-0", token, map[string]any{
 			"name": job + "-train-0", "namespace": ns, "ownerName": job, "ownerKind": "federatedlearningjob",
 			"kind": "train", "status": "running",
 			"results":   []any{map[string]any{"format": "pb", "url": "/model", "metrics": map[string]any{"accuracy": accuracy}}},
 			"ownerInfo": map[string]any{"currentRound": round, "sampleCount": 100, "startTime": "2026-12-05 06:00:00", "updateTime": "2026-12-05 06:01:00"},
-		})
-		require.NoError(t, err)
-		req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/sedna/workers/%s-train-0/info", lcPort, job), bytes.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0
-		}
-		defer func() { _ = resp.Body.Close() }()
-		return resp.StatusCode
+		}) // an unreachable LC gives 0, retried below
+		return code
 	}
 	// The LC knows the job once GM sent it to edge1-node.
 	require.Eventually(t, func() bool { return report(2, 0.875) == http.StatusOK }, 30*time.Second, 100*time.Millisecond)

@@ -2,9 +2,7 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -71,36 +69,12 @@ const edgeWorker = "helmet-deployment-edge-0"
 // with the job's worker token when token is not empty, and returns the outcome: the HTTP status,
 // or the status in the body of a 200 (how the LC answers a report it dropped, as upstream's did).
 func postWorkerReport(lcPort int, ns, service, token string, inferences int) (int, error) {
-	body, err := json.Marshal(map[string]any{
+	return sendWorkerReport(lcPort, edgeWorker, token, map[string]any{
 		"name": edgeWorker, "namespace": ns, "ownerName": service, "ownerKind": "jointinferenceservice",
 		"kind": "inference", "results": []any{},
 		"ownerInfo": map[string]any{"inferenceNumber": inferences, "hardExampleNumber": inferences / 2,
 			"uploadCloudRatio": 0.5, "startTime": "2026-11-28 10:00:00", "updateTime": "2026-11-28 10:00:01"},
 	})
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/sedna/workers/%s/info", lcPort, edgeWorker), bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, nil
-	}
-	var outcome struct{ Status int }
-	if err := json.NewDecoder(resp.Body).Decode(&outcome); err != nil {
-		return 0, fmt.Errorf("reading the LC's answer: %w", err)
-	}
-	return outcome.Status, nil
 }
 
 func appendLines(t *testing.T, path string, n int) {
