@@ -22,6 +22,8 @@ import (
 
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/test/netns"
 )
 
 // DefaultKubeletPort is the kubelet API port, served on the node's own address.
@@ -37,7 +39,13 @@ func serveKubeletAPI(ctx context.Context, opts NodeOptions) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	listener, err := net.Listen("tcp", net.JoinHostPort(opts.IP, strconv.Itoa(opts.KubeletPort)))
+	address := net.JoinHostPort(opts.IP, strconv.Itoa(opts.KubeletPort))
+	var listener net.Listener
+	if opts.NetNS != "" {
+		listener, err = netns.Listen(opts.NetNS, "tcp", address)
+	} else {
+		listener, err = net.Listen("tcp", address)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listening for the kubelet API: %w", err)
 	}

@@ -43,6 +43,10 @@ type NodeOptions struct {
 	// IsolateHosts runs every container in its own mount namespace, with its pod's hosts file and
 	// its volumeMounts enforced (see RunnerOptions.IsolateHosts).
 	IsolateHosts bool
+	// NetNS, when set, is the file of the network namespace the node lives in (test/netns): its
+	// containers run in it and the kubelet API listens in it, on IP, which is an address of the
+	// namespace. Empty: the machine's network.
+	NetNS string
 }
 
 func (o NodeOptions) logDir() string { return filepath.Join(o.Root, "logs") }

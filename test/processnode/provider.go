@@ -98,6 +98,7 @@ func (p *podProvider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		GracePeriod:  gracePeriod,
 		ClusterHosts: p.opts.ClusterHosts,
 		IsolateHosts: p.opts.IsolateHosts,
+		NetNS:        p.opts.NetNS,
 		Logger:       logger,
 	})
 	if err != nil {

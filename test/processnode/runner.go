@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/test/netns"
 )
 
 // RunnerOptions say where a node's processes live and what they can see.
@@ -46,6 +48,9 @@ type RunnerOptions struct {
 	// (see the package doc). False runs containers as plain processes that see the machine's
 	// /etc/hosts and the volumes' directories, writable whatever the pod says.
 	IsolateHosts bool
+	// NetNS, when set, is the file of the network namespace every container runs in (through
+	// nsenter, outside the mount isolation). Empty: the machine's network.
+	NetNS string
 	// Logger receives background failures (token and hosts refreshes); default klog.Background().
 	Logger klog.Logger
 }
@@ -295,6 +300,12 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 		if err != nil {
 			p.setWaiting(status, "RunContainerError", err.Error())
 			return -1, err
+		}
+	}
+	if p.opts.NetNS != "" {
+		if argv, err = netns.Command(p.opts.NetNS, argv); err != nil {
+			p.setWaiting(status, "RunContainerError", err.Error())
+			return -1, fmt.Errorf("entering the node's network namespace: %w", err)
 		}
 	}
 	logPath := filepath.Join(p.opts.LogDir, fmt.Sprintf("%s_%s_%s.log", p.pod.Namespace, p.pod.Name, c.Name))
