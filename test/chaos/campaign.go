@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/test/localcluster"
 	"github.com/sedna-go/sedna/test/localsedna"
+	"github.com/sedna-go/sedna/test/netns"
 )
 
 // Kind is a kind of fault.
@@ -35,6 +37,13 @@ const (
 	RestartEtcd      Kind = "restart etcd"
 	// PartitionEdge cuts every LC's link to GM (Config.Relay) for 1 s to Config.MaxPartition.
 	PartitionEdge Kind = "edge partition (relay)"
+	// PartitionLink takes one edge node's link down (Config.Network) for 1 s to
+	// Config.MaxPartition: the node's LC, workers and local clients keep talking to each other,
+	// nothing crosses to the cloud.
+	PartitionLink Kind = "edge partition (link down)"
+	// FillStore fills the file system of one edge node's LC store (a tmpfs, Config.FullDisk)
+	// for 1 s to 30 s, then frees it.
+	FillStore Kind = "ENOSPC on an LC store"
 	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
 	// runs (it also cuts the LC off from its workers).
 	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
@@ -53,8 +62,16 @@ type Config struct {
 	Faults   int
 	// MaxPartition bounds one edge partition; default 2 min.
 	MaxPartition time.Duration
-	// Relay, when set, is what the LCs dial GM through; partitions cut it. Nil: FreezeLC.
+	// Relay, when set, is what the LCs dial GM through; partitions cut it unless Network is
+	// set. Neither: FreezeLC.
 	Relay *Relay
+	// Network, when set, holds the edge nodes' namespaces (localsedna.Options.EdgeNetwork):
+	// partitions take a node's link down (PartitionLink), one node at a time each, and the load
+	// is sent from inside the first edge node's namespace, as a client on that node would.
+	Network *netns.Network
+	// FullDisk: the edge nodes' stores are on small file systems of their own
+	// (localsedna.Options.EdgeStoreSize), and FillStore is one of the faults.
+	FullDisk bool
 	// Standby: a standby GM runs (localsedna.StartStandbyGM), so killing the leader fails over
 	// and the killed GM comes back later as the standby.
 	Standby bool
@@ -77,7 +94,12 @@ type Result struct {
 	// apiserver was down past the renew deadline, and exit by design) and were restarted, as
 	// GM's Deployment would.
 	GMExits int
-	Rows    []Row
+	// Partitions says how edge partitions were made (network namespaces or the relay).
+	Partitions string
+	// FullStoreRefusals counts worker reports the LCs refused because their store's file system
+	// was full (their logs' "Queueing a worker report failed ... no space left on device").
+	FullStoreRefusals int
+	Rows              []Row
 }
 
 // Row is one invariant: what was expected and what was seen.
@@ -108,6 +130,12 @@ func (r *Result) Table() string {
 	}
 	sort.Strings(kinds)
 	fmt.Fprintf(&b, "GMs that exited on their own (lost Lease) and were restarted as their Deployment would: %d\n", r.GMExits)
+	if r.Partitions != "" {
+		fmt.Fprintf(&b, "edge partitions: %s\n", r.Partitions)
+	}
+	if r.Faults[FillStore] > 0 {
+		fmt.Fprintf(&b, "worker reports refused by an LC whose store was full (answered with status 503 naming ENOSPC): %d\n", r.FullStoreRefusals)
+	}
 	fmt.Fprintf(&b, "| fault | count |\n|---|---|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[Kind(k)])
@@ -146,6 +174,10 @@ type campaign struct {
 	bg sync.WaitGroup // partitions and GM restarts running in the background
 	// partitioned is set while an edge partition runs.
 	partitioned sync.Mutex
+	// linkDown and storeFull are held while a node's link is down or its store is full.
+	linkDown, storeFull map[string]*sync.Mutex
+	// fills counts FillStore faults per node.
+	fills map[string]int
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
@@ -164,7 +196,13 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	}
 	c := &campaign{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5ed4a)), logf: cfg.Logf,
 		faults: map[Kind]int{}, lcKills: map[string]int{}, start: time.Now(),
-		gmDown: map[localsedna.GMSlot]bool{}, stopSupv: make(chan struct{}), supvDone: make(chan struct{})}
+		gmDown: map[localsedna.GMSlot]bool{}, stopSupv: make(chan struct{}), supvDone: make(chan struct{}),
+		linkDown: map[string]*sync.Mutex{}, storeFull: map[string]*sync.Mutex{}, fills: map[string]int{}}
+	for _, n := range s.Nodes {
+		if n.Edge {
+			c.linkDown[n.Name], c.storeFull[n.Name] = &sync.Mutex{}, &sync.Mutex{}
+		}
+	}
 	go c.superviseGMs()
 	defer func() {
 		close(c.stopSupv)
@@ -193,7 +231,11 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		return nil, err
 	}
 	edge, _ := s.Node(localsedna.EdgeNodeName(1))
-	load := startLoad("http://"+edge.IP+":8000", cfg.Seed)
+	var dial func(ctx context.Context, network, address string) (net.Conn, error)
+	if cfg.Network != nil {
+		dial = netns.Dialer(edge.NetNS)
+	}
+	load := startLoad("http://"+edge.IP+":8000", cfg.Seed, dial)
 
 	injectStart := time.Now()
 	injectErr := c.inject(ctx)
@@ -213,6 +255,15 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	c.mu.Lock()
 	res.GMExits = c.gmExits
 	c.mu.Unlock()
+	res.FullStoreRefusals = c.fullStoreRefusals(checkCtx)
+	switch {
+	case cfg.Network != nil:
+		res.Partitions = "network namespaces, a node's veth taken down"
+	case cfg.Relay != nil:
+		res.Partitions = "TCP relay between the LCs and GM (not root: no network namespaces)"
+	default:
+		res.Partitions = "SIGSTOP of an LC"
+	}
 	res.Faults, res.Injected, res.Total = c.faults, c.n, time.Since(c.start)
 	return res, injectErr
 }
@@ -220,7 +271,13 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 // inject runs the fault loop.
 func (c *campaign) inject(ctx context.Context) error {
 	kinds := []Kind{KillLC, KillGM, KillWorker, RestartAPIServer, RestartEtcd}
-	if c.cfg.Relay != nil {
+	if c.cfg.FullDisk {
+		kinds = append(kinds, FillStore)
+	}
+	if c.cfg.Network != nil {
+		// Twice the weight: partitions are what network namespaces are for.
+		kinds = append(kinds, PartitionLink, PartitionLink)
+	} else if c.cfg.Relay != nil {
 		kinds = append(kinds, PartitionEdge)
 	} else {
 		kinds = append(kinds, FreezeLC)
@@ -320,6 +377,54 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			sleep(ctx, d)
 		}()
 		return fmt.Sprintf("for %s (%s)", d.Round(100*time.Millisecond), mode), nil
+	case PartitionLink:
+		i := 1 + c.rng.IntN(len(s.Nodes)-1)
+		node := localsedna.EdgeNodeName(i)
+		d := c.partitionLength(c.cfg.MaxPartition, left)
+		lock := c.linkDown[node]
+		if !lock.TryLock() {
+			return "", c.retryLater(ctx, fmt.Errorf("the link of %s is already down", node))
+		}
+		if err := c.cfg.Network.Down(ctx, i); err != nil {
+			lock.Unlock()
+			return "", err
+		}
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			defer lock.Unlock()
+			sleep(ctx, d)
+			// Healing must happen even after an interrupt.
+			if err := c.cfg.Network.Up(context.Background(), i); err != nil {
+				c.logf("chaos: bringing the link of %s back up: %v", node, err)
+			}
+		}()
+		return fmt.Sprintf("of %s for %s", node, d.Round(100*time.Millisecond)), nil
+	case FillStore:
+		d := c.partitionLength(30*time.Second, left)
+		lock := c.storeFull[edgeNode]
+		if !lock.TryLock() {
+			return "", c.retryLater(ctx, fmt.Errorf("the store of %s is already full", edgeNode))
+		}
+		written, err := s.FillEdgeStore(edgeNode)
+		if err != nil {
+			_ = s.FreeEdgeStore(edgeNode)
+			lock.Unlock()
+			return "", err
+		}
+		c.mu.Lock()
+		c.fills[edgeNode]++
+		c.mu.Unlock()
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			defer lock.Unlock()
+			sleep(ctx, d)
+			if err := s.FreeEdgeStore(edgeNode); err != nil {
+				c.logf("chaos: freeing the store of %s: %v", edgeNode, err)
+			}
+		}()
+		return fmt.Sprintf("of %s for %s (%d bytes written to fill it)", edgeNode, d.Round(100*time.Millisecond), written), nil
 	case FreezeLC:
 		// The LC's liveness probe (3 × 10 s) would restart a longer freeze.
 		d := c.partitionLength(20*time.Second, left)
@@ -547,6 +652,30 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	}
 	opened, total, why := c.openTruncatedStores()
 	add("copies of each LC store truncated mid-record that open (whole or quarantined)", strconv.Itoa(total), fmt.Sprintf("%d%s", opened, why), total > 0 && opened == total)
+}
+
+// fullStoreRefusals counts the reports the LCs logged as refused because their store was full.
+func (c *campaign) fullStoreRefusals(ctx context.Context) int {
+	total := 0
+	for _, n := range c.s.Nodes {
+		if !n.Edge {
+			continue
+		}
+		path, err := c.s.LCLog(ctx, n.Name)
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "Queueing a worker report failed") && strings.Contains(line, "no space left on device") {
+				total++
+			}
+		}
+	}
+	return total
 }
 
 // openTruncatedStores copies each edge node's LC store, cuts the copy at a random offset and

@@ -24,6 +24,7 @@ import (
 	"github.com/sedna-go/sedna/test/chaos"
 	"github.com/sedna-go/sedna/test/localcluster"
 	"github.com/sedna-go/sedna/test/localsedna"
+	"github.com/sedna-go/sedna/test/netns"
 )
 
 // TestCampaign is `make chaos`: local Sedna with two edge nodes whose LCs reach GM through a
@@ -74,9 +75,33 @@ func TestCampaign(t *testing.T) {
 	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
 	require.NoError(t, build.Run(), "building the binaries")
 
+	// Root: edge nodes in network namespaces, partitions are a link going down, and the LCs'
+	// stores are on small tmpfs mounts the campaign fills. Not root: the relay cuts the LCs'
+	// link to GM instead, and there is no full-disk fault.
+	const subnet = 7 // beside an e2e run's nodes on 127.0.1.x
+	var network *netns.Network
+	relayHost := "127.0.0.1"
+	var storeSize int64
+	if why := netns.Available(); why != nil || os.Getenv("CHAOS_NETNS") == "0" {
+		fmt.Printf("chaos: NOT using network namespaces (%v; CHAOS_NETNS=%q): edge partitions fall back to the TCP relay, no ENOSPC faults\n", why, os.Getenv("CHAOS_NETNS"))
+	} else {
+		var err error
+		network, err = netns.Setup(ctx, netns.Options{Subnet: subnet, Nodes: 2})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			if err := network.Close(); err != nil {
+				t.Errorf("removing the edge network: %v", err)
+			}
+		})
+		relayHost = localsedna.EdgeCloudIP(network)
+		storeSize = 16 << 20
+		fmt.Printf("chaos: edge nodes in network namespaces %s*, partitions take their veth down; LC stores on %d-byte tmpfs mounts\n", netns.Prefix(subnet), storeSize)
+	}
+
 	var sedna atomic.Pointer[localsedna.Sedna]
 	var primary atomic.Value // string: the primary GM's channel address
-	relay, err := chaos.NewRelay(func(ctx context.Context) (string, error) {
+	// The relay stands for GM's Service: it sends new connections to the GM that is ready.
+	relay, err := chaos.NewRelayOn(relayHost, func(ctx context.Context) (string, error) {
 		if s := sedna.Load(); s != nil && !s.GMReady(ctx, localsedna.PrimaryGM) && s.GMReady(ctx, localsedna.StandbyGM) {
 			return s.GMChannelAddress(localsedna.StandbyGM), nil
 		}
@@ -88,8 +113,7 @@ func TestCampaign(t *testing.T) {
 
 	dir := filepath.Join(root, "_output", "chaos")
 	s, err := localsedna.Start(ctx, localsedna.Options{Dir: dir, EdgeNodes: 2, DatasetCheckPeriod: time.Second,
-		// Beside an e2e run's nodes on 127.0.1.x.
-		NodeSubnet: 7,
+		NodeSubnet: subnet, EdgeNetwork: network, EdgeStoreSize: storeSize,
 		LCGMAddress: func(gm string) (string, error) {
 			primary.Store(gm)
 			return relay.Addr(), nil
@@ -111,7 +135,7 @@ func TestCampaign(t *testing.T) {
 	require.NoError(t, err)
 
 	res, err := chaos.Run(ctx, s, chaos.Config{Namespace: ns, Seed: seed, Duration: duration, Faults: faults,
-		Relay: relay, Standby: true, Logf: t.Logf})
+		Relay: relay, Network: network, FullDisk: storeSize > 0, Standby: true, Logf: t.Logf})
 	if res != nil {
 		fmt.Println(res.Table())
 	}

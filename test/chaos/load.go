@@ -2,8 +2,10 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -23,10 +25,14 @@ type load struct {
 // startLoad sends a batch of 1 to 20 random images every 100 ms until stop. The client waits
 // up to a minute for an answer: a request given up on by the client could still be counted by
 // the worker, and the test could not tell.
-func startLoad(url string, seed uint64) *load {
+// dial, when set, is how connections are made (from inside an edge node's network namespace).
+func startLoad(url string, seed uint64, dial func(ctx context.Context, network, address string) (net.Conn, error)) *load {
 	l := &load{stopCh: make(chan struct{})}
 	rng := rand.New(rand.NewPCG(seed, 17))
 	client := &http.Client{Timeout: time.Minute}
+	if dial != nil {
+		client.Transport = &http.Transport{DialContext: dial}
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()

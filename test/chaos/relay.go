@@ -38,7 +38,12 @@ type Relay struct {
 // NewRelay listens on a free loopback port; backend returns the address of the GM to forward
 // a new connection to.
 func NewRelay(backend func(ctx context.Context) (string, error)) (*Relay, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return NewRelayOn("127.0.0.1", backend)
+}
+
+// NewRelayOn is NewRelay listening on a free port of host.
+func NewRelayOn(host string, backend func(ctx context.Context) (string, error)) (*Relay, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -180,7 +181,7 @@ func (s *Sedna) configureGM(ctx context.Context) (*gmProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := framework.WriteServingCert(dir, "gm.sedna.svc", "gm.sedna", "127.0.0.1")
+	cert, err := framework.WriteServingCert(dir, "gm.sedna.svc", "gm.sedna", "127.0.0.1", s.opts.cloudHost())
 	if err != nil {
 		return nil, fmt.Errorf("writing GM's certificate: %w", err)
 	}
@@ -195,7 +196,7 @@ func (s *Sedna) configureGM(ctx context.Context) (*gmProcess, error) {
 		return nil, err
 	}
 	cfg.KubeConfig = kubeconfig
-	cfg.WebSocket.Address, cfg.WebSocket.Port = "127.0.0.1", ports[0]
+	cfg.WebSocket.Address, cfg.WebSocket.Port = s.opts.cloudHost(), ports[0]
 	cfg.WebSocket.TLSCertFile, cfg.WebSocket.TLSKeyFile = cert.CertFile, cert.KeyFile
 	cfg.MetricsAddress = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	cfg.HealthAddress = fmt.Sprintf("127.0.0.1:%d", ports[2])
@@ -208,7 +209,7 @@ func (s *Sedna) configureGM(ctx context.Context) (*gmProcess, error) {
 		return nil, err
 	}
 	return &gmProcess{
-		channelAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		channelAddr: net.JoinHostPort(s.opts.cloudHost(), strconv.Itoa(ports[0])),
 		metricsURL:  fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
 		healthURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]),
 		configFile:  configFile, ca: cert.CAFile,

@@ -20,6 +20,7 @@ import (
 
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	"github.com/sedna-go/sedna/test/localcluster"
+	"github.com/sedna-go/sedna/test/netns"
 	"github.com/sedna-go/sedna/test/processnode"
 	"github.com/sedna-go/sedna/test/serviceproxy"
 )
@@ -62,6 +63,30 @@ type Options struct {
 	// default 1. Another value lets a second local Sedna run beside the first (the fault
 	// campaign next to an e2e run), since each node serves the kubelet port on its address.
 	NodeSubnet int
+	// EdgeNetwork, when set, puts every edge node in a network namespace of its own (test/netns,
+	// root only; its caller creates and closes it, with one link per edge node): edge node i's
+	// address is EdgeNetwork.Links[i-1].NodeIP, and its LC and workers run in the namespace.
+	// What the edge reaches on the cloud side is served where the namespaces reach it: GM's
+	// channel on EdgeCloudIP (GM's certificate names it), the service proxy's cluster IPs in
+	// the cloud range (the cluster's service CIDR is its lower half). Nil: every node on a
+	// loopback address of this machine.
+	EdgeNetwork *netns.Network
+	// EdgeStoreSize, when positive, mounts a tmpfs of this many bytes on every edge node's
+	// /var/lib/sedna (the LC's store) before the LCs start, so that a test can fill it
+	// (FillEdgeStore); root only. Stop unmounts it, and Start unmounts what a killed run left.
+	EdgeStoreSize int64
+}
+
+// EdgeCloudIP is the host in the cloud range that GM's channel is served on when the edge nodes
+// live in network namespaces (the upper half of the range, away from the cluster IPs).
+func EdgeCloudIP(n *netns.Network) string { return n.CloudAddress(200) }
+
+// cloudHost is the address GM's channel listens on: reachable by the edge nodes.
+func (o *Options) cloudHost() string {
+	if o.EdgeNetwork != nil {
+		return EdgeCloudIP(o.EdgeNetwork)
+	}
+	return "127.0.0.1"
 }
 
 func (o *Options) setDefaults() error {
@@ -85,6 +110,9 @@ func (o *Options) setDefaults() error {
 	if o.EdgeNodes > 200 {
 		return fmt.Errorf("localsedna: %d edge nodes do not fit 127.0.1.0/24", o.EdgeNodes)
 	}
+	if o.EdgeNetwork != nil && len(o.EdgeNetwork.Links) != o.EdgeNodes {
+		return fmt.Errorf("localsedna: the edge network has %d links for %d edge nodes", len(o.EdgeNetwork.Links), o.EdgeNodes)
+	}
 	root := localcluster.RepoRoot()
 	if o.BinDir == "" {
 		o.BinDir = filepath.Join(root, "_output", "bin")
@@ -103,6 +131,8 @@ type Node struct {
 	// Root is the node's directory; its hostPath "/" is Root/host.
 	Root string
 	Edge bool
+	// NetNS is the file of the node's network namespace (Options.EdgeNetwork), empty if none.
+	NetNS string
 }
 
 // HostPath is where path on this node's host file system is on this machine.
@@ -173,7 +203,10 @@ func Start(ctx context.Context, opts Options) (*Sedna, error) {
 		return nil, err
 	}
 	// Every start is a new cluster: nodes' state (LC stores, hostPaths) from a previous run would
-	// describe objects that no longer exist.
+	// describe objects that no longer exist. A killed run may have left its stores mounted.
+	if err := unmountUnder(filepath.Join(opts.Dir, "nodes")); err != nil {
+		return nil, fmt.Errorf("clearing the previous run: %w", err)
+	}
 	for _, d := range []string{"nodes", "gm", "logs"} {
 		if err := os.RemoveAll(filepath.Join(opts.Dir, d)); err != nil {
 			return nil, fmt.Errorf("clearing the previous run: %w", err)
@@ -182,7 +215,12 @@ func Start(ctx context.Context, opts Options) (*Sedna, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(opts.Dir, "cluster"), BinDir: opts.BinDir})
+	clusterOpts := localcluster.Options{Dir: filepath.Join(opts.Dir, "cluster"), BinDir: opts.BinDir}
+	if opts.EdgeNetwork != nil {
+		// Cluster IPs the namespaces reach: the lower half of the cloud range.
+		clusterOpts.ServiceCIDR = strings.TrimSuffix(opts.EdgeNetwork.CloudCIDR, "/24") + "/25"
+	}
+	cluster, err := localcluster.Start(ctx, clusterOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -241,8 +279,18 @@ func (s *Sedna) start(ctx, runCtx context.Context, images processnode.ImageTable
 func (s *Sedna) startNodes(ctx, runCtx context.Context, images processnode.ImageTable) error {
 	s.Nodes = append(s.Nodes, Node{Name: CloudNode, IP: fmt.Sprintf("127.0.%d.1", s.opts.NodeSubnet), Root: filepath.Join(s.opts.Dir, "nodes", CloudNode)})
 	for i := 1; i <= s.opts.EdgeNodes; i++ {
-		s.Nodes = append(s.Nodes, Node{Name: EdgeNodeName(i), IP: fmt.Sprintf("127.0.%d.%d", s.opts.NodeSubnet, i+1),
-			Root: filepath.Join(s.opts.Dir, "nodes", EdgeNodeName(i)), Edge: true})
+		n := Node{Name: EdgeNodeName(i), IP: fmt.Sprintf("127.0.%d.%d", s.opts.NodeSubnet, i+1),
+			Root: filepath.Join(s.opts.Dir, "nodes", EdgeNodeName(i)), Edge: true}
+		if s.opts.EdgeNetwork != nil {
+			link := s.opts.EdgeNetwork.Links[i-1]
+			n.IP, n.NetNS = link.NodeIP, link.Path()
+		}
+		if s.opts.EdgeStoreSize > 0 {
+			if err := mountStore(n.HostPath(lcStoreDir), s.opts.EdgeStoreSize); err != nil {
+				return err
+			}
+		}
+		s.Nodes = append(s.Nodes, n)
 	}
 	for _, n := range s.Nodes {
 		labels := map[string]string{}
@@ -252,7 +300,7 @@ func (s *Sedna) startNodes(ctx, runCtx context.Context, images processnode.Image
 			labels["node-role.kubernetes.io/agent"] = ""
 		}
 		opts := processnode.NodeOptions{Name: n.Name, Labels: labels, IP: n.IP, Root: n.Root, Images: images,
-			IsolateHosts: true, ClusterHosts: s.Proxy.Hosts}
+			IsolateHosts: true, ClusterHosts: s.Proxy.Hosts, NetNS: n.NetNS}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -309,6 +357,9 @@ func (s *Sedna) Stop() error {
 		s.Proxy.Wait()
 	}
 	if err := s.Cluster.Stop(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountUnder(filepath.Join(s.opts.Dir, "nodes")); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -91,7 +93,7 @@ func (s *Sedna) configureStandby() (*gmProcess, error) {
 		return nil, err
 	}
 	return &gmProcess{
-		channelAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		channelAddr: net.JoinHostPort(s.opts.cloudHost(), strconv.Itoa(ports[0])),
 		metricsURL:  fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
 		healthURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]),
 		configFile:  configFile, ca: s.gm.ca,
