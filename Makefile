@@ -61,7 +61,7 @@ scale: install-test-binaries ## Scale measurements on a local control plane (SCA
 	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
 
 .PHONY: chaos
-chaos: install-test-binaries ## Fault campaign on local Sedna (CHAOS_SEED, CHAOS_DURATION, CHAOS_FAULTS); prints the table.
+chaos: install-test-binaries ## Fault campaign on local Sedna (CHAOS_SEED, CHAOS_DURATION, CHAOS_FAULTS; as root edge nodes in network namespaces, CHAOS_NETNS=0 for the relay); prints the table.
 	$(GO) test -tags chaos -p 1 -count=1 -timeout 40m -v -run 'TestCampaign' ./test/chaos/
 
 .PHONY: local-up

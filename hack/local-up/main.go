@@ -17,6 +17,7 @@ import (
 
 	"github.com/sedna-go/sedna/test/localcluster"
 	"github.com/sedna-go/sedna/test/localsedna"
+	"github.com/sedna-go/sedna/test/netns"
 )
 
 func main() {
@@ -25,20 +26,35 @@ func main() {
 	edgeNodes := flag.Int("edge-nodes", 2, "number of edge nodes")
 	demo := flag.Bool("demo", false, "run the joint inference MNIST demo once Sedna is up")
 	exitAfterDemo := flag.Bool("exit-after-demo", false, "stop after the demo instead of waiting for Ctrl-C")
+	netnsSubnet := flag.Int("netns-subnet", 0, "root only: put every edge node in a network namespace of its own "+
+		"(test/netns: 10.213.<subnet>.0/24 for the nodes' links, 10.214.<subnet>.0/24 for the cloud), removed at exit; 0: no namespaces")
 	flag.Parse()
-	if err := run(*dir, *edgeNodes, *demo, *exitAfterDemo); err != nil {
+	if err := run(*dir, *edgeNodes, *demo, *exitAfterDemo, *netnsSubnet); err != nil {
 		fmt.Fprintln(os.Stderr, "local-up:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, edgeNodes int, demo, exitAfterDemo bool) (err error) {
+func run(dir string, edgeNodes int, demo, exitAfterDemo bool, netnsSubnet int) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	logger := klog.Background()
 	ctx = klog.NewContext(ctx, logger)
 	start := time.Now()
-	sedna, err := localsedna.Start(ctx, localsedna.Options{Dir: dir, EdgeNodes: edgeNodes, DatasetCheckPeriod: 5 * time.Second})
+	opts := localsedna.Options{Dir: dir, EdgeNodes: edgeNodes, DatasetCheckPeriod: 5 * time.Second}
+	if netnsSubnet != 0 {
+		network, err := netns.Setup(ctx, netns.Options{Subnet: netnsSubnet, Nodes: edgeNodes})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if closeErr := network.Close(); closeErr != nil && err == nil {
+				err = closeErr
+			}
+		}()
+		opts.EdgeNetwork = network
+	}
+	sedna, err := localsedna.Start(ctx, opts)
 	if err != nil {
 		return err
 	}

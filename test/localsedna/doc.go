@@ -22,4 +22,17 @@
 // volumes live under <node root>/host). What the process node cannot enforce (a process is not an
 // image: the machine's binaries, /tmp and every top-level directory the pod mounts nothing in stay
 // reachable) is listed in test/processnode's documentation.
+//
+// Edge nodes in network namespaces (Options.EdgeNetwork, root only; off by default): each edge
+// node's LC and workers run in a namespace of its own, created by the caller with test/netns, and
+// the node's address is the namespace's end of its veth pair (the LC's worker API and the node's
+// kubelet API listen there). Inside a namespace 127.0.0.1 is the namespace's own, so what the edge
+// dials on the cloud side is served on the cloud range the namespaces reach through their links:
+// GM's channel on EdgeCloudIP (GM's certificate names it), and the cluster's Services, whose
+// service CIDR becomes the lower half of that range (the service proxy binds the cluster IPs
+// there). Taking a node's link down (netns.Network.Down) then cuts the node off for real. The
+// process nodes themselves (their Lease and pod status) stay in the harness, on the machine's
+// network: a partitioned node stays Ready, as a KubeEdge edge node does while CloudCore keeps its
+// status. Options.EdgeStoreSize puts every edge node's /var/lib/sedna on a tmpfs of its own, so a
+// test can fill the LC's store (FillEdgeStore, FreeEdgeStore).
 package localsedna
