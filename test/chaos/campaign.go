@@ -178,6 +178,8 @@ type campaign struct {
 	linkDown, storeFull map[string]*sync.Mutex
 	// fills counts FillStore faults per node.
 	fills map[string]int
+	// linksDown counts PartitionLink faults; linksCut those verified to cut the node off.
+	linksDown, linksCut int
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
@@ -389,6 +391,15 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			lock.Unlock()
 			return "", err
 		}
+		cut := c.verifyCut(ctx, i)
+		c.mu.Lock()
+		c.linksDown++
+		if cut == nil {
+			c.linksCut++
+		} else {
+			c.logf("chaos: the link of %s is down but the node is not cut off: %v", node, cut)
+		}
+		c.mu.Unlock()
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
@@ -630,6 +641,13 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	add(fmt.Sprintf("most live Deployments of the service at any time (%d watch events)", events), "2", strconv.Itoa(maxDeploy), maxDeploy == 2)
 	add("most running, not deleting, pods of the service at any time", "≤ 2", strconv.Itoa(maxPods), maxPods <= 2)
 	add("service Ready after the last fault healed", "True", strconv.FormatBool(ready), ready)
+	if c.cfg.Network != nil {
+		c.mu.Lock()
+		down, cut := c.linksDown, c.linksCut
+		c.mu.Unlock()
+		add("link-down partitions that cut the node off (its LC unreachable from the host, GM's address from the node)",
+			strconv.Itoa(down), strconv.Itoa(cut), cut == down)
+	}
 	add("LCs connected to the leading GM", strconv.Itoa(edges), strconv.Itoa(connected), connected == edges)
 	add(fmt.Sprintf("status converged after the last fault healed (bound %s)", c.cfg.Converge),
 		"yes", fmt.Sprintf("%v in %s", converged, res.Converged.Round(100*time.Millisecond)), converged)
@@ -652,6 +670,32 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	}
 	opened, total, why := c.openTruncatedStores()
 	add("copies of each LC store truncated mid-record that open (whole or quarantined)", strconv.Itoa(total), fmt.Sprintf("%d%s", opened, why), total > 0 && opened == total)
+}
+
+// verifyCut checks that edge node i is cut off once its link is down: the host cannot reach
+// the node's LC, and the node cannot reach GM's address (the relay standing for its Service).
+func (c *campaign) verifyCut(ctx context.Context, i int) error {
+	link := c.cfg.Network.Links[i-1]
+	probe := func(dial func(ctx context.Context, network, address string) (net.Conn, error), address string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		conn, err := dial(ctx, "tcp", address)
+		if err == nil {
+			_ = conn.Close() // a probe
+			return fmt.Errorf("%s answered", address)
+		}
+		return nil
+	}
+	var d net.Dialer
+	if err := probe(d.DialContext, net.JoinHostPort(link.NodeIP, strconv.Itoa(localsedna.LCPort))); err != nil {
+		return fmt.Errorf("from the host: %w", err)
+	}
+	if c.cfg.Relay != nil {
+		if err := probe(netns.Dialer(link.Path()), c.cfg.Relay.Addr()); err != nil {
+			return fmt.Errorf("from the node: %w", err)
+		}
+	}
+	return nil
 }
 
 // fullStoreRefusals counts the reports the LCs logged as refused because their store was full.

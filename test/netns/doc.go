@@ -6,7 +6,9 @@
 // 127.0.0.1 is the namespace's own loopback, so what the edge dials on the cloud side (GM's
 // channel, the service proxy's cluster IPs) is served on 10.214.<subnet>.0/24, a range made local
 // on the host by a route on a veth pair of the network's own: every address of it can be bound on
-// the host and is reached from every namespace through its link.
+// the host and is reached from every namespace through its link. The nodes' range is routed into
+// that pair too (its other end lies in an empty namespace), so that while a node's link is down
+// its address is not routed out of the machine by the default route, where anything may answer.
 //
 // Everything is named with the prefix snx<subnet>- (namespaces and links; addresses and routes
 // belong to the links and go with them), so Sweep removes what a killed run left, and Close

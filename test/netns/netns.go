@@ -105,11 +105,19 @@ func Setup(ctx context.Context, opts Options) (*Network, error) {
 		}
 	}
 	n := &Network{opts: opts, CloudIf: prefix + "cl", CloudCIDR: fmt.Sprintf("10.214.%d.0/24", opts.Subnet)}
+	void := prefix + "void"
 	steps := [][]string{
-		{"link", "add", n.CloudIf, "type", "veth", "peer", "name", prefix + "cp"},
+		// The cloud pair's other end lies in a namespace with no address: what is routed into
+		// it goes nowhere.
+		{"netns", "add", void},
+		{"link", "add", n.CloudIf, "type", "veth", "peer", "name", prefix + "cp", "netns", void},
 		{"link", "set", n.CloudIf, "up"},
-		{"link", "set", prefix + "cp", "up"},
+		{"-n", void, "link", "set", prefix + "cp", "up"},
 		{"route", "add", "local", n.CloudCIDR, "dev", n.CloudIf, "table", "local"},
+		// While a node's link is down its /30 route is gone; without this route the node's
+		// address would be routed out of the machine's default route, where anything may
+		// answer. With it, packets for a cut-off node are lost, as on a real partition.
+		{"route", "add", fmt.Sprintf("10.213.%d.0/24", opts.Subnet), "dev", n.CloudIf},
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		l := Link{NetNS: fmt.Sprintf("%se%d", prefix, i), HostIf: fmt.Sprintf("%se%dh", prefix, i), NSIf: fmt.Sprintf("%se%dn", prefix, i),

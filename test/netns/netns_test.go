@@ -86,7 +86,7 @@ func TestLinkDownCutsTheNode(t *testing.T) {
 	t.Cleanup(func() { _ = n.Close() })
 	left, err := netns.Leftovers(subnetLink)
 	require.NoError(t, err)
-	require.Len(t, left, 2+2+2, "2 namespaces, 2 host veth ends, the cloud pair: %v", left)
+	require.Len(t, left, 3+2+1, "2 namespaces and the cloud pair's, 2 host veth ends, the cloud link: %v", left)
 
 	// A server on the node, bound to the node's address inside its namespace.
 	node := n.Links[0]
@@ -137,6 +137,10 @@ func TestLinkDownCutsTheNode(t *testing.T) {
 	require.NoError(t, n.Down(ctx, 1))
 	_, err = get(fromHost, nodeURL)
 	require.Error(t, err, "host to a partitioned node")
+	// Not out of the machine: the default route may lead to something that answers.
+	route, err := exec.Command("ip", "route", "get", node.NodeIP).CombinedOutput()
+	require.NoError(t, err, string(route))
+	require.Contains(t, string(route), "dev "+n.CloudIf+" ", "a cut-off node's address stays inside the network")
 	_, err = get(fromNode, cloudURL)
 	require.Error(t, err, "a partitioned node to the cloud")
 	got, err = get(fromNode, nodeURL)
@@ -225,7 +229,7 @@ func TestSweepRemovesAKilledRunsNetwork(t *testing.T) {
 	require.NoError(t, err, "Setup sweeps the leftovers of the same subnet first")
 	left, err = netns.Leftovers(subnetKilled)
 	require.NoError(t, err)
-	require.Len(t, left, 4, "only the new network's: 1 namespace, its host end, the cloud pair: %v", left)
+	require.Len(t, left, 4, "only the new network's: 1 namespace and the cloud pair's, its host end, the cloud link: %v", left)
 	require.NoError(t, n.Close())
 
 	require.NoError(t, netns.Sweep(ctx, subnetKilled))
