@@ -262,7 +262,7 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	case cfg.Network != nil:
 		res.Partitions = "network namespaces, a node's veth taken down"
 	case cfg.Relay != nil:
-		res.Partitions = "TCP relay between the LCs and GM (not root: no network namespaces)"
+		res.Partitions = "TCP relay between the LCs and GM (no network namespaces)"
 	default:
 		res.Partitions = "SIGSTOP of an LC"
 	}

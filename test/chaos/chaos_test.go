@@ -4,6 +4,7 @@ package chaos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -82,8 +83,12 @@ func TestCampaign(t *testing.T) {
 	var network *netns.Network
 	relayHost := "127.0.0.1"
 	var storeSize int64
-	if why := netns.Available(); why != nil || os.Getenv("CHAOS_NETNS") == "0" {
-		fmt.Printf("chaos: NOT using network namespaces (%v; CHAOS_NETNS=%q): edge partitions fall back to the TCP relay, no ENOSPC faults\n", why, os.Getenv("CHAOS_NETNS"))
+	why := netns.Available()
+	if why == nil && os.Getenv("CHAOS_NETNS") == "0" {
+		why = errors.New("CHAOS_NETNS=0")
+	}
+	if why != nil {
+		fmt.Printf("chaos: NOT using network namespaces (%v): edge partitions fall back to the TCP relay, no ENOSPC faults\n", why)
 	} else {
 		var err error
 		network, err = netns.Setup(ctx, netns.Options{Subnet: subnet, Nodes: 2})
