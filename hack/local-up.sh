@@ -3,7 +3,7 @@
 # control-plane binaries if they are not cached, builds sedna-gm, sedna-lc and the example
 # workers, and runs until Ctrl-C, then stops every process it started.
 #
-#   hack/local-up.sh [--edge-nodes N] [--demo] [--exit-after-demo] [--dir DIR]
+#   hack/local-up.sh [--edge-nodes N] [--demo] [--exit-after-demo] [--dir DIR] [--netns-subnet S (root)]
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
