@@ -138,8 +138,13 @@ func saveTables(ctx context.Context, command string) (map[string][]string, error
 			table = line[1:]
 			tables[table] = nil
 		case strings.HasPrefix(line, ":"):
-			// ":CHAIN POLICY [packets:bytes]": the counters change all the time.
+			// ":CHAIN POLICY [packets:bytes]": the counters change all the time. A built-in
+			// chain with the default policy ACCEPT is left out: listing a table (as kubelet
+			// does) makes the kernel create it with those, which changes nothing.
 			fields := strings.Fields(line)
+			if fields[1] == "ACCEPT" {
+				continue
+			}
 			tables[table] = append(tables[table], fields[0]+" "+fields[1])
 		default:
 			tables[table] = append(tables[table], line)
@@ -148,25 +153,20 @@ func saveTables(ctx context.Context, command string) (map[string][]string, error
 	return tables, nil
 }
 
-// Diff lists what differs between two snapshots, one line per difference; empty when equal.
+// Diff lists what other has that h had not — iptables chains and rules, interfaces, mounts — and
+// the sysctls whose values differ, one line each; empty when nothing was added or changed. What
+// disappeared is not listed: on a machine shared with other test runs their mounts and links come
+// and go, and nothing here removes anything it did not add.
 func (h *Host) Diff(other *Host) []string {
 	var out []string
 	diffLines := func(what string, a, b []string) {
-		inA, inB := map[string]bool{}, map[string]bool{}
+		inA := map[string]bool{}
 		for _, l := range a {
 			inA[l] = true
 		}
 		for _, l := range b {
-			inB[l] = true
-		}
-		for _, l := range b {
 			if !inA[l] {
 				out = append(out, fmt.Sprintf("%s: added %s", what, l))
-			}
-		}
-		for _, l := range a {
-			if !inB[l] {
-				out = append(out, fmt.Sprintf("%s: removed %s", what, l))
 			}
 		}
 	}
