@@ -259,21 +259,30 @@ func (c *Cluster) foreignChanges(now *Host) bool {
 // veths, mounts under Dir, and changed sysctls — unless interfaces or mounts of another program
 // (another test sharing the machine) appeared too, as a sysctl may then be its.
 func (c *Cluster) Leftovers(after *Host) []string {
-	bridges := map[string]bool{}
+	var bridges []string
 	for _, n := range c.opts.Nodes {
-		bridges[n.Bridge] = true
+		bridges = append(bridges, n.Bridge)
+	}
+	return c.Before.Leftovers(after, c.opts.Dir, bridges...)
+}
+
+// Leftovers is Diff restricted to what a run in dir with these bridges made (Cluster.Leftovers).
+func (h *Host) Leftovers(after *Host, dir string, bridges ...string) []string {
+	ours := map[string]bool{}
+	for _, b := range bridges {
+		ours[b] = true
 	}
 	var out, sysctls []string
 	foreign := false
-	for _, d := range c.Before.Diff(after) {
+	for _, d := range h.Diff(after) {
 		if name, ok := strings.CutPrefix(d, "link: added "); ok {
-			if !bridges[name] && !strings.HasPrefix(name, "veth") {
+			if !ours[name] && !strings.HasPrefix(name, "veth") {
 				foreign = true
 				continue
 			}
 		}
 		if m, ok := strings.CutPrefix(d, "mount: added "); ok {
-			if m != c.opts.Dir && !strings.HasPrefix(m, c.opts.Dir+"/") {
+			if m != dir && !strings.HasPrefix(m, dir+"/") {
 				foreign = true
 				continue
 			}

@@ -100,6 +100,15 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	})
 	require.NoError(t, err)
 	logger.Info("Nodes are up", "after", time.Since(start))
+	// Runs before the nodes stop (cleanups run last-in first-out): the pods' logs go with them.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, ns := range []string{"sedna", jiNamespace} {
+				t.Logf("--- pods of %s ---\n%s", ns, podReport(t, cluster, ns, 30))
+				savePodLogs(t, cluster, ns, filepath.Join(opts.Dir, "pod-logs"))
+			}
+		}
+	})
 
 	// The knowledge base's volume: no StorageClass here, so a PersistentVolume an administrator
 	// makes (docs/install.md), a host directory the kb user owns.
@@ -121,7 +130,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	before := snapshotObjects(t, cluster)
 	out, code := installScript(t, cluster, "SEDNA_ACTION=create", "SEDNA_WAIT_TIMEOUT=240s")
 	if code != 0 {
-		t.Fatalf("install.sh create: exit %d\n%s\n%s", code, out, podReport(t, cluster, "sedna"))
+		t.Fatalf("install.sh create: exit %d\n%s\n%s", code, out, podReport(t, cluster, "sedna", 15))
 	}
 	logger.Info("install.sh create done", "after", time.Since(start))
 	pods := podsByNode(t, cluster, "sedna")
@@ -138,7 +147,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady), fmt.Sprintf("conditions=%v\n%s", ji.Status.Conditions, podReport(t, cluster, jiNamespace))
+		return apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady), fmt.Sprintf("conditions=%v\n%s", ji.Status.Conditions, podReport(t, cluster, jiNamespace, 15))
 	})
 	edgeIP := ""
 	eventually(t, 2*time.Minute, "the edge worker's API", func() (bool, string) {
@@ -322,7 +331,7 @@ func podIPOn(t *testing.T, c *Cluster, ns, node string) string {
 }
 
 // podReport describes the pods of ns and the tail of their logs, for failure messages.
-func podReport(t *testing.T, c *Cluster, ns string) string {
+func podReport(t *testing.T, c *Cluster, ns string, lines int64) string {
 	pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return err.Error()
@@ -333,7 +342,7 @@ func podReport(t *testing.T, c *Cluster, ns string) string {
 		for _, cs := range p.Status.ContainerStatuses {
 			fmt.Fprintf(&b, "  %s ready=%v restarts=%d state=%+v last=%+v\n", cs.Name, cs.Ready, cs.RestartCount, cs.State, cs.LastTerminationState)
 		}
-		logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(int64(15))}).DoRaw(context.Background())
+		logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(lines)}).DoRaw(context.Background())
 		if err != nil {
 			fmt.Fprintf(&b, "  (logs: %v)\n", err)
 			continue
@@ -341,6 +350,26 @@ func podReport(t *testing.T, c *Cluster, ns string) string {
 		fmt.Fprintf(&b, "  logs:\n%s\n", logs)
 	}
 	return b.String()
+}
+
+// savePodLogs writes the whole log of every container of ns to dir/<ns>_<pod>_<container>.log.
+func savePodLogs(t *testing.T, c *Cluster, ns, dir string) {
+	pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	for _, p := range pods.Items {
+		for _, ctr := range p.Spec.Containers {
+			logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: ctr.Name}).DoRaw(context.Background())
+			if err != nil {
+				continue
+			}
+			path := filepath.Join(dir, ns+"_"+p.Name+"_"+ctr.Name+".log")
+			if os.WriteFile(path, logs, 0o644) == nil {
+				t.Logf("log of %s/%s %s: %s", ns, p.Name, ctr.Name, path)
+			}
+		}
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
