@@ -88,7 +88,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 			{Name: "edge-node-1", Bridge: "sedna-edge0", Subnet: "10.251.2.0/24", Labels: map[string]string{"node-role.kubernetes.io/edge": ""}},
 		},
 		ClusterCIDR: "10.251.0.0/16",
-		ServiceCIDR: "10.252.0.0/24",
+		ServiceCIDR: "10.250.0.0/24",
 		Images:      images,
 	}
 	cluster, err := Start(ctx, opts)
@@ -182,6 +182,27 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		return n >= 10000 && ok && ratio > 0 && ratio <= 0.40, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
 	})
 	logger.Info("Joint inference demo passed", "after", time.Since(start))
+
+	// GM fails over in real containers: the leader's pod is deleted, the standby takes the Lease
+	// and labels its pod, the gm Service follows the label, the LC reconnects, and the edge's
+	// next reports reach status.
+	leader := gmLeader(t, cluster)
+	require.NotEmpty(t, leader, "no GM pod is labelled %s=%s", gmRoleLabel, "leader")
+	require.NoError(t, cluster.Client.CoreV1().Pods("sedna").Delete(ctx, leader, metav1.DeleteOptions{}))
+	eventually(t, 2*time.Minute, "another GM to lead", func() (bool, string) {
+		now := gmLeader(t, cluster)
+		return now != "" && now != leader, fmt.Sprintf("leader %q\n%s", now, podReport(t, cluster, "sedna", 5))
+	})
+	mnistEval(t, "--edge-url", "http://"+edgeIP+":8000", "--limit", "300")
+	eventually(t, 2*time.Minute, "the reports after the failover in status.metrics", func() (bool, string) {
+		ji, err := jis.Get(ctx, "mnist-ji", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		n, _ := metricValue(ji, "inferenceNumber")
+		return n >= 10300, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
+	})
+	logger.Info("GM failed over", "from", leader, "to", gmLeader(t, cluster), "after", time.Since(start))
 
 	// Uninstall: the demo first (install.sh refuses while Sedna objects exist), then Sedna.
 	kubectl(t, cluster, "delete", "-n", jiNamespace, "--wait=true", "-f", jiManifest)
@@ -370,6 +391,30 @@ func savePodLogs(t *testing.T, c *Cluster, ns, dir string) {
 			}
 		}
 	}
+}
+
+// gmRoleLabel is the label GM puts on its own pod (cmd/sedna-gm/app.RoleLabel).
+const gmRoleLabel = "sedna.io/gm-role"
+
+// gmLeader is the one running, Ready GM pod labelled leader, or "" (none, or more than one).
+func gmLeader(t *testing.T, c *Cluster) string {
+	pods, err := c.Client.CoreV1().Pods("sedna").List(context.Background(), metav1.ListOptions{LabelSelector: gmRoleLabel + "=leader"})
+	require.NoError(t, err)
+	var leaders []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				leaders = append(leaders, p.Name)
+			}
+		}
+	}
+	if len(leaders) != 1 {
+		return ""
+	}
+	return leaders[0]
 }
 
 func ptrTo[T any](v T) *T { return &v }
