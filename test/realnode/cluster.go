@@ -307,7 +307,7 @@ func Sweep(ctx context.Context, opts Options) error {
 	var errs []error
 	for _, spec := range opts.Nodes {
 		errs = append(errs, SweepContainerd(ctx, filepath.Join(opts.Dir, spec.Name, "containerd"), spec.Bridge))
-		errs = append(errs, removeCgroup("/sedna-realnode-"+spec.Name))
+		errs = append(errs, removeCgroup(cgroupRootFor(filepath.Join(opts.Dir, spec.Name, "kubelet"), spec.Name)))
 	}
 	errs = append(errs, unmountUnder(opts.Dir))
 	return errors.Join(errs...)
