@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -43,7 +44,7 @@ func TestContainerdRunsASandbox(t *testing.T) {
 		t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	}
 	require.NoError(t, err)
-	require.NoError(t, c.ImportImages(ctx, filepath.Join(localcluster.RepoRoot(), "_output", "images", "linux-amd64", "sedna-pause.tar")))
+	require.NoError(t, c.ImportImages(ctx, filepath.Join(localcluster.RepoRoot(), "_output", "images-e2e-real", "linux-"+runtime.GOARCH, "sedna-pause.tar")))
 
 	client, closeConn, err := c.criClient(ctx)
 	require.NoError(t, err)

@@ -37,7 +37,7 @@ import (
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
-// The images the tier runs, as `make images` writes them for linux/amd64.
+// The images the tier runs, as `make e2e-real` builds them (hack/images) for this machine.
 var tierImages = []string{"sedna-pause", "sedna-gm", "sedna-lc", "sedna-kb", "mnist-edge", "mnist-cloud"}
 
 // jiNamespace is where the demo runs (its manifests name no namespace).
@@ -58,7 +58,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	logger, ctx := ktesting.NewTestContext(t)
 	var images []string
 	for _, name := range tierImages {
-		path := repoPath("_output", "images", "linux-"+runtime.GOARCH, name+".tar")
+		path := repoPath("_output", "images-e2e-real", "linux-"+runtime.GOARCH, name+".tar")
 		_, err := os.Stat(path)
 		require.NoError(t, err, "run `make e2e-real` (it builds the images first)")
 		images = append(images, path)
