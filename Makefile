@@ -56,6 +56,21 @@ integration: install-test-binaries ## Integration tests against a real kube-apis
 e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and worker processes).
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
+# The real-node tier's images: the pod sandbox, Sedna's and the joint inference demo's, for this
+# machine, in a directory of their own (make images' output stays as it is).
+E2E_REAL_IMAGES := sedna-pause,sedna-gm,sedna-lc,sedna-kb,mnist-edge,mnist-cloud
+
+.PHONY: install-node-binaries
+install-node-binaries: ## Build kubelet and kube-proxy for the real-node tier (cached).
+	hack/install-node-binaries.sh
+
+.PHONY: e2e-real
+e2e-real: install-test-binaries install-node-binaries ## install.sh on real nodes (containerd, kubelet) and the joint inference demo in real containers; needs root.
+	$(GO) run ./hack/images build --out $(OUTPUT_DIR)/images-e2e-real --tag $(IMAGE_TAG) --repo "" \
+		--platforms $$($(GO) env GOOS)/$$($(GO) env GOARCH) --only "$(E2E_REAL_IMAGES)"
+	$(GO) build -o $(BIN_DIR)/ ./examples/joint_inference/mnist/cmd/...
+	$(GO) test -tags e2ereal -p 1 -count=1 -timeout 30m -v ./test/realnode/...
+
 .PHONY: scale
 scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
 	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
@@ -95,6 +110,7 @@ verify: ## gofmt, go vet, golangci-lint, generated code, CRDs and chart up to da
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
+	$(GO) vet -tags e2ereal ./test/realnode/...
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh
