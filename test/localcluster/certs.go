@@ -26,6 +26,9 @@ type pki struct {
 	// The front-proxy CA and the client certificate the apiserver presents when it proxies to
 	// aggregated APIs; the controller-manager and scheduler read the CA to trust such requests.
 	frontProxyCA, frontProxyClientCert, frontProxyClientKey string
+	// The client certificate the apiserver presents to kubelets (logs, exec): system:masters, as
+	// kubeadm's, so a kubelet that authorizes by webhook lets it in.
+	kubeletClientCert, kubeletClientKey string
 
 	caPEM, adminCertPEM, adminKeyPEM []byte
 }
@@ -131,6 +134,8 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 		frontProxyCA:         filepath.Join(dir, "front-proxy-ca.crt"),
 		frontProxyClientCert: filepath.Join(dir, "front-proxy-client.crt"),
 		frontProxyClientKey:  filepath.Join(dir, "front-proxy-client.key"),
+		kubeletClientCert:    filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientKey:     filepath.Join(dir, "apiserver-kubelet-client.key"),
 		caPEM:                certPEM(caDER),
 	}
 	files := map[string][]byte{p.caCert: p.caPEM, p.frontProxyCA: certPEM(frontProxyDER)}
@@ -184,6 +189,23 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 	}
 	files[p.frontProxyClientCert] = certPEM(proxyDER)
 	if files[p.frontProxyClientKey], err = keyPEM(proxyKey); err != nil {
+		return nil, err
+	}
+
+	kubeletClientKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	kubeletClientDER, err := ca.sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, &kubeletClientKey.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	files[p.kubeletClientCert] = certPEM(kubeletClientDER)
+	if files[p.kubeletClientKey], err = keyPEM(kubeletClientKey); err != nil {
 		return nil, err
 	}
 

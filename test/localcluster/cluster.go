@@ -54,6 +54,9 @@ type Options struct {
 	// the scale tests raise its client rate limits so that the pods of thousands of Deployments
 	// appear in seconds, not minutes.
 	ControllerManagerArgs []string
+	// APIServerArgs are appended to kube-apiserver's flags (a later flag wins): the real-node tier
+	// (test/realnode) binds it where pods can reach it.
+	APIServerArgs []string
 }
 
 // Cluster is a running local control plane.
@@ -175,7 +178,7 @@ func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir,
 		return err
 	}
 
-	apiserver, err := c.launch(ctx, "kube-apiserver", binaries["kube-apiserver"], logDir, []string{
+	apiserver, err := c.launch(ctx, "kube-apiserver", binaries["kube-apiserver"], logDir, append([]string{
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(p.apiserver),
 		// Endpoints may not hold loopback addresses, so the apiserver cannot publish itself behind
@@ -207,7 +210,10 @@ func (c *Cluster) start(ctx context.Context, binaries map[string]string, logDir,
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + pki.frontProxyClientCert,
 		"--proxy-client-key-file=" + pki.frontProxyClientKey,
-	})
+		// For real kubelets (test/realnode): logs and exec reach them with this identity.
+		"--kubelet-client-certificate=" + pki.kubeletClientCert,
+		"--kubelet-client-key=" + pki.kubeletClientKey,
+	}, opts.APIServerArgs...))
 	if err != nil {
 		return err
 	}
