@@ -56,6 +56,14 @@ integration: install-test-binaries ## Integration tests against a real kube-apis
 e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and worker processes).
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
+# Not in .ci/run (CI's time): KubeEdge's build alone is nine minutes cold. Needs root (docs/install.md).
+.PHONY: e2e-kubeedge
+e2e-kubeedge: install-test-binaries ## Sedna by install.sh on a real KubeEdge edge node (edgecore on containerd) and a kubelet cloud node.
+	hack/install-node-binaries.sh
+	hack/install-kubeedge.sh >/dev/null
+	$(MAKE) images IMAGES=sedna-gm,sedna-lc,sedna-kb,sedna-pause IMAGE_PLATFORMS=linux/$(shell $(GO) env GOARCH)
+	$(GO) test -tags e2ekubeedge -p 1 -count=1 -timeout 40m -v -run TestSednaOnKubeEdge ./test/kubeedge/
+
 .PHONY: scale
 scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
 	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
@@ -95,6 +103,7 @@ verify: ## gofmt, go vet, golangci-lint, generated code, CRDs and chart up to da
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
+	$(GO) vet -tags e2ekubeedge ./test/kubeedge/
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh

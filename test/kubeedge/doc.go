@@ -11,6 +11,7 @@
 // every path KubeEdge defaults there is set into Dir.
 //
 // iptables: cloudcore's iptables manager (which adds DNAT rules for the stream tunnel) and
-// edged's kubelet chains (makeIPTablesUtilChains) are switched off, so neither adds a rule;
-// IptablesSnapshot lets the test assert that the machine's rules are the same afterwards.
+// edged's kubelet chains (makeIPTablesUtilChains) are switched off, so neither adds a rule. The
+// end-to-end test runs the edge node's containerd and the cloud node with test/realnode and
+// asserts with its host snapshot that the machine is as before.
 package kubeedge

@@ -4,7 +4,10 @@ package kubeedge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,46 +19,48 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/sedna-go/sedna/test/integration/framework"
 	"github.com/sedna-go/sedna/test/kubeedge"
 	"github.com/sedna-go/sedna/test/localcluster"
+	"github.com/sedna-go/sedna/test/realnode"
 )
 
 const (
-	edgeNode = "edge-node-1"
+	edgeNode, cloudNode     = "edge-node-1", "cloud-node"
+	edgeBridge, cloudBridge = "snke-e0", "snke-c0"
 	// hostPaths of build/lc that the LC creates on its node, here this machine.
 	lcStateDir, lcDataDir = "/var/lib/sedna", "/data"
 )
 
-// TestSednaOnKubeEdge installs Sedna with scripts/installation/install.sh on a local control
-// plane whose edge node is a real KubeEdge edgecore (v1.23.1, joined through cloudcore) running
-// containers on containerd, and checks that the LC DaemonSet's pod runs there from the sedna-lc
-// image, reaches GM at SEDNA_GM_ADDRESS and is connected; then that install.sh's delete leaves
-// none of Sedna's objects and the LC's containers gone, and that the machine's iptables rules are
-// what they were.
+// TestSednaOnKubeEdge installs Sedna with scripts/installation/install.sh, unmodified, on a local
+// control plane with a real cloud node (kubelet on containerd, test/realnode) and a real KubeEdge
+// edge node (edgecore v1.23.1 joined through cloudcore, on its own containerd): GM and the
+// knowledge base run as pods on the cloud node, and the LC DaemonSet's pod runs from the sedna-lc
+// image on the edge node, reaches GM at SEDNA_GM_ADDRESS (a NodePort of the cloud node) and is
+// connected. install.sh's delete then leaves none of Sedna's objects and no container on the edge,
+// and when everything has stopped the machine is as it was (iptables, links, mounts, sysctls).
 func TestSednaOnKubeEdge(t *testing.T) {
+	if err := realnode.CheckHost(); err != nil {
+		t.Fatalf("the KubeEdge tier cannot run here: %v", err)
+	}
 	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 40*time.Minute)
 	defer cancel()
+	require.NoError(t, realnode.EnsureHostPackages(ctx))
 	logger := klog.FromContext(ctx)
 	root := localcluster.RepoRoot()
 	bin := filepath.Join(root, "_output", "bin")
 	kubectl := filepath.Join(bin, "kubectl")
+	images := filepath.Join(root, "_output", "images", "linux-amd64")
 	began := time.Now()
 
-	iptablesBefore, err := kubeedge.IptablesSnapshot(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		after, err := kubeedge.IptablesSnapshot(context.Background())
-		require.NoError(t, err)
-		require.Equal(t, iptablesBefore, after, "the test changed this machine's iptables rules")
-	})
 	// The LC's hostPaths are this machine's: they must not hold another's data, and whatever the
 	// LC writes there goes when the test ends.
 	for _, d := range []string{lcStateDir, lcDataDir} {
@@ -64,43 +69,89 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		}
 		t.Cleanup(func() { require.NoError(t, os.RemoveAll(d)) })
 	}
-
 	bins, err := kubeedge.InstallBinaries(ctx)
 	require.NoError(t, err)
+
+	// The cloud: a control plane whose apiserver pods reach, one real kubelet node on containerd
+	// for GM and the knowledge base, kube-proxy and the cluster DNS (test/realnode).
 	dir := filepath.Join(root, "_output", "e2e-kubeedge")
-	require.NoError(t, os.RemoveAll(dir))
-	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin})
+	edgeContainerdDir := filepath.Join(dir, edgeNode, "containerd")
+	require.NoError(t, realnode.SweepContainerd(ctx, edgeContainerdDir, edgeBridge))
+	cluster, err := realnode.Start(ctx, realnode.Options{
+		Dir:         filepath.Join(dir, "cloud"),
+		Nodes:       []realnode.NodeSpec{{Name: cloudNode, Bridge: cloudBridge, Subnet: "10.252.1.0/24"}},
+		ClusterCIDR: "10.252.0.0/16",
+		ServiceCIDR: "10.254.252.0/24",
+		Images: []string{filepath.Join(images, "sedna-pause.tar"), filepath.Join(images, "sedna-gm.tar"),
+			filepath.Join(images, "sedna-kb.tar")},
+	})
+	stopped := false
+	t.Cleanup(func() {
+		if cluster != nil && !stopped {
+			_ = cluster.Stop(context.Background())
+		}
+	})
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cluster.Stop()) })
-	kube, err := kubernetes.NewForConfig(cluster.Config)
-	require.NoError(t, err)
+	kube := cluster.Client
 
 	cc, err := kubeedge.StartCloudCore(ctx, kubeedge.CloudCoreOptions{Dir: filepath.Join(dir, "cloudcore"), Binaries: bins,
 		Kubeconfig: cluster.Kubeconfig, Kubectl: kubectl, Kube: kube})
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cc.Stop()) })
 
-	rt := startRuntime(ctx, t, filepath.Join(dir, "containerd-"+edgeNode))
-	rt.importImages(ctx, t, filepath.Join(root, "_output", "images", "linux-amd64"), "sedna-pause.tar", "sedna-lc.tar")
-
+	// The edge: its own containerd and CNI bridge, and edgecore instead of a kubelet.
+	edgeRuntime, err := realnode.StartContainerd(ctx, realnode.Config{Dir: edgeContainerdDir, Name: edgeNode,
+		BridgeName: edgeBridge, Subnet: "10.252.2.0/24"})
+	if err != nil {
+		_ = edgeRuntime.Stop(ctx)
+	}
+	require.NoError(t, err)
+	require.NoError(t, edgeRuntime.ImportImages(ctx, filepath.Join(images, "sedna-pause.tar"), filepath.Join(images, "sedna-lc.tar")))
 	joinStart := time.Now()
-	ec, err := kubeedge.StartEdgeCore(ctx, kubeedge.EdgeCoreOptions{Dir: filepath.Join(dir, edgeNode), Binaries: bins,
-		NodeName: edgeNode, NodeIP: rt.nodeIP, RuntimeEndpoint: rt.endpoint, PodSandboxImage: rt.sandboxImage,
-		CloudCore: cc, Kube: kube})
+	ec, err := kubeedge.StartEdgeCore(ctx, kubeedge.EdgeCoreOptions{Dir: filepath.Join(dir, edgeNode, "edgecore"), Binaries: bins,
+		NodeName: edgeNode, NodeIP: edgeRuntime.Gateway().String(), RuntimeEndpoint: edgeRuntime.Endpoint(),
+		PodSandboxImage: realnode.DefaultSandboxImage, CloudCore: cc, Kube: kube})
 	require.NoError(t, err)
 	joined := time.Since(joinStart)
-	t.Cleanup(func() { require.NoError(t, ec.Stop()) })
 	node, err := kube.CoreV1().Nodes().Get(ctx, edgeNode, metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Contains(t, node.Labels, kubeedge.EdgeLabel, "edgecore's node has no edge label")
 	logger.Info("KubeEdge edge node joined", "node", edgeNode, "after", joined, "kubelet", node.Status.NodeInfo.KubeletVersion,
 		"runtime", node.Status.NodeInfo.ContainerRuntimeVersion)
+	// Stopped in this order whatever happens: the edge, then cloudcore, then the cloud; then the
+	// machine must be as it was.
+	t.Cleanup(func() {
+		stopped = true
+		errs := []error{ec.Stop(), edgeRuntime.Stop(context.Background()), cc.Stop(), cluster.Stop(context.Background())}
+		require.NoError(t, errors.Join(errs...))
+		after, err := realnode.SnapshotHost(context.Background())
+		require.NoError(t, err)
+		require.Empty(t, cluster.Before.Diff(after), "the test changed this machine")
+	})
 
-	// GM's channel, where the LC on the edge dials it: install.sh's SEDNA_GM_ADDRESS, KubeEdge
-	// edge nodes having no cluster DNS or Service routing without EdgeMesh.
-	gmPort, err := framework.FreePort()
+	// The knowledge base's claim binds to a volume of the cloud node.
+	kbDir := filepath.Join(dir, "cloud", cloudNode, "kb-data")
+	require.NoError(t, os.MkdirAll(kbDir, 0o777))
+	require.NoError(t, os.Chmod(kbDir, 0o777))
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "sedna-kb-data-e2e"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			ClaimRef:                      &corev1.ObjectReference{Namespace: "sedna", Name: "sedna-kb-data"},
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: kbDir}},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{cloudNode}}},
+			}}}},
+		},
+	}
+	_, err = kube.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
 	require.NoError(t, err)
-	gmAddress := "127.0.0.1:" + strconv.Itoa(gmPort)
+
+	// GM's channel as the edge reaches it: a NodePort on the cloud node (KubeEdge edge nodes have
+	// no cluster DNS or Service routing without EdgeMesh), given to install.sh as SEDNA_GM_ADDRESS.
+	nodePort := int32(30000 + rand.IntN(2767))
+	gmAddress := net.JoinHostPort(cluster.Node(cloudNode).Containerd.Gateway().String(), strconv.Itoa(int(nodePort)))
 	install := func(action string, extra ...string) string {
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "installation", "install.sh"))
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig, "KUBECTL="+kubectl, "SEDNA_ACTION="+action)
@@ -110,63 +161,90 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		return string(out)
 	}
 	installStart := time.Now()
-	// No cloud node runs GM's Deployment in this tier, so install.sh is not asked to wait for it;
-	// the test waits for the LC DaemonSet itself.
-	out := install("create", "SEDNA_GM_ADDRESS="+gmAddress, "SEDNA_WAIT=false")
-	logger.Info("install.sh create", "took", time.Since(installStart), "output", out)
-
-	gm, err := startGM(ctx, kube, cluster.Config, bin, filepath.Join(dir, "gm"), gmAddress)
+	out := install("create", "SEDNA_GM_ADDRESS="+gmAddress)
+	installed := time.Since(installStart)
+	logger.Info("install.sh create", "took", installed, "output", out)
+	edgeService := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "sedna-gm-edge", Namespace: "sedna"},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeNodePort,
+			Selector: map[string]string{"app.kubernetes.io/name": "sedna-gm"},
+			Ports:    []corev1.ServicePort{{Name: "channel", Port: 9000, TargetPort: intstr.FromString("channel"), NodePort: nodePort}},
+		},
+	}
+	_, err = kube.CoreV1().Services("sedna").Create(ctx, edgeService, metav1.CreateOptions{})
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, gm.proc.Stop()) })
 
 	lcStart := time.Now()
 	var lcPod *corev1.Pod
+	connected := 0.0
 	err = wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := kube.CoreV1().Pods("sedna").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=sedna-lc"})
 		if err != nil || len(pods.Items) != 1 {
 			return false, nil //nolint:nilerr // not created yet
 		}
 		lcPod = &pods.Items[0]
-		connected, err := gm.metric(ctx, "sedna_gm_channel_connected_nodes")
-		if err != nil {
+		if connected, err = gmConnectedNodes(ctx, kube); err != nil {
 			return false, err
 		}
 		return podReady(lcPod) && connected == 1, nil
 	})
-	require.NoError(t, err, "the LC on %s did not connect to GM; pod: %s\nedgecore: %s\nGM: %s", edgeNode, podSummary(lcPod),
-		tail(ec.LogPath()), gm.proc.LogTail())
+	require.NoError(t, err, "the LC on %s did not connect to GM (GM's connected_nodes %v); pod: %s\nedgecore: %s", edgeNode, connected,
+		podSummary(lcPod), tail(ec.LogPath()))
 	lcConnected := time.Since(lcStart)
 	require.Equal(t, edgeNode, lcPod.Spec.NodeName)
 	require.Equal(t, "kubeedge/sedna-lc:v0.7.0", lcPod.Spec.Containers[0].Image)
 	require.Contains(t, lcPod.Status.ContainerStatuses[0].ContainerID, "containerd://", "the LC is not a containerd container")
 	lcLog := podLog(t, ec, lcPod)
 	logger.Info("LC connected to GM", "after", lcConnected, "pod", lcPod.Name, "log", lcLog)
-	require.NotEmpty(t, lcLog)
-	// GM knows the LC by the node of its token's pod binding, which edgecore requested through
-	// cloudcore.
-	gmLog, err := os.ReadFile(gm.proc.LogPath())
-	require.NoError(t, err)
-	require.Contains(t, string(gmLog), edgeNode)
+	require.Contains(t, lcLog, "Connected to GM")
+	require.Contains(t, lcLog, `gm="`+gmAddress+`"`)
 
+	// The extra Service is the operator's, not install.sh's: it goes first.
+	require.NoError(t, kube.CoreV1().Services("sedna").Delete(ctx, edgeService.Name, metav1.DeleteOptions{}))
 	deleteStart := time.Now()
 	out = install("delete")
 	logger.Info("install.sh delete", "took", time.Since(deleteStart), "output", out)
 	// Nothing of Sedna's is left in the cluster, and the LC's containers are gone from the node.
 	_, err = kube.CoreV1().Namespaces().Get(ctx, "sedna", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "namespace sedna is still there (%v)", err)
-	crds, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", cluster.Kubeconfig, "get", "crd", "-o", "name").CombinedOutput()
-	require.NoError(t, err, string(crds))
-	require.NotContains(t, string(crds), "sedna.io")
-	for _, kind := range []string{"clusterroles", "clusterrolebindings"} {
+	for _, kind := range []string{"crd", "clusterroles", "clusterrolebindings"} {
 		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", cluster.Kubeconfig, "get", kind, "-o", "name").CombinedOutput()
 		require.NoError(t, err, string(out))
 		require.NotContains(t, string(out), "sedna", "install.sh delete left %s", kind)
 	}
 	err = wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		return rt.containerCount(ctx, t) == 0, nil
+		return containerCount(ctx, t, edgeRuntime.Socket()) == 0, nil
 	})
 	require.NoError(t, err, "containers are left on %s after delete", edgeNode)
-	logger.Info("KubeEdge tier measured", "total", time.Since(began), "edgeJoin", joined, "lcConnected", lcConnected)
+	require.NoError(t, kube.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}))
+	logger.Info("KubeEdge tier measured", "total", time.Since(began), "edgeJoin", joined, "install", installed, "lcConnected", lcConnected)
+}
+
+// gmConnectedNodes sums sedna_gm_channel_connected_nodes over GM's pods (the leader serves LCs).
+func gmConnectedNodes(ctx context.Context, kube kubernetes.Interface) (float64, error) {
+	pods, err := kube.CoreV1().Pods("sedna").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=sedna-gm"})
+	if err != nil {
+		return 0, err
+	}
+	sum := 0.0
+	for _, p := range pods.Items {
+		if p.Status.PodIP == "" {
+			continue
+		}
+		v, err := scrape(ctx, "http://"+net.JoinHostPort(p.Status.PodIP, "8080")+"/metrics", "sedna_gm_channel_connected_nodes")
+		if err != nil {
+			continue // not serving yet
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+func containerCount(ctx context.Context, t *testing.T, socket string) int {
+	out, err := exec.CommandContext(ctx, "ctr", "--address", socket, "-n", "k8s.io", "containers", "ls", "-q").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return len(strings.Fields(string(out)))
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -211,4 +289,3 @@ func tail(path string) string {
 	}
 	return string(data)
 }
-
