@@ -56,12 +56,24 @@ integration: install-test-binaries ## Integration tests against a real kube-apis
 e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and worker processes).
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
+# The real-node tier's images: the pod sandbox, Sedna's and the joint inference demo's, for this machine.
+E2E_REAL_IMAGES := sedna-pause,sedna-gm,sedna-lc,sedna-kb,mnist-edge,mnist-cloud
+
+.PHONY: install-node-binaries
+install-node-binaries: ## Build kubelet and kube-proxy for the real-node tier (cached).
+	hack/install-node-binaries.sh
+
+.PHONY: e2e-real
+e2e-real: install-test-binaries install-node-binaries ## install.sh on real nodes (containerd, kubelet) and the joint inference demo in real containers; needs root.
+	$(MAKE) images IMAGES=$(E2E_REAL_IMAGES) IMAGE_PLATFORMS=$$($(GO) env GOOS)/$$($(GO) env GOARCH)
+	$(GO) build -o $(BIN_DIR)/ ./examples/joint_inference/mnist/cmd/...
+	$(GO) test -tags e2ereal -p 1 -count=1 -timeout 30m -v ./test/realnode/...
+
 # Not in .ci/run (CI's time): KubeEdge's build alone is nine minutes cold. Needs root (docs/install.md).
 .PHONY: e2e-kubeedge
-e2e-kubeedge: install-test-binaries ## Sedna by install.sh on a real KubeEdge edge node (edgecore on containerd) and a kubelet cloud node.
-	hack/install-node-binaries.sh
+e2e-kubeedge: install-test-binaries install-node-binaries ## Sedna by install.sh on a real KubeEdge edge node (edgecore on containerd) and a kubelet cloud node.
 	hack/install-kubeedge.sh >/dev/null
-	$(MAKE) images IMAGES=sedna-gm,sedna-lc,sedna-kb,sedna-pause IMAGE_PLATFORMS=linux/$(shell $(GO) env GOARCH)
+	$(MAKE) images IMAGES=sedna-gm,sedna-lc,sedna-kb,sedna-pause IMAGE_PLATFORMS=$$($(GO) env GOOS)/$$($(GO) env GOARCH)
 	$(GO) test -tags e2ekubeedge -p 1 -count=1 -timeout 40m -v -run TestSednaOnKubeEdge ./test/kubeedge/
 
 .PHONY: scale
@@ -103,6 +115,7 @@ verify: ## gofmt, go vet, golangci-lint, generated code, CRDs and chart up to da
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
+	$(GO) vet -tags e2ereal ./test/realnode/...
 	$(GO) vet -tags e2ekubeedge ./test/kubeedge/
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh

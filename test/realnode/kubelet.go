@@ -168,7 +168,7 @@ func (k *Kubelet) waitReady(ctx context.Context, client kubernetes.Interface) er
 		if len(k.cfg.Labels) > 0 {
 			missing := false
 			for key, v := range k.cfg.Labels {
-				if node.Labels[key] != v {
+				if have, ok := node.Labels[key]; !ok || have != v {
 					missing = true
 				}
 			}

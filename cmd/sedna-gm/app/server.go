@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 		return fmt.Errorf("building the event client: %w", err)
 	}
 	return run(ctx, cfg, identity, clients{kube: kube, sedna: sedna, reviews: reviews.AuthenticationV1().TokenReviews(),
-		events: events.CoreV1()})
+		events: events.CoreV1(), role: podRoleFromEnv(kube)})
 }
 
 // clients are what the GM talks to the API server with.
@@ -140,6 +140,8 @@ type clients struct {
 	// events writes GM's Events within a budget of its own (kubeAPI.eventQPS), so that Events
 	// never take the controllers' requests; nil uses kube.
 	events typedcorev1.EventsGetter
+	// role labels GM's own pod leader or standby; nil outside a pod.
+	role *podRole
 }
 
 // reviewClientConfig is the controllers' client config with the token review rate limits; the
@@ -185,6 +187,11 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 		if err := serve(ctx, s, nil); err != nil {
 			return err
 		}
+	}
+
+	// A restarted leader's pod still carries the leader label: it is a standby until it leads again.
+	if err := c.role.set(ctx, RoleStandby); err != nil {
+		return err
 	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
@@ -241,6 +248,7 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 			serveListener(ctx, channel, listener, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate})
 			ready.Store(true)
 			logger.Info("Serving LCs", "address", channel.Addr)
+			go c.role.setUntilDone(ctx, RoleLeader)
 		})
 	}
 	if !*cfg.LeaderElection.Enabled {
