@@ -61,11 +61,14 @@ func TestSednaOnKubeEdge(t *testing.T) {
 	images := filepath.Join(root, "_output", "images", "linux-amd64")
 	began := time.Now()
 
-	// The LC's hostPaths are this machine's: they must not hold another's data, and whatever the
-	// LC writes there goes when the test ends.
+	// The LC's hostPaths are this machine's. Its store must not be another LC's (the real-node
+	// tier's, run at the same time); what it creates goes when the test ends.
+	if _, err := os.Stat(lcStateDir); err == nil {
+		t.Fatalf("%s exists on this machine; the LC on the KubeEdge node would share it (build/lc hostPath): move it away first", lcStateDir)
+	}
 	for _, d := range []string{lcStateDir, lcDataDir} {
 		if _, err := os.Stat(d); err == nil {
-			t.Fatalf("%s exists on this machine; the LC on the KubeEdge node would use it (build/lc hostPath): move it away first", d)
+			continue // not ours
 		}
 		t.Cleanup(func() { require.NoError(t, os.RemoveAll(d)) })
 	}
@@ -168,7 +171,7 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "sedna-gm-edge", Namespace: "sedna"},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeNodePort,
-			Selector: map[string]string{"app.kubernetes.io/name": "sedna-gm"},
+			Selector: map[string]string{"app.kubernetes.io/name": "sedna-gm", "sedna.io/gm-role": "leader"},
 			Ports:    []corev1.ServicePort{{Name: "channel", Port: 9000, TargetPort: intstr.FromString("channel"), NodePort: nodePort}},
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -142,8 +143,15 @@ func StartEdgeCore(ctx context.Context, opts EdgeCoreOptions) (*EdgeCore, error)
 	if err := writeConfig(configPath, doc); err != nil {
 		return nil, err
 	}
-	proc, err := localcluster.StartProcess(ctx, "edgecore", opts.Binaries.EdgeCore, filepath.Join(opts.Dir, "logs"),
-		[]string{"--config=" + configPath})
+	// edgecore refuses to start while any process named kubelet runs on the machine (one node
+	// is either a kubelet's or edgecore's); here the cloud node's kubelet shares the machine as
+	// another node, so the check is skipped the way KubeEdge provides (env, exec'd in place).
+	envBin, err := exec.LookPath("env")
+	if err != nil {
+		return nil, err
+	}
+	proc, err := localcluster.StartProcess(ctx, "edgecore", envBin, filepath.Join(opts.Dir, "logs"),
+		[]string{"CHECK_EDGECORE_ENVIRONMENT=false", opts.Binaries.EdgeCore, "--config=" + configPath})
 	if err != nil {
 		return nil, err
 	}
