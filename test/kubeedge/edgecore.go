@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -203,9 +202,4 @@ func (e *EdgeCore) Stop() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// readOnlyURL is edged's read-only kubelet endpoint.
-func (e *EdgeCore) readOnlyURL(path string) string {
-	return "http://127.0.0.1:" + strconv.Itoa(e.ReadOnlyPort) + path
 }
