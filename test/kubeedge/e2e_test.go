@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ import (
 )
 
 const (
-	edgeNode, cloudNode     = "edge-node-1", "cloud-node"
+	edgeNode, cloudNode     = "kubeedge-edge-1", "kubeedge-cloud"
 	edgeBridge, cloudBridge = "snke-e0", "snke-c0"
 	// hostPaths of build/lc that the LC creates on its node, here this machine.
 	lcStateDir, lcDataDir = "/var/lib/sedna", "/data"
@@ -61,8 +62,12 @@ func TestSednaOnKubeEdge(t *testing.T) {
 	images := filepath.Join(root, "_output", "images", "linux-amd64")
 	began := time.Now()
 
-	// The LC's hostPaths are this machine's. Its store must not be another LC's (the real-node
-	// tier's, run at the same time); what it creates goes when the test ends.
+	// Real nodes share this machine: one iptables (two kube-proxies would rewrite each other's
+	// KUBE-* chains), and the LC's hostPaths /var/lib/sedna and /data (an LC refuses a store
+	// another LC holds). Tests that run them take realNodesLock in turn; what this one creates
+	// under the hostPaths goes when it ends.
+	unlock := lockRealNodes(t)
+	t.Cleanup(unlock)
 	if _, err := os.Stat(lcStateDir); err == nil {
 		t.Fatalf("%s exists on this machine; the LC on the KubeEdge node would share it (build/lc hostPath): move it away first", lcStateDir)
 	}
@@ -248,6 +253,20 @@ func containerCount(ctx context.Context, t *testing.T, socket string) int {
 	out, err := exec.CommandContext(ctx, "ctr", "--address", socket, "-n", "k8s.io", "containers", "ls", "-q").CombinedOutput()
 	require.NoError(t, err, string(out))
 	return len(strings.Fields(string(out)))
+}
+
+// realNodesLock serializes the tests that run real nodes on this machine (make e2e-real,
+// make e2e-kubeedge): kube-proxy, bridges and the LC's hostPaths are the machine's.
+const realNodesLock = "/run/lock/sedna-e2e-real-nodes.lock"
+
+// lockRealNodes waits for realNodesLock and returns its release.
+func lockRealNodes(t *testing.T) func() {
+	t.Helper()
+	f, err := os.OpenFile(realNodesLock, os.O_CREATE|os.O_RDWR, 0o600)
+	require.NoError(t, err)
+	t.Logf("waiting for %s (another real-node test on this machine)", realNodesLock)
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
+	return func() { _ = f.Close() } // closing releases the lock
 }
 
 func podReady(p *corev1.Pod) bool {
