@@ -168,6 +168,18 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		require.NoError(t, err, "install.sh %s:\n%s", action, out)
 		return string(out)
 	}
+	clusterObjects := func() map[string]bool {
+		names := map[string]bool{}
+		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", cluster.Kubeconfig, "get",
+			"namespaces,crd,clusterroles,clusterrolebindings,persistentvolumes,validatingwebhookconfigurations,mutatingwebhookconfigurations",
+			"-o", "name").CombinedOutput()
+		require.NoError(t, err, string(out))
+		for _, n := range strings.Fields(string(out)) {
+			names[n] = true
+		}
+		return names
+	}
+	beforeInstall := clusterObjects()
 	installStart := time.Now()
 	out := install("create", "SEDNA_GM_ADDRESS="+gmAddress)
 	installed := time.Since(installStart)
@@ -213,13 +225,16 @@ func TestSednaOnKubeEdge(t *testing.T) {
 	deleteStart := time.Now()
 	out = install("delete")
 	logger.Info("install.sh delete", "took", time.Since(deleteStart), "output", out)
-	// Nothing of Sedna's is left in the cluster, and the LC's containers are gone from the node.
+	// Nothing of Sedna's is left in the cluster: the cluster-scoped objects and namespaces are
+	// those of before the install, and the LC's containers are gone from the edge node.
 	_, err = kube.CoreV1().Namespaces().Get(ctx, "sedna", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "namespace sedna is still there (%v)", err)
-	for _, kind := range []string{"crd", "clusterroles", "clusterrolebindings"} {
-		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", cluster.Kubeconfig, "get", kind, "-o", "name").CombinedOutput()
-		require.NoError(t, err, string(out))
-		require.NotContains(t, string(out), "sedna", "install.sh delete left %s", kind)
+	afterDelete := clusterObjects()
+	for n := range afterDelete {
+		require.True(t, beforeInstall[n], "install.sh delete left %s", n)
+	}
+	for n := range beforeInstall {
+		require.True(t, afterDelete[n], "install.sh delete removed %s, which it did not create", n)
 	}
 	err = wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		return containerCount(ctx, t, edgeRuntime.Socket()) == 0, nil
