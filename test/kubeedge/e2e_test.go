@@ -207,7 +207,7 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		if connected, err = gmConnectedNodes(ctx, kube); err != nil {
 			return false, err
 		}
-		return podReady(lcPod) && connected == 1, nil
+		return podReady(lcPod) && connected == 1 && strings.Contains(podLog(t, ec, lcPod), "Connected to GM"), nil
 	})
 	require.NoError(t, err, "the LC on %s did not connect to GM (GM's connected_nodes %v); pod: %s\nedgecore: %s", edgeNode, connected,
 		podSummary(lcPod), tail(ec.LogPath()))
