@@ -56,7 +56,8 @@ integration: install-test-binaries ## Integration tests against a real kube-apis
 e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and worker processes).
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
-# The real-node tier's images: the pod sandbox, Sedna's and the joint inference demo's, for this machine.
+# The real-node tier's images: the pod sandbox, Sedna's and the joint inference demo's, for this
+# machine, in a directory of their own (make images' output stays as it is).
 E2E_REAL_IMAGES := sedna-pause,sedna-gm,sedna-lc,sedna-kb,mnist-edge,mnist-cloud
 
 .PHONY: install-node-binaries
@@ -65,7 +66,8 @@ install-node-binaries: ## Build kubelet and kube-proxy for the real-node tier (c
 
 .PHONY: e2e-real
 e2e-real: install-test-binaries install-node-binaries ## install.sh on real nodes (containerd, kubelet) and the joint inference demo in real containers; needs root.
-	$(MAKE) images IMAGES=$(E2E_REAL_IMAGES) IMAGE_PLATFORMS=$$($(GO) env GOOS)/$$($(GO) env GOARCH)
+	$(GO) run ./hack/images build --out $(OUTPUT_DIR)/images-e2e-real --tag $(IMAGE_TAG) --repo "" \
+		--platforms $$($(GO) env GOOS)/$$($(GO) env GOARCH) --only "$(E2E_REAL_IMAGES)"
 	$(GO) build -o $(BIN_DIR)/ ./examples/joint_inference/mnist/cmd/...
 	$(GO) test -tags e2ereal -p 1 -count=1 -timeout 30m -v ./test/realnode/...
 
@@ -73,7 +75,8 @@ e2e-real: install-test-binaries install-node-binaries ## install.sh on real node
 .PHONY: e2e-kubeedge
 e2e-kubeedge: install-test-binaries install-node-binaries ## Sedna by install.sh on a real KubeEdge edge node (edgecore on containerd) and a kubelet cloud node.
 	hack/install-kubeedge.sh >/dev/null
-	$(MAKE) images IMAGES=sedna-gm,sedna-lc,sedna-kb,sedna-pause IMAGE_PLATFORMS=$$($(GO) env GOOS)/$$($(GO) env GOARCH)
+	$(GO) run ./hack/images build --out $(OUTPUT_DIR)/images-e2e-kubeedge --tag $(IMAGE_TAG) --repo "" \
+		--platforms $$($(GO) env GOOS)/$$($(GO) env GOARCH) --only "sedna-pause,sedna-gm,sedna-lc,sedna-kb"
 	$(GO) test -tags e2ekubeedge -p 1 -count=1 -timeout 40m -v -run TestSednaOnKubeEdge ./test/kubeedge/
 
 .PHONY: scale

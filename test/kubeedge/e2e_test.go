@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,8 @@ func TestSednaOnKubeEdge(t *testing.T) {
 	root := localcluster.RepoRoot()
 	bin := filepath.Join(root, "_output", "bin")
 	kubectl := filepath.Join(bin, "kubectl")
-	images := filepath.Join(root, "_output", "images", "linux-amd64")
+	// make e2e-kubeedge builds them there (make images' own output stays as it is).
+	images := filepath.Join(root, "_output", "images-e2e-kubeedge", "linux-"+goruntime.GOARCH)
 	began := time.Now()
 
 	// Real nodes share this machine: one iptables (two kube-proxies would rewrite each other's

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -221,9 +222,82 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	}
 	errs = append(errs, Sweep(ctx, c.opts))
 	if c.Before != nil {
-		errs = append(errs, c.Before.RemoveIPTables(ctx, "KUBE-", "CNI-"), c.Before.RestoreSysctls())
+		errs = append(errs, c.Before.RemoveIPTables(ctx, "KUBE-", "CNI-"))
+		now, err := SnapshotHost(ctx)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case c.foreignChanges(now):
+			// Links or mounts appeared that are not ours: another test on this machine builds
+			// networks too, and may need IP forwarding on. Leave the sysctls as they are.
+			c.logger.Info("Not restoring sysctls: the host's network changed outside these nodes", "changes", c.Before.Diff(now))
+		default:
+			errs = append(errs, c.Before.RestoreSysctls())
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// foreignChanges reports whether interfaces or mounts that are not these nodes' appeared.
+func (c *Cluster) foreignChanges(now *Host) bool {
+	n := 0
+	for _, d := range c.Before.Diff(now) {
+		if strings.HasPrefix(d, "link: added ") || strings.HasPrefix(d, "mount: added ") {
+			n++
+		}
+	}
+	for _, d := range c.Leftovers(now) {
+		if strings.HasPrefix(d, "link: added ") || strings.HasPrefix(d, "mount: added ") {
+			n--
+		}
+	}
+	return n > 0
+}
+
+// Leftovers is what after has that the host had not before Start and that these nodes made:
+// iptables and ip6tables chains and rules (anyone's), interfaces that are the nodes' bridges or
+// veths, mounts under Dir, and changed sysctls — unless interfaces or mounts of another program
+// (another test sharing the machine) appeared too, as a sysctl may then be its.
+func (c *Cluster) Leftovers(after *Host) []string {
+	var bridges []string
+	for _, n := range c.opts.Nodes {
+		bridges = append(bridges, n.Bridge)
+	}
+	return c.Before.Leftovers(after, c.opts.Dir, bridges...)
+}
+
+// Leftovers is Diff restricted to what a run in dir with these bridges made (Cluster.Leftovers).
+func (h *Host) Leftovers(after *Host, dir string, bridges ...string) []string {
+	ours := map[string]bool{}
+	for _, b := range bridges {
+		ours[b] = true
+	}
+	var out, sysctls []string
+	foreign := false
+	for _, d := range h.Diff(after) {
+		if name, ok := strings.CutPrefix(d, "link: added "); ok {
+			if !ours[name] && !strings.HasPrefix(name, "veth") {
+				foreign = true
+				continue
+			}
+		}
+		if m, ok := strings.CutPrefix(d, "mount: added "); ok {
+			if m != dir && !strings.HasPrefix(m, dir+"/") {
+				foreign = true
+				continue
+			}
+		}
+		if strings.HasPrefix(d, "sysctl ") {
+			sysctls = append(sysctls, d)
+			continue
+		}
+		out = append(out, d)
+	}
+	// With another program's network on the host, a changed sysctl may be its (Stop leaves them).
+	if !foreign {
+		out = append(out, sysctls...)
+	}
+	return out
 }
 
 // Sweep removes what a run with these options may have left on the host, from names alone (the
@@ -233,7 +307,7 @@ func Sweep(ctx context.Context, opts Options) error {
 	var errs []error
 	for _, spec := range opts.Nodes {
 		errs = append(errs, SweepContainerd(ctx, filepath.Join(opts.Dir, spec.Name, "containerd"), spec.Bridge))
-		errs = append(errs, removeCgroup("/sedna-realnode-"+spec.Name))
+		errs = append(errs, removeCgroup(cgroupRootFor(filepath.Join(opts.Dir, spec.Name, "kubelet"), spec.Name)))
 	}
 	errs = append(errs, unmountUnder(opts.Dir))
 	return errors.Join(errs...)

@@ -213,8 +213,8 @@ func (h *Host) RestoreSysctls() error {
 
 // RemoveIPTables removes the iptables and ip6tables chains that did not exist in the snapshot and
 // whose names start with one of prefixes (KUBE- for kubelet and kube-proxy, CNI- for the CNI
-// plugins), and the rules of other chains that jump to them. Rules and chains of anything else on
-// this machine are left alone.
+// plugins), and the rules added since the snapshot to chains with those prefixes or jumping to
+// them. Rules and chains of anything else on this machine are left alone.
 func (h *Host) RemoveIPTables(ctx context.Context, prefixes ...string) error {
 	var errs []error
 	for _, fam := range []struct {
@@ -252,19 +252,36 @@ func (h *Host) RemoveIPTables(ctx context.Context, prefixes ...string) error {
 					}
 				}
 			}
-			// Rules in kept chains that jump to a new chain go first.
+			hasPrefix := func(chain string) bool {
+				for _, p := range prefixes {
+					if strings.HasPrefix(chain, p) {
+						return true
+					}
+				}
+				return false
+			}
+			had := map[string]bool{}
+			for _, l := range fam.before[table] {
+				had[l] = true
+			}
+			// Rules added to kept chains go first: those of a kept chain with one of the prefixes
+			// (a KUBE-SERVICES that existed before), and those of any chain that jump to a chain
+			// with one of the prefixes.
 			for _, l := range lines {
 				fields := strings.Fields(l)
-				if len(fields) < 2 || fields[0] != "-A" || isNew(fields[1]) {
+				if len(fields) < 2 || fields[0] != "-A" || isNew(fields[1]) || had[l] {
 					continue
 				}
+				remove := hasPrefix(fields[1])
 				for i, f := range fields {
-					if (f == "-j" || f == "-g") && i+1 < len(fields) && isNew(fields[i+1]) {
-						args := append([]string{"-w", "-t", table, "-D"}, splitRule(l)[1:]...)
-						if err := run(ctx, fam.cmd, args...); err != nil {
-							errs = append(errs, err)
-						}
-						break
+					if (f == "-j" || f == "-g") && i+1 < len(fields) && hasPrefix(fields[i+1]) {
+						remove = true
+					}
+				}
+				if remove {
+					args := append([]string{"-w", "-t", table, "-D"}, splitRule(l)[1:]...)
+					if err := run(ctx, fam.cmd, args...); err != nil {
+						errs = append(errs, err)
 					}
 				}
 			}

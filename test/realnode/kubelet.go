@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -73,7 +74,7 @@ func StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, error) {
 		cfg.ClusterDNS = cfg.Containerd.Gateway()
 	}
 	name := cfg.Containerd.Name()
-	k := &Kubelet{cfg: cfg, cgroupRoot: "/sedna-realnode-" + name}
+	k := &Kubelet{cfg: cfg, cgroupRoot: cgroupRootFor(dir, name)}
 	for _, d := range []string{filepath.Join(dir, "root"), filepath.Join(dir, "pod-logs"), filepath.Join(dir, "logs")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return k, err
@@ -206,6 +207,14 @@ func (k *Kubelet) Stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cgroupRootFor is the cgroup root of the kubelet in dir for node: its own per run directory,
+// as two runs on one machine (two tiers, two checkouts) may name their nodes alike, and a sweep
+// of one must not kill the other's pods.
+func cgroupRootFor(dir, node string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return fmt.Sprintf("/sedna-realnode-%s-%x", node, sum[:4])
 }
 
 // Sweep removes what the kubelet left on the host once its runtime is stopped too: the cgroups

@@ -37,7 +37,7 @@ import (
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
-// The images the tier runs, as `make images` writes them for linux/amd64.
+// The images the tier runs, as `make e2e-real` builds them (hack/images) for this machine.
 var tierImages = []string{"sedna-pause", "sedna-gm", "sedna-lc", "sedna-kb", "mnist-edge", "mnist-cloud"}
 
 // jiNamespace is where the demo runs (its manifests name no namespace).
@@ -58,7 +58,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	logger, ctx := ktesting.NewTestContext(t)
 	var images []string
 	for _, name := range tierImages {
-		path := repoPath("_output", "images", "linux-"+runtime.GOARCH, name+".tar")
+		path := repoPath("_output", "images-e2e-real", "linux-"+runtime.GOARCH, name+".tar")
 		_, err := os.Stat(path)
 		require.NoError(t, err, "run `make e2e-real` (it builds the images first)")
 		images = append(images, path)
@@ -88,7 +88,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 			{Name: "edge-node-1", Bridge: "sedna-edge0", Subnet: "10.251.2.0/24", Labels: map[string]string{"node-role.kubernetes.io/edge": ""}},
 		},
 		ClusterCIDR: "10.251.0.0/16",
-		ServiceCIDR: "10.252.0.0/24",
+		ServiceCIDR: "10.250.0.0/24",
 		Images:      images,
 	}
 	cluster, err := Start(ctx, opts)
@@ -100,6 +100,15 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	})
 	require.NoError(t, err)
 	logger.Info("Nodes are up", "after", time.Since(start))
+	// Runs before the nodes stop (cleanups run last-in first-out): the pods' logs go with them.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, ns := range []string{"sedna", jiNamespace} {
+				t.Logf("--- pods of %s ---\n%s", ns, podReport(t, cluster, ns, 30))
+				savePodLogs(t, cluster, ns, filepath.Join(opts.Dir, "pod-logs"))
+			}
+		}
+	})
 
 	// The knowledge base's volume: no StorageClass here, so a PersistentVolume an administrator
 	// makes (docs/install.md), a host directory the kb user owns.
@@ -121,7 +130,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	before := snapshotObjects(t, cluster)
 	out, code := installScript(t, cluster, "SEDNA_ACTION=create", "SEDNA_WAIT_TIMEOUT=240s")
 	if code != 0 {
-		t.Fatalf("install.sh create: exit %d\n%s\n%s", code, out, podReport(t, cluster, "sedna"))
+		t.Fatalf("install.sh create: exit %d\n%s\n%s", code, out, podReport(t, cluster, "sedna", 15))
 	}
 	logger.Info("install.sh create done", "after", time.Since(start))
 	pods := podsByNode(t, cluster, "sedna")
@@ -138,7 +147,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady), fmt.Sprintf("conditions=%v\n%s", ji.Status.Conditions, podReport(t, cluster, jiNamespace))
+		return apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady), fmt.Sprintf("conditions=%v\n%s", ji.Status.Conditions, podReport(t, cluster, jiNamespace, 15))
 	})
 	edgeIP := ""
 	eventually(t, 2*time.Minute, "the edge worker's API", func() (bool, string) {
@@ -174,6 +183,27 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	})
 	logger.Info("Joint inference demo passed", "after", time.Since(start))
 
+	// GM fails over in real containers: the leader's pod is deleted, the standby takes the Lease
+	// and labels its pod, the gm Service follows the label, the LC reconnects, and the edge's
+	// next reports reach status.
+	leader := gmLeader(t, cluster)
+	require.NotEmpty(t, leader, "no GM pod is labelled %s=%s", gmRoleLabel, "leader")
+	require.NoError(t, cluster.Client.CoreV1().Pods("sedna").Delete(ctx, leader, metav1.DeleteOptions{}))
+	eventually(t, 2*time.Minute, "another GM to lead", func() (bool, string) {
+		now := gmLeader(t, cluster)
+		return now != "" && now != leader, fmt.Sprintf("leader %q\n%s", now, podReport(t, cluster, "sedna", 5))
+	})
+	mnistEval(t, "--edge-url", "http://"+edgeIP+":8000", "--limit", "300")
+	eventually(t, 2*time.Minute, "the reports after the failover in status.metrics", func() (bool, string) {
+		ji, err := jis.Get(ctx, "mnist-ji", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		n, _ := metricValue(ji, "inferenceNumber")
+		return n >= 10300, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
+	})
+	logger.Info("GM failed over", "from", leader, "to", gmLeader(t, cluster), "after", time.Since(start))
+
 	// Uninstall: the demo first (install.sh refuses while Sedna objects exist), then Sedna.
 	kubectl(t, cluster, "delete", "-n", jiNamespace, "--wait=true", "-f", jiManifest)
 	eventually(t, 2*time.Minute, "the demo's pods to go", func() (bool, string) {
@@ -193,7 +223,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	require.NoError(t, stop())
 	after, err := SnapshotHost(ctx)
 	require.NoError(t, err)
-	require.Empty(t, cluster.Before.Diff(after), "the host changed")
+	require.Empty(t, cluster.Leftovers(after), "the host changed")
 	t.Logf("the real-node tier took %s", time.Since(start).Round(time.Second))
 }
 
@@ -322,7 +352,7 @@ func podIPOn(t *testing.T, c *Cluster, ns, node string) string {
 }
 
 // podReport describes the pods of ns and the tail of their logs, for failure messages.
-func podReport(t *testing.T, c *Cluster, ns string) string {
+func podReport(t *testing.T, c *Cluster, ns string, lines int64) string {
 	pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return err.Error()
@@ -333,7 +363,7 @@ func podReport(t *testing.T, c *Cluster, ns string) string {
 		for _, cs := range p.Status.ContainerStatuses {
 			fmt.Fprintf(&b, "  %s ready=%v restarts=%d state=%+v last=%+v\n", cs.Name, cs.Ready, cs.RestartCount, cs.State, cs.LastTerminationState)
 		}
-		logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(int64(15))}).DoRaw(context.Background())
+		logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(lines)}).DoRaw(context.Background())
 		if err != nil {
 			fmt.Fprintf(&b, "  (logs: %v)\n", err)
 			continue
@@ -341,6 +371,50 @@ func podReport(t *testing.T, c *Cluster, ns string) string {
 		fmt.Fprintf(&b, "  logs:\n%s\n", logs)
 	}
 	return b.String()
+}
+
+// savePodLogs writes the whole log of every container of ns to dir/<ns>_<pod>_<container>.log.
+func savePodLogs(t *testing.T, c *Cluster, ns, dir string) {
+	pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	for _, p := range pods.Items {
+		for _, ctr := range p.Spec.Containers {
+			logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: ctr.Name}).DoRaw(context.Background())
+			if err != nil {
+				continue
+			}
+			path := filepath.Join(dir, ns+"_"+p.Name+"_"+ctr.Name+".log")
+			if os.WriteFile(path, logs, 0o644) == nil {
+				t.Logf("log of %s/%s %s: %s", ns, p.Name, ctr.Name, path)
+			}
+		}
+	}
+}
+
+// gmRoleLabel is the label GM puts on its own pod (cmd/sedna-gm/app.RoleLabel).
+const gmRoleLabel = "sedna.io/gm-role"
+
+// gmLeader is the one running, Ready GM pod labelled leader, or "" (none, or more than one).
+func gmLeader(t *testing.T, c *Cluster) string {
+	pods, err := c.Client.CoreV1().Pods("sedna").List(context.Background(), metav1.ListOptions{LabelSelector: gmRoleLabel + "=leader"})
+	require.NoError(t, err)
+	var leaders []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				leaders = append(leaders, p.Name)
+			}
+		}
+	}
+	if len(leaders) != 1 {
+		return ""
+	}
+	return leaders[0]
 }
 
 func ptrTo[T any](v T) *T { return &v }

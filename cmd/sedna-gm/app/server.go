@@ -178,6 +178,12 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 		return err
 	}
 
+	// A restarted leader's pod still carries the leader label: it is a standby until it leads
+	// again, and says so before it answers the readiness probe (else the gm Service would route
+	// LCs to it).
+	if err := c.role.set(ctx, RoleStandby); err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	servers := []*http.Server{
 		{Addr: cfg.MetricsAddress, Handler: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second},
@@ -187,11 +193,6 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 		if err := serve(ctx, s, nil); err != nil {
 			return err
 		}
-	}
-
-	// A restarted leader's pod still carries the leader label: it is a standby until it leads again.
-	if err := c.role.set(ctx, RoleStandby); err != nil {
-		return err
 	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
