@@ -71,6 +71,14 @@ e2e-real: install-test-binaries install-node-binaries ## install.sh on real node
 	$(GO) build -o $(BIN_DIR)/ ./examples/joint_inference/mnist/cmd/...
 	$(GO) test -tags e2ereal -p 1 -count=1 -timeout 30m -v ./test/realnode/...
 
+# Not in .ci/run (CI's time): KubeEdge's build alone is nine minutes cold. Needs root (docs/install.md).
+.PHONY: e2e-kubeedge
+e2e-kubeedge: install-test-binaries install-node-binaries ## Sedna by install.sh on a real KubeEdge edge node (edgecore on containerd) and a kubelet cloud node.
+	hack/install-kubeedge.sh >/dev/null
+	$(GO) run ./hack/images build --out $(OUTPUT_DIR)/images-e2e-kubeedge --tag $(IMAGE_TAG) --repo "" \
+		--platforms $$($(GO) env GOOS)/$$($(GO) env GOARCH) --only "sedna-pause,sedna-gm,sedna-lc,sedna-kb"
+	$(GO) test -tags e2ekubeedge -p 1 -count=1 -timeout 40m -v -run TestSednaOnKubeEdge ./test/kubeedge/
+
 .PHONY: scale
 scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
 	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
@@ -111,6 +119,7 @@ verify: ## gofmt, go vet, golangci-lint, generated code, CRDs and chart up to da
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
 	$(GO) vet -tags e2ereal ./test/realnode/...
+	$(GO) vet -tags e2ekubeedge ./test/kubeedge/
 	hack/verify-golangci-lint.sh
 	hack/verify-codegen.sh
 	hack/verify-crds.sh

@@ -13,6 +13,11 @@
 #   SEDNA_VERSION       image tag of sedna-gm, sedna-lc and sedna-kb (default: the manifests' tag).
 #   SEDNA_IMAGE_REPO    registry and path the images are pulled from, e.g. registry.local/sedna
 #                       (default: the manifests' kubeedge/...).
+#   SEDNA_GM_ADDRESS    host:port the LCs dial GM at (default: the manifests' gm.sedna:9000, the
+#                       Service, which edge nodes reach only with cluster DNS and service routing
+#                       there, e.g. EdgeMesh). Set it when the edge nodes have neither: an address
+#                       of GM they can reach (a NodePort or load balancer in front of Service gm).
+#                       A certificate generated here names its host too; one that is kept must.
 #   SEDNA_GM_TLS_CERT, SEDNA_GM_TLS_KEY, SEDNA_GM_CA_FILE
 #                       bring your own GM serving certificate, its key and the CA bundle LCs
 #                       trust; all three or none. Without them a CA and a certificate are
@@ -35,6 +40,7 @@ set -o errexit -o nounset -o pipefail
 SEDNA_ACTION=${SEDNA_ACTION:-create}
 SEDNA_ROOT=${SEDNA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SEDNA_IMAGE_REPO=${SEDNA_IMAGE_REPO:-}
+SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS:-}
 SEDNA_WAIT=${SEDNA_WAIT:-true}
 SEDNA_WAIT_TIMEOUT=${SEDNA_WAIT_TIMEOUT:-300s}
 SEDNA_ROTATE_CERTS=${SEDNA_ROTATE_CERTS:-false}
@@ -91,11 +97,28 @@ default_version() {
 }
 SEDNA_VERSION=${SEDNA_VERSION:-$(default_version)}
 
-# render prints a manifest with Sedna's images set to SEDNA_IMAGE_REPO and SEDNA_VERSION.
+# GM_HOST is SEDNA_GM_ADDRESS's host (brackets of an IPv6 address removed), empty without it.
+GM_HOST=
+if [[ -n "${SEDNA_GM_ADDRESS}" ]]; then
+  [[ "${SEDNA_GM_ADDRESS}" =~ ^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]] ||
+    die "SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS}: want host:port (a DNS name, an IPv4 address or [IPv6]) without a scheme"
+  GM_HOST=${SEDNA_GM_ADDRESS%:*}
+  GM_HOST=${GM_HOST#[}
+  GM_HOST=${GM_HOST%]}
+fi
+
+# gm_host_is_ip reports whether GM_HOST is an IP address (a certificate names it as IP:, not DNS:).
+gm_host_is_ip() { [[ "${GM_HOST}" =~ ^[0-9.]+$ || "${GM_HOST}" == *:* ]]; }
+
+# render prints a manifest with Sedna's images set to SEDNA_IMAGE_REPO and SEDNA_VERSION, and the
+# LCs' GM_ADDRESS set to SEDNA_GM_ADDRESS.
 render() {
   local repo_expr='\1kubeedge/\2'
   [[ -n "${SEDNA_IMAGE_REPO}" ]] && repo_expr="\\1${SEDNA_IMAGE_REPO%/}/\\2"
-  sed -E "s#^( *image: *)kubeedge/(sedna-[a-z0-9-]+):[^ \"]+#${repo_expr}:${SEDNA_VERSION}#" "$1"
+  local addr_expr='&'
+  [[ -n "${SEDNA_GM_ADDRESS}" ]] && addr_expr="\\1\"${SEDNA_GM_ADDRESS}\""
+  sed -E -e "s#^( *image: *)kubeedge/(sedna-[a-z0-9-]+):[^ \"]+#${repo_expr}:${SEDNA_VERSION}#" \
+    -e "s#(\{name: GM_ADDRESS, value: )\"[^\"]*\"#${addr_expr}#" "$1"
 }
 
 apply() {
@@ -125,9 +148,12 @@ generate_certs() {
       -addext "basicConstraints=critical,CA:TRUE,pathlen:0" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=gm.${NAMESPACE}" \
       -keyout tls.key -out tls.csr 2>/dev/null
+    local san="DNS:gm.${NAMESPACE},DNS:gm.${NAMESPACE}.svc,DNS:gm.${NAMESPACE}.svc.cluster.local"
+    if [[ -n "${GM_HOST}" ]]; then
+      if gm_host_is_ip; then san+=",IP:${GM_HOST}"; else san+=",DNS:${GM_HOST}"; fi
+    fi
     printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
-      "extendedKeyUsage=serverAuth" \
-      "subjectAltName=DNS:gm.${NAMESPACE},DNS:gm.${NAMESPACE}.svc,DNS:gm.${NAMESPACE}.svc.cluster.local" >ext.cnf
+      "extendedKeyUsage=serverAuth" "subjectAltName=${san}" >ext.cnf
     openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days "${CERT_DAYS}" \
       -extfile ext.cnf -out tls.crt 2>/dev/null
     rm -f ca.key ca.srl tls.csr ext.cnf
@@ -148,6 +174,7 @@ ensure_certs() {
       --dry-run=client -o yaml | kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
     kc -n "${NAMESPACE}" create configmap sedna-gm-ca --from-file=ca.crt="${SEDNA_GM_CA_FILE}" \
       --dry-run=client -o yaml | kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
+    require_cert_names_gm_host
     return 0
   fi
 
@@ -155,6 +182,7 @@ ensure_certs() {
     kc -n "${NAMESPACE}" get configmap sedna-gm-ca >/dev/null 2>&1 ||
       die "Secret ${NAMESPACE}/sedna-gm-tls exists but ConfigMap ${NAMESPACE}/sedna-gm-ca (the CA LCs trust) does not: create it, or set SEDNA_GM_CA_FILE with the certificate files"
     log "keeping GM's certificate (Secret ${NAMESPACE}/sedna-gm-tls; SEDNA_ROTATE_CERTS=true issues a new one)"
+    require_cert_names_gm_host
     return 0
   fi
 
@@ -175,6 +203,19 @@ ensure_certs() {
   kc -n "${NAMESPACE}" create secret tls sedna-gm-tls --cert="${dir}/tls.crt" --key="${dir}/tls.key" --dry-run=client -o yaml |
     kc label --local -f - "${MANAGED_LABEL}" -o yaml |
     kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
+}
+
+# require_cert_names_gm_host stops the install when SEDNA_GM_ADDRESS is set and GM's certificate
+# (Secret sedna-gm-tls) does not name its host: every LC would then refuse GM.
+require_cert_names_gm_host() {
+  [[ -n "${GM_HOST}" ]] || return 0
+  local dir check=-checkhost
+  tmpdir dir
+  gm_host_is_ip && check=-checkip
+  kc -n "${NAMESPACE}" get secret sedna-gm-tls -o jsonpath='{.data.tls\.crt}' | base64 -d >"${dir}/tls.crt"
+  command -v openssl >/dev/null || { log "warning: no openssl to check that GM's certificate names ${GM_HOST}"; return 0; }
+  openssl x509 -in "${dir}/tls.crt" -noout "${check}" "${GM_HOST}" | grep -q ' does match' ||
+    die "GM's certificate (Secret ${NAMESPACE}/sedna-gm-tls) does not name ${GM_HOST} of SEDNA_GM_ADDRESS, so the LCs would refuse GM: set SEDNA_ROTATE_CERTS=true to issue one that does, or bring one (SEDNA_GM_TLS_CERT, ...)"
 }
 
 # ensure_kb_tokens creates the knowledge base's write and read tokens (Secret sedna-kb-token) when

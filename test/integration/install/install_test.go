@@ -335,6 +335,34 @@ func TestInstallScript(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rotated.Data["tls.crt"], unchanged.Data["tls.crt"], "a failed rotation changed the certificate")
 
+	// SEDNA_GM_ADDRESS, for edge nodes without cluster DNS (KubeEdge without EdgeMesh): refused
+	// when malformed; refused while the kept certificate does not name its host (the LCs would
+	// refuse GM), changing nothing; with a new certificate the LCs dial it and GM's certificate
+	// verifies for it as well as for the Service's names.
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS=https://10.0.0.5:30900")
+	require.NotEqual(t, 0, code, out)
+	require.Contains(t, out, "SEDNA_GM_ADDRESS=https://10.0.0.5:30900: want host:port")
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS=10.0.0.5:30900")
+	require.NotEqual(t, 0, code, out)
+	require.Contains(t, out, "does not name 10.0.0.5 of SEDNA_GM_ADDRESS")
+	lc, err = kube.AppsV1().DaemonSets(ns).Get(ctx, "sedna-lc", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "gm.sedna:9000", envValue(lc.Spec.Template.Spec.Containers[0].Env, "GM_ADDRESS"))
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS=10.0.0.5:30900", "SEDNA_ROTATE_CERTS=true")
+	require.Equal(t, 0, code, out)
+	lc, err = kube.AppsV1().DaemonSets(ns).Get(ctx, "sedna-lc", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "10.0.0.5:30900", envValue(lc.Spec.Template.Spec.Containers[0].Env, "GM_ADDRESS"))
+	withIP, err := kube.CoreV1().Secrets(ns).Get(ctx, "sedna-gm-tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	caCM3, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, "sedna-gm-ca", metav1.GetOptions{})
+	require.NoError(t, err)
+	verifyServing(t, withIP.Data["tls.crt"], caCM3.Data["ca.crt"])
+	verifyServingIP(t, withIP.Data["tls.crt"], caCM3.Data["ca.crt"], "10.0.0.5")
+	// A re-run with the same address keeps that certificate.
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS=10.0.0.5:30900")
+	require.Equal(t, 0, code, out)
+
 	// A user's Sedna object stops delete from removing the CRDs (which would delete it).
 	sedna, err := sednaclientset.NewForConfig(cluster.Config)
 	require.NoError(t, err)
@@ -445,6 +473,29 @@ func verifyServing(t *testing.T, certPEM []byte, caPEM string) {
 		_, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 		require.NoError(t, err, "GM's certificate for %s", name)
 	}
+}
+
+// verifyServingIP checks that certPEM is a serving certificate for ip, verified by caPEM.
+func verifyServingIP(t *testing.T, certPEM []byte, caPEM, ip string) {
+	t.Helper()
+	block, _ := pem.Decode(certPEM)
+	require.NotNil(t, block, "tls.crt holds no PEM block")
+	cert, err := x509.ParseCertificate(block.Bytes)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM([]byte(caPEM)), "ca.crt holds no certificate")
+	_, err = cert.Verify(x509.VerifyOptions{DNSName: ip, Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	require.NoError(t, err, "GM's certificate for %s", ip)
+}
+
+// envValue is the literal value of the environment variable name, "" if absent.
+func envValue(env []corev1.EnvVar, name string) string {
+	for _, e := range env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }
 
 // requireSubset checks that every field the manifest sets has the manifest's value in the cluster
