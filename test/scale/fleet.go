@@ -94,6 +94,11 @@ type FleetResult struct {
 	// Failover: SIGKILL of the leader → every LC applied a complete snapshot from the new one.
 	Failover      time.Duration
 	LeaseDuration time.Duration
+	// FailoverPhases: from the SIGKILL to the standby acquiring the Lease (its acquireTime), to
+	// the new leader answering ready (serving LCs), to every LC connected to it again.
+	FailoverAcquired, FailoverServing, FailoverConnected time.Duration
+	// FailoverDials counts the LCs' dials during the failover by result.
+	FailoverDials map[string]int
 }
 
 // RunFleet runs one fleet of opts.Nodes nodes on the control plane in dir and returns its figures.
@@ -166,8 +171,16 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 
 	if opts.Failover {
 		applied := lcs.appliedCounts()
+		dials := lcs.dialCounts()
+		var standby *gmProcess
+		for _, gm := range gms {
+			if gm != leader {
+				standby = gm
+			}
+		}
 		killed := time.Now()
 		require.NoError(t, leader.proc.Kill())
+		phases := watchFailover(ctx, kube, standby, lcs, dials, killed)
 		// A complete snapshot from the new leader is at least the dataset and the sync frame.
 		waitFor(ctx, t, opts.LeaseDuration+5*time.Minute, "every LC applied the new leader's snapshot", func() bool {
 			now := lcs.appliedCounts()
@@ -179,7 +192,16 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 			return lcs.holding() == opts.Nodes
 		})
 		res.Failover = time.Since(killed)
-		t.Logf("N=%d: failover took %s (lease %s)", opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration)
+		res.FailoverAcquired, res.FailoverServing, res.FailoverConnected = phases.wait()
+		res.FailoverDials = map[string]int{}
+		for k, v := range lcs.dialCounts() {
+			if d := v - dials[k]; d > 0 {
+				res.FailoverDials[k] = d
+			}
+		}
+		t.Logf("N=%d: failover took %s (lease %s): Lease acquired after %s, serving after %s, every LC connected after %s; dials %v",
+			opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration, res.FailoverAcquired.Round(time.Millisecond),
+			res.FailoverServing.Round(time.Millisecond), res.FailoverConnected.Round(time.Millisecond), res.FailoverDials)
 	}
 	return res
 }
@@ -313,6 +335,7 @@ type gmProcess struct {
 	name        string
 	proc        *localcluster.Process
 	channelPort int
+	healthAddr  string
 }
 
 func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfig string, cert framework.ServingCert, lease time.Duration) *gmProcess {
@@ -329,7 +352,7 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 			LCServiceAccounts: []string{fleetNamespace + "/" + lcAccount}},
 		LeaderElection: config.LeaderElection{Enabled: &enabled, LeaseNamespace: fleetNamespace,
 			LeaseDuration: config.Duration{Duration: lease}, RenewDeadline: config.Duration{Duration: lease * 2 / 3},
-			RetryPeriod: config.Duration{Duration: lease / 5}},
+			RetryPeriod: config.Duration{Duration: min(2*time.Second, lease/5)}}, // 2 s: the shipped default
 		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", ports[1]), HealthAddress: fmt.Sprintf("127.0.0.1:%d", ports[2]),
 	}
 	data, err := json.Marshal(cfg)
@@ -345,7 +368,7 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 			}
 		}
 	})
-	return &gmProcess{name: name, proc: proc, channelPort: ports[0]}
+	return &gmProcess{name: name, proc: proc, channelPort: ports[0], healthAddr: cfg.HealthAddress}
 }
 
 // leaderOf waits for a leader and returns its process.
@@ -397,6 +420,11 @@ func startFront(t testing.TB, gms []*gmProcess) string {
 					}
 				}
 				if backend == nil {
+					// No GM serves (a failover): reset the connection, as a Service without a
+					// ready endpoint refuses it.
+					if tcp, ok := conn.(*net.TCPConn); ok {
+						_ = tcp.SetLinger(0)
+					}
 					return
 				}
 				defer func() { _ = backend.Close() }()
@@ -588,7 +616,7 @@ func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Int
 		lc := &fleetLC{store: st, registry: prometheus.NewRegistry(),
 			key: channel.Key{Kind: "dataset", Namespace: fleetNamespace, Name: fmt.Sprintf("ds-%d", i)}}
 		lc.client, err = gmclient.New(gmclient.Options{URL: url, NodeName: nodeName(i), TokenFile: tokenFile, CAFile: caFile,
-			MaxBackoff: 2 * time.Second, Registerer: lc.registry}, st, lcHandler{lc})
+			Registerer: lc.registry}, st, lcHandler{lc})
 		if err != nil {
 			_ = st.Close()
 			return err
@@ -737,4 +765,99 @@ func installCRDs(t testing.TB, cfg *rest.Config) {
 	}
 	_, err := envtest.InstallCRDs(cfg, opts)
 	require.NoError(t, err)
+}
+
+// failoverPhases records when, after the leader's SIGKILL, the standby acquired the Lease, began
+// serving LCs, and every LC had connected to it.
+type failoverPhases struct {
+	done                         chan struct{}
+	acquired, serving, connected time.Duration
+}
+
+// watchFailover follows the failover in the background: the Lease's holder and acquireTime, the
+// standby's readiness (it is ready once it serves LCs), and each LC's successful dials.
+func watchFailover(ctx context.Context, kube kubernetes.Interface, standby *gmProcess, f *fleet, dialsBefore map[string]int, killed time.Time) *failoverPhases {
+	p := &failoverPhases{done: make(chan struct{})}
+	okBefore := f.okDials()
+	go func() {
+		defer close(p.done)
+		client := &http.Client{Timeout: time.Second}
+		deadline := killed.Add(10 * time.Minute)
+		for ctx.Err() == nil && time.Now().Before(deadline) && (p.acquired == 0 || p.serving == 0 || p.connected == 0) {
+			if p.acquired == 0 {
+				if lease, err := kube.CoordinationV1().Leases(fleetNamespace).Get(ctx, "sedna-gm", metav1.GetOptions{}); err == nil &&
+					lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == standby.name && lease.Spec.AcquireTime != nil {
+					p.acquired = lease.Spec.AcquireTime.Sub(killed)
+				}
+			}
+			if p.serving == 0 {
+				if resp, err := client.Get("http://" + standby.healthAddr + "/readyz"); err == nil {
+					_ = resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						p.serving = time.Since(killed)
+					}
+				}
+			}
+			if p.connected == 0 {
+				now, all := f.okDials(), true
+				for i := range now {
+					if now[i] <= okBefore[i] {
+						all = false
+						break
+					}
+				}
+				if all {
+					p.connected = time.Since(killed)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return p
+}
+
+func (p *failoverPhases) wait() (acquired, serving, connected time.Duration) {
+	<-p.done
+	return p.acquired, p.serving, p.connected
+}
+
+// gather sums, per LC, the values of the metric family whose name ends in suffix and whose
+// labels (if any are given) match.
+func (f *fleet) gather(suffix string, each func(i int, labels map[string]string, v float64)) {
+	for i, lc := range f.lcs {
+		families, err := lc.registry.Gather()
+		if err != nil {
+			continue
+		}
+		for _, fam := range families {
+			if !strings.HasSuffix(fam.GetName(), suffix) {
+				continue
+			}
+			for _, m := range fam.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				each(i, labels, m.GetCounter().GetValue())
+			}
+		}
+	}
+}
+
+// okDials is, per LC, its successful dials.
+func (f *fleet) okDials() []float64 {
+	out := make([]float64, len(f.lcs))
+	f.gather("dials_total", func(i int, labels map[string]string, v float64) {
+		if labels["result"] == "ok" {
+			out[i] += v
+		}
+	})
+	return out
+}
+
+// dialCounts is the LCs' dials by result.
+func (f *fleet) dialCounts() map[string]int {
+	out := map[string]int{}
+	f.gather("dials_total", func(_ int, labels map[string]string, v float64) { out[labels["result"]] += int(v) })
+	return out
 }
