@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,6 +75,12 @@ type FleetOptions struct {
 	Failover bool
 	// LeaseDuration of GM's leader election.
 	LeaseDuration time.Duration
+	// Objects is how many workload objects (JointInferenceServices and IncrementalLearningJobs,
+	// half each, spread over the nodes) are created after the rest window (0: none).
+	Objects int
+	// ReportRate paces the report phase: reports per second over the whole fleet, each LC
+	// sending its share at even intervals (0: every LC queues its reports at once, a burst).
+	ReportRate float64
 }
 
 // FleetResult is one row of the fleet tables.
@@ -87,10 +94,24 @@ type FleetResult struct {
 	// RestRequests counts GM's API requests during the rest window by "verb resource".
 	RestRequests map[string]int
 	RestWindow   time.Duration
-	// Reports: how many went through, their rate and end-to-end p99 (enqueue → status observed).
-	Reports    int
-	ReportRate float64
-	ReportP99  time.Duration
+	// Reports: how many went through, their rate and end-to-end p99 (enqueue → status observed),
+	// and GM's Dataset status writes while they went through (coalescing: fewer than reports).
+	Reports      int
+	ReportRate   float64
+	ReportP99    time.Duration
+	StatusWrites int
+	// Workload: objects created, time until every child existed and every LC held its objects,
+	// what converged, and the leader's RSS before and after (settled).
+	Objects                 int
+	WorkloadConverge        time.Duration
+	WorkloadCounts          workloadCounts
+	RSSBeforeWorkload       uint64
+	RSSAfterWorkload        uint64
+	WorkloadRequestsPerKind map[string]int
+	// Machine: RSS of the other processes at the end of the workload (or rest) phase: the test
+	// process (the N LCs), kube-apiserver, etcd, KWOK, and the standby GM.
+	ProcessRSS map[string]uint64
+	LoadAvg    string
 	// Failover: SIGKILL of the leader → every LC applied a complete snapshot from the new one.
 	Failover      time.Duration
 	LeaseDuration time.Duration
@@ -99,6 +120,11 @@ type FleetResult struct {
 	FailoverAcquired, FailoverServing, FailoverConnected time.Duration
 	// FailoverDials counts the LCs' dials during the failover by result.
 	FailoverDials map[string]int
+	// GMRestarts counts GM processes that exited (a lost Lease) and were started again before
+	// the failover.
+	GMRestarts int
+	// PIDs of every process the run started (control plane, KWOK, GMs); none may outlive it.
+	PIDs map[string]int
 }
 
 // RunFleet runs one fleet of opts.Nodes nodes on the control plane in dir and returns its figures.
@@ -153,23 +179,61 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 	leader := leaderOf(ctx, t, kube, gms)
 	// At rest: let the last status writes settle, then count.
 	time.Sleep(5 * time.Second)
-	cpu0, before := processCPU(t, leader.proc.PID()), counter.snapshot()
+	cpu0, before := processCPU(t, leader.pid()), counter.snapshot()
 	time.Sleep(opts.RestWindow)
-	cpu1, after := processCPU(t, leader.proc.PID()), counter.snapshot()
+	cpu1, after := processCPU(t, leader.pid()), counter.snapshot()
 	res.CPUCores = (cpu1 - cpu0).Seconds() / opts.RestWindow.Seconds()
-	res.RSS = processRSS(t, leader.proc.PID())
-	res.RestRequests = map[string]int{}
-	for k, v := range after {
-		if d := v - before[k]; d > 0 {
-			res.RestRequests[k] = d
+	res.RSS = processRSS(t, leader.pid())
+	res.RestRequests = diffCounts(after, before)
+
+	if opts.Objects > 0 {
+		res.Objects = opts.Objects
+		res.RSSBeforeWorkload = res.RSS
+		before := counter.snapshot()
+		res.WorkloadConverge, res.WorkloadCounts = createWorkload(ctx, t, kube, sedna, lcs, opts.Objects)
+		t.Logf("N=%d: %d objects converged in %s: %s", opts.Nodes, opts.Objects, res.WorkloadConverge.Round(time.Millisecond), res.WorkloadCounts)
+		// Let GM's Events and status writes settle before reading its memory.
+		time.Sleep(10 * time.Second)
+		res.RSSAfterWorkload = processRSS(t, leader.pid())
+		res.WorkloadRequestsPerKind = diffCounts(counter.snapshot(), before)
+	}
+	res.ProcessRSS = map[string]uint64{"test process (LCs)": processRSS(t, os.Getpid())}
+	for name, pid := range cluster.PIDs() {
+		if name == "kube-apiserver" || name == "etcd" {
+			res.ProcessRSS[name] = processRSS(t, pid)
 		}
+	}
+	res.ProcessRSS["kwok"] = processRSS(t, kwok.PID())
+	for _, gm := range gms {
+		if gm != leader {
+			res.ProcessRSS["standby GM"] = processRSS(t, gm.pid())
+		}
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAvg = strings.Join(strings.Fields(string(load))[:3], " ")
 	}
 
 	if opts.ReportsPerLC > 0 {
-		res.Reports, res.ReportRate, res.ReportP99 = runReports(ctx, t, sedna, lcs, opts.ReportsPerLC)
+		before := counter.snapshot()
+		res.Reports, res.ReportRate, res.ReportP99 = runReports(ctx, t, sedna, lcs, opts.ReportsPerLC, opts.ReportRate)
+		d := diffCounts(counter.snapshot(), before)
+		res.StatusWrites = d["update datasets/status"] + d["patch datasets/status"]
 	}
 
+	res.PIDs = cluster.PIDs()
+	res.PIDs["kwok"] = kwok.PID()
+	for _, gm := range gms {
+		res.GMRestarts += gm.restartCount()
+		gm.mu.Lock()
+		for i, pid := range gm.pids {
+			res.PIDs[fmt.Sprintf("%s#%d", gm.name, i)] = pid
+		}
+		gm.mu.Unlock()
+	}
 	if opts.Failover {
+		// The leader may have changed: a GM that could not renew its Lease in time exits and
+		// is started again.
+		leader = leaderOf(ctx, t, kube, gms)
 		applied := lcs.appliedCounts()
 		dials := lcs.dialCounts()
 		var standby *gmProcess
@@ -179,7 +243,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 			}
 		}
 		killed := time.Now()
-		require.NoError(t, leader.proc.Kill())
+		require.NoError(t, leader.kill())
 		phases := watchFailover(ctx, kube, standby, lcs, dials, killed)
 		// A complete snapshot from the new leader is at least the dataset and the sync frame.
 		waitFor(ctx, t, opts.LeaseDuration+5*time.Minute, "every LC applied the new leader's snapshot", func() bool {
@@ -193,12 +257,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		})
 		res.Failover = time.Since(killed)
 		res.FailoverAcquired, res.FailoverServing, res.FailoverConnected = phases.wait()
-		res.FailoverDials = map[string]int{}
-		for k, v := range lcs.dialCounts() {
-			if d := v - dials[k]; d > 0 {
-				res.FailoverDials[k] = d
-			}
-		}
+		res.FailoverDials = diffCounts(lcs.dialCounts(), dials)
 		t.Logf("N=%d: failover took %s (lease %s): Lease acquired after %s, serving after %s, every LC connected after %s; dials %v",
 			opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration, res.FailoverAcquired.Round(time.Millisecond),
 			res.FailoverServing.Round(time.Millisecond), res.FailoverConnected.Round(time.Millisecond), res.FailoverDials)
@@ -207,6 +266,29 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 }
 
 func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
+
+// Alive names the processes of pids that still run (not reaped or still running).
+func Alive(pids map[string]int) []string {
+	var out []string
+	for name, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil || !errors.Is(err, syscall.ESRCH) {
+			out = append(out, fmt.Sprintf("%s (pid %d)", name, pid))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// diffCounts is after − before, positive differences only.
+func diffCounts(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
 
 func waitFor(ctx context.Context, t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -333,9 +415,15 @@ func buildGM(t testing.TB, dir string) string {
 
 type gmProcess struct {
 	name        string
-	proc        *localcluster.Process
 	channelPort int
 	healthAddr  string
+
+	mu       sync.Mutex
+	proc     *localcluster.Process
+	restarts int
+	stopped  bool
+	// pids of every process started for this GM.
+	pids []int
 }
 
 func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfig string, cert framework.ServingCert, lease time.Duration) *gmProcess {
@@ -359,16 +447,74 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 	require.NoError(t, err)
 	path := filepath.Join(dir, name+".yaml")
 	require.NoError(t, os.WriteFile(path, data, 0o600))
-	proc, err := localcluster.StartProcess(ctx, name, bin, filepath.Join(dir, "logs"), []string{"--config=" + path, "--identity=" + name})
+	args := []string{"--config=" + path, "--identity=" + name}
+	proc, err := localcluster.StartProcess(ctx, name, bin, filepath.Join(dir, "logs"), args)
 	require.NoError(t, err)
+	gm := &gmProcess{name: name, proc: proc, channelPort: ports[0], healthAddr: cfg.HealthAddress, pids: []int{proc.PID()}}
+	// As the kubelet would, start GM again whenever it exits (a GM that loses its Lease exits on
+	// purpose), until the test kills it or stops.
+	supervised := make(chan struct{})
+	go func() {
+		defer close(supervised)
+		for {
+			gm.mu.Lock()
+			current := gm.proc
+			gm.mu.Unlock()
+			<-current.Done()
+			gm.mu.Lock()
+			if gm.stopped {
+				gm.mu.Unlock()
+				return
+			}
+			gm.restarts++
+			next, err := localcluster.StartProcess(ctx, fmt.Sprintf("%s-restart-%d", name, gm.restarts), bin, filepath.Join(dir, "logs"), args)
+			if err != nil {
+				gm.stopped = true
+				gm.mu.Unlock()
+				t.Errorf("restarting %s: %v", name, err)
+				return
+			}
+			gm.proc = next
+			gm.pids = append(gm.pids, next.PID())
+			gm.mu.Unlock()
+		}
+	}()
 	t.Cleanup(func() {
-		if exited, _ := proc.Exited(); !exited {
-			if err := proc.Stop(); err != nil {
+		gm.mu.Lock()
+		gm.stopped = true
+		current := gm.proc
+		gm.mu.Unlock()
+		if exited, _ := current.Exited(); !exited {
+			if err := current.Stop(); err != nil {
 				t.Logf("stopping %s: %v", name, err)
 			}
 		}
+		<-supervised
 	})
-	return &gmProcess{name: name, proc: proc, channelPort: ports[0], healthAddr: cfg.HealthAddress}
+	return gm
+}
+
+// pid is the running GM process's ID.
+func (gm *gmProcess) pid() int {
+	gm.mu.Lock()
+	defer gm.mu.Unlock()
+	return gm.proc.PID()
+}
+
+// kill sends SIGKILL to GM and keeps it down.
+func (gm *gmProcess) kill() error {
+	gm.mu.Lock()
+	gm.stopped = true
+	current := gm.proc
+	gm.mu.Unlock()
+	return current.Kill()
+}
+
+// restartCount is how many times GM exited and was started again.
+func (gm *gmProcess) restartCount() int {
+	gm.mu.Lock()
+	defer gm.mu.Unlock()
+	return gm.restarts
 }
 
 // leaderOf waits for a leader and returns its process.
@@ -528,6 +674,9 @@ type fleetLC struct {
 	registry *prometheus.Registry
 	holds    atomic.Bool
 	key      channel.Key
+	// workload: the generator's objects this LC holds.
+	mu       sync.Mutex
+	workload map[store.ResourceKey]bool
 }
 
 type fleet struct {
@@ -570,9 +719,36 @@ func (h lcHandler) ResourceChanged(_ context.Context, r store.Resource) {
 	if r.Key.Kind == h.lc.key.Kind && r.Key.Name == h.lc.key.Name {
 		h.lc.holds.Store(true)
 	}
+	if isWorkload(r.Key) {
+		h.lc.mu.Lock()
+		if h.lc.workload == nil {
+			h.lc.workload = map[store.ResourceKey]bool{}
+		}
+		h.lc.workload[r.Key] = true
+		h.lc.mu.Unlock()
+	}
 }
 
-func (h lcHandler) ResourceDeleted(context.Context, store.ResourceKey) {}
+func (h lcHandler) ResourceDeleted(_ context.Context, key store.ResourceKey) {
+	h.lc.mu.Lock()
+	delete(h.lc.workload, key)
+	h.lc.mu.Unlock()
+}
+
+func isWorkload(key store.ResourceKey) bool {
+	return (key.Kind == "jointinferenceservice" || key.Kind == "incrementallearningjob") && strings.HasPrefix(key.Name, workloadPrefix)
+}
+
+// workloadHeld is how many of the generator's objects the LCs hold.
+func (f *fleet) workloadHeld() int {
+	n := 0
+	for _, lc := range f.lcs {
+		lc.mu.Lock()
+		n += len(lc.workload)
+		lc.mu.Unlock()
+	}
+	return n
+}
 
 // startLCs requests a token bound to each LC pod and starts a gmclient per node.
 func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Interface, caFile, url string, n int) *fleet {
@@ -633,7 +809,7 @@ func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Int
 // runReports has every LC report its dataset's sample count perLC times as fast as its outbox
 // takes them, and measures each report from its enqueue until GM's status shows it (or a later
 // count of the same dataset).
-func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interface, f *fleet, perLC int) (int, float64, time.Duration) {
+func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interface, f *fleet, perLC int, rate float64) (int, float64, time.Duration) {
 	type sent struct {
 		at      time.Time
 		samples int
@@ -675,9 +851,19 @@ func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interfac
 	}()
 	start := time.Now()
 	var wg sync.WaitGroup
+	// Paced: each LC sends one report every interval, the LCs' phases spread over it.
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(len(f.lcs)) / rate * float64(time.Second))
+	}
 	for i, lc := range f.lcs {
 		wg.Go(func() {
+			next := start.Add(interval * time.Duration(i) / time.Duration(len(f.lcs)))
 			for r := 1; r <= perLC; r++ {
+				if interval > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(interval)
+				}
 				samples := 1000 + r
 				mu.Lock()
 				sentAt[i] = append(sentAt[i], sent{at: time.Now(), samples: samples})
