@@ -131,7 +131,9 @@ type FleetResult struct {
 func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) FleetResult {
 	res := FleetResult{Nodes: opts.Nodes, RestWindow: opts.RestWindow, LeaseDuration: opts.LeaseDuration}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o700))
-	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster")})
+	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"),
+		// Room for the workload's Services (the default is a loopback /24).
+		ServiceCIDR: "10.200.0.0/16"})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if err := cluster.Stop(); err != nil {
