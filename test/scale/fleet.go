@@ -130,6 +130,7 @@ type FleetResult struct {
 // RunFleet runs one fleet of opts.Nodes nodes on the control plane in dir and returns its figures.
 func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) FleetResult {
 	res := FleetResult{Nodes: opts.Nodes, RestWindow: opts.RestWindow, LeaseDuration: opts.LeaseDuration}
+	raiseOpenFiles(t, opts.Nodes)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o700))
 	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"),
 		// Room for the workload's Services (the default is a loopback /24).
@@ -268,6 +269,20 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 }
 
 func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
+
+// raiseOpenFiles makes room for n LCs in this process: each holds its connection and its store,
+// and the front two more sockets. 5,000 LCs exceed a 20,000 limit.
+func raiseOpenFiles(t testing.TB, n int) {
+	need := uint64(n)*8 + 4096
+	var limit syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit))
+	if limit.Cur >= need {
+		return
+	}
+	limit.Cur, limit.Max = need, max(limit.Max, need)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit),
+		"a fleet of %d LCs in this process needs %d open files; raise the limit (ulimit -n)", n, need)
+}
 
 // Alive names the processes of pids that still run (not reaped or still running).
 func Alive(pids map[string]int) []string {

@@ -58,8 +58,9 @@ func TestFleet(t *testing.T) {
 		if len(r.PIDs) > 0 {
 			require.Empty(t, Alive(r.PIDs), "processes left behind by the fleet of %d nodes", n)
 		}
+		// The tables so far, so that a later size that fails or is interrupted loses nothing.
+		printFleet(t, results)
 	}
-	printFleet(t, results)
 }
 
 func printFleet(t *testing.T, results []FleetResult) {
