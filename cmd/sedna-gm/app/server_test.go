@@ -223,7 +223,7 @@ func TestAStandbyListsTheClusterBeforeItLeads(t *testing.T) {
 	go func() { done <- run(ctx, cfg, "gm-standby", c) }()
 	defer func() {
 		cancel()
-		<-done
+		<-done //nolint:errcheck // stopped on purpose; its error is not what this test checks
 	}()
 	listed := func(fake interface{ Actions() []k8stesting.Action }, resource string) bool {
 		for _, a := range fake.Actions() {
