@@ -57,8 +57,8 @@ e2e: install-test-binaries ## End-to-end tests on local Sedna (real GM, LCs and 
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 45m -v ./test/e2e/...
 
 .PHONY: scale
-scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
-	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
+scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000,3000", SCALE_FLEET_OBJECTS, SCALE_REPORTS_PER_LC, SCALE_REPORT_RATE); prints the tables.
+	$(GO) test -tags scale -p 1 -count=1 -timeout 120m -v -run 'TestConvergence|TestFleet' ./test/scale/
 
 .PHONY: chaos
 chaos: install-test-binaries ## Fault campaign on local Sedna (CHAOS_SEED, CHAOS_DURATION, CHAOS_FAULTS); prints the table.
