@@ -132,6 +132,15 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 	res := FleetResult{Nodes: opts.Nodes, RestWindow: opts.RestWindow, LeaseDuration: opts.LeaseDuration}
 	raiseOpenFiles(t, opts.Nodes)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o700))
+	// SCALE_KEEP_LOGS=<dir> keeps GM's and KWOK's logs of the run (the temp dir goes with it).
+	if keep := os.Getenv("SCALE_KEEP_LOGS"); keep != "" {
+		t.Cleanup(func() { // registered first, so it runs after every process has stopped
+			target := filepath.Join(keep, fmt.Sprintf("fleet-%d-%d", opts.Nodes, time.Now().Unix()))
+			if err := os.CopyFS(target, os.DirFS(filepath.Join(dir, "logs"))); err != nil {
+				t.Logf("keeping the logs: %v", err)
+			}
+		})
+	}
 	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"),
 		// Room for the workload's Services (the default is a loopback /24).
 		ServiceCIDR: "10.200.0.0/16"})
