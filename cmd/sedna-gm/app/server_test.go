@@ -213,7 +213,7 @@ func TestAStandbyListsTheClusterBeforeItLeads(t *testing.T) {
 	holder, duration, now := "gm-other", int32(3600), metav1.NewMicroTime(time.Now())
 	_, err = kube.CoordinationV1().Leases("sedna").Create(context.Background(), &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: "sedna-gm", Namespace: "sedna"},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &duration, AcquireTime: &now, RenewTime: &now},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &duration, AcquireTime: &now, RenewTime: &now},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	sedna := c.sedna.(*sednafake.Clientset)
