@@ -80,8 +80,8 @@ e2e-kubeedge: install-test-binaries install-node-binaries ## Sedna by install.sh
 	$(GO) test -tags e2ekubeedge -p 1 -count=1 -timeout 40m -v -run TestSednaOnKubeEdge ./test/kubeedge/
 
 .PHONY: scale
-scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000"); prints the tables.
-	$(GO) test -tags scale -p 1 -count=1 -timeout 60m -v -run 'TestConvergence|TestFleet' ./test/scale/
+scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000,3000", SCALE_FLEET_OBJECTS, SCALE_REPORTS_PER_LC, SCALE_REPORT_RATE); prints the tables.
+	$(GO) test -tags scale -p 1 -count=1 -timeout 120m -v -run 'TestConvergence|TestFleet' ./test/scale/
 
 .PHONY: chaos
 chaos: install-test-binaries ## Fault campaign on local Sedna (CHAOS_SEED, CHAOS_DURATION, CHAOS_FAULTS; as root edge nodes in network namespaces, CHAOS_NETNS=0 for the relay); prints the table.

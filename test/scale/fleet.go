@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,6 +75,12 @@ type FleetOptions struct {
 	Failover bool
 	// LeaseDuration of GM's leader election.
 	LeaseDuration time.Duration
+	// Objects is how many workload objects (JointInferenceServices and IncrementalLearningJobs,
+	// half each, spread over the nodes) are created after the rest window (0: none).
+	Objects int
+	// ReportRate paces the report phase: reports per second over the whole fleet, each LC
+	// sending its share at even intervals (0: every LC queues its reports at once, a burst).
+	ReportRate float64
 }
 
 // FleetResult is one row of the fleet tables.
@@ -87,20 +94,56 @@ type FleetResult struct {
 	// RestRequests counts GM's API requests during the rest window by "verb resource".
 	RestRequests map[string]int
 	RestWindow   time.Duration
-	// Reports: how many went through, their rate and end-to-end p99 (enqueue → status observed).
-	Reports    int
-	ReportRate float64
-	ReportP99  time.Duration
+	// Reports: how many went through, their rate and end-to-end p99 (enqueue → status observed),
+	// and GM's Dataset status writes while they went through (coalescing: fewer than reports).
+	Reports      int
+	ReportRate   float64
+	ReportP99    time.Duration
+	StatusWrites int
+	// Workload: objects created, time until every child existed and every LC held its objects,
+	// what converged, and the leader's RSS before and after (settled).
+	Objects                 int
+	WorkloadConverge        time.Duration
+	WorkloadCounts          workloadCounts
+	RSSBeforeWorkload       uint64
+	RSSAfterWorkload        uint64
+	WorkloadRequestsPerKind map[string]int
+	// Machine: RSS of the other processes at the end of the workload (or rest) phase: the test
+	// process (the N LCs), kube-apiserver, etcd, KWOK, and the standby GM.
+	ProcessRSS map[string]uint64
+	LoadAvg    string
 	// Failover: SIGKILL of the leader → every LC applied a complete snapshot from the new one.
 	Failover      time.Duration
 	LeaseDuration time.Duration
+	// FailoverPhases: from the SIGKILL to the standby acquiring the Lease (its acquireTime), to
+	// the new leader answering ready (serving LCs), to every LC connected to it again.
+	FailoverAcquired, FailoverServing, FailoverConnected time.Duration
+	// FailoverDials counts the LCs' dials during the failover by result.
+	FailoverDials map[string]int
+	// GMRestarts counts GM processes that exited (a lost Lease) and were started again before
+	// the failover.
+	GMRestarts int
+	// PIDs of every process the run started (control plane, KWOK, GMs); none may outlive it.
+	PIDs map[string]int
 }
 
 // RunFleet runs one fleet of opts.Nodes nodes on the control plane in dir and returns its figures.
 func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) FleetResult {
 	res := FleetResult{Nodes: opts.Nodes, RestWindow: opts.RestWindow, LeaseDuration: opts.LeaseDuration}
+	raiseOpenFiles(t, opts.Nodes)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o700))
-	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster")})
+	// SCALE_KEEP_LOGS=<dir> keeps GM's and KWOK's logs of the run (the temp dir goes with it).
+	if keep := os.Getenv("SCALE_KEEP_LOGS"); keep != "" {
+		t.Cleanup(func() { // registered first, so it runs after every process has stopped
+			target := filepath.Join(keep, fmt.Sprintf("fleet-%d-%d", opts.Nodes, time.Now().Unix()))
+			if err := os.CopyFS(target, os.DirFS(filepath.Join(dir, "logs"))); err != nil {
+				t.Logf("keeping the logs: %v", err)
+			}
+		})
+	}
+	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"),
+		// Room for the workload's Services (the default is a loopback /24).
+		ServiceCIDR: "10.200.0.0/16"})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if err := cluster.Stop(); err != nil {
@@ -148,26 +191,72 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 	leader := leaderOf(ctx, t, kube, gms)
 	// At rest: let the last status writes settle, then count.
 	time.Sleep(5 * time.Second)
-	cpu0, before := processCPU(t, leader.proc.PID()), counter.snapshot()
+	cpu0, before := processCPU(t, leader.pid()), counter.snapshot()
 	time.Sleep(opts.RestWindow)
-	cpu1, after := processCPU(t, leader.proc.PID()), counter.snapshot()
+	cpu1, after := processCPU(t, leader.pid()), counter.snapshot()
 	res.CPUCores = (cpu1 - cpu0).Seconds() / opts.RestWindow.Seconds()
-	res.RSS = processRSS(t, leader.proc.PID())
-	res.RestRequests = map[string]int{}
-	for k, v := range after {
-		if d := v - before[k]; d > 0 {
-			res.RestRequests[k] = d
+	res.RSS = processRSS(t, leader.pid())
+	res.RestRequests = diffCounts(after, before)
+
+	if opts.Objects > 0 {
+		res.Objects = opts.Objects
+		res.RSSBeforeWorkload = res.RSS
+		before := counter.snapshot()
+		res.WorkloadConverge, res.WorkloadCounts = createWorkload(ctx, t, kube, sedna, lcs, opts.Objects)
+		t.Logf("N=%d: %d objects converged in %s: %s", opts.Nodes, opts.Objects, res.WorkloadConverge.Round(time.Millisecond), res.WorkloadCounts)
+		// Let GM's Events and status writes settle before reading its memory.
+		time.Sleep(10 * time.Second)
+		res.RSSAfterWorkload = processRSS(t, leader.pid())
+		res.WorkloadRequestsPerKind = diffCounts(counter.snapshot(), before)
+	}
+	res.ProcessRSS = map[string]uint64{"test process (LCs)": processRSS(t, os.Getpid())}
+	for name, pid := range cluster.PIDs() {
+		if name == "kube-apiserver" || name == "etcd" {
+			res.ProcessRSS[name] = processRSS(t, pid)
 		}
+	}
+	res.ProcessRSS["kwok"] = processRSS(t, kwok.PID())
+	for _, gm := range gms {
+		if gm != leader {
+			res.ProcessRSS["standby GM"] = processRSS(t, gm.pid())
+		}
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAvg = strings.Join(strings.Fields(string(load))[:3], " ")
 	}
 
 	if opts.ReportsPerLC > 0 {
-		res.Reports, res.ReportRate, res.ReportP99 = runReports(ctx, t, sedna, lcs, opts.ReportsPerLC)
+		before := counter.snapshot()
+		res.Reports, res.ReportRate, res.ReportP99 = runReports(ctx, t, sedna, lcs, opts.ReportsPerLC, opts.ReportRate)
+		d := diffCounts(counter.snapshot(), before)
+		res.StatusWrites = d["update datasets/status"] + d["patch datasets/status"]
 	}
 
+	res.PIDs = cluster.PIDs()
+	res.PIDs["kwok"] = kwok.PID()
+	for _, gm := range gms {
+		res.GMRestarts += gm.restartCount()
+		gm.mu.Lock()
+		for i, pid := range gm.pids {
+			res.PIDs[fmt.Sprintf("%s#%d", gm.name, i)] = pid
+		}
+		gm.mu.Unlock()
+	}
 	if opts.Failover {
+		// The leader may have changed: a GM that could not renew its Lease in time exits and
+		// is started again.
+		leader = leaderOf(ctx, t, kube, gms)
 		applied := lcs.appliedCounts()
+		dials := lcs.dialCounts()
+		var standby *gmProcess
+		for _, gm := range gms {
+			if gm != leader {
+				standby = gm
+			}
+		}
 		killed := time.Now()
-		require.NoError(t, leader.proc.Kill())
+		require.NoError(t, leader.kill())
+		phases := watchFailover(ctx, kube, standby, lcs, dials, killed)
 		// A complete snapshot from the new leader is at least the dataset and the sync frame.
 		waitFor(ctx, t, opts.LeaseDuration+5*time.Minute, "every LC applied the new leader's snapshot", func() bool {
 			now := lcs.appliedCounts()
@@ -179,12 +268,55 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 			return lcs.holding() == opts.Nodes
 		})
 		res.Failover = time.Since(killed)
-		t.Logf("N=%d: failover took %s (lease %s)", opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration)
+		res.FailoverAcquired, res.FailoverServing, res.FailoverConnected = phases.wait()
+		res.FailoverDials = diffCounts(lcs.dialCounts(), dials)
+		t.Logf("N=%d: failover took %s (lease %s): Lease acquired after %s, serving after %s, every LC connected after %s; dials %v",
+			opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration, res.FailoverAcquired.Round(time.Millisecond),
+			res.FailoverServing.Round(time.Millisecond), res.FailoverConnected.Round(time.Millisecond), res.FailoverDials)
 	}
 	return res
 }
 
 func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
+
+// raiseOpenFiles makes room for n LCs in this process: each holds its socket and its store, and
+// the front two more sockets (4 per LC; with the front's copies splicing through pipes it was
+// ~5.5, and 4,000 LCs ran out of a 20,000 limit), plus GM's connections to the counting proxy. Raising
+// the hard limit needs CAP_SYS_RESOURCE; without it the fleet is bounded by the hard limit.
+func raiseOpenFiles(t testing.TB, n int) {
+	need := uint64(n)*4 + 2048
+	var limit syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit))
+	if limit.Cur >= need {
+		return
+	}
+	limit.Cur, limit.Max = need, max(limit.Max, need)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit),
+		"a fleet of %d LCs in this process needs %d open files; raise the limit (ulimit -n)", n, need)
+}
+
+// Alive names the processes of pids that still run (not reaped or still running).
+func Alive(pids map[string]int) []string {
+	var out []string
+	for name, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil || !errors.Is(err, syscall.ESRCH) {
+			out = append(out, fmt.Sprintf("%s (pid %d)", name, pid))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// diffCounts is after − before, positive differences only.
+func diffCounts(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
 
 func waitFor(ctx context.Context, t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -311,8 +443,15 @@ func buildGM(t testing.TB, dir string) string {
 
 type gmProcess struct {
 	name        string
-	proc        *localcluster.Process
 	channelPort int
+	healthAddr  string
+
+	mu       sync.Mutex
+	proc     *localcluster.Process
+	restarts int
+	stopped  bool
+	// pids of every process started for this GM.
+	pids []int
 }
 
 func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfig string, cert framework.ServingCert, lease time.Duration) *gmProcess {
@@ -329,23 +468,81 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 			LCServiceAccounts: []string{fleetNamespace + "/" + lcAccount}},
 		LeaderElection: config.LeaderElection{Enabled: &enabled, LeaseNamespace: fleetNamespace,
 			LeaseDuration: config.Duration{Duration: lease}, RenewDeadline: config.Duration{Duration: lease * 2 / 3},
-			RetryPeriod: config.Duration{Duration: lease / 5}},
+			RetryPeriod: config.Duration{Duration: min(2*time.Second, lease/5)}}, // 2 s: the shipped default
 		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", ports[1]), HealthAddress: fmt.Sprintf("127.0.0.1:%d", ports[2]),
 	}
 	data, err := json.Marshal(cfg)
 	require.NoError(t, err)
 	path := filepath.Join(dir, name+".yaml")
 	require.NoError(t, os.WriteFile(path, data, 0o600))
-	proc, err := localcluster.StartProcess(ctx, name, bin, filepath.Join(dir, "logs"), []string{"--config=" + path, "--identity=" + name})
+	args := []string{"--config=" + path, "--identity=" + name}
+	proc, err := localcluster.StartProcess(ctx, name, bin, filepath.Join(dir, "logs"), args)
 	require.NoError(t, err)
+	gm := &gmProcess{name: name, proc: proc, channelPort: ports[0], healthAddr: cfg.HealthAddress, pids: []int{proc.PID()}}
+	// As the kubelet would, start GM again whenever it exits (a GM that loses its Lease exits on
+	// purpose), until the test kills it or stops.
+	supervised := make(chan struct{})
+	go func() {
+		defer close(supervised)
+		for {
+			gm.mu.Lock()
+			current := gm.proc
+			gm.mu.Unlock()
+			<-current.Done()
+			gm.mu.Lock()
+			if gm.stopped {
+				gm.mu.Unlock()
+				return
+			}
+			gm.restarts++
+			next, err := localcluster.StartProcess(ctx, fmt.Sprintf("%s-restart-%d", name, gm.restarts), bin, filepath.Join(dir, "logs"), args)
+			if err != nil {
+				gm.stopped = true
+				gm.mu.Unlock()
+				t.Errorf("restarting %s: %v", name, err)
+				return
+			}
+			gm.proc = next
+			gm.pids = append(gm.pids, next.PID())
+			gm.mu.Unlock()
+		}
+	}()
 	t.Cleanup(func() {
-		if exited, _ := proc.Exited(); !exited {
-			if err := proc.Stop(); err != nil {
+		gm.mu.Lock()
+		gm.stopped = true
+		current := gm.proc
+		gm.mu.Unlock()
+		if exited, _ := current.Exited(); !exited {
+			if err := current.Stop(); err != nil {
 				t.Logf("stopping %s: %v", name, err)
 			}
 		}
+		<-supervised
 	})
-	return &gmProcess{name: name, proc: proc, channelPort: ports[0]}
+	return gm
+}
+
+// pid is the running GM process's ID.
+func (gm *gmProcess) pid() int {
+	gm.mu.Lock()
+	defer gm.mu.Unlock()
+	return gm.proc.PID()
+}
+
+// kill sends SIGKILL to GM and keeps it down.
+func (gm *gmProcess) kill() error {
+	gm.mu.Lock()
+	gm.stopped = true
+	current := gm.proc
+	gm.mu.Unlock()
+	return current.Kill()
+}
+
+// restartCount is how many times GM exited and was started again.
+func (gm *gmProcess) restartCount() int {
+	gm.mu.Lock()
+	defer gm.mu.Unlock()
+	return gm.restarts
 }
 
 // leaderOf waits for a leader and returns its process.
@@ -397,18 +594,32 @@ func startFront(t testing.TB, gms []*gmProcess) string {
 					}
 				}
 				if backend == nil {
+					// No GM serves (a failover): reset the connection, as a Service without a
+					// ready endpoint refuses it.
+					if tcp, ok := conn.(*net.TCPConn); ok {
+						_ = tcp.SetLinger(0)
+					}
 					return
 				}
 				defer func() { _ = backend.Close() }()
 				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(backend, conn); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(conn, backend); done <- struct{}{} }()
+				// Plain copies: io.Copy between two TCP connections splices through a pipe, two more
+				// open files per direction, which a fleet of thousands of LCs in one process cannot
+				// afford.
+				go func() { _, _ = io.Copy(onlyWriter{backend}, onlyReader{conn}); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(onlyWriter{conn}, onlyReader{backend}); done <- struct{}{} }()
 				<-done
 			})
 		}
 	})
 	return "wss://" + ln.Addr().String() + "/"
 }
+
+// onlyReader and onlyWriter hide everything but Read and Write, so io.Copy neither splices nor
+// uses sendfile.
+type onlyReader struct{ io.Reader }
+
+type onlyWriter struct{ io.Writer }
 
 // countingProxy forwards GM's API requests to the API server and counts them.
 type countingProxy struct {
@@ -500,6 +711,9 @@ type fleetLC struct {
 	registry *prometheus.Registry
 	holds    atomic.Bool
 	key      channel.Key
+	// workload: the generator's objects this LC holds.
+	mu       sync.Mutex
+	workload map[store.ResourceKey]bool
 }
 
 type fleet struct {
@@ -542,9 +756,36 @@ func (h lcHandler) ResourceChanged(_ context.Context, r store.Resource) {
 	if r.Key.Kind == h.lc.key.Kind && r.Key.Name == h.lc.key.Name {
 		h.lc.holds.Store(true)
 	}
+	if isWorkload(r.Key) {
+		h.lc.mu.Lock()
+		if h.lc.workload == nil {
+			h.lc.workload = map[store.ResourceKey]bool{}
+		}
+		h.lc.workload[r.Key] = true
+		h.lc.mu.Unlock()
+	}
 }
 
-func (h lcHandler) ResourceDeleted(context.Context, store.ResourceKey) {}
+func (h lcHandler) ResourceDeleted(_ context.Context, key store.ResourceKey) {
+	h.lc.mu.Lock()
+	delete(h.lc.workload, key)
+	h.lc.mu.Unlock()
+}
+
+func isWorkload(key store.ResourceKey) bool {
+	return (key.Kind == "jointinferenceservice" || key.Kind == "incrementallearningjob") && strings.HasPrefix(key.Name, workloadPrefix)
+}
+
+// workloadHeld is how many of the generator's objects the LCs hold.
+func (f *fleet) workloadHeld() int {
+	n := 0
+	for _, lc := range f.lcs {
+		lc.mu.Lock()
+		n += len(lc.workload)
+		lc.mu.Unlock()
+	}
+	return n
+}
 
 // startLCs requests a token bound to each LC pod and starts a gmclient per node.
 func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Interface, caFile, url string, n int) *fleet {
@@ -588,7 +829,7 @@ func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Int
 		lc := &fleetLC{store: st, registry: prometheus.NewRegistry(),
 			key: channel.Key{Kind: "dataset", Namespace: fleetNamespace, Name: fmt.Sprintf("ds-%d", i)}}
 		lc.client, err = gmclient.New(gmclient.Options{URL: url, NodeName: nodeName(i), TokenFile: tokenFile, CAFile: caFile,
-			MaxBackoff: 2 * time.Second, Registerer: lc.registry}, st, lcHandler{lc})
+			Registerer: lc.registry}, st, lcHandler{lc})
 		if err != nil {
 			_ = st.Close()
 			return err
@@ -605,7 +846,7 @@ func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Int
 // runReports has every LC report its dataset's sample count perLC times as fast as its outbox
 // takes them, and measures each report from its enqueue until GM's status shows it (or a later
 // count of the same dataset).
-func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interface, f *fleet, perLC int) (int, float64, time.Duration) {
+func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interface, f *fleet, perLC int, rate float64) (int, float64, time.Duration) {
 	type sent struct {
 		at      time.Time
 		samples int
@@ -647,9 +888,19 @@ func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interfac
 	}()
 	start := time.Now()
 	var wg sync.WaitGroup
+	// Paced: each LC sends one report every interval, the LCs' phases spread over it.
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(len(f.lcs)) / rate * float64(time.Second))
+	}
 	for i, lc := range f.lcs {
 		wg.Go(func() {
+			next := start.Add(interval * time.Duration(i) / time.Duration(len(f.lcs)))
 			for r := 1; r <= perLC; r++ {
+				if interval > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(interval)
+				}
 				samples := 1000 + r
 				mu.Lock()
 				sentAt[i] = append(sentAt[i], sent{at: time.Now(), samples: samples})
@@ -737,4 +988,99 @@ func installCRDs(t testing.TB, cfg *rest.Config) {
 	}
 	_, err := envtest.InstallCRDs(cfg, opts)
 	require.NoError(t, err)
+}
+
+// failoverPhases records when, after the leader's SIGKILL, the standby acquired the Lease, began
+// serving LCs, and every LC had connected to it.
+type failoverPhases struct {
+	done                         chan struct{}
+	acquired, serving, connected time.Duration
+}
+
+// watchFailover follows the failover in the background: the Lease's holder and acquireTime, the
+// standby's readiness (it is ready once it serves LCs), and each LC's successful dials.
+func watchFailover(ctx context.Context, kube kubernetes.Interface, standby *gmProcess, f *fleet, dialsBefore map[string]int, killed time.Time) *failoverPhases {
+	p := &failoverPhases{done: make(chan struct{})}
+	okBefore := f.okDials()
+	go func() {
+		defer close(p.done)
+		client := &http.Client{Timeout: time.Second}
+		deadline := killed.Add(10 * time.Minute)
+		for ctx.Err() == nil && time.Now().Before(deadline) && (p.acquired == 0 || p.serving == 0 || p.connected == 0) {
+			if p.acquired == 0 {
+				if lease, err := kube.CoordinationV1().Leases(fleetNamespace).Get(ctx, "sedna-gm", metav1.GetOptions{}); err == nil &&
+					lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == standby.name && lease.Spec.AcquireTime != nil {
+					p.acquired = lease.Spec.AcquireTime.Sub(killed)
+				}
+			}
+			if p.serving == 0 {
+				if resp, err := client.Get("http://" + standby.healthAddr + "/readyz"); err == nil {
+					_ = resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						p.serving = time.Since(killed)
+					}
+				}
+			}
+			if p.connected == 0 {
+				now, all := f.okDials(), true
+				for i := range now {
+					if now[i] <= okBefore[i] {
+						all = false
+						break
+					}
+				}
+				if all {
+					p.connected = time.Since(killed)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return p
+}
+
+func (p *failoverPhases) wait() (acquired, serving, connected time.Duration) {
+	<-p.done
+	return p.acquired, p.serving, p.connected
+}
+
+// gather sums, per LC, the values of the metric family whose name ends in suffix and whose
+// labels (if any are given) match.
+func (f *fleet) gather(suffix string, each func(i int, labels map[string]string, v float64)) {
+	for i, lc := range f.lcs {
+		families, err := lc.registry.Gather()
+		if err != nil {
+			continue
+		}
+		for _, fam := range families {
+			if !strings.HasSuffix(fam.GetName(), suffix) {
+				continue
+			}
+			for _, m := range fam.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				each(i, labels, m.GetCounter().GetValue())
+			}
+		}
+	}
+}
+
+// okDials is, per LC, its successful dials.
+func (f *fleet) okDials() []float64 {
+	out := make([]float64, len(f.lcs))
+	f.gather("dials_total", func(i int, labels map[string]string, v float64) {
+		if labels["result"] == "ok" {
+			out[i] += v
+		}
+	})
+	return out
+}
+
+// dialCounts is the LCs' dials by result.
+func (f *fleet) dialCounts() map[string]int {
+	out := map[string]int{}
+	f.gather("dials_total", func(_ int, labels map[string]string, v float64) { out[labels["result"]] += int(v) })
+	return out
 }

@@ -16,11 +16,13 @@ import (
 	"k8s.io/klog/v2/ktesting"
 )
 
-// fleetSizes are the node counts, from SCALE_FLEET_N ("100,1000" by default).
+// fleetSizes are the node counts, from SCALE_FLEET_N ("100,1000,3000" by default: N LCs in one
+// process hold 4 open files each, and GM's API connections to the counting proxy up to one per
+// LC during a reconnect storm; 3,000 fit a 20,000 hard limit).
 func fleetSizes(t *testing.T) []int {
 	raw := os.Getenv("SCALE_FLEET_N")
 	if raw == "" {
-		raw = "100,1000"
+		raw = "100,1000,3000"
 	}
 	var out []int
 	for _, s := range strings.Split(raw, ",") {
@@ -37,19 +39,30 @@ func fleetSizes(t *testing.T) []int {
 func TestFleet(t *testing.T) {
 	var results []FleetResult
 	for _, n := range fleetSizes(t) {
+		var r FleetResult
 		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			reports := envInt(t, "SCALE_REPORTS_PER_LC")
 			if reports == 0 {
 				reports = 10
 			}
-			r := RunFleet(ctx, t, t.TempDir(), FleetOptions{Nodes: n, ReportsPerLC: reports, RestWindow: 30 * time.Second,
-				Failover: true, LeaseDuration: 15 * time.Second})
+			objects := envInt(t, "SCALE_FLEET_OBJECTS")
+			if objects < 0 {
+				objects = 0
+			} else if objects == 0 {
+				objects = n
+			}
+			r = RunFleet(ctx, t, t.TempDir(), FleetOptions{Nodes: n, ReportsPerLC: reports, RestWindow: 30 * time.Second,
+				Failover: true, LeaseDuration: 15 * time.Second, Objects: objects, ReportRate: float64(envInt(t, "SCALE_REPORT_RATE"))})
 			results = append(results, r)
-			// A run leaves no process behind: everything is stopped by the subtest's cleanups.
 		})
+		// A run leaves no process behind: the subtest's cleanups stopped everything it started.
+		if len(r.PIDs) > 0 {
+			require.Empty(t, Alive(r.PIDs), "processes left behind by the fleet of %d nodes", n)
+		}
+		// The tables so far, so that a later size that fails or is interrupted loses nothing.
+		printFleet(t, results)
 	}
-	printFleet(t, results)
 }
 
 func printFleet(t *testing.T, results []FleetResult) {
@@ -60,11 +73,48 @@ func printFleet(t *testing.T, results []FleetResult) {
 		fmt.Fprintf(&b, "| %d | %s | %.0f MiB | %.1f KiB | %.3f cores | %s in %s |\n", r.Nodes, r.Snapshot.Round(time.Millisecond),
 			float64(r.RSS)/(1<<20), float64(r.RSS)/1024/float64(r.Nodes), r.CPUCores, formatCounts(r.RestRequests), r.RestWindow)
 	}
-	fmt.Fprintln(&b, "\n| nodes | reports | reports/s to status | end-to-end p99 | failover (SIGKILL → every LC re-synced) | lease |")
+	fmt.Fprintln(&b, "\n| nodes | objects (JI + IL) | converged (every child, every LC holds its objects) | children | GM RSS before → after | per object | GM's API requests while converging |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		if r.Objects == 0 {
+			continue
+		}
+		perObject := (float64(r.RSSAfterWorkload) - float64(r.RSSBeforeWorkload)) / 1024 / float64(r.Objects)
+		fmt.Fprintf(&b, "| %d | %d | %s | %s | %.0f → %.0f MiB | %.1f KiB | %s |\n", r.Nodes, r.Objects, r.WorkloadConverge.Round(time.Millisecond),
+			r.WorkloadCounts, float64(r.RSSBeforeWorkload)/(1<<20), float64(r.RSSAfterWorkload)/(1<<20), perObject,
+			formatCounts(r.WorkloadRequestsPerKind))
+	}
+	fmt.Fprintln(&b, "\n| nodes | reports | reports/s to status | end-to-end p99 | Dataset status writes | reports per write |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %d | %d | %.0f | %s | %s | %s |\n", r.Nodes, r.Reports, r.ReportRate, r.ReportP99.Round(time.Millisecond),
-			r.Failover.Round(time.Millisecond), r.LeaseDuration)
+		perWrite := 0.0
+		if r.StatusWrites > 0 {
+			perWrite = float64(r.Reports) / float64(r.StatusWrites)
+		}
+		fmt.Fprintf(&b, "| %d | %d | %.0f | %s | %d | %.1f |\n", r.Nodes, r.Reports, r.ReportRate, r.ReportP99.Round(time.Millisecond),
+			r.StatusWrites, perWrite)
+	}
+	fmt.Fprintln(&b, "\n| nodes | load average | RSS: leader GM, standby GM, kube-apiserver, etcd, KWOK, test process (N LCs) |")
+	fmt.Fprintln(&b, "|---|---|---|")
+	for _, r := range results {
+		rss := r.RSSAfterWorkload
+		if rss == 0 {
+			rss = r.RSS
+		}
+		mib := func(v uint64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
+		fmt.Fprintf(&b, "| %d | %s | %s, %s, %s, %s, %s, %s |\n", r.Nodes, r.LoadAvg, mib(rss), mib(r.ProcessRSS["standby GM"]),
+			mib(r.ProcessRSS["kube-apiserver"]), mib(r.ProcessRSS["etcd"]), mib(r.ProcessRSS["kwok"]), mib(r.ProcessRSS["test process (LCs)"]))
+	}
+	fmt.Fprintln(&b, "\n| nodes | failover: SIGKILL → every LC re-synced | → standby acquired the Lease | → serving LCs | → every LC connected | LC dials during the failover | lease | goal (lease + 10 s) | GM restarts before (lost Lease) |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		verdict := "met"
+		if r.Failover > r.LeaseDuration+10*time.Second {
+			verdict = "not met"
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", r.Nodes, r.Failover.Round(time.Millisecond),
+			r.FailoverAcquired.Round(time.Millisecond), r.FailoverServing.Round(time.Millisecond), r.FailoverConnected.Round(time.Millisecond),
+			formatCounts(r.FailoverDials), r.LeaseDuration, verdict, r.GMRestarts)
 	}
 	t.Log(b.String())
 }

@@ -255,6 +255,13 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	if !*cfg.LeaderElection.Enabled {
 		return lead(ctx)
 	}
+	// A warm standby: the caches fill (reads only) while another GM leads, so that a failover
+	// does not wait for the cluster to be listed before LCs are served.
+	go func() {
+		if err := manager.Start(ctx); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Starting the controllers' informers failed; leading will fail with it")
+		}
+	}()
 	return runWithLeaderElection(ctx, cfg, c.kube, identity, lead)
 }
 

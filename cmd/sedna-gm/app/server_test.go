@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 
 	sednafake "github.com/sedna-go/sedna/pkg/client/clientset/versioned/fake"
 	"github.com/sedna-go/sedna/pkg/globalmanager/config"
@@ -195,4 +198,47 @@ func TestTheChannelCertificateIsReloadedWhenItsFilesChange(t *testing.T) {
 	// Once the key arrives, the new pair is served.
 	install(first, now.Add(2*time.Minute))
 	require.NoError(t, servedBy(first.CAFile))
+}
+
+// TestAStandbyListsTheClusterBeforeItLeads: while another GM holds the Lease, the standby's
+// informers are already started and synced (a warm standby), so a failover does not wait for the
+// cluster to be listed; the standby still serves no LC.
+func TestAStandbyListsTheClusterBeforeItLeads(t *testing.T) {
+	port, err := framework.FreePort()
+	require.NoError(t, err)
+	cfg := testConfig(t, port)
+	cfg.LeaderElection.LeaseDuration.Duration = time.Hour
+	cfg.LeaderElection.RenewDeadline.Duration = 30 * time.Minute
+	c, kube := fakeClients()
+	holder, duration, now := "gm-other", int32(3600), metav1.NewMicroTime(time.Now())
+	_, err = kube.CoordinationV1().Leases("sedna").Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "sedna-gm", Namespace: "sedna"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &duration, AcquireTime: &now, RenewTime: &now},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	sedna := c.sedna.(*sednafake.Clientset)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, "gm-standby", c) }()
+	defer func() {
+		cancel()
+		<-done //nolint:errcheck // stopped on purpose; its error is not what this test checks
+	}()
+	listed := func(fake interface{ Actions() []k8stesting.Action }, resource string) bool {
+		for _, a := range fake.Actions() {
+			if a.GetVerb() == "watch" && a.GetResource().Resource == resource {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, func() bool { return listed(sedna, "datasets") && listed(kube, "pods") }, 20*time.Second, 50*time.Millisecond,
+		"the standby never listed and watched Datasets and Pods")
+	require.Equal(t, "gm-other", leaseHolder(t, kube))
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err == nil {
+		_ = conn.Close()
+		t.Fatal("the standby serves the LC channel")
+	}
 }

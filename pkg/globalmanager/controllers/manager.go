@@ -23,6 +23,16 @@ type Manager struct {
 	registry Registry
 	deps     runtime.Dependencies
 	register func(kind string, receiver runtime.ReportReceiver)
+
+	startOnce sync.Once
+	startErr  error
+	// features are the built controllers, set by start.
+	features []feature
+}
+
+type feature struct {
+	name       string
+	controller runtime.FeatureController
 }
 
 // NewManager returns a manager. deps must carry the clients, downstream, bindings, recorder and
@@ -33,13 +43,21 @@ func NewManager(cfg *config.Config, registry Registry, deps runtime.Dependencies
 	return &Manager{cfg: cfg, registry: registry, deps: deps, register: register}
 }
 
-// Run blocks until ctx ends. ready is called once the caches are synced and every existing object
-// is in the LC desired state: then, and only then, may LCs be served a snapshot.
-func (m *Manager) Run(ctx context.Context, ready func()) error {
+// Start builds the features and starts their informers, which live until ctx ends, and waits
+// until their caches are synced. Only the first call does this; later and concurrent calls wait
+// for it and return its result. It only reads (lists and watches; event handlers only enqueue),
+// so a standby calls it before it leads: a warm standby that takes over without listing the
+// cluster first, at the price of holding the same caches as the leader.
+func (m *Manager) Start(ctx context.Context) error {
+	m.startOnce.Do(func() { m.startErr = m.start(ctx) })
+	return m.startErr
+}
+
+func (m *Manager) start(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	minResync := time.Duration(m.cfg.MinResyncPeriodSeconds) * time.Second
 	resync := minResync + time.Duration(rand.Int64N(int64(minResync)))
-	deps := m.deps
+	deps := &m.deps
 	deps.KubeInformers = informers.NewSharedInformerFactoryWithOptions(deps.KubeClient, resync,
 		informers.WithNamespace(m.cfg.Namespace))
 	deps.SednaInformers = sednainformers.NewSharedInformerFactoryWithOptions(deps.SednaClient, resync,
@@ -57,17 +75,12 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 		deps.Secrets = runtime.NewBindings()
 	}
 
-	type running struct {
-		name       string
-		controller runtime.FeatureController
-	}
-	var features []running
 	for _, f := range m.registry {
 		if !m.cfg.FeatureEnabled(f.Name) {
 			logger.Info("Feature disabled", "feature", f.Name)
 			continue
 		}
-		c, err := f.New(deps)
+		c, err := f.New(*deps)
 		if err != nil {
 			return fmt.Errorf("building feature %s: %w", f.Name, err)
 		}
@@ -76,7 +89,7 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 				m.register(kind, receiver)
 			}
 		}
-		features = append(features, running{name: f.Name, controller: c})
+		m.features = append(m.features, feature{name: f.Name, controller: c})
 	}
 
 	deps.KubeInformers.Start(ctx.Done())
@@ -101,18 +114,30 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 	if err := deps.ChildInformers.WaitForCacheSync(ctx.Done()); err != nil {
 		return err
 	}
-	for _, f := range features {
+	logger.Info("Caches synced", "features", len(m.features))
+	return nil
+}
+
+// Run blocks until ctx ends. It calls Start (with ctx, unless Start was called before), primes
+// the LC desired state from the caches, calls ready — then, and only then, may LCs be served a
+// snapshot — and runs the controllers.
+func (m *Manager) Run(ctx context.Context, ready func()) error {
+	logger := klog.FromContext(ctx)
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	for _, f := range m.features {
 		if primer, ok := f.controller.(runtime.DownstreamPrimer); ok {
 			if err := primer.PrimeDownstream(ctx); err != nil {
 				return fmt.Errorf("priming the LC desired state of %s: %w", f.name, err)
 			}
 		}
 	}
-	logger.Info("Caches synced and desired state primed", "features", len(features))
+	logger.Info("Caches synced and desired state primed", "features", len(m.features))
 	ready()
 
 	var wg sync.WaitGroup
-	for _, f := range features {
+	for _, f := range m.features {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -116,6 +116,9 @@ func (c *Client) Run(ctx context.Context) {
 	defer logger.Info("Stopped the GM client")
 
 	failures := 0
+	// Until failoverUntil the backoff is capped at FailoverBackoff: a stable connection ended,
+	// most likely because GM is failing over.
+	var failoverUntil time.Time
 	for ctx.Err() == nil {
 		lived, err := c.connectAndServe(ctx)
 		if ctx.Err() != nil {
@@ -123,8 +126,13 @@ func (c *Client) Run(ctx context.Context) {
 		}
 		if lived > stableConnection {
 			failures = 0
+			failoverUntil = c.now().Add(c.opts.FailoverWindow)
 		}
-		delay := c.backoff(failures)
+		limit := c.opts.MaxBackoff
+		if c.now().Before(failoverUntil) {
+			limit = c.opts.FailoverBackoff
+		}
+		delay := c.backoff(failures, limit)
 		failures++
 		switch {
 		case errors.Is(err, errToken):
@@ -143,17 +151,18 @@ func (c *Client) Run(ctx context.Context) {
 
 // backoff returns the delay before the next dial after failures consecutive failed or
 // short-lived connections: a uniformly random duration up to InitialBackoff·2^failures, capped
-// at MaxBackoff. Full jitter spreads the redials of many LCs after GM restarts.
-func (c *Client) backoff(failures int) time.Duration {
+// at maxDelay (MaxBackoff, or FailoverBackoff during a failover window). Full jitter spreads the
+// redials of many LCs after GM restarts.
+func (c *Client) backoff(failures int, maxDelay time.Duration) time.Duration {
 	limit := c.opts.InitialBackoff
 	for range failures {
-		if limit >= c.opts.MaxBackoff/2 {
-			limit = c.opts.MaxBackoff
+		if limit >= maxDelay/2 {
+			limit = maxDelay
 			break
 		}
 		limit *= 2
 	}
-	limit = min(limit, c.opts.MaxBackoff)
+	limit = min(limit, maxDelay)
 	return c.jitter(limit)
 }
 

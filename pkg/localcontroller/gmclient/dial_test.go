@@ -189,6 +189,71 @@ func TestBackoffStartsAgainAfterAStableConnection(t *testing.T) {
 	require.Equal(t, 100*time.Millisecond, nextDelay(t, delays), "a connection that lived past 30s resets it")
 }
 
+// After a stable connection ends (GM failing over), the backoff is capped at FailoverBackoff
+// for FailoverWindow, however many dials fail; past the window it grows to MaxBackoff again.
+func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
+	ctx := testContext(t)
+	gm := newTestGM(t, ctx, messagelayer.Options{})
+	gm.start("")
+	lc := newLC(t, gm)
+	opts := lc.options(gm.url())
+	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, 10*time.Second
+	opts.FailoverBackoff, opts.FailoverWindow = 400*time.Millisecond, time.Minute
+	c := lc.newClient(t, opts)
+	c.jitter = func(limit time.Duration) time.Duration { return limit }
+	var elapsed atomic.Int64
+	start := time.Now()
+	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
+	delays := recordSleeps(c)
+	run(t, ctx, c)
+
+	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
+	elapsed.Add(int64(stableConnection + time.Second))
+	// GM goes away: every dial from now on fails.
+	gm.srv.Close()
+	gm.kick()
+	ms := time.Millisecond
+	var got []time.Duration
+	for range 6 {
+		got = append(got, nextDelay(t, delays))
+	}
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 400 * ms, 400 * ms, 400 * ms}, got,
+		"within the window the backoff stops at FailoverBackoff")
+	elapsed.Add(int64(time.Minute))
+	got = nil
+	for range 3 {
+		got = append(got, nextDelay(t, delays))
+	}
+	require.Equal(t, []time.Duration{6400 * ms, 10 * time.Second, 10 * time.Second}, got,
+		"past the window it grows to MaxBackoff again")
+}
+
+// A connection that never became stable opens no failover window: an LC refused again and
+// again backs off to MaxBackoff.
+func TestNoFailoverWindowWithoutAStableConnection(t *testing.T) {
+	ctx := testContext(t)
+	gm := newTestGM(t, ctx, messagelayer.Options{})
+	gm.start("")
+	lc := newLC(t, gm)
+	opts := lc.options(gm.url())
+	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, time.Second
+	opts.FailoverBackoff = 200 * time.Millisecond
+	c := lc.newClient(t, opts)
+	c.jitter = func(limit time.Duration) time.Duration { return limit }
+	delays := recordSleeps(c)
+	run(t, ctx, c)
+
+	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
+	gm.srv.Close()
+	gm.kick()
+	var got []time.Duration
+	for range 6 {
+		got = append(got, nextDelay(t, delays))
+	}
+	ms := time.Millisecond
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second}, got)
+}
+
 func TestFullJitterStaysWithinItsBound(t *testing.T) {
 	limit := 50 * time.Millisecond
 	distinct := map[time.Duration]bool{}
@@ -247,6 +312,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		"plain ws":         {Options{URL: "ws://gm:9000/", TokenFile: "t"}, "must use wss://"},
 		"no port":          {Options{URL: "gm", TokenFile: "t"}, "neither host:port nor a wss:// URL"},
 		"backoff bounds":   {Options{URL: "gm:9000", TokenFile: "t", InitialBackoff: time.Minute, MaxBackoff: time.Second}, "MaxBackoff 1s is shorter than InitialBackoff 1m0s"},
+		"failover backoff": {Options{URL: "gm:9000", TokenFile: "t", MaxBackoff: time.Second, FailoverBackoff: time.Minute}, "FailoverBackoff 1m0s is longer than MaxBackoff 1s"},
 		"user info":        {Options{URL: "wss://u:p@gm:9000/", TokenFile: "t"}, "user information"},
 		"other scheme":     {Options{URL: "https://gm:9000/", TokenFile: "t"}, `scheme "https"`},
 		"empty address":    {Options{TokenFile: "t"}, "GM address is empty"},
@@ -287,6 +353,8 @@ func TestNewAppliesDefaultsAndRegistersMetrics(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultInitialBackoff, c.opts.InitialBackoff)
 	require.Equal(t, DefaultMaxBackoff, c.opts.MaxBackoff)
+	require.Equal(t, DefaultFailoverBackoff, c.opts.FailoverBackoff)
+	require.Equal(t, DefaultFailoverWindow, c.opts.FailoverWindow)
 	require.Equal(t, DefaultMaxInflight, c.opts.MaxInflight)
 	require.Equal(t, DefaultPingInterval, c.opts.PingInterval)
 	require.Equal(t, DefaultWriteTimeout, c.opts.WriteTimeout)

@@ -17,6 +17,8 @@ import (
 const (
 	DefaultInitialBackoff   = 500 * time.Millisecond
 	DefaultMaxBackoff       = 30 * time.Second
+	DefaultFailoverBackoff  = 2 * time.Second
+	DefaultFailoverWindow   = time.Minute
 	DefaultPingInterval     = 20 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 30 * time.Second
@@ -54,6 +56,15 @@ type Options struct {
 	// than 30s.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
+	// FailoverBackoff caps the backoff instead of MaxBackoff for FailoverWindow after a stable
+	// connection (one that lived longer than 30s) ended. Such an end is most often GM failing
+	// over or restarting: GM is back within its lease duration and start-up, and an LC that
+	// had grown its backoff to MaxBackoff while GM was away would wait up to MaxBackoff more
+	// after GM serves again. While GM is away its Service refuses the dials, which costs GM
+	// nothing; full jitter still spreads the LCs' arrival over FailoverBackoff once it serves.
+	// Defaults 2s and 1m; past the window the backoff grows to MaxBackoff as before.
+	FailoverBackoff time.Duration
+	FailoverWindow  time.Duration
 
 	// MaxFrameBytes bounds frames in both directions; keep it equal to GM's limit. Default
 	// channel.DefaultMaxFrameBytes.
@@ -79,6 +90,12 @@ func (o *Options) setDefaults() {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = DefaultMaxBackoff
 	}
+	if o.FailoverBackoff <= 0 {
+		o.FailoverBackoff = min(DefaultFailoverBackoff, o.MaxBackoff)
+	}
+	if o.FailoverWindow <= 0 {
+		o.FailoverWindow = DefaultFailoverWindow
+	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = channel.DefaultMaxFrameBytes
 	}
@@ -103,6 +120,9 @@ func (o *Options) validate() error {
 	}
 	if o.MaxBackoff < o.InitialBackoff {
 		errs = append(errs, fmt.Errorf("MaxBackoff %s is shorter than InitialBackoff %s", o.MaxBackoff, o.InitialBackoff))
+	}
+	if o.FailoverBackoff > o.MaxBackoff {
+		errs = append(errs, fmt.Errorf("FailoverBackoff %s is longer than MaxBackoff %s", o.FailoverBackoff, o.MaxBackoff))
 	}
 	return errors.Join(errs...)
 }
