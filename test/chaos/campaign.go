@@ -684,7 +684,7 @@ func (c *campaign) verifyCut(ctx context.Context, i int) error {
 			_ = conn.Close() // a probe
 			return fmt.Errorf("%s answered", address)
 		}
-		return nil
+		return cutOff(address, err)
 	}
 	var d net.Dialer
 	if err := probe(d.DialContext, net.JoinHostPort(link.NodeIP, strconv.Itoa(localsedna.LCPort))); err != nil {
@@ -696,6 +696,20 @@ func (c *campaign) verifyCut(ctx context.Context, i int) error {
 		}
 	}
 	return nil
+}
+
+// cutOff tells whether a failed dial shows the address out of reach: only a timeout or an
+// unreachable network or host does. A refused connection means the other side's stack answered
+// (e.g. an LC a concurrent fault stopped), so the link is not what failed.
+func cutOff(address string, err error) error {
+	var netErr net.Error
+	switch {
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return nil
+	default:
+		return fmt.Errorf("%s did not time out or prove unreachable: %w", address, err)
+	}
 }
 
 // fullStoreRefusals counts the reports the LCs logged as refused because their store was full.
