@@ -267,7 +267,6 @@ func stopOnce(c *Cluster) func() error {
 	return stopFn
 }
 
-
 // trainedModels trains the demo's models once into _output/mnist/models (as local Sedna does).
 func trainedModels(t *testing.T) string {
 	dir := repoPath("_output", "mnist", "models")
