@@ -263,3 +263,86 @@ func mustYAML(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestChartGMAddress: lc.gmAddress (install.sh's SEDNA_GM_ADDRESS) sets the LCs' GM_ADDRESS, GM's
+// generated certificate names its host (a DNS name as a name, an IP as an IP) besides the gm
+// Service's names, and an address that is not host:port fails the render naming the value.
+func TestChartGMAddress(t *testing.T) {
+	for _, tc := range []struct{ addr, dnsName, ip string }{
+		{addr: "10.0.0.10:30900", ip: "10.0.0.10"},
+		{addr: "[fd00::10]:30900", ip: "fd00::10"},
+		{addr: "gm.example.com:443", dnsName: "gm.example.com"},
+	} {
+		objs := render(t, "--set", "lc.gmAddress="+tc.addr)
+		var env []any
+		var crt, bundle string
+		for _, o := range objs {
+			switch keyOf(o) {
+			case "DaemonSet sedna/sedna-lc":
+				spec := o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+				env = spec["containers"].([]any)[0].(map[string]any)["env"].([]any)
+			case "Secret sedna/sedna-gm-tls":
+				b, err := base64.StdEncoding.DecodeString(o["data"].(map[string]any)["tls.crt"].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				crt = string(b)
+			case "ConfigMap sedna/sedna-gm-ca":
+				bundle = o["data"].(map[string]any)["ca.crt"].(string)
+			}
+		}
+		got := ""
+		for _, e := range env {
+			if e := e.(map[string]any); e["name"] == "GM_ADDRESS" {
+				got, _ = e["value"].(string)
+			}
+		}
+		if got != tc.addr {
+			t.Errorf("lc.gmAddress=%s: the LCs' GM_ADDRESS is %q", tc.addr, got)
+		}
+		block, _ := pem.Decode([]byte(crt))
+		if block == nil {
+			t.Fatalf("lc.gmAddress=%s: no certificate in sedna-gm-tls", tc.addr)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(bundle)) {
+			t.Fatalf("no CA in sedna-gm-ca: %q", bundle)
+		}
+		names := []string{"gm.sedna", "gm.sedna.svc", "gm.sedna.svc.cluster.local"}
+		if tc.dnsName != "" {
+			names = append(names, tc.dnsName)
+		}
+		if tc.ip != "" {
+			names = append(names, tc.ip) // Verify checks an IP against the IP SANs
+			if len(cert.IPAddresses) != 1 || cert.IPAddresses[0].String() != tc.ip {
+				t.Errorf("lc.gmAddress=%s: IP SANs %v", tc.addr, cert.IPAddresses)
+			}
+			for _, n := range cert.DNSNames {
+				if n == tc.ip {
+					t.Errorf("lc.gmAddress=%s: the IP is a DNS name of the certificate", tc.addr)
+				}
+			}
+		}
+		for _, name := range names {
+			if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: pool}); err != nil {
+				t.Errorf("lc.gmAddress=%s: GM's certificate for %s: %v", tc.addr, name, err)
+			}
+		}
+	}
+	for _, bad := range []string{"https://gm.example.com:443", "gm.example.com", "10.0.0.10:", "fd00::10:30900", ""} {
+		cmd := exec.Command(helm(t), "template", "sedna", filepath.Join(root, "charts", "sedna"), "--namespace", "sedna",
+			"--kube-version", "v1.37.2", "--set-string", "lc.gmAddress="+bad)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("lc.gmAddress=%q rendered", bad)
+			continue
+		}
+		if !strings.Contains(string(out), "lc.gmAddress") {
+			t.Errorf("lc.gmAddress=%q: the error does not name the value:\n%s", bad, out)
+		}
+	}
+}

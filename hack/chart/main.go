@@ -206,6 +206,21 @@ func (g *generator) object(obj map[string]any) error {
 				vals["resources"] = res
 				c["resources"] = "@@block:" + comp + ".resources@@"
 			}
+			// The address LCs dial GM at: build/'s Service name, or what an edge node without
+			// cluster DNS reaches (install.sh's SEDNA_GM_ADDRESS); GM's generated certificate
+			// names its host (certificates.yaml).
+			if env, ok := c["env"].([]any); ok {
+				for _, e := range env {
+					e, _ := e.(map[string]any)
+					if e["name"] == "GM_ADDRESS" {
+						if _, ok := e["value"].(string); !ok {
+							return fmt.Errorf("%s %s: GM_ADDRESS has no value", kind, name)
+						}
+						vals["gmAddress"] = e["value"]
+						e["value"] = `@@scalar:include "sedna.gmAddress" $ | quote@@`
+					}
+				}
+			}
 			if args, ok := c["args"].([]any); ok {
 				for i, a := range args {
 					s, _ := a.(string)
@@ -306,6 +321,8 @@ const valuesDoc = `# Defaults are build/'s: the chart rendered with them is buil
 #     sedna-gm: sha256:...) pins one image by digest instead of the tag.
 #   gm/lc/kb: replicas (gm only), logLevel, resources, nodeSelector, tolerations; gm.config is GM's
 #     configuration (docs/gm-config.md); kb.storage the knowledge base's volume claim.
+#   lc.gmAddress: host:port the LCs dial GM at (install.sh's SEDNA_GM_ADDRESS), e.g. a NodePort of
+#     a cloud node for KubeEdge edge nodes without cluster DNS; the generated certificate names its host.
 #   certificates.generate: issue GM's serving certificate and the LCs' CA at install (kept on
 #     upgrade); false: create Secret sedna-gm-tls and ConfigMap sedna-gm-ca yourself.
 #   kb.generateTokens: create the knowledge base's tokens (Secret sedna-kb-token) at install.

@@ -14,7 +14,6 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -64,29 +63,17 @@ func TestSednaOnKubeEdge(t *testing.T) {
 	images := filepath.Join(root, "_output", "images-e2e-kubeedge", "linux-"+goruntime.GOARCH)
 	began := time.Now()
 
-	// Real nodes share this machine: one iptables (two kube-proxies would rewrite each other's
-	// KUBE-* chains), and the LC's hostPaths /var/lib/sedna and /data (an LC refuses a store
-	// another LC holds). Tests that run them take realNodesLock in turn; what this one creates
-	// under the hostPaths goes when it ends.
-	unlock := lockRealNodes(t)
-	t.Cleanup(unlock)
-	if _, err := os.Stat(lcStateDir); err == nil {
-		t.Fatalf("%s exists on this machine; the LC on the KubeEdge node would share it (build/lc hostPath): move it away first", lcStateDir)
-	}
-	for _, d := range []string{lcStateDir, lcDataDir} {
-		if _, err := os.Stat(d); err == nil {
-			continue // not ours
-		}
-		t.Cleanup(func() { require.NoError(t, os.RemoveAll(d)) })
-	}
 	bins, err := kubeedge.InstallBinaries(ctx)
 	require.NoError(t, err)
 
 	// The cloud: a control plane whose apiserver pods reach, one real kubelet node on containerd
-	// for GM and the knowledge base, kube-proxy and the cluster DNS (test/realnode).
+	// for GM and the knowledge base, kube-proxy and the cluster DNS (test/realnode). Real nodes
+	// share this machine: one iptables (two kube-proxies would rewrite each other's KUBE-*
+	// chains), the kubelets' fixed paths (edged's too) and the LC's hostPaths /var/lib/sedna and
+	// /data (an LC refuses a store another LC holds): realnode.Start waits for realnode.LockPath,
+	// refuses an existing /var/lib/sedna, and Stop removes what the run created there.
 	dir := filepath.Join(root, "_output", "e2e-kubeedge")
 	edgeContainerdDir := filepath.Join(dir, edgeNode, "containerd")
-	require.NoError(t, realnode.SweepContainerd(ctx, edgeContainerdDir, edgeBridge))
 	cluster, err := realnode.Start(ctx, realnode.Options{
 		Dir:         filepath.Join(dir, "cloud"),
 		Nodes:       []realnode.NodeSpec{{Name: cloudNode, Bridge: cloudBridge, Subnet: "10.252.1.0/24"}},
@@ -94,6 +81,8 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		ServiceCIDR: "10.254.252.0/24",
 		Images: []string{filepath.Join(images, "sedna-pause.tar"), filepath.Join(images, "sedna-gm.tar"),
 			filepath.Join(images, "sedna-kb.tar")},
+		OwnedHostPaths:  []string{lcStateDir},
+		SharedHostPaths: []string{lcDataDir},
 	})
 	stopped := false
 	t.Cleanup(func() {
@@ -103,6 +92,8 @@ func TestSednaOnKubeEdge(t *testing.T) {
 	})
 	require.NoError(t, err)
 	kube := cluster.Client
+	// What an interrupted run left of the edge node, now that this run holds the machine.
+	require.NoError(t, realnode.SweepContainerd(ctx, edgeContainerdDir, edgeBridge))
 
 	cc, err := kubeedge.StartCloudCore(ctx, kubeedge.CloudCoreOptions{Dir: filepath.Join(dir, "cloudcore"), Binaries: bins,
 		Kubeconfig: cluster.Kubeconfig, Kubectl: kubectl, Kube: kube})
@@ -133,7 +124,7 @@ func TestSednaOnKubeEdge(t *testing.T) {
 		stopped = true
 		errs := []error{ec.Stop(), edgeRuntime.Stop(context.Background()), cc.Stop(), cluster.Stop(context.Background())}
 		require.NoError(t, errors.Join(errs...))
-		after, err := realnode.SnapshotHost(context.Background())
+		after, err := cluster.SnapshotHost(context.Background())
 		require.NoError(t, err)
 		require.Empty(t, cluster.Before.Diff(after), "the test changed this machine")
 	})
@@ -270,20 +261,6 @@ func containerCount(ctx context.Context, t *testing.T, socket string) int {
 	out, err := exec.CommandContext(ctx, "ctr", "--address", socket, "-n", "k8s.io", "containers", "ls", "-q").CombinedOutput()
 	require.NoError(t, err, string(out))
 	return len(strings.Fields(string(out)))
-}
-
-// realNodesLock serializes the tests that run real nodes on this machine (make e2e-real,
-// make e2e-kubeedge): kube-proxy, bridges and the LC's hostPaths are the machine's.
-const realNodesLock = "/run/lock/sedna-e2e-real-nodes.lock"
-
-// lockRealNodes waits for realNodesLock and returns its release.
-func lockRealNodes(t *testing.T) func() {
-	t.Helper()
-	f, err := os.OpenFile(realNodesLock, os.O_CREATE|os.O_RDWR, 0o600)
-	require.NoError(t, err)
-	t.Logf("waiting for %s (another real-node test on this machine)", realNodesLock)
-	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
-	return func() { _ = f.Close() } // closing releases the lock
 }
 
 func podReady(p *corev1.Pod) bool {

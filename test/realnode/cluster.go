@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,6 +48,13 @@ type Options struct {
 	// Images are image archives imported into every node's containerd; the sandbox image
 	// (DefaultSandboxImage) must be among them.
 	Images []string
+	// OwnedHostPaths are paths outside Dir that this run's pods or test create and nothing else
+	// may have (the LC's store /var/lib/sedna, a demo's /data/mnist): Start refuses to start,
+	// naming it, when one exists, and Stop removes them. KubeletHostPaths are always owned.
+	OwnedHostPaths []string
+	// SharedHostPaths are paths outside Dir that the pods may create but that may be there
+	// already (the LC's hostPath /data): Stop removes them only when they did not exist before.
+	SharedHostPaths []string
 }
 
 // Node is one running node.
@@ -64,15 +72,21 @@ type Cluster struct {
 	// Before is the host as it was before Start.
 	Before *Host
 
+	// HostPaths are the paths outside Dir the run creates (Options.OwnedHostPaths,
+	// SharedHostPaths, KubeletHostPaths and their missing parents), removed by Stop.
+	HostPaths *HostPaths
+
 	opts   Options
+	lock   *os.File
 	proxy  *KubeProxy
 	dns    *DNS
 	logger klog.Logger
 }
 
 // Start starts the control plane (its apiserver reachable from pods), one containerd and kubelet
-// per node, kube-proxy and the cluster DNS, and returns when every node is Ready. The caller must
-// call Stop, also when Start fails (it returns the partial Cluster then).
+// per node, kube-proxy and the cluster DNS, and returns when every node is Ready. It first waits
+// for LockPath, which the Cluster holds until Stop: one real-node cluster at a time per machine.
+// The caller must call Stop, also when Start fails (it returns the partial Cluster then).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	logger := klog.FromContext(ctx).WithName("realnode")
 	ctx = klog.NewContext(ctx, logger)
@@ -85,15 +99,21 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	opts.Dir = dir
 	c := &Cluster{opts: opts, logger: logger}
+	if c.lock, err = lockHost(); err != nil {
+		return nil, err
+	}
+	if c.HostPaths, err = ClaimHostPaths(append(slices.Clone(KubeletHostPaths), opts.OwnedHostPaths...), opts.SharedHostPaths); err != nil {
+		return c, fmt.Errorf("realnode: %w", err)
+	}
 	if err := Sweep(ctx, opts); err != nil {
-		return nil, fmt.Errorf("removing what a previous run left: %w", err)
+		return c, fmt.Errorf("removing what a previous run left: %w", err)
 	}
 	// Nothing is mounted below dir any more: removing it cannot reach through into the host.
 	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("emptying %s: %w", dir, err)
+		return c, fmt.Errorf("emptying %s: %w", dir, err)
 	}
-	if c.Before, err = SnapshotHost(ctx); err != nil {
-		return nil, err
+	if c.Before, err = c.SnapshotHost(ctx); err != nil {
+		return c, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -194,11 +214,24 @@ func (c *Cluster) Node(name string) *Node {
 	return nil
 }
 
+// SnapshotHost is SnapshotHost watching the cluster's HostPaths.
+func (c *Cluster) SnapshotHost(ctx context.Context) (*Host, error) {
+	return SnapshotHost(ctx, c.HostPaths.Watched()...)
+}
+
 // Stop stops everything Start started and removes what it added to the host: pods (through CRI,
 // so CNI removes their veths and addresses), containers, mounts, cgroups, bridges, the iptables
 // chains of kubelet, kube-proxy and CNI (KUBE-*, CNI-*, those that did not exist before Start),
-// and the sysctls it or they changed. The directory stays for its logs. Safe on a partial Cluster.
+// the HostPaths that did not exist before, and the sysctls it or they changed; then it releases
+// LockPath. The directory stays for its logs. Safe on a partial Cluster.
 func (c *Cluster) Stop(ctx context.Context) error {
+	if c.lock == nil {
+		return nil // Start did not get the lock, or Stop ran already
+	}
+	defer func() {
+		_ = c.lock.Close() // closing releases the lock
+		c.lock = nil
+	}()
 	var errs []error
 	for _, n := range c.Nodes {
 		if n.Kubelet != nil {
@@ -221,9 +254,11 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		errs = append(errs, c.Cluster.Stop())
 	}
 	errs = append(errs, Sweep(ctx, c.opts))
+	// Nothing is mounted below Dir any more, nor runs: what the nodes made outside it can go.
+	errs = append(errs, c.HostPaths.Release())
 	if c.Before != nil {
 		errs = append(errs, c.Before.RemoveIPTables(ctx, "KUBE-", "CNI-"))
-		now, err := SnapshotHost(ctx)
+		now, err := c.SnapshotHost(ctx)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -256,7 +291,8 @@ func (c *Cluster) foreignChanges(now *Host) bool {
 
 // Leftovers is what after has that the host had not before Start and that these nodes made:
 // iptables and ip6tables chains and rules (anyone's), interfaces that are the nodes' bridges or
-// veths, mounts under Dir, and changed sysctls — unless interfaces or mounts of another program
+// veths, mounts under Dir, HostPaths that did not exist before (after must watch them:
+// Cluster.SnapshotHost), and changed sysctls — unless interfaces or mounts of another program
 // (another test sharing the machine) appeared too, as a sysctl may then be its.
 func (c *Cluster) Leftovers(after *Host) []string {
 	var bridges []string

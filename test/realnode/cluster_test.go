@@ -41,7 +41,7 @@ func TestNodesJoinAndLeaveNoTrace(t *testing.T) {
 
 	stopped = true
 	require.NoError(t, c.Stop(ctx))
-	after, err := SnapshotHost(ctx)
+	after, err := c.SnapshotHost(ctx)
 	require.NoError(t, err)
 	require.Empty(t, c.Leftovers(after), "the host changed")
 }

@@ -86,11 +86,15 @@ type Host struct {
 	Mounts []string
 	// Sysctls are the values of sysctls ("" when unreadable).
 	Sysctls map[string]string
+	// Paths says of each path SnapshotHost was asked to watch whether it exists.
+	Paths map[string]bool
 }
 
-// SnapshotHost records the host's iptables rules, interfaces, mounts and sysctls.
-func SnapshotHost(ctx context.Context) (*Host, error) {
-	h := &Host{Sysctls: map[string]string{}}
+// SnapshotHost records the host's iptables rules, interfaces, mounts and sysctls, and which of
+// paths (files and directories a run may create outside its directory: Cluster.SnapshotHost
+// passes its HostPaths) exist.
+func SnapshotHost(ctx context.Context, paths ...string) (*Host, error) {
+	h := &Host{Sysctls: map[string]string{}, Paths: existing(paths)}
 	var err error
 	if h.IPTables, err = saveTables(ctx, "iptables-save"); err != nil {
 		return nil, err
@@ -118,6 +122,16 @@ func SnapshotHost(ctx context.Context) (*Host, error) {
 		}
 	}
 	return h, nil
+}
+
+// existing says of each of paths whether it exists.
+func existing(paths []string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range paths {
+		_, err := os.Lstat(p)
+		out[p] = err == nil
+	}
+	return out
 }
 
 // saveTables runs iptables-save (or ip6tables-save) and returns each table's chains and rules.
@@ -153,7 +167,7 @@ func saveTables(ctx context.Context, command string) (map[string][]string, error
 	return tables, nil
 }
 
-// Diff lists what other has that h had not — iptables chains and rules, interfaces, mounts — and
+// Diff lists what other has that h had not — iptables chains and rules, interfaces, mounts, paths — and
 // the sysctls whose values differ, one line each; empty when nothing was added or changed. What
 // disappeared is not listed: on a machine shared with other test runs their mounts and links come
 // and go, and nothing here removes anything it did not add.
@@ -187,6 +201,11 @@ func (h *Host) Diff(other *Host) []string {
 	}
 	diffLines("link", h.Links, other.Links)
 	diffLines("mount", h.Mounts, other.Mounts)
+	for p, exists := range other.Paths {
+		if exists && !h.Paths[p] {
+			out = append(out, "path: added "+p)
+		}
+	}
 	for k, v := range h.Sysctls {
 		if other.Sysctls[k] != v {
 			out = append(out, fmt.Sprintf("sysctl %s: %s, was %s", k, other.Sysctls[k], v))

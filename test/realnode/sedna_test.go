@@ -43,6 +43,9 @@ var tierImages = []string{"sedna-pause", "sedna-gm", "sedna-lc", "sedna-kb", "mn
 // jiNamespace is where the demo runs (its manifests name no namespace).
 const jiNamespace = "default"
 
+// demoDataDir is where the demo's Models point (examples/joint_inference/mnist), on the nodes.
+const demoDataDir = "/data/mnist"
+
 func repoPath(elem ...string) string {
 	return filepath.Join(append([]string{localcluster.RepoRoot()}, elem...)...)
 }
@@ -69,18 +72,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	}
 	start := time.Now()
 
-	// Host paths the demo's Models point at, made as an administrator would: readable by the
-	// workers' user 65532. What did not exist before is removed at the end.
 	models := trainedModels(t)
-	removeHostPaths := hostPaths(t, []string{"/data", "/var/lib/sedna"})
-	t.Cleanup(removeHostPaths)
-	require.NoError(t, os.MkdirAll("/data/mnist/models", 0o755))
-	for _, f := range []string{"edge.model", "cloud.model"} {
-		data, err := os.ReadFile(filepath.Join(models, f))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join("/data/mnist/models", f), data, 0o644))
-	}
-
 	opts := Options{
 		Dir: repoPath("_output", "e2e-real"),
 		Nodes: []NodeSpec{
@@ -90,6 +82,10 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		ClusterCIDR: "10.251.0.0/16",
 		ServiceCIDR: "10.250.0.0/24",
 		Images:      images,
+		// The LC DaemonSet's hostPaths on "each node" (this machine): its store is the run's
+		// alone, /data may be there already; the demo's models are the run's.
+		OwnedHostPaths:  []string{"/var/lib/sedna", demoDataDir},
+		SharedHostPaths: []string{"/data"},
 	}
 	cluster, err := Start(ctx, opts)
 	stop := stopOnce(cluster)
@@ -100,6 +96,15 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	})
 	require.NoError(t, err)
 	logger.Info("Nodes are up", "after", time.Since(start))
+
+	// The host paths the demo's Models point at, made as an administrator would: readable by the
+	// workers' user 65532. Stop removes them (Options.OwnedHostPaths).
+	require.NoError(t, os.MkdirAll(filepath.Join(demoDataDir, "models"), 0o755))
+	for _, f := range []string{"edge.model", "cloud.model"} {
+		data, err := os.ReadFile(filepath.Join(models, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(demoDataDir, "models", f), data, 0o644))
+	}
 	// Runs before the nodes stop (cleanups run last-in first-out): the pods' logs go with them.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -221,7 +226,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 	logger.Info("install.sh delete left nothing", "after", time.Since(start))
 
 	require.NoError(t, stop())
-	after, err := SnapshotHost(ctx)
+	after, err := cluster.SnapshotHost(ctx)
 	require.NoError(t, err)
 	require.Empty(t, cluster.Leftovers(after), "the host changed")
 	t.Logf("the real-node tier took %s", time.Since(start).Round(time.Second))
@@ -260,23 +265,6 @@ func stopOnce(c *Cluster) func() error {
 		}
 	}()
 	return stopFn
-}
-
-// hostPaths returns a function that removes those of paths that do not exist now.
-func hostPaths(t *testing.T, paths []string) func() {
-	var missing []string
-	for _, p := range paths {
-		if _, err := os.Stat(p); os.IsNotExist(err) {
-			missing = append(missing, p)
-		}
-	}
-	return func() {
-		for _, p := range missing {
-			if err := os.RemoveAll(p); err != nil {
-				t.Errorf("removing %s: %v", p, err)
-			}
-		}
-	}
 }
 
 // trainedModels trains the demo's models once into _output/mnist/models (as local Sedna does).
