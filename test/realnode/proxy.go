@@ -54,17 +54,19 @@ func StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubeProxy, error
 	if err != nil {
 		return nil, err
 	}
-	// conntrack all zero: leave the host's conntrack sysctls alone.
+	// conntrack all zero: leave the host's conntrack sysctls alone. NodePorts only on the nodes'
+	// bridge addresses (inside the cluster CIDR), never on this machine's other addresses.
 	config := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: %q}
 hostnameOverride: %s
 mode: iptables
 clusterCIDR: %s
+nodePortAddresses: [%s]
 healthzBindAddress: 127.0.0.1:%d
 metricsBindAddress: 127.0.0.1:%d
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
-`, kubeconfig, cfg.NodeName, cfg.ClusterCIDR, ports[0], ports[1])
+`, kubeconfig, cfg.NodeName, cfg.ClusterCIDR, cfg.ClusterCIDR, ports[0], ports[1])
 	if err := os.WriteFile(filepath.Join(cfg.Dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return nil, err
 	}
