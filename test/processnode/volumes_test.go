@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,6 +90,9 @@ func projectedPod(script string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: "gm", Namespace: "sedna", UID: "uid-v", Labels: map[string]string{"app": "gm"}},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
+			// As build/kb: the image's user, and its group as fsGroup, so that the 0400 secret
+			// item is readable through the group.
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(imageUser), FSGroup: ptr.To(imageGroup)},
 			Volumes: []corev1.Volume{
 				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 					LocalObjectReference: corev1.LocalObjectReference{Name: "gm-config"}}}},
@@ -153,14 +158,26 @@ func TestVolumesAreWrittenBeforeContainersStart(t *testing.T) {
 	}, tokens.issued())
 
 	volumes := filepath.Join(opts.NodeRoot, "pods", "uid-v", "volumes")
+	// The kubelet's modes: tokens private to the pod's runAsUser; with fsGroup (as root, which
+	// can give files to a group) every file group-readable and the group's.
 	modes := map[string]os.FileMode{
 		"config/gm.yaml": 0o644, "config/other": 0o644, "creds/aws/id": 0o400,
 		"api/token": 0o600, "api/lc/token": 0o600, "api/ca.crt": 0o644, "api/namespace": 0o644,
+	}
+	if canDropPrivileges() {
+		modes["creds/aws/id"], modes["api/token"], modes["api/lc/token"] = 0o440, 0o640, 0o640
 	}
 	for path, want := range modes {
 		info, err := os.Stat(filepath.Join(volumes, path))
 		require.NoError(t, err, path)
 		require.Equal(t, want, info.Mode().Perm(), path)
+		if canDropPrivileges() {
+			st := info.Sys().(*syscall.Stat_t)
+			require.EqualValues(t, imageGroup, st.Gid, "%s: the fsGroup's", path)
+			if strings.HasSuffix(path, "token") {
+				require.EqualValues(t, imageUser, st.Uid, "%s: the runAsUser's", path)
+			}
+		}
 	}
 	for _, absent := range []string{"creds/key", "api/unused"} {
 		_, err := os.Stat(filepath.Join(volumes, absent))
@@ -217,7 +234,7 @@ func TestMissingItemKeyIsAnError(t *testing.T) {
 	_, _, err = pod.setUpVolumes(context.Background())
 	require.NoError(t, err, "a pod without volumes needs nothing")
 
-	require.ErrorContains(t, writeFileAtomic(t.TempDir(), "../escape", nil, 0o644), "must be relative and stay inside the volume")
+	require.ErrorContains(t, writeFileAtomic(t.TempDir(), "../escape", nil, 0o644, -1, -1), "must be relative and stay inside the volume")
 }
 
 // TestTokensAreRefreshedUntilThePodStops uses tokens that live a second: each is replaced, through
@@ -242,7 +259,11 @@ func TestTokensAreRefreshedUntilThePodStops(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 1600*time.Millisecond)
 	info, err := os.Stat(tokenPath)
 	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	wantMode := os.FileMode(0o600)
+	if canDropPrivileges() {
+		wantMode = 0o640 // and the fsGroup's
+	}
+	require.Equal(t, wantMode, info.Mode().Perm())
 	entries, err := os.ReadDir(filepath.Dir(tokenPath))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary files are left behind: %v", entries)
