@@ -113,6 +113,13 @@ func (p *RunningPod) setUpVolumes(ctx context.Context) (map[string]string, []*pr
 		if v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil {
 			ownedByFSGroup, readOnly = true, true
 		}
+		if v.PersistentVolumeClaim != nil && ownedByFSGroup {
+			// A local PersistentVolume is a directory an administrator made: the kubelet refuses
+			// to mount one that does not exist.
+			if _, err := os.Stat(dir); err != nil {
+				return nil, nil, fmt.Errorf("volume %s: the local PersistentVolume's path: %w", v.Name, err)
+			}
+		}
 		// A hostPath the node lacks is created root:root 0755 (by the kubelet for
 		// DirectoryOrCreate, by the runtime otherwise): this harness runs as root to be faithful.
 		if err := os.MkdirAll(dir, 0o755); err != nil {

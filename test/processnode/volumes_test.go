@@ -348,6 +348,7 @@ func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
 	}{
 		"hostPath volume":         {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", hostPath), wantDir: "host/var/lib/kb"},
 		"local volume":            {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", local), wantDir: "host/mnt/disk1"},
+		"local volume, no path":   {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", local), wantErr: "the local PersistentVolume's path"},
 		"pending claim":           {claim: claim(corev1.ClaimPending, ""), wantErr: `persistentVolumeClaim data is not bound (phase "Pending")`},
 		"missing claim":           {wantErr: `persistentVolumeClaim data: persistentvolumeclaim "data" not found`},
 		"volume of another claim": {claim: claim(corev1.ClaimBound, "pv"), volume: volume("other-uid", hostPath), wantErr: "persistentVolume pv is not bound to it"},
@@ -363,6 +364,10 @@ func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
 				source.volumes["pv"] = tc.volume
 			}
 			opts.Objects = source
+			if name == "local volume" {
+				// A local volume's directory is the administrator's to make.
+				require.NoError(t, os.MkdirAll(filepath.Join(opts.NodeRoot, "host", "mnt", "disk1"), 0o755))
+			}
 			pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "kb", UID: "u"},
 				Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
 					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
@@ -384,4 +389,40 @@ func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
 	_, _, err := pod.setUpVolumes(context.Background())
 	require.ErrorContains(t, err, "no claim source is configured")
+}
+
+// TestClaimVolumeOwnership: with fsGroup, the kubelet gives a local PersistentVolume to the group
+// (group rwx, setgid) and leaves a hostPath one as it is (root:root 0755 when it made it), which
+// a non-root pod such as build/kb's then cannot write.
+func TestClaimVolumeOwnership(t *testing.T) {
+	requireRoot(t)
+	for name, tc := range map[string]struct {
+		source  corev1.PersistentVolumeSource
+		wantGid uint32
+		mode    os.FileMode
+	}{
+		"local":    {source: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: "/mnt/kb"}}, wantGid: uint32(imageGroup), mode: 0o775 | os.ModeSetgid},
+		"hostPath": {source: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/mnt/kb"}}, wantGid: 0, mode: 0o755},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := runnerOptions(t)
+			require.NoError(t, os.MkdirAll(filepath.Join(opts.NodeRoot, "host", "mnt", "kb"), 0o755))
+			opts.Objects = claimObjects{
+				claims: map[string]*corev1.PersistentVolumeClaim{"data": {ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "sedna", UID: "c"},
+					Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv"}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}}},
+				volumes: map[string]*corev1.PersistentVolume{"pv": {ObjectMeta: metav1.ObjectMeta{Name: "pv"}, Spec: corev1.PersistentVolumeSpec{
+					PersistentVolumeSource: tc.source, ClaimRef: &corev1.ObjectReference{Namespace: "sedna", Name: "data", UID: "c"}}}},
+			}
+			pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "kb", UID: "u"},
+				Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(imageUser), FSGroup: ptr.To(imageGroup)},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
+			paths, _, err := pod.setUpVolumes(context.Background())
+			require.NoError(t, err)
+			info, err := os.Stat(paths["data"])
+			require.NoError(t, err)
+			require.Equal(t, tc.wantGid, info.Sys().(*syscall.Stat_t).Gid)
+			require.Equal(t, tc.mode, info.Mode()&(os.ModePerm|os.ModeSetgid))
+		})
+	}
 }
