@@ -226,7 +226,8 @@ const ImageUser = 65532
 
 // PrepareHostPaths does on node what the examples' READMEs tell the administrator of a real node
 // ("On a real cluster"): every hostPath directory the manifest's pods mount is created and given
-// to the images' user (sudo install -d -o 65532 -g 65532 <dir>). A kubelet would create a missing
+// to the images' user and group, setgid (sudo install -d -o 65532 -g 65532 -m 2775 <dir>), so the
+// directories the LC makes in them are the group's. A kubelet would create a missing
 // one root:root 0755, which the workers, running as 65532, cannot write; the process nodes do the
 // same when the suite runs as root.
 func PrepareHostPaths(t *testing.T, node localsedna.Node, manifest string) {
@@ -255,6 +256,7 @@ func PrepareHostPaths(t *testing.T, node localsedna.Node, manifest string) {
 		if os.Geteuid() == 0 {
 			require.NoError(t, os.Chown(dir, ImageUser, ImageUser))
 		}
+		require.NoError(t, os.Chmod(dir, 0o775|os.ModeSetgid))
 	}
 }
 
