@@ -264,7 +264,7 @@ check_stored_objects() {
       fi
       invalid=1
       log "stored ${k} that the new schema rejects:"
-      grep -v '^[a-z.]*/' <<<"${out}" | sed "s/${CHECK_GROUP}/sedna.io/g" >&2 || true
+      grep -v '^[a-z.-]*/' <<<"${out}" | sed "s/${CHECK_GROUP}/sedna.io/g" >&2 || true
       break
     done
     kc delete crd --ignore-not-found --wait=false "${k}.${CHECK_GROUP}" >/dev/null

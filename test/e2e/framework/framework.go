@@ -225,7 +225,8 @@ func tailFile(path string, n int) string {
 const ImageUser = 65532
 
 // PrepareHostPaths does on node what the examples' READMEs tell the administrator of a real node
-// ("On a real cluster"): every hostPath directory the manifest's pods mount is created and given
+// ("On a real cluster"): every hostPath directory the manifest's pods mount, and a job's outputDir
+// (GM mounts it into the workers), is created and given
 // to the images' user and group, setgid (sudo install -d -o 65532 -g 65532 -m 2775 <dir>), so the
 // directories the LC makes in them are the group's. A kubelet would create a missing
 // one root:root 0755, which the workers, running as 65532, cannot write; the process nodes do the
@@ -267,6 +268,10 @@ func collectHostPaths(node any, out map[string]bool) {
 			if p, ok := hp["path"].(string); ok {
 				out[p] = true
 			}
+		}
+		// A job's outputDir is mounted into its workers by GM as a hostPath too.
+		if p, ok := n["outputDir"].(string); ok && strings.HasPrefix(p, "/") {
+			out[p] = true
 		}
 		for _, v := range n {
 			collectHostPaths(v, out)
