@@ -46,7 +46,8 @@ func TestFederatedLearningMNIST(t *testing.T) {
 	ctx := context.Background()
 	manifest := filepath.Join(localcluster.RepoRoot(), "examples", "federated_learning", "mnist", "mnist-federated-learning.yaml")
 	for _, node := range framework.Sedna.Nodes {
-		framework.PrepareHostPaths(t, node, manifest)
+		// The training workers' datasets and the aggregation Model's directory (its checkpoints).
+		framework.PrepareHostPaths(t, node, manifest, "/data/mnist-fl", "/data/mnist-fl-model")
 	}
 	for i := 1; i <= 3; i++ {
 		node, ok := framework.Sedna.Node(localsedna.EdgeNodeName(i))

@@ -231,11 +231,16 @@ const ImageUser = 65532
 // directories the LC makes in them are the group's. A kubelet would create a missing
 // one root:root 0755, which the workers, running as 65532, cannot write; the process nodes do the
 // same when the suite runs as root.
-func PrepareHostPaths(t *testing.T, node localsedna.Node, manifest string) {
+//
+// extra names more directories GM mounts into the workers, such as a Model's (its url's directory).
+func PrepareHostPaths(t *testing.T, node localsedna.Node, manifest string, extra ...string) {
 	t.Helper()
 	data, err := os.ReadFile(manifest)
 	require.NoError(t, err)
 	paths := map[string]bool{}
+	for _, p := range extra {
+		paths[p] = true
+	}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for {
 		var obj any
