@@ -251,7 +251,7 @@ check_stored_objects() {
       kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >/dev/null
     local out tries=0
     # (kubectl wait fails on a CRD that has no conditions yet, as a just-created one.)
-    until [[ "$(kc get crd "${k}.${CHECK_GROUP}" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]]; do
+    until [[ "$(kc get crd "${k}.${CHECK_GROUP}" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" == True ]]; do
       ((++tries < 60)) || die "the scratch CRD ${k}.${CHECK_GROUP} was not established"
       sleep 1
     done
