@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -152,8 +153,17 @@ func (e *env) sednaObjects(ctx context.Context) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, k := range sednaKinds {
-		list, err := e.dyn.Resource(schema.GroupVersionResource{Group: "sedna.io", Version: "v1alpha1", Resource: k}).List(ctx, metav1.ListOptions{})
-		require.NoError(t, err, "listing %s", k)
+		var list *unstructured.UnstructuredList
+		// Right after a CRD is applied the API server may answer NotFound for a moment, while it
+		// replaces that resource's handler (clients such as GM's informers retry the same way).
+		require.Eventually(t, func() bool {
+			var err error
+			list, err = e.dyn.Resource(schema.GroupVersionResource{Group: "sedna.io", Version: "v1alpha1", Resource: k}).List(ctx, metav1.ListOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				require.NoError(t, err, "listing %s", k)
+			}
+			return err == nil
+		}, eventually, tick, "listing %s", k)
 		for _, it := range list.Items {
 			it.SetResourceVersion("")
 			it.SetManagedFields(nil)
