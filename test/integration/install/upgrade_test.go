@@ -192,6 +192,9 @@ func (e *env) resourceVersions(ctx context.Context) map[objectKey]string {
 				continue
 			}
 			items, err := e.dyn.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{})
+			if apierrors.IsNotFound(err) {
+				continue // gone since discovery (install.sh's scratch CRDs are deleted without waiting)
+			}
 			require.NoError(t, err, "listing %s", r.Name)
 			for _, it := range items.Items {
 				out[objectKey(fmt.Sprintf("%s/%s %s/%s", gv.Group, r.Name, it.GetNamespace(), it.GetName()))] = it.GetResourceVersion()
