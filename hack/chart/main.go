@@ -1,5 +1,5 @@
-// Command chart generates the parts of charts/sedna that come from build/: crds/ (build/crds as
-// is), templates/build-*.yaml (build/gm, build/lc and build/kb with images, replicas, log levels,
+// Command chart generates the parts of charts/sedna that come from build/: crds/ (build/crds
+// without the schemas' descriptions, see crdNote), templates/build-*.yaml (build/gm, build/lc and build/kb with images, replicas, log levels,
 // resources, node selection and GM's configuration turned into values) and values.yaml (whose
 // defaults are build/'s, so the chart rendered with them is build/). build/ stays the one source of
 // the manifests: hack/update-chart.sh runs this, hack/verify-chart.sh fails when the chart drifts.
@@ -65,7 +65,17 @@ func generate(root, out string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(crdDir, filepath.Base(f)), data, 0o644); err != nil {
+		crd := map[string]any{}
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		stripDescriptions(crd, false)
+		text, err := yaml.Marshal(crd)
+		if err != nil {
+			return err
+		}
+		text = append([]byte(fmt.Sprintf(header, "build/crds/"+filepath.Base(f))+crdNote), text...)
+		if err := os.WriteFile(filepath.Join(crdDir, filepath.Base(f)), text, 0o644); err != nil {
 			return err
 		}
 	}
@@ -327,3 +337,29 @@ const valuesDoc = `# Defaults are build/'s: the chart rendered with them is buil
 #     upgrade); false: create Secret sedna-gm-tls and ConfigMap sedna-gm-ca yourself.
 #   kb.generateTokens: create the knowledge base's tokens (Secret sedna-kb-token) at install.
 `
+
+// crdNote says why the chart's CRDs have no descriptions. Helm stores every file of the chart,
+// crds/ included, in the release's Secret; build/crds are 12 MB (the pod templates' schemas), and
+// that Secret would be over the API server's 3 MiB request limit (helm install fails with "Request
+// entity too large") and Secrets' 1 MiB. Without the descriptions, which only kubectl explain
+// reads, the release holds about 0.4 MB. The schemas validate exactly as build/crds'.
+const crdNote = "# The schemas' descriptions are removed (Helm keeps the chart in a Secret of at most 1 MiB);\n" +
+	"# they validate as build/crds, which kubectl explain shows in full when applied (docs/install.md).\n"
+
+// stripDescriptions removes the description of every schema in a CRD. In a properties (or
+// patternProperties) map every key is a field name, even "description", and is kept.
+func stripDescriptions(node any, fieldNames bool) {
+	switch n := node.(type) {
+	case map[string]any:
+		if _, isText := n["description"].(string); isText && !fieldNames {
+			delete(n, "description")
+		}
+		for k, v := range n {
+			stripDescriptions(v, !fieldNames && (k == "properties" || k == "patternProperties"))
+		}
+	case []any:
+		for _, v := range n {
+			stripDescriptions(v, false)
+		}
+	}
+}

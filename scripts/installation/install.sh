@@ -29,6 +29,8 @@
 #   SEDNA_DELETE_OBJECTS true: let delete remove the CRDs although Sedna objects (jobs, services,
 #                       datasets, models) still exist, deleting those objects with them.
 #   SEDNA_KEEP_KB_DATA  true: delete keeps the knowledge base's PersistentVolumeClaim (its data).
+#   SEDNA_ALLOW_INVALID_OBJECTS true: apply the CRDs although stored Sedna objects are invalid
+#                       under their new schemas (create checks them first and stops otherwise).
 #   KUBECTL             the kubectl to use (default: kubectl on PATH); KUBECONFIG as usual.
 #
 # What create makes (and delete removes, nothing else): the 11 CRDs of build/crds, the namespace
@@ -46,6 +48,7 @@ SEDNA_WAIT_TIMEOUT=${SEDNA_WAIT_TIMEOUT:-300s}
 SEDNA_ROTATE_CERTS=${SEDNA_ROTATE_CERTS:-false}
 SEDNA_DELETE_OBJECTS=${SEDNA_DELETE_OBJECTS:-false}
 SEDNA_KEEP_KB_DATA=${SEDNA_KEEP_KB_DATA:-false}
+SEDNA_ALLOW_INVALID_OBJECTS=${SEDNA_ALLOW_INVALID_OBJECTS:-false}
 KUBECTL=${KUBECTL:-kubectl}
 
 NAMESPACE=sedna
@@ -66,7 +69,12 @@ die() { log "error: $*"; exit 1; }
 # moment. An EXIT trap removes them however the script ends: normally, by die, or by errexit (a
 # RETURN trap would not run on those).
 TMP_DIRS=()
-cleanup() { [[ ${#TMP_DIRS[@]} -eq 0 ]] || rm -rf "${TMP_DIRS[@]}"; }
+# Scratch CRDs of the schema check (check_stored_objects), removed however the script ends.
+CHECK_CRDS=()
+cleanup() {
+  [[ ${#TMP_DIRS[@]} -eq 0 ]] || rm -rf "${TMP_DIRS[@]}"
+  [[ ${#CHECK_CRDS[@]} -eq 0 ]] || "${KUBECTL}" delete crd --ignore-not-found --wait=false "${CHECK_CRDS[@]}" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 # tmpdir sets the variable named $1 to a new temporary directory removed at exit. It must not run
 # in a subshell (as $(tmpdir) would), or the directory would not be recorded.
@@ -261,8 +269,59 @@ wait_ready() {
   fi
 }
 
+# check_stored_objects validates every stored Sedna object against the CRDs about to be applied,
+# before they are: the API server does not re-validate stored objects when a CRD changes, so an
+# object a new schema rejects would stay stored, readable, and refuse every later update of the
+# offending fields (GM's status writes included). The new schema of each kind that has objects is
+# installed as a scratch CRD of another group (<plural>.upgrade-check.sedna.io, status as a plain
+# field so it is validated too) and every object is created there with --dry-run=server: the API
+# server validates it, CEL rules included, and stores nothing. The scratch CRDs go at once.
+CHECK_GROUP=upgrade-check.sedna.io
+check_stored_objects() {
+  local dir invalid=0
+  tmpdir dir
+  for k in "${SEDNA_KINDS[@]}"; do
+    kc get crd "${k}.sedna.io" >/dev/null 2>&1 || continue
+    # One JSON object per line: kind, name, namespace, spec and status of every stored object.
+    kc get "${k}.sedna.io" -A -o jsonpath='{range .items[*]}{"{\"apiVersion\":\"'"${CHECK_GROUP}"'/"}{.apiVersion}{"\",\"kind\":\""}{.kind}{"\",\"metadata\":{\"name\":\""}{.metadata.name}{"\",\"namespace\":\""}{.metadata.namespace}{"\"},\"spec\":"}{.spec}{",\"status\":"}{.status}{"}\n"}{end}' |
+      sed -e "s#\"${CHECK_GROUP}/sedna.io/#\"${CHECK_GROUP}/#" -e 's#,"status":}$#}#' -e 's#"spec":,#"spec":{},#' >"${dir}/${k}.json"
+    [[ -s "${dir}/${k}.json" ]] || continue
+    CHECK_CRDS+=("${k}.${CHECK_GROUP}")
+    sed -E -e "s/^  name: ${k}\.sedna\.io$/  name: ${k}.${CHECK_GROUP}/" -e "s/^  group: sedna\.io$/  group: ${CHECK_GROUP}/" \
+      -e '/^    subresources:$/,/^      status: \{\}$/d' "${BUILD}/crds/sedna.io_${k}.yaml" |
+      kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >/dev/null
+    local out tries=0
+    # (kubectl wait fails on a CRD that has no conditions yet, as a just-created one.)
+    until [[ "$(kc get crd "${k}.${CHECK_GROUP}" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" == True ]]; do
+      ((++tries < 60)) || die "the scratch CRD ${k}.${CHECK_GROUP} was not established"
+      sleep 1
+    done
+    tries=0
+    # kubectl may not see the new group in discovery at once ("no matches for kind").
+    until out=$(kc create --dry-run=server -o name -f "${dir}/${k}.json" 2>&1); do
+      if grep -q 'no matches for kind\|could not find the requested resource' <<<"${out}" && ((++tries < 20)); then
+        sleep 1
+        continue
+      fi
+      invalid=1
+      log "stored ${k} that the new schema rejects:"
+      grep -v '^[a-z.-]*/' <<<"${out}" | sed "s/${CHECK_GROUP}/sedna.io/g" >&2 || true
+      break
+    done
+    kc delete crd --ignore-not-found --wait=false "${k}.${CHECK_GROUP}" >/dev/null
+  done
+  [[ ${invalid} -eq 0 ]] && return 0
+  if [[ "${SEDNA_ALLOW_INVALID_OBJECTS}" == true ]]; then
+    log "applying the CRDs anyway (SEDNA_ALLOW_INVALID_OBJECTS=true): those objects stay stored, but updates to their invalid fields are refused"
+    return 0
+  fi
+  die "the CRDs were not changed: fix or delete the objects above, or set SEDNA_ALLOW_INVALID_OBJECTS=true"
+}
+
 create() {
   log "installing Sedna ${SEDNA_VERSION} from ${SEDNA_ROOT}"
+  log "checking stored Sedna objects against the new CRDs"
+  check_stored_objects
   log "applying the CRDs"
   for f in "${BUILD}"/crds/*.yaml; do apply "${f}"; done
   kc wait --for condition=established --timeout=60s $(for k in "${SEDNA_KINDS[@]}"; do echo "crd/${k}.sedna.io"; done) >&2

@@ -44,6 +44,11 @@ type measureResult struct {
 func TestFederatedLearningMNIST(t *testing.T) {
 	ns := framework.NewNamespace(t)
 	ctx := context.Background()
+	manifest := filepath.Join(localcluster.RepoRoot(), "examples", "federated_learning", "mnist", "mnist-federated-learning.yaml")
+	for _, node := range framework.Sedna.Nodes {
+		// The training workers' datasets and the aggregation Model's directory (its checkpoints).
+		framework.PrepareHostPaths(t, node, manifest, "/data/mnist-fl", "/data/mnist-fl-model")
+	}
 	for i := 1; i <= 3; i++ {
 		node, ok := framework.Sedna.Node(localsedna.EdgeNodeName(i))
 		require.True(t, ok, "the e2e cluster needs three edge nodes")
@@ -60,7 +65,7 @@ func TestFederatedLearningMNIST(t *testing.T) {
 		runResult(t, &measured, "mnist-fl-measure")
 	}()
 
-	framework.Apply(t, ns, filepath.Join(localcluster.RepoRoot(), "examples", "federated_learning", "mnist", "mnist-federated-learning.yaml"))
+	framework.Apply(t, ns, manifest)
 	jobs := framework.Sedna.Client.SednaV1alpha1().FederatedLearningJobs(ns)
 	job := func() *sednav1.FederatedLearningJob {
 		j, err := jobs.Get(ctx, "mnist-fl", metav1.GetOptions{})

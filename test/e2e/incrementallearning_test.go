@@ -63,6 +63,7 @@ func TestIncrementalLearningMNIST(t *testing.T) {
 	ctx := context.Background()
 	node, ok := framework.Sedna.Node("edge-node-1")
 	require.True(t, ok)
+	framework.PrepareHostPaths(t, node, filepath.Join(localcluster.RepoRoot(), "examples", "incremental_learning", "mnist", "mnist-incremental-learning.yaml"))
 	dataDir := node.HostPath("/data/mnist-il")
 	var initial struct {
 		TestAccuracy float64 `json:"testAccuracy"`

@@ -89,6 +89,7 @@ func TestLifelongLearningMNIST(t *testing.T) {
 	require.NoError(t, framework.Sedna.CopyKBTokenSecret(ctx, ns))
 	node, ok := framework.Sedna.Node("edge-node-1")
 	require.True(t, ok)
+	framework.PrepareHostPaths(t, node, filepath.Join(localcluster.RepoRoot(), "examples", "lifelong_learning", "mnist", "mnist-lifelong-learning.yaml"))
 	dataDir := node.HostPath("/data/mnist-ll")
 	runResult(t, &struct{}{}, "mnist-ll-drive", "init", "--dataset-dir", dataDir, "--samples", "1500")
 

@@ -57,7 +57,9 @@ var pedestrianCameras = []struct{ job, node string }{
 func TestMultiEdgePedestrians(t *testing.T) {
 	ns := framework.NewNamespace(t)
 	ctx := context.Background()
+	manifest := filepath.Join(localcluster.RepoRoot(), "examples", "multiedge_inference", "pedestrians", "pedestrians.yaml")
 	for _, node := range framework.Sedna.Nodes {
+		framework.PrepareHostPaths(t, node, manifest)
 		for name, model := range pipeline.DefaultModels() {
 			data, err := json.Marshal(model)
 			require.NoError(t, err)
@@ -76,7 +78,7 @@ func TestMultiEdgePedestrians(t *testing.T) {
 		StringData: map[string]string{"token": token},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	framework.Apply(t, ns, filepath.Join(localcluster.RepoRoot(), "examples", "multiedge_inference", "pedestrians", "pedestrians.yaml"))
+	framework.Apply(t, ns, manifest)
 	secret, err := framework.Sedna.Kube.CoreV1().Secrets(ns).Get(ctx, "pedestrians-pipeline-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, token, string(secret.Data["token"]), "applying the example must not replace the user's token")

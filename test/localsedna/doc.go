@@ -4,9 +4,9 @@
 // a process with the RBAC, config and TLS of build/gm, and sedna-lc as the DaemonSet of build/lc,
 // run by the edge nodes with a projected token bound to its pod, as a kubelet would, and the
 // lifelong learning knowledge base as build/kb, unmodified, on the cloud node: the harness creates
-// what an administrator provides first, the token Secret (random tokens) and a hostPath
-// PersistentVolume on the cloud node for its claim, which the process node mounts as a kubelet
-// does. Workers and LCs reach it as kb.sedna:9020 through the service proxy, GM's configured
+// what an administrator provides first, the token Secret (random tokens), a directory on the cloud
+// node and a local PersistentVolume of it for its claim, which the process node mounts as a kubelet
+// does, given to build/kb's fsGroup. Workers and LCs reach it as kb.sedna:9020 through the service proxy, GM's configured
 // knowledgeBaseServer.server and the LC's KB_SERVER unchanged.
 //
 // It is the harness behind hack/local-up.sh and the e2e tests; it is never shipped.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -41,7 +42,7 @@ type KBTokens struct {
 }
 
 // startKB installs build/kb unmodified, with what an administrator provides first: the token
-// Secret (random tokens) and a PersistentVolume for its claim (a hostPath on the cloud node: a
+// Secret (random tokens) and a PersistentVolume for its claim (a local volume on the cloud node: a
 // cluster without a provisioner gets its volumes this way). It returns once the knowledge base
 // answers through its Service.
 func (s *Sedna) startKB(ctx context.Context) error {
@@ -65,13 +66,24 @@ func (s *Sedna) startKB(ctx context.Context) error {
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
-				Path: kbHostPath, Type: ptrTo(corev1.HostPathDirectoryOrCreate)}},
-			// A host path exists on one node: pods using it must run there.
+			// A local volume, not a hostPath one: the kubelet gives a local volume to the pod's
+			// fsGroup (build/kb runs as 65532 with fsGroup 65532), a hostPath one it leaves root's,
+			// which the knowledge base cannot write (docs/install.md).
+			PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: kbHostPath}},
+			// A local path exists on one node: pods using it must run there.
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{CloudNode}}},
 			}}}},
 		},
+	}
+	// The administrator makes the directory first (root's, 0755); the kubelet refuses a local
+	// volume whose path does not exist.
+	cloud, ok := s.Node(CloudNode)
+	if !ok {
+		return fmt.Errorf("no node %s for the knowledge base's volume", CloudNode)
+	}
+	if err := os.MkdirAll(cloud.HostPath(kbHostPath), 0o755); err != nil {
+		return fmt.Errorf("creating the knowledge base's volume directory: %w", err)
 	}
 	if _, err := s.Kube.CoreV1().PersistentVolumes().Create(ctx, volume, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating the knowledge base's PersistentVolume: %w", err)
@@ -84,8 +96,6 @@ func (s *Sedna) startKB(ctx context.Context) error {
 	}
 	return s.WaitForKB(ctx)
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 func randomToken() (string, error) {
 	raw := make([]byte, 24)

@@ -53,8 +53,7 @@
 // the container's own executable are found), so paths it is not told but builds itself from
 // fixed strings (/tmp, /etc/ssl, $HOME, os.TempDir), every top-level directory that holds none of
 // its mount paths, "/" itself, paths that climb out of its root with "..", and
-// absolute symlinks inside a volume all reach the machine, writable as the harness's user (root
-// in local Sedna). Volumes of types this harness does not run are not mounted (their paths are
+// absolute symlinks inside a volume all reach the machine, with the container's user's rights there. Volumes of types this harness does not run are not mounted (their paths are
 // rewritten into the root and are found empty). A process that has CAP_SYS_ADMIN in its
 // namespace (root) can remount or unmount; containers are not confined against themselves.
 //
@@ -62,6 +61,23 @@
 // machine's /etc/hosts, mount paths are rewritten straight to the volumes' directories (writable
 // whatever readOnly says), a DATA_PATH_PREFIX above hostPath mounts becomes <root>/host, and the
 // working directory is <root>/pods/<uid>.
+//
+// Users (when the harness runs as root; otherwise it cannot drop privileges and every container
+// runs as the harness's user, with files keeping their owner): each container's process runs as
+// the user and group its securityContext asks for (the container's over the pod's), else as the
+// images' user 65532:65532 (hack/images builds every image with USER 65532:65532; a runAsUser
+// without runAsGroup gets group 65532 for 65532, 0 for any other, as the image's /etc/passwd
+// says), with fsGroup and supplementalGroups as supplementary groups. setpriv(1) switches to it
+// (isolated: last, after the mounts), with the capability bounding set the runtime's defaults
+// minus drop plus add (so root containers keep only what they are given; a non-root process has
+// none) and no_new_privs for allowPrivilegeEscalation false. Volumes are owned as a kubelet owns
+// them: a missing hostPath is created root:root 0755 (so the image's user cannot write it), an
+// emptyDir is 0777, and with fsGroup emptyDirs, local PersistentVolumes and the configMap, secret,
+// downwardAPI and projected volumes become the group's (group read, write unless read-only,
+// setgid directories), hostPath ones never; a service-account token is 0600 and its owner's when
+// every container shares a runAsUser (group-readable with fsGroup), else the projection's mode.
+// The directories above the node's root are made searchable (o+x, under the temporary directory
+// only), since without chroot a container reaches its root and volumes through them.
 //
 // Logs: each container's output (all restarts) is in <root>/logs/<ns>_<pod>_<container>.log, and
 // the node serves the kubelet's containerLogs route on <IP>:KubeletPort (10250) with a

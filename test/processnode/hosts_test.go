@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // requireUnshare skips where util-linux's unshare and mount are missing; everywhere else the
@@ -89,8 +90,10 @@ func TestIsolatedContainersResolveClusterNames(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: "myns", UID: "uid-h"},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
-			Hostname:      "worker-0",
-			HostAliases:   []corev1.HostAlias{{IP: "10.0.0.1", Hostnames: []string{"alias.local"}}},
+			// Root: it marks its start in the node's directory, which is not a volume.
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))},
+			Hostname:        "worker-0",
+			HostAliases:     []corev1.HostAlias{{IP: "10.0.0.1", Hostnames: []string{"alias.local"}}},
 			Containers: []corev1.Container{{Name: "main", Image: "shell", Command: []string{"/bin/sh", "-c"}, Args: []string{
 				`getent hosts myservice.myns; getent hosts worker-0; getent hosts alias.local; echo started > "$MARK"
 				while ! getent hosts myservice.myns | grep -q 127.0.100.11; do sleep 0.1; done

@@ -114,6 +114,9 @@ type isolation struct {
 	readOnlyRoot bool   // securityContext.readOnlyRootFilesystem
 	hostsFile    string // bound over /etc/hosts
 	workDir      string // inside root
+	// identity, when set, is who the container's process becomes once the mounts are in place
+	// (setpriv); nil keeps the harness's user.
+	identity *identity
 }
 
 // newIsolation prepares a container's root: an empty directory (a restarted container gets a new
@@ -160,7 +163,7 @@ func (p *RunningPod) newIsolation(c *corev1.Container, paths pathMap) (*isolatio
 // in another volume gets its mount point in that volume, as a container runtime does; readOnly
 // mounts are remounted read-only after every bind is in place. Any failure ends the script
 // before the container's process starts, with mount's message in the container's log.
-func (iso *isolation) script(mount string) string {
+func (iso *isolation) script(mount, setpriv string) string {
 	q, m := shellQuote, shellQuote(mount)
 	lines := []string{"set -e", fmt.Sprintf("%s --bind %s %s", m, q(iso.root), q(iso.root))}
 	for _, b := range iso.mounts {
@@ -184,8 +187,16 @@ func (iso *isolation) script(mount string) string {
 		fmt.Sprintf("%s --bind %s /etc/hosts", m, q(iso.hostsFile)),
 		// The shell's working directory was taken before the root was bound onto itself: enter
 		// the mount, or relative writes would miss a read-only root.
-		fmt.Sprintf("cd -- %s", q(iso.workDir)),
-		`exec "$@"`)
+		fmt.Sprintf("cd -- %s", q(iso.workDir)))
+	if iso.identity == nil {
+		lines = append(lines, `exec "$@"`)
+	} else {
+		args := iso.identity.setprivArgs(setpriv)
+		for i := range args {
+			args[i] = q(args[i])
+		}
+		lines = append(lines, "exec "+strings.Join(args, " ")+` "$@"`)
+	}
 	return strings.Join(lines, "\n")
 }
 
@@ -200,6 +211,12 @@ func (iso *isolation) wrap(argv []string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("isolating the container: %w", err)
 	}
+	setpriv := ""
+	if iso.identity != nil {
+		if setpriv, err = exec.LookPath("setpriv"); err != nil {
+			return nil, fmt.Errorf("running the container as its user: %w", err)
+		}
+	}
 	binary, err := exec.LookPath(argv[0])
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", argv[0], err)
@@ -209,7 +226,7 @@ func (iso *isolation) wrap(argv []string) ([]string, error) {
 		// Unprivileged: a user namespace in which we are root may create the mount namespace.
 		wrapped = append(wrapped, "--user", "--map-root-user")
 	}
-	wrapped = append(wrapped, "--", "/bin/sh", "-c", iso.script(mount), "processnode-container", binary)
+	wrapped = append(wrapped, "--", "/bin/sh", "-c", iso.script(mount, setpriv), "processnode-container", binary)
 	return append(wrapped, argv[1:]...), nil
 }
 

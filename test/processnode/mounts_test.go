@@ -110,6 +110,12 @@ func TestIsolatedContainersGetOnlyTheirMounts(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(host, "data", "in"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(host, "data", "in", "a.txt"), []byte("input\n"), 0o644))
 	require.NoError(t, os.MkdirAll(filepath.Join(host, "data", "other"), 0o755))
+	// The container runs as the image's user: the directory it writes is made writable for it
+	// beforehand, as docs/install.md tells for real nodes (a missing one would be root's, 0755).
+	require.NoError(t, os.MkdirAll(filepath.Join(host, "data", "out"), 0o755))
+	if canDropPrivileges() {
+		require.NoError(t, os.Chown(filepath.Join(host, "data", "out"), int(imageUser), int(imageGroup)))
+	}
 	require.NoError(t, os.WriteFile(filepath.Join(host, "data", "other", "secret.txt"), []byte("secret\n"), 0o644))
 	machineMounts, err := os.ReadFile("/proc/self/mountinfo")
 	require.NoError(t, err)
@@ -173,9 +179,8 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 			c.Env = []corev1.EnvVar{{Name: "ROOT", Value: "/processnode-test-work"}}
 			c.VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/processnode-test-work/out"}}
 			c.WorkingDir = "/processnode-test-work"
-			if tc.readOnly != nil {
-				c.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: tc.readOnly}
-			}
+			// Root: the container's own root directory is root's, as an image's directories are.
+			c.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: tc.readOnly, RunAsUser: ptr.To(int64(0))}
 			require.Equal(t, tc.want, runToEnd(t, pod, opts))
 			written, err := os.ReadFile(filepath.Join(opts.NodeRoot, "pods", "uid-1", "volumes", "scratch", "file"))
 			require.NoError(t, err)

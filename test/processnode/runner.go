@@ -224,6 +224,11 @@ func (p *RunningPod) setUp(ctx context.Context) (map[string]string, []*projected
 	if err := os.MkdirAll(podDir, 0o755); err != nil {
 		return nil, nil, nil, fmt.Errorf("creating the pod directory: %w", err)
 	}
+	if canDropPrivileges() {
+		if err := ensureTraversable(podDir); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	hosts := hostsContent(p.pod, p.opts.PodIP, p.clusterHosts())
 	if err := writeHosts(p.hostsPath(), hosts); err != nil {
 		return nil, nil, nil, err
@@ -292,9 +297,15 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 	for j := range argv[1:] {
 		argv[j+1] = paths.rewrite(argv[j+1])
 	}
+	var id *identity
+	if canDropPrivileges() {
+		cid := containerIdentity(p.pod, &c)
+		id = &cid
+	}
 	if p.opts.IsolateHosts {
 		iso, err := p.newIsolation(&c, paths)
 		if err == nil {
+			iso.identity = id
 			argv, err = iso.wrap(argv)
 		}
 		if err != nil {
@@ -302,6 +313,16 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 			return -1, err
 		}
 	}
+	if id != nil && !p.opts.IsolateHosts {
+		// Isolated, the mount script becomes the user with setpriv once its mounts are in place;
+		// plain, setpriv does it alone.
+		argv, err = id.wrap(argv)
+		if err != nil {
+			p.setWaiting(status, "RunContainerError", err.Error())
+			return -1, err
+		}
+	}
+	// nsenter needs root: it wraps whatever becomes the container's user.
 	if p.opts.NetNS != "" {
 		if argv, err = netns.Command(p.opts.NetNS, argv); err != nil {
 			p.setWaiting(status, "RunContainerError", err.Error())

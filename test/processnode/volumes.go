@@ -17,7 +17,9 @@ import (
 const (
 	// defaultFileMode is the API's default for configMap, secret, downwardAPI and projected volumes.
 	defaultFileMode os.FileMode = 0o644
-	// tokenFileMode keeps service-account tokens private to the harness's user.
+	// tokenFileMode is the kubelet's mode for a service-account token when the pod has a
+	// runAsUser all its containers share, or an fsGroup: private to that user (and, with fsGroup,
+	// readable by the group).
 	tokenFileMode os.FileMode = 0o600
 	// defaultTokenExpirationSeconds is the API's default for serviceAccountToken projections.
 	defaultTokenExpirationSeconds int64 = 3600
@@ -38,9 +40,10 @@ type TokenSource interface {
 
 // volumeFile is one file the kubelet would write into a volume.
 type volumeFile struct {
-	path string // relative to the volume's directory
-	data []byte
-	mode os.FileMode
+	path     string // relative to the volume's directory
+	data     []byte
+	mode     os.FileMode
+	uid, gid int // owner; -1 keeps the harness's
 }
 
 // projectedToken is a serviceAccountToken file, minted again before it expires.
@@ -50,6 +53,8 @@ type projectedToken struct {
 	audience          string
 	expirationSeconds int64
 	issued, expiry    time.Time
+	mode              os.FileMode
+	uid, gid          int
 }
 
 // refreshAt is when the kubelet would mint the token again: once 80% of its lifetime has passed,
@@ -70,18 +75,23 @@ func (p *RunningPod) podVolumeDir(name string) string {
 func (p *RunningPod) setUpVolumes(ctx context.Context) (map[string]string, []*projectedToken, error) {
 	paths := map[string]string{}
 	var tokens []*projectedToken
+	fsGroup := fsGroupOf(p.pod)
 	for _, v := range p.pod.Spec.Volumes {
 		dir := p.podVolumeDir(v.Name)
 		var files []volumeFile
 		var err error
+		// Which volumes the kubelet gives to the fsGroup: emptyDir, local PersistentVolumes and
+		// the ones it writes (read-only); never hostPath, nor a hostPath PersistentVolume.
+		ownedByFSGroup, readOnly := false, false
 		switch {
 		case v.HostPath != nil:
 			dir = filepath.Join(p.opts.NodeRoot, "host", filepath.Clean("/"+v.HostPath.Path))
 		case v.PersistentVolumeClaim != nil:
 			var hostPath string
-			hostPath, err = p.claimHostPath(v.PersistentVolumeClaim.ClaimName)
+			hostPath, ownedByFSGroup, err = p.claimHostPath(v.PersistentVolumeClaim.ClaimName)
 			dir = filepath.Join(p.opts.NodeRoot, "host", filepath.Clean("/"+hostPath))
 		case v.EmptyDir != nil:
+			ownedByFSGroup = true
 		case v.ConfigMap != nil:
 			s := v.ConfigMap
 			files, err = p.configMapFiles(s.Name, s.Items, fileMode(s.DefaultMode), s.Optional)
@@ -100,11 +110,34 @@ func (p *RunningPod) setUpVolumes(ctx context.Context) (map[string]string, []*pr
 		if err != nil {
 			return nil, nil, fmt.Errorf("volume %s: %w", v.Name, err)
 		}
+		if v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil {
+			ownedByFSGroup, readOnly = true, true
+		}
+		if v.PersistentVolumeClaim != nil && ownedByFSGroup {
+			// A local PersistentVolume is a directory an administrator made: the kubelet refuses
+			// to mount one that does not exist.
+			if _, err := os.Stat(dir); err != nil {
+				return nil, nil, fmt.Errorf("volume %s: the local PersistentVolume's path: %w", v.Name, err)
+			}
+		}
+		// A hostPath the node lacks is created root:root 0755 (by the kubelet for
+		// DirectoryOrCreate, by the runtime otherwise): this harness runs as root to be faithful.
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, nil, fmt.Errorf("volume %s: %w", v.Name, err)
 		}
+		if v.EmptyDir != nil {
+			// The kubelet makes emptyDirs world-writable.
+			if err := os.Chmod(dir, 0o777); err != nil {
+				return nil, nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		}
 		for _, f := range files {
-			if err := writeFileAtomic(dir, f.path, f.data, f.mode); err != nil {
+			if err := writeFileAtomic(dir, f.path, f.data, f.mode, f.uid, f.gid); err != nil {
+				return nil, nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		}
+		if ownedByFSGroup && fsGroup != nil && canDropPrivileges() {
+			if err := applyFSGroup(dir, *fsGroup, readOnly); err != nil {
 				return nil, nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
 		}
@@ -124,32 +157,35 @@ type ClaimSource interface {
 // volumes: the claim must be Bound, and its PersistentVolume's hostPath or local path on this node
 // is the volume. A claim that is not bound yet, or a volume of another type, holds the pod back
 // (the caller retries, as for a missing Secret).
-func (p *RunningPod) claimHostPath(claimName string) (string, error) {
+//
+// local says whether the volume is a local PersistentVolume, which the kubelet gives to the pod's
+// fsGroup (a hostPath one it does not).
+func (p *RunningPod) claimHostPath(claimName string) (path string, local bool, err error) {
 	claims, ok := p.opts.Objects.(ClaimSource)
 	if !ok {
-		return "", fmt.Errorf("persistentVolumeClaim %s: no claim source is configured", claimName)
+		return "", false, fmt.Errorf("persistentVolumeClaim %s: no claim source is configured", claimName)
 	}
 	claim, err := claims.PersistentVolumeClaim(p.pod.Namespace, claimName)
 	if err != nil {
-		return "", fmt.Errorf("persistentVolumeClaim %s: %w", claimName, err)
+		return "", false, fmt.Errorf("persistentVolumeClaim %s: %w", claimName, err)
 	}
 	if claim.Status.Phase != corev1.ClaimBound || claim.Spec.VolumeName == "" {
-		return "", fmt.Errorf("persistentVolumeClaim %s is not bound (phase %q)", claimName, claim.Status.Phase)
+		return "", false, fmt.Errorf("persistentVolumeClaim %s is not bound (phase %q)", claimName, claim.Status.Phase)
 	}
 	volume, err := claims.PersistentVolume(claim.Spec.VolumeName)
 	if err != nil {
-		return "", fmt.Errorf("persistentVolumeClaim %s: %w", claimName, err)
+		return "", false, fmt.Errorf("persistentVolumeClaim %s: %w", claimName, err)
 	}
 	if ref := volume.Spec.ClaimRef; ref == nil || ref.UID != claim.UID {
-		return "", fmt.Errorf("persistentVolumeClaim %s: persistentVolume %s is not bound to it", claimName, volume.Name)
+		return "", false, fmt.Errorf("persistentVolumeClaim %s: persistentVolume %s is not bound to it", claimName, volume.Name)
 	}
 	switch {
 	case volume.Spec.HostPath != nil:
-		return volume.Spec.HostPath.Path, nil
+		return volume.Spec.HostPath.Path, false, nil
 	case volume.Spec.Local != nil:
-		return volume.Spec.Local.Path, nil
+		return volume.Spec.Local.Path, true, nil
 	default:
-		return "", fmt.Errorf("persistentVolumeClaim %s: persistentVolume %s is neither hostPath nor local, which this harness does not run", claimName, volume.Name)
+		return "", false, fmt.Errorf("persistentVolumeClaim %s: persistentVolume %s is neither hostPath nor local, which this harness does not run", claimName, volume.Name)
 	}
 }
 
@@ -171,7 +207,7 @@ func keyFiles(kind, name string, data map[string][]byte, items []corev1.KeyToPat
 		sort.Strings(keys)
 		files := make([]volumeFile, 0, len(keys))
 		for _, k := range keys {
-			files = append(files, volumeFile{path: k, data: data[k], mode: mode})
+			files = append(files, volumeFile{path: k, data: data[k], mode: mode, uid: -1, gid: -1})
 		}
 		return files, nil
 	}
@@ -188,7 +224,7 @@ func keyFiles(kind, name string, data map[string][]byte, items []corev1.KeyToPat
 		if item.Mode != nil {
 			itemMode = os.FileMode(*item.Mode) & os.ModePerm
 		}
-		files = append(files, volumeFile{path: item.Path, data: value, mode: itemMode})
+		files = append(files, volumeFile{path: item.Path, data: value, mode: itemMode, uid: -1, gid: -1})
 	}
 	return files, nil
 }
@@ -252,7 +288,7 @@ func (p *RunningPod) downwardAPIFiles(items []corev1.DownwardAPIVolumeFile, mode
 		if item.Mode != nil {
 			itemMode = os.FileMode(*item.Mode) & os.ModePerm
 		}
-		files = append(files, volumeFile{path: item.Path, data: []byte(value), mode: itemMode})
+		files = append(files, volumeFile{path: item.Path, data: []byte(value), mode: itemMode, uid: -1, gid: -1})
 	}
 	return files, nil
 }
@@ -287,8 +323,21 @@ func (p *RunningPod) projectedFiles(ctx context.Context, volume, dir string, pro
 			var data string
 			token, data, err = p.mintToken(ctx, volume, dir, source.ServiceAccountToken)
 			if err == nil {
+				// The kubelet's rule: the projection's mode, but private (0600, owned by the
+				// pods' common runAsUser, group-readable for the fsGroup) when either is set.
+				token.mode, token.uid, token.gid = mode, -1, -1
+				user, group := fsUser(p.pod), fsGroupOf(p.pod)
+				if user != nil || group != nil {
+					token.mode = tokenFileMode
+				}
+				if canDropPrivileges() && user != nil {
+					token.uid = int(*user)
+				}
+				if canDropPrivileges() && group != nil {
+					token.gid, token.mode = int(*group), token.mode|0o040
+				}
 				tokens = append(tokens, token)
-				sourceFiles = []volumeFile{{path: token.path, data: []byte(data), mode: tokenFileMode}}
+				sourceFiles = []volumeFile{{path: token.path, data: []byte(data), mode: token.mode, uid: token.uid, gid: token.gid}}
 			}
 		default:
 			err = fmt.Errorf("unsupported projected source (only configMap, secret, downwardAPI and serviceAccountToken are run by this harness)")
@@ -334,7 +383,7 @@ func (p *RunningPod) refreshToken(ctx context.Context, token *projectedToken) {
 		issued := time.Now()
 		data, expiry, err := p.opts.Tokens.CreateToken(ctx, p.pod, token.audience, token.expirationSeconds)
 		if err == nil {
-			err = writeFileAtomic(token.dir, token.path, []byte(data), tokenFileMode)
+			err = writeFileAtomic(token.dir, token.path, []byte(data), token.mode, token.uid, token.gid)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -353,7 +402,8 @@ func (p *RunningPod) refreshToken(ctx context.Context, token *projectedToken) {
 
 // writeFileAtomic writes dir/path through a temporary file renamed into place, so that a reader
 // sees the old content or the new one, never a partial file.
-func writeFileAtomic(dir, path string, data []byte, mode os.FileMode) error {
+// uid and gid, unless -1, become its owner.
+func writeFileAtomic(dir, path string, data []byte, mode os.FileMode, uid, gid int) error {
 	if !filepath.IsLocal(path) {
 		return fmt.Errorf("path %q must be relative and stay inside the volume", path)
 	}
@@ -368,6 +418,9 @@ func writeFileAtomic(dir, path string, data []byte, mode os.FileMode) error {
 	_, err = tmp.Write(data)
 	if closeErr := tmp.Close(); err == nil {
 		err = closeErr
+	}
+	if err == nil && (uid >= 0 || gid >= 0) {
+		err = os.Chown(tmp.Name(), uid, gid)
 	}
 	if err == nil {
 		err = os.Chmod(tmp.Name(), mode)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,6 +90,9 @@ func projectedPod(script string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: "gm", Namespace: "sedna", UID: "uid-v", Labels: map[string]string{"app": "gm"}},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
+			// As build/kb: the image's user, and its group as fsGroup, so that the 0400 secret
+			// item is readable through the group.
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(imageUser), FSGroup: ptr.To(imageGroup)},
 			Volumes: []corev1.Volume{
 				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 					LocalObjectReference: corev1.LocalObjectReference{Name: "gm-config"}}}},
@@ -153,14 +158,26 @@ func TestVolumesAreWrittenBeforeContainersStart(t *testing.T) {
 	}, tokens.issued())
 
 	volumes := filepath.Join(opts.NodeRoot, "pods", "uid-v", "volumes")
+	// The kubelet's modes: tokens private to the pod's runAsUser; with fsGroup (as root, which
+	// can give files to a group) every file group-readable and the group's.
 	modes := map[string]os.FileMode{
 		"config/gm.yaml": 0o644, "config/other": 0o644, "creds/aws/id": 0o400,
 		"api/token": 0o600, "api/lc/token": 0o600, "api/ca.crt": 0o644, "api/namespace": 0o644,
+	}
+	if canDropPrivileges() {
+		modes["creds/aws/id"], modes["api/token"], modes["api/lc/token"] = 0o440, 0o640, 0o640
 	}
 	for path, want := range modes {
 		info, err := os.Stat(filepath.Join(volumes, path))
 		require.NoError(t, err, path)
 		require.Equal(t, want, info.Mode().Perm(), path)
+		if canDropPrivileges() {
+			st := info.Sys().(*syscall.Stat_t)
+			require.EqualValues(t, imageGroup, st.Gid, "%s: the fsGroup's", path)
+			if strings.HasSuffix(path, "token") {
+				require.EqualValues(t, imageUser, st.Uid, "%s: the runAsUser's", path)
+			}
+		}
 	}
 	for _, absent := range []string{"creds/key", "api/unused"} {
 		_, err := os.Stat(filepath.Join(volumes, absent))
@@ -217,7 +234,7 @@ func TestMissingItemKeyIsAnError(t *testing.T) {
 	_, _, err = pod.setUpVolumes(context.Background())
 	require.NoError(t, err, "a pod without volumes needs nothing")
 
-	require.ErrorContains(t, writeFileAtomic(t.TempDir(), "../escape", nil, 0o644), "must be relative and stay inside the volume")
+	require.ErrorContains(t, writeFileAtomic(t.TempDir(), "../escape", nil, 0o644, -1, -1), "must be relative and stay inside the volume")
 }
 
 // TestTokensAreRefreshedUntilThePodStops uses tokens that live a second: each is replaced, through
@@ -242,7 +259,11 @@ func TestTokensAreRefreshedUntilThePodStops(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 1600*time.Millisecond)
 	info, err := os.Stat(tokenPath)
 	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	wantMode := os.FileMode(0o600)
+	if canDropPrivileges() {
+		wantMode = 0o640 // and the fsGroup's
+	}
+	require.Equal(t, wantMode, info.Mode().Perm())
 	entries, err := os.ReadDir(filepath.Dir(tokenPath))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary files are left behind: %v", entries)
@@ -327,6 +348,7 @@ func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
 	}{
 		"hostPath volume":         {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", hostPath), wantDir: "host/var/lib/kb"},
 		"local volume":            {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", local), wantDir: "host/mnt/disk1"},
+		"local volume, no path":   {claim: claim(corev1.ClaimBound, "pv"), volume: volume("claim-uid", local), wantErr: "the local PersistentVolume's path"},
 		"pending claim":           {claim: claim(corev1.ClaimPending, ""), wantErr: `persistentVolumeClaim data is not bound (phase "Pending")`},
 		"missing claim":           {wantErr: `persistentVolumeClaim data: persistentvolumeclaim "data" not found`},
 		"volume of another claim": {claim: claim(corev1.ClaimBound, "pv"), volume: volume("other-uid", hostPath), wantErr: "persistentVolume pv is not bound to it"},
@@ -342,6 +364,10 @@ func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
 				source.volumes["pv"] = tc.volume
 			}
 			opts.Objects = source
+			if name == "local volume" {
+				// A local volume's directory is the administrator's to make.
+				require.NoError(t, os.MkdirAll(filepath.Join(opts.NodeRoot, "host", "mnt", "disk1"), 0o755))
+			}
 			pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "kb", UID: "u"},
 				Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
 					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
@@ -363,4 +389,40 @@ func TestClaimVolumeIsItsBoundVolumesHostPath(t *testing.T) {
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
 	_, _, err := pod.setUpVolumes(context.Background())
 	require.ErrorContains(t, err, "no claim source is configured")
+}
+
+// TestClaimVolumeOwnership: with fsGroup, the kubelet gives a local PersistentVolume to the group
+// (group rwx, setgid) and leaves a hostPath one as it is (root:root 0755 when it made it), which
+// a non-root pod such as build/kb's then cannot write.
+func TestClaimVolumeOwnership(t *testing.T) {
+	requireRoot(t)
+	for name, tc := range map[string]struct {
+		source  corev1.PersistentVolumeSource
+		wantGid uint32
+		mode    os.FileMode
+	}{
+		"local":    {source: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: "/mnt/kb"}}, wantGid: uint32(imageGroup), mode: 0o775 | os.ModeSetgid},
+		"hostPath": {source: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/mnt/kb"}}, wantGid: 0, mode: 0o755},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := runnerOptions(t)
+			require.NoError(t, os.MkdirAll(filepath.Join(opts.NodeRoot, "host", "mnt", "kb"), 0o755))
+			opts.Objects = claimObjects{
+				claims: map[string]*corev1.PersistentVolumeClaim{"data": {ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "sedna", UID: "c"},
+					Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv"}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}}},
+				volumes: map[string]*corev1.PersistentVolume{"pv": {ObjectMeta: metav1.ObjectMeta{Name: "pv"}, Spec: corev1.PersistentVolumeSpec{
+					PersistentVolumeSource: tc.source, ClaimRef: &corev1.ObjectReference{Namespace: "sedna", Name: "data", UID: "c"}}}},
+			}
+			pod := &RunningPod{pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "kb", UID: "u"},
+				Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(imageUser), FSGroup: ptr.To(imageGroup)},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, opts: opts}
+			paths, _, err := pod.setUpVolumes(context.Background())
+			require.NoError(t, err)
+			info, err := os.Stat(paths["data"])
+			require.NoError(t, err)
+			require.Equal(t, tc.wantGid, info.Sys().(*syscall.Stat_t).Gid)
+			require.Equal(t, tc.mode, info.Mode()&(os.ModePerm|os.ModeSetgid))
+		})
+	}
 }

@@ -6,9 +6,11 @@
 package framework
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/klog/v2"
 
 	"github.com/sedna-go/sedna/test/localcluster"
@@ -216,4 +219,71 @@ func tailFile(path string, n int) string {
 		}
 	}
 	return string(data)
+}
+
+// ImageUser is the user and group every image of hack/images runs as.
+const ImageUser = 65532
+
+// PrepareHostPaths does on node what the examples' READMEs tell the administrator of a real node
+// ("On a real cluster"): every hostPath directory the manifest's pods mount, and a job's outputDir
+// (GM mounts it into the workers), is created and given
+// to the images' user and group, setgid (sudo install -d -o 65532 -g 65532 -m 2775 <dir>), so the
+// directories the LC makes in them are the group's. A kubelet would create a missing
+// one root:root 0755, which the workers, running as 65532, cannot write; the process nodes do the
+// same when the suite runs as root.
+//
+// extra names more directories GM mounts into the workers, such as a Model's (its url's directory).
+func PrepareHostPaths(t *testing.T, node localsedna.Node, manifest string, extra ...string) {
+	t.Helper()
+	data, err := os.ReadFile(manifest)
+	require.NoError(t, err)
+	paths := map[string]bool{}
+	for _, p := range extra {
+		paths[p] = true
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var obj any
+		if err := dec.Decode(&obj); err != nil {
+			require.ErrorIs(t, err, io.EOF, "decoding %s", manifest)
+			break
+		}
+		collectHostPaths(obj, paths)
+	}
+	require.NotEmpty(t, paths, "%s mounts no hostPath", manifest)
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted) // parents first
+	for _, p := range sorted {
+		dir := node.HostPath(p)
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		if os.Geteuid() == 0 {
+			require.NoError(t, os.Chown(dir, ImageUser, ImageUser))
+		}
+		require.NoError(t, os.Chmod(dir, 0o775|os.ModeSetgid))
+	}
+}
+
+func collectHostPaths(node any, out map[string]bool) {
+	switch n := node.(type) {
+	case map[string]any:
+		if hp, ok := n["hostPath"].(map[string]any); ok {
+			if p, ok := hp["path"].(string); ok {
+				out[p] = true
+			}
+		}
+		// A job's outputDir is mounted into its workers by GM as a hostPath too.
+		if p, ok := n["outputDir"].(string); ok && strings.HasPrefix(p, "/") {
+			out[p] = true
+		}
+		for _, v := range n {
+			collectHostPaths(v, out)
+		}
+	case []any:
+		for _, v := range n {
+			collectHostPaths(v, out)
+		}
+	}
 }

@@ -53,7 +53,14 @@ type env struct {
 // run runs install.sh with the given settings and returns its combined output and exit code.
 func (e *env) run(ctx context.Context, settings ...string) (string, int) {
 	e.t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(e.root, "scripts", "installation", "install.sh"))
+	return e.runFrom(ctx, e.root, settings...)
+}
+
+// runFrom runs the install.sh of the checkout (or release bundle) at root, which installs root's
+// build/ (its default SEDNA_ROOT); the kubectl is this checkout's.
+func (e *env) runFrom(ctx context.Context, root string, settings ...string) (string, int) {
+	e.t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "installation", "install.sh"))
 	bin := filepath.Join(e.root, "_output", "bin")
 	cmd.Env = append(os.Environ(),
 		"KUBECONFIG="+e.cluster.Kubeconfig,

@@ -160,8 +160,12 @@ func (r *reader) float64s(n int) []float64 {
 	return values
 }
 
+// fileMode is a saved model's mode: readable by all.
+const fileMode os.FileMode = 0o644
+
 // Save writes the model to path atomically (a temporary file renamed into
-// place), so a worker polling the file never reads half of it.
+// place), so a worker polling the file never reads half of it; the file is
+// 0644.
 func (m *Model) Save(path string) error {
 	data, err := m.MarshalBinary()
 	if err != nil {
@@ -177,6 +181,12 @@ func (m *Model) Save(path string) error {
 		return fmt.Errorf("saving model to %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("saving model to %s: %w", path, err)
+	}
+	// Readable by every worker, as the other data files: CreateTemp makes it 0600, which a
+	// worker running as another user (the images' 65532 reading a model an administrator wrote,
+	// or the other way round) could not open.
+	if err := os.Chmod(tmp.Name(), fileMode); err != nil {
 		return fmt.Errorf("saving model to %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

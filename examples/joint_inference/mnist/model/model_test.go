@@ -77,6 +77,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		entries, err := os.ReadDir(filepath.Dir(path))
 		require.NoError(t, err)
 		require.Len(t, entries, 1, "Save leaves no temporary file")
+		info, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o644), info.Mode().Perm(), "a model is readable by workers of other users")
 	}
 }
 

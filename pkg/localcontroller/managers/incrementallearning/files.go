@@ -14,7 +14,10 @@ import (
 )
 
 const (
-	dirMode  os.FileMode = 0o755
+	// dirMode is group-writable: the workers (65532) write the directories the LC makes for
+	// them, through the group they inherit from a setgid output directory (cmd/sedna-lc sets
+	// umask 002; docs/install.md).
+	dirMode  os.FileMode = 0o775
 	fileMode os.FileMode = 0o644
 )
 
