@@ -13,9 +13,9 @@
 #   SEDNA_VERSION       image tag of sedna-gm, sedna-lc and sedna-kb (default: the manifests' tag).
 #   SEDNA_IMAGE_REPO    registry and path the images are pulled from, e.g. registry.local/sedna
 #                       (default: the manifests' kubeedge/...).
-#   SEDNA_GM_ADDRESS    host:port the LCs dial GM at (default: the manifests' gm.sedna:9000, the
-#                       Service, which edge nodes reach only with cluster DNS and service routing
-#                       there, e.g. EdgeMesh). Set it when the edge nodes have neither: an address
+#   SEDNA_GM_ADDRESS    host:port the LCs dial GM at (default: the address the installed LCs
+#                       already dial, else the manifests' gm.sedna:9000, the Service, which edge
+#                       nodes reach only with cluster DNS and service routing there, e.g. EdgeMesh). Set it when the edge nodes have neither: an address
 #                       of GM they can reach (a NodePort or load balancer in front of Service gm).
 #                       A certificate generated here names its host too; one that is kept must.
 #   SEDNA_GM_TLS_CERT, SEDNA_GM_TLS_KEY, SEDNA_GM_CA_FILE
@@ -105,18 +105,51 @@ default_version() {
 }
 SEDNA_VERSION=${SEDNA_VERSION:-$(default_version)}
 
-# GM_HOST is SEDNA_GM_ADDRESS's host (brackets of an IPv6 address removed), empty without it.
+# GM_HOST is SEDNA_GM_ADDRESS's host (brackets of an IPv6 address removed), empty without it;
+# set by resolve_gm_address.
 GM_HOST=
-if [[ -n "${SEDNA_GM_ADDRESS}" ]]; then
-  [[ "${SEDNA_GM_ADDRESS}" =~ ^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]] ||
-    die "SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS}: want host:port (a DNS name, an IPv4 address or [IPv6]) without a scheme"
-  GM_HOST=${SEDNA_GM_ADDRESS%:*}
-  GM_HOST=${GM_HOST#[}
-  GM_HOST=${GM_HOST%]}
-fi
 
 # gm_host_is_ip reports whether GM_HOST is an IP address (a certificate names it as IP:, not DNS:).
 gm_host_is_ip() { [[ "${GM_HOST}" =~ ^[0-9.]+$ || "${GM_HOST}" == *:* ]]; }
+
+# manifest_gm_address is the LCs' GM_ADDRESS in build/lc, e.g. gm.sedna:9000.
+manifest_gm_address() {
+  sed -nE 's#.*\{name: GM_ADDRESS, value: "([^"]*)"\}.*#\1#p' "${BUILD}"/lc/*.yaml | head -n1
+}
+
+# resolve_gm_address checks SEDNA_GM_ADDRESS and sets GM_HOST. Unset, it keeps the address the
+# installed LC DaemonSet already dials when that is not the manifests' (a KubeEdge install given
+# SEDNA_GM_ADDRESS before): re-running create for an upgrade or a rotation must not put the edge
+# LCs back on a Service name they cannot resolve.
+resolve_gm_address() {
+  if [[ -z "${SEDNA_GM_ADDRESS}" ]]; then
+    local current
+    current=$(kc -n "${NAMESPACE}" get daemonset sedna-lc \
+      -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="GM_ADDRESS")].value}' 2>/dev/null || true)
+    if [[ -n "${current}" && "${current}" != "$(manifest_gm_address)" ]]; then
+      log "keeping the LCs' GM address ${current} (set SEDNA_GM_ADDRESS to change it)"
+      SEDNA_GM_ADDRESS=${current}
+    fi
+  fi
+  [[ -n "${SEDNA_GM_ADDRESS}" ]] || return 0
+  [[ "${SEDNA_GM_ADDRESS}" =~ ^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$ ]] ||
+    die "SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS}: want host:port (a DNS name, an IPv4 address or [IPv6]) without a scheme"
+  local port=${BASH_REMATCH[3]}
+  ((10#${port} >= 1 && 10#${port} <= 65535)) || die "SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS}: port ${port} is not 1-65535"
+  GM_HOST=${SEDNA_GM_ADDRESS%:*}
+  GM_HOST=${GM_HOST#[}
+  GM_HOST=${GM_HOST%]}
+  if [[ "${GM_HOST}" =~ ^[0-9.]+$ ]]; then
+    local IFS=. octets
+    read -r -a octets <<<"${GM_HOST}"
+    [[ ${#octets[@]} -eq 4 && "${GM_HOST}" != *..* && "${GM_HOST}" != *. ]] ||
+      die "SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS}: ${GM_HOST} is not an IPv4 address (four numbers 0-255)"
+    local o
+    for o in "${octets[@]}"; do
+      ((10#${o} <= 255)) || die "SEDNA_GM_ADDRESS=${SEDNA_GM_ADDRESS}: ${GM_HOST} is not an IPv4 address (four numbers 0-255)"
+    done
+  fi
+}
 
 # render prints a manifest with Sedna's images set to SEDNA_IMAGE_REPO and SEDNA_VERSION, and the
 # LCs' GM_ADDRESS set to SEDNA_GM_ADDRESS.
@@ -178,11 +211,12 @@ ensure_certs() {
     [[ -f "${SEDNA_GM_TLS_CERT:-}" && -f "${SEDNA_GM_TLS_KEY:-}" && -f "${SEDNA_GM_CA_FILE:-}" ]] ||
       die "SEDNA_GM_TLS_CERT, SEDNA_GM_TLS_KEY and SEDNA_GM_CA_FILE must all name files"
     log "using the given GM certificate and CA"
+    # Checked before anything is applied: a refused install must not have replaced the live one.
+    require_cert_names_gm_host "${SEDNA_GM_TLS_CERT}"
     kc -n "${NAMESPACE}" create secret tls sedna-gm-tls --cert="${SEDNA_GM_TLS_CERT}" --key="${SEDNA_GM_TLS_KEY}" \
       --dry-run=client -o yaml | kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
     kc -n "${NAMESPACE}" create configmap sedna-gm-ca --from-file=ca.crt="${SEDNA_GM_CA_FILE}" \
       --dry-run=client -o yaml | kc apply --server-side --force-conflicts --field-manager="${FIELD_MANAGER}" -f - >&2
-    require_cert_names_gm_host
     return 0
   fi
 
@@ -214,16 +248,20 @@ ensure_certs() {
 }
 
 # require_cert_names_gm_host stops the install when SEDNA_GM_ADDRESS is set and GM's certificate
-# (Secret sedna-gm-tls) does not name its host: every LC would then refuse GM.
+# (the file given, else Secret sedna-gm-tls's) does not name its host: every LC would then refuse GM.
 require_cert_names_gm_host() {
   [[ -n "${GM_HOST}" ]] || return 0
-  local dir check=-checkhost
-  tmpdir dir
+  local dir check=-checkhost cert=${1:-} what="the given certificate ${1:-}"
   gm_host_is_ip && check=-checkip
-  kc -n "${NAMESPACE}" get secret sedna-gm-tls -o jsonpath='{.data.tls\.crt}' | base64 -d >"${dir}/tls.crt"
   command -v openssl >/dev/null || { log "warning: no openssl to check that GM's certificate names ${GM_HOST}"; return 0; }
-  openssl x509 -in "${dir}/tls.crt" -noout "${check}" "${GM_HOST}" | grep -q ' does match' ||
-    die "GM's certificate (Secret ${NAMESPACE}/sedna-gm-tls) does not name ${GM_HOST} of SEDNA_GM_ADDRESS, so the LCs would refuse GM: set SEDNA_ROTATE_CERTS=true to issue one that does, or bring one (SEDNA_GM_TLS_CERT, ...)"
+  if [[ -z "${cert}" ]]; then
+    tmpdir dir
+    cert="${dir}/tls.crt"
+    what="GM's certificate (Secret ${NAMESPACE}/sedna-gm-tls)"
+    kc -n "${NAMESPACE}" get secret sedna-gm-tls -o jsonpath='{.data.tls\.crt}' | base64 -d >"${cert}"
+  fi
+  openssl x509 -in "${cert}" -noout "${check}" "${GM_HOST}" | grep -q ' does match' ||
+    die "${what} does not name ${GM_HOST} of SEDNA_GM_ADDRESS, so the LCs would refuse GM: set SEDNA_ROTATE_CERTS=true to issue one that does, or bring one (SEDNA_GM_TLS_CERT, ...)"
 }
 
 # ensure_kb_tokens creates the knowledge base's write and read tokens (Secret sedna-kb-token) when
@@ -320,6 +358,7 @@ check_stored_objects() {
 
 create() {
   log "installing Sedna ${SEDNA_VERSION} from ${SEDNA_ROOT}"
+  resolve_gm_address
   log "checking stored Sedna objects against the new CRDs"
   check_stored_objects
   log "applying the CRDs"

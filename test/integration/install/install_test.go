@@ -369,6 +369,41 @@ func TestInstallScript(t *testing.T) {
 	// A re-run with the same address keeps that certificate.
 	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS=10.0.0.5:30900")
 	require.Equal(t, 0, code, out)
+	// A re-run (an upgrade) without SEDNA_GM_ADDRESS keeps the LCs on the address they dial, and
+	// a rotation without it issues a certificate that still names that address's host.
+	out, code = e.run(ctx, "SEDNA_WAIT=false")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "keeping the LCs' GM address 10.0.0.5:30900")
+	lc, err = kube.AppsV1().DaemonSets(ns).Get(ctx, "sedna-lc", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "10.0.0.5:30900", envValue(lc.Spec.Template.Spec.Containers[0].Env, "GM_ADDRESS"))
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_ROTATE_CERTS=true")
+	require.Equal(t, 0, code, out)
+	withIP, err = kube.CoreV1().Secrets(ns).Get(ctx, "sedna-gm-tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	caCM3, err = kube.CoreV1().ConfigMaps(ns).Get(ctx, "sedna-gm-ca", metav1.GetOptions{})
+	require.NoError(t, err)
+	verifyServingIP(t, withIP.Data["tls.crt"], caCM3.Data["ca.crt"], "10.0.0.5")
+	// Malformed addresses are refused by name.
+	for _, bad := range []string{"10.0.0.5:0", "10.0.0.5:99999", "999.1.1.1:30900", "1.2.3:30900"} {
+		out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS="+bad)
+		require.NotEqual(t, 0, code, out)
+		require.Contains(t, out, "SEDNA_GM_ADDRESS="+bad+":", "the refusal names the setting")
+	}
+	// A certificate brought along that does not name the address's host is refused before
+	// anything is applied: the live certificate stays.
+	byo := t.TempDir()
+	for name, data := range map[string][]byte{"tls.crt": rotated.Data["tls.crt"], "tls.key": rotated.Data["tls.key"], "ca.crt": []byte(caCM3.Data["ca.crt"])} {
+		require.NoError(t, os.WriteFile(filepath.Join(byo, name), data, 0o600))
+	}
+	out, code = e.run(ctx, "SEDNA_WAIT=false", "SEDNA_GM_ADDRESS=10.0.0.5:30900",
+		"SEDNA_GM_TLS_CERT="+filepath.Join(byo, "tls.crt"), "SEDNA_GM_TLS_KEY="+filepath.Join(byo, "tls.key"),
+		"SEDNA_GM_CA_FILE="+filepath.Join(byo, "ca.crt"))
+	require.NotEqual(t, 0, code, out)
+	require.Contains(t, out, "does not name 10.0.0.5 of SEDNA_GM_ADDRESS")
+	live, err := kube.CoreV1().Secrets(ns).Get(ctx, "sedna-gm-tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, withIP.Data["tls.crt"], live.Data["tls.crt"], "a refused certificate replaced the live one")
 
 	// A user's Sedna object stops delete from removing the CRDs (which would delete it).
 	sedna, err := sednaclientset.NewForConfig(cluster.Config)
