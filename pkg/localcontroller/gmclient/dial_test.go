@@ -228,6 +228,37 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 		"past the window it grows to MaxBackoff again")
 }
 
+// Within a failover window, a GM that answers (here 401: the token is no longer accepted) is
+// not failing over: the backoff grows past FailoverBackoff as it would outside the window.
+func TestFailoverWindowIgnoresRefusals(t *testing.T) {
+	ctx := testContext(t)
+	gm := newTestGM(t, ctx, messagelayer.Options{})
+	gm.start("")
+	lc := newLC(t, gm)
+	opts := lc.options(gm.url())
+	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, 10*time.Second
+	opts.FailoverBackoff, opts.FailoverWindow = 400*time.Millisecond, time.Minute
+	c := lc.newClient(t, opts)
+	c.jitter = func(limit time.Duration) time.Duration { return limit }
+	var elapsed atomic.Int64
+	start := time.Now()
+	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
+	delays := recordSleeps(c)
+	run(t, ctx, c)
+
+	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
+	elapsed.Add(int64(stableConnection + time.Second))
+	writeFileAtomically(t, lc.tokenFile, []byte("not-a-token\n"))
+	gm.kick()
+	ms := time.Millisecond
+	var got []time.Duration
+	for range 6 {
+		got = append(got, nextDelay(t, delays))
+	}
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms}, got,
+		"GM answering 401 is not a failover: no FailoverBackoff cap")
+}
+
 // A connection that never became stable opens no failover window: an LC refused again and
 // again backs off to MaxBackoff.
 func TestNoFailoverWindowWithoutAStableConnection(t *testing.T) {
