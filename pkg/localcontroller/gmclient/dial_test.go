@@ -205,6 +205,17 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 	start := time.Now()
 	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	delays := recordSleeps(c)
+	// The window ends right after the sixth delay: advanced inside the sleep, before the client
+	// computes the next delay (advancing it from the test raced with the client's loop).
+	record := c.sleep
+	var sleeps atomic.Int32
+	c.sleep = func(ctx context.Context, d time.Duration) error {
+		err := record(ctx, d)
+		if sleeps.Add(1) == 6 {
+			elapsed.Add(int64(time.Minute))
+		}
+		return err
+	}
 	run(t, ctx, c)
 
 	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
@@ -219,7 +230,6 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 	}
 	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 400 * ms, 400 * ms, 400 * ms}, got,
 		"within the window the backoff stops at FailoverBackoff")
-	elapsed.Add(int64(time.Minute))
 	got = nil
 	for range 3 {
 		got = append(got, nextDelay(t, delays))
