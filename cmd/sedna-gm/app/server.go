@@ -126,8 +126,12 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 	if err != nil {
 		return fmt.Errorf("building the event client: %w", err)
 	}
+	role, err := podRoleFromEnv(kube)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "GM's pod will carry no role label")
+	}
 	return run(ctx, cfg, identity, clients{kube: kube, sedna: sedna, reviews: reviews.AuthenticationV1().TokenReviews(),
-		events: events.CoreV1(), role: podRoleFromEnv(kube)})
+		events: events.CoreV1(), role: role})
 }
 
 // clients are what the GM talks to the API server with.
@@ -179,9 +183,11 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	}
 
 	// A restarted leader's pod still carries the leader label: it is a standby until it leads
-	// again, and says so before it answers the readiness probe (else the gm Service would route
-	// LCs to it).
-	if err := c.role.set(ctx, RoleStandby); err != nil {
+	// again, and says so before it serves anything (else the gm Service would route LCs to it).
+	// Any error is retried for up to the lease duration (an API server restarting, a webhook
+	// timing out); past that GM exits with ErrRoleNotLabelled and is restarted.
+	labelLimit := cfg.LeaderElection.LeaseDuration.Duration
+	if err := c.role.setWithin(ctx, RoleStandby, labelLimit); err != nil {
 		return err
 	}
 	var ready atomic.Bool
@@ -214,9 +220,13 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	manager := controllers.NewManager(cfg, controllers.NewRegistry(), deps, func(kind string, r runtime.ReportReceiver) {
 		hub.RegisterHandler(kind, r)
 	})
-	lead := func(ctx context.Context) error {
+	lead := func(leaderCtx context.Context) error {
 		// Everything the channel needs is checked before the controllers start: a leader that
-		// cannot serve LCs gives the Lease up (the process exits) instead of holding it.
+		// cannot serve LCs gives the Lease up (the process exits) instead of holding it. So does
+		// a leader whose pod cannot be labelled leader within the lease duration: the gm Service
+		// selects that label, so no LC would reach it; abdicate ends ctx with the cause.
+		ctx, abdicate := context.WithCancelCause(leaderCtx)
+		defer abdicate(nil)
 		channel := &http.Server{
 			Addr:              net.JoinHostPort(cfg.WebSocket.Address, strconv.Itoa(cfg.WebSocket.Port)),
 			Handler:           messagelayer.NewServer(ctx, hub, auth),
@@ -244,13 +254,23 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 		if err := hub.UseMarks(ctx, marks, cfg.WebSocket.ReportMarksBatchDelay.Duration); err != nil {
 			return err
 		}
-		return manager.Run(ctx, func() {
+		err = manager.Run(ctx, func() {
 			serving = true
 			serveListener(ctx, channel, listener, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate})
 			ready.Store(true)
 			logger.Info("Serving LCs", "address", channel.Addr)
-			go c.role.setUntilDone(ctx, RoleLeader)
+			go func() {
+				if err := c.role.setWithin(ctx, RoleLeader, labelLimit); err != nil && errors.Is(err, ErrRoleNotLabelled) {
+					logger.Error(err, "Giving up the Lease: this leader's pod lacks the label the gm Service selects, so no LC reaches it; a standby takes over",
+						"label", RoleLabel+"="+RoleLeader)
+					abdicate(err)
+				}
+			}()
 		})
+		if cause := context.Cause(ctx); errors.Is(cause, ErrRoleNotLabelled) {
+			return cause
+		}
+		return err
 	}
 	if !*cfg.LeaderElection.Enabled {
 		return lead(ctx)
@@ -395,8 +415,9 @@ func healthHandler(ready *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		// Only the leader with synced caches serves LCs; a standby is not ready so that the
-		// channel Service routes LCs to the leader.
+		// 200 only on the leader serving LCs (synced caches, primed state), for monitoring. The
+		// readiness probe is /healthz (build/gm/deployment.yaml): a standby is Ready too, or no
+		// rollout would complete; the gm Service reaches the leader by its RoleLabel instead.
 		if !ready.Load() {
 			http.Error(w, "not leading or not synced", http.StatusServiceUnavailable)
 			return

@@ -25,7 +25,9 @@ type Manager struct {
 	register func(kind string, receiver runtime.ReportReceiver)
 
 	startOnce sync.Once
-	startErr  error
+	// synced is closed when start has returned; startErr is its result, read only after that.
+	synced   chan struct{}
+	startErr error
 	// features are the built controllers, set by start.
 	features []feature
 }
@@ -40,7 +42,7 @@ type feature struct {
 // its receiver.
 func NewManager(cfg *config.Config, registry Registry, deps runtime.Dependencies,
 	register func(kind string, receiver runtime.ReportReceiver)) *Manager {
-	return &Manager{cfg: cfg, registry: registry, deps: deps, register: register}
+	return &Manager{cfg: cfg, registry: registry, deps: deps, register: register, synced: make(chan struct{})}
 }
 
 // Start builds the features and starts their informers, which live until ctx ends, and waits
@@ -49,7 +51,10 @@ func NewManager(cfg *config.Config, registry Registry, deps runtime.Dependencies
 // so a standby calls it before it leads: a warm standby that takes over without listing the
 // cluster first, at the price of holding the same caches as the leader.
 func (m *Manager) Start(ctx context.Context) error {
-	m.startOnce.Do(func() { m.startErr = m.start(ctx) })
+	m.startOnce.Do(func() {
+		m.startErr = m.start(ctx)
+		close(m.synced)
+	})
 	return m.startErr
 }
 
@@ -120,11 +125,22 @@ func (m *Manager) start(ctx context.Context) error {
 
 // Run blocks until ctx ends. It calls Start (with ctx, unless Start was called before), primes
 // the LC desired state from the caches, calls ready — then, and only then, may LCs be served a
-// snapshot — and runs the controllers.
+// snapshot — and runs the controllers. If ctx ends first (a leader that lost the Lease while a
+// standby's Start still syncs), Run returns nil without waiting for the sync, and never calls
+// ready.
 func (m *Manager) Run(ctx context.Context, ready func()) error {
 	logger := klog.FromContext(ctx)
-	if err := m.Start(ctx); err != nil {
-		return err
+	go func() { _ = m.Start(ctx) }() // a no-op (or a wait) when Start was called before; the result is read below
+	select {
+	case <-m.synced:
+	case <-ctx.Done():
+		return nil
+	}
+	if m.startErr != nil {
+		return m.startErr
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	for _, f := range m.features {
 		if primer, ok := f.controller.(runtime.DownstreamPrimer); ok {
@@ -132,6 +148,9 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 				return fmt.Errorf("priming the LC desired state of %s: %w", f.name, err)
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		return nil // the Lease is gone: no LC may be served
 	}
 	logger.Info("Caches synced and desired state primed", "features", len(m.features))
 	ready()

@@ -113,6 +113,7 @@ func NewDeployment(owner Owner, workerType string, replicas *int32, template cor
 	if template.Labels == nil {
 		template.Labels = map[string]string{}
 	}
+	dropGMLabels(template.Labels)
 	for k, v := range labels {
 		template.Labels[k] = v
 	}
@@ -191,6 +192,23 @@ func NewHPA(owner Owner, workerType, deploymentName string, hpa *sednav1.HPA) (*
 func IsControlledBy(obj metav1.Object, owner Owner) bool {
 	ref := metav1.GetControllerOf(obj)
 	return ref != nil && ref.UID == owner.GetUID()
+}
+
+// GM's own pods' labels: the gm Service selects app.kubernetes.io/name=sedna-gm and
+// sedna.io/gm-role=leader (build/gm). A worker template carrying them would put a user's worker
+// behind the LC channel's Service, so dropGMLabels removes them from worker pods (the rest of
+// the template's labels are kept, as upstream).
+const (
+	gmRoleLabel = "sedna.io/gm-role"
+	gmNameLabel = "app.kubernetes.io/name"
+	gmNameValue = "sedna-gm"
+)
+
+func dropGMLabels(labels map[string]string) {
+	delete(labels, gmRoleLabel)
+	if labels[gmNameLabel] == gmNameValue {
+		delete(labels, gmNameLabel)
+	}
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -69,3 +69,27 @@ func TestNewHPACopiesTheSpec(t *testing.T) {
 	require.Equal(t, ptr.To[int32](2), hpa.Spec.MinReplicas)
 	require.Equal(t, int32(5), hpa.Spec.MaxReplicas)
 }
+
+// A worker template labelled like GM's leader pod (what the gm Service selects) yields workers
+// without those labels, Deployment and bare pod alike; other labels are kept.
+func TestWorkersNeverCarryGMsLabels(t *testing.T) {
+	owner := testOwner()
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+		"sedna.io/gm-role": "leader", "app.kubernetes.io/name": "sedna-gm", "team": "a",
+	}}}
+	d, err := NewDeployment(owner, "Train", nil, template)
+	require.NoError(t, err)
+	pod, err := NewPod(owner, "Train", "Job-train-1", template, nil)
+	require.NoError(t, err)
+	for name, labels := range map[string]map[string]string{"deployment template": d.Spec.Template.Labels, "pod": pod.Labels} {
+		require.NotContains(t, labels, "sedna.io/gm-role", name)
+		require.NotContains(t, labels, "app.kubernetes.io/name", name)
+		require.Equal(t, "a", labels["team"], name)
+	}
+	require.Equal(t, "leader", template.Labels["sedna.io/gm-role"], "input untouched")
+	// Another app name is the user's own and is kept.
+	template.Labels["app.kubernetes.io/name"] = "my-trainer"
+	pod, err = NewPod(owner, "Train", "Job-train-1", template, nil)
+	require.NoError(t, err)
+	require.Equal(t, "my-trainer", pod.Labels["app.kubernetes.io/name"])
+}

@@ -12,13 +12,14 @@ import (
 const DefaultLCPort = "9100"
 
 // NewPod returns a bare worker pod of owner named name, from template (already built by
-// Worker.PodTemplate): the template's labels, annotations and finalizers are kept and the owner's
-// labels for workerType plus extraLabels added, the spec is copied as is. Upstream's generateName
+// Worker.PodTemplate): the template's labels (but GM's own, see dropGMLabels), annotations and
+// finalizers are kept and the owner's labels for workerType plus extraLabels added, the spec is copied as is. Upstream's generateName
 // is not used: callers choose deterministic names so that a lagging cache cannot make them
 // create a second pod. The returned pod carries SpecHashAnnotation over its spec.
 func NewPod(owner Owner, workerType, name string, template corev1.PodTemplateSpec, extraLabels map[string]string) (*corev1.Pod, error) {
 	template = *template.DeepCopy()
 	labels := copyMap(template.Labels)
+	dropGMLabels(labels)
 	for k, v := range Labels(owner, workerType) {
 		labels[k] = v
 	}

@@ -129,7 +129,9 @@ func (c *Client) Run(ctx context.Context) {
 			failoverUntil = c.now().Add(c.opts.FailoverWindow)
 		}
 		limit := c.opts.MaxBackoff
-		if c.now().Before(failoverUntil) {
+		// Only a GM that cannot be reached looks like a failover; a GM that answered (401, 403,
+		// 503) or a token that cannot be read gets the normal backoff even within the window.
+		if c.now().Before(failoverUntil) && (lived > 0 || isTransportError(err)) {
 			limit = c.opts.FailoverBackoff
 		}
 		delay := c.backoff(failures, limit)
@@ -250,13 +252,25 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 			result = dialRefused
 			err = fmt.Errorf("GM refused the connection with %s%s: %w", resp.Status, responseReason(resp), err)
 		default:
-			err = fmt.Errorf("dialing GM: %w", err)
+			err = transportError{fmt.Errorf("dialing GM: %w", err)}
 		}
 		c.metrics.dials.WithLabelValues(result).Inc()
 		return nil, err
 	}
 	c.metrics.dials.WithLabelValues(dialOK).Inc()
 	return ws, nil
+}
+
+// transportError is a dial that got no HTTP answer from GM: refused, unreachable, timed out,
+// or a TLS handshake cut short — what a GM failing over looks like.
+type transportError struct{ err error }
+
+func (e transportError) Error() string { return e.err.Error() }
+func (e transportError) Unwrap() error { return e.err }
+
+func isTransportError(err error) bool {
+	var te transportError
+	return errors.As(err, &te)
 }
 
 // responseReason returns the start of GM's error body, which says why it refused.

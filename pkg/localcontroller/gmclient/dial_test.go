@@ -205,6 +205,17 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 	start := time.Now()
 	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	delays := recordSleeps(c)
+	// The window ends right after the sixth delay: advanced inside the sleep, before the client
+	// computes the next delay (advancing it from the test raced with the client's loop).
+	record := c.sleep
+	var sleeps atomic.Int32
+	c.sleep = func(ctx context.Context, d time.Duration) error {
+		err := record(ctx, d)
+		if sleeps.Add(1) == 6 {
+			elapsed.Add(int64(time.Minute))
+		}
+		return err
+	}
 	run(t, ctx, c)
 
 	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
@@ -219,13 +230,43 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 	}
 	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 400 * ms, 400 * ms, 400 * ms}, got,
 		"within the window the backoff stops at FailoverBackoff")
-	elapsed.Add(int64(time.Minute))
 	got = nil
 	for range 3 {
 		got = append(got, nextDelay(t, delays))
 	}
 	require.Equal(t, []time.Duration{6400 * ms, 10 * time.Second, 10 * time.Second}, got,
 		"past the window it grows to MaxBackoff again")
+}
+
+// Within a failover window, a GM that answers (here 401: the token is no longer accepted) is
+// not failing over: the backoff grows past FailoverBackoff as it would outside the window.
+func TestFailoverWindowIgnoresRefusals(t *testing.T) {
+	ctx := testContext(t)
+	gm := newTestGM(t, ctx, messagelayer.Options{})
+	gm.start("")
+	lc := newLC(t, gm)
+	opts := lc.options(gm.url())
+	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, 10*time.Second
+	opts.FailoverBackoff, opts.FailoverWindow = 400*time.Millisecond, time.Minute
+	c := lc.newClient(t, opts)
+	c.jitter = func(limit time.Duration) time.Duration { return limit }
+	var elapsed atomic.Int64
+	start := time.Now()
+	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
+	delays := recordSleeps(c)
+	run(t, ctx, c)
+
+	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
+	elapsed.Add(int64(stableConnection + time.Second))
+	writeFileAtomically(t, lc.tokenFile, []byte("not-a-token\n"))
+	gm.kick()
+	ms := time.Millisecond
+	var got []time.Duration
+	for range 6 {
+		got = append(got, nextDelay(t, delays))
+	}
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms}, got,
+		"GM answering 401 is not a failover: no FailoverBackoff cap")
 }
 
 // A connection that never became stable opens no failover window: an LC refused again and

@@ -62,7 +62,9 @@ type Options struct {
 	// had grown its backoff to MaxBackoff while GM was away would wait up to MaxBackoff more
 	// after GM serves again. While GM is away its Service refuses the dials, which costs GM
 	// nothing; full jitter still spreads the LCs' arrival over FailoverBackoff once it serves.
-	// Defaults 2s and 1m; past the window the backoff grows to MaxBackoff as before.
+	// Defaults 2s and 1m; past the window the backoff grows to MaxBackoff as before. The cap
+	// applies only to dials that got no answer (refused, unreachable, timed out, handshake cut
+	// short): a GM that answers 401, 403 or 503 is not failing over and gets the normal backoff.
 	FailoverBackoff time.Duration
 	FailoverWindow  time.Duration
 
