@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,13 +38,19 @@ type MarkStore interface {
 // ConfigMap's 1 MiB holds about 10,000 nodes. Beyond that the writes of new nodes' marks fail:
 // those nodes' reports wait (and are retried every second) while nodes whose marks are already
 // in the ConfigMap go on, since their writes are then made one by one. Load drops the marks of
-// nodes that no longer exist when Nodes is set.
+// nodes that no longer exist from the ConfigMap, after it returned, when Nodes is set.
 type ConfigMapMarks struct {
 	Client corev1client.ConfigMapInterface
 	Name   string
-	// Nodes, when set, lists the cluster's nodes so Load can prune the marks of deleted ones.
+	// Nodes, when set, lists the cluster's nodes so Load can prune the marks of deleted ones
+	// (in the background: WaitPruned waits for it).
 	Nodes corev1client.NodeInterface
+
+	pruning sync.WaitGroup
 }
+
+// WaitPruned waits until the pruning Load started is over.
+func (m *ConfigMapMarks) WaitPruned() { m.pruning.Wait() }
 
 // Load implements MarkStore. A missing ConfigMap is no marks yet.
 func (m *ConfigMapMarks) Load(ctx context.Context) (map[string]Mark, error) {
@@ -63,17 +72,28 @@ func (m *ConfigMapMarks) Load(ctx context.Context) (map[string]Mark, error) {
 		marks[node] = mark
 	}
 	if m.Nodes != nil && len(marks) > 0 {
-		m.prune(ctx, marks)
+		// Off the take-over path: listing every Node took seconds at thousands of nodes while
+		// no LC was served (docs/performance.md). A deleted node's mark in memory costs nothing;
+		// the ConfigMap loses it once the list is done.
+		nodes := slices.Collect(maps.Keys(marks))
+		m.pruning.Add(1)
+		go func() {
+			defer m.pruning.Done()
+			m.prune(ctx, nodes)
+		}()
 	}
 	return marks, nil
 }
 
-// prune removes from marks, and from the ConfigMap, the marks of nodes that no longer exist. A
+// prune removes from the ConfigMap the marks of nodes (of those given) that no longer exist. A
 // failure only leaves the marks in place until the next Load.
-func (m *ConfigMapMarks) prune(ctx context.Context, marks map[string]Mark) {
+func (m *ConfigMapMarks) prune(ctx context.Context, marked []string) {
 	logger := klog.FromContext(ctx)
 	live := map[string]bool{}
-	opts := metav1.ListOptions{Limit: 500} // in pages: only the names are kept
+	// In pages (only the names are kept), from the API server's cache (ResourceVersion "0" is
+	// served without a quorum read of etcd; a node deleted a moment ago keeps its mark until the
+	// next Load).
+	opts := metav1.ListOptions{Limit: 500, ResourceVersion: "0"}
 	for {
 		nodes, err := m.Nodes.List(ctx, opts)
 		if err != nil {
@@ -88,7 +108,7 @@ func (m *ConfigMapMarks) prune(ctx context.Context, marks map[string]Mark) {
 		}
 	}
 	gone := map[string]any{}
-	for node := range marks {
+	for _, node := range marked {
 		if !live[node] {
 			gone[node] = nil // a merge patch removes a key set to null
 		}
@@ -103,9 +123,6 @@ func (m *ConfigMapMarks) prune(ctx context.Context, marks map[string]Mark) {
 	if err != nil {
 		logger.Error(err, "Cannot prune the report marks of deleted nodes", "configMap", m.Name, "nodes", len(gone))
 		return
-	}
-	for node := range gone {
-		delete(marks, node)
 	}
 	logger.Info("Pruned the report marks of deleted nodes", "configMap", m.Name, "nodes", len(gone))
 }

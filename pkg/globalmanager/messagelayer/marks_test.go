@@ -14,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/sedna-go/sedna/pkg/channel"
 )
@@ -299,8 +301,8 @@ func TestAMarkTheStoreRefusesBlocksOnlyItsNode(t *testing.T) {
 	require.Equal(t, map[string]Mark{"node-a": {Store: "store-a", Seq: 1}}, got)
 }
 
-// TestConfigMapMarksPrunesDeletedNodes: Load drops, from the ConfigMap too, the marks of nodes
-// the cluster no longer has.
+// TestConfigMapMarksPrunesDeletedNodes: Load drops, from the ConfigMap, the marks of nodes the
+// cluster no longer has, after it returned (the take-over does not wait for the Node list).
 func TestConfigMapMarksPrunesDeletedNodes(t *testing.T) {
 	ctx := context.Background()
 	kube := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}})
@@ -309,8 +311,41 @@ func TestConfigMapMarksPrunesDeletedNodes(t *testing.T) {
 
 	marks, err := store.Load(ctx)
 	require.NoError(t, err)
-	require.Equal(t, map[string]Mark{"edge-1": {Store: "s1", Seq: 4}}, marks)
+	require.Equal(t, Mark{Store: "s1", Seq: 4}, marks["edge-1"])
+	store.WaitPruned()
 	cm, err := kube.CoreV1().ConfigMaps("sedna").Get(ctx, "sedna-gm-report-marks", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"edge-1"}, slices.Sorted(maps.Keys(cm.Data)), "the deleted node's mark stays in the ConfigMap")
+}
+
+// TestConfigMapMarksLoadDoesNotWaitForTheNodeList: a leader taking over serves LCs with the
+// marks it read; listing thousands of Nodes to prune deleted ones happens meanwhile.
+func TestConfigMapMarksLoadDoesNotWaitForTheNodeList(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}})
+	release := make(chan struct{})
+	kube.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-release
+		return false, nil, nil
+	})
+	store := &ConfigMapMarks{Client: kube.CoreV1().ConfigMaps("sedna"), Name: "sedna-gm-report-marks", Nodes: kube.CoreV1().Nodes()}
+	require.NoError(t, store.Save(ctx, map[string]Mark{"edge-1": {Store: "s1", Seq: 4}, "edge-gone": {Store: "s9", Seq: 1}}))
+
+	loaded := make(chan map[string]Mark, 1)
+	go func() {
+		marks, err := store.Load(ctx)
+		require.NoError(t, err)
+		loaded <- marks
+	}()
+	select {
+	case marks := <-loaded:
+		require.Equal(t, Mark{Store: "s1", Seq: 4}, marks["edge-1"])
+	case <-time.After(time.Minute):
+		t.Fatal("Load waited for the Node list")
+	}
+	close(release)
+	store.WaitPruned()
+	cm, err := kube.CoreV1().ConfigMaps("sedna").Get(ctx, "sedna-gm-report-marks", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"edge-1"}, slices.Sorted(maps.Keys(cm.Data)))
 }
