@@ -271,7 +271,6 @@ func mustYAML(t *testing.T, v any) string {
 	return string(b)
 }
 
-<<<<<<< HEAD
 // TestChartGMAddress: lc.gmAddress (install.sh's SEDNA_GM_ADDRESS) sets the LCs' GM_ADDRESS, GM's
 // generated certificate names its host (a DNS name as a name, an IP as an IP) besides the gm
 // Service's names, and an address that is not host:port fails the render naming the value.
@@ -352,7 +351,9 @@ func TestChartGMAddress(t *testing.T) {
 		if !strings.Contains(string(out), "lc.gmAddress") {
 			t.Errorf("lc.gmAddress=%q: the error does not name the value:\n%s", bad, out)
 		}
-=======
+	}
+}
+
 // TestStripDescriptions: schema descriptions go, a field named description stays (with its own
 // description removed), nothing else changes.
 func TestStripDescriptions(t *testing.T) {
@@ -431,6 +432,5 @@ func TestChartFitsInARelease(t *testing.T) {
 	t.Logf("chart files %d bytes base64, the release Secret's value about %d bytes", raw.Len(), stored)
 	if stored > 1<<20*3/4 {
 		t.Errorf("the chart would take about %d bytes of the release Secret (at most 1 MiB, and the rendered manifest and values go there too)", stored)
->>>>>>> s6/upgrade
 	}
 }
