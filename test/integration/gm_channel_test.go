@@ -122,7 +122,8 @@ func TestReportMarksInAConfigMap(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err), "refused as %v", err)
 
-	// Load prunes the marks of deleted nodes, listing the nodes with GM's own permissions.
+	// Load prunes the marks of deleted nodes from the ConfigMap once it returned, listing the
+	// nodes with GM's own permissions.
 	gm, err := clientcmd.BuildConfigFromFlags("", gmServiceAccount(t))
 	require.NoError(t, err)
 	gmKube, err := kubernetes.NewForConfig(gm)
@@ -137,7 +138,8 @@ func TestReportMarksInAConfigMap(t *testing.T) {
 	store.Nodes = gmKube.CoreV1().Nodes()
 	marks, err = store.Load(ctx)
 	require.NoError(t, err)
-	require.Equal(t, map[string]messagelayer.Mark{live: {Store: "c", Seq: 1}}, marks)
+	require.Equal(t, messagelayer.Mark{Store: "c", Seq: 1}, marks[live])
+	store.WaitPruned()
 	store.Nodes = nil
 	marks, err = store.Load(ctx)
 	require.NoError(t, err)

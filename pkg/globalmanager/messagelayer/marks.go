@@ -90,10 +90,9 @@ func (m *ConfigMapMarks) Load(ctx context.Context) (map[string]Mark, error) {
 func (m *ConfigMapMarks) prune(ctx context.Context, marked []string) {
 	logger := klog.FromContext(ctx)
 	live := map[string]bool{}
-	// In pages (only the names are kept), from the API server's cache (ResourceVersion "0" is
-	// served without a quorum read of etcd; a node deleted a moment ago keeps its mark until the
-	// next Load).
-	opts := metav1.ListOptions{Limit: 500, ResourceVersion: "0"}
+	// In pages: only the names are kept. A consistent list, never an older cache's: a node
+	// created a moment ago must not lose its mark.
+	opts := metav1.ListOptions{Limit: 500}
 	for {
 		nodes, err := m.Nodes.List(ctx, opts)
 		if err != nil {
