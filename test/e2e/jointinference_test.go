@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,32 +30,15 @@ import (
 const commandTimeout = 5 * time.Minute
 
 // evalResult is the RESULT line of mnist-eval.
-type evalResult struct {
-	Images        int                `json:"images"`
-	Accuracy      float64            `json:"accuracy"`
-	CloudShare    float64            `json:"cloudShare"`
-	Fallbacks     int                `json:"fallbacks"`
-	Sources       map[string]int     `json:"sources"`
-	EdgeAccuracy  float64            `json:"edgeAccuracy"`
-	CloudAccuracy float64            `json:"cloudAccuracy"`
-	EdgeStats     map[string]float64 `json:"edgeStats"`
-}
+type evalResult = localsedna.MNISTEvalResult
 
-// mnistEval runs mnist-eval and decodes its RESULT line.
 func mnistEval(t *testing.T, args ...string) evalResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(framework.Sedna.BinDir(), "mnist-eval"), args...)
-	cmd.Dir = localcluster.RepoRoot() // it finds the MNIST files through the module cache
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "mnist-eval %v:\n%s", args, out)
+	result, out, err := localsedna.RunMNISTEval(ctx, filepath.Join(framework.Sedna.BinDir(), "mnist-eval"), args...)
+	require.NoError(t, err, out)
 	t.Logf("mnist-eval %s:\n%s", strings.Join(args, " "), out)
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	last, ok := strings.CutPrefix(lines[len(lines)-1], "RESULT ")
-	require.True(t, ok, "mnist-eval printed no RESULT line")
-	var result evalResult
-	require.NoError(t, json.Unmarshal([]byte(last), &result))
 	return result
 }
 

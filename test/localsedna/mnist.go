@@ -2,10 +2,12 @@ package localsedna
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/sedna-go/sedna/test/localcluster"
 )
@@ -49,4 +51,37 @@ func (s *Sedna) InstallMNISTModels(ctx context.Context) (string, error) {
 		}
 	}
 	return string(trained), nil
+}
+
+// MNISTEvalResult is the RESULT line of mnist-eval (the joint inference example's evaluator).
+type MNISTEvalResult struct {
+	Images        int                `json:"images"`
+	Accuracy      float64            `json:"accuracy"`
+	CloudShare    float64            `json:"cloudShare"`
+	Fallbacks     int                `json:"fallbacks"`
+	Sources       map[string]int     `json:"sources"`
+	EdgeAccuracy  float64            `json:"edgeAccuracy"`
+	CloudAccuracy float64            `json:"cloudAccuracy"`
+	EdgeStats     map[string]float64 `json:"edgeStats"`
+}
+
+// RunMNISTEval runs the mnist-eval binary bin with args from the repository root (it finds the
+// MNIST files through the module cache) and decodes its RESULT line; out is all it printed.
+func RunMNISTEval(ctx context.Context, bin string, args ...string) (result MNISTEvalResult, out string, err error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = localcluster.RepoRoot()
+	raw, err := cmd.CombinedOutput()
+	out = string(raw)
+	if err != nil {
+		return result, out, fmt.Errorf("mnist-eval %v: %w", args, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last, ok := strings.CutPrefix(lines[len(lines)-1], "RESULT ")
+	if !ok {
+		return result, out, fmt.Errorf("mnist-eval %v printed no RESULT line", args)
+	}
+	if err := json.Unmarshal([]byte(last), &result); err != nil {
+		return result, out, fmt.Errorf("mnist-eval %v: decoding its RESULT line: %w", args, err)
+	}
+	return result, out, nil
 }

@@ -5,8 +5,8 @@ package realnode
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +35,7 @@ import (
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	"github.com/sedna-go/sedna/test/localcluster"
+	"github.com/sedna-go/sedna/test/localsedna"
 )
 
 // The images the tier runs, as `make e2e-real` builds them (hack/images) for this machine.
@@ -166,6 +167,20 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	// The edge falls back to its own answer while the cloud Service is not routed yet (kube-proxy
+	// writes its rules after the endpoints are ready): measure once it is, as a user would.
+	eventually(t, 2*time.Minute, "the cloud worker through its Service", func() (bool, string) {
+		svc, err := cluster.Client.CoreV1().Services(jiNamespace).Get(ctx, "mnist-ji-cloud", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(svc.Spec.ClusterIP, "5000"), 2*time.Second)
+		if err != nil {
+			return false, err.Error()
+		}
+		_ = conn.Close() // a probe
+		return true, ""
 	})
 	offline := mnistEval(t, "--edge-model", filepath.Join(models, "edge.model"), "--cloud-model", filepath.Join(models, "cloud.model"), "--thresholds", "0.7")
 	online := mnistEval(t, "--edge-url", "http://"+edgeIP+":8000")
@@ -419,31 +434,16 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 }
 
 // evalResult is the RESULT line of mnist-eval.
-type evalResult struct {
-	Images        int            `json:"images"`
-	Accuracy      float64        `json:"accuracy"`
-	CloudShare    float64        `json:"cloudShare"`
-	Fallbacks     int            `json:"fallbacks"`
-	Sources       map[string]int `json:"sources"`
-	EdgeAccuracy  float64        `json:"edgeAccuracy"`
-	CloudAccuracy float64        `json:"cloudAccuracy"`
-}
+type evalResult = localsedna.MNISTEvalResult
 
 func mnistEval(t *testing.T, args ...string) evalResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, repoPath("_output", "bin", "mnist-eval"), args...)
-	cmd.Dir = localcluster.RepoRoot() // it finds the MNIST files through the module cache
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "mnist-eval %v:\n%s", args, out)
+	result, out, err := localsedna.RunMNISTEval(ctx, repoPath("_output", "bin", "mnist-eval"), args...)
+	require.NoError(t, err, out)
 	t.Logf("mnist-eval %s:\n%s", strings.Join(args, " "), out)
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	last, ok := strings.CutPrefix(lines[len(lines)-1], "RESULT ")
-	require.True(t, ok, "mnist-eval printed no RESULT line")
-	var r evalResult
-	require.NoError(t, json.Unmarshal([]byte(last), &r))
-	return r
+	return result
 }
 
 func metricValue(ji *sednav1.JointInferenceService, key string) (float64, bool) {
