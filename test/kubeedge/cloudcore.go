@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/test/internal/freeport"
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
@@ -76,7 +77,7 @@ func StartCloudCore(ctx context.Context, opts CloudCoreOptions) (*CloudCore, err
 		return nil, fmt.Errorf("creating namespace %s: %w", Namespace, err)
 	}
 
-	ports, err := freePorts(3)
+	ports, err := freeport.Loopback(3)
 	if err != nil {
 		return nil, err
 	}
@@ -180,24 +181,4 @@ func waitListening(ctx context.Context, proc *localcluster.Process, addr string)
 		return fmt.Errorf("waiting for %s: %w\n%s", addr, err, proc.LogTail())
 	}
 	return nil
-}
-
-// freePorts returns n TCP ports free on 127.0.0.1 right now.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/test/internal/freeport"
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
@@ -80,7 +81,7 @@ func StartEdgeCore(ctx context.Context, opts EdgeCoreOptions) (*EdgeCore, error)
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(1)
+	ports, err := freeport.Loopback(1)
 	if err != nil {
 		return nil, err
 	}

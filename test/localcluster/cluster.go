@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/test/internal/freeport"
 )
 
 const (
@@ -406,24 +408,12 @@ func firstServiceIP(cidr string) (net.IP, error) {
 	return first, nil
 }
 
-// freePorts picks five distinct free loopback ports. They are held open until all are picked so
-// the kernel cannot hand out the same one twice; another program could still take one before the
-// process binds it, which would show up as a start failure with the log tail saying so.
+// freePorts picks five distinct free loopback ports (freeport.Loopback: outside the ranges the
+// kernel hands out, so no connection of another test can take one before its process binds it).
 func freePorts() (ports, error) {
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close() // only a reservation
-		}
-	}()
-	nums := make([]int, 5)
-	for i := range nums {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return ports{}, fmt.Errorf("reserving a loopback port: %w", err)
-		}
-		listeners = append(listeners, l)
-		nums[i] = l.Addr().(*net.TCPAddr).Port
+	nums, err := freeport.Loopback(5)
+	if err != nil {
+		return ports{}, err
 	}
 	return ports{etcdClient: nums[0], etcdPeer: nums[1], apiserver: nums[2], controllerManager: nums[3], scheduler: nums[4]}, nil
 }

@@ -20,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/test/internal/freeport"
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
@@ -96,7 +97,7 @@ func StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, error) {
 	if err := createCgroup(k.cgroupRoot); err != nil {
 		return k, err
 	}
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeport.On("", 2)
 	if err != nil {
 		return k, err
 	}
@@ -252,25 +253,4 @@ func writeKubeconfig(cluster *localcluster.Cluster, path, user string, groups []
 		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	return path, nil
-}
-
-// freeLoopbackPorts reserves n distinct free ports (free on every address: the kernel picks them
-// from the ephemeral range, where nothing listens on purpose).
-func freeLoopbackPorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close() // only a reservation
-		}
-	}()
-	var out []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", ":0")
-		if err != nil {
-			return nil, fmt.Errorf("reserving a port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sedna-go/sedna/test/internal/freeport"
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
@@ -50,7 +51,7 @@ func StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubeProxy, error
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeport.On("", 2)
 	if err != nil {
 		return nil, err
 	}

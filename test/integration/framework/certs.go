@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sedna-go/sedna/test/internal/freeport"
 )
 
 // ServingCert is a self-signed CA and a serving certificate it signed, written as PEM files.
@@ -79,12 +81,7 @@ func WriteServingCert(dir string, hosts ...string) (ServingCert, error) {
 	return sc, nil
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago (freeport.One).
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
+	return freeport.One()
 }
