@@ -72,7 +72,7 @@ func TestCampaign(t *testing.T) {
 
 	root := localcluster.RepoRoot()
 	binDir := filepath.Join(root, "_output", "bin")
-	build := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...", "./examples/...")
+	build := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...", "./examples/...", "./test/chaos/chaos-reporter")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
 	require.NoError(t, build.Run(), "building the binaries")
 
@@ -140,7 +140,7 @@ func TestCampaign(t *testing.T) {
 	require.NoError(t, err)
 
 	res, err := chaos.Run(ctx, s, chaos.Config{Namespace: ns, Seed: seed, Duration: duration, Faults: faults,
-		Relay: relay, Network: network, FullDisk: storeSize > 0, Standby: true, Logf: t.Logf})
+		Relay: relay, Network: network, FullDisk: storeSize > 0, Standby: true, IncrementalLearning: true, Logf: t.Logf})
 	if res != nil {
 		fmt.Println(res.Table())
 	}
