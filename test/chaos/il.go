@@ -55,7 +55,9 @@ func (c *campaign) startIL(ctx context.Context) (*ilRun, error) {
 	node, _ := c.s.Node(localsedna.EdgeNodeName(edges))
 	r := &ilRun{c: c, node: node, nodeIdx: edges, dataDir: node.HostPath("/data/mnist-il"),
 		url: "http://" + node.IP + ":8000", stopCh: make(chan struct{}), done: make(chan struct{}), next: 10000}
-	for _, dir := range []string{"/data", "/data/mnist-il", "/data/mnist-il/output"} {
+	// The example's hostPath volumes, owned by the images' user (the inference worker files hard
+	// examples in hard-examples); mnist-il-initial fills them.
+	for _, dir := range []string{"/data/mnist-il", "/data/mnist-il/hard-examples"} {
 		path := node.HostPath(dir)
 		if err := os.MkdirAll(path, 0o755); err != nil {
 			return nil, err
@@ -162,8 +164,14 @@ func (r *ilRun) feed() {
 			r.feedErrors++
 			r.lastFeedErr = err.Error()
 			r.mu.Unlock()
+			if ctx.Err() == nil {
+				r.c.logf("chaos: feeding the incremental learning job failed (a partition?): %v", err)
+			}
 			sleep(ctx, 2*time.Second)
 			continue
+		}
+		if before != nil {
+			r.c.logf("chaos: fed the incremental learning job a batch at %s", stageOf(before))
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for ctx.Err() == nil && time.Now().Before(deadline) {
