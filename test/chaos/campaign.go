@@ -112,8 +112,10 @@ type Result struct {
 	// Reports sums up the test workers' reports (sent, accepted, refused).
 	Reports string
 	// IL says what the incremental learning job did.
-	IL   string
-	Rows []Row
+	IL string
+	// Watched names the workers whose pods the watch saw.
+	Watched string
+	Rows    []Row
 }
 
 // Row is one invariant: what was expected and what was seen.
@@ -152,6 +154,9 @@ func (r *Result) Table() string {
 	}
 	if r.IL != "" {
 		fmt.Fprintf(&b, "%s\n", r.IL)
+	}
+	if r.Watched != "" {
+		fmt.Fprintf(&b, "%s\n", r.Watched)
 	}
 	if r.Faults[FillStore] > 0 {
 		fmt.Fprintf(&b, "worker reports refused by an LC whose store was full (answered with status 503 naming ENOSPC): %d\n", r.FullStoreRefusals)
@@ -707,7 +712,9 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	add(fmt.Sprintf("workers (service or job, worker type) that had a Deployment (%d watch events)", ws.events),
 		strconv.Itoa(deployments), strconv.Itoa(ws.workers), ws.workers == deployments)
 	add("most live Deployments of one worker at any time", "1", fmt.Sprintf("%d (%s)", ws.maxDeploy, ws.worstDeploy), ws.maxDeploy == 1)
-	add("most running, not deleting, pods of one worker (1 replica) at any time", "≤ 1", fmt.Sprintf("%d (%s)", ws.maxPods, ws.worstPods), ws.maxPods <= 1)
+	add(fmt.Sprintf("most running, not deleting, pods of one worker (1 replica) at any time, over the pods of %d workers", len(ws.podWorkers)),
+		"≤ 1", fmt.Sprintf("%d (%s)", ws.maxPods, ws.worstPods), ws.maxPods <= 1)
+	res.Watched = "pods watched, per worker: " + strings.Join(ws.podWorkers, ", ")
 	add("service Ready after the last fault healed", "True", strconv.FormatBool(ready), ready)
 	if c.cfg.Network != nil {
 		c.mu.Lock()

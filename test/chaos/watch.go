@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -139,13 +140,20 @@ type watchStats struct {
 	worstDeploy, worstPods string
 	// workers is the number of workers that had a Deployment.
 	workers, events int
+	// podWorkers names the workers whose pods were seen.
+	podWorkers []string
 }
 
 func (w *watcher) stats() watchStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	podWorkers := make([]string, 0, len(w.pods))
+	for worker := range w.pods {
+		podWorkers = append(podWorkers, worker)
+	}
+	sort.Strings(podWorkers)
 	return watchStats{maxDeploy: w.maxDeploy, maxPods: w.maxPods, worstDeploy: w.worstDeploy, worstPods: w.worstPods,
-		workers: len(w.deployments), events: w.events}
+		workers: len(w.deployments), events: w.events, podWorkers: podWorkers}
 }
 
 func (w *watcher) stop() {
