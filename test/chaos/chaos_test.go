@@ -22,11 +22,12 @@ import (
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
-// TestCampaign is `make chaos`: local Sedna with two edge nodes whose LCs reach GM through a
-// relay the campaign cuts, a primary and a standby GM, and the joint inference example under
-// load; CHAOS_SEED (default: random, printed), CHAOS_DURATION (default 12m) and CHAOS_FAULTS
-// (default: as many as fit) choose the campaign. Every process and directory it starts is
-// stopped at the end, also on Ctrl-C or SIGTERM.
+// TestCampaign is `make chaos`: local Sedna with two edge nodes (as root in network namespaces
+// whose links the campaign takes down, otherwise behind a relay the campaign cuts), a primary
+// and a standby GM, the joint inference example under load, the campaign's test workers and the
+// incremental learning example; CHAOS_SEED (default: random, printed), CHAOS_DURATION (default
+// 12m) and CHAOS_FAULTS (default: as many as fit) choose the campaign. Every process, namespace
+// and directory it starts is removed at the end, also on Ctrl-C or SIGTERM.
 func TestCampaign(t *testing.T) {
 	seed := rand.Uint64() % 1_000_000
 	if v := os.Getenv("CHAOS_SEED"); v != "" {

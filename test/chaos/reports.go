@@ -193,14 +193,14 @@ func tally(outcomes map[string]string, arrivals map[string]int) reportTally {
 	for id, outcome := range outcomes {
 		t.sent++
 		n := arrivals[id]
-		switch {
-		case outcome == "ok":
+		switch outcome {
+		case "ok":
 			t.accepted++
 			if n == 0 {
 				t.missing++
 				t.example("missing " + id)
 			}
-		case outcome == "error":
+		case "error":
 			t.noAnswer++ // may or may not have been queued: arriving once is fine
 		default:
 			if outcome == "enospc" {
