@@ -47,6 +47,11 @@ const (
 	// PartitionTransition waits (up to 20 s) for the incremental learning job's stage or stage
 	// state to change, then takes its node's link down at once, for 1 s to Config.MaxPartition.
 	PartitionTransition Kind = "edge partition at an IL stage transition (link down)"
+	// FillWhileCut is the campaign's first fault when Config.FullDisk: edge node 1's link down
+	// and its store full for 10 s at once, so its LC must queue reports it cannot send and its
+	// store must grow (later fills may find room inside the store file that a drained backlog
+	// freed, and refuse nothing).
+	FillWhileCut Kind = "ENOSPC on an LC store while its node is cut off (the first fault, 10 s)"
 	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
 	// runs (it also cuts the LC off from its workers).
 	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
@@ -278,7 +283,10 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	load := startLoad("http://"+edge.IP+":8000", cfg.Seed, dial)
 
 	injectStart := time.Now()
-	injectErr := c.inject(ctx)
+	injectErr := c.openingFill(ctx)
+	if injectErr == nil {
+		injectErr = c.inject(ctx)
+	}
 	c.bg.Wait() // every partition healed, every killed GM restarted
 	res.Duration = time.Since(injectStart)
 	healedAt := time.Now()

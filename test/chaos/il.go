@@ -148,7 +148,9 @@ func lastLine(out []byte) string {
 	return lines[len(lines)-1]
 }
 
-// feed feeds a batch, waits for the round it triggers to end (or 2 min), and again, until stop.
+// feed feeds batches until a round starts (the train trigger counts the samples since the last
+// round, and a better model files fewer hard examples), waits for that round to end (or 2 min),
+// and again, until stop.
 func (r *ilRun) feed() {
 	defer close(r.done)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -170,17 +172,29 @@ func (r *ilRun) feed() {
 			sleep(ctx, 2*time.Second)
 			continue
 		}
-		if before != nil {
-			r.c.logf("chaos: fed the incremental learning job a batch at %s", stageOf(before))
+		if before == nil {
+			continue
 		}
-		deadline := time.Now().Add(2 * time.Minute)
-		for ctx.Err() == nil && time.Now().Before(deadline) {
-			if j, err := r.job(ctx); err == nil && before != nil && roundEnded(j, before.Status.Round+1) != nil {
-				break
-			}
-			sleep(ctx, time.Second)
+		r.c.logf("chaos: fed the incremental learning job a batch at %s", stageOf(before))
+		if !r.waitJob(ctx, 20*time.Second, func(j *sednav1.IncrementalLearningJob) bool { return j.Status.Round > before.Status.Round }) {
+			continue // not enough new samples yet: feed more
 		}
+		r.waitJob(ctx, 2*time.Minute, func(j *sednav1.IncrementalLearningJob) bool {
+			return roundEnded(j, before.Status.Round+1) != nil
+		})
 	}
+}
+
+// waitJob polls the job every second until done holds (true) or limit passes (false).
+func (r *ilRun) waitJob(ctx context.Context, limit time.Duration, done func(*sednav1.IncrementalLearningJob) bool) bool {
+	deadline := time.Now().Add(limit)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if j, err := r.job(ctx); err == nil && done(j) {
+			return true
+		}
+		sleep(ctx, time.Second)
+	}
+	return false
 }
 
 // stopFeeding ends the feeder and waits for it; later calls do nothing.
@@ -232,8 +246,8 @@ func (r *ilRun) waitTransition(ctx context.Context, limit time.Duration) (string
 	return "", false
 }
 
-// checkProgress is the incremental learning invariant after the last fault healed: fed once
-// more, the job ends a new round (deployed, or a message saying why not), or a Failed
+// checkProgress is the incremental learning invariant after the last fault healed: fed until a
+// new round starts, the job ends it (deployed, or a message saying why not), or a Failed
 // condition says why it cannot: it never hangs silently.
 func (r *ilRun) checkProgress(ctx context.Context, bound time.Duration) (string, bool) {
 	j, err := r.job(ctx)
@@ -242,11 +256,13 @@ func (r *ilRun) checkProgress(ctx context.Context, bound time.Duration) (string,
 	}
 	from := j.Status.Round + 1
 	deadline := time.Now().Add(bound)
-	fed := false
+	fed := 0
 	for {
-		if !fed {
+		if j, err = r.job(ctx); err == nil && j.Status.Round < from {
+			// No new round yet: feed (again), as a node's users keep producing data.
 			if err := r.feedOnce(ctx); err == nil {
-				fed = true
+				fed++
+				r.waitJob(ctx, 20*time.Second, func(j *sednav1.IncrementalLearningJob) bool { return j.Status.Round >= from })
 			}
 		}
 		if j, err = r.job(ctx); err == nil {
@@ -255,7 +271,7 @@ func (r *ilRun) checkProgress(ctx context.Context, bound time.Duration) (string,
 				if !round.Deployed {
 					what = "not deployed: " + round.Message
 				}
-				return fmt.Sprintf("round %d ended, %s", round.Round, what), true
+				return fmt.Sprintf("round %d ended, %s (%d batches fed)", round.Round, what, fed), true
 			}
 			if c := apimeta.FindStatusCondition(j.Status.Conditions, sednav1.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
 				return "Failed: " + c.Message, true
@@ -267,7 +283,7 @@ func (r *ilRun) checkProgress(ctx context.Context, bound time.Duration) (string,
 				conds, _ := json.Marshal(j.Status.Conditions)
 				state = fmt.Sprintf("at %s, conditions %s", stageOf(j), conds)
 			}
-			return fmt.Sprintf("no round ≥ %d ended within %s (fed: %v) %s", from, bound, fed, state), false
+			return fmt.Sprintf("no round ≥ %d ended within %s (%d batches fed) %s", from, bound, fed, state), false
 		}
 		sleep(ctx, time.Second)
 	}

@@ -227,6 +227,65 @@ func (t *reportTally) example(s string) {
 	}
 }
 
+// openingFill is the FillWhileCut fault (when Config.FullDisk), once edge node 1's reporter
+// has had a report accepted.
+func (c *campaign) openingFill(ctx context.Context) error {
+	if !c.cfg.FullDisk || c.cfg.Network == nil {
+		return nil
+	}
+	node := localsedna.EdgeNodeName(1)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		outcomes, _ := c.reportOutcomes()
+		accepted := false
+		for id, outcome := range outcomes {
+			if outcome == "ok" && strings.HasPrefix(id, reporterName(1)+"-") {
+				accepted = true
+				break
+			}
+		}
+		if accepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the reporter on %s had no report accepted within 2 min", node)
+		}
+		sleep(ctx, 500*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	link, store := c.linkDown[node], c.storeFull[node]
+	link.Lock()
+	store.Lock()
+	defer link.Unlock()
+	defer store.Unlock()
+	if err := c.cfg.Network.Down(ctx, 1); err != nil {
+		return err
+	}
+	// Healing must happen even after an interrupt.
+	defer func() {
+		if err := c.cfg.Network.Up(context.Background(), 1); err != nil {
+			c.logf("chaos: bringing the link of %s back up: %v", node, err)
+		}
+	}()
+	written, err := c.s.FillEdgeStore(node)
+	defer func() {
+		if err := c.s.FreeEdgeStore(node); err != nil {
+			c.logf("chaos: freeing the store of %s: %v", node, err)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	sleep(ctx, 10*time.Second)
+	c.mu.Lock()
+	c.faults[FillWhileCut]++
+	c.n++
+	c.mu.Unlock()
+	c.logf("chaos: fault 0 at %s: %s on %s (%d bytes written to fill it)", time.Since(c.start).Round(100*time.Millisecond), FillWhileCut, node, written)
+	return nil
+}
+
 // reportRows adds the rows of the reporters' reports; err is a failure to read their outcomes
 // or GM's logs, or a reporter that did not stop.
 func (c *campaign) reportRows(add func(inv, want, got string, ok bool), t reportTally, err error) {
@@ -245,9 +304,10 @@ func (c *campaign) reportRows(add func(inv, want, got string, ok bool), t report
 	add("reports GM recorded more than once", "0", fmt.Sprint(t.duplicated), err == nil && t.duplicated == 0)
 	add("reports an LC refused that GM recorded anyway", "0", fmt.Sprint(t.refusedArrived), err == nil && t.refusedArrived == 0)
 	c.mu.Lock()
-	fills := c.faults[FillStore]
+	fills, opening := c.faults[FillStore], c.faults[FillWhileCut]
 	c.mu.Unlock()
-	if fills > 0 {
-		add(fmt.Sprintf("reports refused for ENOSPC during the %d full-store faults", fills), "≥ 1", fmt.Sprint(t.enospc), t.enospc >= 1)
+	if opening > 0 {
+		add(fmt.Sprintf("reports refused for ENOSPC (the first fault's full store while cut off, and %d other full-store faults)", fills),
+			"≥ 1", fmt.Sprint(t.enospc), t.enospc >= 1)
 	}
 }
