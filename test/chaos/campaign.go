@@ -44,7 +44,7 @@ const (
 	// FillStore fills the file system of one edge node's LC store (a tmpfs, Config.FullDisk)
 	// for 1 s to 30 s, then frees it.
 	FillStore Kind = "ENOSPC on an LC store"
-	// PartitionTransition waits (up to 20 s) for the incremental learning job's stage or stage
+	// PartitionTransition waits (up to 15 s) for the incremental learning job's stage or stage
 	// state to change, then takes its node's link down at once, for 1 s to Config.MaxPartition.
 	PartitionTransition Kind = "edge partition at an IL stage transition (link down)"
 	// FillWhileCut is the campaign's first fault when Config.FullDisk: edge node 1's link down
@@ -449,9 +449,9 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 		transition := ""
 		if kind == PartitionTransition {
 			var ok bool
-			if transition, ok = c.il.waitTransition(ctx, 20*time.Second); !ok {
+			if transition, ok = c.il.waitTransition(ctx, 15*time.Second); !ok {
 				lock.Unlock()
-				return "", c.retryLater(ctx, errors.New("no stage transition within 20 s"))
+				return "", c.retryLater(ctx, errors.New("no stage transition within 15 s"))
 			}
 			transition = " at " + transition
 		}
