@@ -254,6 +254,7 @@ func (c *campaign) openingFill(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	at := time.Since(c.start)
 	link, store := c.linkDown[node], c.storeFull[node]
 	link.Lock()
 	store.Lock()
@@ -282,7 +283,7 @@ func (c *campaign) openingFill(ctx context.Context) error {
 	c.faults[FillWhileCut]++
 	c.n++
 	c.mu.Unlock()
-	c.logf("chaos: fault 0 at %s: %s on %s (%d bytes written to fill it)", time.Since(c.start).Round(100*time.Millisecond), FillWhileCut, node, written)
+	c.logf("chaos: fault 0 at %s: %s on %s (%d bytes written to fill it)", at.Round(100*time.Millisecond), FillWhileCut, node, written)
 	return nil
 }
 
