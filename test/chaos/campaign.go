@@ -44,6 +44,14 @@ const (
 	// FillStore fills the file system of one edge node's LC store (a tmpfs, Config.FullDisk)
 	// for 1 s to 30 s, then frees it.
 	FillStore Kind = "ENOSPC on an LC store"
+	// PartitionTransition waits (up to 15 s) for the incremental learning job's stage or stage
+	// state to change, then takes its node's link down at once, for 1 s to Config.MaxPartition.
+	PartitionTransition Kind = "edge partition at an IL stage transition (link down)"
+	// FillWhileCut is the campaign's first fault when Config.FullDisk: edge node 1's link down
+	// and its store full for 10 s at once, so its LC must queue reports it cannot send and its
+	// store must grow (later fills may find room inside the store file that a drained backlog
+	// freed, and refuse nothing).
+	FillWhileCut Kind = "ENOSPC on an LC store while its node is cut off (the first fault, 10 s)"
 	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
 	// runs (it also cuts the LC off from its workers).
 	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
@@ -51,6 +59,9 @@ const (
 
 // jiName is the example's service name.
 const jiName = "mnist-ji"
+
+// ilBound bounds the wait for the incremental learning job to end a round after the faults.
+const ilBound = 5 * time.Minute
 
 // Config configures Run.
 type Config struct {
@@ -75,6 +86,10 @@ type Config struct {
 	// Standby: a standby GM runs (localsedna.StartStandbyGM), so killing the leader fails over
 	// and the killed GM comes back later as the standby.
 	Standby bool
+	// IncrementalLearning runs the incremental learning example on the last edge node during the
+	// campaign (fed batch after batch, so rounds go train → eval → deploy under the faults) and
+	// checks that it ends a round after the last fault healed.
+	IncrementalLearning bool
 	// Converge bounds the wait for status to converge after the last fault heals; default 3 min.
 	Converge time.Duration
 	// Logf prints progress (t.Logf).
@@ -99,7 +114,13 @@ type Result struct {
 	// FullStoreRefusals counts worker reports the LCs refused because their store's file system
 	// was full (their logs' "Queueing a worker report failed ... no space left on device").
 	FullStoreRefusals int
-	Rows              []Row
+	// Reports sums up the test workers' reports (sent, accepted, refused).
+	Reports string
+	// IL says what the incremental learning job did.
+	IL string
+	// Watched names the workers whose pods the watch saw.
+	Watched string
+	Rows    []Row
 }
 
 // Row is one invariant: what was expected and what was seen.
@@ -133,6 +154,15 @@ func (r *Result) Table() string {
 	if r.Partitions != "" {
 		fmt.Fprintf(&b, "edge partitions: %s\n", r.Partitions)
 	}
+	if r.Reports != "" {
+		fmt.Fprintf(&b, "%s\n", r.Reports)
+	}
+	if r.IL != "" {
+		fmt.Fprintf(&b, "%s\n", r.IL)
+	}
+	if r.Watched != "" {
+		fmt.Fprintf(&b, "%s\n", r.Watched)
+	}
 	if r.Faults[FillStore] > 0 {
 		fmt.Fprintf(&b, "worker reports refused by an LC whose store was full (answered with status 503 naming ENOSPC): %d\n", r.FullStoreRefusals)
 	}
@@ -155,6 +185,7 @@ func (r *Result) Table() string {
 type campaign struct {
 	s     *localsedna.Sedna
 	cfg   Config
+	res   *Result
 	rng   *rand.Rand
 	logf  func(string, ...any)
 	start time.Time
@@ -180,6 +211,8 @@ type campaign struct {
 	fills map[string]int
 	// linksDown counts PartitionLink faults; linksCut those verified to cut the node off.
 	linksDown, linksCut int
+	// il is the incremental learning example, when Config.IncrementalLearning.
+	il *ilRun
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
@@ -211,6 +244,7 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		<-c.supvDone
 	}()
 	res := &Result{Seed: cfg.Seed}
+	c.res = res
 	c.logf("chaos: seed %d (set CHAOS_SEED=%d to replay the same choices)", cfg.Seed, cfg.Seed)
 
 	if out, err := s.InstallMNISTModels(ctx); err != nil {
@@ -220,11 +254,20 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	if out, err := s.Kubectl(ctx, "apply", "--server-side", "-n", cfg.Namespace, "-f", example); err != nil {
 		return nil, fmt.Errorf("applying %s: %w\n%s", example, err, out)
 	}
+	if err := c.deployReporters(ctx); err != nil {
+		return nil, err
+	}
 	watch, err := startWatch(ctx, s, cfg.Namespace)
 	if err != nil {
 		return nil, err
 	}
 	defer watch.stop()
+	if cfg.IncrementalLearning {
+		if c.il, err = c.startIL(ctx); err != nil {
+			return nil, err
+		}
+		defer c.il.stopFeeding() // when Run returns early; a no-op after the checks stopped it
+	}
 	if err := c.waitReady(ctx, 3*time.Minute); err != nil {
 		return nil, err
 	}
@@ -240,20 +283,30 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	load := startLoad("http://"+edge.IP+":8000", cfg.Seed, dial)
 
 	injectStart := time.Now()
-	injectErr := c.inject(ctx)
+	injectErr := c.openingFill(ctx)
+	if injectErr == nil {
+		injectErr = c.inject(ctx)
+	}
 	c.bg.Wait() // every partition healed, every killed GM restarted
 	res.Duration = time.Since(injectStart)
 	healedAt := time.Now()
 	answered, loadErrors := load.stop()
+	if c.il != nil {
+		c.il.stopFeeding()
+	}
+	// With fresh bounds: the reporters are stopped even after an interrupt.
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), 2*time.Minute)
+	reportersErr := c.stopReporters(stopCtx)
+	cancelStop()
 	c.logf("chaos: %d faults injected in %s; the edge answered %d inferences (%d requests failed); checking the invariants",
 		c.n, res.Duration.Round(time.Second), answered, loadErrors)
 	if injectErr != nil && ctx.Err() == nil {
 		return nil, injectErr
 	}
 	// The checks run even when ctx was cancelled (interrupted): with a fresh bound.
-	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+time.Minute)
+	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+ilBound+time.Minute)
 	defer cancel()
-	c.check(checkCtx, res, watch, answered, restartsBefore, healedAt)
+	c.check(checkCtx, res, watch, answered, restartsBefore, healedAt, reportersErr)
 	c.mu.Lock()
 	res.GMExits = c.gmExits
 	c.mu.Unlock()
@@ -279,6 +332,9 @@ func (c *campaign) inject(ctx context.Context) error {
 	if c.cfg.Network != nil {
 		// Twice the weight: partitions are what network namespaces are for.
 		kinds = append(kinds, PartitionLink, PartitionLink)
+		if c.il != nil {
+			kinds = append(kinds, PartitionTransition)
+		}
 	} else if c.cfg.Relay != nil {
 		kinds = append(kinds, PartitionEdge)
 	} else {
@@ -379,13 +435,25 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			sleep(ctx, d)
 		}()
 		return fmt.Sprintf("for %s (%s)", d.Round(100*time.Millisecond), mode), nil
-	case PartitionLink:
+	case PartitionLink, PartitionTransition:
 		i := 1 + c.rng.IntN(len(s.Nodes)-1)
+		if kind == PartitionTransition {
+			i = c.il.nodeIdx
+		}
 		node := localsedna.EdgeNodeName(i)
 		d := c.partitionLength(c.cfg.MaxPartition, left)
 		lock := c.linkDown[node]
 		if !lock.TryLock() {
 			return "", c.retryLater(ctx, fmt.Errorf("the link of %s is already down", node))
+		}
+		transition := ""
+		if kind == PartitionTransition {
+			var ok bool
+			if transition, ok = c.il.waitTransition(ctx, 15*time.Second); !ok {
+				lock.Unlock()
+				return "", c.retryLater(ctx, errors.New("no stage transition within 15 s"))
+			}
+			transition = " at " + transition
 		}
 		if err := c.cfg.Network.Down(ctx, i); err != nil {
 			lock.Unlock()
@@ -410,7 +478,7 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 				c.logf("chaos: bringing the link of %s back up: %v", node, err)
 			}
 		}()
-		return fmt.Sprintf("of %s for %s", node, d.Round(100*time.Millisecond)), nil
+		return fmt.Sprintf("of %s for %s%s", node, d.Round(100*time.Millisecond), transition), nil
 	case FillStore:
 		d := c.partitionLength(30*time.Second, left)
 		lock := c.storeFull[edgeNode]
@@ -605,7 +673,7 @@ func (c *campaign) connectedLCs(ctx context.Context) int {
 }
 
 // check waits for convergence and fills res.Rows.
-func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answered int64, restartsBefore map[string]int32, healedAt time.Time) {
+func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answered int64, restartsBefore map[string]int32, healedAt time.Time, reportersErr error) {
 	edges := len(c.s.Nodes) - 1
 	jis := c.s.Client.SednaV1alpha1().JointInferenceServices(c.cfg.Namespace)
 	var counted float64
@@ -613,6 +681,9 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	connected := -1
 	deadline := healedAt.Add(c.cfg.Converge)
 	converged := false
+	outcomes, outcomesErr := c.reportOutcomes()
+	var reports reportTally
+	var arrivalsErr error
 	for {
 		ji, err := jis.Get(ctx, jiName, metav1.GetOptions{})
 		if err == nil {
@@ -620,7 +691,10 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 			ready = apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady)
 		}
 		connected = c.connectedLCs(ctx)
-		if err == nil && int64(counted) == answered && ready && connected == edges {
+		var arrivals map[string]int
+		arrivals, arrivalsErr = c.gmArrivals()
+		reports = tally(outcomes, arrivals)
+		if err == nil && int64(counted) == answered && ready && connected == edges && arrivalsErr == nil && reports.missing == 0 {
 			converged = true
 			break
 		}
@@ -637,9 +711,18 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 		strconv.FormatInt(answered, 10), strconv.FormatFloat(counted, 'f', -1, 64), int64(counted) == answered)
 	add("answered inferences lost", "0", strconv.FormatInt(lost, 10), lost == 0)
 	add("inferences counted twice", "0", strconv.FormatInt(dup, 10), dup == 0)
-	maxDeploy, maxPods, events := watch.maxima()
-	add(fmt.Sprintf("most live Deployments of the service at any time (%d watch events)", events), "2", strconv.Itoa(maxDeploy), maxDeploy == 2)
-	add("most running, not deleting, pods of the service at any time", "≤ 2", strconv.Itoa(maxPods), maxPods <= 2)
+	c.reportRows(add, reports, errors.Join(reportersErr, outcomesErr, arrivalsErr))
+	ws := watch.stats()
+	deployments := 2 * (1 + edges) // the example and a reporter service per edge node, 2 workers each
+	if c.il != nil {
+		deployments++ // the inference worker
+	}
+	add(fmt.Sprintf("workers (service or job, worker type) that had a Deployment (%d watch events)", ws.events),
+		strconv.Itoa(deployments), strconv.Itoa(ws.workers), ws.workers == deployments)
+	add("most live Deployments of one worker at any time", "1", fmt.Sprintf("%d (%s)", ws.maxDeploy, ws.worstDeploy), ws.maxDeploy == 1)
+	add(fmt.Sprintf("most running, not deleting, pods of one worker (1 replica) at any time, over the pods of %d workers", len(ws.podWorkers)),
+		"≤ 1", fmt.Sprintf("%d (%s)", ws.maxPods, ws.worstPods), ws.maxPods <= 1)
+	res.Watched = "pods watched, per worker: " + strings.Join(ws.podWorkers, ", ")
 	add("service Ready after the last fault healed", "True", strconv.FormatBool(ready), ready)
 	if c.cfg.Network != nil {
 		c.mu.Lock()
@@ -667,6 +750,12 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 		}
 		sort.Strings(detail)
 		add("LC restarts without a kill (crashes, store not opening)", "0", fmt.Sprintf("%d (%s)", extra, strings.Join(detail, "; ")), extra == 0)
+	}
+	if c.il != nil {
+		progress, ok := c.il.checkProgress(ctx, ilBound)
+		add(fmt.Sprintf("incremental learning: fed after the last fault healed, a new round ends (deployed or saying why) or a Failed condition says why (bound %s)", ilBound),
+			"yes", progress, ok)
+		res.IL = c.il.summary(ctx)
 	}
 	opened, total, why := c.openTruncatedStores()
 	add("copies of each LC store truncated mid-record that open (whole or quarantined)", strconv.Itoa(total), fmt.Sprintf("%d%s", opened, why), total > 0 && opened == total)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,21 +19,51 @@ import (
 	"github.com/sedna-go/sedna/test/localsedna"
 )
 
-// watcher follows the namespace's Deployments and pods for the whole campaign and keeps the
-// largest number alive at once: a duplicate that existed for a moment counts, not only one
-// left at the end. Its informers relist after an apiserver or etcd restart.
+// watcher follows the namespace's Deployments and pods for the whole campaign and keeps, per
+// worker of a Sedna object (its owner and worker-type labels), the largest number alive at
+// once: a duplicate that existed for a moment counts, not only one left at the end. Its
+// informers relist after an apiserver or etcd restart.
 type watcher struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu                 sync.Mutex
-	deployments, pods  map[string]bool
+	mu sync.Mutex
+	// deployments and pods: worker → object name → alive.
+	deployments, pods  map[string]map[string]bool
 	maxDeploy, maxPods int
-	events             int
+	// worstDeploy and worstPods name a worker that had the most.
+	worstDeploy, worstPods string
+	events                 int
+}
+
+// workerOf names the worker of a Sedna object a child belongs to: "<kind>/<name>/<worker
+// type>" from the labels GM puts on every child (workers.Labels); "" for anything else.
+func workerOf(labels map[string]string) string {
+	for key, workerType := range labels {
+		prefix, ok := strings.CutSuffix(key, ".sedna.io/worker-type")
+		if ok {
+			return prefix + "/" + labels[prefix+".sedna.io/name"] + "/" + workerType
+		}
+	}
+	return ""
+}
+
+// mark records whether obj of worker is alive and updates the worker's maximum.
+func mark(sets map[string]map[string]bool, worker, name string, alive bool, most *int, worst *string) {
+	if worker == "" {
+		return
+	}
+	if sets[worker] == nil {
+		sets[worker] = map[string]bool{}
+	}
+	sets[worker][name] = alive
+	if n := count(sets[worker]); n > *most {
+		*most, *worst = n, worker
+	}
 }
 
 func startWatch(ctx context.Context, s *localsedna.Sedna, namespace string) (*watcher, error) {
-	w := &watcher{deployments: map[string]bool{}, pods: map[string]bool{}}
+	w := &watcher{deployments: map[string]map[string]bool{}, pods: map[string]map[string]bool{}}
 	wctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	factory := informers.NewSharedInformerFactoryWithOptions(s.Kube, 0, informers.WithNamespace(namespace))
@@ -57,8 +89,7 @@ func startWatch(ctx context.Context, s *localsedna.Sedna, namespace string) (*wa
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.events++
-		w.deployments[d.Name] = !deleted && d.DeletionTimestamp == nil
-		w.maxDeploy = max(w.maxDeploy, count(w.deployments))
+		mark(w.deployments, workerOf(d.Labels), d.Name, !deleted && d.DeletionTimestamp == nil, &w.maxDeploy, &w.worstDeploy)
 	})); err != nil {
 		cancel()
 		return nil, err
@@ -71,8 +102,7 @@ func startWatch(ctx context.Context, s *localsedna.Sedna, namespace string) (*wa
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.events++
-		w.pods[p.Name] = !deleted && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning
-		w.maxPods = max(w.maxPods, count(w.pods))
+		mark(w.pods, workerOf(p.Labels), p.Name, !deleted && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning, &w.maxPods, &w.worstPods)
 	})); err != nil {
 		cancel()
 		return nil, err
@@ -104,10 +134,26 @@ func count(live map[string]bool) int {
 	return n
 }
 
-func (w *watcher) maxima() (deployments, pods, events int) {
+// watchStats is what the watcher saw.
+type watchStats struct {
+	maxDeploy, maxPods     int
+	worstDeploy, worstPods string
+	// workers is the number of workers that had a Deployment.
+	workers, events int
+	// podWorkers names the workers whose pods were seen.
+	podWorkers []string
+}
+
+func (w *watcher) stats() watchStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.maxDeploy, w.maxPods, w.events
+	podWorkers := make([]string, 0, len(w.pods))
+	for worker := range w.pods {
+		podWorkers = append(podWorkers, worker)
+	}
+	sort.Strings(podWorkers)
+	return watchStats{maxDeploy: w.maxDeploy, maxPods: w.maxPods, worstDeploy: w.worstDeploy, worstPods: w.worstPods,
+		workers: len(w.deployments), events: w.events, podWorkers: podWorkers}
 }
 
 func (w *watcher) stop() {

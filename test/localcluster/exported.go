@@ -2,6 +2,8 @@ package localcluster
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"syscall"
 
 	"k8s.io/klog/v2"
@@ -18,6 +20,16 @@ type Process struct {
 // StartProcess starts binary with args; the log file is truncated first.
 func StartProcess(ctx context.Context, name, binary, logDir string, args []string) (*Process, error) {
 	p, err := startProcess(ctx, name, binary, logDir, args)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p: p, logger: klog.FromContext(ctx)}, nil
+}
+
+// RestartProcess is StartProcess for a restart: the output is appended to logDir/<name>.log,
+// so what the previous run logged is kept.
+func RestartProcess(ctx context.Context, name, binary, logDir string, args []string) (*Process, error) {
+	p, err := startProcessLog(ctx, name, binary, filepath.Join(logDir, name+".log"), os.O_APPEND, args)
 	if err != nil {
 		return nil, err
 	}

@@ -66,10 +66,12 @@ func (s *Sedna) StartGM(ctx context.Context) error {
 func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 	s.gmMu.Lock()
 	defer s.gmMu.Unlock()
+	start := localcluster.StartProcess
 	if s.gm != nil {
 		if done, _ := s.gm.proc.Exited(); !done {
 			return errors.New("sedna-gm is already running")
 		}
+		start = localcluster.RestartProcess // the log of every run is kept
 	} else {
 		gm, err := s.configureGM(ctx)
 		if err != nil {
@@ -77,8 +79,7 @@ func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 		}
 		s.gm = gm
 	}
-	proc, err := localcluster.StartProcess(ctx, "sedna-gm", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(),
-		[]string{"--config=" + s.gm.configFile, "--identity=" + gmIdentity, "-v=2"})
+	proc, err := start(ctx, "sedna-gm", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(), gmArgs(s.gm.configFile, gmIdentity))
 	if err != nil {
 		return err
 	}
@@ -102,6 +103,12 @@ func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 		return fmt.Errorf("waiting for sedna-gm to be ready: %w\n%s", err, proc.LogTail())
 	}
 	return nil
+}
+
+// gmArgs are sedna-gm's arguments: every report GM takes from a test worker is logged
+// (workerreports at V(4)), which the fault campaign counts by report ID (test/chaos).
+func gmArgs(configFile, identity string) []string {
+	return []string{"--config=" + configFile, "--identity=" + identity, "-v=2", "--vmodule=workerreports=4"}
 }
 
 // StopGM stops GM gracefully (it releases its Lease). A stopped GM is not an error.

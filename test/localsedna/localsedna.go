@@ -41,6 +41,13 @@ const (
 // EdgeNodeName is the name of the i-th edge node, counting from 1.
 func EdgeNodeName(i int) string { return fmt.Sprintf("edge-node-%d", i) }
 
+// TestImages are the images of test-only workers, beside the image table's (which lists what
+// build/ ships): image → binary in BinDir, built by the suites that use them.
+var TestImages = map[string]string{
+	// The fault campaign's reporter (test/chaos/chaos-reporter).
+	"sedna-test/chaos-reporter": "chaos-reporter",
+}
+
 // Options configures Start.
 type Options struct {
 	// Dir is the working directory: cluster/, nodes/<node>/, gm/, logs/. Required.
@@ -201,6 +208,11 @@ func Start(ctx context.Context, opts Options) (*Sedna, error) {
 	images, err := processnode.LoadImageTable(opts.ImageTable, opts.BinDir)
 	if err != nil {
 		return nil, err
+	}
+	for image, binary := range TestImages {
+		if _, ok := images[image]; !ok {
+			images[image] = filepath.Join(opts.BinDir, binary)
+		}
 	}
 	// Every start is a new cluster: nodes' state (LC stores, hostPaths) from a previous run would
 	// describe objects that no longer exist. A killed run may have left its stores mounted.

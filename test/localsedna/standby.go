@@ -47,6 +47,7 @@ func (s *Sedna) StartStandbyGM(ctx context.Context) error {
 	if s.gm == nil {
 		return errors.New("the standby GM needs the primary's configuration: call StartGM first")
 	}
+	start := localcluster.StartProcess
 	if s.standby == nil {
 		gm, err := s.configureStandby()
 		if err != nil {
@@ -55,9 +56,11 @@ func (s *Sedna) StartStandbyGM(ctx context.Context) error {
 		s.standby = gm
 	} else if done, _ := s.standby.proc.Exited(); !done {
 		return errors.New("the standby sedna-gm is already running")
+	} else {
+		start = localcluster.RestartProcess // the log of every run is kept
 	}
-	proc, err := localcluster.StartProcess(ctx, "sedna-gm-standby", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(),
-		[]string{"--config=" + s.standby.configFile, "--identity=" + standbyIdentity, "-v=2"})
+	proc, err := start(ctx, "sedna-gm-standby", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(),
+		gmArgs(s.standby.configFile, standbyIdentity))
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func Main(m *testing.M) int {
 	root := localcluster.RepoRoot()
 	binDir := filepath.Join(root, "_output", "bin")
 	// Always rebuild (cheap when cached), so the suite never runs stale processes.
-	build := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...", "./examples/...")
+	build := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...", "./examples/...", "./test/chaos/chaos-reporter")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the binaries: %v\n", err)

@@ -1,0 +1,45 @@
+package workerreports
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+)
+
+// Every report GM records is logged at V(4) with what was kept (the fault campaign counts
+// reports by the IDs in them); a report it ignores is not logged as recorded.
+func TestRecordLogsEveryReportItKeeps(t *testing.T) {
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(4), ktesting.BufferLogs(true)))
+	ctx := klog.NewContext(t.Context(), logger)
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	require.NoError(t, indexer.Add(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "edge-0", Labels: map[string]string{"owner": "ji"}},
+		Spec:       corev1.PodSpec{NodeName: "node-a"},
+	}))
+	pods := corelisters.NewPodLister(indexer)
+	obj := Object{Key: "ns/ji", UID: "u1", Event: &corev1.Pod{}, Selector: map[string]string{"owner": "ji"}}
+	store := NewStore()
+	report := func(worker, id string) Report {
+		r, err := Decode([]byte(`{"phase":"inference","status":"completed","output":{"models":[],"ownerInfo":{"reportId":"`+id+`"}},"worker":"`+worker+`"}`), "test")
+		require.NoError(t, err)
+		return r
+	}
+
+	require.True(t, store.Record(ctx, pods, record.NewFakeRecorder(1), obj, "node-a", report("edge-0", "id-1")))
+	require.False(t, store.Record(ctx, pods, record.NewFakeRecorder(1), obj, "node-b", report("edge-0", "id-2")), "another node's LC")
+	require.False(t, store.Record(ctx, pods, record.NewFakeRecorder(1), obj, "node-a", report("stranger", "id-3")), "not a pod of the object")
+
+	logs := logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+	require.Equal(t, 1, strings.Count(logs, "Recorded a worker report"), logs)
+	require.Contains(t, logs, `values={"reportId":"id-1"}`)
+	require.NotContains(t, logs, "id-2")
+	require.NotContains(t, logs, "id-3")
+}
