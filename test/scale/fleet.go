@@ -125,6 +125,8 @@ type FleetResult struct {
 	// GMOpenFiles is the new leader's open files after the failover (every LC connected), and
 	// GMOpenFilesLimit its soft limit.
 	GMOpenFiles, GMOpenFilesLimit int
+	// FailoverReviews describes GM's TokenReviews from the SIGKILL to the end of the failover.
+	FailoverReviews string
 	// FailoverProfile is the top of the new leader's CPU profile over the failover.
 	FailoverProfile string
 	// PIDs of every process the run started (control plane, KWOK, GMs); none may outlive it.
@@ -278,6 +280,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		res.Failover = time.Since(killed)
 		res.FailoverAcquired, res.FailoverServing, res.FailoverConnected = phases.wait()
 		res.FailoverDials = diffCounts(lcs.dialCounts(), dials)
+		res.FailoverReviews = counter.reviewsSince(killed)
 		res.GMOpenFiles, res.GMOpenFilesLimit = openFiles(t, standby.pid())
 		res.FailoverProfile = profile.top(t, gmBin)
 		t.Logf("N=%d: failover took %s (lease %s): Lease acquired after %s, serving after %s, every LC connected after %s; dials %v",
@@ -639,6 +642,13 @@ type countingProxy struct {
 	addr   string
 	mu     sync.Mutex
 	counts map[string]int
+	// reviews are GM's TokenReviews: when each was answered and how long the API server took.
+	reviews []timedRequest
+}
+
+type timedRequest struct {
+	done    time.Time
+	latency time.Duration
 }
 
 func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
@@ -651,8 +661,15 @@ func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
 	proxy.Transport = transport
 	proxy.FlushInterval = -1
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cp.count(r)
+		key := cp.count(r)
+		start := time.Now()
 		proxy.ServeHTTP(w, r)
+		if key == "create tokenreviews" {
+			now := time.Now()
+			cp.mu.Lock()
+			cp.reviews = append(cp.reviews, timedRequest{done: now, latency: now.Sub(start)})
+			cp.mu.Unlock()
+		}
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -663,7 +680,7 @@ func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
 }
 
 // count files a request under its verb and resource (the path without namespace and name).
-func (cp *countingProxy) count(r *http.Request) {
+func (cp *countingProxy) count(r *http.Request) string {
 	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",
 		http.MethodPatch: "patch", http.MethodDelete: "delete"}[r.Method]
 	if r.URL.Query().Get("watch") == "true" {
@@ -691,6 +708,29 @@ func (cp *countingProxy) count(r *http.Request) {
 	cp.mu.Lock()
 	cp.counts[verb+" "+resource]++
 	cp.mu.Unlock()
+	return verb + " " + resource
+}
+
+// reviewsSince describes GM's TokenReviews answered since t: how many, their rate, and the API
+// server's latency (through the proxy: GM's client-side limiter is not in it).
+func (cp *countingProxy) reviewsSince(t time.Time) string {
+	cp.mu.Lock()
+	var lat []time.Duration
+	var last time.Time
+	for _, r := range cp.reviews {
+		if r.done.After(t) {
+			lat = append(lat, r.latency)
+			last = r.done
+		}
+	}
+	cp.mu.Unlock()
+	if len(lat) == 0 {
+		return "none"
+	}
+	slices.Sort(lat)
+	return fmt.Sprintf("%d in %s (%.0f/s until the last), API server latency p50 %s, p99 %s, max %s", len(lat),
+		last.Sub(t).Round(time.Millisecond), float64(len(lat))/last.Sub(t).Seconds(), lat[len(lat)/2].Round(time.Millisecond),
+		lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 }
 
 func (cp *countingProxy) snapshot() map[string]int {

@@ -116,6 +116,11 @@ func printFleet(t *testing.T, results []FleetResult) {
 			formatCounts(r.FailoverDials), r.LeaseDuration, verdict, r.GMRestarts, r.GMOpenFiles, r.GMOpenFilesLimit)
 	}
 	for _, r := range results {
+		if r.FailoverReviews != "" {
+			fmt.Fprintf(&b, "\nTokenReviews during the failover, %d nodes: %s\n", r.Nodes, r.FailoverReviews)
+		}
+	}
+	for _, r := range results {
 		if r.FailoverProfile != "" {
 			fmt.Fprintf(&b, "\nThe new leader's CPU profile from the SIGKILL over lease + 20 s, %d nodes:\n\n```\n%s```\n", r.Nodes, r.FailoverProfile)
 		}
