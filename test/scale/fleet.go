@@ -711,14 +711,18 @@ func (cp *countingProxy) count(r *http.Request) string {
 	return verb + " " + resource
 }
 
-// reviewsSince describes GM's TokenReviews answered since t: how many, their rate, and the API
-// server's latency (through the proxy: GM's client-side limiter is not in it).
+// reviewsSince describes GM's TokenReviews answered since t: how many, between which times
+// (from t), their rate, and the API server's latency (through the proxy: GM's client-side
+// limiter is not in it).
 func (cp *countingProxy) reviewsSince(t time.Time) string {
 	cp.mu.Lock()
 	var lat []time.Duration
-	var last time.Time
+	var first, last time.Time
 	for _, r := range cp.reviews {
 		if r.done.After(t) {
+			if first.IsZero() {
+				first = r.done
+			}
 			lat = append(lat, r.latency)
 			last = r.done
 		}
@@ -728,8 +732,12 @@ func (cp *countingProxy) reviewsSince(t time.Time) string {
 		return "none"
 	}
 	slices.Sort(lat)
-	return fmt.Sprintf("%d in %s (%.0f/s until the last), API server latency p50 %s, p99 %s, max %s", len(lat),
-		last.Sub(t).Round(time.Millisecond), float64(len(lat))/last.Sub(t).Seconds(), lat[len(lat)/2].Round(time.Millisecond),
+	rate := "one"
+	if last.After(first) {
+		rate = fmt.Sprintf("%.0f/s", float64(len(lat)-1)/last.Sub(first).Seconds())
+	}
+	return fmt.Sprintf("%d answered from +%s to +%s (%s), API server latency p50 %s, p99 %s, max %s", len(lat),
+		first.Sub(t).Round(time.Millisecond), last.Sub(t).Round(time.Millisecond), rate, lat[len(lat)/2].Round(time.Millisecond),
 		lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 }
 
