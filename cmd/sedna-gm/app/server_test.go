@@ -264,7 +264,9 @@ func TestProfilesServedWhenConfigured(t *testing.T) {
 	go func() { done <- run(ctx, cfg, "gm-a", c) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Logf("GM stopped: %v", err)
+		}
 	}()
 	get := func(addr string) (int, string) {
 		resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
