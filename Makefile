@@ -80,7 +80,7 @@ e2e-kubeedge: install-test-binaries install-node-binaries ## Sedna by install.sh
 	$(GO) test -tags e2ekubeedge -p 1 -count=1 -timeout 40m -v -run TestSednaOnKubeEdge ./test/kubeedge/
 
 .PHONY: scale
-scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000,3000", SCALE_FLEET_OBJECTS, SCALE_REPORTS_PER_LC, SCALE_REPORT_RATE); prints the tables.
+scale: install-test-binaries ## Scale measurements on a local control plane (SCALE_N, SCALE_FLEET_N="100,1000,5000", SCALE_FLEET_OBJECTS, SCALE_REPORTS_PER_LC, SCALE_REPORT_RATE, SCALE_LCS_PER_PROCESS); prints the tables. Take it under flock /tmp/sedna-heavy.lock on a shared machine.
 	$(GO) test -tags scale -p 1 -count=1 -timeout 120m -v -run 'TestConvergence|TestFleet' ./test/scale/
 
 .PHONY: chaos

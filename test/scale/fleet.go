@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -25,14 +26,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/sedna-go/sedna/internal/gomod"
@@ -123,6 +122,13 @@ type FleetResult struct {
 	// GMRestarts counts GM processes that exited (a lost Lease) and were started again before
 	// the failover.
 	GMRestarts int
+	// GMOpenFiles is the new leader's open files after the failover (every LC connected), and
+	// GMOpenFilesLimit its soft limit.
+	GMOpenFiles, GMOpenFilesLimit int
+	// FailoverReviews describes GM's TokenReviews from the SIGKILL to the end of the failover.
+	FailoverReviews string
+	// FailoverProfile is the top of the new leader's CPU profile over the failover.
+	FailoverProfile string
 	// PIDs of every process the run started (control plane, KWOK, GMs); none may outlive it.
 	PIDs map[string]int
 }
@@ -209,7 +215,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		res.RSSAfterWorkload = processRSS(t, leader.pid())
 		res.WorkloadRequestsPerKind = diffCounts(counter.snapshot(), before)
 	}
-	res.ProcessRSS = map[string]uint64{"test process (LCs)": processRSS(t, os.Getpid())}
+	res.ProcessRSS = map[string]uint64{"test process": processRSS(t, os.Getpid()), "LC shards": lcs.rss(t)}
 	for name, pid := range cluster.PIDs() {
 		if name == "kube-apiserver" || name == "etcd" {
 			res.ProcessRSS[name] = processRSS(t, pid)
@@ -234,6 +240,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 
 	res.PIDs = cluster.PIDs()
 	res.PIDs["kwok"] = kwok.PID()
+	maps.Copy(res.PIDs, lcs.pids())
 	for _, gm := range gms {
 		res.GMRestarts += gm.restartCount()
 		gm.mu.Lock()
@@ -257,6 +264,9 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		killed := time.Now()
 		require.NoError(t, leader.kill())
 		phases := watchFailover(ctx, kube, standby, lcs, dials, killed)
+		// The standby's CPU profile from the SIGKILL on: its wait for the Lease, the take-over and
+		// the LCs' reconnect storm.
+		profile := profileGM(ctx, t, standby, filepath.Join(dir, "logs", "failover-cpu.pprof"), opts.LeaseDuration+20*time.Second)
 		// A complete snapshot from the new leader is at least the dataset and the sync frame.
 		waitFor(ctx, t, opts.LeaseDuration+5*time.Minute, "every LC applied the new leader's snapshot", func() bool {
 			now := lcs.appliedCounts()
@@ -270,6 +280,9 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		res.Failover = time.Since(killed)
 		res.FailoverAcquired, res.FailoverServing, res.FailoverConnected = phases.wait()
 		res.FailoverDials = diffCounts(lcs.dialCounts(), dials)
+		res.FailoverReviews = counter.reviewsSince(killed)
+		res.GMOpenFiles, res.GMOpenFilesLimit = openFiles(t, standby.pid())
+		res.FailoverProfile = profile.top(t, gmBin)
 		t.Logf("N=%d: failover took %s (lease %s): Lease acquired after %s, serving after %s, every LC connected after %s; dials %v",
 			opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration, res.FailoverAcquired.Round(time.Millisecond),
 			res.FailoverServing.Round(time.Millisecond), res.FailoverConnected.Round(time.Millisecond), res.FailoverDials)
@@ -279,12 +292,12 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 
 func nodeName(i int) string { return fmt.Sprintf("edge-%d", i) }
 
-// raiseOpenFiles makes room for n LCs in this process: each holds its socket and its store, and
-// the front two more sockets (4 per LC; with the front's copies splicing through pipes it was
-// ~5.5, and 4,000 LCs ran out of a 20,000 limit), plus GM's connections to the counting proxy. Raising
-// the hard limit needs CAP_SYS_RESOURCE; without it the fleet is bounded by the hard limit.
+// raiseOpenFiles makes room in this process for the front's two sockets per LC (the LCs
+// themselves, with their socket and store each, run in shard processes) and GM's connections to
+// the counting proxy. Raising the hard limit needs CAP_SYS_RESOURCE; without it the fleet is
+// bounded by the hard limit (20,000 in this container: 5,000 nodes fit).
 func raiseOpenFiles(t testing.TB, n int) {
-	need := uint64(n)*4 + 2048
+	need := uint64(n)*2 + 2048
 	var limit syscall.Rlimit
 	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit))
 	if limit.Cur >= need {
@@ -445,6 +458,8 @@ type gmProcess struct {
 	name        string
 	channelPort int
 	healthAddr  string
+	// profilingAddr serves GM's Go profiles (config profilingAddress).
+	profilingAddr string
 
 	mu       sync.Mutex
 	proc     *localcluster.Process
@@ -455,7 +470,7 @@ type gmProcess struct {
 }
 
 func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfig string, cert framework.ServingCert, lease time.Duration) *gmProcess {
-	ports := make([]int, 3)
+	ports := make([]int, 4)
 	for i := range ports {
 		var err error
 		ports[i], err = framework.FreePort()
@@ -470,6 +485,7 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 			LeaseDuration: config.Duration{Duration: lease}, RenewDeadline: config.Duration{Duration: lease * 2 / 3},
 			RetryPeriod: config.Duration{Duration: min(2*time.Second, lease/5)}}, // 2 s: the shipped default
 		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", ports[1]), HealthAddress: fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		ProfilingAddress: fmt.Sprintf("127.0.0.1:%d", ports[3]),
 	}
 	data, err := json.Marshal(cfg)
 	require.NoError(t, err)
@@ -478,7 +494,7 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 	args := []string{"--config=" + path, "--identity=" + name}
 	proc, err := localcluster.StartProcess(ctx, name, bin, filepath.Join(dir, "logs"), args)
 	require.NoError(t, err)
-	gm := &gmProcess{name: name, proc: proc, channelPort: ports[0], healthAddr: cfg.HealthAddress, pids: []int{proc.PID()}}
+	gm := &gmProcess{name: name, proc: proc, channelPort: ports[0], healthAddr: cfg.HealthAddress, profilingAddr: cfg.ProfilingAddress, pids: []int{proc.PID()}}
 	// As the kubelet would, start GM again whenever it exits (a GM that loses its Lease exits on
 	// purpose), until the test kills it or stops.
 	supervised := make(chan struct{})
@@ -626,6 +642,13 @@ type countingProxy struct {
 	addr   string
 	mu     sync.Mutex
 	counts map[string]int
+	// reviews are GM's TokenReviews: when each was answered and how long the API server took.
+	reviews []timedRequest
+}
+
+type timedRequest struct {
+	done    time.Time
+	latency time.Duration
 }
 
 func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
@@ -638,8 +661,15 @@ func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
 	proxy.Transport = transport
 	proxy.FlushInterval = -1
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cp.count(r)
+		key := cp.count(r)
+		start := time.Now()
 		proxy.ServeHTTP(w, r)
+		if key == "create tokenreviews" {
+			now := time.Now()
+			cp.mu.Lock()
+			cp.reviews = append(cp.reviews, timedRequest{done: now, latency: now.Sub(start)})
+			cp.mu.Unlock()
+		}
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -650,7 +680,7 @@ func startCountingProxy(t testing.TB, admin *rest.Config) *countingProxy {
 }
 
 // count files a request under its verb and resource (the path without namespace and name).
-func (cp *countingProxy) count(r *http.Request) {
+func (cp *countingProxy) count(r *http.Request) string {
 	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",
 		http.MethodPatch: "patch", http.MethodDelete: "delete"}[r.Method]
 	if r.URL.Query().Get("watch") == "true" {
@@ -678,6 +708,37 @@ func (cp *countingProxy) count(r *http.Request) {
 	cp.mu.Lock()
 	cp.counts[verb+" "+resource]++
 	cp.mu.Unlock()
+	return verb + " " + resource
+}
+
+// reviewsSince describes GM's TokenReviews answered since t: how many, between which times
+// (from t), their rate, and the API server's latency (through the proxy: GM's client-side
+// limiter is not in it).
+func (cp *countingProxy) reviewsSince(t time.Time) string {
+	cp.mu.Lock()
+	var lat []time.Duration
+	var first, last time.Time
+	for _, r := range cp.reviews {
+		if r.done.After(t) {
+			if first.IsZero() {
+				first = r.done
+			}
+			lat = append(lat, r.latency)
+			last = r.done
+		}
+	}
+	cp.mu.Unlock()
+	if len(lat) == 0 {
+		return "none"
+	}
+	slices.Sort(lat)
+	rate := "one"
+	if last.After(first) {
+		rate = fmt.Sprintf("%.0f/s", float64(len(lat)-1)/last.Sub(first).Seconds())
+	}
+	return fmt.Sprintf("%d answered from +%s to +%s (%s), API server latency p50 %s, p99 %s, max %s", len(lat),
+		first.Sub(t).Round(time.Millisecond), last.Sub(t).Round(time.Millisecond), rate, lat[len(lat)/2].Round(time.Millisecond),
+		lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 }
 
 func (cp *countingProxy) snapshot() map[string]int {
@@ -716,40 +777,6 @@ type fleetLC struct {
 	workload map[store.ResourceKey]bool
 }
 
-type fleet struct {
-	lcs []*fleetLC
-}
-
-func (f *fleet) holding() int {
-	n := 0
-	for _, lc := range f.lcs {
-		if lc.holds.Load() {
-			n++
-		}
-	}
-	return n
-}
-
-// appliedCounts is, per LC, the frames from GM it applied (changed or not).
-func (f *fleet) appliedCounts() []float64 {
-	out := make([]float64, len(f.lcs))
-	for i, lc := range f.lcs {
-		families, err := lc.registry.Gather()
-		if err != nil {
-			continue
-		}
-		for _, fam := range families {
-			if !strings.HasSuffix(fam.GetName(), "frames_applied_total") {
-				continue
-			}
-			for _, m := range fam.GetMetric() {
-				out[i] += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return out
-}
-
 type lcHandler struct{ lc *fleetLC }
 
 func (h lcHandler) ResourceChanged(_ context.Context, r store.Resource) {
@@ -774,160 +801,6 @@ func (h lcHandler) ResourceDeleted(_ context.Context, key store.ResourceKey) {
 
 func isWorkload(key store.ResourceKey) bool {
 	return (key.Kind == "jointinferenceservice" || key.Kind == "incrementallearningjob") && strings.HasPrefix(key.Name, workloadPrefix)
-}
-
-// workloadHeld is how many of the generator's objects the LCs hold.
-func (f *fleet) workloadHeld() int {
-	n := 0
-	for _, lc := range f.lcs {
-		lc.mu.Lock()
-		n += len(lc.workload)
-		lc.mu.Unlock()
-	}
-	return n
-}
-
-// startLCs requests a token bound to each LC pod and starts a gmclient per node.
-func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Interface, caFile, url string, n int) *fleet {
-	f := &fleet{lcs: make([]*fleetLC, n)}
-	lcCtx, cancel := context.WithCancel(klog.NewContext(ctx, klog.Background().V(1)))
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		for _, lc := range f.lcs {
-			if lc != nil {
-				_ = lc.store.Close()
-			}
-		}
-	})
-	expiry := int64(3600)
-	parallel(ctx, t, n, func(ctx context.Context, i int) error {
-		pod, err := kube.CoreV1().Pods(fleetNamespace).Get(ctx, fmt.Sprintf("lc-%d", i), metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		tr, err := kube.CoreV1().ServiceAccounts(fleetNamespace).CreateToken(ctx, lcAccount, &authenticationv1.TokenRequest{
-			Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"sedna-gm"}, ExpirationSeconds: &expiry,
-				BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("requesting the token of %s: %w", pod.Name, err)
-		}
-		lcDir := filepath.Join(dir, "lc", strconv.Itoa(i))
-		if err := os.MkdirAll(lcDir, 0o700); err != nil {
-			return err
-		}
-		tokenFile := filepath.Join(lcDir, "token")
-		if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
-			return err
-		}
-		st, err := store.Open(filepath.Join(lcDir, "store.db"), store.Options{})
-		if err != nil {
-			return err
-		}
-		lc := &fleetLC{store: st, registry: prometheus.NewRegistry(),
-			key: channel.Key{Kind: "dataset", Namespace: fleetNamespace, Name: fmt.Sprintf("ds-%d", i)}}
-		lc.client, err = gmclient.New(gmclient.Options{URL: url, NodeName: nodeName(i), TokenFile: tokenFile, CAFile: caFile,
-			Registerer: lc.registry}, st, lcHandler{lc})
-		if err != nil {
-			_ = st.Close()
-			return err
-		}
-		f.lcs[i] = lc
-		return nil
-	})
-	for _, lc := range f.lcs {
-		wg.Go(func() { lc.client.Run(lcCtx) })
-	}
-	return f
-}
-
-// runReports has every LC report its dataset's sample count perLC times as fast as its outbox
-// takes them, and measures each report from its enqueue until GM's status shows it (or a later
-// count of the same dataset).
-func runReports(ctx context.Context, t testing.TB, sedna sednaclientset.Interface, f *fleet, perLC int, rate float64) (int, float64, time.Duration) {
-	type sent struct {
-		at      time.Time
-		samples int
-	}
-	sentAt := make([][]sent, len(f.lcs))
-	var mu sync.Mutex
-	latencies := []time.Duration{}
-	seen := make([]int, len(f.lcs))
-	watchCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := sedna.SednaV1alpha1().Datasets(fleetNamespace).Watch(watchCtx, metav1.ListOptions{})
-	require.NoError(t, err)
-	done := make(chan struct{})
-	total := len(f.lcs) * perLC
-	go func() {
-		defer close(done)
-		received := 0
-		for ev := range w.ResultChan() {
-			ds, ok := ev.Object.(*sednav1.Dataset)
-			if !ok {
-				continue
-			}
-			i, err := strconv.Atoi(strings.TrimPrefix(ds.Name, "ds-"))
-			if err != nil || i >= len(f.lcs) {
-				continue
-			}
-			now := time.Now()
-			mu.Lock()
-			for seen[i] < len(sentAt[i]) && sentAt[i][seen[i]].samples <= ds.Status.NumberOfSamples {
-				latencies = append(latencies, now.Sub(sentAt[i][seen[i]].at))
-				seen[i]++
-				received++
-			}
-			mu.Unlock()
-			if received == total {
-				return
-			}
-		}
-	}()
-	start := time.Now()
-	var wg sync.WaitGroup
-	// Paced: each LC sends one report every interval, the LCs' phases spread over it.
-	var interval time.Duration
-	if rate > 0 {
-		interval = time.Duration(float64(len(f.lcs)) / rate * float64(time.Second))
-	}
-	for i, lc := range f.lcs {
-		wg.Go(func() {
-			next := start.Add(interval * time.Duration(i) / time.Duration(len(f.lcs)))
-			for r := 1; r <= perLC; r++ {
-				if interval > 0 {
-					time.Sleep(time.Until(next))
-					next = next.Add(interval)
-				}
-				samples := 1000 + r
-				mu.Lock()
-				sentAt[i] = append(sentAt[i], sent{at: time.Now(), samples: samples})
-				mu.Unlock()
-				if _, err := gmclient.EnqueueReport(lc.store, lc.key, []byte(`{"numberOfSamples":`+strconv.Itoa(samples)+`}`)); err != nil {
-					t.Errorf("enqueueing a report: %v", err)
-					return
-				}
-				lc.client.Notify()
-			}
-		})
-	}
-	wg.Wait()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Minute):
-		t.Errorf("not every report reached the status within 5 minutes")
-	}
-	elapsed := time.Since(start)
-	mu.Lock()
-	defer mu.Unlock()
-	slices.Sort(latencies)
-	var p99 time.Duration
-	if len(latencies) > 0 {
-		p99 = latencies[len(latencies)*99/100]
-	}
-	return len(latencies), float64(len(latencies)) / elapsed.Seconds(), p99
 }
 
 // processCPU is the user and system CPU time of a process.
@@ -1044,43 +917,65 @@ func (p *failoverPhases) wait() (acquired, serving, connected time.Duration) {
 	return p.acquired, p.serving, p.connected
 }
 
-// gather sums, per LC, the values of the metric family whose name ends in suffix and whose
-// labels (if any are given) match.
-func (f *fleet) gather(suffix string, each func(i int, labels map[string]string, v float64)) {
-	for i, lc := range f.lcs {
-		families, err := lc.registry.Gather()
-		if err != nil {
-			continue
-		}
-		for _, fam := range families {
-			if !strings.HasSuffix(fam.GetName(), suffix) {
-				continue
+// gmProfile is a CPU profile being taken of a GM.
+type gmProfile struct {
+	path string
+	done chan error
+}
+
+// profileGM takes a CPU profile of gm over d from its profiling address into path, in the
+// background.
+func profileGM(ctx context.Context, t testing.TB, gm *gmProcess, path string, d time.Duration) *gmProfile {
+	p := &gmProfile{path: path, done: make(chan error, 1)}
+	go func() {
+		p.done <- func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+				fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", gm.profilingAddr, int(d.Seconds())), nil)
+			if err != nil {
+				return err
 			}
-			for _, m := range fam.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				each(i, labels, m.GetCounter().GetValue())
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
 			}
+			defer func() { _ = resp.Body.Close() }()
+			if resp.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				return fmt.Errorf("profile: %s: %s", resp.Status, body)
+			}
+			out, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(out, resp.Body); err != nil {
+				_ = out.Close()
+				return err
+			}
+			return out.Close()
+		}()
+	}()
+	return p
+}
+
+// top waits for the profile and returns the top of `go tool pprof -top` on it.
+func (p *gmProfile) top(t testing.TB, bin string) string {
+	require.NoError(t, <-p.done, "taking GM's CPU profile")
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bin, p.path).CombinedOutput()
+	require.NoError(t, err, "go tool pprof: %s", out)
+	return string(out)
+}
+
+// openFiles is a process's open files and its soft limit on them.
+func openFiles(t testing.TB, pid int) (open, limit int) {
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	require.NoError(t, err)
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(limits), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			limit, err = strconv.Atoi(strings.Fields(rest)[0])
+			require.NoError(t, err)
 		}
 	}
-}
-
-// okDials is, per LC, its successful dials.
-func (f *fleet) okDials() []float64 {
-	out := make([]float64, len(f.lcs))
-	f.gather("dials_total", func(i int, labels map[string]string, v float64) {
-		if labels["result"] == "ok" {
-			out[i] += v
-		}
-	})
-	return out
-}
-
-// dialCounts is the LCs' dials by result.
-func (f *fleet) dialCounts() map[string]int {
-	out := map[string]int{}
-	f.gather("dials_total", func(_ int, labels map[string]string, v float64) { out[labels["result"]] += int(v) })
-	return out
+	return len(entries), limit
 }

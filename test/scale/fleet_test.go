@@ -16,13 +16,12 @@ import (
 	"k8s.io/klog/v2/ktesting"
 )
 
-// fleetSizes are the node counts, from SCALE_FLEET_N ("100,1000,3000" by default: N LCs in one
-// process hold 4 open files each, and GM's API connections to the counting proxy up to one per
-// LC during a reconnect storm; 3,000 fit a 20,000 hard limit).
+// fleetSizes are the node counts, from SCALE_FLEET_N ("100,1000,5000" by default; the LCs run in
+// shard processes of SCALE_LCS_PER_PROCESS, 1,000 by default).
 func fleetSizes(t *testing.T) []int {
 	raw := os.Getenv("SCALE_FLEET_N")
 	if raw == "" {
-		raw = "100,1000,3000"
+		raw = "100,1000,5000"
 	}
 	var out []int
 	for _, s := range strings.Split(raw, ",") {
@@ -94,7 +93,7 @@ func printFleet(t *testing.T, results []FleetResult) {
 		fmt.Fprintf(&b, "| %d | %d | %.0f | %s | %d | %.1f |\n", r.Nodes, r.Reports, r.ReportRate, r.ReportP99.Round(time.Millisecond),
 			r.StatusWrites, perWrite)
 	}
-	fmt.Fprintln(&b, "\n| nodes | load average | RSS: leader GM, standby GM, kube-apiserver, etcd, KWOK, test process (N LCs) |")
+	fmt.Fprintln(&b, "\n| nodes | load average | RSS: leader GM, standby GM, kube-apiserver, etcd, KWOK, LC shard processes (N LCs), test process |")
 	fmt.Fprintln(&b, "|---|---|---|")
 	for _, r := range results {
 		rss := r.RSSAfterWorkload
@@ -102,19 +101,29 @@ func printFleet(t *testing.T, results []FleetResult) {
 			rss = r.RSS
 		}
 		mib := func(v uint64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
-		fmt.Fprintf(&b, "| %d | %s | %s, %s, %s, %s, %s, %s |\n", r.Nodes, r.LoadAvg, mib(rss), mib(r.ProcessRSS["standby GM"]),
-			mib(r.ProcessRSS["kube-apiserver"]), mib(r.ProcessRSS["etcd"]), mib(r.ProcessRSS["kwok"]), mib(r.ProcessRSS["test process (LCs)"]))
+		fmt.Fprintf(&b, "| %d | %s | %s, %s, %s, %s, %s, %s, %s |\n", r.Nodes, r.LoadAvg, mib(rss), mib(r.ProcessRSS["standby GM"]),
+			mib(r.ProcessRSS["kube-apiserver"]), mib(r.ProcessRSS["etcd"]), mib(r.ProcessRSS["kwok"]), mib(r.ProcessRSS["LC shards"]), mib(r.ProcessRSS["test process"]))
 	}
-	fmt.Fprintln(&b, "\n| nodes | failover: SIGKILL → every LC re-synced | → standby acquired the Lease | → serving LCs | → every LC connected | LC dials during the failover | lease | goal (lease + 10 s) | GM restarts before (lost Lease) |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "\n| nodes | failover: SIGKILL → every LC re-synced | → standby acquired the Lease | → serving LCs | → every LC connected | LC dials during the failover | lease | goal (lease + 10 s) | GM restarts before (lost Lease) | new leader's open files (soft limit) |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		verdict := "met"
 		if r.Failover > r.LeaseDuration+10*time.Second {
 			verdict = "not met"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", r.Nodes, r.Failover.Round(time.Millisecond),
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %d | %d (%d) |\n", r.Nodes, r.Failover.Round(time.Millisecond),
 			r.FailoverAcquired.Round(time.Millisecond), r.FailoverServing.Round(time.Millisecond), r.FailoverConnected.Round(time.Millisecond),
-			formatCounts(r.FailoverDials), r.LeaseDuration, verdict, r.GMRestarts)
+			formatCounts(r.FailoverDials), r.LeaseDuration, verdict, r.GMRestarts, r.GMOpenFiles, r.GMOpenFilesLimit)
+	}
+	for _, r := range results {
+		if r.FailoverReviews != "" {
+			fmt.Fprintf(&b, "\nTokenReviews during the failover, %d nodes: %s\n", r.Nodes, r.FailoverReviews)
+		}
+	}
+	for _, r := range results {
+		if r.FailoverProfile != "" {
+			fmt.Fprintf(&b, "\nThe new leader's CPU profile from the SIGKILL over lease + 20 s, %d nodes:\n\n```\n%s```\n", r.Nodes, r.FailoverProfile)
+		}
 	}
 	t.Log(b.String())
 }

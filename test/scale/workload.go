@@ -162,7 +162,7 @@ func (w *workloadWatch) counts(f *fleet) workloadCounts {
 // returns the time from the first create to convergence and what converged.
 func createWorkload(ctx context.Context, t testing.TB, kube kubernetes.Interface, sedna sednaclientset.Interface, f *fleet,
 	objects int) (time.Duration, workloadCounts) {
-	nodes := len(f.lcs)
+	nodes := f.n
 	ji, il := objects-objects/2, objects/2
 	want := expectedChildren(ji, il)
 	w := watchWorkload(ctx, t, kube)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -194,6 +195,16 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	servers := []*http.Server{
 		{Addr: cfg.MetricsAddress, Handler: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second},
 		{Addr: cfg.HealthAddress, Handler: healthHandler(&ready), ReadHeaderTimeout: 10 * time.Second},
+	}
+	if cfg.ProfilingAddress != "" {
+		// Opt-in, loopback only (config.Validate): Go's profiles of this process.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		servers = append(servers, &http.Server{Addr: cfg.ProfilingAddress, Handler: mux, ReadHeaderTimeout: 10 * time.Second})
 	}
 	for _, s := range servers {
 		if err := serve(ctx, s, nil); err != nil {

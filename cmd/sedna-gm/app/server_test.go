@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,4 +243,44 @@ func TestAStandbyListsTheClusterBeforeItLeads(t *testing.T) {
 		_ = conn.Close()
 		t.Fatal("the standby serves the LC channel")
 	}
+}
+
+// TestProfilesServedWhenConfigured: GM serves Go's profiles on profilingAddress (opt-in, a
+// loopback address) and the metrics address does not serve them.
+func TestProfilesServedWhenConfigured(t *testing.T) {
+	ports := make([]int, 3)
+	for i := range ports {
+		var err error
+		ports[i], err = framework.FreePort()
+		require.NoError(t, err)
+	}
+	cfg := testConfig(t, ports[0])
+	cfg.MetricsAddress = "127.0.0.1:" + strconv.Itoa(ports[1])
+	cfg.ProfilingAddress = "127.0.0.1:" + strconv.Itoa(ports[2])
+	require.NoError(t, cfg.Validate())
+	c, _ := fakeClients()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, "gm-a", c) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("GM stopped: %v", err)
+		}
+	}()
+	get := func(addr string) (int, string) {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	require.Eventually(t, func() bool {
+		status, body := get(cfg.ProfilingAddress)
+		return status == http.StatusOK && strings.Contains(body, os.Args[0])
+	}, 20*time.Second, 50*time.Millisecond, "no profile on the profiling address")
+	_, body := get(cfg.MetricsAddress)
+	require.NotContains(t, body, os.Args[0], "the metrics address serves profiles")
 }

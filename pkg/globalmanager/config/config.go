@@ -7,6 +7,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -40,6 +41,10 @@ type Config struct {
 	// MetricsAddress serves /metrics; HealthAddress serves /healthz and /readyz.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
 	HealthAddress  string `json:"healthAddress,omitempty"`
+	// ProfilingAddress, when set, serves Go's profiles (/debug/pprof/) there. Off by default;
+	// a profile reveals the process's internals and costs CPU, so only a loopback address is
+	// accepted: reach it from GM's own pod (kubectl port-forward), never from the network.
+	ProfilingAddress string `json:"profilingAddress,omitempty"`
 	// MinResyncPeriodSeconds: informers resync at a random period in [min, 2*min).
 	MinResyncPeriodSeconds int `json:"minResyncPeriodSeconds,omitempty"`
 }
@@ -307,12 +312,28 @@ func (c *Config) Validate() error {
 	if err := c.KnowledgeBaseServer.validate(); err != nil {
 		return err
 	}
+	if c.ProfilingAddress != "" && !loopback(c.ProfilingAddress) {
+		return fmt.Errorf("profilingAddress %q is not a loopback address with a port (127.0.0.1:<port>, [::1]:<port> or localhost:<port>)", c.ProfilingAddress)
+	}
 	le := c.LeaderElection
 	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration) {
 		return fmt.Errorf("leaderElection: leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s) must hold",
 			le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
 	}
 	return nil
+}
+
+// loopback reports whether addr is host:port with a loopback host.
+func loopback(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validate checks that the KB is an http(s) URL with a host and the token Secret a valid name:

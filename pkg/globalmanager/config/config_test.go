@@ -54,24 +54,37 @@ leaderElection:
 
 func TestLoadRejectsBadConfigs(t *testing.T) {
 	cases := map[string]struct{ content, want string }{
-		"unknown field":       {"websocket: {tlsCertFile: a, tlsKeyFile: b}\ncolour: blue\n", `unknown field "colour"`},
-		"no tls":              {"websocket: {port: 9000}\n", "websocket.tlsCertFile and websocket.tlsKeyFile are required"},
-		"bad port":            {"websocket: {port: 70000, tlsCertFile: a, tlsKeyFile: b}\n", "websocket.port 70000 is not a port"},
-		"bad duration":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
-		"lease order":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
-		"kubeconfig":          {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
-		"negative kube qps":   {"kubeAPI: {qps: -2}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeAPI: qps (-2) must be positive or -1"},
-		"negative event qps":  {"kubeAPI: {eventQPS: -1}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "eventQPS (-1)"},
-		"negative review qps": {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {qps: -1}}\n", "websocket.tokenReview: qps (-1)"},
-		"kb not a url":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {server: kb.sedna:9020}\n", `knowledgeBaseServer.server "kb.sedna:9020" is not an http(s) URL`},
-		"kb token secret":     {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {tokenSecret: Bad_Name}\n", `knowledgeBaseServer.tokenSecret "Bad_Name" is not a Secret name`},
-		"recheck too often":   {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
+		"unknown field":                   {"websocket: {tlsCertFile: a, tlsKeyFile: b}\ncolour: blue\n", `unknown field "colour"`},
+		"no tls":                          {"websocket: {port: 9000}\n", "websocket.tlsCertFile and websocket.tlsKeyFile are required"},
+		"bad port":                        {"websocket: {port: 70000, tlsCertFile: a, tlsKeyFile: b}\n", "websocket.port 70000 is not a port"},
+		"bad duration":                    {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
+		"lease order":                     {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
+		"kubeconfig":                      {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
+		"negative kube qps":               {"kubeAPI: {qps: -2}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeAPI: qps (-2) must be positive or -1"},
+		"negative event qps":              {"kubeAPI: {eventQPS: -1}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "eventQPS (-1)"},
+		"negative review qps":             {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {qps: -1}}\n", "websocket.tokenReview: qps (-1)"},
+		"kb not a url":                    {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {server: kb.sedna:9020}\n", `knowledgeBaseServer.server "kb.sedna:9020" is not an http(s) URL`},
+		"kb token secret":                 {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nknowledgeBaseServer: {tokenSecret: Bad_Name}\n", `knowledgeBaseServer.tokenSecret "Bad_Name" is not a Secret name`},
+		"profiling on every interface":    {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: \":6060\"\n", `profilingAddress ":6060" is not a loopback address`},
+		"profiling on a routable address": {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: 10.0.0.1:6060\n", `profilingAddress "10.0.0.1:6060" is not a loopback address`},
+		"profiling without a port":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: 127.0.0.1\n", `profilingAddress "127.0.0.1" is not a loopback address`},
+		"recheck too often":               {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(write(t, tc.content))
 			require.ErrorContains(t, err, tc.want)
 		})
+	}
+}
+
+func TestProfilingOnLoopbackOnly(t *testing.T) {
+	cfg, err := Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b}\n"))
+	require.NoError(t, err)
+	require.Empty(t, cfg.ProfilingAddress, "profiling is off by default")
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060"} {
+		_, err := Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: \""+addr+"\"\n"))
+		require.NoError(t, err, addr)
 	}
 }
 

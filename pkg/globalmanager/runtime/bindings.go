@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -14,12 +15,16 @@ type Bindings struct {
 	mu       sync.Mutex
 	byTarget map[channel.Key]map[channel.Key][]string // target → referrer → nodes
 	targets  map[channel.Key][]channel.Key            // referrer → targets
+	// counts is, per target, how many referrers need it on each node: a Set touches only its
+	// referrer's nodes, however many referrers share the target (thousands share a Model).
+	counts   map[channel.Key]map[string]int
 	onChange []func(target channel.Key)
 }
 
 // NewBindings returns empty bindings.
 func NewBindings() *Bindings {
-	return &Bindings{byTarget: map[channel.Key]map[channel.Key][]string{}, targets: map[channel.Key][]channel.Key{}}
+	return &Bindings{byTarget: map[channel.Key]map[channel.Key][]string{}, targets: map[channel.Key][]channel.Key{},
+		counts: map[channel.Key]map[string]int{}}
 }
 
 // OnChange registers a callback for node-set changes. Register before use.
@@ -33,18 +38,29 @@ func (b *Bindings) OnChange(fn func(target channel.Key)) {
 func (b *Bindings) Set(referrer channel.Key, targets []channel.Key, nodes []string) {
 	nodes = normalize(nodes)
 	b.mu.Lock()
-	before := map[channel.Key][]string{}
-	affected := map[channel.Key]struct{}{}
+	// before holds, for each (target, node) the Set touches, whether the target was needed there.
+	before := map[channel.Key]map[string]bool{}
+	add := func(t channel.Key, n string, delta int) {
+		if before[t] == nil {
+			before[t] = map[string]bool{}
+		}
+		if _, ok := before[t][n]; !ok {
+			before[t][n] = b.counts[t][n] > 0
+		}
+		if b.counts[t] == nil {
+			b.counts[t] = map[string]int{}
+		}
+		if b.counts[t][n] += delta; b.counts[t][n] <= 0 {
+			delete(b.counts[t], n)
+			if len(b.counts[t]) == 0 {
+				delete(b.counts, t)
+			}
+		}
+	}
 	for _, t := range b.targets[referrer] {
-		affected[t] = struct{}{}
-	}
-	for _, t := range targets {
-		affected[t] = struct{}{}
-	}
-	for t := range affected {
-		before[t] = b.nodesLocked(t)
-	}
-	for _, t := range b.targets[referrer] {
+		for _, n := range b.byTarget[t][referrer] {
+			add(t, n, -1)
+		}
 		delete(b.byTarget[t], referrer)
 		if len(b.byTarget[t]) == 0 {
 			delete(b.byTarget, t)
@@ -53,17 +69,26 @@ func (b *Bindings) Set(referrer channel.Key, targets []channel.Key, nodes []stri
 	delete(b.targets, referrer)
 	if len(nodes) > 0 {
 		for _, t := range targets {
+			if _, dup := b.byTarget[t][referrer]; dup {
+				continue
+			}
 			if b.byTarget[t] == nil {
 				b.byTarget[t] = map[channel.Key][]string{}
 			}
 			b.byTarget[t][referrer] = nodes
 			b.targets[referrer] = append(b.targets[referrer], t)
+			for _, n := range nodes {
+				add(t, n, 1)
+			}
 		}
 	}
 	var changed []channel.Key
-	for t := range affected {
-		if !slices.Equal(before[t], b.nodesLocked(t)) {
-			changed = append(changed, t)
+	for t, was := range before {
+		for n, needed := range was {
+			if needed != (b.counts[t][n] > 0) {
+				changed = append(changed, t)
+				break
+			}
 		}
 	}
 	callbacks := slices.Clone(b.onChange)
@@ -83,11 +108,7 @@ func (b *Bindings) Nodes(target channel.Key) []string {
 }
 
 func (b *Bindings) nodesLocked(target channel.Key) []string {
-	var nodes []string
-	for _, ns := range b.byTarget[target] {
-		nodes = append(nodes, ns...)
-	}
-	return normalize(nodes)
+	return slices.Sorted(maps.Keys(b.counts[target]))
 }
 
 func normalize(nodes []string) []string {

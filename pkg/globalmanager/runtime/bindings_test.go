@@ -1,6 +1,10 @@
 package runtime
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -52,4 +56,62 @@ func TestVersion(t *testing.T) {
 	require.Equal(t, uint64(12345), v)
 	_, err = Version("abc")
 	require.ErrorContains(t, err, `resourceVersion "abc" is not a number`)
+}
+
+// TestBindingsMatchTheUnionOfTheirReferrers replays random Sets and compares every target's
+// nodes and every change callback with the union recomputed from scratch.
+func TestBindingsMatchTheUnionOfTheirReferrers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := NewBindings()
+	var changes []channel.Key
+	b.OnChange(func(target channel.Key) { changes = append(changes, target) })
+	targets := []channel.Key{Key("Model", "ns", "a"), Key("Model", "ns", "b"), Key("Secret", "ns", "c")}
+	nodes := []string{"edge-1", "edge-2", "edge-3", ""}
+	// want is what each referrer needs: its targets and nodes.
+	type need struct {
+		targets []channel.Key
+		nodes   []string
+	}
+	want := map[channel.Key]need{}
+	union := func(target channel.Key) []string {
+		set := map[string]bool{}
+		for _, n := range want {
+			if slices.Contains(n.targets, target) {
+				for _, node := range n.nodes {
+					if node != "" {
+						set[node] = true
+					}
+				}
+			}
+		}
+		return slices.Sorted(maps.Keys(set))
+	}
+	for step := range 2000 {
+		referrer := Key("JointInferenceService", "ns", fmt.Sprintf("ji-%d", rng.IntN(6)))
+		var ts []channel.Key
+		for range rng.IntN(4) {
+			ts = append(ts, targets[rng.IntN(len(targets))]) // duplicates too
+		}
+		var ns []string
+		for range rng.IntN(4) {
+			ns = append(ns, nodes[rng.IntN(len(nodes))])
+		}
+		beforeNodes := map[channel.Key][]string{}
+		for _, target := range targets {
+			beforeNodes[target] = union(target)
+		}
+		want[referrer] = need{targets: ts, nodes: ns}
+		changes = nil
+		b.Set(referrer, ts, ns)
+		var wantChanges []channel.Key
+		for _, target := range targets {
+			after := union(target)
+			got := b.Nodes(target)
+			require.True(t, slices.Equal(after, got), "step %d, %s: want %v, got %v", step, target.Name, after, got)
+			if !slices.Equal(beforeNodes[target], after) {
+				wantChanges = append(wantChanges, target)
+			}
+		}
+		require.ElementsMatch(t, wantChanges, changes, "step %d", step)
+	}
 }

@@ -41,11 +41,14 @@ type Controller struct {
 	kubeClient    kubernetes.Interface
 	lister        sednalisters.IncrementalLearningJobLister
 	datasetLister sednalisters.DatasetLister
-	modelLister   sednalisters.ModelLister
-	pods          corelisters.PodLister
-	deployments   appslisters.DeploymentLister
-	synced        []cache.InformerSynced
-	queue         workqueue.TypedRateLimitingInterface[string]
+	// jobIndex and datasetIndex find a node's jobs without a scan (jobsByDataset,
+	// datasetsByNode): every LC connect asks, thousands at once after a failover.
+	jobIndex, datasetIndex cache.Indexer
+	modelLister            sednalisters.ModelLister
+	pods                   corelisters.PodLister
+	deployments            appslisters.DeploymentLister
+	synced                 []cache.InformerSynced
+	queue                  workqueue.TypedRateLimitingInterface[string]
 	// enqueueOwner enqueues the object controlling a child (runtime.EnqueueController).
 	enqueueOwner  func(child metav1.Object)
 	downstream    runtime.Downstream
@@ -105,6 +108,23 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		recorder: recorder, lcServer: deps.LCServer,
 		now: time.Now, blockedRetry: 30 * time.Second, retryDelay: retryBaseDelay,
 	}
+	if err := addIndex(informer.Informer(), jobsByDataset, func(obj any) []string {
+		if job, ok := obj.(*sednav1.IncrementalLearningJob); ok {
+			return []string{job.Namespace + "/" + job.Spec.Dataset.Name}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := addIndex(datasetInformer.Informer(), datasetsByNode, func(obj any) []string {
+		if ds, ok := obj.(*sednav1.Dataset); ok && ds.Spec.NodeName != "" {
+			return []string{ds.Spec.NodeName}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	c.jobIndex, c.datasetIndex = informer.Informer().GetIndexer(), datasetInformer.Informer().GetIndexer()
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)
 	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
@@ -146,15 +166,43 @@ func (c *Controller) ownerUID(namespace, name string) (types.UID, bool) {
 
 // enqueueNodeUsers enqueues the jobs whose Dataset is on node (their LC's channel changed).
 func (c *Controller) enqueueNodeUsers(node string) {
-	jobs, err := c.lister.List(labels.Everything())
+	datasets, err := c.datasetIndex.ByIndex(datasetsByNode, node)
 	if err != nil {
-		return // a lister List only fails on a bad selector
+		return // only an unknown index fails, and New added it
 	}
-	for _, job := range jobs {
-		if c.datasetNode(job) == node {
-			c.queue.Add(job.Namespace + "/" + job.Name)
+	for _, obj := range datasets {
+		ds, ok := obj.(*sednav1.Dataset)
+		if !ok {
+			continue
+		}
+		jobs, err := c.jobIndex.ByIndex(jobsByDataset, ds.Namespace+"/"+ds.Name)
+		if err != nil {
+			return
+		}
+		for _, obj := range jobs {
+			if job, ok := obj.(*sednav1.IncrementalLearningJob); ok {
+				c.queue.Add(job.Namespace + "/" + job.Name)
+			}
 		}
 	}
+}
+
+// The controller's indexes (named for the feature: the informers are shared).
+const (
+	jobsByDataset  = "incrementallearning.dataset"
+	datasetsByNode = "incrementallearning.node"
+)
+
+// addIndex adds the named index to informer unless it has it (a second controller built over
+// the same informers, as in tests).
+func addIndex(informer cache.SharedIndexInformer, name string, keys func(obj any) []string) error {
+	if _, ok := informer.GetIndexer().GetIndexers()[name]; ok {
+		return nil
+	}
+	if err := informer.AddIndexers(cache.Indexers{name: func(obj any) ([]string, error) { return keys(obj), nil }}); err != nil {
+		return fmt.Errorf("indexing %s: %w", name, err)
+	}
+	return nil
 }
 
 // stager keeps the job's stage pods, with the controller's clock and retry delay.

@@ -3,6 +3,7 @@ package incrementallearning
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -809,4 +810,38 @@ func TestAnOutputDirInASystemTreeIsRefused(t *testing.T) {
 	require.NotNil(t, ready)
 	require.Equal(t, reasonInvalidSpec, ready.Reason)
 	require.Contains(t, ready.Message, `MODEL_URL: write target url "/etc/sedna/train/1"`)
+}
+
+// TestAConnectEnqueuesExactlyTheJobsOfTheNode: a job is its node's when its Dataset (in the job's
+// namespace) is on the node; jobs of other nodes, and of a same-named Dataset in another
+// namespace, are not enqueued.
+func TestAConnectEnqueuesExactlyTheJobsOfTheNode(t *testing.T) {
+	second := helmet()
+	second.Name, second.UID = "second", "uid-2"
+	elsewhere := helmet()
+	elsewhere.Namespace, elsewhere.UID = "other", "uid-3"
+	otherDS := dataset()
+	otherDS.Namespace, otherDS.Spec.NodeName = "other", "edge-2"
+	onEdge2 := helmet()
+	onEdge2.Name, onEdge2.UID, onEdge2.Spec.Dataset.Name = "on-edge-2", "uid-4", "edge-2-ds"
+	edge2DS := dataset()
+	edge2DS.Name, edge2DS.Spec.NodeName = "edge-2-ds", "edge-2"
+	f := newFixture(t, append(objects(helmet()), second, elsewhere, otherDS, onEdge2, edge2DS))
+	drain := func() []string {
+		var keys []string
+		for f.c.queue.Len() > 0 {
+			key, _ := f.c.queue.Get()
+			f.c.queue.Done(key)
+			keys = append(keys, key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	drain()
+	f.channel.set("edge-1", true, f.clock)
+	require.Equal(t, []string{"ns/helmet", "ns/second"}, drain())
+	f.channel.set("edge-2", true, f.clock)
+	require.Equal(t, []string{"ns/on-edge-2", "other/helmet"}, drain())
+	f.channel.set("edge-3", true, f.clock)
+	require.Empty(t, drain())
 }
