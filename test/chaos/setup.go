@@ -88,7 +88,7 @@ func StartSedna(ctx context.Context, opts SetupOptions) (*Setup, error) {
 	st.Relay = relay
 	st.closers = append(st.closers, func() error { relay.Close(); return nil })
 
-	s, err := localsedna.Start(ctx, localsedna.Options{Dir: opts.Dir, EdgeNodes: opts.EdgeNodes, DatasetCheckPeriod: time.Second,
+	s, err := localsedna.Start(ctx, localsedna.Options{Dir: opts.Dir, EdgeNodes: opts.EdgeNodes, DatasetCheckPeriod: time.Second, LogRecordedReports: true,
 		NodeSubnet: opts.Subnet, EdgeNetwork: st.Network, EdgeStoreSize: st.StoreSize,
 		LCGMAddress: func(gm string) (string, error) {
 			primary.Store(gm)

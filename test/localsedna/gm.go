@@ -79,7 +79,7 @@ func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 		}
 		s.gm = gm
 	}
-	proc, err := start(ctx, "sedna-gm", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(), gmArgs(s.gm.configFile, gmIdentity))
+	proc, err := start(ctx, "sedna-gm", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(), s.gmArgs(s.gm.configFile, gmIdentity))
 	if err != nil {
 		return err
 	}
@@ -105,10 +105,14 @@ func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 	return nil
 }
 
-// gmArgs are sedna-gm's arguments: every report GM takes from a test worker is logged
-// (workerreports at V(4)), which the fault campaign counts by report ID (test/chaos).
-func gmArgs(configFile, identity string) []string {
-	return []string{"--config=" + configFile, "--identity=" + identity, "-v=2", "--vmodule=workerreports=4"}
+// gmArgs are sedna-gm's arguments; with Options.LogRecordedReports every report GM records is
+// logged (workerreports at V(4)), which the fault campaign counts by report ID (test/chaos).
+func (s *Sedna) gmArgs(configFile, identity string) []string {
+	args := []string{"--config=" + configFile, "--identity=" + identity, "-v=2"}
+	if s.opts.LogRecordedReports {
+		args = append(args, "--vmodule=workerreports=4")
+	}
+	return args
 }
 
 // StopGM stops GM gracefully (it releases its Lease). A stopped GM is not an error.

@@ -60,7 +60,7 @@ func (s *Sedna) StartStandbyGM(ctx context.Context) error {
 		start = localcluster.RestartProcess // the log of every run is kept
 	}
 	proc, err := start(ctx, "sedna-gm-standby", filepath.Join(s.opts.BinDir, "sedna-gm"), s.LogDir(),
-		gmArgs(s.standby.configFile, standbyIdentity))
+		s.gmArgs(s.standby.configFile, standbyIdentity))
 	if err != nil {
 		return err
 	}

@@ -41,15 +41,17 @@ func TestFleet(t *testing.T) {
 		var r FleetResult
 		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
+			// The defaults are the measured configuration (docs/performance.md): 5 reports per
+			// LC and min(N, 1,000) workload objects.
 			reports := envInt(t, "SCALE_REPORTS_PER_LC")
 			if reports == 0 {
-				reports = 10
+				reports = 5
 			}
 			objects := envInt(t, "SCALE_FLEET_OBJECTS")
 			if objects < 0 {
 				objects = 0
 			} else if objects == 0 {
-				objects = n
+				objects = min(n, 1000)
 			}
 			r = RunFleet(ctx, t, t.TempDir(), FleetOptions{Nodes: n, ReportsPerLC: reports, RestWindow: 30 * time.Second,
 				Failover: true, LeaseDuration: 15 * time.Second, Objects: objects, ReportRate: float64(envInt(t, "SCALE_REPORT_RATE"))})

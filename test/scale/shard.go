@@ -310,7 +310,8 @@ func (s *shardProcess) err() string {
 }
 
 // envShardSize is how many LCs one shard process runs (default 1,000: with its socket and
-// store, ~2 open files each, well under any process's limit).
+// store, ~2 open files each, 2,000 in all: above the usual soft limit of 1,024, but Go raises
+// the soft limit to the hard one at start, and the hard limit here is 20,000).
 func envShardSize() int {
 	if n, err := strconv.Atoi(os.Getenv("SCALE_LCS_PER_PROCESS")); err == nil && n > 0 {
 		return n

@@ -281,6 +281,17 @@ func TestProfilesServedWhenConfigured(t *testing.T) {
 		status, body := get(cfg.ProfilingAddress)
 		return status == http.StatusOK && strings.Contains(body, os.Args[0])
 	}, 20*time.Second, 50*time.Millisecond, "no profile on the profiling address")
-	_, body := get(cfg.MetricsAddress)
+	// The metrics server answers (so the refusal below is its own, not a connection error)...
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + cfg.MetricsAddress + "/metrics")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "the metrics address does not answer")
+	// ...and serves no profile (it answers every path with the metrics).
+	status, body := get(cfg.MetricsAddress)
+	require.NotZero(t, status, "the metrics address did not answer: %s", body)
 	require.NotContains(t, body, os.Args[0], "the metrics address serves profiles")
 }

@@ -313,7 +313,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.ProfilingAddress != "" && !loopback(c.ProfilingAddress) {
-		return fmt.Errorf("profilingAddress %q is not a loopback address with a port (127.0.0.1:<port>, [::1]:<port> or localhost:<port>)", c.ProfilingAddress)
+		return fmt.Errorf("profilingAddress %q is not a loopback IP address with a port (127.0.0.1:<port> or [::1]:<port>)", c.ProfilingAddress)
 	}
 	le := c.LeaderElection
 	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration) {
@@ -323,14 +323,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// loopback reports whether addr is host:port with a loopback host.
+// loopback reports whether addr is host:port with a loopback IP literal. A name (even
+// "localhost") is refused: it is resolved only when GM listens, and without a hosts entry the
+// resolver's search domains may turn it into a routable address.
 func loopback(addr string) bool {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
 		return false
-	}
-	if host == "localhost" {
-		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()

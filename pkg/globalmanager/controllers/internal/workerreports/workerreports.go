@@ -154,8 +154,17 @@ func (s *Store) Record(ctx context.Context, pods corelisters.PodLister, recorder
 	// with --vmodule=workerreports=4 and counts the reports that reached GM by the IDs its
 	// test workers put in ownerInfo.
 	logger.V(4).Info("Recorded a worker report", "object", obj.Key, "node", node, "worker", r.Worker,
-		"phase", r.Phase, "status", r.Status, "values", values)
+		"phase", clip(r.Phase), "status", clip(r.Status), "values", values)
 	return true
+}
+
+// clip bounds a worker-supplied string GM only logs (values are bounded by bounded).
+func clip(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "…"
 }
 
 // bounded converts ownerInfo to the values kept, in key order, and names the keys dropped.

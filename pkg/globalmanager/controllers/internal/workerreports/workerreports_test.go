@@ -43,3 +43,22 @@ func TestRecordLogsEveryReportItKeeps(t *testing.T) {
 	require.NotContains(t, logs, "id-2")
 	require.NotContains(t, logs, "id-3")
 }
+
+// A worker's phase and status reach GM's log clipped to 64 bytes: GM only logs them.
+func TestRecordClipsWhatOnlyTheLogCarries(t *testing.T) {
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(4), ktesting.BufferLogs(true)))
+	ctx := klog.NewContext(t.Context(), logger)
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	require.NoError(t, indexer.Add(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "edge-0", Labels: map[string]string{"owner": "ji"}},
+		Spec:       corev1.PodSpec{NodeName: "node-a"},
+	}))
+	long := strings.Repeat("p", 10000)
+	r, err := Decode([]byte(`{"phase":"`+long+`","status":"`+long+`","output":{"ownerInfo":{"reportId":"x"}},"worker":"edge-0"}`), "test")
+	require.NoError(t, err)
+	obj := Object{Key: "ns/ji", UID: "u1", Event: &corev1.Pod{}, Selector: map[string]string{"owner": "ji"}}
+	require.True(t, NewStore().Record(ctx, corelisters.NewPodLister(indexer), record.NewFakeRecorder(1), obj, "node-a", r))
+	logs := logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+	require.Contains(t, logs, `phase="`+strings.Repeat("p", 64)+`…"`)
+	require.NotContains(t, logs, strings.Repeat("p", 65))
+}
