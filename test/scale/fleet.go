@@ -445,12 +445,15 @@ func makeNodesAndPods(ctx context.Context, t testing.TB, kube kubernetes.Interfa
 }
 
 // buildGM builds the shipped sedna-gm.
-func buildGM(t testing.TB, dir string) string {
-	bin := filepath.Join(dir, "bin", "sedna-gm")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sedna-gm")
+func buildGM(t testing.TB, dir string) string { return buildCommand(t, dir, "./cmd/sedna-gm") }
+
+// buildCommand builds the command in pkg (a path below the repository) into dir/bin.
+func buildCommand(t testing.TB, dir, pkg string) string {
+	bin := filepath.Join(dir, "bin", filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = localcluster.RepoRoot()
 	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "building sedna-gm: %s", out)
+	require.NoError(t, err, "building %s: %s", pkg, out)
 	return bin
 }
 

@@ -23,7 +23,6 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
-	"github.com/sedna-go/sedna/test/localcluster"
 )
 
 // fleet is the fleet's N simulated LCs, run by shard processes (shard.go).
@@ -125,14 +124,7 @@ func (f *fleet) rss(t testing.TB) uint64 {
 }
 
 // buildShard builds the shard command (test/scale/lcshard).
-func buildShard(t testing.TB, dir string) string {
-	bin := filepath.Join(dir, "bin", "lcshard")
-	cmd := exec.Command("go", "build", "-o", bin, "./test/scale/lcshard")
-	cmd.Dir = localcluster.RepoRoot()
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "building the LC shard: %s", out)
-	return bin
-}
+func buildShard(t testing.TB, dir string) string { return buildCommand(t, dir, "./test/scale/lcshard") }
 
 // startLCs requests a token bound to each LC pod, writes it to the LC's directory, and starts
 // the LCs in shard processes of envShardSize() LCs each; it returns once every shard has
