@@ -140,53 +140,74 @@ func nextDelay(t *testing.T, delays <-chan time.Duration) time.Duration {
 	}
 }
 
+// backoffClient is a client of gm at url whose delays are the upper bound of full jitter
+// (deterministic), whose clock the test moves on with elapsed, and whose sleeps are recorded
+// (delays). opts adjusts the options (InitialBackoff 100ms, MaxBackoff 10s unless changed).
+type backoffClient struct {
+	*Client
+	lc      *lcFixture
+	elapsed *atomic.Int64
+	delays  <-chan time.Duration
+}
+
+func newBackoffClient(t *testing.T, gm *testGM, url string, opts func(*Options)) backoffClient {
+	lc := newLC(t, gm)
+	o := lc.options(url)
+	o.InitialBackoff, o.MaxBackoff = 100*time.Millisecond, 10*time.Second
+	if opts != nil {
+		opts(&o)
+	}
+	c := lc.newClient(t, o)
+	c.jitter = func(limit time.Duration) time.Duration { return limit }
+	elapsed := &atomic.Int64{}
+	start := time.Now()
+	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
+	return backoffClient{Client: c, lc: lc, elapsed: elapsed, delays: recordSleeps(c)}
+}
+
+// next returns the client's next n delays.
+func (b backoffClient) next(t *testing.T, n int) []time.Duration {
+	got := make([]time.Duration, 0, n)
+	for range n {
+		got = append(got, nextDelay(t, b.delays))
+	}
+	return got
+}
+
+// connected reports whether gm upgraded n connections and the client holds one.
+func (b backoffClient) connected(gm *testGM, n int) func() bool {
+	return func() bool { return gm.upgrades() == n && b.Connected() }
+}
+
+const ms = time.Millisecond
+
 func TestBackoffGrowsToItsCap(t *testing.T) {
 	ctx := testContext(t)
 	gm := newTestGM(t, ctx, messagelayer.Options{})
-	lc := newLC(t, gm)
-	opts := lc.options("wss://" + reserveAddr(t) + "/") // nothing listens there
-	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, time.Second
-	c := lc.newClient(t, opts)
-	c.jitter = func(limit time.Duration) time.Duration { return limit } // the upper bound of full jitter
-	delays := recordSleeps(c)
-	run(t, ctx, c)
+	c := newBackoffClient(t, gm, "wss://"+reserveAddr(t)+"/", // nothing listens there
+		func(o *Options) { o.MaxBackoff = time.Second })
+	run(t, ctx, c.Client)
 
-	var got []time.Duration
-	for range 7 {
-		got = append(got, nextDelay(t, delays))
-	}
-	ms := time.Millisecond
-	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second, time.Second}, got)
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second, time.Second}, c.next(t, 7))
 }
 
 func TestBackoffStartsAgainAfterAStableConnection(t *testing.T) {
 	ctx := testContext(t)
 	gm := newTestGM(t, ctx, messagelayer.Options{})
 	gm.start("")
-	lc := newLC(t, gm)
-	opts := lc.options(gm.url())
-	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, 10*time.Second
-	c := lc.newClient(t, opts)
-	c.jitter = func(limit time.Duration) time.Duration { return limit }
-	var elapsed atomic.Int64
-	start := time.Now()
-	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
-	delays := recordSleeps(c)
-	run(t, ctx, c)
+	c := newBackoffClient(t, gm, gm.url(), nil)
+	run(t, ctx, c.Client)
 
-	connectedAgain := func(n int) func() bool {
-		return func() bool { return gm.upgrades() == n && c.Connected() }
-	}
-	require.Eventually(t, connectedAgain(1), eventually, tick)
+	require.Eventually(t, c.connected(gm, 1), eventually, tick)
 	gm.kick()
-	require.Equal(t, 100*time.Millisecond, nextDelay(t, delays))
-	require.Eventually(t, connectedAgain(2), eventually, tick)
+	require.Equal(t, 100*ms, nextDelay(t, c.delays))
+	require.Eventually(t, c.connected(gm, 2), eventually, tick)
 	gm.kick()
-	require.Equal(t, 200*time.Millisecond, nextDelay(t, delays), "a short-lived connection does not reset the backoff")
-	require.Eventually(t, connectedAgain(3), eventually, tick)
-	elapsed.Add(int64(stableConnection + time.Second))
+	require.Equal(t, 200*ms, nextDelay(t, c.delays), "a short-lived connection does not reset the backoff")
+	require.Eventually(t, c.connected(gm, 3), eventually, tick)
+	c.elapsed.Add(int64(stableConnection + time.Second))
 	gm.kick()
-	require.Equal(t, 100*time.Millisecond, nextDelay(t, delays), "a connection that lived past 30s resets it")
+	require.Equal(t, 100*ms, nextDelay(t, c.delays), "a connection that lived past 30s resets it")
 }
 
 // After a stable connection ends (GM failing over), the backoff is capped at FailoverBackoff
@@ -195,16 +216,9 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 	ctx := testContext(t)
 	gm := newTestGM(t, ctx, messagelayer.Options{})
 	gm.start("")
-	lc := newLC(t, gm)
-	opts := lc.options(gm.url())
-	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, 10*time.Second
-	opts.FailoverBackoff, opts.FailoverWindow = 400*time.Millisecond, time.Minute
-	c := lc.newClient(t, opts)
-	c.jitter = func(limit time.Duration) time.Duration { return limit }
-	var elapsed atomic.Int64
-	start := time.Now()
-	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
-	delays := recordSleeps(c)
+	c := newBackoffClient(t, gm, gm.url(), func(o *Options) {
+		o.FailoverBackoff, o.FailoverWindow = 400*time.Millisecond, time.Minute
+	})
 	// The window ends right after the sixth delay: advanced inside the sleep, before the client
 	// computes the next delay (advancing it from the test raced with the client's loop).
 	record := c.sleep
@@ -212,29 +226,20 @@ func TestBackoffStaysShortDuringAFailoverWindow(t *testing.T) {
 	c.sleep = func(ctx context.Context, d time.Duration) error {
 		err := record(ctx, d)
 		if sleeps.Add(1) == 6 {
-			elapsed.Add(int64(time.Minute))
+			c.elapsed.Add(int64(time.Minute))
 		}
 		return err
 	}
-	run(t, ctx, c)
+	run(t, ctx, c.Client)
 
-	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
-	elapsed.Add(int64(stableConnection + time.Second))
+	require.Eventually(t, c.connected(gm, 1), eventually, tick)
+	c.elapsed.Add(int64(stableConnection + time.Second))
 	// GM goes away: every dial from now on fails.
 	gm.srv.Close()
 	gm.kick()
-	ms := time.Millisecond
-	var got []time.Duration
-	for range 6 {
-		got = append(got, nextDelay(t, delays))
-	}
-	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 400 * ms, 400 * ms, 400 * ms}, got,
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 400 * ms, 400 * ms, 400 * ms}, c.next(t, 6),
 		"within the window the backoff stops at FailoverBackoff")
-	got = nil
-	for range 3 {
-		got = append(got, nextDelay(t, delays))
-	}
-	require.Equal(t, []time.Duration{6400 * ms, 10 * time.Second, 10 * time.Second}, got,
+	require.Equal(t, []time.Duration{6400 * ms, 10 * time.Second, 10 * time.Second}, c.next(t, 3),
 		"past the window it grows to MaxBackoff again")
 }
 
@@ -244,28 +249,16 @@ func TestFailoverWindowIgnoresRefusals(t *testing.T) {
 	ctx := testContext(t)
 	gm := newTestGM(t, ctx, messagelayer.Options{})
 	gm.start("")
-	lc := newLC(t, gm)
-	opts := lc.options(gm.url())
-	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, 10*time.Second
-	opts.FailoverBackoff, opts.FailoverWindow = 400*time.Millisecond, time.Minute
-	c := lc.newClient(t, opts)
-	c.jitter = func(limit time.Duration) time.Duration { return limit }
-	var elapsed atomic.Int64
-	start := time.Now()
-	c.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
-	delays := recordSleeps(c)
-	run(t, ctx, c)
+	c := newBackoffClient(t, gm, gm.url(), func(o *Options) {
+		o.FailoverBackoff, o.FailoverWindow = 400*time.Millisecond, time.Minute
+	})
+	run(t, ctx, c.Client)
 
-	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
-	elapsed.Add(int64(stableConnection + time.Second))
-	writeFileAtomically(t, lc.tokenFile, []byte("not-a-token\n"))
+	require.Eventually(t, c.connected(gm, 1), eventually, tick)
+	c.elapsed.Add(int64(stableConnection + time.Second))
+	writeFileAtomically(t, c.lc.tokenFile, []byte("not-a-token\n"))
 	gm.kick()
-	ms := time.Millisecond
-	var got []time.Duration
-	for range 6 {
-		got = append(got, nextDelay(t, delays))
-	}
-	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms}, got,
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms}, c.next(t, 6),
 		"GM answering 401 is not a failover: no FailoverBackoff cap")
 }
 
@@ -275,24 +268,15 @@ func TestNoFailoverWindowWithoutAStableConnection(t *testing.T) {
 	ctx := testContext(t)
 	gm := newTestGM(t, ctx, messagelayer.Options{})
 	gm.start("")
-	lc := newLC(t, gm)
-	opts := lc.options(gm.url())
-	opts.InitialBackoff, opts.MaxBackoff = 100*time.Millisecond, time.Second
-	opts.FailoverBackoff = 200 * time.Millisecond
-	c := lc.newClient(t, opts)
-	c.jitter = func(limit time.Duration) time.Duration { return limit }
-	delays := recordSleeps(c)
-	run(t, ctx, c)
+	c := newBackoffClient(t, gm, gm.url(), func(o *Options) {
+		o.MaxBackoff, o.FailoverBackoff = time.Second, 200*time.Millisecond
+	})
+	run(t, ctx, c.Client)
 
-	require.Eventually(t, func() bool { return gm.upgrades() == 1 && c.Connected() }, eventually, tick)
+	require.Eventually(t, c.connected(gm, 1), eventually, tick)
 	gm.srv.Close()
 	gm.kick()
-	var got []time.Duration
-	for range 6 {
-		got = append(got, nextDelay(t, delays))
-	}
-	ms := time.Millisecond
-	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second}, got)
+	require.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second}, c.next(t, 6))
 }
 
 func TestFullJitterStaysWithinItsBound(t *testing.T) {
