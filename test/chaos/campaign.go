@@ -649,16 +649,6 @@ func (c *campaign) lcRestarts(ctx context.Context) (map[string]int32, error) {
 	return out, nil
 }
 
-func metricValue(ji *sednav1.JointInferenceService, key string) (float64, bool) {
-	for _, m := range ji.Status.Metrics {
-		if m.Key == key {
-			v, err := strconv.ParseFloat(m.Value, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
-}
-
 // connectedLCs is what the ready GM counts.
 func (c *campaign) connectedLCs(ctx context.Context) int {
 	for _, slot := range []localsedna.GMSlot{localsedna.PrimaryGM, localsedna.StandbyGM} {
@@ -687,7 +677,7 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	for {
 		ji, err := jis.Get(ctx, jiName, metav1.GetOptions{})
 		if err == nil {
-			counted, _ = metricValue(ji, "inferenceNumber")
+			counted, _ = localsedna.MetricValue(ji, "inferenceNumber")
 			ready = apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady)
 		}
 		connected = c.connectedLCs(ctx)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,16 +52,6 @@ func installMNISTModels(t *testing.T) string {
 	return localsedna.MNISTModelDir()
 }
 
-func metricValue(ji *sednav1.JointInferenceService, key string) (float64, bool) {
-	for _, m := range ji.Status.Metrics {
-		if m.Key == key {
-			v, err := strconv.ParseFloat(m.Value, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
-}
-
 // The MNIST example on the local cluster: GM creates the workers, the edge worker answers the
 // test set with the cloud's help for hard examples, its reports reach status through the LC, a
 // hung cloud makes the edge fall back, and offloading resumes when it returns. Then GM is
@@ -106,8 +95,8 @@ func TestJointInferenceMNIST(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		n, _ := metricValue(ji, "inferenceNumber")
-		ratio, ok := metricValue(ji, "uploadCloudRatio")
+		n, _ := localsedna.MetricValue(ji, "inferenceNumber")
+		ratio, ok := localsedna.MetricValue(ji, "uploadCloudRatio")
 		return n >= 10000 && ok && ratio > 0 && ratio <= 0.40, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
 	})
 
@@ -136,7 +125,7 @@ func TestJointInferenceMNIST(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		n, _ := metricValue(ji, "inferenceNumber")
+		n, _ := localsedna.MetricValue(ji, "inferenceNumber")
 		return n >= 10000+200+500+300, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
 	})
 	deployments, err := framework.Sedna.Kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
@@ -84,4 +86,16 @@ func RunMNISTEval(ctx context.Context, bin string, args ...string) (result MNIST
 		return result, out, fmt.Errorf("mnist-eval %v: decoding its RESULT line: %w", args, err)
 	}
 	return result, out, nil
+}
+
+// MetricValue is the number a joint inference service's status.metrics holds under key (the
+// edge worker's counters as GM publishes them); false when absent or not a number.
+func MetricValue(ji *sednav1.JointInferenceService, key string) (float64, bool) {
+	for _, m := range ji.Status.Metrics {
+		if m.Key == key {
+			v, err := strconv.ParseFloat(m.Value, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }

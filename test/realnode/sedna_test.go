@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -197,8 +196,8 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		n, _ := metricValue(ji, "inferenceNumber")
-		ratio, ok := metricValue(ji, "uploadCloudRatio")
+		n, _ := localsedna.MetricValue(ji, "inferenceNumber")
+		ratio, ok := localsedna.MetricValue(ji, "uploadCloudRatio")
 		return n >= 10000 && ok && ratio > 0 && ratio <= 0.40, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
 	})
 	logger.Info("Joint inference demo passed", "after", time.Since(start))
@@ -219,7 +218,7 @@ func TestInstallAndJointInferenceOnRealNodes(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		n, _ := metricValue(ji, "inferenceNumber")
+		n, _ := localsedna.MetricValue(ji, "inferenceNumber")
 		return n >= 10300, fmt.Sprintf("metrics=%v", ji.Status.Metrics)
 	})
 	logger.Info("GM failed over", "from", leader, "to", gmLeader(t, cluster), "after", time.Since(start))
@@ -444,16 +443,6 @@ func mnistEval(t *testing.T, args ...string) evalResult {
 	require.NoError(t, err, out)
 	t.Logf("mnist-eval %s:\n%s", strings.Join(args, " "), out)
 	return result
-}
-
-func metricValue(ji *sednav1.JointInferenceService, key string) (float64, bool) {
-	for _, m := range ji.Status.Metrics {
-		if m.Key == key {
-			v, err := strconv.ParseFloat(m.Value, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
 }
 
 // snapshotObjects lists every object of every listable resource, events and leases aside (the

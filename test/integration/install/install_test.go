@@ -149,24 +149,16 @@ func (e *env) gvr(u *unstructured.Unstructured) schema.GroupVersionResource {
 	return schema.GroupVersionResource{}
 }
 
-func (e *env) get(ctx context.Context, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	return e.dyn.Resource(e.gvr(u)).Namespace(u.GetNamespace()).Get(ctx, u.GetName(), metav1.GetOptions{})
-}
-
-// TestInstallScript installs Sedna with install.sh on a control plane with a cloud node and an edge
-// node (registered, scheduled onto, but running nothing: readiness cannot be reached here), checks
-// every object, re-runs it, refuses to delete the CRDs under a user's object, deletes, and checks
-// that the cluster holds exactly what it held before — and that the objects of others survive.
-func TestInstallScript(t *testing.T) {
+// newEnv starts a control plane with a cloud node and an edge node (labelled as install.sh's
+// LC DaemonSet expects), and the clients the checks use.
+func newEnv(t *testing.T) (*env, context.Context) {
+	t.Helper()
 	root := localcluster.RepoRoot()
 	bin := filepath.Join(root, "_output", "bin")
 	for _, b := range []string{"kube-apiserver", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			t.Fatalf("%s missing in %s (run hack/install-test-binaries.sh): %v", b, bin, err)
 		}
-	}
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatalf("install.sh generates GM's certificate with openssl: %v", err)
 	}
 	_, ctx := ktesting.NewTestContext(t)
 	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: t.TempDir()})
@@ -178,13 +170,28 @@ func TestInstallScript(t *testing.T) {
 	require.NoError(t, err)
 	disc, err := discovery.NewDiscoveryClientForConfig(cluster.Config)
 	require.NoError(t, err)
-	e := &env{t: t, cluster: cluster, kube: kube, dyn: dyn, disc: disc, root: root}
-
 	require.NoError(t, cluster.AddNode(ctx, "cloud-node", nil))
 	require.NoError(t, cluster.AddNode(ctx, "edge-node-1", map[string]string{"node-role.kubernetes.io/edge": ""}))
+	return &env{t: t, cluster: cluster, kube: kube, dyn: dyn, disc: disc, root: root}, ctx
+}
+
+func (e *env) get(ctx context.Context, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return e.dyn.Resource(e.gvr(u)).Namespace(u.GetNamespace()).Get(ctx, u.GetName(), metav1.GetOptions{})
+}
+
+// TestInstallScript installs Sedna with install.sh on a control plane with a cloud node and an edge
+// node (registered, scheduled onto, but running nothing: readiness cannot be reached here), checks
+// every object, re-runs it, refuses to delete the CRDs under a user's object, deletes, and checks
+// that the cluster holds exactly what it held before — and that the objects of others survive.
+func TestInstallScript(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatalf("install.sh generates GM's certificate with openssl: %v", err)
+	}
+	e, ctx := newEnv(t)
+	cluster, kube, root := e.cluster, e.kube, e.root
 
 	// Objects of others: they must survive install and delete.
-	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bystander"}}, metav1.CreateOptions{})
+	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bystander"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		_, err := kube.CoreV1().ServiceAccounts("bystander").Get(ctx, "default", metav1.GetOptions{})
@@ -215,7 +222,7 @@ func TestInstallScript(t *testing.T) {
 	argvLog := filepath.Join(t.TempDir(), "kubectl-argv")
 	recorder := filepath.Join(t.TempDir(), "kubectl")
 	require.NoError(t, os.WriteFile(recorder, []byte("#!/bin/sh\nprintf '%s\\n' \"$*\" >>"+argvLog+"\nexec "+
-		filepath.Join(bin, "kubectl")+" \"$@\"\n"), 0o755))
+		filepath.Join(e.root, "_output", "bin", "kubectl")+" \"$@\"\n"), 0o755))
 	out, code := e.run(ctx, "SEDNA_WAIT_TIMEOUT=5s", "KUBECTL="+recorder)
 	require.Equal(t, 2, code, "install.sh without running pods should fail its readiness wait:\n%s", out)
 	require.Contains(t, out, "not ready: deployment.apps/sedna-gm")

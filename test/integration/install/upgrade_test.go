@@ -24,13 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2/ktesting"
 	sigsyaml "sigs.k8s.io/yaml"
-
-	"github.com/sedna-go/sedna/test/localcluster"
 )
 
 // previousRef is "the previous version" an upgrade starts from. This repository has no release
@@ -70,26 +64,9 @@ func previousVersion(t *testing.T, root string) string {
 // namespace, a ConfigMap in it and a ClusterRole) that an upgrade must not touch.
 func newUpgradeEnv(t *testing.T) (*env, context.Context) {
 	t.Helper()
-	root := localcluster.RepoRoot()
-	bin := filepath.Join(root, "_output", "bin")
-	for _, b := range []string{"kube-apiserver", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Fatalf("%s missing in %s (run hack/install-test-binaries.sh): %v", b, bin, err)
-		}
-	}
-	_, ctx := ktesting.NewTestContext(t)
-	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cluster.Stop()) })
-	kube, err := kubernetes.NewForConfig(cluster.Config)
-	require.NoError(t, err)
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	require.NoError(t, err)
-	disc, err := discovery.NewDiscoveryClientForConfig(cluster.Config)
-	require.NoError(t, err)
-	e := &env{t: t, cluster: cluster, kube: kube, dyn: dyn, disc: disc, root: root}
-	require.NoError(t, cluster.AddNode(ctx, "cloud-node", nil))
-	require.NoError(t, cluster.AddNode(ctx, "edge-node-1", map[string]string{"node-role.kubernetes.io/edge": ""}))
+	e, ctx := newEnv(t)
+	kube := e.kube
+	var err error
 	for _, n := range []string{"bystander", usersNS} {
 		_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
 		require.NoError(t, err)
