@@ -681,7 +681,7 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 			ready = apimeta.IsStatusConditionTrue(ji.Status.Conditions, sednav1.ConditionReady)
 		}
 		connected = c.connectedLCs(ctx)
-		var arrivals map[string]int
+		var arrivals gmRecords
 		arrivals, arrivalsErr = c.gmArrivals()
 		reports = tally(outcomes, arrivals)
 		if err == nil && int64(counted) == answered && ready && connected == edges && arrivalsErr == nil && reports.missing == 0 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,59 +146,116 @@ func (c *campaign) reportOutcomes() (map[string]string, error) {
 	return out, nil
 }
 
-// recordedRE finds the report ID in GM's "Recorded a worker report" line (workerreports, V(4)).
-var recordedRE = regexp.MustCompile(`reportId[^A-Za-z0-9]+([A-Za-z0-9._-]+)`)
+// The GM log lines the campaign reads (klog text: "I1205 18:21:36.289955   17972 file.go:1] ...",
+// the number after the time being the process's pid): workerreports' "Recorded a worker report"
+// (V(4)) with the report's ID in its values, the reporting node and the channel's reportSeq, and
+// messagelayer's "Persisted a report mark" (V(4)) per node and write.
+var (
+	klogPidRE  = regexp.MustCompile(`^[IWEF]\d{4} [0-9:.]+\s+(\d+) `)
+	recordedRE = regexp.MustCompile(`reportId[^A-Za-z0-9]+([A-Za-z0-9._-]+)`)
+	nodeRE     = regexp.MustCompile(` node="([^"]+)"`)
+	seqRE      = regexp.MustCompile(` (?:reportSeq|seq)=(\d+)`)
+)
 
-// gmArrivals counts, per report ID, the times a GM recorded the report: every GM process of the
-// campaign, both slots, every restart (their logs are appended to).
-func (c *campaign) gmArrivals() (map[string]int, error) {
-	arrivals := map[string]int{}
+// arrival is one recording of a report by a GM process.
+type arrival struct {
+	pid, node string
+	seq       uint64
+}
+
+// gmRecords is what the GM processes of the campaign logged: per report ID its recordings in
+// log order, and per process and node the highest report mark it wrote.
+type gmRecords struct {
+	arrivals map[string][]arrival
+	marked   map[string]map[string]uint64 // pid → node → seq
+}
+
+// redelivered says whether a report recorded by a and again later is a redelivery the protocol
+// allows: a's process died before writing a mark covering it, so it never acknowledged it and
+// the LC sent it to the next GM (at least once). Anything else recorded twice is a duplicate.
+func (g gmRecords) redelivered(a, next arrival) bool {
+	return a.pid != next.pid && a.node == next.node && a.seq > 0 && g.marked[a.pid][a.node] < a.seq
+}
+
+// gmArrivals reads every GM process's recordings of the reporters' reports and report marks:
+// both slots, every restart (their logs are appended to).
+func (c *campaign) gmArrivals() (gmRecords, error) {
+	g := gmRecords{arrivals: map[string][]arrival{}, marked: map[string]map[string]uint64{}}
 	for _, slot := range []localsedna.GMSlot{localsedna.PrimaryGM, localsedna.StandbyGM} {
 		f, err := os.Open(c.s.GMSlotLog(slot))
 		if os.IsNotExist(err) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return gmRecords{}, err
 		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			line := sc.Text()
-			if !strings.Contains(line, "Recorded a worker report") || !strings.Contains(line, reporterService) {
-				continue
-			}
-			if m := recordedRE.FindStringSubmatch(line); m != nil {
-				arrivals[m[1]]++
-			}
+			g.read(sc.Text())
 		}
 		_ = f.Close() // read only
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", c.s.GMSlotLog(slot), err)
+			return gmRecords{}, fmt.Errorf("reading %s: %w", c.s.GMSlotLog(slot), err)
 		}
 	}
-	return arrivals, nil
+	return g, nil
+}
+
+// read takes one GM log line.
+func (g gmRecords) read(line string) {
+	recorded := strings.Contains(line, "Recorded a worker report") && strings.Contains(line, reporterService)
+	persisted := strings.Contains(line, "Persisted a report mark")
+	if !recorded && !persisted {
+		return
+	}
+	var a arrival
+	if m := klogPidRE.FindStringSubmatch(line); m != nil {
+		a.pid = m[1]
+	}
+	if m := nodeRE.FindStringSubmatch(line); m != nil {
+		a.node = m[1]
+	}
+	if m := seqRE.FindStringSubmatch(line); m != nil {
+		a.seq, _ = strconv.ParseUint(m[1], 10, 64)
+	}
+	if persisted {
+		if g.marked[a.pid] == nil {
+			g.marked[a.pid] = map[string]uint64{}
+		}
+		g.marked[a.pid][a.node] = max(g.marked[a.pid][a.node], a.seq)
+		return
+	}
+	if m := recordedRE.FindStringSubmatch(line); m != nil {
+		g.arrivals[m[1]] = append(g.arrivals[m[1]], a)
+	}
 }
 
 // reportTally compares the LCs' answers with GM's records.
 type reportTally struct {
 	sent, accepted, enospc, refused, noAnswer int
 	// missing: accepted (HTTP 200, outcome OK) and never recorded by GM; duplicated: recorded
-	// more than once; refusedArrived: refused by the LC and recorded by GM all the same.
-	missing, duplicated, refusedArrived int
+	// more than once, other than redelivered; redelivered: recorded again by the next GM after
+	// the GM that recorded it died before writing its mark (gmRecords.redelivered);
+	// refusedArrived: refused by the LC and recorded by GM all the same.
+	missing, duplicated, redelivered, refusedArrived int
 	examples                            []string
+	// missingIDs are the accepted reports GM never recorded.
+	missingIDs []string
 }
 
-func tally(outcomes map[string]string, arrivals map[string]int) reportTally {
+func tally(outcomes map[string]string, g gmRecords) reportTally {
 	var t reportTally
 	for id, outcome := range outcomes {
 		t.sent++
-		n := arrivals[id]
+		recordings := g.arrivals[id]
+		n := len(recordings)
 		switch outcome {
 		case "ok":
 			t.accepted++
 			if n == 0 {
 				t.missing++
+				t.missingIDs = append(t.missingIDs, id)
 				t.example("missing " + id)
 			}
 		case "error":
@@ -214,8 +272,16 @@ func tally(outcomes map[string]string, arrivals map[string]int) reportTally {
 			}
 		}
 		if n > 1 {
-			t.duplicated++
-			t.example(fmt.Sprintf("recorded %d times %s", n, id))
+			redelivered := true
+			for i := 0; i+1 < n; i++ {
+				redelivered = redelivered && g.redelivered(recordings[i], recordings[i+1])
+			}
+			if redelivered {
+				t.redelivered++
+			} else {
+				t.duplicated++
+				t.example(fmt.Sprintf("recorded %d times %s %v", n, id, recordings))
+			}
 		}
 	}
 	return t
@@ -301,8 +367,14 @@ func (c *campaign) reportRows(add func(inv, want, got string, ok bool), t report
 	}
 	add("test workers' reports an LC accepted (HTTP 200, OK) that GM recorded", fmt.Sprint(t.accepted), got,
 		err == nil && t.accepted > 0 && t.missing == 0)
-	add("accepted reports lost (never recorded by GM)", "0", fmt.Sprint(t.missing), err == nil && t.missing == 0)
-	add("reports GM recorded more than once", "0", fmt.Sprint(t.duplicated), err == nil && t.duplicated == 0)
+	lost := fmt.Sprint(t.missing)
+	if t.missing > 0 {
+		lost += " (" + c.lossClues(t.missingIDs) + ")"
+	}
+	add("accepted reports lost (never recorded by GM)", "0", lost, err == nil && t.missing == 0)
+	add("reports GM recorded more than once (other than redelivered)", "0", fmt.Sprint(t.duplicated), err == nil && t.duplicated == 0)
+	add("reports recorded again by the next GM because the GM that recorded them was killed before writing their mark (at least once)",
+		"any", fmt.Sprint(t.redelivered), true)
 	add("reports an LC refused that GM recorded anyway", "0", fmt.Sprint(t.refusedArrived), err == nil && t.refusedArrived == 0)
 	c.mu.Lock()
 	fills, opening := c.faults[FillStore], c.faults[FillWhileCut]
@@ -311,4 +383,68 @@ func (c *campaign) reportRows(add func(inv, want, got string, ok bool), t report
 		add(fmt.Sprintf("reports refused for ENOSPC (the first fault's full store while cut off, and %d other full-store faults)", fills),
 			"≥ 1", fmt.Sprint(t.enospc), t.enospc >= 1)
 	}
+}
+
+// lossClues says where lost reports may have gone, for a failed campaign's table (CI keeps
+// only the table): the lost IDs by reporter process with the range of their sequence numbers
+// (a contiguous run is a batch lost at once), and what the logs say about reports thrown away:
+// GM's rejections (the LC drops a rejected report) and reports workerreports ignored.
+func (c *campaign) lossClues(ids []string) string {
+	type run struct{ n, lo, hi int }
+	runs := map[string]*run{}
+	for _, id := range ids {
+		i := strings.LastIndexByte(id, '.')
+		if i < 0 {
+			continue
+		}
+		n, err := strconv.Atoi(id[i+1:])
+		if err != nil {
+			continue
+		}
+		r := runs[id[:i]]
+		if r == nil {
+			r = &run{lo: n, hi: n}
+			runs[id[:i]] = r
+		}
+		r.n++
+		r.lo, r.hi = min(r.lo, n), max(r.hi, n)
+	}
+	var parts []string
+	for prefix, r := range runs {
+		parts = append(parts, fmt.Sprintf("%s: %d lost, numbers %d–%d", prefix, r.n, r.lo, r.hi))
+	}
+	sort.Strings(parts)
+	count := func(path string, needles ...string) int {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, needle := range needles {
+				if strings.Contains(line, needle) {
+					n++
+					break
+				}
+			}
+		}
+		return n
+	}
+	gmRejected, gmIgnored := 0, 0
+	for _, slot := range []localsedna.GMSlot{localsedna.PrimaryGM, localsedna.StandbyGM} {
+		gmRejected += count(c.s.GMSlotLog(slot), "Rejected a report")
+		gmIgnored += count(c.s.GMSlotLog(slot), "Ignoring the report", "Ignoring a report")
+	}
+	lcDropped := 0
+	for _, n := range c.s.Nodes {
+		if n.Edge {
+			logs, _ := filepath.Glob(filepath.Join(n.LogDir(), "*_lc.log"))
+			for _, log := range logs {
+				lcDropped += count(log, "GM rejected a report", "quarantin")
+			}
+		}
+	}
+	parts = append(parts, fmt.Sprintf("GM log lines: %d rejected reports, %d ignored reports; LC log lines: %d reports dropped as rejected or stores quarantined",
+		gmRejected, gmIgnored, lcDropped))
+	return strings.Join(parts, "; ")
 }

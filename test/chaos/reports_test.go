@@ -7,17 +7,42 @@ import (
 )
 
 // The tally counts an accepted report GM never recorded as lost, any report recorded twice as
-// duplicated, a refused one GM recorded as a refusal that did not hold, and a report without an
-// answer as neither.
+// duplicated unless the GM that first recorded it died before writing its mark, a refused one
+// GM recorded as a refusal that did not hold, and a report without an answer as neither.
 func TestTallyCountsLostDuplicatedAndRefusedReports(t *testing.T) {
 	outcomes := map[string]string{
 		"a": "ok", "b": "ok", "c": "ok", "d": "enospc", "e": "refused-503", "f": "error", "g": "error", "h": "enospc",
+		"r": "ok", "s": "ok", "u": "ok",
 	}
-	arrivals := map[string]int{"a": 1, "c": 2, "e": 1, "f": 1, "x": 1}
-	got := tally(outcomes, arrivals)
-	got.examples = nil
-	require.Equal(t, reportTally{sent: 8, accepted: 3, enospc: 2, refused: 1, noAnswer: 2,
-		missing: 1, duplicated: 1, refusedArrived: 1}, got)
+	g := gmRecords{arrivals: map[string][]arrival{}, marked: map[string]map[string]uint64{}}
+	for _, line := range []string{
+		`I1205 18:00:00.000001     100 marks.go:1] "Persisted a report mark" node="n1" store="s" seq=4`,
+		`I1205 18:00:00.000002     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=1 object="chaos/chaos-reports-1" values={"reportId":"a"}`,
+		// c: recorded twice by one process.
+		`I1205 18:00:00.000003     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=2 object="chaos/chaos-reports-1" values={"reportId":"c"}`,
+		`I1205 18:00:00.000004     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=2 object="chaos/chaos-reports-1" values={"reportId":"c"}`,
+		`I1205 18:00:00.000005     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=3 object="chaos/chaos-reports-1" values={"reportId":"e"}`,
+		`I1205 18:00:00.000006     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=4 object="chaos/chaos-reports-1" values={"reportId":"f"}`,
+		// s: recorded by 100 after it wrote the mark covering it, and again by 200.
+		`I1205 18:00:00.000007     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=4 object="chaos/chaos-reports-1" values={"reportId":"s"}`,
+		// r: recorded by 100, which died before marking 5: redelivered to 200.
+		`I1205 18:00:00.000008     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=5 object="chaos/chaos-reports-1" values={"reportId":"r"}`,
+		// u: another node's mark does not cover it.
+		`I1205 18:00:00.000009     100 marks.go:1] "Persisted a report mark" node="n2" store="s" seq=9`,
+		`I1205 18:00:00.000010     100 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=6 object="chaos/chaos-reports-1" values={"reportId":"u"}`,
+		`I1205 18:00:01.000000     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=4 object="chaos/chaos-reports-1" values={"reportId":"s"}`,
+		`I1205 18:00:01.000001     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=5 object="chaos/chaos-reports-1" values={"reportId":"r"}`,
+		`I1205 18:00:01.000002     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=6 object="chaos/chaos-reports-1" values={"reportId":"u"}`,
+		`I1205 18:00:01.000003     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=7 object="chaos/chaos-reports-1" values={"reportId":"x"}`,
+		`I1205 18:00:01.000004     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=8 object="other/svc" values={"reportId":"b"}`,
+	} {
+		g.read(line)
+	}
+	require.Equal(t, map[string]uint64{"n1": 4, "n2": 9}, g.marked["100"])
+	got := tally(outcomes, g)
+	got.examples, got.missingIDs = nil, nil
+	require.Equal(t, reportTally{sent: 11, accepted: 6, enospc: 2, refused: 1, noAnswer: 2,
+		missing: 1, duplicated: 2, redelivered: 2, refusedArrived: 1}, got)
 }
 
 func TestWatcherCountsLiveChildrenPerWorker(t *testing.T) {

@@ -110,7 +110,7 @@ func (s *Sedna) startGM(ctx context.Context, waitReady bool) error {
 func (s *Sedna) gmArgs(configFile, identity string) []string {
 	args := []string{"--config=" + configFile, "--identity=" + identity, "-v=2"}
 	if s.opts.LogRecordedReports {
-		args = append(args, "--vmodule=workerreports=4")
+		args = append(args, "--vmodule=workerreports=4,marks=4")
 	}
 	return args
 }

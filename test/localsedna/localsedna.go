@@ -82,9 +82,10 @@ type Options struct {
 	// /var/lib/sedna (the LC's store) before the LCs start, so that a test can fill it
 	// (FillEdgeStore); root only. Stop unmounts it, and Start unmounts what a killed run left.
 	EdgeStoreSize int64
-	// LogRecordedReports runs GM with --vmodule=workerreports=4: one log line per worker report
-	// GM records, with its values, which the fault campaign counts by the IDs its test workers
-	// put in them (test/chaos). Off for anything that runs long (local-up): the lines add up.
+	// LogRecordedReports runs GM with --vmodule=workerreports=4,marks=4: one log line per worker
+	// report GM records, with its values and sequence number, which the fault campaign counts by
+	// the IDs its test workers put in them (test/chaos), and one per report mark GM writes. Off
+	// for anything that runs long (local-up): the lines add up.
 	LogRecordedReports bool
 }
 

@@ -36,8 +36,13 @@ type connection struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	// reports carries the reports the reader took, in order, to the report goroutine, which
-	// handles each once its mark is persisted and queues its ack.
+	// handles each and passes it to the ack goroutine, which queues its ack once its mark is
+	// persisted.
 	reports chan takenReport
+	// after, when set, is the previous connection's handledAll: this connection handles no
+	// report before the previous one handled all it took. handledAll is closed when this
+	// connection's report goroutine has handled every report it will.
+	after, handledAll chan struct{}
 	// slots holds one token per report the reader took and the report goroutine has not yet
 	// received: the reader gets a slot before taking a report, so it can give up waiting when
 	// the connection closes without having taken a report it cannot hand over.
@@ -66,6 +71,7 @@ func newConnection(h *Hub, ns *nodeState, ws wsConn) *connection {
 		reports:      make(chan takenReport, reportQueue),
 		slots:        make(chan struct{}, reportQueue),
 		readerDone:   make(chan struct{}),
+		handledAll:   make(chan struct{}),
 		dirtySet:     map[channel.Key]struct{}{},
 		pendingByKey: map[channel.Key]pending{},
 		pendingBySeq: map[uint64]channel.Key{},
@@ -101,14 +107,23 @@ func (c *connection) close() {
 // further ahead waits.
 const reportQueue = 64
 
-// takenReport is a report the reader took (advanced the node's mark for, unless a duplicate).
+// takenReport is a report the reader took (advanced the node's taken reports for, unless a
+// duplicate) for an LC store.
 type takenReport struct {
 	frame     *channel.Frame
 	duplicate bool
+	store     string
 }
 
-// run writes in this goroutine, reads in another and handles reports in a third, until the
-// connection fails. Reports already taken are handled even then: the node's mark says they were.
+// handledReport is a report handled (or a duplicate), waiting for its mark before its ack.
+type handledReport struct {
+	seq      uint64
+	store    string
+	ackError string
+}
+
+// run writes in this goroutine, reads in another, handles reports in a third and acknowledges
+// them in a fourth, until the connection fails. Reports already taken are handled even then.
 func (c *connection) run(ctx context.Context) {
 	reportsDone := make(chan struct{})
 	go func() {
@@ -127,16 +142,45 @@ func (c *connection) run(ctx context.Context) {
 	<-reportsDone
 }
 
-// reportLoop handles the taken reports in order and queues their acks.
+// reportLoop handles the taken reports in order, after the previous connection's, and hands
+// them to the ack goroutine.
 func (c *connection) reportLoop(ctx context.Context) {
-	logger := klog.FromContext(ctx)
+	handled := make(chan handledReport, reportQueue)
+	acksDone := make(chan struct{})
+	go func() {
+		defer close(acksDone)
+		c.ackLoop(ctx, handled)
+	}()
+	defer func() {
+		close(handled)
+		<-acksDone
+	}()
+	defer close(c.handledAll)
+	if c.after != nil {
+		<-c.after
+	}
 	for r := range c.reports {
 		<-c.slots
-		ackError, ok := c.hub.handleReport(ctx, c.ns, r.frame, r.duplicate)
-		if !ok {
-			continue // GM is stopping before the mark was written: no ack
+		h := handledReport{seq: r.frame.Seq, store: r.store}
+		if r.duplicate {
+			c.hub.metrics.Reports.WithLabelValues("duplicate").Inc()
+		} else {
+			h.ackError = c.hub.handleReport(ctx, c.ns, r.frame)
+			c.hub.reportHandled(c.ns, r.store, r.frame.Seq)
 		}
-		if !c.queueAck(r.frame.Seq, ackError) {
+		handled <- h
+	}
+}
+
+// ackLoop queues the ack of each handled report once its mark is persisted. A duplicate waits
+// too: its first copy may be handled and not yet persisted.
+func (c *connection) ackLoop(ctx context.Context, handled <-chan handledReport) {
+	logger := klog.FromContext(ctx)
+	for h := range handled {
+		if !c.hub.waitPersisted(c.ns, h.store, h.seq) {
+			continue // GM is stopping before the mark was written, or the store was replaced: no ack
+		}
+		if !c.queueAck(h.seq, h.ackError) {
 			logger.Info("The LC does not read its acknowledgements; closing the connection")
 			c.close()
 		}
@@ -372,7 +416,8 @@ func (c *connection) readLoop(ctx context.Context) {
 				return
 			}
 			// Never blocks: the slot reserves room in the queue.
-			c.reports <- takenReport{frame: frame, duplicate: c.hub.takeReport(c.ns, frame)}
+			duplicate, store := c.hub.takeReport(c.ns, frame)
+			c.reports <- takenReport{frame: frame, duplicate: duplicate, store: store}
 		default:
 			c.hub.metrics.MalformedFrames.Inc()
 			logger.Info("Ignoring a frame an LC may not send", "operation", frame.Header.Operation)

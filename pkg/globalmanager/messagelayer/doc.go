@@ -13,9 +13,10 @@
 // Credentials: a connection is closed when its token expires or a periodic review refuses it
 // (the LC's pod is gone); accepted reviews are cached briefly.
 //
-// Reports are deduplicated by the LC store's sequence numbers; the per-node mark is persisted
-// (a MarkStore: a ConfigMap) before a report is handled and acknowledged, so deduplication
-// survives GM restarts.
+// Reports are deduplicated by the LC store's sequence numbers. A report is handled, then its
+// per-node mark is persisted (a MarkStore: a ConfigMap), then it is acknowledged: deduplication
+// survives GM restarts, and a GM dying before the mark is written leaves the report to the next
+// GM (handled at least once, never lost; handlers are idempotent).
 //
 // The package talks to the Kubernetes API only for TokenReview and its marks ConfigMap; feature controllers
 // decide what is bound where (Publish/Unpublish) and what a report means (ReportHandler).

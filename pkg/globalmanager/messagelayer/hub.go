@@ -101,11 +101,16 @@ type entry struct {
 type nodeState struct {
 	name string
 
-	mu            sync.Mutex
-	resources     map[channel.Key]*entry
-	conn          *connection
+	mu        sync.Mutex
+	resources map[channel.Key]*entry
+	conn      *connection
+	// lastReportSeq is the newest report taken (read, in order) of the node's current store;
+	// a report at or below it is a duplicate.
 	lastReportSeq uint64
-	// storeID identifies the LC store lastReportSeq belongs to.
+	// handledSeq is the newest report of the current store handled, every one before it
+	// handled too: the mark persisted. It trails lastReportSeq while taken reports wait.
+	handledSeq uint64
+	// storeID identifies the LC store lastReportSeq and handledSeq belong to.
 	storeID string
 	// persisted is the mark last written to the MarkStore; persistedCh is closed when it
 	// changes.
@@ -280,9 +285,14 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 	if storeID != ns.storeID {
 		// A new or wiped LC store numbers its reports from 1 again.
 		ns.storeID = storeID
-		ns.lastReportSeq = 0
+		ns.lastReportSeq, ns.handledSeq = 0, 0
 	}
 	previous := ns.conn
+	if previous != nil {
+		// The reports the previous connection took are handled before this one's, so the
+		// handled reports stay a prefix of the store's.
+		c.after = previous.handledAll
+	}
 	ns.conn = c
 	// Snapshot: tombstones are implied by the sync frame; everything present is sent again.
 	keys := make([]channel.Key, 0, len(ns.resources))
@@ -320,38 +330,47 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 	logger.V(2).Info("LC disconnected")
 }
 
-// takeReport advances the node's mark to the report unless it already covers it, and says
-// whether it did (false: a duplicate).
-func (h *Hub) takeReport(ns *nodeState, f *channel.Frame) (duplicate bool) {
+// takeReport advances the node's taken reports to the report unless they already cover it, and
+// says whether it did (false: a duplicate) and for which LC store.
+func (h *Hub) takeReport(ns *nodeState, f *channel.Frame) (duplicate bool, store string) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	duplicate = f.Seq <= ns.lastReportSeq
 	if !duplicate {
 		ns.lastReportSeq = f.Seq
 	}
-	return duplicate
+	return duplicate, ns.storeID
 }
 
-// handleReport authorizes and dispatches one taken report once its mark is persisted, so no
-// later GM handles it again, and returns the error to send back in the ack ("" when accepted);
-// ok is false when no ack may be sent (GM is stopping before the mark was persisted).
-func (h *Hub) handleReport(ctx context.Context, ns *nodeState, f *channel.Frame, duplicate bool) (ackError string, ok bool) {
+// reportHandled advances the node's handled reports (the mark to persist) to seq of store.
+func (h *Hub) reportHandled(ns *nodeState, store string, seq uint64) {
+	ns.mu.Lock()
+	if ns.storeID == store && seq > ns.handledSeq {
+		ns.handledSeq = seq
+	}
+	ns.mu.Unlock()
+	h.mu.Lock()
+	p := h.marks
+	h.mu.Unlock()
+	if p != nil {
+		p.signal()
+	}
+}
+
+// handleReport authorizes and dispatches one taken report and returns the error to send back in
+// its ack ("" when accepted). The ack waits until the report's mark is persisted (ackLoop): a GM
+// dying before that leaves the report unacknowledged, and the LC sends it to the next GM, which
+// handles it again. Handlers are idempotent (they keep a worker's latest report, or reconcile a
+// job to it), so a report is handled at least once and never lost; once its mark is persisted,
+// no later GM handles it again.
+func (h *Hub) handleReport(ctx context.Context, ns *nodeState, f *channel.Frame) (ackError string) {
 	logger := klog.FromContext(ctx)
 	key := f.Header.Key()
-	// A duplicate waits too: its first copy may be taken and not yet persisted, and its ack
-	// lets the LC forget it.
-	if !h.waitPersisted(ns, f.Seq) {
-		return "", false
-	}
-	if duplicate {
-		h.metrics.Reports.WithLabelValues("duplicate").Inc()
-		return "", true
-	}
-	reject := func(reason, msg string) (string, bool) {
+	reject := func(reason, msg string) string {
 		h.metrics.Reports.WithLabelValues("rejected").Inc()
 		h.metrics.ReportsRejected.WithLabelValues(reason).Inc()
 		logger.Info("Rejected a report", "resource", key.String(), "seq", f.Seq, "reason", msg)
-		return msg, true
+		return msg
 	}
 	if !h.IsBound(ns.name, key) {
 		return reject(reasonNotBound, fmt.Sprintf("%s is not bound to node %s", key, ns.name))
@@ -362,11 +381,13 @@ func (h *Hub) handleReport(ctx context.Context, ns *nodeState, f *channel.Frame,
 	if handler == nil {
 		return reject(reasonUnknownKind, fmt.Sprintf("no controller takes reports about kind %q", key.Kind))
 	}
+	// The report's sequence number goes with every line its handler logs.
+	ctx = klog.NewContext(ctx, logger.WithValues("reportSeq", f.Seq))
 	if err := handler.HandleReport(ctx, ns.name, key, f.Content); err != nil {
 		return reject(reasonInvalid, fmt.Sprintf("report about %s: %v", key, err))
 	}
 	h.metrics.Reports.WithLabelValues("accepted").Inc()
-	return "", true
+	return ""
 }
 
 // snapshotEntries lists what the node has now, for the sync frame.

@@ -23,6 +23,9 @@ type testServer struct {
 	hub     *Hub
 	metrics *Metrics
 	srv     *httptest.Server
+	// stop ends the server as a GM process ending would: its hub's context ends and its
+	// listener closes.
+	stop func()
 
 	mu      sync.Mutex
 	reports []string // node:key:content of accepted reports
@@ -52,10 +55,15 @@ func newTestServerWith(t *testing.T, opts Options, auth Authenticator, setup fun
 		setup(ctx, ts.hub)
 	}
 	ts.srv = httptest.NewTLSServer(NewServer(ctx, ts.hub, auth))
-	t.Cleanup(func() {
-		cancel()
-		ts.srv.Close()
-	})
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			cancel()
+			ts.srv.CloseClientConnections()
+			ts.srv.Close()
+		})
+	}
+	t.Cleanup(ts.stop)
 	return ts
 }
 

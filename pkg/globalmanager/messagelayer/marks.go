@@ -167,11 +167,11 @@ type markPersister struct {
 }
 
 // UseMarks loads the marks the previous GM persisted and persists this GM's from now on, in
-// batches gathered for batchDelay. Call it before serving LCs: a report is handled only once its
-// mark is written, so a GM that dies at any point after handling a report never makes the next
-// one handle it again. The cost is that a GM dying between the write and the handling loses the
-// report, as one dying between handling and writing status always could; the LC's own
-// reconciliation (it sends the last stage report again while GM's status lags) covers both.
+// batches gathered for batchDelay. Call it before serving LCs. A mark covers the reports GM
+// handled, and a report is acknowledged only once its mark is written: a GM that dies before
+// the write leaves the report unacknowledged, and the next GM handles it again (at least once);
+// after the write, no later GM does. No report is lost, whatever the store said: a write the
+// store made though it answered an error covers only reports already handled.
 func (h *Hub) UseMarks(ctx context.Context, store MarkStore, batchDelay time.Duration) error {
 	marks, err := store.Load(ctx)
 	if err != nil {
@@ -180,7 +180,7 @@ func (h *Hub) UseMarks(ctx context.Context, store MarkStore, batchDelay time.Dur
 	for node, mark := range marks {
 		ns := h.node(node)
 		ns.mu.Lock()
-		ns.storeID, ns.lastReportSeq = mark.Store, mark.Seq
+		ns.storeID, ns.lastReportSeq, ns.handledSeq = mark.Store, mark.Seq, mark.Seq
 		ns.persisted = mark
 		ns.mu.Unlock()
 	}
@@ -217,7 +217,7 @@ func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 		h.mu.Unlock()
 		for _, ns := range states {
 			ns.mu.Lock()
-			if current := (Mark{Store: ns.storeID, Seq: ns.lastReportSeq}); current != ns.persisted {
+			if current := (Mark{Store: ns.storeID, Seq: ns.handledSeq}); current != ns.persisted {
 				changed[ns.name] = current
 			}
 			ns.mu.Unlock()
@@ -241,6 +241,7 @@ func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 		} else {
 			h.metrics.MarkWrites.WithLabelValues("ok").Inc()
 		}
+		logPersisted(logger, changed)
 		for _, ns := range states {
 			mark, ok := changed[ns.name]
 			if !ok {
@@ -251,6 +252,17 @@ func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 			close(ns.persistedCh)
 			ns.persistedCh = make(chan struct{})
 			ns.mu.Unlock()
+		}
+	}
+}
+
+// logPersisted logs, at V(4), each node's mark just written: the fault campaign (test/chaos)
+// tells a report handled again by the next GM because its GM died before writing its mark
+// from one handled twice.
+func logPersisted(logger klog.Logger, written map[string]Mark) {
+	if v := logger.V(4); v.Enabled() {
+		for node, mark := range written {
+			v.Info("Persisted a report mark", "node", node, "store", mark.Store, "seq", mark.Seq)
 		}
 	}
 }
@@ -288,11 +300,11 @@ func (p *markPersister) signal() {
 	}
 }
 
-// waitPersisted returns once the node's persisted mark covers seq of the node's current store,
-// or false when the persister stops first (GM is stopping). It does not give up when the
-// connection closes: the report is taken, so it must be handled even if its ack cannot be sent.
-// Without a MarkStore it returns true at once.
-func (h *Hub) waitPersisted(ns *nodeState, seq uint64) bool {
+// waitPersisted returns true once the node's persisted mark covers seq of store, or false when
+// the persister stops first (GM is stopping) or another LC store replaced store (its reports
+// can no longer be acknowledged). It does not give up when the connection closes. Without a
+// MarkStore it returns true at once.
+func (h *Hub) waitPersisted(ns *nodeState, store string, seq uint64) bool {
 	h.mu.Lock()
 	p := h.marks
 	h.mu.Unlock()
@@ -301,7 +313,11 @@ func (h *Hub) waitPersisted(ns *nodeState, seq uint64) bool {
 	}
 	for {
 		ns.mu.Lock()
-		if ns.persisted.Store == ns.storeID && ns.persisted.Seq >= seq {
+		if ns.storeID != store {
+			ns.mu.Unlock()
+			return false
+		}
+		if ns.persisted.Store == store && ns.persisted.Seq >= seq {
 			ns.mu.Unlock()
 			return true
 		}
