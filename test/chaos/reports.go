@@ -239,7 +239,7 @@ type reportTally struct {
 	// the GM that recorded it died before writing its mark (gmRecords.redelivered);
 	// refusedArrived: refused by the LC and recorded by GM all the same.
 	missing, duplicated, redelivered, refusedArrived int
-	examples                            []string
+	examples                                         []string
 	// missingIDs are the accepted reports GM never recorded.
 	missingIDs []string
 }
