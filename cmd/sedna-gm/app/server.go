@@ -58,6 +58,9 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sedna-gm",
 		Short: "Sedna global manager: feature controllers and the LC channel",
+		// component-base's cli.Run turns contextual logging off (logs.InitLogs); without it
+		// every value a logger carries in a context (node, feature, report) is dropped.
+		PersistentPreRun: func(*cobra.Command, []string) { klog.EnableContextualLogging(true) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config(cmd)
 			if err != nil {

@@ -63,6 +63,9 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sedna-lc",
 		Short: "Sedna local controller: the edge daemon of one node",
+		// component-base's cli.Run turns contextual logging off (logs.InitLogs); without it
+		// every value a logger carries in a context (node, feature, report) is dropped.
+		PersistentPreRun: func(*cobra.Command, []string) { klog.EnableContextualLogging(true) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return Run(cmd.Context(), opts)
 		},
