@@ -112,7 +112,9 @@ func firstSet(values ...*int64) *int64 {
 
 // setprivArgs is the setpriv(1) command line that becomes this identity and execs the rest.
 func (id identity) setprivArgs(setpriv string) []string {
-	args := []string{setpriv, "--reuid=" + strconv.FormatInt(id.uid, 10), "--regid=" + strconv.FormatInt(id.gid, 10)}
+	// The kernel clears the parent-death signal when the credentials change: keep restores it,
+	// so the worker still dies with a harness that dies without stopping its pods.
+	args := []string{setpriv, "--reuid=" + strconv.FormatInt(id.uid, 10), "--regid=" + strconv.FormatInt(id.gid, 10), "--pdeathsig=keep"}
 	if len(id.groups) == 0 {
 		args = append(args, "--clear-groups")
 	} else {

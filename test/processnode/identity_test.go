@@ -1,11 +1,14 @@
 package processnode
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -116,4 +119,37 @@ func TestVolumeOwnershipAsAKubelet(t *testing.T) {
 			require.Equal(t, tc.gid, f.Sys().(*syscall.Stat_t).Gid, "the file's group")
 		})
 	}
+}
+
+// TestAWorkerRunAsItsUserDiesWithItsHarness: a harness that dies without stopping its pods
+// takes their processes with it, also those that became another user (the kernel clears the
+// parent-death signal on that change). The harness is this test binary run again.
+func TestAWorkerRunAsItsUserDiesWithItsHarness(t *testing.T) {
+	if os.Getenv("PROCESSNODE_TEST_HARNESS") == "1" {
+		argv, err := identity{uid: 65532, gid: 65532}.wrap([]string{"sleep", "300"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.SysProcAttr = containerProcAttr()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("worker", cmd.Process.Pid)
+		os.Exit(0) // dies without stopping it
+	}
+	requireRoot(t)
+	harness := exec.Command(os.Args[0], "-test.run=^TestAWorkerRunAsItsUserDiesWithItsHarness$")
+	harness.Env = append(os.Environ(), "PROCESSNODE_TEST_HARNESS=1")
+	out, err := harness.Output()
+	require.NoError(t, err, "%s", out)
+	var pid int
+	_, err = fmt.Sscanf(strings.TrimSpace(string(out)), "worker %d", &pid)
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	require.Eventually(t, func() bool {
+		// Gone, or a zombie nobody reaps yet.
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		return err != nil || strings.Contains(string(status), "State:\tZ")
+	}, 10*time.Second, 50*time.Millisecond, "the worker (pid %d) outlived its harness", pid)
 }

@@ -343,9 +343,7 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
 		return -1, err
 	}
-	// Its own process group, to stop the worker's children with it; SIGKILL if this harness dies
-	// without stopping its pods (the kernel sends it; it survives the unshare/sh/exec chain).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = containerProcAttr()
 	if err := cmd.Start(); err != nil {
 		p.setWaiting(status, "RunContainerError", err.Error())
 		return -1, fmt.Errorf("starting container %s: %w", c.Name, err)
@@ -494,3 +492,11 @@ func (p *RunningPod) Stop() {
 
 // Done is closed when the pod's processes have all ended.
 func (p *RunningPod) Done() <-chan struct{} { return p.done }
+
+// containerProcAttr is how a container's process starts: in its own process group, to stop the
+// worker's children with it, and killed (SIGKILL, sent by the kernel) if this harness dies
+// without stopping its pods; the signal survives the unshare/sh/exec chain and, through
+// setpriv's --pdeathsig=keep, the change to the container's user.
+func containerProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
