@@ -373,7 +373,7 @@ func (c *campaign) reportRows(add func(inv, want, got string, ok bool), t report
 	}
 	add("accepted reports lost (never recorded by GM)", "0", lost, err == nil && t.missing == 0)
 	add("reports GM recorded more than once (other than redelivered)", "0", fmt.Sprint(t.duplicated), err == nil && t.duplicated == 0)
-	add("reports recorded again by the next GM because the GM that recorded them was killed before writing their mark (at least once)",
+	add("reports recorded again by the next GM because the GM that recorded them ended (killed, or its Lease lost) before writing their mark (at least once)",
 		"any", fmt.Sprint(t.redelivered), true)
 	add("reports an LC refused that GM recorded anyway", "0", fmt.Sprint(t.refusedArrived), err == nil && t.refusedArrived == 0)
 	c.mu.Lock()
