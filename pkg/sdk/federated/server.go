@@ -184,11 +184,11 @@ type Server struct {
 	// with ExitGrace set, the server ends only once every participant was
 	// told (or the grace passed), so a trainer that was away when training
 	// ended still gets the end instead of dialing a server that is gone.
-	told map[string]bool
-	stats     Stats
-	done      chan struct{}
-	doneOnce  sync.Once
-	timers    []clock.Timer
+	told     map[string]bool
+	stats    Stats
+	done     chan struct{}
+	doneOnce sync.Once
+	timers   []clock.Timer
 }
 
 type openRound struct {
