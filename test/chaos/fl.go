@@ -45,6 +45,8 @@ type flRun struct {
 	nodeIdx []int
 	model   *sednav1.Model
 	job     *sednav1.FederatedLearningJob
+	// exitRound is the aggregator's exit_round in the example's job.
+	exitRound int32
 
 	stopCh   chan struct{}
 	stopOnce sync.Once
@@ -68,10 +70,12 @@ type flJob struct {
 	// ended is set once the job has a Complete or Failed condition; outcome says which and why.
 	ended   time.Time
 	outcome string
-	// succeeded and accuracy (status.metrics) of a job that ended Complete.
-	succeeded bool
-	accuracy  float64
-	accErr    error
+	// succeeded and accuracy (status.metrics) of a job that ended Complete; finalRound is its
+	// status.round then.
+	succeeded  bool
+	accuracy   float64
+	accErr     error
+	finalRound int32
 }
 
 // startFL prepares the trainers' datasets (mnist-fl-prepare on each edge node) and the Model's
@@ -150,6 +154,20 @@ func (r *flRun) parse(manifest string) ([]*sednav1.Dataset, error) {
 	}
 	if r.model == nil || r.job == nil || len(datasets) != len(r.nodeIdx) {
 		return nil, fmt.Errorf("%s: want a Model, a FederatedLearningJob and %d Datasets", manifest, len(r.nodeIdx))
+	}
+	for _, c := range r.job.Spec.AggregationWorker.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == "exit_round" {
+				n, err := strconv.ParseInt(e.Value, 10, 32)
+				if err != nil {
+					return nil, fmt.Errorf("%s: exit_round %q: %w", manifest, e.Value, err)
+				}
+				r.exitRound = int32(n)
+			}
+		}
+	}
+	if r.exitRound <= 0 {
+		return nil, fmt.Errorf("%s: the aggregator sets no exit_round", manifest)
 	}
 	return datasets, nil
 }
@@ -253,7 +271,7 @@ func (r *flRun) observe(ctx context.Context, j *flJob) bool {
 		return true
 	}
 	if c := apimeta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionComplete); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gen {
-		j.ended, j.succeeded = now, true
+		j.ended, j.succeeded, j.finalRound = now, true, job.Status.Round
 		j.accuracy, j.accErr = accuracyOf(job.Status.Metrics)
 		j.outcome = fmt.Sprintf("Succeeded, %d rounds, %s", job.Status.Round, job.Status.Metrics)
 		return true
@@ -341,7 +359,7 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var ended, succeeded, failed, kills, atOpen int
-	var outcomes, hung, lowAcc []string
+	var outcomes, hung, lowAcc, shortRounds []string
 	var longest time.Duration
 	minAcc := 1.0
 	for _, j := range jobs {
@@ -361,6 +379,9 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 			continue
 		}
 		succeeded++
+		if j.finalRound != r.exitRound {
+			shortRounds = append(shortRounds, fmt.Sprintf("%s: %d", j.name, j.finalRound))
+		}
 		switch {
 		case j.accErr != nil:
 			lowAcc = append(lowAcc, fmt.Sprintf("%s: %v", j.name, j.accErr))
@@ -384,6 +405,12 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 	}
 	add(fmt.Sprintf("final accuracy on the 10,000 test images of every Succeeded federated learning job (a node alone: ≈ 0.40, uninterrupted: 0.955; longest time a Running job's round stood still: %s)", longest.Round(time.Second)),
 		fmt.Sprintf("≥ %.2f", flMinAccuracy), accGot, succeeded > 0 && len(lowAcc) == 0)
+	roundsGot := fmt.Sprintf("%d of %d", succeeded-len(shortRounds), succeeded)
+	if len(shortRounds) > 0 {
+		roundsGot += "; status.round of the others: " + strings.Join(shortRounds, ", ")
+	}
+	add(fmt.Sprintf("Succeeded federated learning jobs whose status shows their last round (exit_round %d), whose accuracy the row above is", r.exitRound),
+		strconv.Itoa(succeeded), roundsGot, len(shortRounds) == 0)
 	return "federated learning jobs: " + strings.Join(outcomes, "; ")
 }
 
