@@ -22,6 +22,7 @@
 //	SEDNA_AGG_CHECKPOINT_DIR (beside MODEL_URL)          checkpoint after every round; resume on start; "none": never
 //	S3_ENDPOINT_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY    credentials for s3:// MODEL_URL and checkpoints (from GM)
 //	SEDNA_AGG_EXIT_GRACE (none)                          end this long after training even if clients stay
+//	                                                     (until then, also wait for every participant to get the end)
 //	SEDNA_AGG_TOKEN (none), SEDNA_AGG_COMPAT (true)      admission: the job's token; admit clients without one
 //	                                                     (COMPAT=false without a token refuses to start)
 //	SEDNA_AGG_MAX_JSON_BYTES (16 MiB), SEDNA_AGG_MAX_BINARY_BYTES (1 GiB)

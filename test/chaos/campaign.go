@@ -52,6 +52,14 @@ const (
 	// store must grow (later fills may find room inside the store file that a drained backlog
 	// freed, and refuse nothing).
 	FillWhileCut Kind = "ENOSPC on an LC store while its node is cut off (the first fault, 10 s)"
+	// KillAggregator SIGKILLs the aggregation worker of the federated learning job running now
+	// (the process of the cloud node's pod); the pod's restart policy restarts it and it resumes
+	// from its checkpoint.
+	KillAggregator Kind = "kill -9 aggregator (federated learning)"
+	// PartitionRound waits (up to 15 s) for the federated learning job's round to advance, then
+	// takes one of its trainers' nodes' link down at once, while the new round is open, for 1 s
+	// to Config.MaxPartition.
+	PartitionRound Kind = "edge partition at an open FL round (link down)"
 	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
 	// runs (it also cuts the LC off from its workers).
 	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
@@ -90,6 +98,11 @@ type Config struct {
 	// campaign (fed batch after batch, so rounds go train → eval → deploy under the faults) and
 	// checks that it ends a round after the last fault healed.
 	IncrementalLearning bool
+	// FederatedLearning runs the federated learning example (trainers on edge nodes 1–3, the
+	// aggregator on the cloud node) during the campaign, one job after another, and checks that
+	// every job started ends, Succeeded with its accuracy or with a Failed condition saying why.
+	// It needs 3 edge nodes; with Network, PartitionRound is one of the faults.
+	FederatedLearning bool
 	// Converge bounds the wait for status to converge after the last fault heals; default 3 min.
 	Converge time.Duration
 	// Logf prints progress (t.Logf).
@@ -118,6 +131,8 @@ type Result struct {
 	Reports string
 	// IL says what the incremental learning job did.
 	IL string
+	// FL says how each federated learning job ended.
+	FL string
 	// Watched names the workers whose pods the watch saw.
 	Watched string
 	Rows    []Row
@@ -159,6 +174,9 @@ func (r *Result) Table() string {
 	}
 	if r.IL != "" {
 		fmt.Fprintf(&b, "%s\n", r.IL)
+	}
+	if r.FL != "" {
+		fmt.Fprintf(&b, "%s\n", r.FL)
 	}
 	if r.Watched != "" {
 		fmt.Fprintf(&b, "%s\n", r.Watched)
@@ -213,6 +231,8 @@ type campaign struct {
 	linksDown, linksCut int
 	// il is the incremental learning example, when Config.IncrementalLearning.
 	il *ilRun
+	// fl is the federated learning example, when Config.FederatedLearning.
+	fl *flRun
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
@@ -268,6 +288,12 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		}
 		defer c.il.stopFeeding() // when Run returns early; a no-op after the checks stopped it
 	}
+	if cfg.FederatedLearning {
+		if c.fl, err = c.startFL(ctx); err != nil {
+			return nil, err
+		}
+		defer c.fl.stop() // when Run returns early; a no-op after it was stopped
+	}
 	if err := c.waitReady(ctx, 3*time.Minute); err != nil {
 		return nil, err
 	}
@@ -294,6 +320,9 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	if c.il != nil {
 		c.il.stopFeeding()
 	}
+	if c.fl != nil {
+		c.fl.stop() // no new job; the one running is the check's
+	}
 	// With fresh bounds: the reporters are stopped even after an interrupt.
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 2*time.Minute)
 	reportersErr := c.stopReporters(stopCtx)
@@ -304,7 +333,7 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		return nil, injectErr
 	}
 	// The checks run even when ctx was cancelled (interrupted): with a fresh bound.
-	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+ilBound+time.Minute)
+	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+max(ilBound, flBound)+time.Minute)
 	defer cancel()
 	c.check(checkCtx, res, watch, answered, restartsBefore, healedAt, reportersErr)
 	c.mu.Lock()
@@ -326,6 +355,9 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 // inject runs the fault loop.
 func (c *campaign) inject(ctx context.Context) error {
 	kinds := []Kind{KillLC, KillGM, KillWorker, RestartAPIServer, RestartEtcd}
+	if c.fl != nil {
+		kinds = append(kinds, KillAggregator)
+	}
 	if c.cfg.FullDisk {
 		kinds = append(kinds, FillStore)
 	}
@@ -334,6 +366,9 @@ func (c *campaign) inject(ctx context.Context) error {
 		kinds = append(kinds, PartitionLink, PartitionLink)
 		if c.il != nil {
 			kinds = append(kinds, PartitionTransition)
+		}
+		if c.fl != nil {
+			kinds = append(kinds, PartitionRound)
 		}
 	} else if c.cfg.Relay != nil {
 		kinds = append(kinds, PartitionEdge)
@@ -404,6 +439,22 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			return "", err
 		}
 		return fmt.Sprintf("(pid %d)", pid), nil
+	case KillAggregator:
+		j := c.fl.current()
+		if j == nil {
+			return "", c.retryLater(ctx, errors.New("no federated learning job is running"))
+		}
+		cloud, _ := s.Node(localsedna.CloudNode)
+		pid, err := workerPID(cloud.Root, "sedna-aggregator")
+		if err != nil {
+			// Not started yet, between a kill and its restart, or done.
+			return "", c.retryLater(ctx, err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return "", err
+		}
+		c.fl.note(j, func(j *flJob) { j.aggregatorKills++ })
+		return fmt.Sprintf("of %s (pid %d)", j.name, pid), nil
 	case KillGM:
 		return c.killGM(ctx)
 	case RestartAPIServer, RestartEtcd:
@@ -435,10 +486,13 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			sleep(ctx, d)
 		}()
 		return fmt.Sprintf("for %s (%s)", d.Round(100*time.Millisecond), mode), nil
-	case PartitionLink, PartitionTransition:
+	case PartitionLink, PartitionTransition, PartitionRound:
 		i := 1 + c.rng.IntN(len(s.Nodes)-1)
-		if kind == PartitionTransition {
+		switch kind {
+		case PartitionTransition:
 			i = c.il.nodeIdx
+		case PartitionRound:
+			i = c.fl.nodeIdx[c.rng.IntN(len(c.fl.nodeIdx))]
 		}
 		node := localsedna.EdgeNodeName(i)
 		d := c.partitionLength(c.cfg.MaxPartition, left)
@@ -454,6 +508,15 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 				return "", c.retryLater(ctx, errors.New("no stage transition within 15 s"))
 			}
 			transition = " at " + transition
+		}
+		if kind == PartitionRound {
+			j, round, ok := c.fl.waitRoundOpen(ctx, 15*time.Second)
+			if !ok {
+				lock.Unlock()
+				return "", c.retryLater(ctx, errors.New("no federated learning round opened within 15 s"))
+			}
+			c.fl.note(j, func(j *flJob) { j.partitionsAtOpen++ })
+			transition = fmt.Sprintf(" while round %d of %s is open", round, j.name)
 		}
 		if err := c.cfg.Network.Down(ctx, i); err != nil {
 			lock.Unlock()
@@ -672,6 +735,17 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	deadline := healedAt.Add(c.cfg.Converge)
 	converged := false
 	outcomes, outcomesErr := c.reportOutcomes()
+	// The federated learning jobs are waited for meanwhile (their bound runs from healedAt).
+	var flRows []Row
+	flDone := make(chan struct{})
+	if c.fl != nil {
+		go func() {
+			defer close(flDone)
+			res.FL = c.fl.check(ctx, healedAt, func(inv, want, got string, ok bool) { flRows = append(flRows, Row{inv, want, got, ok}) })
+		}()
+	} else {
+		close(flDone)
+	}
 	var reports reportTally
 	var arrivalsErr error
 	for {
@@ -747,6 +821,8 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 			"yes", progress, ok)
 		res.IL = c.il.summary(ctx)
 	}
+	<-flDone
+	res.Rows = append(res.Rows, flRows...)
 	opened, total, why := c.openTruncatedStores()
 	add("copies of each LC store truncated mid-record that open (whole or quarantined)", strconv.Itoa(total), fmt.Sprintf("%d%s", opened, why), total > 0 && opened == total)
 }

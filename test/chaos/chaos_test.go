@@ -22,10 +22,11 @@ import (
 	"github.com/sedna-go/sedna/test/localcluster"
 )
 
-// TestCampaign is `make chaos`: local Sedna with two edge nodes (as root in network namespaces
+// TestCampaign is `make chaos`: local Sedna with three edge nodes (as root in network namespaces
 // whose links the campaign takes down, otherwise behind a relay the campaign cuts), a primary
-// and a standby GM, the joint inference example under load, the campaign's test workers and the
-// incremental learning example; CHAOS_SEED (default: random, printed), CHAOS_DURATION (default
+// and a standby GM, the joint inference example under load, the campaign's test workers, the
+// incremental learning example and the federated learning example (its trainers on the three
+// edge nodes, one job after another); CHAOS_SEED (default: random, printed), CHAOS_DURATION (default
 // 12m) and CHAOS_FAULTS (default: as many as fit) choose the campaign. Every process, namespace
 // and directory it starts is removed at the end, also on Ctrl-C or SIGTERM.
 func TestCampaign(t *testing.T) {
@@ -75,7 +76,7 @@ func TestCampaign(t *testing.T) {
 	// stores are on small tmpfs mounts the campaign fills. Not root: the relay cuts the LCs'
 	// link to GM instead, and there is no full-disk fault.
 	dir := filepath.Join(root, "_output", "chaos")
-	st, err := chaos.StartSedna(ctx, chaos.SetupOptions{Dir: dir, Subnet: 7, EdgeNodes: 2, // beside an e2e run's nodes on 127.0.1.x
+	st, err := chaos.StartSedna(ctx, chaos.SetupOptions{Dir: dir, Subnet: 7, EdgeNodes: 3, // beside an e2e run's nodes on 127.0.1.x
 		NoNetns: os.Getenv("CHAOS_NETNS") == "0", Logf: func(format string, args ...any) { fmt.Printf(format+"\n", args...) }})
 	t.Cleanup(func() {
 		// The logs of a green run are not needed.
@@ -86,7 +87,8 @@ func TestCampaign(t *testing.T) {
 	require.NoError(t, err)
 
 	cfg := st.Config()
-	cfg.Seed, cfg.Duration, cfg.Faults, cfg.IncrementalLearning, cfg.Logf = seed, duration, faults, true, t.Logf
+	cfg.Seed, cfg.Duration, cfg.Faults, cfg.Logf = seed, duration, faults, t.Logf
+	cfg.IncrementalLearning, cfg.FederatedLearning = true, true
 	res, err := chaos.Run(ctx, st.Sedna, cfg)
 	if res != nil {
 		fmt.Println(res.Table())

@@ -1,17 +1,21 @@
 // Package chaos is Sedna's fault campaign: on a running local Sedna (test/localsedna) it runs
 // the joint inference MNIST example under load, a test worker per edge node sending its LC
 // reports that each carry a unique ID (chaos-reporter), and, optionally, the incremental learning
-// example fed batch after batch; it injects faults chosen at random from a printed seed —
-// SIGKILL of an LC, of the leading GM (a standby takes over when one runs), of a worker;
+// example fed batch after batch and the federated learning example (three edge nodes' trainers,
+// one job after another); it injects faults chosen at random from a printed seed —
+// SIGKILL of an LC, of the leading GM (a standby takes over when one runs), of a worker, of the
+// federated learning aggregator;
 // restarts of kube-apiserver and etcd; cuts of the edge's link to the cloud of 1 s to 2 min (as
 // root: an edge node's own veth taken down, the node being in a network namespace of its own,
-// test/netns, also right at a stage transition of the incremental learning job; otherwise a
+// test/netns, also right at a stage transition of the incremental learning job and while a
+// federated learning round is open; otherwise a
 // relay between the LCs and GM); as root, ENOSPC on an LC's store (a tmpfs filled for 1 s to
 // 30 s) — then heals everything and checks the invariants, counting what broke: every
 // inference the edge answered is counted exactly once in the service's status, every report an
 // LC accepted is recorded by GM exactly once (by ID, from GM's log), a full store refuses
 // reports, no child object is ever duplicated (watched per worker during the whole campaign),
-// the service is Ready again, the incremental learning job ends a round or says why, the LCs
+// the service is Ready again, the incremental learning job ends a round or says why, every
+// federated learning job ends (Succeeded with its accuracy, or a Failed condition saying why), the LCs
 // restarted only when killed (their store opened after every fault), a copy of each LC's store
 // truncated mid-record opens, and status converges within a bound after the last fault heals.
 //

@@ -57,19 +57,8 @@ func (c *campaign) startIL(ctx context.Context) (*ilRun, error) {
 		url: "http://" + node.IP + ":8000", stopCh: make(chan struct{}), done: make(chan struct{}), next: 10000}
 	// The example's hostPath volumes, owned by the images' user (the inference worker files hard
 	// examples in hard-examples); mnist-il-initial fills them.
-	for _, dir := range []string{"/data/mnist-il", "/data/mnist-il/hard-examples"} {
-		path := node.HostPath(dir)
-		if err := os.MkdirAll(path, 0o755); err != nil {
-			return nil, err
-		}
-		if os.Geteuid() == 0 {
-			if err := os.Chown(path, imageUser, imageUser); err != nil {
-				return nil, err
-			}
-		}
-		if err := os.Chmod(path, 0o775|os.ModeSetgid); err != nil {
-			return nil, err
-		}
+	if err := prepareHostDirs(node, "/data/mnist-il", "/data/mnist-il/hard-examples"); err != nil {
+		return nil, err
 	}
 	if out, err := r.run(ctx, "mnist-il-initial", "--data-dir", r.dataDir); err != nil {
 		return nil, fmt.Errorf("preparing the incremental learning data: %w\n%s", err, out)
@@ -109,14 +98,39 @@ func (c *campaign) startIL(ctx context.Context) (*ilRun, error) {
 	return r, nil
 }
 
-// run runs one of the example's programs from the repository (they find MNIST through the
-// module cache).
+// run runs one of the example's programs.
 func (r *ilRun) run(ctx context.Context, program string, args ...string) ([]byte, error) {
+	return runProgram(ctx, r.c.s, program, args...)
+}
+
+// runProgram runs one of the examples' programs from the repository (they find MNIST through
+// the module cache), for at most 3 minutes.
+func runProgram(ctx context.Context, s *localsedna.Sedna, program string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(r.c.s.BinDir(), program), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir(), program), args...)
 	cmd.Dir = localcluster.RepoRoot()
 	return cmd.CombinedOutput()
+}
+
+// prepareHostDirs creates the host paths dirs of node as a node prepared for the examples has
+// them: owned by the images' user (as root), group-writable with the setgid bit.
+func prepareHostDirs(node localsedna.Node, dirs ...string) error {
+	for _, dir := range dirs {
+		path := node.HostPath(dir)
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return err
+		}
+		if os.Geteuid() == 0 {
+			if err := os.Chown(path, imageUser, imageUser); err != nil {
+				return err
+			}
+		}
+		if err := os.Chmod(path, 0o775|os.ModeSetgid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // feedOnce streams 1,000 training images to the inference worker and labels the hard

@@ -52,6 +52,13 @@ func TestWatcherCountsLiveChildrenPerWorker(t *testing.T) {
 	}
 	require.Equal(t, "incrementallearningjob/il/train", workerOf(labels("il", "train")))
 	require.Empty(t, workerOf(map[string]string{"app": "x"}))
+	// A federated learning job's trainers are one worker each.
+	fl := func(index string) map[string]string {
+		return map[string]string{"federatedlearningjob.sedna.io/name": "fl", "federatedlearningjob.sedna.io/worker-type": "train",
+			"federatedlearningjob.sedna.io/training-index": index}
+	}
+	require.Equal(t, "federatedlearningjob/fl/train-0", workerOf(fl("0")))
+	require.NotEqual(t, workerOf(fl("0")), workerOf(fl("1")))
 
 	sets := map[string]map[string]bool{}
 	most, worst := 0, ""

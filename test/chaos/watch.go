@@ -37,12 +37,18 @@ type watcher struct {
 }
 
 // workerOf names the worker of a Sedna object a child belongs to: "<kind>/<name>/<worker
-// type>" from the labels GM puts on every child (workers.Labels); "" for anything else.
+// type>" from the labels GM puts on every child (workers.Labels), followed by "-<index>" for a
+// federated learning job's training worker (one per spec.trainingWorkers entry, told apart by
+// the controller's training-index label); "" for anything else.
 func workerOf(labels map[string]string) string {
 	for key, workerType := range labels {
 		prefix, ok := strings.CutSuffix(key, ".sedna.io/worker-type")
 		if ok {
-			return prefix + "/" + labels[prefix+".sedna.io/name"] + "/" + workerType
+			worker := prefix + "/" + labels[prefix+".sedna.io/name"] + "/" + workerType
+			if index, ok := labels[prefix+".sedna.io/training-index"]; ok {
+				worker += "-" + index
+			}
+			return worker
 		}
 	}
 	return ""

@@ -43,7 +43,9 @@
 //
 // Rounds (Policy). A round closes when it has MinClients updates and either
 // every participant answered, the RoundDeadline passed since the round's
-// first update, or every connected client has contributed. The defaults
+// first update, or every connected client has contributed (with a deadline,
+// once every participant joined at least once: a trainer still connecting is
+// waited for until the deadline). The defaults
 // (MinClients = Participants, no deadline) are upstream's behaviour. A
 // Python update carries no round, so the server tracks, per connection,
 // the round of the last model it delivered (what a Python client trains
@@ -62,7 +64,9 @@
 // TargetMetric on the round's sample-weighted mean of the metrics Go clients
 // send in data.metrics. Once finished, any update is answered with the final
 // model and exit_flag "ok". The server's Done closes when training is over
-// and every client has left (upstream), or ExitGrace after the end.
+// and every client has left (upstream), or ExitGrace after the end; with
+// ExitGrace set, only once every participant was also sent the final model
+// (a trainer away when training ended gets it when it comes back).
 //
 // Checkpoints. After every round, before any client sees it, the global
 // model, round number, metrics and finish state are written to a

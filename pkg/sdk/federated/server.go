@@ -92,8 +92,11 @@ type ServerOptions struct {
 	// WriteTimeout bounds the write of one frame to a client.
 	WriteTimeout time.Duration
 	// ExitGrace, when positive, ends the server this long after training
-	// finished even if clients are still connected. Zero waits, as upstream
-	// does, until every client has gone.
+	// finished even if clients are still connected, and until then keeps it
+	// up for participants that were not sent the final model yet (away when
+	// training ended): it ends earlier only once every participant was sent
+	// it and every client has gone. Zero waits, as upstream does, until
+	// every client has gone.
 	ExitGrace time.Duration
 	// ResumeLinger is how long a server that resumed an already finished
 	// checkpoint waits for clients before it may end (they may still need
@@ -177,10 +180,15 @@ type Server struct {
 	reason   string
 	// lingering holds the end back after resuming a finished checkpoint.
 	lingering bool
-	stats     Stats
-	done      chan struct{}
-	doneOnce  sync.Once
-	timers    []clock.Timer
+	// told are the client ids that were sent the final model (exit "ok"):
+	// with ExitGrace set, the server ends only once every participant was
+	// told (or the grace passed), so a trainer that was away when training
+	// ended still gets the end instead of dialing a server that is gone.
+	told     map[string]bool
+	stats    Stats
+	done     chan struct{}
+	doneOnce sync.Once
+	timers   []clock.Timer
 }
 
 type openRound struct {
@@ -252,6 +260,7 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		conns:   map[*conn]struct{}{},
 		clients: map[string]*conn{},
 		known:   map[string]uint64{},
+		told:    map[string]bool{},
 		done:    make(chan struct{}),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  16 << 10,
@@ -951,9 +960,13 @@ func (s *Server) deadlinePassed(number int) {
 
 // maybeCloseLocked closes the open round when it has its quorum and either
 // every participant answered, the deadline passed, or every connected client
-// already contributed (waiting for a client that is not even connected is
-// what the deadline is for; with MinClients = Participants the quorum alone
-// decides, as upstream).
+// already contributed (a client that left is not waited for; with
+// MinClients = Participants the quorum alone decides, as upstream). With a
+// deadline, the last rule needs every participant to have joined at least
+// once since the server started: a trainer still connecting (its first dial
+// refused while the aggregator's Service had no endpoint yet, its backoff
+// running) is what the deadline waits for, otherwise the others would run
+// every round without it in a moment.
 func (s *Server) maybeCloseLocked() {
 	open := s.open
 	policy := s.opts.Policy
@@ -966,6 +979,9 @@ func (s *Server) maybeCloseLocked() {
 	case open.deadlinePassed:
 		s.closeRoundLocked("deadline")
 	default:
+		if policy.RoundDeadline > 0 && len(s.known) < policy.Participants {
+			return
+		}
 		for id := range s.clients {
 			if !open.contributors[id] {
 				return
@@ -1068,7 +1084,8 @@ func (s *Server) finishLocked(reason string) {
 }
 
 func (s *Server) checkDoneLocked() {
-	if s.finished && !s.lingering && len(s.clients) == 0 {
+	everyoneTold := s.opts.ExitGrace <= 0 || len(s.told) >= s.opts.Policy.Participants
+	if s.finished && !s.lingering && len(s.clients) == 0 && everyoneTold {
 		s.doneOnce.Do(func() { close(s.done) })
 	}
 }
@@ -1078,6 +1095,9 @@ func (s *Server) checkDoneLocked() {
 // Before the first round it carries round 0 and the initial model (or null
 // weights): only Go clients that asked for sync see it.
 func (s *Server) currentFrameLocked(c *conn) outFrame {
+	if c.id != "" && (s.finished || (s.global != nil && s.global.Exit == ExitOK)) {
+		s.told[c.id] = true
+	}
 	agg := s.global
 	if agg == nil {
 		agg = &Aggregate{Round: 0, Weights: s.opts.Initial, Exit: ExitContinue, Client: c.id, JobName: s.opts.Job}

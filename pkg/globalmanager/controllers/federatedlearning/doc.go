@@ -31,7 +31,8 @@
 // an ended job runs it again. From the training workers' reports (forwarded by their LCs): round
 // (the highest currentRound), Training (upstream's DoTraining, "Round <n> reaches at <time>"),
 // ClientsLate (True, reason RoundDeadline, naming the workers missing from the newest round that
-// said; False, AllClientsReported, when a newer round had all) and the aggregated model's
+// said, or, when it names none but had fewer clients than participants, how many it had; False,
+// AllClientsReported, when a newer round had all) and the aggregated model's
 // metrics, put on the aggregation Model's status.metrics and in status.metrics as
 // "key=value, ..." (the Metrics printer column). A report must name its worker, a pod of the job
 // scheduled on the reporting LC's node; any other is refused (the hub logs it and counts it in

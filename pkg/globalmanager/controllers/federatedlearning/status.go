@@ -68,10 +68,16 @@ func applyReports(status *sednav1.FLJobStatus, reports *jobReports, generation i
 	}
 	if reports.latenessKnown {
 		late := metav1.Condition{Type: sednav1.ConditionClientsLate, ObservedGeneration: generation}
-		if len(reports.late) > 0 {
+		switch {
+		case len(reports.late) > 0:
 			late.Status, late.Reason = metav1.ConditionTrue, reasonRoundDeadline
 			late.Message = fmt.Sprintf("round %d closed at its deadline without %s", reports.latenessRound, strings.Join(reports.late, ", "))
-		} else {
+		case reports.roundClients > 0 && reports.roundClients < reports.participants:
+			// The aggregator names only the clients it has seen: the others never joined it.
+			late.Status, late.Reason = metav1.ConditionTrue, reasonRoundDeadline
+			late.Message = fmt.Sprintf("round %d closed with %d of %d training workers (the others have not joined the aggregator)",
+				reports.latenessRound, reports.roundClients, reports.participants)
+		default:
 			late.Status, late.Reason = metav1.ConditionFalse, reasonAllClientsReported
 			late.Message = fmt.Sprintf("round %d had every training worker", reports.latenessRound)
 		}

@@ -70,6 +70,10 @@ type jobReports struct {
 	latenessRound int32
 	late          []string
 	lateUpdates   int64
+	// roundClients and participants are what the report of latenessRound said: a round closed
+	// with fewer clients than participants was short even when no late client is named (the
+	// aggregator names only clients it has seen; a trainer that never joined is not one).
+	roundClients, participants int64
 	// metricsRound is the round of metrics; metrics are sorted by key.
 	metricsRound int32
 	metrics      []sednav1.Metric
@@ -164,6 +168,10 @@ func (r *jobReports) add(round int32, info *ownerInfo, metrics []sednav1.Metric)
 		}
 		slices.Sort(late)
 		r.latenessKnown, r.latenessRound, r.late = true, round, slices.Compact(late)
+		r.participants, r.roundClients = *info.Participants, 0
+		if info.RoundClients != nil {
+			r.roundClients = *info.RoundClients
+		}
 	}
 	if info != nil && info.LateUpdates != nil && *info.LateUpdates > r.lateUpdates {
 		r.lateUpdates = *info.LateUpdates

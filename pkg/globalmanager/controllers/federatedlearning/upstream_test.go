@@ -83,6 +83,22 @@ func TestReportsShowRoundLateClientsAndMetrics(t *testing.T) {
 	require.Equal(t, "Round 4 reaches at 2026-01-02 03:07:00", training.Message)
 }
 
+// Found by the fault campaign (test/chaos, seed 1): a trainer that never joined the aggregator
+// is named by no report (the aggregator names only clients it has seen), and GM said
+// "round 20 had every training worker" of rounds that closed with 2 of 3.
+func TestRoundWithFewerClientsThanParticipantsIsLateEvenWithoutNames(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.sync()
+	require.NoError(t, f.report(`{"phase":"train","status":"running","output":{"models":[{"metrics":{"accuracy":0.65}}],
+		"ownerInfo":{"currentRound":20,"updateTime":"2026-01-02 03:05:00","roundClients":1,"participants":2,"lateClients":null}},"worker":"fl-train-0"}`))
+	f.sync()
+	late := meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionClientsLate)
+	require.NotNil(t, late)
+	require.Equal(t, metav1.ConditionTrue, late.Status)
+	require.Equal(t, reasonRoundDeadline, late.Reason)
+	require.Equal(t, "round 20 closed with 1 of 2 training workers (the others have not joined the aggregator)", late.Message)
+}
+
 func TestReportsFromStrangersOrMalformedAreNotShown(t *testing.T) {
 	f := newFixture(t, flJob())
 	f.sync()
