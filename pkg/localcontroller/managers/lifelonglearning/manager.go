@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
+	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
 
@@ -66,9 +67,8 @@ type Manager struct {
 	reporter managers.Reporter
 	opts     Options
 
-	mu    sync.Mutex
-	jobs  map[store.ResourceKey]*job
-	loops managers.LoopGroup
+	// jobs are the jobs on this node; their periodic passes run within Run.
+	jobs *jobstate.Jobs[*job]
 
 	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
 	afterPass func(key store.ResourceKey)
@@ -106,7 +106,7 @@ func New(st *store.Store, reporter managers.Reporter, opts Options) (*Manager, e
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Manager{store: st, reporter: reporter, opts: opts, jobs: map[store.ResourceKey]*job{}}, nil
+	return &Manager{store: st, reporter: reporter, opts: opts, jobs: jobstate.NewJobs((*job).run)}, nil
 }
 
 // Kind returns "lifelonglearningjob".
@@ -131,61 +131,37 @@ func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 		logger.Error(err, "Ignoring a LifelongLearningJob with an invalid spec", "version", r.Version)
 		return
 	}
-	m.mu.Lock()
-	j := m.jobs[r.Key]
-	if j == nil {
-		j = &job{m: m, key: r.Key}
-		m.jobs[r.Key] = j
-	}
-	m.mu.Unlock()
-
+	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if !j.loaded {
-		if err := j.load(ctx); err != nil {
-			logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
-			return
-		}
+	if err := j.load(ctx); err != nil {
+		logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
+		return
 	}
 	j.spec = parsed
-	if j.fresh {
-		j.fresh = false
-		if obj.Status.Round > j.rec.State.Round {
-			j.rec.State.Round = obj.Status.Round
-			logger.Info("No saved rounds on this node; continuing GM's round count", "round", obj.Status.Round)
-		}
-	}
+	j.saved.AdoptRound(ctx, obj.Status.Round)
 	j.observeStatus(ctx, obj.Status)
+	m.jobs.Start(r.Key)
+}
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if j.loop == nil {
-		j.loop = m.loops.Go(j.run)
-	}
+// newJob is the job of key before its record is loaded.
+func (m *Manager) newJob(key store.ResourceKey) *job {
+	return &job{m: m, key: key, saved: saved{
+		Store: m.store, Reporter: m.reporter, Now: m.opts.Now,
+		Key:            channel.Key{Kind: Kind, Namespace: key.Namespace, Name: key.Name},
+		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace,
+	}}
 }
 
 // ResourceDeleted stops the job and forgets its record.
 func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name))
-	m.mu.Lock()
-	j := m.jobs[key]
-	delete(m.jobs, key)
-	loop := (*managers.Loop)(nil)
-	if j != nil {
-		loop = j.loop
-	}
-	m.mu.Unlock()
-	if j != nil {
-		loop.Stop()
+	if j, ok := m.jobs.Remove(key); ok {
 		j.mu.Lock()
 		j.deleted = true
 		j.mu.Unlock()
 	}
-	err := m.store.WriteStates(
-		store.StateWrite{Namespace: StateNamespace, Key: stateKey(key), Delete: true},
-		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(key), Blob: true, Delete: true},
-	)
-	if err != nil {
+	if err := jobstate.Forget(m.store, StateNamespace, PoolNamespace, key); err != nil {
 		logger.Error(err, "Removing the record of a deleted job failed; it is replaced if the job comes back")
 	}
 	logger.V(2).Info("Stopped deleted lifelong learning job")
@@ -193,18 +169,9 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 
 // Run runs the jobs' periodic passes until ctx is done and returns once all of them stopped.
 func (m *Manager) Run(ctx context.Context) {
-	if !m.loops.Begin(ctx) {
+	if !m.jobs.Run(ctx) {
 		klog.FromContext(ctx).Error(nil, "Lifelong learning manager Run called more than once; ignoring the second call")
-		return
 	}
-	m.mu.Lock()
-	for _, j := range m.jobs {
-		if j.loop == nil {
-			j.loop = m.loops.Go(j.run)
-		}
-	}
-	m.mu.Unlock()
-	m.loops.End()
 }
 
 // HandleWorkerMessage takes a report of one of a job's workers: it forwards it to GM and drives
@@ -214,14 +181,10 @@ func (m *Manager) HandleWorkerMessage(ctx context.Context, msg managers.WorkerMe
 		return fmt.Errorf("%w: ownerKind %q sent to the %s manager", managers.ErrInvalidMessage, msg.OwnerKind, Kind)
 	}
 	key := store.ResourceKey{Kind: Kind, Namespace: msg.Namespace, Name: msg.OwnerName}
-	m.mu.Lock()
-	j := m.jobs[key]
-	m.mu.Unlock()
-	if j == nil {
+	j, ok := m.jobs.Get(key)
+	if !ok {
 		return fmt.Errorf("%w: lifelong learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
 	}
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name), "worker", msg.Name)
 	return j.handleWorkerMessage(klog.NewContext(ctx, logger), msg)
 }
-
-func stateKey(key store.ResourceKey) string { return key.Namespace + "/" + key.Name }

@@ -129,9 +129,7 @@ func (l *lc) publish(job *sednav1.LifelongLearningJob) {
 
 // pass runs one periodic pass of the job and returns its period.
 func (l *lc) pass() time.Duration {
-	l.m.mu.Lock()
-	j := l.m.jobs[store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: testJob}]
-	l.m.mu.Unlock()
+	j, _ := l.m.jobs.Get(store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: testJob})
 	require.NotNil(l.t, j)
 	return j.pass(context.Background())
 }
