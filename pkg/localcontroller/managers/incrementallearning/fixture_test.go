@@ -106,7 +106,7 @@ func startLC(t testing.TB, n node) *lc {
 	m, err := New(st, reporter, models, Options{Resolver: resolver, Rootfs: n.rootfs, WriteRoots: []string{"/data"}, Period: testPeriod})
 	require.NoError(t, err)
 	l := &lc{t: t, node: n, st: st, reporter: reporter, models: models, m: m, version: 100}
-	m.afterPass = func(store.ResourceKey) {
+	m.jobs.AfterPass = func(store.ResourceKey) {
 		l.passMu.Lock()
 		defer l.passMu.Unlock()
 		l.passes++

@@ -155,27 +155,16 @@ func (j *job) load(ctx context.Context) error {
 // rec is the job's saved record.
 func (j *job) rec() *record { return &j.saved.Rec }
 
-func (j *job) run(ctx context.Context) {
-	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
-	var after func()
-	if j.m.afterPass != nil {
-		after = func() { j.m.afterPass(j.key) }
-	}
-	rounds.RunPasses(ctx, j.pass, after)
-}
-
 // pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
 // round on. It returns the period until the next pass.
 func (j *job) pass(ctx context.Context) time.Duration {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	period := j.m.opts.Period
-	if period <= 0 && j.spec != nil {
-		period = j.spec.trainTrigger.Period()
+	var train *trigger.Trigger
+	if j.spec != nil {
+		train = j.spec.trainTrigger
 	}
-	if period <= 0 {
-		period = trigger.DefaultPeriod
-	}
+	period := jobstate.Period(j.m.opts.Period, train)
 	if j.deleted || j.spec == nil || ctx.Err() != nil {
 		return period
 	}
@@ -559,11 +548,7 @@ func (j *job) copyIntoHotUpdateDir(ctx context.Context, src place, hostDir, name
 }
 
 func (j *job) endRound(ctx context.Context) error {
-	message := j.rec().Current.Message
-	if message == "" && j.rec().State.StageState == sednav1.StageFailed {
-		message = fmt.Sprintf("round %d failed in stage %s", j.rec().State.Round, j.rec().State.Stage)
-	}
-	return j.closeRound(ctx, EventRoundEnded, message)
+	return j.closeRound(ctx, EventRoundEnded, rounds.EndMessage(j.rec().State, j.rec().Current.Message))
 }
 
 // closeRound ends the round with event (RoundEnded or DeployTriggerRejected), records it in the
@@ -585,11 +570,7 @@ func (j *job) closeRound(ctx context.Context, event Event, message string) error
 		}
 	}
 	return j.transition(ctx, event, func(rec *record) {
-		rec.Rounds = append(slices.Clone(rec.Rounds), result)
-		if extra := len(rec.Rounds) - sednav1.MaxRoundHistory; extra > 0 {
-			rec.Rounds = rec.Rounds[extra:]
-		}
-		rec.Current = roundData{}
+		rec.Rounds, rec.Current = rounds.AppendRound(rec.Rounds, result), roundData{}
 	}, &StageReport{Message: message, RoundResult: &result})
 }
 
@@ -612,34 +593,19 @@ func gmLags(published sednav1.ILJobStatus, lc State) bool {
 func (j *job) observeStatus(ctx context.Context, status sednav1.ILJobStatus) {
 	j.published = status.LearningProgress.DeepCopy()
 	current := j.rec().State
-	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
-		return
-	}
-	var event Event
-	message := ""
-	switch status.StageState {
-	case sednav1.StageStarting:
-		event = EventStagePodCreated
-	case sednav1.StageRunning:
-		event = EventStagePodStarted
-	case sednav1.StageFailed:
-		event = EventStageFailed
-		message = fmt.Sprintf("round %d: GM reports the %s stage failed", current.Round, current.Stage)
-		for _, condition := range status.Conditions {
-			if condition.Type == sednav1.ConditionFailed && condition.Message != "" {
-				message += ": " + condition.Message
-			}
-		}
-	default:
-		return
-	}
-	if !Allowed(current, event) {
-		// An older status GM publishes again, or one the LC is already past.
+	event, ok := rounds.PublishedEvent(status.LearningProgress, current)
+	if !ok {
 		return
 	}
 	var report *StageReport
 	mutate := func(*record) {}
 	if event == EventStageFailed {
+		message := fmt.Sprintf("round %d: GM reports the %s stage failed", current.Round, current.Stage)
+		for _, condition := range status.Conditions {
+			if condition.Type == sednav1.ConditionFailed && condition.Message != "" {
+				message += ": " + condition.Message
+			}
+		}
 		report = &StageReport{Message: message}
 		mutate = func(rec *record) { rec.Current.Message = message }
 	}
@@ -689,32 +655,16 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 // interpret maps a worker report to an event of the current stage, the round data it brings and
 // the stage report, or to no event with the reason why.
 func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *StageReport, string) {
-	var stage sednav1.LearningStage
-	switch strings.ToLower(msg.Kind) {
-	case "train":
-		stage = sednav1.StageTrain
-	case "eval":
-		stage = sednav1.StageEval
+	event, why := rounds.WorkerEvent(j.key.Name, j.rec().State, msg.Kind, msg.Status, msg.Name)
+	switch event {
+	case EventWorkerCompleted:
+	case EventWorkerFailed:
+		return event, func(rec *record) { rec.Current.WorkerFailures++ }, nil, ""
 	default:
-		return "", nil, nil, "kind " + msg.Kind + " does not drive the round"
-	}
-	if j.rec().State.Stage != stage {
-		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
-	}
-	if round, ok := podRound(j.key.Name, stage, msg.Name); ok && round != j.rec().State.Round {
-		return "", nil, nil, fmt.Sprintf("the report is from round %d's pod", round)
-	}
-	switch strings.ToLower(msg.Status) {
-	case "running":
-		return EventStagePodStarted, nil, nil, ""
-	case "failed":
-		return EventWorkerFailed, func(rec *record) { rec.Current.WorkerFailures++ }, nil, ""
-	case "completed":
-	default:
-		return "", nil, nil, "status " + msg.Status + " moves nothing"
+		return event, nil, nil, why
 	}
 	output := &StageOutput{Models: msg.Results}
-	if stage == sednav1.StageTrain {
+	if j.rec().State.Stage == sednav1.StageTrain {
 		trained, problem := j.pickTrained(msg.Results)
 		if problem == "" {
 			problem = j.checkTrainResults(msg.Results)
@@ -740,10 +690,7 @@ func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *Stag
 func (j *job) completedButUnusable(problem string, output *StageOutput) (Event, func(*record), *StageReport, string) {
 	message := fmt.Sprintf("round %d: %s", j.rec().State.Round, problem)
 	return EventWorkerCompleted, func(rec *record) {
-		failed, err := Next(rec.State, EventStageFailed)
-		if err == nil {
-			rec.State = failed
-		}
+		rec.State = rounds.FailedAtOnce(rec.State)
 		rec.Current.Message = message
 	}, &StageReport{Output: output, Message: message}, ""
 }

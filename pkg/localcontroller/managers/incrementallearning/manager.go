@@ -91,9 +91,6 @@ type Manager struct {
 
 	// jobs are the jobs on this node; their periodic passes run within Run.
 	jobs *jobstate.Jobs[*job]
-
-	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
-	afterPass func(key store.ResourceKey)
 }
 
 var (
@@ -151,7 +148,7 @@ func New(st *store.Store, reporter managers.Reporter, models Models, opts Option
 		store: st, reporter: reporter, models: models, opts: opts,
 		files: &hostFiles{rootfs: opts.Rootfs, resolver: opts.Resolver, writeRoots: opts.WriteRoots, maxBytes: opts.MaxIndexBytes},
 		s3:    &s3Clients{store: st, rootfs: opts.Rootfs},
-		jobs:  jobstate.NewJobs((*job).run),
+		jobs:  jobstate.NewJobs((*job).pass),
 	}, nil
 }
 

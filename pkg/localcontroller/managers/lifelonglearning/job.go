@@ -142,27 +142,16 @@ func (j *job) load(ctx context.Context) error {
 // rec is the job's saved record.
 func (j *job) rec() *record { return &j.saved.Rec }
 
-func (j *job) run(ctx context.Context) {
-	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
-	var after func()
-	if j.m.afterPass != nil {
-		after = func() { j.m.afterPass(j.key) }
-	}
-	rounds.RunPasses(ctx, j.pass, after)
-}
-
 // pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
 // round on. It returns the period until the next pass: the trigger's checkPeriodSeconds.
 func (j *job) pass(ctx context.Context) time.Duration {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	period := j.m.opts.Period
-	if period <= 0 && j.spec != nil {
-		period = j.spec.trainTrigger.Period()
+	var train *trigger.Trigger
+	if j.spec != nil {
+		train = j.spec.trainTrigger
 	}
-	if period <= 0 {
-		period = trigger.DefaultPeriod
-	}
+	period := jobstate.Period(j.m.opts.Period, train)
 	if j.deleted || j.spec == nil || ctx.Err() != nil {
 		return period
 	}
@@ -335,7 +324,7 @@ func (j *job) advance(ctx context.Context) {
 			err = j.transition(ctx, rounds.EventModelDeployed, func(rec *record) { rec.Current.Deployed = true },
 				&StageReport{Output: &StageOutput{Models: []map[string]any{{"format": "pkl", "url": j.deployPath()}}}}, nil)
 		case s.StageState == sednav1.StageFailed || (s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageCompleted):
-			err = j.closeRound(ctx, rounds.EventRoundEnded, j.roundMessage())
+			err = j.closeRound(ctx, rounds.EventRoundEnded, rounds.EndMessage(j.rec().State, j.rec().Current.Message))
 		default:
 			return
 		}
@@ -420,14 +409,6 @@ func (j *job) deploy(ctx context.Context) error {
 		&StageReport{Input: &StageInput{Models: []ModelRef{{Format: "pkl", URL: j.deployPath()}}}}, nil)
 }
 
-func (j *job) roundMessage() string {
-	message := j.rec().Current.Message
-	if message == "" && j.rec().State.StageState == sednav1.StageFailed {
-		message = fmt.Sprintf("round %d failed in stage %s", j.rec().State.Round, j.rec().State.Stage)
-	}
-	return message
-}
-
 // closeRound ends the round with event, records it in the history and reports Train/Waiting with
 // the round's result.
 func (j *job) closeRound(ctx context.Context, event rounds.Event, message string) error {
@@ -441,11 +422,7 @@ func (j *job) closeRound(ctx context.Context, event rounds.Event, message string
 		result.Model, result.Format = cur.Index.URL, cur.Index.Format
 	}
 	return j.transition(ctx, event, func(rec *record) {
-		rec.Rounds = append(slices.Clone(rec.Rounds), result)
-		if extra := len(rec.Rounds) - sednav1.MaxRoundHistory; extra > 0 {
-			rec.Rounds = rec.Rounds[extra:]
-		}
-		rec.Current = roundData{}
+		rec.Rounds, rec.Current = rounds.AppendRound(rec.Rounds, result), roundData{}
 	}, &StageReport{Message: message, RoundResult: &result}, nil)
 }
 
@@ -453,21 +430,8 @@ func (j *job) closeRound(ctx context.Context, event rounds.Event, message string
 func (j *job) observeStatus(ctx context.Context, status sednav1.LLJobStatus) {
 	j.published = status.LearningProgress.DeepCopy()
 	current := j.rec().State
-	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
-		return
-	}
-	var event rounds.Event
-	switch status.StageState {
-	case sednav1.StageStarting:
-		event = rounds.EventStagePodCreated
-	case sednav1.StageRunning:
-		event = rounds.EventStagePodStarted
-	case sednav1.StageFailed:
-		event = rounds.EventStageFailed
-	default:
-		return
-	}
-	if !rounds.Allowed(current, event) {
+	event, ok := rounds.PublishedEvent(status.LearningProgress, current)
+	if !ok {
 		return
 	}
 	var report *StageReport
@@ -519,32 +483,12 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 // interpret maps a worker report to an event of the current stage, the round data it brings and
 // the stage report, or to no event with the reason why.
 func (j *job) interpret(msg managers.WorkerMessage) (rounds.Event, func(*record), *StageReport, string) {
-	var stage sednav1.LearningStage
-	switch strings.ToLower(msg.Kind) {
-	case "train":
-		stage = sednav1.StageTrain
-	case "eval":
-		stage = sednav1.StageEval
-	default:
-		return "", nil, nil, "kind " + msg.Kind + " does not drive the round"
-	}
-	if j.rec().State.Stage != stage {
-		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
-	}
-	if round, ok := rounds.PodRound(j.key.Name, stage, msg.Name); ok && round != j.rec().State.Round {
-		return "", nil, nil, fmt.Sprintf("the report is from round %d's pod", round)
-	}
-	switch strings.ToLower(msg.Status) {
-	case "running":
-		return rounds.EventStagePodStarted, nil, nil, ""
-	case "failed":
-		return rounds.EventWorkerFailed, nil, nil, ""
-	case "completed":
-	default:
-		return "", nil, nil, "status " + msg.Status + " moves nothing"
+	event, why := rounds.WorkerEvent(j.key.Name, j.rec().State, msg.Kind, msg.Status, msg.Name)
+	if event != rounds.EventWorkerCompleted {
+		return event, nil, nil, why
 	}
 	output := &StageOutput{Models: msg.Results}
-	if stage == sednav1.StageTrain {
+	if j.rec().State.Stage == sednav1.StageTrain {
 		var url, format string
 		if len(msg.Results) > 0 {
 			url, _ = msg.Results[0]["url"].(string)
@@ -569,9 +513,7 @@ func (j *job) interpret(msg managers.WorkerMessage) (rounds.Event, func(*record)
 func (j *job) completedButUnusable(problem string, output *StageOutput) (rounds.Event, func(*record), *StageReport, string) {
 	message := fmt.Sprintf("round %d: %s", j.rec().State.Round, problem)
 	return rounds.EventWorkerCompleted, func(rec *record) {
-		if failed, err := rounds.Next(rec.State, rounds.EventStageFailed); err == nil {
-			rec.State = failed
-		}
+		rec.State = rounds.FailedAtOnce(rec.State)
 		rec.Current.Message = message
 	}, &StageReport{Output: output, Message: message}, ""
 }

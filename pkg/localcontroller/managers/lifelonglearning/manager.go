@@ -69,9 +69,6 @@ type Manager struct {
 
 	// jobs are the jobs on this node; their periodic passes run within Run.
 	jobs *jobstate.Jobs[*job]
-
-	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
-	afterPass func(key store.ResourceKey)
 }
 
 var (
@@ -106,7 +103,7 @@ func New(st *store.Store, reporter managers.Reporter, opts Options) (*Manager, e
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Manager{store: st, reporter: reporter, opts: opts, jobs: jobstate.NewJobs((*job).run)}, nil
+	return &Manager{store: st, reporter: reporter, opts: opts, jobs: jobstate.NewJobs((*job).pass)}, nil
 }
 
 // Kind returns "lifelonglearningjob".

@@ -3,15 +3,23 @@ package jobstate
 import (
 	"context"
 	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
 
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
 )
 
-// Jobs are a manager's jobs by resource key, each with its periodic loop, run within the
-// manager's Run. The zero value is not usable: NewJobs gives the loop function.
+// Jobs are a manager's jobs by resource key, each with its periodic loop of passes, run within
+// the manager's Run. The zero value is not usable: NewJobs gives the pass.
 type Jobs[J any] struct {
-	loop func(J, context.Context)
+	pass func(J, context.Context) time.Duration
+
+	// AfterPass, when set (by tests, before Run), is called after every periodic pass of a job.
+	AfterPass func(key store.ResourceKey)
 
 	mu    sync.Mutex
 	jobs  map[store.ResourceKey]*entry[J]
@@ -23,9 +31,10 @@ type entry[J any] struct {
 	loop *managers.Loop
 }
 
-// NewJobs returns an empty registry whose jobs run loop (until its context ends) within Run.
-func NewJobs[J any](loop func(job J, ctx context.Context)) *Jobs[J] {
-	return &Jobs[J]{loop: loop, jobs: map[store.ResourceKey]*entry[J]{}}
+// NewJobs returns an empty registry. Within Run, each job's loop calls pass, with the job's name
+// in the logger of ctx, and then waits the period pass returned (rounds.RunPasses).
+func NewJobs[J any](pass func(job J, ctx context.Context) time.Duration) *Jobs[J] {
+	return &Jobs[J]{pass: pass, jobs: map[store.ResourceKey]*entry[J]{}}
 }
 
 // Get returns the job of key, if there is one.
@@ -58,15 +67,24 @@ func (js *Jobs[J]) Start(key store.ResourceKey) {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	if e, ok := js.jobs[key]; ok {
-		js.start(e)
+		js.start(key, e)
 	}
 }
 
-func (js *Jobs[J]) start(e *entry[J]) {
+func (js *Jobs[J]) start(key store.ResourceKey, e *entry[J]) {
 	if e.loop == nil {
 		job := e.job
-		e.loop = js.loops.Go(func(ctx context.Context) { js.loop(job, ctx) })
+		e.loop = js.loops.Go(func(ctx context.Context) { js.run(ctx, key, job) })
 	}
+}
+
+func (js *Jobs[J]) run(ctx context.Context, key store.ResourceKey, job J) {
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name)))
+	var after func()
+	if js.AfterPass != nil {
+		after = func() { js.AfterPass(key) }
+	}
+	rounds.RunPasses(ctx, func(ctx context.Context) time.Duration { return js.pass(job, ctx) }, after)
 }
 
 // Remove forgets the job of key and returns it once its loop has stopped.
@@ -91,10 +109,23 @@ func (js *Jobs[J]) Run(ctx context.Context) bool {
 		return false
 	}
 	js.mu.Lock()
-	for _, e := range js.jobs {
-		js.start(e)
+	for key, e := range js.jobs {
+		js.start(key, e)
 	}
 	js.mu.Unlock()
 	js.loops.End()
 	return true
+}
+
+// Period is the wait between a job's passes: override when positive (tests), else the train
+// trigger's checkPeriodSeconds (train may be nil before a valid spec), else trigger.DefaultPeriod.
+func Period(override time.Duration, train *trigger.Trigger) time.Duration {
+	period := override
+	if period <= 0 && train != nil {
+		period = train.Period()
+	}
+	if period <= 0 {
+		period = trigger.DefaultPeriod
+	}
+	return period
 }
