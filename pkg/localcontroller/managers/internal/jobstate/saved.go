@@ -296,6 +296,7 @@ func (s *Saved[R, P]) ResendIfGMLags(ctx context.Context, published *sednav1.Lea
 		return
 	}
 	s.Reported = s.Now()
-	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again", "state", state.String())
+	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again",
+		"published", fmt.Sprintf("%s/%s (round %d)", published.Stage, published.StageState, published.Round), "state", state.String())
 	s.Flush(ctx)
 }
