@@ -141,17 +141,6 @@ type job struct {
 	clearPending bool
 }
 
-func (j *job) load(ctx context.Context) error {
-	resumed, err := j.saved.Load(ctx, record{State: InitialState})
-	if err != nil {
-		return err
-	}
-	if resumed {
-		klog.FromContext(ctx).V(2).Info("Resumed incremental learning job", "state", j.rec().State.String(), "pendingReports", len(j.rec().Pending))
-	}
-	return nil
-}
-
 // rec is the job's saved record.
 func (j *job) rec() *record { return &j.saved.Rec }
 
@@ -193,15 +182,12 @@ func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(
 	if report != nil {
 		encode = func(state State) ([]byte, error) { return report.Encode(state, j.problem) }
 	}
-	state, err := j.saved.Transition(event, mutate, encode, pools)
-	if err != nil {
+	if err := j.saved.Transition(ctx, event, mutate, encode, pools); err != nil {
 		return err
 	}
 	if report != nil {
 		j.clearPending = false
 	}
-	klog.FromContext(ctx).V(2).Info("Incremental learning job moved", "event", event, "state", state.String())
-	j.saved.Flush(ctx)
 	return nil
 }
 
@@ -209,23 +195,16 @@ func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(
 // trainProb of them into the train pool, the rest into a new eval version (as upstream).
 func (j *job) takeSamples(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	dsKey := store.ResourceKey{Kind: DatasetKind, Namespace: j.key.Namespace, Name: j.spec.obj.Spec.Dataset.Name}
-	resource, found, err := j.m.store.GetResource(dsKey)
-	if err != nil || !found {
-		logger.V(4).Info("Dataset not on this node yet", "dataset", dsKey.Name, "err", err)
-		return
-	}
-	var ds sednav1.Dataset
-	if err := json.Unmarshal(resource.Object, &ds); err != nil {
-		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
+	ds, ok := jobstate.Dataset(ctx, j.m.store, j.key.Namespace, j.spec.obj.Spec.Dataset.Name)
+	if !ok {
 		return
 	}
 	if !j.mayTry(ReasonDatasetIndexNotReadable) {
 		return
 	}
-	content, err := j.readIndex(ctx, &ds)
+	content, err := j.readIndex(ctx, ds)
 	if err != nil {
-		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", j.spec.obj.Spec.Dataset.Name, err))
 		return
 	}
 	j.unblocked(ctx, ReasonDatasetIndexNotReadable)

@@ -29,7 +29,7 @@ const (
 	// PoolNamespace is the store blob namespace of the jobs' sample pools, keyed as the records.
 	PoolNamespace = "incrementallearningjob-pools"
 	// DatasetKind is the channel kind of the Datasets the jobs read.
-	DatasetKind = "dataset"
+	DatasetKind = jobstate.DatasetKind
 	// HotUpdateAnnotation is the job annotation in which GM names the host path of the inference
 	// worker's model_config.json.
 	HotUpdateAnnotation = "sedna.io/model-hot-update-config"
@@ -179,7 +179,7 @@ func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.load(ctx); err != nil {
+	if err := j.saved.Load(ctx, record{State: InitialState}); err != nil {
 		logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
 		return
 	}
@@ -195,7 +195,7 @@ func (m *Manager) newJob(key store.ResourceKey) *job {
 	return &job{m: m, key: key, saved: saved{
 		Store: m.store, Reporter: m.reporter, Now: m.opts.Now,
 		Key:            channel.Key{Kind: Kind, Namespace: key.Namespace, Name: key.Name},
-		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace,
+		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace, Noun: "incremental learning",
 	}}
 }
 

@@ -2,7 +2,6 @@ package lifelonglearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -128,17 +127,6 @@ type job struct {
 	published *sednav1.LearningProgress
 }
 
-func (j *job) load(ctx context.Context) error {
-	resumed, err := j.saved.Load(ctx, record{State: rounds.InitialState})
-	if err != nil {
-		return err
-	}
-	if resumed {
-		klog.FromContext(ctx).V(2).Info("Resumed lifelong learning job", "state", j.rec().State.String(), "pendingReports", len(j.rec().Pending))
-	}
-	return nil
-}
-
 // rec is the job's saved record.
 func (j *job) rec() *record { return &j.saved.Rec }
 
@@ -172,13 +160,7 @@ func (j *job) transition(ctx context.Context, event rounds.Event, mutate func(*r
 	if report != nil {
 		encode = func(state rounds.State) ([]byte, error) { return report.Encode(state, j.problem) }
 	}
-	state, err := j.saved.Transition(event, mutate, encode, pools)
-	if err != nil {
-		return err
-	}
-	klog.FromContext(ctx).V(2).Info("Lifelong learning job moved", "event", event, "state", state.String())
-	j.saved.Flush(ctx)
-	return nil
+	return j.saved.Transition(ctx, event, mutate, encode, pools)
 }
 
 // blocked records that a step failed for reason and tells GM once (the job is Stalled); the step
@@ -221,20 +203,13 @@ func (j *job) reportState(ctx context.Context) {
 // (rounds.Pools.Take).
 func (j *job) takeSamples(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	dsKey := store.ResourceKey{Kind: DatasetKind, Namespace: j.key.Namespace, Name: j.spec.obj.Spec.Dataset.Name}
-	resource, found, err := j.m.store.GetResource(dsKey)
-	if err != nil || !found {
-		logger.V(4).Info("Dataset not on this node yet", "dataset", dsKey.Name, "err", err)
-		return
-	}
-	var ds sednav1.Dataset
-	if err := json.Unmarshal(resource.Object, &ds); err != nil {
-		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
+	ds, ok := jobstate.Dataset(ctx, j.m.store, j.key.Namespace, j.spec.obj.Spec.Dataset.Name)
+	if !ok {
 		return
 	}
 	content, err := j.readHostFile(ds.Spec.URL, j.m.opts.MaxIndexBytes)
 	if err != nil {
-		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", j.spec.obj.Spec.Dataset.Name, err))
 		return
 	}
 	j.unblocked(ctx, ReasonDatasetIndexNotReadable)

@@ -16,6 +16,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
 
@@ -27,7 +28,7 @@ const (
 	// PoolNamespace is the store blob namespace of the jobs' sample pools, keyed as the records.
 	PoolNamespace = "lifelonglearningjob-pools"
 	// DatasetKind is the channel kind of the Datasets the jobs read.
-	DatasetKind = "dataset"
+	DatasetKind = jobstate.DatasetKind
 	// DeployIndex is where, below spec.outputDir, the deployed KB index is copied: the inference
 	// worker's MODEL_URLS (contract §2.8).
 	DeployIndex = "deploy/index.pkl"
@@ -131,7 +132,7 @@ func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.load(ctx); err != nil {
+	if err := j.saved.Load(ctx, record{State: rounds.InitialState}); err != nil {
 		logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
 		return
 	}
@@ -146,7 +147,7 @@ func (m *Manager) newJob(key store.ResourceKey) *job {
 	return &job{m: m, key: key, saved: saved{
 		Store: m.store, Reporter: m.reporter, Now: m.opts.Now,
 		Key:            channel.Key{Kind: Kind, Namespace: key.Namespace, Name: key.Name},
-		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace,
+		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace, Noun: "lifelong learning",
 	}}
 }
 

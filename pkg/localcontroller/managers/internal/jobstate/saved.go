@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -51,6 +52,9 @@ type Saved[R any, P Record[R]] struct {
 	StateNamespace, PoolNamespace string
 	// Now is the clock of Reported.
 	Now func() time.Time
+	// Noun names the kind of job in log messages: "incremental learning" logs "Resumed
+	// incremental learning job" and "Incremental learning job moved".
+	Noun string
 
 	// Rec and Pools are what was saved last.
 	Rec   R
@@ -70,15 +74,14 @@ func (s *Saved[R, P]) stateKey() string { return s.Key.Namespace + "/" + s.Key.N
 func (s *Saved[R, P]) rec() P { return P(&s.Rec) }
 
 // Load reads the saved record and pools once (later calls return at once); without a saved
-// record, or with one that does not parse, the job starts from initial. It returns whether a
-// record was resumed, for the caller to log.
-func (s *Saved[R, P]) Load(ctx context.Context, initial R) (resumed bool, err error) {
+// record, or with one that does not parse, the job starts from initial.
+func (s *Saved[R, P]) Load(ctx context.Context, initial R) error {
 	if s.loaded {
-		return false, nil
+		return nil
 	}
 	raw, found, err := s.Store.GetState(s.StateNamespace, s.stateKey())
 	if err != nil {
-		return false, err
+		return err
 	}
 	s.Rec, s.Pools, s.fresh = initial, rounds.Pools{}, true
 	if found {
@@ -87,16 +90,17 @@ func (s *Saved[R, P]) Load(ctx context.Context, initial R) (resumed bool, err er
 			klog.FromContext(ctx).Error(err, "The job's saved record does not parse; starting over")
 		} else {
 			s.Rec, s.fresh = rec, false
+			klog.FromContext(ctx).V(2).Info("Resumed "+s.Noun+" job", "state", s.rec().RoundState().String(), "pendingReports", len(s.rec().reports().Pending))
 		}
 	}
 	if !s.fresh {
 		if err := s.loadPools(ctx, raw); err != nil {
-			return false, err
+			return err
 		}
 	}
 	s.loaded = true
 	s.Reported = s.Now() // a restarted LC gives GM the usual time before sending again
-	return !s.fresh, nil
+	return nil
 }
 
 // loadPools reads the job's sample pools. A record saved before the pools had a key of their own
@@ -201,14 +205,14 @@ func Forget(st *store.Store, stateNamespace, poolNamespace string, key store.Res
 // Train/Waiting, which ends a round), lets mutate fill the record (mutate may take a further
 // transition of its own: a completion whose results are unusable fails at once), encodes the
 // stage report of the resulting state with encode (when not nil) into Pending and LastReport, and
-// saves the record, with pools in the same transaction when pools is not nil. The caller hands
-// the pending reports over (Flush) once it logged the move. It returns the new state.
-func (s *Saved[R, P]) Transition(event rounds.Event, mutate func(*R), encode func(rounds.State) ([]byte, error), pools *rounds.Pools) (rounds.State, error) {
+// saves the record, with pools in the same transaction when pools is not nil. Then it hands the
+// pending reports over (Flush).
+func (s *Saved[R, P]) Transition(ctx context.Context, event rounds.Event, mutate func(*R), encode func(rounds.State) ([]byte, error), pools *rounds.Pools) error {
 	next := s.Rec
 	nextP := P(&next)
 	state, err := rounds.Next(*nextP.RoundState(), event)
 	if err != nil {
-		return state, err
+		return err
 	}
 	*nextP.RoundState() = state
 	if state.Stage != sednav1.StageTrain || state.StageState != sednav1.StageWaiting {
@@ -223,7 +227,7 @@ func (s *Saved[R, P]) Transition(event rounds.Event, mutate func(*R), encode fun
 	if encode != nil {
 		content, err := encode(state)
 		if err != nil {
-			return state, fmt.Errorf("encoding the %s report: %w", state, err)
+			return fmt.Errorf("encoding the %s report: %w", state, err)
 		}
 		out.Pending = append(out.Pending, content)
 		out.LastReport = content
@@ -235,9 +239,11 @@ func (s *Saved[R, P]) Transition(event rounds.Event, mutate func(*R), encode fun
 		err = s.Save(next)
 	}
 	if err != nil {
-		return state, fmt.Errorf("saving %s after %s: %w", state, event, err)
+		return fmt.Errorf("saving %s after %s: %w", state, event, err)
 	}
-	return state, nil
+	klog.FromContext(ctx).V(2).Info(capitalized(s.Noun+" job moved"), "event", event, "state", state.String())
+	s.Flush(ctx)
+	return nil
 }
 
 // Queue saves content as a pending report with the record, then hands the pending reports over.
@@ -299,4 +305,31 @@ func (s *Saved[R, P]) ResendIfGMLags(ctx context.Context, published *sednav1.Lea
 	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again",
 		"published", fmt.Sprintf("%s/%s (round %d)", published.Stage, published.StageState, published.Round), "state", state.String())
 	s.Flush(ctx)
+}
+
+func capitalized(message string) string {
+	if message == "" {
+		return message
+	}
+	return strings.ToUpper(message[:1]) + message[1:]
+}
+
+// DatasetKind is the store kind of the Datasets the learning jobs read.
+const DatasetKind = "dataset"
+
+// Dataset returns the Dataset namespace/name as GM sent it to this node, or false (logged) when
+// it is not here yet or does not parse.
+func Dataset(ctx context.Context, st *store.Store, namespace, name string) (*sednav1.Dataset, bool) {
+	logger := klog.FromContext(ctx)
+	resource, found, err := st.GetResource(store.ResourceKey{Kind: DatasetKind, Namespace: namespace, Name: name})
+	if err != nil || !found {
+		logger.V(4).Info("Dataset not on this node yet", "dataset", name, "err", err)
+		return nil, false
+	}
+	var ds sednav1.Dataset
+	if err := json.Unmarshal(resource.Object, &ds); err != nil {
+		logger.Error(err, "Dataset from GM does not parse", "dataset", name)
+		return nil, false
+	}
+	return &ds, true
 }

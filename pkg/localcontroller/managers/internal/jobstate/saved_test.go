@@ -64,14 +64,12 @@ func (f *fixture) saved() *testSaved {
 	return &testSaved{
 		Store: f.st, Reporter: f.reporter, Now: func() time.Time { return f.now },
 		Key:            channel.Key{Kind: "testjob", Namespace: "default", Name: "j"},
-		StateNamespace: testStateNS, PoolNamespace: testPoolNS,
+		StateNamespace: testStateNS, PoolNamespace: testPoolNS, Noun: "test",
 	}
 }
 
-func (f *fixture) load(s *testSaved) bool {
-	resumed, err := s.Load(context.Background(), testRecord{State: rounds.InitialState})
-	require.NoError(f.t, err)
-	return resumed
+func (f *fixture) load(s *testSaved) {
+	require.NoError(f.t, s.Load(context.Background(), testRecord{State: rounds.InitialState}))
 }
 
 func (f *fixture) storedRecord() map[string]any {
@@ -93,18 +91,27 @@ func encodeState(state rounds.State) ([]byte, error) {
 func TestTransitionSavesTheReportAndTheRecordSurvivesARestart(t *testing.T) {
 	f := newFixture(t)
 	s := f.saved()
-	require.False(t, f.load(s), "nothing saved yet")
+	f.load(s)
+	require.Equal(t, rounds.InitialState, s.Rec.State, "nothing saved yet")
 
 	pools := rounds.Pools{DatasetURL: "/data/index.txt", SeenSamples: 3, TrainPool: []string{"a"}}
-	state, err := s.Transition(rounds.EventTrainTriggerFired, func(r *testRecord) { r.Note = "round data" }, encodeState, &pools)
-	require.NoError(t, err)
-	require.Equal(t, rounds.State{Stage: sednav1.StageTrain, StageState: sednav1.StageReady, Round: 1}, state)
+	refuse := true
+	f.reporter.SetHook(func(context.Context, channel.Key, []byte) error {
+		if refuse {
+			return errors.New("queue full")
+		}
+		return nil
+	})
+	require.NoError(t, s.Transition(context.Background(), rounds.EventTrainTriggerFired, func(r *testRecord) { r.Note = "round data" }, encodeState, &pools))
+	state := rounds.State{Stage: sednav1.StageTrain, StageState: sednav1.StageReady, Round: 1}
+	require.Equal(t, state, s.Rec.State)
 	fields := f.storedRecord()
 	require.Len(t, fields["pending"], 1, "the report is saved with the transition, before it is handed over")
 	require.NotEmpty(t, fields["lastReport"])
 	require.Equal(t, "Train", fields["furthest"], "Entered is told the stage the round entered")
 	require.Empty(t, f.reporter.Contents())
 
+	refuse = false
 	s.Flush(context.Background())
 	require.Equal(t, []string{`{"phase":"Train","round":1,"status":"Ready"}`}, f.reporter.Contents())
 	require.NotContains(t, f.storedRecord(), "pending", "the reports taken are forgotten")
@@ -112,7 +119,7 @@ func TestTransitionSavesTheReportAndTheRecordSurvivesARestart(t *testing.T) {
 
 	f.reopen()
 	again := f.saved()
-	require.True(t, f.load(again))
+	f.load(again)
 	require.Equal(t, state, again.Rec.State)
 	require.Equal(t, "round data", again.Rec.Note)
 	require.Equal(t, pools, again.Pools)
@@ -154,7 +161,7 @@ func TestTransitionRefusesAnEventTheStateDoesNotAllow(t *testing.T) {
 	f := newFixture(t)
 	s := f.saved()
 	f.load(s)
-	_, err := s.Transition(rounds.EventModelDeployed, nil, encodeState, nil)
+	err := s.Transition(context.Background(), rounds.EventModelDeployed, nil, encodeState, nil)
 	require.ErrorContains(t, err, "not allowed")
 	require.Equal(t, rounds.InitialState, s.Rec.State)
 	_, found, err := f.st.GetState(testStateNS, "default/j")
@@ -169,9 +176,7 @@ func TestResendIfGMLagsSendsTheLastReportOnceGMFallsBehind(t *testing.T) {
 	f := newFixture(t)
 	s := f.saved()
 	f.load(s)
-	_, err := s.Transition(rounds.EventTrainTriggerFired, nil, encodeState, nil)
-	require.NoError(t, err)
-	s.Flush(context.Background())
+	require.NoError(t, s.Transition(context.Background(), rounds.EventTrainTriggerFired, nil, encodeState, nil))
 	lagging := &sednav1.LearningProgress{Stage: sednav1.StageTrain, StageState: sednav1.StageWaiting}
 	ctx := context.Background()
 
@@ -212,7 +217,7 @@ func TestQueueAndAdoptRound(t *testing.T) {
 
 	f.reopen()
 	again := f.saved()
-	require.True(t, f.load(again))
+	f.load(again)
 	again.AdoptRound(context.Background(), 9)
 	require.Equal(t, int32(4), again.Rec.State.Round, "a resumed record keeps its own round count")
 }
@@ -224,7 +229,7 @@ func TestLoadMovesPoolsOutOfAnOldRecord(t *testing.T) {
 	old := `{"state":{"stage":"Train","stageState":"Waiting","round":2},"datasetURL":"/data/i.txt","seenSamples":2,"trainPool":["a","b"]}`
 	require.NoError(t, f.st.PutState(testStateNS, "default/j", []byte(old)))
 	s := f.saved()
-	require.True(t, f.load(s))
+	f.load(s)
 	want := rounds.Pools{DatasetURL: "/data/i.txt", SeenSamples: 2, TrainPool: []string{"a", "b"}}
 	require.Equal(t, want, s.Pools)
 	raw, found, err := f.st.GetBlob(testPoolNS, "default/j")
@@ -241,7 +246,7 @@ func TestLoadStartsOverFromARecordThatDoesNotParseAndForgetRemovesAll(t *testing
 	f := newFixture(t)
 	require.NoError(t, f.st.PutState(testStateNS, "default/j", []byte(`{"state":`)))
 	s := f.saved()
-	require.False(t, f.load(s))
+	f.load(s)
 	require.Equal(t, rounds.InitialState, s.Rec.State)
 
 	require.NoError(t, s.SaveAll(testRecord{State: rounds.InitialState}, rounds.Pools{SeenSamples: 1}))
@@ -252,4 +257,26 @@ func TestLoadStartsOverFromARecordThatDoesNotParseAndForgetRemovesAll(t *testing
 	_, found, err = f.st.GetBlob(testPoolNS, "default/j")
 	require.NoError(t, err)
 	require.False(t, found)
+}
+
+// TestDatasetReadsWhatGMSent: a Dataset that is not here, or does not parse, is no Dataset.
+func TestDatasetReadsWhatGMSent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, ok := Dataset(ctx, f.st, "default", "d")
+	require.False(t, ok)
+
+	put := func(name, object string) {
+		_, err := f.st.PutResource(store.Resource{Key: store.ResourceKey{Kind: DatasetKind, Namespace: "default", Name: name}, Version: 1, Object: []byte(object)})
+		require.NoError(t, err)
+	}
+	put("d", `{"spec":{"url":"/data/index.txt","format":"txt"}}`)
+	put("broken", `{"spec":`)
+	ds, ok := Dataset(ctx, f.st, "default", "d")
+	require.True(t, ok)
+	require.Equal(t, "/data/index.txt", ds.Spec.URL)
+	_, ok = Dataset(ctx, f.st, "default", "broken")
+	require.False(t, ok)
+	_, ok = Dataset(ctx, f.st, "other", "d")
+	require.False(t, ok, "another namespace's Dataset")
 }
