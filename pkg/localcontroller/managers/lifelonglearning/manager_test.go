@@ -140,18 +140,7 @@ func (l *lc) post(msg managers.WorkerMessage) {
 }
 
 func (l *lc) stageReports() []StageReport {
-	var reports []StageReport
-	for _, content := range l.reporter.Contents() {
-		var probe map[string]any
-		require.NoError(l.t, json.Unmarshal([]byte(content), &probe))
-		if _, forwarded := probe["worker"]; forwarded {
-			continue
-		}
-		var report StageReport
-		require.NoError(l.t, json.Unmarshal([]byte(content), &report))
-		reports = append(reports, report)
-	}
-	return reports
+	return managertest.Decoded[StageReport](l.t, l.reporter, "worker", false)
 }
 
 func (l *lc) states() []string {
