@@ -149,21 +149,14 @@ func (j *job) rec() *record { return &j.saved.Rec }
 func (j *job) pass(ctx context.Context) time.Duration {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var train *trigger.Trigger
-	if j.spec != nil {
-		train = j.spec.trainTrigger
+	if j.spec == nil {
+		return jobstate.Period(j.m.opts.Period, nil)
 	}
-	period := jobstate.Period(j.m.opts.Period, train)
-	if j.deleted || j.spec == nil || ctx.Err() != nil {
+	period := jobstate.Period(j.m.opts.Period, j.spec.trainTrigger)
+	if j.deleted || ctx.Err() != nil {
 		return period
 	}
-	j.saved.Flush(ctx)
-	j.saved.ResendIfGMLags(ctx, j.published, j.m.opts.ResendAfter)
-	j.takeSamples(ctx)
-	if j.rec().State.Stage == sednav1.StageTrain && j.rec().State.StageState == sednav1.StageWaiting {
-		j.checkTrainTrigger(ctx)
-	}
-	j.advance(ctx)
+	j.saved.Pass(ctx, j.published, j.m.opts.ResendAfter, j.takeSamples, j.checkTrainTrigger, j.advance)
 	j.reportClear(ctx)
 	return period
 }

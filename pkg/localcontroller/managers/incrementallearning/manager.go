@@ -2,7 +2,6 @@ package incrementallearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -160,22 +159,10 @@ func (m *Manager) Kind() string { return Kind }
 func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(r.Key.Namespace, r.Key.Name))
 	ctx = klog.NewContext(ctx, logger)
-	if r.Key.Kind != Kind {
-		logger.Error(nil, "Ignoring a resource of another kind handed to the incremental learning manager", "kind", r.Key.Kind)
+	obj, parsed, ok := jobstate.Decode(ctx, r, Kind, "incremental learning", "an IncrementalLearningJob", parseJob)
+	if !ok {
 		return
 	}
-	var obj sednav1.IncrementalLearningJob
-	if err := json.Unmarshal(r.Object, &obj); err != nil {
-		logger.Error(err, "Ignoring an IncrementalLearningJob from GM that does not parse", "version", r.Version)
-		return
-	}
-	parsed, err := parseJob(&obj)
-	if err != nil {
-		// The previous valid version, if any, keeps driving the job.
-		logger.Error(err, "Ignoring an IncrementalLearningJob with an invalid spec", "version", r.Version)
-		return
-	}
-
 	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })
 	j.mu.Lock()
 	defer j.mu.Unlock()

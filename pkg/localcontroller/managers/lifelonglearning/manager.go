@@ -2,7 +2,6 @@ package lifelonglearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 
 	"k8s.io/klog/v2"
 
-	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
@@ -115,18 +113,8 @@ func (m *Manager) Kind() string { return Kind }
 func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(r.Key.Namespace, r.Key.Name))
 	ctx = klog.NewContext(ctx, logger)
-	if r.Key.Kind != Kind {
-		logger.Error(nil, "Ignoring a resource of another kind handed to the lifelong learning manager", "kind", r.Key.Kind)
-		return
-	}
-	var obj sednav1.LifelongLearningJob
-	if err := json.Unmarshal(r.Object, &obj); err != nil {
-		logger.Error(err, "Ignoring a LifelongLearningJob from GM that does not parse", "version", r.Version)
-		return
-	}
-	parsed, err := parseJob(&obj)
-	if err != nil {
-		logger.Error(err, "Ignoring a LifelongLearningJob with an invalid spec", "version", r.Version)
+	obj, parsed, ok := jobstate.Decode(ctx, r, Kind, "lifelong learning", "a LifelongLearningJob", parseJob)
+	if !ok {
 		return
 	}
 	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })

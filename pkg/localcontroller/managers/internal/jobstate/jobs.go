@@ -2,6 +2,7 @@ package jobstate
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -128,4 +129,27 @@ func Period(override time.Duration, train *trigger.Trigger) time.Duration {
 		period = trigger.DefaultPeriod
 	}
 	return period
+}
+
+// Decode takes a job version GM sent: r must be of kind, its object must decode as T and parse
+// must accept it. What cannot be taken is logged, naming the manager (noun, "incremental
+// learning") and the object (what, "an IncrementalLearningJob"), and ok is false: the previous
+// valid version, if any, keeps driving the job.
+func Decode[T, S any](ctx context.Context, r store.Resource, kind, noun, what string, parse func(*T) (S, error)) (obj *T, spec S, ok bool) {
+	logger := klog.FromContext(ctx)
+	if r.Key.Kind != kind {
+		logger.Error(nil, "Ignoring a resource of another kind handed to the "+noun+" manager", "kind", r.Key.Kind)
+		return nil, spec, false
+	}
+	obj = new(T)
+	if err := json.Unmarshal(r.Object, obj); err != nil {
+		logger.Error(err, "Ignoring "+what+" from GM that does not parse", "version", r.Version)
+		return nil, spec, false
+	}
+	spec, err := parse(obj)
+	if err != nil {
+		logger.Error(err, "Ignoring "+what+" with an invalid spec", "version", r.Version)
+		return nil, spec, false
+	}
+	return obj, spec, true
 }

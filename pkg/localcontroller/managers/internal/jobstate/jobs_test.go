@@ -2,6 +2,7 @@ package jobstate
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -77,4 +78,35 @@ func TestJobsRunTheLoopsOfAddedJobsUntilRemoved(t *testing.T) {
 func TestPeriod(t *testing.T) {
 	require.Equal(t, trigger.DefaultPeriod, Period(0, nil))
 	require.Equal(t, time.Second, Period(time.Second, nil))
+}
+
+type testObj struct {
+	Threshold float64 `json:"threshold"`
+}
+
+// TestDecodeTakesOnlyAValidVersionOfItsKind: another kind, an object that does not decode and
+// one parse refuses are not taken.
+func TestDecodeTakesOnlyAValidVersionOfItsKind(t *testing.T) {
+	parse := func(o *testObj) (float64, error) {
+		if o.Threshold <= 0 {
+			return 0, errors.New("threshold must be positive")
+		}
+		return o.Threshold * 2, nil
+	}
+	resource := func(kind, object string) store.Resource {
+		return store.Resource{Key: store.ResourceKey{Kind: kind, Namespace: "ns", Name: "j"}, Version: 3, Object: []byte(object)}
+	}
+	ctx := context.Background()
+	obj, spec, ok := Decode(ctx, resource("testjob", `{"threshold":2}`), "testjob", "test", "a TestJob", parse)
+	require.True(t, ok)
+	require.Equal(t, &testObj{Threshold: 2}, obj)
+	require.Equal(t, 4.0, spec)
+	for _, r := range []store.Resource{
+		resource("otherjob", `{"threshold":2}`),
+		resource("testjob", `{"threshold":`),
+		resource("testjob", `{"threshold":-1}`),
+	} {
+		_, _, ok := Decode(ctx, r, "testjob", "test", "a TestJob", parse)
+		require.False(t, ok, "%s", r.Object)
+	}
 }

@@ -333,3 +333,16 @@ func Dataset(ctx context.Context, st *store.Store, namespace, name string) (*sed
 	}
 	return &ds, true
 }
+
+// Pass is the body of a learning job's periodic pass: hand GM what is pending, send the last
+// stage report again if GM lags (ResendIfGMLags), take the dataset's new samples, evaluate the
+// train trigger while the round waits for it, and take the steps the LC makes on its own.
+func (s *Saved[R, P]) Pass(ctx context.Context, published *sednav1.LearningProgress, resendAfter time.Duration, takeSamples, checkTrainTrigger, advance func(context.Context)) {
+	s.Flush(ctx)
+	s.ResendIfGMLags(ctx, published, resendAfter)
+	takeSamples(ctx)
+	if state := s.rec().RoundState(); state.Stage == sednav1.StageTrain && state.StageState == sednav1.StageWaiting {
+		checkTrainTrigger(ctx)
+	}
+	advance(ctx)
+}
