@@ -171,11 +171,7 @@ func (j *job) transition(ctx context.Context, event Event, mutate func(*record),
 // transitionWithPools is transition that also replaces the sample pools, when pools is not nil,
 // in the same store transaction as the record.
 func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(*record), report *StageReport, pools *samplePools) error {
-	var encode func(State) ([]byte, error)
-	if report != nil {
-		encode = func(state State) ([]byte, error) { return report.Encode(state, j.problem) }
-	}
-	if err := j.saved.Transition(ctx, event, mutate, encode, pools); err != nil {
+	if err := j.saved.Transition(ctx, event, mutate, report.Encoder(j.problem), pools); err != nil {
 		return err
 	}
 	if report != nil {
@@ -592,7 +588,6 @@ func (j *job) observeStatus(ctx context.Context, status sednav1.ILJobStatus) {
 func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessage) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	logger := klog.FromContext(ctx)
 	if j.deleted || j.spec == nil {
 		return fmt.Errorf("%w: incremental learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
 	}
@@ -600,24 +595,13 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 	if err != nil {
 		return err
 	}
-	event, mutate, report, reason := j.interpret(msg)
-	if event == "" || !Allowed(j.rec().State, event) {
-		// Only forwarded: the inference worker's reports, a stage the round is not in (a late or
-		// repeated report), or a status that moves nothing.
-		if err := j.saved.Queue(ctx, forwarded); err != nil {
-			return fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
-		}
-		logger.V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", j.rec().State.String(), "why", reason)
-		return nil
+	event, mutate, report, why := j.interpret(msg)
+	moved, err := j.saved.TakeWorkerReport(ctx, msg, forwarded, event, mutate, report.Encoder(j.problem), why)
+	if err != nil || !moved {
+		return err
 	}
-	withForward := func(rec *record) {
-		rec.Pending = append(slices.Clone(rec.Pending), forwarded)
-		if mutate != nil {
-			mutate(rec)
-		}
-	}
-	if err := j.transition(ctx, event, withForward, report); err != nil {
-		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	if report != nil {
+		j.clearPending = false
 	}
 	j.advance(ctx)
 	j.reportClear(ctx)

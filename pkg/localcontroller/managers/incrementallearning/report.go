@@ -56,6 +56,14 @@ func (r *StageReport) Encode(state State, problem *Problem) ([]byte, error) {
 	return json.Marshal(r)
 }
 
+// Encoder is Encode with problem for jobstate.Saved.Transition; nil for no report.
+func (r *StageReport) Encoder(problem *Problem) func(State) ([]byte, error) {
+	if r == nil {
+		return nil
+	}
+	return func(state State) ([]byte, error) { return r.Encode(state, problem) }
+}
+
 // EncodeStateReport encodes a stage report of state unchanged (GM takes no transition from it)
 // carrying problem, if any, also as its message. It is never LastReport: sending it again later
 // would repeat a problem that may be gone.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -149,11 +148,7 @@ func (j *job) pass(ctx context.Context) time.Duration {
 // transition applies event, lets mutate fill the record, saves record (and pools, when not nil)
 // in one store transaction with the report, then hands the pending reports to the Reporter.
 func (j *job) transition(ctx context.Context, event rounds.Event, mutate func(*record), report *StageReport, pools *rounds.Pools) error {
-	var encode func(rounds.State) ([]byte, error)
-	if report != nil {
-		encode = func(state rounds.State) ([]byte, error) { return report.Encode(state, j.problem) }
-	}
-	return j.saved.Transition(ctx, event, mutate, encode, pools)
+	return j.saved.Transition(ctx, event, mutate, report.Encoder(j.problem), pools)
 }
 
 // blocked records that a step failed for reason and tells GM once (the job is Stalled); the step
@@ -428,21 +423,9 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 		return err
 	}
 	event, mutate, report, why := j.interpret(msg)
-	if event == "" || !rounds.Allowed(j.rec().State, event) {
-		if err := j.saved.Queue(ctx, forwarded); err != nil {
-			return fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
-		}
-		klog.FromContext(ctx).V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", j.rec().State.String(), "why", why)
-		return nil
-	}
-	withForward := func(rec *record) {
-		rec.Pending = append(slices.Clone(rec.Pending), forwarded)
-		if mutate != nil {
-			mutate(rec)
-		}
-	}
-	if err := j.transition(ctx, event, withForward, report, nil); err != nil {
-		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	moved, err := j.saved.TakeWorkerReport(ctx, msg, forwarded, event, mutate, report.Encoder(j.problem), why)
+	if err != nil || !moved {
+		return err
 	}
 	j.advance(ctx)
 	return nil

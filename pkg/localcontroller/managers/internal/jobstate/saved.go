@@ -346,3 +346,29 @@ func (s *Saved[R, P]) Pass(ctx context.Context, published *sednav1.LearningProgr
 	}
 	advance(ctx)
 }
+
+// TakeWorkerReport saves forwarded, msg relayed to GM, and, when event is allowed in the current
+// state, the transition it brings (Transition with mutate and encode), in one save; then it hands
+// the reports over. With no event, or one not allowed (the inference worker's reports, a stage
+// the round is not in, a late or repeated report, a status that moves nothing), the report is only
+// forwarded and why is logged. moved says whether the round moved.
+func (s *Saved[R, P]) TakeWorkerReport(ctx context.Context, msg managers.WorkerMessage, forwarded []byte, event rounds.Event, mutate func(*R), encode func(rounds.State) ([]byte, error), why string) (moved bool, err error) {
+	if event == "" || !rounds.Allowed(*s.rec().RoundState(), event) {
+		if err := s.Queue(ctx, forwarded); err != nil {
+			return false, fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
+		}
+		klog.FromContext(ctx).V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", s.rec().RoundState().String(), "why", why)
+		return false, nil
+	}
+	withForward := func(rec *R) {
+		out := P(rec).reports()
+		out.Pending = append(slices.Clone(out.Pending), forwarded)
+		if mutate != nil {
+			mutate(rec)
+		}
+	}
+	if err := s.Transition(ctx, event, withForward, encode, nil); err != nil {
+		return false, fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	}
+	return true, nil
+}

@@ -12,6 +12,7 @@ import (
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/managertest"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -279,4 +280,34 @@ func TestDatasetReadsWhatGMSent(t *testing.T) {
 	require.False(t, ok)
 	_, ok = Dataset(ctx, f.st, "other", "d")
 	require.False(t, ok, "another namespace's Dataset")
+}
+
+// TestTakeWorkerReportForwardsAndMovesInOneSave: a report whose event the state allows is saved
+// forwarded first, then the stage report of the transition; one whose event is not allowed is
+// only forwarded.
+func TestTakeWorkerReportForwardsAndMovesInOneSave(t *testing.T) {
+	f := newFixture(t)
+	s := f.saved()
+	f.load(s)
+	ctx := context.Background()
+	msg := managers.WorkerMessage{Name: "j-train-1", Kind: "train", Status: "running"}
+
+	moved, err := s.TakeWorkerReport(ctx, msg, []byte(`{"worker":"early"}`), rounds.EventStagePodStarted, nil, encodeState, "")
+	require.NoError(t, err)
+	require.False(t, moved, "Train/Waiting does not allow StagePodStarted")
+	require.Equal(t, rounds.InitialState, s.Rec.State)
+
+	require.NoError(t, s.Transition(ctx, rounds.EventTrainTriggerFired, nil, encodeState, nil))
+	moved, err = s.TakeWorkerReport(ctx, msg, []byte(`{"worker":"running"}`), rounds.EventStagePodStarted,
+		func(r *testRecord) { r.Note = "started" }, encodeState, "")
+	require.NoError(t, err)
+	require.True(t, moved)
+	require.Equal(t, sednav1.StageRunning, s.Rec.State.StageState)
+	require.Equal(t, "started", s.Rec.Note)
+	require.Equal(t, []string{
+		`{"worker":"early"}`,
+		`{"phase":"Train","round":1,"status":"Ready"}`,
+		`{"worker":"running"}`,
+		`{"phase":"Train","round":1,"status":"Running"}`,
+	}, f.reporter.Contents())
 }
