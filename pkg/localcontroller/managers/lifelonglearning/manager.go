@@ -10,7 +10,6 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
@@ -132,11 +131,10 @@ func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 
 // newJob is the job of key before its record is loaded.
 func (m *Manager) newJob(key store.ResourceKey) *job {
-	return &job{m: m, key: key, saved: saved{
-		Store: m.store, Reporter: m.reporter, Now: m.opts.Now,
-		Key:            channel.Key{Kind: Kind, Namespace: key.Namespace, Name: key.Name},
+	return &job{m: m, key: key, saved: jobstate.NewSaved[record](jobstate.Config{
+		Store: m.store, Reporter: m.reporter, Now: m.opts.Now, Kind: Kind,
 		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace, Noun: "lifelong learning",
-	}}
+	}, key)}
 }
 
 // ResourceDeleted stops the job and forgets its record.

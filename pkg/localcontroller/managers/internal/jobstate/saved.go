@@ -41,20 +41,32 @@ type Record[R any] interface {
 	Entered(stage sednav1.LearningStage)
 }
 
-// Saved is one job's record and sample pools as the LC store holds them. It is not safe for
-// concurrent use: the job's lock guards it.
-type Saved[R any, P Record[R]] struct {
+// Config is what the jobs of one manager share about their saved state.
+type Config struct {
 	Store    *store.Store
 	Reporter managers.Reporter
-	// Key is the job's channel key: its reports go to GM under it.
-	Key channel.Key
-	// StateNamespace and PoolNamespace are the store namespaces of the record and the pools.
-	StateNamespace, PoolNamespace string
 	// Now is the clock of Reported.
 	Now func() time.Time
+	// Kind is the channel kind the jobs' reports go to GM under.
+	Kind string
+	// StateNamespace and PoolNamespace are the store namespaces of the records and the pools.
+	StateNamespace, PoolNamespace string
 	// Noun names the kind of job in log messages: "incremental learning" logs "Resumed
 	// incremental learning job" and "Incremental learning job moved".
 	Noun string
+}
+
+// NewSaved is the saved state of the job key, to be read by Load.
+func NewSaved[R any, P Record[R]](c Config, key store.ResourceKey) Saved[R, P] {
+	return Saved[R, P]{Config: c, Key: channel.Key{Kind: c.Kind, Namespace: key.Namespace, Name: key.Name}}
+}
+
+// Saved is one job's record and sample pools as the LC store holds them. It is not safe for
+// concurrent use: the job's lock guards it.
+type Saved[R any, P Record[R]] struct {
+	Config
+	// Key is the job's channel key: its reports go to GM under it.
+	Key channel.Key
 
 	// Rec and Pools are what was saved last.
 	Rec   R

@@ -62,11 +62,11 @@ func (f *fixture) reopen() {
 }
 
 func (f *fixture) saved() *testSaved {
-	return &testSaved{
-		Store: f.st, Reporter: f.reporter, Now: func() time.Time { return f.now },
-		Key:            channel.Key{Kind: "testjob", Namespace: "default", Name: "j"},
+	s := NewSaved[testRecord](Config{
+		Store: f.st, Reporter: f.reporter, Now: func() time.Time { return f.now }, Kind: "testjob",
 		StateNamespace: testStateNS, PoolNamespace: testPoolNS, Noun: "test",
-	}
+	}, store.ResourceKey{Kind: "testjob", Namespace: "default", Name: "j"})
+	return &s
 }
 
 func (f *fixture) load(s *testSaved) {
