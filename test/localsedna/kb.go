@@ -149,7 +149,9 @@ func (s *Sedna) WaitForKB(ctx context.Context) error {
 
 // KBPID finds the sedna-kb process (there is one knowledge base).
 func (s *Sedna) KBPID() (int, error) {
-	return FindProcess(func(argv []string) bool { return filepath.Base(argv[0]) == "sedna-kb" })
+	// Only this Sedna's: another one on the machine (a parallel suite) runs its own.
+	bin := filepath.Join(s.opts.BinDir, "sedna-kb")
+	return FindProcess(func(argv []string) bool { return argv[0] == bin })
 }
 
 // KillKB kills the knowledge base with SIGKILL; its pod's restart policy brings it back, on the

@@ -104,6 +104,25 @@ func processNext(ctx context.Context, queue workqueue.TypedRateLimitingInterface
 	return true
 }
 
+// Watch is an event handler a controller adds to a shared informer; What names the objects
+// watched in the error ("datasets").
+type Watch struct {
+	What     string
+	Informer cache.SharedInformer
+	Handler  cache.ResourceEventHandler
+}
+
+// AddWatches adds each watch's handler to its informer, in order; the first that cannot be added
+// is returned as "watching <what>: <err>".
+func AddWatches(watches ...Watch) error {
+	for _, w := range watches {
+		if _, err := w.Informer.AddEventHandler(w.Handler); err != nil {
+			return fmt.Errorf("watching %s: %w", w.What, err)
+		}
+	}
+	return nil
+}
+
 // EnqueueHandler returns an informer event handler that adds the object's key to queue. Resyncs
 // with an unchanged resourceVersion are dropped; tombstones are unwrapped.
 func EnqueueHandler(queue workqueue.TypedRateLimitingInterface[string]) cache.ResourceEventHandlerFuncs {

@@ -101,23 +101,19 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 		reports: map[string]*jobReports{},
 	}
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
-	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
-		return nil, fmt.Errorf("watching federated learning jobs: %w", err)
-	}
-	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
-		return nil, fmt.Errorf("watching models: %w", err)
-	}
-	if _, err := datasetInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueDatasetUsers)); err != nil {
-		return nil, fmt.Errorf("watching datasets: %w", err)
-	}
-	// The worker pods, the Service and the token Secret are controlled by the job: a deleted one
-	// is created again, a pod's phase changes the status, its IP what the nodes' LCs are told.
-	for name, childInformer := range map[string]cache.SharedIndexInformer{
-		"pods": podInformer.Informer(), "services": serviceInformer.Informer(), "worker-token secrets": tokenInformer.Informer(),
-	} {
-		if _, err := childInformer.AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
-			return nil, fmt.Errorf("watching %s: %w", name, err)
-		}
+	owned := runtime.ChangeHandler(c.enqueueOwner)
+	err := runtime.AddWatches(
+		runtime.Watch{What: "federated learning jobs", Informer: informer.Informer(), Handler: runtime.EnqueueHandler(c.queue)},
+		runtime.Watch{What: "models", Informer: modelInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueModelUsers)},
+		runtime.Watch{What: "datasets", Informer: datasetInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueDatasetUsers)},
+		// The worker pods, the Service and the token Secret are controlled by the job: a deleted one
+		// is created again, a pod's phase changes the status, its IP what the nodes' LCs are told.
+		runtime.Watch{What: "pods", Informer: podInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "services", Informer: serviceInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "worker-token secrets", Informer: tokenInformer.Informer(), Handler: owned},
+	)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -127,26 +127,19 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	c.jobIndex, c.datasetIndex = informer.Informer().GetIndexer(), datasetInformer.Informer().GetIndexer()
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)
-	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
-		return nil, fmt.Errorf("watching incremental learning jobs: %w", err)
-	}
-	if _, err := datasetInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueDatasetUsers)); err != nil {
-		return nil, fmt.Errorf("watching datasets: %w", err)
-	}
-	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
-		return nil, fmt.Errorf("watching models: %w", err)
-	}
-	// The job's workers (its stage pods and the inference Deployment's pods, by their labels)
-	// wake it: their state and IPs are what the job's LC is told.
-	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueLabeled)); err != nil {
-		return nil, fmt.Errorf("watching pods: %w", err)
-	}
-	// A deleted worker-token Secret is created again.
-	if _, err := tokenInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
-		return nil, fmt.Errorf("watching worker-token secrets: %w", err)
-	}
-	if _, err := deploymentInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
-		return nil, fmt.Errorf("watching deployments: %w", err)
+	err := runtime.AddWatches(
+		runtime.Watch{What: "incremental learning jobs", Informer: informer.Informer(), Handler: runtime.EnqueueHandler(c.queue)},
+		runtime.Watch{What: "datasets", Informer: datasetInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueDatasetUsers)},
+		runtime.Watch{What: "models", Informer: modelInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueModelUsers)},
+		// The job's workers (its stage pods and the inference Deployment's pods, by their labels)
+		// wake it: their state and IPs are what the job's LC is told.
+		runtime.Watch{What: "pods", Informer: podInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueLabeled)},
+		// A deleted worker-token Secret is created again.
+		runtime.Watch{What: "worker-token secrets", Informer: tokenInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueOwner)},
+		runtime.Watch{What: "deployments", Informer: deploymentInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueOwner)},
+	)
+	if err != nil {
+		return nil, err
 	}
 	if c.nodeChannel != nil {
 		// The report grace of a stage counts only while its LC is connected.

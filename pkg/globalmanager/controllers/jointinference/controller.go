@@ -104,24 +104,20 @@ func New(deps runtime.Dependencies) (runtime.FeatureController, error) {
 	}
 	c.enqueueOwner = runtime.EnqueueController(c.queue, KindName, c.ownerUID)
 	c.enqueueLabeled = runtime.EnqueueLabeled(c.queue, KindName, c.ownerUID)
-	if _, err := informer.Informer().AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
-		return nil, fmt.Errorf("watching joint inference services: %w", err)
-	}
-	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
-		return nil, fmt.Errorf("watching models: %w", err)
-	}
-	// Worker pods belong to the Deployments' ReplicaSets: they are matched by their labels. Their
-	// IPs are what the edge node's LC is told, and a gone pod's counters leave the metrics.
-	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueLabeled)); err != nil {
-		return nil, fmt.Errorf("watching pods: %w", err)
-	}
-	for name, childInformer := range map[string]cache.SharedIndexInformer{
-		"deployments": deploymentInformer.Informer(), "services": serviceInformer.Informer(),
-		"horizontal pod autoscalers": hpaInformer.Informer(), "worker-token secrets": tokenInformer.Informer(),
-	} {
-		if _, err := childInformer.AddEventHandler(runtime.ChangeHandler(c.enqueueOwner)); err != nil {
-			return nil, fmt.Errorf("watching %s: %w", name, err)
-		}
+	owned := runtime.ChangeHandler(c.enqueueOwner)
+	err := runtime.AddWatches(
+		runtime.Watch{What: "joint inference services", Informer: informer.Informer(), Handler: runtime.EnqueueHandler(c.queue)},
+		runtime.Watch{What: "models", Informer: modelInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueModelUsers)},
+		// Worker pods belong to the Deployments' ReplicaSets: they are matched by their labels. Their
+		// IPs are what the edge node's LC is told, and a gone pod's counters leave the metrics.
+		runtime.Watch{What: "pods", Informer: podInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueLabeled)},
+		runtime.Watch{What: "deployments", Informer: deploymentInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "services", Informer: serviceInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "horizontal pod autoscalers", Informer: hpaInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "worker-token secrets", Informer: tokenInformer.Informer(), Handler: owned},
+	)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

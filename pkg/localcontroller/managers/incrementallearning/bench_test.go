@@ -29,9 +29,7 @@ func BenchmarkWorkerReportPersistence(b *testing.B) {
 			job.Spec.Dataset.TrainProb = 1
 			job.Spec.TrainSpec.Trigger.Condition.Threshold = 1e12 // never fires
 			l.setup(job)
-			l.m.mu.Lock()
-			j := l.m.jobs[l.jobKey()]
-			l.m.mu.Unlock()
+			j, _ := l.m.jobs.Get(l.jobKey())
 			j.pass(context.Background())
 			msg := managers.WorkerMessage{Kind: "inference", Status: "running", Name: "infer-worker", Namespace: testNamespace, OwnerName: testJob, OwnerKind: Kind,
 				Results: []map[string]any{{"format": "pb", "url": "/data/models/deploy/model.pb"}}}

@@ -106,7 +106,7 @@ func startLC(t testing.TB, n node) *lc {
 	m, err := New(st, reporter, models, Options{Resolver: resolver, Rootfs: n.rootfs, WriteRoots: []string{"/data"}, Period: testPeriod})
 	require.NoError(t, err)
 	l := &lc{t: t, node: n, st: st, reporter: reporter, models: models, m: m, version: 100}
-	m.afterPass = func(store.ResourceKey) {
+	m.jobs.AfterPass = func(store.ResourceKey) {
 		l.passMu.Lock()
 		defer l.passMu.Unlock()
 		l.passes++
@@ -192,33 +192,11 @@ func (l *lc) post(msg managers.WorkerMessage) error {
 
 // stageReports returns the LC's own stage reports (not the forwarded worker reports), decoded.
 func (l *lc) stageReports() []StageReport {
-	var reports []StageReport
-	for _, content := range l.reporter.Contents() {
-		var probe map[string]any
-		require.NoError(l.t, json.Unmarshal([]byte(content), &probe))
-		if _, forwarded := probe["worker"]; forwarded {
-			continue
-		}
-		var report StageReport
-		require.NoError(l.t, json.Unmarshal([]byte(content), &report))
-		reports = append(reports, report)
-	}
-	return reports
+	return managertest.Decoded[StageReport](l.t, l.reporter, "worker", false)
 }
 
 func (l *lc) forwardedReports() []ForwardedReport {
-	var reports []ForwardedReport
-	for _, content := range l.reporter.Contents() {
-		var probe map[string]any
-		require.NoError(l.t, json.Unmarshal([]byte(content), &probe))
-		if _, forwarded := probe["worker"]; !forwarded {
-			continue
-		}
-		var report ForwardedReport
-		require.NoError(l.t, json.Unmarshal([]byte(content), &report))
-		reports = append(reports, report)
-	}
-	return reports
+	return managertest.Decoded[ForwardedReport](l.t, l.reporter, "worker", true)
 }
 
 // states lists the stage reports as "Phase/Status#round".

@@ -17,9 +17,9 @@ import (
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
-	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/storage"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
@@ -104,13 +104,18 @@ type record struct {
 	// Deployed is the model the LC last deployed: the next rounds are evaluated against it.
 	Deployed *ModelRef               `json:"deployed,omitempty"`
 	Rounds   []sednav1.LearningRound `json:"rounds,omitempty"`
-	// Pending are reports for GM saved with the transition that produced them, oldest first.
-	Pending []json.RawMessage `json:"pending,omitempty"`
-	// LastReport is the newest stage report: it carries the whole current state, so it is sent
-	// again when the status GM publishes shows GM never took it (a GM that crashed between
-	// acknowledging a report and writing it).
-	LastReport json.RawMessage `json:"lastReport,omitempty"`
+	// Reports are the pending reports and the last stage report (JSON "pending", "lastReport").
+	jobstate.Reports
 }
+
+// RoundState is the record's state (jobstate.Record).
+func (r *record) RoundState() *State { return &r.State }
+
+// Entered notes the furthest stage the round entered (jobstate.Record).
+func (r *record) Entered(stage sednav1.LearningStage) { r.Current.FurthestStage = stage }
+
+// saved is a job's record and sample pools in the LC store.
+type saved = jobstate.Saved[record, *record]
 
 // job is one incremental learning job. mu serialises the periodic pass, worker messages and new
 // versions from GM, so a transition always starts from the state the last one saved.
@@ -118,20 +123,12 @@ type job struct {
 	m   *Manager
 	key store.ResourceKey
 
-	// published is the status GM last published with the job; reported is when LastReport was
-	// last handed over (by a transition, at load, or sent again).
-	published *sednav1.ILJobStatus
-	reported  time.Time
-	// fresh: no saved record was found, so the round count starts from GM's published round
-	// (a wiped store, or the Dataset moved here) rather than from 0, whose round numbers and
-	// stage pod names GM has already used.
-	fresh bool
+	// published is the progress GM last published with the job (nil: none seen yet).
+	published *sednav1.LearningProgress
 
 	mu      sync.Mutex
 	spec    *jobSpec
-	rec     record
-	pools   samplePools
-	loaded  bool
+	saved   saved
 	deleted bool
 	// lastTriggerReason avoids logging the same "not yet" every period.
 	lastTriggerReason string
@@ -142,103 +139,24 @@ type job struct {
 	retryAt      time.Time
 	backoff      time.Duration
 	clearPending bool
-
-	// loop is guarded by Manager.mu.
-	loop *managers.Loop
 }
 
-func (j *job) stop() {
-	j.m.mu.Lock()
-	loop := j.loop
-	j.m.mu.Unlock()
-	loop.Stop()
-}
-
-func (j *job) load(ctx context.Context) error {
-	raw, found, err := j.m.store.GetState(StateNamespace, stateKey(j.key))
-	if err != nil {
-		return err
-	}
-	j.rec, j.pools = record{State: InitialState}, samplePools{}
-	j.fresh = true
-	if found {
-		var rec record
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			klog.FromContext(ctx).Error(err, "The job's saved record does not parse; starting over")
-		} else {
-			j.rec, j.fresh = rec, false
-			klog.FromContext(ctx).V(2).Info("Resumed incremental learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
-		}
-	}
-	if !j.fresh {
-		if err := j.loadPools(ctx, raw); err != nil {
-			return err
-		}
-	}
-	j.loaded = true
-	j.reported = j.m.opts.Now() // a restarted LC gives GM the usual time before sending again
-	return nil
-}
-
-// loadPools reads the job's sample pools. A record saved before the pools had a key of their own
-// carries them itself (rawRecord); they are moved out at once, in one transaction with the
-// record, so they cannot be lost by the next save of the record.
-func (j *job) loadPools(ctx context.Context, rawRecord []byte) error {
-	raw, found, err := j.m.store.GetBlob(PoolNamespace, stateKey(j.key))
-	if err != nil {
-		return err
-	}
-	if found {
-		var pools samplePools
-		if err := json.Unmarshal(raw, &pools); err != nil {
-			klog.FromContext(ctx).Error(err, "The job's saved sample pools do not parse; taking the dataset's samples again")
-			return nil
-		}
-		j.pools = pools
-		return nil
-	}
-	var legacy samplePools
-	if json.Unmarshal(rawRecord, &legacy) != nil || (legacy.DatasetURL == "" && legacy.SeenSamples == 0) {
-		return nil
-	}
-	if err := j.saveAll(j.rec, legacy); err != nil {
-		return fmt.Errorf("moving the sample pools out of the job record: %w", err)
-	}
-	klog.FromContext(ctx).V(2).Info("Moved the sample pools out of the job record", "trainPool", len(legacy.TrainPool))
-	return nil
-}
-
-func (j *job) run(ctx context.Context) {
-	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
-	var after func()
-	if j.m.afterPass != nil {
-		after = func() { j.m.afterPass(j.key) }
-	}
-	rounds.RunPasses(ctx, j.pass, after)
-}
+// rec is the job's saved record.
+func (j *job) rec() *record { return &j.saved.Rec }
 
 // pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
 // round on. It returns the period until the next pass.
 func (j *job) pass(ctx context.Context) time.Duration {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	period := j.m.opts.Period
-	if period <= 0 && j.spec != nil {
-		period = j.spec.trainTrigger.Period()
+	if j.spec == nil {
+		return jobstate.Period(j.m.opts.Period, nil)
 	}
-	if period <= 0 {
-		period = trigger.DefaultPeriod
-	}
-	if j.deleted || j.spec == nil || ctx.Err() != nil {
+	period := jobstate.Period(j.m.opts.Period, j.spec.trainTrigger)
+	if j.deleted || ctx.Err() != nil {
 		return period
 	}
-	j.flush(ctx)
-	j.resendIfGMLags(ctx)
-	j.takeSamples(ctx)
-	if j.rec.State.Stage == sednav1.StageTrain && j.rec.State.StageState == sednav1.StageWaiting {
-		j.checkTrainTrigger(ctx)
-	}
-	j.advance(ctx)
+	j.saved.Pass(ctx, j.published, j.m.opts.ResendAfter, j.takeSamples, j.checkTrainTrigger, j.advance)
 	j.reportClear(ctx)
 	return period
 }
@@ -253,150 +171,38 @@ func (j *job) transition(ctx context.Context, event Event, mutate func(*record),
 // transitionWithPools is transition that also replaces the sample pools, when pools is not nil,
 // in the same store transaction as the record.
 func (j *job) transitionWithPools(ctx context.Context, event Event, mutate func(*record), report *StageReport, pools *samplePools) error {
-	next := j.rec
-	state, err := Next(next.State, event)
-	if err != nil {
+	if err := j.saved.Transition(ctx, event, mutate, report.Encoder(j.problem), pools); err != nil {
 		return err
-	}
-	next.State = state
-	if state.Stage != sednav1.StageTrain || state.StageState != sednav1.StageWaiting {
-		next.Current.FurthestStage = state.Stage
-	}
-	if mutate != nil {
-		// mutate may take a further transition of its own (a completion whose results are unusable fails at once).
-		mutate(&next)
-	}
-	state = next.State
-	next.Pending = slices.Clone(next.Pending)
-	if report != nil {
-		report.Phase, report.Status, report.Round = string(state.Stage), string(state.StageState), state.Round
-		// A problem not yet solved stays on every stage report, so GM keeps the job Stalled; a
-		// report without one clears a problem that went away.
-		report.Problem = j.problem
-		content, err := json.Marshal(report)
-		if err != nil {
-			return fmt.Errorf("encoding the %s report: %w", state, err)
-		}
-		next.Pending = append(next.Pending, content)
-		next.LastReport = content
-		j.reported = j.m.opts.Now()
-	}
-	var saveErr error
-	if pools != nil {
-		saveErr = j.saveAll(next, *pools)
-	} else {
-		saveErr = j.save(next)
-	}
-	if saveErr != nil {
-		return fmt.Errorf("saving %s after %s: %w", state, event, saveErr)
 	}
 	if report != nil {
 		j.clearPending = false
 	}
-	klog.FromContext(ctx).V(2).Info("Incremental learning job moved", "event", event, "state", state.String())
-	j.flush(ctx)
 	return nil
-}
-
-func (j *job) save(rec record) error {
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	if err := j.m.store.PutState(StateNamespace, stateKey(j.key), raw); err != nil {
-		return err
-	}
-	j.rec = rec
-	return nil
-}
-
-// savePools saves the sample pools alone.
-func (j *job) savePools(pools samplePools) error {
-	raw, err := json.Marshal(pools)
-	if err != nil {
-		return err
-	}
-	if err := j.m.store.PutBlob(PoolNamespace, stateKey(j.key), raw); err != nil {
-		return err
-	}
-	j.pools = pools
-	return nil
-}
-
-// saveAll saves the record and the sample pools in one transaction.
-func (j *job) saveAll(rec record, pools samplePools) error {
-	rawRecord, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	rawPools, err := json.Marshal(pools)
-	if err != nil {
-		return err
-	}
-	err = j.m.store.WriteStates(
-		store.StateWrite{Namespace: StateNamespace, Key: stateKey(j.key), Value: rawRecord},
-		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(j.key), Value: rawPools, Blob: true},
-	)
-	if err != nil {
-		return err
-	}
-	j.rec, j.pools = rec, pools
-	return nil
-}
-
-// flush hands the saved reports to the Reporter in order and forgets those it took. A report that
-// fails stays for the next pass.
-func (j *job) flush(ctx context.Context) {
-	key := channel.Key{Kind: Kind, Namespace: j.key.Namespace, Name: j.key.Name}
-	sent := 0
-	for _, content := range j.rec.Pending {
-		if err := j.m.reporter.Report(ctx, key, content); err != nil {
-			klog.FromContext(ctx).Error(err, "Queueing a report for GM failed; retrying next pass")
-			break
-		}
-		sent++
-	}
-	if sent == 0 {
-		return
-	}
-	next := j.rec
-	next.Pending = slices.Clone(j.rec.Pending[sent:])
-	if err := j.save(next); err != nil {
-		// The reports are queued; after a restart they are at worst queued once more.
-		klog.FromContext(ctx).Error(err, "Saving the job record after queueing its reports failed")
-	}
 }
 
 // takeSamples reads the dataset index and splits the samples added since the last pass: the first
 // trainProb of them into the train pool, the rest into a new eval version (as upstream).
 func (j *job) takeSamples(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	dsKey := store.ResourceKey{Kind: DatasetKind, Namespace: j.key.Namespace, Name: j.spec.obj.Spec.Dataset.Name}
-	resource, found, err := j.m.store.GetResource(dsKey)
-	if err != nil || !found {
-		logger.V(4).Info("Dataset not on this node yet", "dataset", dsKey.Name, "err", err)
-		return
-	}
-	var ds sednav1.Dataset
-	if err := json.Unmarshal(resource.Object, &ds); err != nil {
-		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
+	ds, ok := jobstate.Dataset(ctx, j.m.store, j.key.Namespace, j.spec.obj.Spec.Dataset.Name)
+	if !ok {
 		return
 	}
 	if !j.mayTry(ReasonDatasetIndexNotReadable) {
 		return
 	}
-	content, err := j.readIndex(ctx, &ds)
+	content, err := j.readIndex(ctx, ds)
 	if err != nil {
-		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", j.spec.obj.Spec.Dataset.Name, err))
 		return
 	}
 	j.unblocked(ctx, ReasonDatasetIndexNotReadable)
 	samples := rounds.SplitSamples(content, ds.Spec.Format)
-	next, taken := j.pools.Take(ds.Spec.URL, samples, j.spec.obj.Spec.Dataset.TrainProb)
+	next, taken := j.saved.Pools.Take(ds.Spec.URL, samples, j.spec.obj.Spec.Dataset.TrainProb)
 	if taken.Shrank {
 		// Rewritten shorter: what is there now is the new baseline, nothing is new.
-		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", j.pools.SeenSamples)
-		if err := j.savePools(next); err != nil {
+		logger.Info("Dataset index shrank; taking only samples appended from now on", "samples", len(samples), "seen", j.saved.Pools.SeenSamples)
+		if err := j.saved.SavePools(next); err != nil {
 			logger.Error(err, "Saving the job's sample pools failed")
 		}
 		return
@@ -404,7 +210,7 @@ func (j *job) takeSamples(ctx context.Context) {
 	if taken.Fresh == 0 {
 		return
 	}
-	if err := j.savePools(next); err != nil {
+	if err := j.saved.SavePools(next); err != nil {
 		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
 		return
 	}
@@ -432,7 +238,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		logger.V(4).Info("Initial model not on this node yet", "model", obj.Spec.InitialModel.Name)
 		return
 	}
-	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.pools.TrainPool)})
+	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.saved.Pools.TrainPool)})
 	if err != nil {
 		logger.Error(err, "Evaluating the train trigger failed")
 		return
@@ -444,7 +250,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		}
 		return
 	}
-	round := j.rec.State.Round + 1
+	round := j.rec().State.Round + 1
 	out := strings.TrimSuffix(obj.Spec.OutputDir, "/")
 	dataFile := fmt.Sprintf("%s/data/train/%d/data.txt", out, round)
 	outputDir := fmt.Sprintf("%s/train/%d", out, round)
@@ -452,7 +258,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		return
 	}
 	// Written before the transition: a crash in between only rewrites the same file.
-	if err := j.writeData(ctx, dataFile, joinLines(j.pools.TrainPool)); err != nil {
+	if err := j.writeData(ctx, dataFile, joinLines(j.saved.Pools.TrainPool)); err != nil {
 		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
@@ -463,8 +269,8 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 	j.unblocked(ctx, ReasonOutputNotWritable)
 	base := modelRef(initial)
 	message := result.Reason
-	if j.rec.LastTrained != nil {
-		base = *j.rec.LastTrained
+	if j.rec().LastTrained != nil {
+		base = *j.rec().LastTrained
 		// The train pod mounts the base model's directory: a symlink swapped in since the model was
 		// reported (by the eval pod, say) must not reach it. Training starts again from the
 		// initial model instead.
@@ -479,7 +285,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		Input:   &StageInput{Models: []ModelRef{base}, DataURL: dataFile, OutputDir: outputDir},
 		Message: message,
 	}
-	pools := j.pools
+	pools := j.saved.Pools
 	pools.TrainPool = nil
 	err = j.transitionWithPools(ctx, EventTrainTriggerFired, func(rec *record) {
 		rec.Current = roundData{StartTime: &now, TrainData: dataFile, TrainOutputDir: outputDir, Base: &base, FurthestStage: sednav1.StageTrain}
@@ -509,7 +315,7 @@ var errBlocked = errors.New("blocked")
 func (j *job) advance(ctx context.Context) {
 	for range 8 {
 		var err error
-		switch s := j.rec.State; {
+		switch s := j.rec().State; {
 		case s.Stage == sednav1.StageTrain && s.StageState == sednav1.StageCompleted:
 			err = j.prepareEval(ctx)
 		case s.Stage == sednav1.StageEval && s.StageState == sednav1.StageCompleted:
@@ -527,7 +333,7 @@ func (j *job) advance(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			klog.FromContext(ctx).Error(err, "The job cannot move on; retrying next pass", "state", j.rec.State.String())
+			klog.FromContext(ctx).Error(err, "The job cannot move on; retrying next pass", "state", j.rec().State.String())
 			return
 		}
 	}
@@ -536,8 +342,8 @@ func (j *job) advance(ctx context.Context) {
 // oldModel is the model a trained one is compared with: the one the LC deployed last, else the
 // eval spec's initial eval model, else the deploy model.
 func (j *job) oldModel() (ModelRef, error) {
-	if j.rec.Deployed != nil {
-		return *j.rec.Deployed, nil
+	if j.rec().Deployed != nil {
+		return *j.rec().Deployed, nil
 	}
 	obj := j.spec.obj
 	name := obj.Spec.DeploySpec.Model.Name
@@ -557,14 +363,14 @@ func (j *job) prepareEval(ctx context.Context) error {
 		return err
 	}
 	var samples []string
-	for _, version := range j.pools.EvalVersions {
+	for _, version := range j.saved.Pools.EvalVersions {
 		samples = append(samples, version...)
 	}
-	dataFile := fmt.Sprintf("%s/data/eval/%d/data.txt", strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/"), j.rec.State.Round)
+	dataFile := fmt.Sprintf("%s/data/eval/%d/data.txt", strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/"), j.rec().State.Round)
 	message := ""
 	if len(samples) == 0 {
 		// trainProb 1 leaves no evaluation samples: the training data is better than nothing.
-		dataFile = j.rec.Current.TrainData
+		dataFile = j.rec().Current.TrainData
 		message = "no evaluation samples (trainProb keeps every sample for training); evaluating on the training data"
 	} else {
 		if !j.mayTry(ReasonOutputNotWritable) {
@@ -578,9 +384,9 @@ func (j *job) prepareEval(ctx context.Context) error {
 	}
 	trained := j.trainedFor(old.Format)
 	// Checked again right before Eval/Ready: the directory may have changed since the report.
-	if err := j.checkMountable(trained.URL, j.rec.Current.TrainOutputDir); err != nil {
-		failure := fmt.Sprintf("round %d: the trained model is refused: %v", j.rec.State.Round, err)
-		klog.FromContext(ctx).Error(err, "Refusing the trained model", "round", j.rec.State.Round, "model", trained.URL)
+	if err := j.checkMountable(trained.URL, j.rec().Current.TrainOutputDir); err != nil {
+		failure := fmt.Sprintf("round %d: the trained model is refused: %v", j.rec().State.Round, err)
+		klog.FromContext(ctx).Error(err, "Refusing the trained model", "round", j.rec().State.Round, "model", trained.URL)
 		return j.transition(ctx, EventStageFailed, func(rec *record) { rec.Current.Message = failure }, &StageReport{Message: failure})
 	}
 	report := &StageReport{Input: &StageInput{Models: []ModelRef{trained, old}, DataURL: dataFile}, Message: message}
@@ -591,8 +397,8 @@ func (j *job) prepareEval(ctx context.Context) error {
 
 func (j *job) decideDeploy(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	stats := make(map[string]any, len(j.rec.Current.Metrics))
-	for name, values := range j.rec.Current.Metrics {
+	stats := make(map[string]any, len(j.rec().Current.Metrics))
+	for name, values := range j.rec().Current.Metrics {
 		stats[name] = values
 	}
 	result, err := j.spec.deployTrigger.Evaluate(j.m.opts.Now(), stats)
@@ -600,8 +406,8 @@ func (j *job) decideDeploy(ctx context.Context) error {
 		result = trigger.Result{Reason: fmt.Sprintf("the deploy trigger cannot read the metrics: %v", err)}
 	}
 	if !result.Fired {
-		message := fmt.Sprintf("round %d not deployed: deploy trigger %s not satisfied: %s", j.rec.State.Round, j.spec.deployTrigger, result.Reason)
-		logger.Info("Deploy trigger rejected the trained model", "round", j.rec.State.Round, "reason", result.Reason)
+		message := fmt.Sprintf("round %d not deployed: deploy trigger %s not satisfied: %s", j.rec().State.Round, j.spec.deployTrigger, result.Reason)
+		logger.Info("Deploy trigger rejected the trained model", "round", j.rec().State.Round, "reason", result.Reason)
 		return j.closeRound(ctx, EventDeployTriggerRejected, message)
 	}
 	target, err := j.deployTarget()
@@ -630,7 +436,7 @@ func (j *job) deployTarget() (ModelRef, error) {
 // Without hot update the model is copied over the deploy Model's URL and GM restarts the
 // inference worker on Deploy/Completed.
 func (j *job) deploy(ctx context.Context) error {
-	trained := *j.rec.Current.Trained
+	trained := *j.rec().Current.Trained
 	if target, err := j.deployTarget(); err == nil {
 		trained = j.trainedFor(target.Format)
 	}
@@ -639,7 +445,7 @@ func (j *job) deploy(ctx context.Context) error {
 	}
 	// The eval pod had the model's directory mounted read-write: a link swapped in since would make
 	// the copy read another file below the data roots (Open follows links that stay inside).
-	deployErr := j.checkMountable(trained.URL, j.rec.Current.TrainOutputDir)
+	deployErr := j.checkMountable(trained.URL, j.rec().Current.TrainOutputDir)
 	if deployErr == nil {
 		deployErr = j.putModelInPlace(ctx, trained)
 	}
@@ -653,10 +459,10 @@ func (j *job) deploy(ctx context.Context) error {
 		j.unblocked(ctx, ReasonDeployNotWritable)
 	}
 	if deployErr != nil {
-		message := fmt.Sprintf("round %d: deploying %s failed: %v", j.rec.State.Round, trained.URL, deployErr)
+		message := fmt.Sprintf("round %d: deploying %s failed: %v", j.rec().State.Round, trained.URL, deployErr)
 		return j.transition(ctx, EventDeployFailed, func(rec *record) { rec.Current.Message = message }, &StageReport{Message: message})
 	}
-	klog.FromContext(ctx).Info("Deployed the trained model", "round", j.rec.State.Round, "model", trained.URL, "hotUpdate", j.spec.obj.Spec.DeploySpec.Model.HotUpdateEnabled)
+	klog.FromContext(ctx).Info("Deployed the trained model", "round", j.rec().State.Round, "model", trained.URL, "hotUpdate", j.spec.obj.Spec.DeploySpec.Model.HotUpdateEnabled)
 	return j.transition(ctx, EventModelDeployed, func(rec *record) {
 		rec.Current.Deployed = true
 		rec.Deployed = &trained
@@ -710,20 +516,16 @@ func (j *job) copyIntoHotUpdateDir(ctx context.Context, src place, hostDir, name
 }
 
 func (j *job) endRound(ctx context.Context) error {
-	message := j.rec.Current.Message
-	if message == "" && j.rec.State.StageState == sednav1.StageFailed {
-		message = fmt.Sprintf("round %d failed in stage %s", j.rec.State.Round, j.rec.State.Stage)
-	}
-	return j.closeRound(ctx, EventRoundEnded, message)
+	return j.closeRound(ctx, EventRoundEnded, rounds.EndMessage(j.rec().State, j.rec().Current.Message))
 }
 
 // closeRound ends the round with event (RoundEnded or DeployTriggerRejected), records it in the
 // history and reports the new Train/Waiting state with the round's result.
 func (j *job) closeRound(ctx context.Context, event Event, message string) error {
 	now := metav1.NewTime(j.m.opts.Now())
-	cur := j.rec.Current
+	cur := j.rec().Current
 	result := sednav1.LearningRound{
-		Round: j.rec.State.Round, Stage: cur.FurthestStage, Deployed: cur.Deployed, Message: message,
+		Round: j.rec().State.Round, Stage: cur.FurthestStage, Deployed: cur.Deployed, Message: message,
 		StartTime: cur.StartTime, CompletionTime: &now,
 	}
 	if cur.Trained != nil {
@@ -736,11 +538,7 @@ func (j *job) closeRound(ctx context.Context, event Event, message string) error
 		}
 	}
 	return j.transition(ctx, event, func(rec *record) {
-		rec.Rounds = append(slices.Clone(rec.Rounds), result)
-		if extra := len(rec.Rounds) - sednav1.MaxRoundHistory; extra > 0 {
-			rec.Rounds = rec.Rounds[extra:]
-		}
-		rec.Current = roundData{}
+		rec.Rounds, rec.Current = rounds.AppendRound(rec.Rounds, result), roundData{}
 	}, &StageReport{Message: message, RoundResult: &result})
 }
 
@@ -753,28 +551,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// resendIfGMLags queues LastReport again when nothing is pending and GM's published status has
-// been behind the LC's state for Options.ResendAfter since the report was last handed over. Reports carry absolute state, so a report GM
-// did take is harmless to repeat.
-func (j *job) resendIfGMLags(ctx context.Context) {
-	if j.published == nil || len(j.rec.LastReport) == 0 || len(j.rec.Pending) > 0 || j.m.opts.Now().Sub(j.reported) < j.m.opts.ResendAfter {
-		return
-	}
-	if !gmLags(*j.published, j.rec.State) {
-		return
-	}
-	next := j.rec
-	next.Pending = []json.RawMessage{j.rec.LastReport}
-	if err := j.save(next); err != nil {
-		klog.FromContext(ctx).Error(err, "Saving the report to send again failed")
-		return
-	}
-	j.reported = j.m.opts.Now()
-	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again",
-		"published", fmt.Sprintf("%s/%s (round %d)", j.published.Stage, j.published.StageState, j.published.Round), "state", j.rec.State.String())
-	j.flush(ctx)
-}
-
 // gmLags reports whether GM's published status misses a report the LC sent (rounds.GMLags).
 func gmLags(published sednav1.ILJobStatus, lc State) bool {
 	return rounds.GMLags(published.LearningProgress, lc)
@@ -783,36 +559,21 @@ func gmLags(published sednav1.ILJobStatus, lc State) bool {
 // observeStatus turns the status GM publishes for the current stage and round into events: GM
 // knows when the stage's pod was created, runs, or failed beyond its retries.
 func (j *job) observeStatus(ctx context.Context, status sednav1.ILJobStatus) {
-	j.published = status.DeepCopy()
-	current := j.rec.State
-	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
-		return
-	}
-	var event Event
-	message := ""
-	switch status.StageState {
-	case sednav1.StageStarting:
-		event = EventStagePodCreated
-	case sednav1.StageRunning:
-		event = EventStagePodStarted
-	case sednav1.StageFailed:
-		event = EventStageFailed
-		message = fmt.Sprintf("round %d: GM reports the %s stage failed", current.Round, current.Stage)
-		for _, condition := range status.Conditions {
-			if condition.Type == sednav1.ConditionFailed && condition.Message != "" {
-				message += ": " + condition.Message
-			}
-		}
-	default:
-		return
-	}
-	if !Allowed(current, event) {
-		// An older status GM publishes again, or one the LC is already past.
+	j.published = status.LearningProgress.DeepCopy()
+	current := j.rec().State
+	event, ok := rounds.PublishedEvent(status.LearningProgress, current)
+	if !ok {
 		return
 	}
 	var report *StageReport
 	mutate := func(*record) {}
 	if event == EventStageFailed {
+		message := fmt.Sprintf("round %d: GM reports the %s stage failed", current.Round, current.Stage)
+		for _, condition := range status.Conditions {
+			if condition.Type == sednav1.ConditionFailed && condition.Message != "" {
+				message += ": " + condition.Message
+			}
+		}
 		report = &StageReport{Message: message}
 		mutate = func(rec *record) { rec.Current.Message = message }
 	}
@@ -827,35 +588,20 @@ func (j *job) observeStatus(ctx context.Context, status sednav1.ILJobStatus) {
 func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessage) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	logger := klog.FromContext(ctx)
 	if j.deleted || j.spec == nil {
 		return fmt.Errorf("%w: incremental learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
 	}
-	forwarded, err := encodeForwarded(msg, j.rec.State.Round)
+	forwarded, err := encodeForwarded(msg, j.rec().State.Round)
 	if err != nil {
 		return err
 	}
-	event, mutate, report, reason := j.interpret(msg)
-	if event == "" || !Allowed(j.rec.State, event) {
-		// Only forwarded: the inference worker's reports, a stage the round is not in (a late or
-		// repeated report), or a status that moves nothing.
-		next := j.rec
-		next.Pending = append(slices.Clone(next.Pending), forwarded)
-		if err := j.save(next); err != nil {
-			return fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
-		}
-		logger.V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", j.rec.State.String(), "why", reason)
-		j.flush(ctx)
-		return nil
+	event, mutate, report, why := j.interpret(msg)
+	moved, err := j.saved.TakeWorkerReport(ctx, msg, forwarded, event, mutate, report.Encoder(j.problem), why)
+	if err != nil || !moved {
+		return err
 	}
-	withForward := func(rec *record) {
-		rec.Pending = append(slices.Clone(rec.Pending), forwarded)
-		if mutate != nil {
-			mutate(rec)
-		}
-	}
-	if err := j.transition(ctx, event, withForward, report); err != nil {
-		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	if report != nil {
+		j.clearPending = false
 	}
 	j.advance(ctx)
 	j.reportClear(ctx)
@@ -865,32 +611,16 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 // interpret maps a worker report to an event of the current stage, the round data it brings and
 // the stage report, or to no event with the reason why.
 func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *StageReport, string) {
-	var stage sednav1.LearningStage
-	switch strings.ToLower(msg.Kind) {
-	case "train":
-		stage = sednav1.StageTrain
-	case "eval":
-		stage = sednav1.StageEval
+	event, why := rounds.WorkerEvent(j.key.Name, j.rec().State, msg.Kind, msg.Status, msg.Name)
+	switch event {
+	case EventWorkerCompleted:
+	case EventWorkerFailed:
+		return event, func(rec *record) { rec.Current.WorkerFailures++ }, nil, ""
 	default:
-		return "", nil, nil, "kind " + msg.Kind + " does not drive the round"
-	}
-	if j.rec.State.Stage != stage {
-		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
-	}
-	if round, ok := podRound(j.key.Name, stage, msg.Name); ok && round != j.rec.State.Round {
-		return "", nil, nil, fmt.Sprintf("the report is from round %d's pod", round)
-	}
-	switch strings.ToLower(msg.Status) {
-	case "running":
-		return EventStagePodStarted, nil, nil, ""
-	case "failed":
-		return EventWorkerFailed, func(rec *record) { rec.Current.WorkerFailures++ }, nil, ""
-	case "completed":
-	default:
-		return "", nil, nil, "status " + msg.Status + " moves nothing"
+		return event, nil, nil, why
 	}
 	output := &StageOutput{Models: msg.Results}
-	if stage == sednav1.StageTrain {
+	if j.rec().State.Stage == sednav1.StageTrain {
 		trained, problem := j.pickTrained(msg.Results)
 		if problem == "" {
 			problem = j.checkTrainResults(msg.Results)
@@ -914,12 +644,9 @@ func (j *job) interpret(msg managers.WorkerMessage) (Event, func(*record), *Stag
 // completedButUnusable takes a completion whose results the LC cannot use: the stage completed,
 // then fails at once (X/Completed + StageFailed), and the round ends with the problem as reason.
 func (j *job) completedButUnusable(problem string, output *StageOutput) (Event, func(*record), *StageReport, string) {
-	message := fmt.Sprintf("round %d: %s", j.rec.State.Round, problem)
+	message := fmt.Sprintf("round %d: %s", j.rec().State.Round, problem)
 	return EventWorkerCompleted, func(rec *record) {
-		failed, err := Next(rec.State, EventStageFailed)
-		if err == nil {
-			rec.State = failed
-		}
+		rec.State = rounds.FailedAtOnce(rec.State)
 		rec.Current.Message = message
 	}, &StageReport{Output: output, Message: message}, ""
 }
@@ -934,14 +661,14 @@ func podRound(jobName string, stage sednav1.LearningStage, worker string) (int32
 // evaluated against, or deployed as, a Model of one format must be the result in that format. The
 // base of the next round stays Current.Trained, the result in the base model's format.
 func (j *job) trainedFor(format string) ModelRef {
-	for _, result := range j.rec.Current.TrainResults {
+	for _, result := range j.rec().Current.TrainResults {
 		url, _ := result["url"].(string)
 		resultFormat, _ := result["format"].(string)
 		if url != "" && format != "" && resultFormat == format {
 			return ModelRef{Format: resultFormat, URL: url}
 		}
 	}
-	return *j.rec.Current.Trained
+	return *j.rec().Current.Trained
 }
 
 // pickTrained chooses the trained model among the train worker's results: the first in the base
@@ -958,7 +685,7 @@ func (j *job) pickTrained(results []map[string]any) (ModelRef, string) {
 	if len(models) == 0 {
 		return ModelRef{}, "the train worker reported completion without a model url in its results"
 	}
-	if base := j.rec.Current.Base; base != nil {
+	if base := j.rec().Current.Base; base != nil {
 		for _, candidate := range models {
 			if candidate.Format == base.Format {
 				return candidate, ""
@@ -976,7 +703,7 @@ func (j *job) checkTrainResults(results []map[string]any) string {
 		if url == "" {
 			continue
 		}
-		if err := j.checkMountable(url, j.rec.Current.TrainOutputDir); err != nil {
+		if err := j.checkMountable(url, j.rec().Current.TrainOutputDir); err != nil {
 			return "the train worker's model is refused: " + err.Error()
 		}
 	}

@@ -2,12 +2,10 @@ package incrementallearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -16,6 +14,7 @@ import (
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/hostfs"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/model"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
@@ -28,7 +27,7 @@ const (
 	// PoolNamespace is the store blob namespace of the jobs' sample pools, keyed as the records.
 	PoolNamespace = "incrementallearningjob-pools"
 	// DatasetKind is the channel kind of the Datasets the jobs read.
-	DatasetKind = "dataset"
+	DatasetKind = jobstate.DatasetKind
 	// HotUpdateAnnotation is the job annotation in which GM names the host path of the inference
 	// worker's model_config.json.
 	HotUpdateAnnotation = "sedna.io/model-hot-update-config"
@@ -88,13 +87,8 @@ type Manager struct {
 	s3       *s3Clients
 	opts     Options
 
-	mu   sync.Mutex
-	jobs map[store.ResourceKey]*job
-	// loops runs the jobs' periodic passes within Run.
-	loops managers.LoopGroup
-
-	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
-	afterPass func(key store.ResourceKey)
+	// jobs are the jobs on this node; their periodic passes run within Run.
+	jobs *jobstate.Jobs[*job]
 }
 
 var (
@@ -152,7 +146,7 @@ func New(st *store.Store, reporter managers.Reporter, models Models, opts Option
 		store: st, reporter: reporter, models: models, opts: opts,
 		files: &hostFiles{rootfs: opts.Rootfs, resolver: opts.Resolver, writeRoots: opts.WriteRoots, maxBytes: opts.MaxIndexBytes},
 		s3:    &s3Clients{store: st, rootfs: opts.Rootfs},
-		jobs:  map[store.ResourceKey]*job{},
+		jobs:  jobstate.NewJobs((*job).pass),
 	}, nil
 }
 
@@ -164,63 +158,36 @@ func (m *Manager) Kind() string { return Kind }
 func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(r.Key.Namespace, r.Key.Name))
 	ctx = klog.NewContext(ctx, logger)
-	if r.Key.Kind != Kind {
-		logger.Error(nil, "Ignoring a resource of another kind handed to the incremental learning manager", "kind", r.Key.Kind)
+	obj, parsed, ok := jobstate.Decode(ctx, r, Kind, "incremental learning", "an IncrementalLearningJob", parseJob)
+	if !ok {
 		return
 	}
-	var obj sednav1.IncrementalLearningJob
-	if err := json.Unmarshal(r.Object, &obj); err != nil {
-		logger.Error(err, "Ignoring an IncrementalLearningJob from GM that does not parse", "version", r.Version)
-		return
-	}
-	parsed, err := parseJob(&obj)
-	if err != nil {
-		// The previous valid version, if any, keeps driving the job.
-		logger.Error(err, "Ignoring an IncrementalLearningJob with an invalid spec", "version", r.Version)
-		return
-	}
-
-	m.mu.Lock()
-	j := m.jobs[r.Key]
-	if j == nil {
-		j = &job{m: m, key: r.Key}
-		m.jobs[r.Key] = j
-	}
-	m.mu.Unlock()
-
+	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if !j.loaded {
-		if err := j.load(ctx); err != nil {
-			logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
-			return
-		}
+	if err := j.saved.Load(ctx, record{State: InitialState}); err != nil {
+		logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
+		return
 	}
 	j.spec = parsed
-	if j.fresh {
-		j.fresh = false
-		if obj.Status.Round > j.rec.State.Round {
-			j.rec.State.Round = obj.Status.Round
-			logger.Info("No saved rounds on this node; continuing GM's round count", "round", obj.Status.Round)
-		}
-	}
-	logger.V(4).Info("Job version taken", "version", r.Version, "state", j.rec.State.String())
+	j.saved.AdoptRound(ctx, obj.Status.Round)
+	logger.V(4).Info("Job version taken", "version", r.Version, "state", j.rec().State.String())
 	j.observeStatus(ctx, obj.Status)
+	m.jobs.Start(r.Key)
+}
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.start(j)
+// newJob is the job of key before its record is loaded.
+func (m *Manager) newJob(key store.ResourceKey) *job {
+	return &job{m: m, key: key, saved: jobstate.NewSaved[record](jobstate.Config{
+		Store: m.store, Reporter: m.reporter, Now: m.opts.Now, Kind: Kind,
+		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace, Noun: "incremental learning",
+	}, key)}
 }
 
 // ResourceDeleted stops the job, forgets its record and removes its hot-update directory.
 func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name))
-	m.mu.Lock()
-	j := m.jobs[key]
-	delete(m.jobs, key)
-	m.mu.Unlock()
-	if j != nil {
-		j.stop()
+	if j, ok := m.jobs.Remove(key); ok {
 		j.mu.Lock()
 		j.deleted = true
 		spec := j.spec
@@ -231,11 +198,7 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 			}
 		}
 	}
-	err := m.store.WriteStates(
-		store.StateWrite{Namespace: StateNamespace, Key: stateKey(key), Delete: true},
-		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(key), Blob: true, Delete: true},
-	)
-	if err != nil {
+	if err := jobstate.Forget(m.store, StateNamespace, PoolNamespace, key); err != nil {
 		logger.Error(err, "Removing the record of a deleted job failed; it is replaced if the job comes back")
 	}
 	logger.V(2).Info("Stopped deleted incremental learning job")
@@ -244,24 +207,11 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 // Run runs the jobs' periodic passes until ctx is done and returns once all of them stopped.
 func (m *Manager) Run(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	if !m.loops.Begin(ctx) {
+	if !m.jobs.Run(ctx) {
 		logger.Error(nil, "Incremental learning manager Run called more than once; ignoring the second call")
 		return
 	}
-	m.mu.Lock()
-	for _, j := range m.jobs {
-		m.start(j)
-	}
-	m.mu.Unlock()
-	m.loops.End()
 	logger.V(2).Info("Incremental learning manager stopped")
-}
-
-// start runs j's loop if Run is running and the loop is not. Called with m.mu held.
-func (m *Manager) start(j *job) {
-	if j.loop == nil {
-		j.loop = m.loops.Go(j.run)
-	}
 }
 
 // HandleWorkerMessage takes a report of one of a job's workers: it forwards it to GM and drives
@@ -271,10 +221,8 @@ func (m *Manager) HandleWorkerMessage(ctx context.Context, msg managers.WorkerMe
 		return fmt.Errorf("%w: ownerKind %q sent to the %s manager", managers.ErrInvalidMessage, msg.OwnerKind, Kind)
 	}
 	key := store.ResourceKey{Kind: Kind, Namespace: msg.Namespace, Name: msg.OwnerName}
-	m.mu.Lock()
-	j := m.jobs[key]
-	m.mu.Unlock()
-	if j == nil {
+	j, ok := m.jobs.Get(key)
+	if !ok {
 		return fmt.Errorf("%w: incremental learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
 	}
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name), "worker", msg.Name)
@@ -289,5 +237,3 @@ func (m *Manager) hotUpdateDir(obj *sednav1.IncrementalLearningJob) string {
 	}
 	return strings.ToLower(filepath.Join(m.opts.HotUpdateRoot, obj.Namespace, Kind, obj.Name))
 }
-
-func stateKey(key store.ResourceKey) string { return key.Namespace + "/" + key.Name }

@@ -2,9 +2,7 @@ package incrementallearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"slices"
 	"syscall"
 	"time"
 
@@ -83,7 +81,7 @@ func (j *job) blocked(ctx context.Context, reason string, err error) {
 		logger.V(2).Info("The job is still blocked; retrying later", "reason", reason, "err", err, "retryIn", j.backoff)
 		return
 	}
-	logger.Error(err, "The job is blocked; keeping its state, telling GM and retrying later", "reason", reason, "state", j.rec.State.String(), "retryIn", j.backoff)
+	logger.Error(err, "The job is blocked; keeping its state, telling GM and retrying later", "reason", reason, "state", j.rec().State.String(), "retryIn", j.backoff)
 	j.problem, j.clearPending = problem, false
 	j.reportState(ctx)
 }
@@ -111,21 +109,12 @@ func (j *job) reportClear(ctx context.Context) {
 // GM takes no transition from it) carrying the current problem, if any. It is not LastReport:
 // sending it again later would repeat a problem that may be gone.
 func (j *job) reportState(ctx context.Context) {
-	state := j.rec.State
-	report := StageReport{Phase: string(state.Stage), Status: string(state.StageState), Round: state.Round, Problem: j.problem}
-	if j.problem != nil {
-		report.Message = j.problem.Message
-	}
-	content, err := json.Marshal(report)
+	content, err := EncodeStateReport(j.rec().State, j.problem)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Encoding a stage report failed")
 		return
 	}
-	next := j.rec
-	next.Pending = append(slices.Clone(next.Pending), content)
-	if err := j.save(next); err != nil {
+	if err := j.saved.Queue(ctx, content); err != nil {
 		klog.FromContext(ctx).Error(err, "Saving a stage report failed; it is sent with the next change")
-		return
 	}
-	j.flush(ctx)
 }

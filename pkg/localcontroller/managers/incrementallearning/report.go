@@ -47,6 +47,34 @@ type StageReport struct {
 	Problem *Problem `json:"problem,omitempty"`
 }
 
+// Encode fills phase, status and round from state and sets problem (the job's current one: a
+// problem not yet solved stays on every stage report, so GM keeps the job Stalled; a report
+// without one clears it), then encodes the report.
+func (r *StageReport) Encode(state State, problem *Problem) ([]byte, error) {
+	r.Phase, r.Status, r.Round = string(state.Stage), string(state.StageState), state.Round
+	r.Problem = problem
+	return json.Marshal(r)
+}
+
+// Encoder is Encode with problem for jobstate.Saved.Transition; nil for no report.
+func (r *StageReport) Encoder(problem *Problem) func(State) ([]byte, error) {
+	if r == nil {
+		return nil
+	}
+	return func(state State) ([]byte, error) { return r.Encode(state, problem) }
+}
+
+// EncodeStateReport encodes a stage report of state unchanged (GM takes no transition from it)
+// carrying problem, if any, also as its message. It is never LastReport: sending it again later
+// would repeat a problem that may be gone.
+func EncodeStateReport(state State, problem *Problem) ([]byte, error) {
+	report := StageReport{Phase: string(state.Stage), Status: string(state.StageState), Round: state.Round, Problem: problem}
+	if problem != nil {
+		report.Message = problem.Message
+	}
+	return json.Marshal(report)
+}
+
 // ForwardedReport is a worker report relayed to GM: upstream's forwarded shape
 // {"phase":<kind>,"status":<status>,"output":{"models","ownerInfo"}} plus the worker's name and the
 // round the LC attributes it to, which tell GM it is a worker's word and not a stage report.

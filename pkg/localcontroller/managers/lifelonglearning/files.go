@@ -62,8 +62,8 @@ func (j *job) readHostFile(hostPath string, limit int64) ([]byte, error) {
 // writeData writes the round's samples, after the dataset's csv header if it has one.
 func (j *job) writeData(hostPath string, samples []string) error {
 	var b strings.Builder
-	if j.rec.Header != "" {
-		b.WriteString(j.rec.Header + "\n")
+	if j.rec().Header != "" {
+		b.WriteString(j.rec().Header + "\n")
 	}
 	for _, sample := range samples {
 		b.WriteString(sample + "\n")

@@ -2,10 +2,8 @@ package lifelonglearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,9 +12,9 @@ import (
 	"k8s.io/klog/v2"
 
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
-	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/incrementallearning"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 	"github.com/sedna-go/sedna/pkg/localcontroller/trigger"
@@ -100,12 +98,18 @@ type record struct {
 	// LastIndex is the newest trained KB index: the CLOUD_KB_INDEX of the next round.
 	LastIndex *ModelRef               `json:"lastIndex,omitempty"`
 	Rounds    []sednav1.LearningRound `json:"rounds,omitempty"`
-	// Pending are reports for GM saved with the transition that produced them, oldest first.
-	Pending []json.RawMessage `json:"pending,omitempty"`
-	// LastReport is the newest stage report: it carries the whole current state, so it is sent
-	// again when GM's published status shows GM never took it.
-	LastReport json.RawMessage `json:"lastReport,omitempty"`
+	// Reports are the pending reports and the last stage report (JSON "pending", "lastReport").
+	jobstate.Reports
 }
+
+// RoundState is the record's state (jobstate.Record).
+func (r *record) RoundState() *rounds.State { return &r.State }
+
+// Entered notes the furthest stage the round entered (jobstate.Record).
+func (r *record) Entered(stage sednav1.LearningStage) { r.Current.FurthestStage = stage }
+
+// saved is a job's record and sample pools in the LC store.
+type saved = jobstate.Saved[record, *record]
 
 // job is one lifelong learning job; mu serialises its pass, worker messages and GM versions.
 type job struct {
@@ -114,164 +118,37 @@ type job struct {
 
 	mu      sync.Mutex
 	spec    *jobSpec
-	rec     record
-	pools   rounds.Pools
-	loaded  bool
-	fresh   bool
+	saved   saved
 	deleted bool
 	// problem blocks the current stage; not persisted: a restarted LC finds it again.
 	problem *Problem
-	// published is the status GM last published; reported is when LastReport was last handed over.
-	published *sednav1.LLJobStatus
-	reported  time.Time
-
-	// loop is guarded by Manager.mu.
-	loop *managers.Loop
+	// published is the progress GM last published (nil: none seen yet).
+	published *sednav1.LearningProgress
 }
 
-func (j *job) load(ctx context.Context) error {
-	raw, found, err := j.m.store.GetState(StateNamespace, stateKey(j.key))
-	if err != nil {
-		return err
-	}
-	j.rec, j.pools, j.fresh = record{State: rounds.InitialState}, rounds.Pools{}, true
-	if found {
-		var rec record
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			klog.FromContext(ctx).Error(err, "The job's saved record does not parse; starting over")
-		} else {
-			j.rec, j.fresh = rec, false
-			klog.FromContext(ctx).V(2).Info("Resumed lifelong learning job", "state", rec.State.String(), "pendingReports", len(rec.Pending))
-		}
-	}
-	if !j.fresh {
-		rawPools, found, err := j.m.store.GetBlob(PoolNamespace, stateKey(j.key))
-		if err != nil {
-			return err
-		}
-		if found && json.Unmarshal(rawPools, &j.pools) != nil {
-			klog.FromContext(ctx).Error(nil, "The job's saved sample pools do not parse; taking the dataset's samples again")
-			j.pools = rounds.Pools{}
-		}
-	}
-	j.loaded = true
-	j.reported = j.m.opts.Now() // a restarted LC gives GM the usual time before sending again
-	return nil
-}
-
-func (j *job) run(ctx context.Context) {
-	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("job", klog.KRef(j.key.Namespace, j.key.Name)))
-	var after func()
-	if j.m.afterPass != nil {
-		after = func() { j.m.afterPass(j.key) }
-	}
-	rounds.RunPasses(ctx, j.pass, after)
-}
+// rec is the job's saved record.
+func (j *job) rec() *record { return &j.saved.Rec }
 
 // pass hands GM what is pending, takes new samples, evaluates the train trigger and moves the
 // round on. It returns the period until the next pass: the trigger's checkPeriodSeconds.
 func (j *job) pass(ctx context.Context) time.Duration {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	period := j.m.opts.Period
-	if period <= 0 && j.spec != nil {
-		period = j.spec.trainTrigger.Period()
+	if j.spec == nil {
+		return jobstate.Period(j.m.opts.Period, nil)
 	}
-	if period <= 0 {
-		period = trigger.DefaultPeriod
-	}
-	if j.deleted || j.spec == nil || ctx.Err() != nil {
+	period := jobstate.Period(j.m.opts.Period, j.spec.trainTrigger)
+	if j.deleted || ctx.Err() != nil {
 		return period
 	}
-	j.flush(ctx)
-	j.resendIfGMLags(ctx)
-	j.takeSamples(ctx)
-	if j.rec.State.Stage == sednav1.StageTrain && j.rec.State.StageState == sednav1.StageWaiting {
-		j.checkTrainTrigger(ctx)
-	}
-	j.advance(ctx)
+	j.saved.Pass(ctx, j.published, j.m.opts.ResendAfter, j.takeSamples, j.checkTrainTrigger, j.advance)
 	return period
 }
 
 // transition applies event, lets mutate fill the record, saves record (and pools, when not nil)
 // in one store transaction with the report, then hands the pending reports to the Reporter.
 func (j *job) transition(ctx context.Context, event rounds.Event, mutate func(*record), report *StageReport, pools *rounds.Pools) error {
-	next := j.rec
-	state, err := rounds.Next(next.State, event)
-	if err != nil {
-		return err
-	}
-	next.State = state
-	if state.Stage != sednav1.StageTrain || state.StageState != sednav1.StageWaiting {
-		next.Current.FurthestStage = state.Stage
-	}
-	if mutate != nil {
-		mutate(&next)
-	}
-	state = next.State
-	next.Pending = slices.Clone(next.Pending)
-	if report != nil {
-		report.Phase, report.Status, report.Round = string(state.Stage), string(state.StageState), state.Round
-		report.Problem = j.problem
-		content, err := json.Marshal(report)
-		if err != nil {
-			return fmt.Errorf("encoding the %s report: %w", state, err)
-		}
-		next.Pending = append(next.Pending, content)
-		next.LastReport = content
-		j.reported = j.m.opts.Now()
-	}
-	if pools == nil {
-		pools = &j.pools
-	}
-	if err := j.save(next, *pools); err != nil {
-		return fmt.Errorf("saving %s after %s: %w", state, event, err)
-	}
-	klog.FromContext(ctx).V(2).Info("Lifelong learning job moved", "event", event, "state", state.String())
-	j.flush(ctx)
-	return nil
-}
-
-// save writes the record and the sample pools in one transaction.
-func (j *job) save(rec record, pools rounds.Pools) error {
-	rawRecord, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	rawPools, err := json.Marshal(pools)
-	if err != nil {
-		return err
-	}
-	err = j.m.store.WriteStates(
-		store.StateWrite{Namespace: StateNamespace, Key: stateKey(j.key), Value: rawRecord},
-		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(j.key), Value: rawPools, Blob: true},
-	)
-	if err != nil {
-		return err
-	}
-	j.rec, j.pools = rec, pools
-	return nil
-}
-
-// flush hands the saved reports to the Reporter in order and forgets those it took.
-func (j *job) flush(ctx context.Context) {
-	key := channel.Key{Kind: Kind, Namespace: j.key.Namespace, Name: j.key.Name}
-	sent := 0
-	for _, content := range j.rec.Pending {
-		if err := j.m.reporter.Report(ctx, key, content); err != nil {
-			klog.FromContext(ctx).Error(err, "Queueing a report for GM failed; retrying next pass")
-			break
-		}
-		sent++
-	}
-	if sent == 0 {
-		return
-	}
-	next := j.rec
-	next.Pending = slices.Clone(j.rec.Pending[sent:])
-	if err := j.save(next, j.pools); err != nil {
-		klog.FromContext(ctx).Error(err, "Saving the job record after queueing its reports failed")
-	}
+	return j.saved.Transition(ctx, event, mutate, report.Encoder(j.problem), pools)
 }
 
 // blocked records that a step failed for reason and tells GM once (the job is Stalled); the step
@@ -284,7 +161,7 @@ func (j *job) blocked(ctx context.Context, reason string, err error) {
 	if j.problem != nil && *j.problem == *problem {
 		return
 	}
-	klog.FromContext(ctx).Error(err, "The job is blocked; keeping its state, telling GM and retrying next pass", "reason", reason, "state", j.rec.State.String())
+	klog.FromContext(ctx).Error(err, "The job is blocked; keeping its state, telling GM and retrying next pass", "reason", reason, "state", j.rec().State.String())
 	j.problem = problem
 	j.reportState(ctx)
 }
@@ -300,43 +177,27 @@ func (j *job) unblocked(ctx context.Context, reason string) {
 
 // reportState queues a stage report of the unchanged state carrying the current problem, if any.
 func (j *job) reportState(ctx context.Context) {
-	state := j.rec.State
-	report := StageReport{Phase: string(state.Stage), Status: string(state.StageState), Round: state.Round, Problem: j.problem}
-	if j.problem != nil {
-		report.Message = j.problem.Message
-	}
-	content, err := json.Marshal(report)
+	content, err := incrementallearning.EncodeStateReport(j.rec().State, j.problem)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Encoding a stage report failed")
 		return
 	}
-	next := j.rec
-	next.Pending = append(slices.Clone(next.Pending), content)
-	if err := j.save(next, j.pools); err != nil {
+	if err := j.saved.Queue(ctx, content); err != nil {
 		klog.FromContext(ctx).Error(err, "Saving a stage report failed")
-		return
 	}
-	j.flush(ctx)
 }
 
 // takeSamples reads the dataset index and splits the samples added since the last pass
 // (rounds.Pools.Take).
 func (j *job) takeSamples(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	dsKey := store.ResourceKey{Kind: DatasetKind, Namespace: j.key.Namespace, Name: j.spec.obj.Spec.Dataset.Name}
-	resource, found, err := j.m.store.GetResource(dsKey)
-	if err != nil || !found {
-		logger.V(4).Info("Dataset not on this node yet", "dataset", dsKey.Name, "err", err)
-		return
-	}
-	var ds sednav1.Dataset
-	if err := json.Unmarshal(resource.Object, &ds); err != nil {
-		logger.Error(err, "Dataset from GM does not parse", "dataset", dsKey.Name)
+	ds, ok := jobstate.Dataset(ctx, j.m.store, j.key.Namespace, j.spec.obj.Spec.Dataset.Name)
+	if !ok {
 		return
 	}
 	content, err := j.readHostFile(ds.Spec.URL, j.m.opts.MaxIndexBytes)
 	if err != nil {
-		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", dsKey.Name, err))
+		j.blocked(ctx, ReasonDatasetIndexNotReadable, fmt.Errorf("reading the index of dataset %s: %w", j.spec.obj.Spec.Dataset.Name, err))
 		return
 	}
 	j.unblocked(ctx, ReasonDatasetIndexNotReadable)
@@ -344,13 +205,13 @@ func (j *job) takeSamples(ctx context.Context) {
 	if strings.EqualFold(ds.Spec.Format, "csv") {
 		header, _, _ = strings.Cut(strings.ReplaceAll(string(content), "\r\n", "\n"), "\n")
 	}
-	next, taken := j.pools.Take(ds.Spec.URL, rounds.SplitSamples(content, ds.Spec.Format), j.spec.obj.Spec.Dataset.TrainProb)
-	if taken.Fresh == 0 && !taken.Shrank && header == j.rec.Header {
+	next, taken := j.saved.Pools.Take(ds.Spec.URL, rounds.SplitSamples(content, ds.Spec.Format), j.spec.obj.Spec.Dataset.TrainProb)
+	if taken.Fresh == 0 && !taken.Shrank && header == j.rec().Header {
 		return
 	}
-	rec := j.rec
+	rec := j.saved.Rec
 	rec.Header = header
-	if err := j.save(rec, next); err != nil {
+	if err := j.saved.SaveAll(rec, next); err != nil {
 		logger.Error(err, "Saving the new samples failed; they are taken again next pass")
 		return
 	}
@@ -360,10 +221,10 @@ func (j *job) takeSamples(ctx context.Context) {
 // checkTrainTrigger starts a round when the train trigger fires on the train pool's size.
 func (j *job) checkTrainTrigger(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	if j.pools.DatasetURL == "" {
+	if j.saved.Pools.DatasetURL == "" {
 		return
 	}
-	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.pools.TrainPool)})
+	result, err := j.spec.trainTrigger.Evaluate(j.m.opts.Now(), map[string]any{"num_of_samples": len(j.saved.Pools.TrainPool)})
 	if err != nil {
 		logger.Error(err, "Evaluating the train trigger failed")
 		return
@@ -372,12 +233,12 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 		logger.V(4).Info("Train trigger not fired", "reason", result.Reason)
 		return
 	}
-	round := j.rec.State.Round + 1
+	round := j.rec().State.Round + 1
 	out := strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/")
 	dataFile := fmt.Sprintf("%s/data/train/%d/%s", out, round, j.dataName())
 	outputDir := fmt.Sprintf("%s/train/%d", out, round)
 	// Written before the transition: a crash in between only rewrites the same files.
-	if err := j.writeData(dataFile, j.pools.TrainPool); err != nil {
+	if err := j.writeData(dataFile, j.saved.Pools.TrainPool); err != nil {
 		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return
 	}
@@ -387,11 +248,11 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 	}
 	j.unblocked(ctx, ReasonOutputNotWritable)
 	input := &StageInput{DataURL: dataFile, OutputDir: outputDir}
-	if j.rec.LastIndex != nil {
-		input.Models = []ModelRef{*j.rec.LastIndex}
+	if j.rec().LastIndex != nil {
+		input.Models = []ModelRef{*j.rec().LastIndex}
 	}
 	now := metav1.NewTime(j.m.opts.Now())
-	pools := j.pools
+	pools := j.saved.Pools
 	pools.TrainPool = nil
 	err = j.transition(ctx, rounds.EventTrainTriggerFired, func(rec *record) {
 		rec.Current = roundData{StartTime: &now, TrainData: dataFile, OutputDir: outputDir, FurthestStage: sednav1.StageTrain}
@@ -405,7 +266,7 @@ func (j *job) checkTrainTrigger(ctx context.Context) {
 
 // dataName is the round data file's name: data.csv for a csv dataset (header first), else data.txt.
 func (j *job) dataName() string {
-	if j.rec.Header != "" {
+	if j.rec().Header != "" {
 		return "data.csv"
 	}
 	return "data.txt"
@@ -415,7 +276,7 @@ func (j *job) dataName() string {
 func (j *job) advance(ctx context.Context) {
 	for range 8 {
 		var err error
-		switch s := j.rec.State; {
+		switch s := j.rec().State; {
 		case s.Stage == sednav1.StageTrain && s.StageState == sednav1.StageCompleted:
 			err = j.prepareEval(ctx)
 		case s.Stage == sednav1.StageEval && s.StageState == sednav1.StageCompleted:
@@ -426,7 +287,7 @@ func (j *job) advance(ctx context.Context) {
 			err = j.transition(ctx, rounds.EventModelDeployed, func(rec *record) { rec.Current.Deployed = true },
 				&StageReport{Output: &StageOutput{Models: []map[string]any{{"format": "pkl", "url": j.deployPath()}}}}, nil)
 		case s.StageState == sednav1.StageFailed || (s.Stage == sednav1.StageDeploy && s.StageState == sednav1.StageCompleted):
-			err = j.closeRound(ctx, rounds.EventRoundEnded, j.roundMessage())
+			err = j.closeRound(ctx, rounds.EventRoundEnded, rounds.EndMessage(j.rec().State, j.rec().Current.Message))
 		default:
 			return
 		}
@@ -434,7 +295,7 @@ func (j *job) advance(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			klog.FromContext(ctx).Error(err, "The job cannot move on; retrying next pass", "state", j.rec.State.String())
+			klog.FromContext(ctx).Error(err, "The job cannot move on; retrying next pass", "state", j.rec().State.String())
 			return
 		}
 	}
@@ -444,25 +305,25 @@ var errBlocked = errors.New("blocked")
 
 // prepareEval writes the eval samples and asks GM for the eval pod with the train output models.
 func (j *job) prepareEval(ctx context.Context) error {
-	samples := j.pools.EvalSamples()
+	samples := j.saved.Pools.EvalSamples()
 	out := strings.TrimSuffix(j.spec.obj.Spec.OutputDir, "/")
-	dataFile := fmt.Sprintf("%s/data/eval/%d/%s", out, j.rec.State.Round, j.dataName())
+	dataFile := fmt.Sprintf("%s/data/eval/%d/%s", out, j.rec().State.Round, j.dataName())
 	message := ""
 	if len(samples) == 0 {
-		dataFile = j.rec.Current.TrainData
+		dataFile = j.rec().Current.TrainData
 		message = "no evaluation samples (trainProb keeps every sample for training); evaluating on the training data"
 	} else if err := j.writeData(dataFile, samples); err != nil {
 		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return errBlocked
 	}
-	outputDir := fmt.Sprintf("%s/eval/%d", out, j.rec.State.Round)
+	outputDir := fmt.Sprintf("%s/eval/%d", out, j.rec().State.Round)
 	if err := j.mkdir(outputDir); err != nil {
 		j.blocked(ctx, ReasonOutputNotWritable, err)
 		return errBlocked
 	}
 	j.unblocked(ctx, ReasonOutputNotWritable)
-	models := make([]ModelRef, 0, len(j.rec.Current.TrainModels))
-	for _, result := range j.rec.Current.TrainModels {
+	models := make([]ModelRef, 0, len(j.rec().Current.TrainModels))
+	for _, result := range j.rec().Current.TrainModels {
 		format, _ := result["format"].(string)
 		url, _ := result["url"].(string)
 		models = append(models, ModelRef{Format: format, URL: url})
@@ -481,20 +342,20 @@ func (j *job) deployPath() string {
 func (j *job) deploy(ctx context.Context) error {
 	// As upstream, the index deployed is the evaluation's output models[0] (the eval worker may
 	// publish the index again with the tasks' metrics), else the one training wrote.
-	index := j.rec.Current.Index
-	if len(j.rec.Current.EvalModels) > 0 {
-		if url, _ := j.rec.Current.EvalModels[0]["url"].(string); url != "" {
-			format, _ := j.rec.Current.EvalModels[0]["format"].(string)
+	index := j.rec().Current.Index
+	if len(j.rec().Current.EvalModels) > 0 {
+		if url, _ := j.rec().Current.EvalModels[0]["url"].(string); url != "" {
+			format, _ := j.rec().Current.EvalModels[0]["format"].(string)
 			index = &ModelRef{Format: format, URL: url}
 		}
 	}
-	if index == nil || len(j.rec.Current.EvalModels) == 0 {
-		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: no trained index or no evaluation output", j.rec.State.Round))
+	if index == nil || len(j.rec().Current.EvalModels) == 0 {
+		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: no trained index or no evaluation output", j.rec().State.Round))
 	}
 	content, err := j.fetchIndex(ctx, index.URL)
 	var refused *refusedError
 	if errors.As(err, &refused) {
-		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: %v", j.rec.State.Round, err))
+		return j.closeRound(ctx, rounds.EventDeployTriggerRejected, fmt.Sprintf("round %d not deployed: %v", j.rec().State.Round, err))
 	}
 	if err != nil {
 		j.blocked(ctx, ReasonIndexNotReadable, err)
@@ -506,81 +367,34 @@ func (j *job) deploy(ctx context.Context) error {
 		return errBlocked
 	}
 	j.unblocked(ctx, ReasonDeployNotWritable)
-	klog.FromContext(ctx).Info("Deployed the trained index", "round", j.rec.State.Round, "index", index.URL, "bytes", len(content))
+	klog.FromContext(ctx).Info("Deployed the trained index", "round", j.rec().State.Round, "index", index.URL, "bytes", len(content))
 	return j.transition(ctx, rounds.EventDeployTriggerPassed, nil,
 		&StageReport{Input: &StageInput{Models: []ModelRef{{Format: "pkl", URL: j.deployPath()}}}}, nil)
-}
-
-func (j *job) roundMessage() string {
-	message := j.rec.Current.Message
-	if message == "" && j.rec.State.StageState == sednav1.StageFailed {
-		message = fmt.Sprintf("round %d failed in stage %s", j.rec.State.Round, j.rec.State.Stage)
-	}
-	return message
 }
 
 // closeRound ends the round with event, records it in the history and reports Train/Waiting with
 // the round's result.
 func (j *job) closeRound(ctx context.Context, event rounds.Event, message string) error {
 	now := metav1.NewTime(j.m.opts.Now())
-	cur := j.rec.Current
+	cur := j.rec().Current
 	result := sednav1.LearningRound{
-		Round: j.rec.State.Round, Stage: cur.FurthestStage, Deployed: cur.Deployed, Message: message,
+		Round: j.rec().State.Round, Stage: cur.FurthestStage, Deployed: cur.Deployed, Message: message,
 		StartTime: cur.StartTime, CompletionTime: &now,
 	}
 	if cur.Index != nil {
 		result.Model, result.Format = cur.Index.URL, cur.Index.Format
 	}
 	return j.transition(ctx, event, func(rec *record) {
-		rec.Rounds = append(slices.Clone(rec.Rounds), result)
-		if extra := len(rec.Rounds) - sednav1.MaxRoundHistory; extra > 0 {
-			rec.Rounds = rec.Rounds[extra:]
-		}
-		rec.Current = roundData{}
+		rec.Rounds, rec.Current = rounds.AppendRound(rec.Rounds, result), roundData{}
 	}, &StageReport{Message: message, RoundResult: &result}, nil)
-}
-
-// resendIfGMLags queues LastReport again when nothing is pending and GM's published status has
-// been behind the LC's state for Options.ResendAfter since the report was handed over (a GM that
-// crashed between taking a report and writing it). Reports carry absolute state: repeating one
-// GM did take is harmless.
-func (j *job) resendIfGMLags(ctx context.Context) {
-	if j.published == nil || len(j.rec.LastReport) == 0 || len(j.rec.Pending) > 0 || j.m.opts.Now().Sub(j.reported) < j.m.opts.ResendAfter {
-		return
-	}
-	if !rounds.GMLags(j.published.LearningProgress, j.rec.State) {
-		return
-	}
-	next := j.rec
-	next.Pending = []json.RawMessage{j.rec.LastReport}
-	if err := j.save(next, j.pools); err != nil {
-		klog.FromContext(ctx).Error(err, "Saving the report to send again failed")
-		return
-	}
-	j.reported = j.m.opts.Now()
-	klog.FromContext(ctx).Info("GM's status lags behind this LC; sending the last stage report again", "state", j.rec.State.String())
-	j.flush(ctx)
 }
 
 // observeStatus turns the status GM publishes for the current stage and round into events.
 func (j *job) observeStatus(ctx context.Context, status sednav1.LLJobStatus) {
-	j.published = status.DeepCopy()
-	current := j.rec.State
-	if status.Round != current.Round || status.Stage != current.Stage || current.Round == 0 {
-		return
-	}
-	var event rounds.Event
-	switch status.StageState {
-	case sednav1.StageStarting:
-		event = rounds.EventStagePodCreated
-	case sednav1.StageRunning:
-		event = rounds.EventStagePodStarted
-	case sednav1.StageFailed:
-		event = rounds.EventStageFailed
-	default:
-		return
-	}
-	if !rounds.Allowed(current, event) {
+	j.published = status.LearningProgress.DeepCopy()
+	current := j.rec().State
+	event, ok := rounds.PublishedEvent(status.LearningProgress, current)
+	if !ok {
 		return
 	}
 	var report *StageReport
@@ -604,29 +418,14 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 	if j.deleted || j.spec == nil {
 		return fmt.Errorf("%w: lifelong learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
 	}
-	forwarded, err := incrementallearning.EncodeForwarded(msg, j.rec.State.Round)
+	forwarded, err := incrementallearning.EncodeForwarded(msg, j.rec().State.Round)
 	if err != nil {
 		return err
 	}
 	event, mutate, report, why := j.interpret(msg)
-	if event == "" || !rounds.Allowed(j.rec.State, event) {
-		next := j.rec
-		next.Pending = append(slices.Clone(next.Pending), forwarded)
-		if err := j.save(next, j.pools); err != nil {
-			return fmt.Errorf("saving the report of worker %s: %w", msg.Name, err)
-		}
-		klog.FromContext(ctx).V(2).Info("Worker report forwarded only", "phase", msg.Kind, "status", msg.Status, "state", j.rec.State.String(), "why", why)
-		j.flush(ctx)
-		return nil
-	}
-	withForward := func(rec *record) {
-		rec.Pending = append(slices.Clone(rec.Pending), forwarded)
-		if mutate != nil {
-			mutate(rec)
-		}
-	}
-	if err := j.transition(ctx, event, withForward, report, nil); err != nil {
-		return fmt.Errorf("taking the report of worker %s: %w", msg.Name, err)
+	moved, err := j.saved.TakeWorkerReport(ctx, msg, forwarded, event, mutate, report.Encoder(j.problem), why)
+	if err != nil || !moved {
+		return err
 	}
 	j.advance(ctx)
 	return nil
@@ -635,32 +434,12 @@ func (j *job) handleWorkerMessage(ctx context.Context, msg managers.WorkerMessag
 // interpret maps a worker report to an event of the current stage, the round data it brings and
 // the stage report, or to no event with the reason why.
 func (j *job) interpret(msg managers.WorkerMessage) (rounds.Event, func(*record), *StageReport, string) {
-	var stage sednav1.LearningStage
-	switch strings.ToLower(msg.Kind) {
-	case "train":
-		stage = sednav1.StageTrain
-	case "eval":
-		stage = sednav1.StageEval
-	default:
-		return "", nil, nil, "kind " + msg.Kind + " does not drive the round"
-	}
-	if j.rec.State.Stage != stage {
-		return "", nil, nil, "the round is not in the " + string(stage) + " stage"
-	}
-	if round, ok := rounds.PodRound(j.key.Name, stage, msg.Name); ok && round != j.rec.State.Round {
-		return "", nil, nil, fmt.Sprintf("the report is from round %d's pod", round)
-	}
-	switch strings.ToLower(msg.Status) {
-	case "running":
-		return rounds.EventStagePodStarted, nil, nil, ""
-	case "failed":
-		return rounds.EventWorkerFailed, nil, nil, ""
-	case "completed":
-	default:
-		return "", nil, nil, "status " + msg.Status + " moves nothing"
+	event, why := rounds.WorkerEvent(j.key.Name, j.rec().State, msg.Kind, msg.Status, msg.Name)
+	if event != rounds.EventWorkerCompleted {
+		return event, nil, nil, why
 	}
 	output := &StageOutput{Models: msg.Results}
-	if stage == sednav1.StageTrain {
+	if j.rec().State.Stage == sednav1.StageTrain {
 		var url, format string
 		if len(msg.Results) > 0 {
 			url, _ = msg.Results[0]["url"].(string)
@@ -683,11 +462,9 @@ func (j *job) interpret(msg managers.WorkerMessage) (rounds.Event, func(*record)
 // completedButUnusable takes a completion whose results the LC cannot use: the stage completed,
 // then fails at once, and the round ends with the problem as its message.
 func (j *job) completedButUnusable(problem string, output *StageOutput) (rounds.Event, func(*record), *StageReport, string) {
-	message := fmt.Sprintf("round %d: %s", j.rec.State.Round, problem)
+	message := fmt.Sprintf("round %d: %s", j.rec().State.Round, problem)
 	return rounds.EventWorkerCompleted, func(rec *record) {
-		if failed, err := rounds.Next(rec.State, rounds.EventStageFailed); err == nil {
-			rec.State = failed
-		}
+		rec.State = rounds.FailedAtOnce(rec.State)
 		rec.Current.Message = message
 	}, &StageReport{Output: output, Message: message}, ""
 }

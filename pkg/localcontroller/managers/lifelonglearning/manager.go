@@ -2,19 +2,18 @@ package lifelonglearning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
 
-	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/jobstate"
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers/internal/rounds"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 )
 
@@ -26,7 +25,7 @@ const (
 	// PoolNamespace is the store blob namespace of the jobs' sample pools, keyed as the records.
 	PoolNamespace = "lifelonglearningjob-pools"
 	// DatasetKind is the channel kind of the Datasets the jobs read.
-	DatasetKind = "dataset"
+	DatasetKind = jobstate.DatasetKind
 	// DeployIndex is where, below spec.outputDir, the deployed KB index is copied: the inference
 	// worker's MODEL_URLS (contract §2.8).
 	DeployIndex = "deploy/index.pkl"
@@ -66,12 +65,8 @@ type Manager struct {
 	reporter managers.Reporter
 	opts     Options
 
-	mu    sync.Mutex
-	jobs  map[store.ResourceKey]*job
-	loops managers.LoopGroup
-
-	// afterPass, when set (by tests, before Run), is called after every periodic pass of a job.
-	afterPass func(key store.ResourceKey)
+	// jobs are the jobs on this node; their periodic passes run within Run.
+	jobs *jobstate.Jobs[*job]
 }
 
 var (
@@ -106,7 +101,7 @@ func New(st *store.Store, reporter managers.Reporter, opts Options) (*Manager, e
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Manager{store: st, reporter: reporter, opts: opts, jobs: map[store.ResourceKey]*job{}}, nil
+	return &Manager{store: st, reporter: reporter, opts: opts, jobs: jobstate.NewJobs((*job).pass)}, nil
 }
 
 // Kind returns "lifelonglearningjob".
@@ -117,75 +112,40 @@ func (m *Manager) Kind() string { return Kind }
 func (m *Manager) ResourceChanged(ctx context.Context, r store.Resource) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(r.Key.Namespace, r.Key.Name))
 	ctx = klog.NewContext(ctx, logger)
-	if r.Key.Kind != Kind {
-		logger.Error(nil, "Ignoring a resource of another kind handed to the lifelong learning manager", "kind", r.Key.Kind)
+	obj, parsed, ok := jobstate.Decode(ctx, r, Kind, "lifelong learning", "a LifelongLearningJob", parseJob)
+	if !ok {
 		return
 	}
-	var obj sednav1.LifelongLearningJob
-	if err := json.Unmarshal(r.Object, &obj); err != nil {
-		logger.Error(err, "Ignoring a LifelongLearningJob from GM that does not parse", "version", r.Version)
-		return
-	}
-	parsed, err := parseJob(&obj)
-	if err != nil {
-		logger.Error(err, "Ignoring a LifelongLearningJob with an invalid spec", "version", r.Version)
-		return
-	}
-	m.mu.Lock()
-	j := m.jobs[r.Key]
-	if j == nil {
-		j = &job{m: m, key: r.Key}
-		m.jobs[r.Key] = j
-	}
-	m.mu.Unlock()
-
+	j := m.jobs.GetOrAdd(r.Key, func() *job { return m.newJob(r.Key) })
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if !j.loaded {
-		if err := j.load(ctx); err != nil {
-			logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
-			return
-		}
+	if err := j.saved.Load(ctx, record{State: rounds.InitialState}); err != nil {
+		logger.Error(err, "Reading the job's saved record failed; it is read again with the next version")
+		return
 	}
 	j.spec = parsed
-	if j.fresh {
-		j.fresh = false
-		if obj.Status.Round > j.rec.State.Round {
-			j.rec.State.Round = obj.Status.Round
-			logger.Info("No saved rounds on this node; continuing GM's round count", "round", obj.Status.Round)
-		}
-	}
+	j.saved.AdoptRound(ctx, obj.Status.Round)
 	j.observeStatus(ctx, obj.Status)
+	m.jobs.Start(r.Key)
+}
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if j.loop == nil {
-		j.loop = m.loops.Go(j.run)
-	}
+// newJob is the job of key before its record is loaded.
+func (m *Manager) newJob(key store.ResourceKey) *job {
+	return &job{m: m, key: key, saved: jobstate.NewSaved[record](jobstate.Config{
+		Store: m.store, Reporter: m.reporter, Now: m.opts.Now, Kind: Kind,
+		StateNamespace: StateNamespace, PoolNamespace: PoolNamespace, Noun: "lifelong learning",
+	}, key)}
 }
 
 // ResourceDeleted stops the job and forgets its record.
 func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name))
-	m.mu.Lock()
-	j := m.jobs[key]
-	delete(m.jobs, key)
-	loop := (*managers.Loop)(nil)
-	if j != nil {
-		loop = j.loop
-	}
-	m.mu.Unlock()
-	if j != nil {
-		loop.Stop()
+	if j, ok := m.jobs.Remove(key); ok {
 		j.mu.Lock()
 		j.deleted = true
 		j.mu.Unlock()
 	}
-	err := m.store.WriteStates(
-		store.StateWrite{Namespace: StateNamespace, Key: stateKey(key), Delete: true},
-		store.StateWrite{Namespace: PoolNamespace, Key: stateKey(key), Blob: true, Delete: true},
-	)
-	if err != nil {
+	if err := jobstate.Forget(m.store, StateNamespace, PoolNamespace, key); err != nil {
 		logger.Error(err, "Removing the record of a deleted job failed; it is replaced if the job comes back")
 	}
 	logger.V(2).Info("Stopped deleted lifelong learning job")
@@ -193,18 +153,9 @@ func (m *Manager) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
 
 // Run runs the jobs' periodic passes until ctx is done and returns once all of them stopped.
 func (m *Manager) Run(ctx context.Context) {
-	if !m.loops.Begin(ctx) {
+	if !m.jobs.Run(ctx) {
 		klog.FromContext(ctx).Error(nil, "Lifelong learning manager Run called more than once; ignoring the second call")
-		return
 	}
-	m.mu.Lock()
-	for _, j := range m.jobs {
-		if j.loop == nil {
-			j.loop = m.loops.Go(j.run)
-		}
-	}
-	m.mu.Unlock()
-	m.loops.End()
 }
 
 // HandleWorkerMessage takes a report of one of a job's workers: it forwards it to GM and drives
@@ -214,14 +165,10 @@ func (m *Manager) HandleWorkerMessage(ctx context.Context, msg managers.WorkerMe
 		return fmt.Errorf("%w: ownerKind %q sent to the %s manager", managers.ErrInvalidMessage, msg.OwnerKind, Kind)
 	}
 	key := store.ResourceKey{Kind: Kind, Namespace: msg.Namespace, Name: msg.OwnerName}
-	m.mu.Lock()
-	j := m.jobs[key]
-	m.mu.Unlock()
-	if j == nil {
+	j, ok := m.jobs.Get(key)
+	if !ok {
 		return fmt.Errorf("%w: lifelong learning job %s/%s is not on this node", managers.ErrInvalidMessage, msg.Namespace, msg.OwnerName)
 	}
 	logger := klog.FromContext(ctx).WithValues("job", klog.KRef(key.Namespace, key.Name), "worker", msg.Name)
 	return j.handleWorkerMessage(klog.NewContext(ctx, logger), msg)
 }
-
-func stateKey(key store.ResourceKey) string { return key.Namespace + "/" + key.Name }

@@ -129,9 +129,7 @@ func (l *lc) publish(job *sednav1.LifelongLearningJob) {
 
 // pass runs one periodic pass of the job and returns its period.
 func (l *lc) pass() time.Duration {
-	l.m.mu.Lock()
-	j := l.m.jobs[store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: testJob}]
-	l.m.mu.Unlock()
+	j, _ := l.m.jobs.Get(store.ResourceKey{Kind: Kind, Namespace: testNamespace, Name: testJob})
 	require.NotNil(l.t, j)
 	return j.pass(context.Background())
 }
@@ -142,18 +140,7 @@ func (l *lc) post(msg managers.WorkerMessage) {
 }
 
 func (l *lc) stageReports() []StageReport {
-	var reports []StageReport
-	for _, content := range l.reporter.Contents() {
-		var probe map[string]any
-		require.NoError(l.t, json.Unmarshal([]byte(content), &probe))
-		if _, forwarded := probe["worker"]; forwarded {
-			continue
-		}
-		var report StageReport
-		require.NoError(l.t, json.Unmarshal([]byte(content), &report))
-		reports = append(reports, report)
-	}
-	return reports
+	return managertest.Decoded[StageReport](l.t, l.reporter, "worker", false)
 }
 
 func (l *lc) states() []string {

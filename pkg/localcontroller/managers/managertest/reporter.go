@@ -4,8 +4,10 @@ package managertest
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
+	"testing"
 
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
@@ -67,4 +69,27 @@ func (r *Reporter) Contents() []string {
 		contents[i] = string(report.Content)
 	}
 	return contents
+}
+
+// Decoded decodes the recorded contents that are JSON objects with (has) or without (!has) the
+// field, oldest first: the learning managers' forwarded worker reports carry "worker", their own
+// stage reports do not. A content that does not decode fails t.
+func Decoded[T any](t testing.TB, r *Reporter, field string, has bool) []T {
+	t.Helper()
+	var decoded []T
+	for _, content := range r.Contents() {
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(content), &probe); err != nil {
+			t.Fatalf("report %s is not a JSON object: %v", content, err)
+		}
+		if _, found := probe[field]; found != has {
+			continue
+		}
+		var value T
+		if err := json.Unmarshal([]byte(content), &value); err != nil {
+			t.Fatalf("report %s does not decode: %v", content, err)
+		}
+		decoded = append(decoded, value)
+	}
+	return decoded
 }

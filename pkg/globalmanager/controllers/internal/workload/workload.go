@@ -182,22 +182,18 @@ func New[T Object](kind Kind[T], deps runtime.Dependencies) (*Controller[T], err
 	}
 	enqueueOwner := runtime.EnqueueController(c.queue, kind.KindName, c.ownerUID)
 	enqueueLabeled := runtime.EnqueueLabeled(c.queue, kind.KindName, c.ownerUID)
-	if _, err := informer.AddEventHandler(runtime.EnqueueHandler(c.queue)); err != nil {
-		return nil, fmt.Errorf("watching %ss: %w", kind.Description, err)
-	}
-	if _, err := modelInformer.Informer().AddEventHandler(runtime.ChangeHandler(c.enqueueModelUsers)); err != nil {
-		return nil, fmt.Errorf("watching models: %w", err)
-	}
-	// Pods of Deployments belong to ReplicaSets: every worker pod is matched by its labels.
-	if _, err := podInformer.Informer().AddEventHandler(runtime.ChangeHandler(enqueueLabeled)); err != nil {
-		return nil, fmt.Errorf("watching pods: %w", err)
-	}
-	for name, inf := range map[string]cache.SharedIndexInformer{
-		"deployments": deploymentInformer.Informer(), "services": serviceInformer.Informer(), "worker-token secrets": tokenInformer.Informer(),
-	} {
-		if _, err := inf.AddEventHandler(runtime.ChangeHandler(enqueueOwner)); err != nil {
-			return nil, fmt.Errorf("watching %s: %w", name, err)
-		}
+	owned := runtime.ChangeHandler(enqueueOwner)
+	err := runtime.AddWatches(
+		runtime.Watch{What: kind.Description + "s", Informer: informer, Handler: runtime.EnqueueHandler(c.queue)},
+		runtime.Watch{What: "models", Informer: modelInformer.Informer(), Handler: runtime.ChangeHandler(c.enqueueModelUsers)},
+		// Pods of Deployments belong to ReplicaSets: every worker pod is matched by its labels.
+		runtime.Watch{What: "pods", Informer: podInformer.Informer(), Handler: runtime.ChangeHandler(enqueueLabeled)},
+		runtime.Watch{What: "deployments", Informer: deploymentInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "services", Informer: serviceInformer.Informer(), Handler: owned},
+		runtime.Watch{What: "worker-token secrets", Informer: tokenInformer.Informer(), Handler: owned},
+	)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
