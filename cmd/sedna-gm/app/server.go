@@ -446,7 +446,12 @@ func runLocalVerification(ctx context.Context, keys *messagelayer.IssuerKeys, id
 		if ctx.Err() != nil {
 			return
 		}
-		now := err == nil
+		// Keys read earlier stay in use for IssuerKeys.MaxAge when a read fails.
+		_, fresh := keys.Issuer()
+		now := started && fresh
+		if err != nil && now {
+			logger.V(2).Info("Could not read the service-account issuer's keys again; using those read before", "err", err)
+		}
 		if now {
 			metrics.LocalTokenVerification.Set(1)
 		} else {
