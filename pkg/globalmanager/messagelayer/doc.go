@@ -10,13 +10,19 @@
 // Authorization: a node receives only resources published to it, and a report is accepted only
 // about a resource published to the reporting node.
 //
-// Credentials: a connection is closed when its token expires or a periodic review refuses it
-// (the LC's pod is gone); accepted reviews are cached briefly.
+// Authentication: LocalTokenVerifier checks an LC's projected service-account token as
+// kube-apiserver does (signature with the issuer's published keys, claims, the bound pod and
+// service account in an informer of the LC pods); LocalFirstAuthenticator sends what it cannot
+// decide to TokenReview, whose acceptances are cached briefly.
+//
+// Credentials: a connection is closed when its token expires or a periodic check refuses it
+// (the LC's pod is gone).
 //
 // Reports are deduplicated by the LC store's sequence numbers; the per-node mark is persisted
 // (a MarkStore: a ConfigMap) before a report is handled and acknowledged, so deduplication
 // survives GM restarts.
 //
-// The package talks to the Kubernetes API only for TokenReview and its marks ConfigMap; feature controllers
+// The package talks to the Kubernetes API only for TokenReview, the service-account issuer's
+// discovery documents, the LC pods and service accounts (read only) and its marks ConfigMap; feature controllers
 // decide what is bound where (Publish/Unpublish) and what a report means (ReportHandler).
 package messagelayer
