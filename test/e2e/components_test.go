@@ -105,6 +105,21 @@ func TestWrongNodeTokenIsRefused(t *testing.T) {
 		require.NotNil(t, resp, "dialing GM as %s: %v", node, err)
 		return resp.StatusCode
 	}
+	// GM, with build/gm's configuration and RBAC, verifies the LC tokens itself: the token was
+	// decided locally, twice, and no TokenReview decided anything.
+	metric := func(sample string) float64 {
+		v, err := framework.Sedna.GMMetric(ctx, sample)
+		require.NoError(t, err)
+		return v
+	}
+	require.Equal(t, 1.0, metric("sedna_gm_channel_local_token_verification"), "GM does not verify LC tokens itself")
+	localBefore := metric(`sedna_gm_channel_token_decisions_total{path="local",result="accepted"}`)
+	reviewedBefore := metric(`sedna_gm_channel_token_decisions_total{path="tokenreview",result="accepted"}`)
+
 	require.Equal(t, http.StatusForbidden, dial("edge-node-2"), "GM let a token of edge-node-1 act as edge-node-2")
 	require.Equal(t, http.StatusSwitchingProtocols, dial("edge-node-1"), "the same token for its own node must be accepted")
+
+	// At least: the LCs' own periodic rechecks are local acceptances too.
+	require.GreaterOrEqual(t, metric(`sedna_gm_channel_token_decisions_total{path="local",result="accepted"}`), localBefore+2)
+	require.Equal(t, reviewedBefore, metric(`sedna_gm_channel_token_decisions_total{path="tokenreview",result="accepted"}`))
 }

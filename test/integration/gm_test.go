@@ -150,13 +150,18 @@ func leaseHolder(t *testing.T) string {
 
 // dialLC connects to a GM's channel as the LC holding token.
 func dialLC(t *testing.T, cert framework.ServingCert, port int, token string) (*websocket.Conn, error) {
+	dialer := websocket.Dialer{TLSClientConfig: lcTLSConfig(t, cert), HandshakeTimeout: 5 * time.Second}
+	ws, _, err := dialer.Dial(fmt.Sprintf("wss://127.0.0.1:%d/", port), http.Header{"Authorization": {"Bearer " + token}})
+	return ws, err
+}
+
+// lcTLSConfig trusts GM's serving certificate, as an LC does.
+func lcTLSConfig(t *testing.T, cert framework.ServingCert) *tls.Config {
 	caPEM, err := os.ReadFile(cert.CAFile)
 	require.NoError(t, err)
 	roots := x509.NewCertPool()
 	require.True(t, roots.AppendCertsFromPEM(caPEM))
-	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, HandshakeTimeout: 5 * time.Second}
-	ws, _, err := dialer.Dial(fmt.Sprintf("wss://127.0.0.1:%d/", port), http.Header{"Authorization": {"Bearer " + token}})
-	return ws, err
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 func readFrame(t *testing.T, ws *websocket.Conn) *channel.Frame {

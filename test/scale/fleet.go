@@ -490,6 +490,12 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", ports[1]), HealthAddress: fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		ProfilingAddress: fmt.Sprintf("127.0.0.1:%d", ports[3]),
 	}
+	// SCALE_TOKEN_REVIEW_ONLY=1 turns GM's local token verification off: every LC token goes to
+	// TokenReview, as before local verification (the failover's before/after, same binary).
+	if os.Getenv("SCALE_TOKEN_REVIEW_ONLY") != "" {
+		off := false
+		cfg.WebSocket.TokenReview.LocalVerification = &off
+	}
 	data, err := json.Marshal(cfg)
 	require.NoError(t, err)
 	path := filepath.Join(dir, name+".yaml")

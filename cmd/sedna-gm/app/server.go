@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg *config.Config, identity string) error {
 		klog.FromContext(ctx).Error(err, "GM's pod will carry no role label")
 	}
 	return run(ctx, cfg, identity, clients{kube: kube, sedna: sedna, reviews: reviews.AuthenticationV1().TokenReviews(),
-		events: events.CoreV1(), role: role})
+		events: events.CoreV1(), role: role, issuer: messagelayer.APIServerIssuer{Client: reviews.Discovery().RESTClient()}})
 }
 
 // clients are what the GM talks to the API server with.
@@ -150,6 +150,9 @@ type clients struct {
 	events typedcorev1.EventsGetter
 	// role labels GM's own pod leader or standby; nil outside a pod.
 	role *podRole
+	// issuer serves the service-account issuer's keys, for verifying LC tokens locally; nil
+	// sends every token to TokenReview.
+	issuer messagelayer.IssuerKeySource
 }
 
 // reviewClientConfig is the controllers' client config with the token review rate limits; the
@@ -177,11 +180,12 @@ func run(ctx context.Context, cfg *config.Config, identity string, c clients) er
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWorkqueueMetrics(registry)
+	channelMetrics := messagelayer.NewMetrics(registry)
 	hub := messagelayer.NewHub(messagelayer.Options{
 		MaxFrameBytes:     cfg.WebSocket.MaxFrameBytes,
 		CredentialRecheck: cfg.WebSocket.TokenReview.RecheckPeriod.Duration,
-	}, messagelayer.NewMetrics(registry))
-	auth, err := authenticator(ctx, cfg, c.reviews)
+	}, channelMetrics)
+	auth, err := authenticator(ctx, cfg, c, channelMetrics)
 	if err != nil {
 		return err
 	}
@@ -378,26 +382,97 @@ func runWithLeaderElection(ctx context.Context, cfg *config.Config, kube kuberne
 	return nil
 }
 
-// authenticator picks TokenReview, or static tokens on development clusters.
-func authenticator(ctx context.Context, cfg *config.Config, reviews authenticationv1client.TokenReviewInterface) (messagelayer.Authenticator, error) {
-	if cfg.WebSocket.StaticTokensFile == "" {
-		var auth messagelayer.Authenticator = &messagelayer.TokenReviewAuthenticator{
-			Client:          reviews,
-			Audiences:       []string{cfg.WebSocket.TokenAudience},
-			ServiceAccounts: cfg.WebSocket.LCServiceAccounts,
+// authenticator picks local verification with TokenReview for what it cannot decide, TokenReview
+// alone, or static tokens on development clusters. Local verification starts at once, also on a
+// standby, so that a new leader admits its LCs with the keys and pods already known.
+func authenticator(ctx context.Context, cfg *config.Config, c clients, metrics *messagelayer.Metrics) (messagelayer.Authenticator, error) {
+	logger := klog.FromContext(ctx)
+	if cfg.WebSocket.StaticTokensFile != "" {
+		logger.Info("WARNING: static LC tokens are enabled. Tokens never expire and are bound to nothing; use this on development clusters only",
+			"file", cfg.WebSocket.StaticTokensFile)
+		tokens, err := readStaticTokens(cfg.WebSocket.StaticTokensFile)
+		if err != nil {
+			return nil, err
 		}
-		if tr := cfg.WebSocket.TokenReview; tr.CacheTTL.Duration > 0 {
-			auth = &messagelayer.CachingAuthenticator{Next: auth, TTL: tr.CacheTTL.Duration, MaxEntries: tr.CacheSize}
-		}
-		return auth, nil
+		return &messagelayer.StaticTokenAuthenticator{Tokens: tokens}, nil
 	}
-	klog.FromContext(ctx).Info("WARNING: static LC tokens are enabled. Tokens never expire and are bound to nothing; use this on development clusters only",
-		"file", cfg.WebSocket.StaticTokensFile)
-	tokens, err := readStaticTokens(cfg.WebSocket.StaticTokensFile)
+	tr := cfg.WebSocket.TokenReview
+	var review messagelayer.Authenticator = &messagelayer.TokenReviewAuthenticator{
+		Client:          c.reviews,
+		Audiences:       []string{cfg.WebSocket.TokenAudience},
+		ServiceAccounts: cfg.WebSocket.LCServiceAccounts,
+	}
+	if tr.CacheTTL.Duration > 0 {
+		review = &messagelayer.CachingAuthenticator{Next: review, TTL: tr.CacheTTL.Duration, MaxEntries: tr.CacheSize}
+	}
+	switch {
+	case !tr.LocalVerificationEnabled():
+		logger.Info("LC tokens are checked by TokenReview only: websocket.tokenReview.localVerification is false")
+		return review, nil
+	case c.issuer == nil:
+		logger.Info("LC tokens are checked by TokenReview only: no service-account issuer to read keys from")
+		return review, nil
+	}
+	identities, err := messagelayer.NewInformerLCIdentities(c.kube, cfg.WebSocket.LCServiceAccounts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("websocket.lcServiceAccounts: %w", err)
 	}
-	return &messagelayer.StaticTokenAuthenticator{Tokens: tokens}, nil
+	keys := &messagelayer.IssuerKeys{Source: c.issuer}
+	go runLocalVerification(ctx, keys, identities, metrics)
+	return &messagelayer.LocalFirstAuthenticator{
+		Local: &messagelayer.LocalTokenVerifier{Audience: cfg.WebSocket.TokenAudience, ServiceAccounts: cfg.WebSocket.LCServiceAccounts,
+			Keys: keys, Identities: identities},
+		Fallback: review,
+		Metrics:  metrics,
+	}, nil
+}
+
+// keyRefreshPeriod is how often GM reads the service-account issuer's keys again: a key the API
+// server stops publishing stops verifying tokens here within this period (and at the latest
+// after IssuerKeys.MaxAge without a successful read).
+const keyRefreshPeriod = time.Minute
+
+// runLocalVerification reads the issuer's keys every keyRefreshPeriod and, once they and the LC
+// pods can be read, starts the pod informers. It logs when the mode changes (the first time
+// included) with the reason, and keeps the mode in sedna_gm_channel_local_token_verification.
+func runLocalVerification(ctx context.Context, keys *messagelayer.IssuerKeys, identities *messagelayer.InformerLCIdentities,
+	metrics *messagelayer.Metrics) {
+	logger := klog.FromContext(ctx)
+	logged, local, started := false, false, false
+	keys.Run(ctx, keyRefreshPeriod, func(err error) {
+		if err == nil && !started {
+			if err = identities.CanWatch(ctx); err == nil {
+				identities.Start(ctx)
+				started = true
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Keys read earlier stay in use for IssuerKeys.MaxAge when a read fails.
+		_, fresh := keys.Issuer()
+		now := started && fresh
+		if err != nil && now {
+			logger.V(2).Info("Could not read the service-account issuer's keys again; using those read before", "err", err)
+		}
+		if now {
+			metrics.LocalTokenVerification.Set(1)
+		} else {
+			metrics.LocalTokenVerification.Set(0)
+		}
+		if logged && now == local {
+			return
+		}
+		logged, local = true, now
+		if now {
+			issuer, _ := keys.Issuer()
+			logger.Info("LC tokens are verified locally with the service-account issuer's keys; TokenReview only for tokens that cannot be decided here",
+				"issuer", issuer)
+			return
+		}
+		logger.Info("LC tokens are checked by TokenReview: GM cannot verify them itself (grant get on /.well-known/openid-configuration and /openid/v1/jwks, and list/watch on the LC pods and service accounts, as build/gm/rbac.yaml does)",
+			"err", err)
+	})
 }
 
 func readStaticTokens(path string) (map[string]string, error) {

@@ -108,6 +108,18 @@ type TokenReview struct {
 	// connection of an LC whose pod is gone. The recheck always asks the API server: the cache
 	// only serves connects.
 	RecheckPeriod Duration `json:"recheckPeriod,omitempty"`
+	// LocalVerification makes GM verify LC tokens itself, as the API server does: the JWT's
+	// signature with the service-account issuer's public keys (read from the API server's
+	// /.well-known/openid-configuration and /openid/v1/jwks), and the token's service account
+	// and pod against GM's informers of the LC pods. A connect and a recheck then cost no
+	// TokenReview; tokens it cannot decide, and all tokens while the keys cannot be read, go to
+	// TokenReview. Default true; needs lcServiceAccounts.
+	LocalVerification *bool `json:"localVerification,omitempty"`
+}
+
+// LocalVerificationEnabled reports whether GM verifies LC tokens itself (the default).
+func (tr TokenReview) LocalVerificationEnabled() bool {
+	return tr.LocalVerification == nil || *tr.LocalVerification
 }
 
 // Server is a URL.
@@ -203,6 +215,10 @@ func (c *Config) SetDefaults() {
 	}
 	if tr.RecheckPeriod.Duration == 0 {
 		tr.RecheckPeriod.Duration = 2 * time.Minute
+	}
+	if tr.LocalVerification == nil {
+		local := true
+		tr.LocalVerification = &local
 	}
 	if c.WebSocket.ReportMarksBatchDelay.Duration == 0 {
 		c.WebSocket.ReportMarksBatchDelay.Duration = 20 * time.Millisecond
@@ -305,6 +321,16 @@ func (c *Config) Validate() error {
 	}
 	if tr.RecheckPeriod.Duration < time.Second {
 		return fmt.Errorf("websocket.tokenReview.recheckPeriod %s is shorter than 1s", tr.RecheckPeriod)
+	}
+	if tr.LocalVerificationEnabled() && c.WebSocket.StaticTokensFile == "" {
+		if len(c.WebSocket.LCServiceAccounts) == 0 {
+			return fmt.Errorf("websocket.tokenReview.localVerification needs websocket.lcServiceAccounts: GM watches the pods of those service accounts only; set localVerification: false to accept any service account's pod-bound token")
+		}
+	}
+	for _, sa := range c.WebSocket.LCServiceAccounts {
+		if ns, name, ok := strings.Cut(sa, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("websocket.lcServiceAccounts: %q is not namespace/name", sa)
+		}
 	}
 	if c.WebSocket.ReportMarksBatchDelay.Duration < 0 {
 		return fmt.Errorf("websocket.reportMarksBatchDelay %s is negative", c.WebSocket.ReportMarksBatchDelay)

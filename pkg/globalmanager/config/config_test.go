@@ -70,6 +70,10 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"profiling without a port":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: 127.0.0.1\n", `profilingAddress "127.0.0.1" is not a loopback IP address`},
 		"profiling on a host name":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: localhost:6060\n", `profilingAddress "localhost:6060" is not a loopback IP address`},
 		"recheck too often":               {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
+		"local verification of any service account": {"websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: []}\n",
+			"websocket.tokenReview.localVerification needs websocket.lcServiceAccounts"},
+		"service account without a namespace": {"websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: [sedna-lc]}\n",
+			`websocket.lcServiceAccounts: "sedna-lc" is not namespace/name`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -99,6 +103,11 @@ func TestTokenReviewSettings(t *testing.T) {
 	require.Equal(t, 10000, tr.CacheSize)
 	require.Equal(t, 2*time.Minute, tr.RecheckPeriod.Duration)
 	require.Equal(t, 20*time.Millisecond, cfg.WebSocket.ReportMarksBatchDelay.Duration)
+	require.True(t, tr.LocalVerificationEnabled(), "LC tokens are verified locally by default")
+
+	cfg, err = Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: [], tokenReview: {localVerification: false}}\n"))
+	require.NoError(t, err, "any service account's token is accepted through TokenReview")
+	require.False(t, cfg.WebSocket.TokenReview.LocalVerificationEnabled())
 
 	cfg, err = Load(write(t, `
 websocket:

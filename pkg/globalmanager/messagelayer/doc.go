@@ -10,14 +10,20 @@
 // Authorization: a node receives only resources published to it, and a report is accepted only
 // about a resource published to the reporting node.
 //
-// Credentials: a connection is closed when its token expires or a periodic review refuses it
-// (the LC's pod is gone); accepted reviews are cached briefly.
+// Authentication: LocalTokenVerifier checks an LC's projected service-account token as
+// kube-apiserver does (signature with the issuer's published keys, claims, the bound pod and
+// service account in an informer of the LC pods); LocalFirstAuthenticator sends what it cannot
+// decide to TokenReview, whose acceptances are cached briefly.
+//
+// Credentials: a connection is closed when its token expires or a periodic check refuses it
+// (the LC's pod is gone).
 //
 // Reports are deduplicated by the LC store's sequence numbers. A report is handled, then its
 // per-node mark is persisted (a MarkStore: a ConfigMap), then it is acknowledged: deduplication
 // survives GM restarts, and a GM dying before the mark is written leaves the report to the next
 // GM (handled at least once, never lost; handlers are idempotent).
 //
-// The package talks to the Kubernetes API only for TokenReview and its marks ConfigMap; feature controllers
+// The package talks to the Kubernetes API only for TokenReview, the service-account issuer's
+// discovery documents, the LC pods and service accounts (read only) and its marks ConfigMap; feature controllers
 // decide what is bound where (Publish/Unpublish) and what a report means (ReportHandler).
 package messagelayer

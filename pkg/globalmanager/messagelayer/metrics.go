@@ -19,6 +19,12 @@ type Metrics struct {
 	CredentialCloses *prometheus.CounterVec // reason
 	// MarkWrites counts writes of the persisted report marks.
 	MarkWrites *prometheus.CounterVec // result: ok, error
+	// TokenDecisions counts LC token checks by who decided (local: GM verified the token
+	// itself; tokenreview: the API server) and result (accepted, refused, error).
+	TokenDecisions *prometheus.CounterVec // path, result
+	// LocalTokenVerification is 1 while GM can verify LC tokens itself (it has the
+	// service-account issuer's keys), 0 while every token goes to TokenReview.
+	LocalTokenVerification prometheus.Gauge
 }
 
 // NewMetrics creates the channel metrics and registers them with reg (nil: not registered).
@@ -45,10 +51,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "credential_closes_total", Help: "Connections closed because their token expired or was no longer accepted."}, []string{"reason"}),
 		MarkWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "report_mark_writes_total", Help: "Writes of the persisted report marks by result."}, []string{"result"}),
+		TokenDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "token_decisions_total", Help: "LC token checks by who decided (local, tokenreview) and result (accepted, refused, error)."},
+			[]string{"path", "result"}),
+		LocalTokenVerification: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "local_token_verification", Help: "1 while GM verifies LC tokens itself with the service-account issuer's keys, 0 while every token goes to TokenReview."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ConnectedNodes, m.FramesSent, m.FramesAcked, m.FramesResent, m.Reports,
-			m.ReportsRejected, m.MalformedFrames, m.AuthFailures, m.CredentialCloses, m.MarkWrites)
+			m.ReportsRejected, m.MalformedFrames, m.AuthFailures, m.CredentialCloses, m.MarkWrites,
+			m.TokenDecisions, m.LocalTokenVerification)
 	}
 	return m
 }
