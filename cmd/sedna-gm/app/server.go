@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -444,6 +445,10 @@ func runLocalVerification(ctx context.Context, keys *messagelayer.IssuerKeys, id
 			if err = identities.CanWatch(ctx); err == nil {
 				identities.Start(ctx)
 				started = true
+				// The mode said below is the one in use: tokens go to TokenReview until the
+				// informers have synced.
+				_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true,
+					func(context.Context) (bool, error) { return identities.Synced(), nil })
 			}
 		}
 		if ctx.Err() != nil {
@@ -451,7 +456,7 @@ func runLocalVerification(ctx context.Context, keys *messagelayer.IssuerKeys, id
 		}
 		// Keys read earlier stay in use for IssuerKeys.MaxAge when a read fails.
 		_, fresh := keys.Issuer()
-		now := started && fresh
+		now := started && fresh && identities.Synced()
 		if err != nil && now {
 			logger.V(2).Info("Could not read the service-account issuer's keys again; using those read before", "err", err)
 		}

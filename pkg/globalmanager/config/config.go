@@ -79,7 +79,8 @@ type WebSocket struct {
 	TLSKeyFile  string `json:"tlsKeyFile,omitempty"`
 	// TokenAudience is the audience LC tokens must be issued for.
 	TokenAudience string `json:"tokenAudience,omitempty"`
-	// LCServiceAccounts ("namespace/name") may connect; empty means any pod-bound token.
+	// LCServiceAccounts ("namespace/name") may connect; empty means any pod-bound token (then
+	// every token goes to TokenReview: local verification needs the list).
 	LCServiceAccounts []string `json:"lcServiceAccounts,omitempty"`
 	// StaticTokensFile maps tokens to nodes ("token,node" lines) instead of TokenReview. For
 	// development clusters only; GM logs a warning when it is set.
@@ -113,7 +114,8 @@ type TokenReview struct {
 	// /.well-known/openid-configuration and /openid/v1/jwks), and the token's service account
 	// and pod against GM's informers of the LC pods. A connect and a recheck then cost no
 	// TokenReview; tokens it cannot decide, and all tokens while the keys cannot be read, go to
-	// TokenReview. Default true; needs lcServiceAccounts.
+	// TokenReview. Default: true when lcServiceAccounts names any (it does by default); true with
+	// an empty lcServiceAccounts is refused.
 	LocalVerification *bool `json:"localVerification,omitempty"`
 }
 
@@ -217,7 +219,10 @@ func (c *Config) SetDefaults() {
 		tr.RecheckPeriod.Duration = 2 * time.Minute
 	}
 	if tr.LocalVerification == nil {
-		local := true
+		// Local verification watches the LC service accounts' pods; a configuration that allows
+		// any service account (an empty list, as before local verification existed) keeps to
+		// TokenReview rather than failing to start after an upgrade.
+		local := len(c.WebSocket.LCServiceAccounts) > 0
 		tr.LocalVerification = &local
 	}
 	if c.WebSocket.ReportMarksBatchDelay.Duration == 0 {
@@ -324,7 +329,7 @@ func (c *Config) Validate() error {
 	}
 	if tr.LocalVerificationEnabled() && c.WebSocket.StaticTokensFile == "" {
 		if len(c.WebSocket.LCServiceAccounts) == 0 {
-			return fmt.Errorf("websocket.tokenReview.localVerification needs websocket.lcServiceAccounts: GM watches the pods of those service accounts only; set localVerification: false to accept any service account's pod-bound token")
+			return fmt.Errorf("websocket.tokenReview.localVerification is true but websocket.lcServiceAccounts is empty: GM watches the pods of those service accounts only; name them, or leave localVerification unset (or false) to accept any service account's pod-bound token through TokenReview")
 		}
 	}
 	for _, sa := range c.WebSocket.LCServiceAccounts {

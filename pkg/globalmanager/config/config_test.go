@@ -70,8 +70,8 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"profiling without a port":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: 127.0.0.1\n", `profilingAddress "127.0.0.1" is not a loopback IP address`},
 		"profiling on a host name":        {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nprofilingAddress: localhost:6060\n", `profilingAddress "localhost:6060" is not a loopback IP address`},
 		"recheck too often":               {"websocket: {tlsCertFile: a, tlsKeyFile: b, tokenReview: {recheckPeriod: 10ms}}\n", "recheckPeriod 10ms is shorter than 1s"},
-		"local verification of any service account": {"websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: []}\n",
-			"websocket.tokenReview.localVerification needs websocket.lcServiceAccounts"},
+		"local verification of any service account": {"websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: [], tokenReview: {localVerification: true}}\n",
+			"websocket.tokenReview.localVerification is true but websocket.lcServiceAccounts is empty"},
 		"service account without a namespace": {"websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: [sedna-lc]}\n",
 			`websocket.lcServiceAccounts: "sedna-lc" is not namespace/name`},
 	}
@@ -107,6 +107,12 @@ func TestTokenReviewSettings(t *testing.T) {
 
 	cfg, err = Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: [], tokenReview: {localVerification: false}}\n"))
 	require.NoError(t, err, "any service account's token is accepted through TokenReview")
+	require.False(t, cfg.WebSocket.TokenReview.LocalVerificationEnabled())
+
+	// A configuration from before local verification that allows any service account still
+	// starts, with TokenReview for every token.
+	cfg, err = Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b, lcServiceAccounts: []}\n"))
+	require.NoError(t, err)
 	require.False(t, cfg.WebSocket.TokenReview.LocalVerificationEnabled())
 
 	cfg, err = Load(write(t, `

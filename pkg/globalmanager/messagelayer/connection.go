@@ -39,6 +39,8 @@ type connection struct {
 	// handles each and passes it to the ack goroutine, which queues its ack once its mark is
 	// persisted.
 	reports chan takenReport
+	// store is the LC store the connection was opened with (Sedna-Store-Id); set before it runs.
+	store string
 	// after, when set, is the previous connection's handledAll: this connection handles no
 	// report before the previous one handled all it took. handledAll is closed when this
 	// connection's report goroutine has handled every report it will.
@@ -416,8 +418,12 @@ func (c *connection) readLoop(ctx context.Context) {
 				return
 			}
 			// Never blocks: the slot reserves room in the queue.
-			duplicate, store := c.hub.takeReport(c.ns, frame)
-			c.reports <- takenReport{frame: frame, duplicate: duplicate, store: store}
+			duplicate, taken := c.hub.takeReport(c.ns, c, frame)
+			if !taken {
+				<-c.slots // a replaced connection: nothing to hand over
+				continue
+			}
+			c.reports <- takenReport{frame: frame, duplicate: duplicate, store: c.store}
 		default:
 			c.hub.metrics.MalformedFrames.Inc()
 			logger.Info("Ignoring a frame an LC may not send", "operation", frame.Header.Operation)

@@ -21,7 +21,8 @@
 // Reports are deduplicated by the LC store's sequence numbers. A report is handled, then its
 // per-node mark is persisted (a MarkStore: a ConfigMap), then it is acknowledged: deduplication
 // survives GM restarts, and a GM dying before the mark is written leaves the report to the next
-// GM (handled at least once, never lost; handlers are idempotent).
+// GM (handled at least once; handlers are idempotent). Handling is in memory: a GM dying between
+// the ack and the status write loses the effect unless the LC sends the report again.
 //
 // The package talks to the Kubernetes API only for TokenReview, the service-account issuer's
 // discovery documents, the LC pods and service accounts (read only) and its marks ConfigMap; feature controllers

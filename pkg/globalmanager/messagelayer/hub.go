@@ -287,6 +287,7 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 		ns.storeID = storeID
 		ns.lastReportSeq, ns.handledSeq = 0, 0
 	}
+	c.store = storeID
 	previous := ns.conn
 	if previous != nil {
 		// The reports the previous connection took are handled before this one's, so the
@@ -331,15 +332,20 @@ func (h *Hub) serve(ctx context.Context, node, storeID string, ws wsConn) {
 }
 
 // takeReport advances the node's taken reports to the report unless they already cover it, and
-// says whether it did (false: a duplicate) and for which LC store.
-func (h *Hub) takeReport(ns *nodeState, f *channel.Frame) (duplicate bool, store string) {
+// says whether it did (false: a duplicate). A connection that another replaced takes nothing
+// (taken false): its LC store may be gone, and the node's numbering now is the new store's;
+// the LC sends what it was not acknowledged again on its new connection.
+func (h *Hub) takeReport(ns *nodeState, c *connection, f *channel.Frame) (duplicate, taken bool) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
+	if ns.conn != c || ns.storeID != c.store {
+		return false, false
+	}
 	duplicate = f.Seq <= ns.lastReportSeq
 	if !duplicate {
 		ns.lastReportSeq = f.Seq
 	}
-	return duplicate, ns.storeID
+	return duplicate, true
 }
 
 // reportHandled advances the node's handled reports (the mark to persist) to seq of store.
@@ -361,7 +367,7 @@ func (h *Hub) reportHandled(ns *nodeState, store string, seq uint64) {
 // its ack ("" when accepted). The ack waits until the report's mark is persisted (ackLoop): a GM
 // dying before that leaves the report unacknowledged, and the LC sends it to the next GM, which
 // handles it again. Handlers are idempotent (they keep a worker's latest report, or reconcile a
-// job to it), so a report is handled at least once and never lost; once its mark is persisted,
+// job to it), so a report reaches the controllers at least once; once its mark is persisted,
 // no later GM handles it again.
 func (h *Hub) handleReport(ctx context.Context, ns *nodeState, f *channel.Frame) (ackError string) {
 	logger := klog.FromContext(ctx)

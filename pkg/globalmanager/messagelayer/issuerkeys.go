@@ -87,8 +87,14 @@ func (k *IssuerKeys) Refresh(ctx context.Context) error {
 	return k.fetchLocked(ctx)
 }
 
+// fetchTimeout bounds one fetch of the issuer and keys: a slow API server must not hold the
+// fetch lock, and the connections that wait on it, for its whole request timeout.
+const fetchTimeout = 10 * time.Second
+
 func (k *IssuerKeys) fetchLocked(ctx context.Context) error {
 	k.attemptedAt = k.now()
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
 	issuer, set, err := k.Source.Fetch(ctx)
 	if err != nil {
 		return err
@@ -125,28 +131,48 @@ func (k *IssuerKeys) Issuer() (string, bool) {
 	return k.issuer, true
 }
 
-// Key returns the key kid, fetching the keys again when kid is unknown and the last fetch is
-// older than MinRefetch.
-func (k *IssuerKeys) Key(ctx context.Context, kid string) (jose.JSONWebKey, bool) {
+// KeyLookup is what Key found out about a key ID.
+type KeyLookup int
+
+const (
+	// KeyFound: the key is published and fresh.
+	KeyFound KeyLookup = iota
+	// KeyUnknown: a fetch made for this lookup succeeded and the issuer does not publish it.
+	KeyUnknown
+	// KeyUndecided: not known now, and no fetch could tell (another fetch running, the last one
+	// younger than MinRefetch, or the fetch failed): TokenReview decides.
+	KeyUndecided
+)
+
+// Key returns the key kid. An unknown kid fetches the keys again, when no fetch is running and
+// the last one is older than MinRefetch; only a fetch made for this lookup can say the key is
+// unknown, so a rotation, or a flood of made-up key IDs, never refuses a token signed with a
+// key the issuer has just published.
+func (k *IssuerKeys) Key(ctx context.Context, kid string) (jose.JSONWebKey, KeyLookup) {
 	if key, ok := k.lookup(kid); ok {
-		return key, true
+		return key, KeyFound
 	}
-	k.fetchMu.Lock()
+	if !k.fetchMu.TryLock() {
+		return jose.JSONWebKey{}, KeyUndecided
+	}
 	defer k.fetchMu.Unlock()
-	if key, ok := k.lookup(kid); ok { // fetched while this one waited
-		return key, true
+	if key, ok := k.lookup(kid); ok { // fetched just before this lookup took the lock
+		return key, KeyFound
 	}
 	minRefetch := k.MinRefetch
 	if minRefetch <= 0 {
 		minRefetch = 10 * time.Second
 	}
 	if k.now().Sub(k.attemptedAt) < minRefetch {
-		return jose.JSONWebKey{}, false
+		return jose.JSONWebKey{}, KeyUndecided
 	}
 	if err := k.fetchLocked(ctx); err != nil {
-		return jose.JSONWebKey{}, false
+		return jose.JSONWebKey{}, KeyUndecided
 	}
-	return k.lookup(kid)
+	if key, ok := k.lookup(kid); ok {
+		return key, KeyFound
+	}
+	return jose.JSONWebKey{}, KeyUnknown
 }
 
 func (k *IssuerKeys) lookup(kid string) (jose.JSONWebKey, bool) {

@@ -81,6 +81,16 @@ func refuse(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnauthenticated, fmt.Sprintf(format, args...))
 }
 
+// clipHeader bounds a value taken from a token's unverified header before it is logged: a
+// client chooses it, up to the header's size.
+func clipHeader(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "…"
+}
+
 func undecided(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUndecided, fmt.Sprintf(format, args...))
 }
@@ -96,11 +106,11 @@ func (v *LocalTokenVerifier) Authenticate(ctx context.Context, token string) (st
 	case alg == string(jose.RS256) || alg == string(jose.ES256):
 	case alg == "" || strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS"):
 		// Unsigned or signed with a shared secret: never a service-account token.
-		return "", refuse("token signature algorithm %q is not accepted", alg)
+		return "", refuse("token signature algorithm %q is not accepted", clipHeader(alg))
 	default:
 		// An asymmetric algorithm kube-apiserver may verify with keys GM does not check here
 		// (an external signer's RS384, ES384, PS256, ...).
-		return "", undecided("signature algorithm %q is not verified locally", alg)
+		return "", undecided("signature algorithm %q is not verified locally", clipHeader(alg))
 	}
 	issuer, ok := v.Keys.Issuer()
 	if !ok {
@@ -117,21 +127,24 @@ func (v *LocalTokenVerifier) Authenticate(ctx context.Context, token string) (st
 	if unverified.Issuer != issuer {
 		// The API server may accept more issuers than the one it serves keys for (issuer
 		// migration), and other authenticators (OIDC) sign JWTs too: TokenReview decides.
-		return "", undecided("issuer %q is not the service-account issuer %q", unverified.Issuer, issuer)
+		return "", undecided("issuer %q is not the service-account issuer %q", clipHeader(unverified.Issuer), issuer)
 	}
 	if kid == "" {
 		return "", undecided("the token names no signing key")
 	}
-	key, found := v.Keys.Key(ctx, kid)
-	if !found {
-		return "", refuse("the token is signed with key %q, which the service-account issuer does not publish", kid)
+	key, lookup := v.Keys.Key(ctx, kid)
+	switch lookup {
+	case KeyUnknown:
+		return "", refuse("the token is signed with key %q, which the service-account issuer does not publish", clipHeader(kid))
+	case KeyUndecided:
+		return "", undecided("key %q is not known yet and the issuer's keys cannot be fetched again now", clipHeader(kid))
 	}
 	if key.Algorithm != "" && key.Algorithm != alg {
-		return "", refuse("the token is signed with %s, key %q is for %s", alg, kid, key.Algorithm)
+		return "", refuse("the token is signed with %s, key %q is for %s", alg, clipHeader(kid), key.Algorithm)
 	}
 	var claims serviceAccountClaims
 	if err := parsed.Claims(key.Key, &claims); err != nil {
-		return "", refuse("verifying the token's signature with key %q: %v", kid, err)
+		return "", refuse("verifying the token's signature with key %q: %v", clipHeader(kid), err)
 	}
 	now := v.now()
 	if claims.Expiry == nil {

@@ -395,24 +395,43 @@ func TestUnknownKeyIDRefetchesTheKeysAtMostOncePerInterval(t *testing.T) {
 	require.Equal(t, "edge-1", node)
 	require.Equal(t, 2, f.issuer.fetchCount())
 
-	// A key nobody publishes: refused, and within MinRefetch of the last fetch no fetch at all.
+	// A key ID not known, within MinRefetch of the last fetch: no fetch at all, and TokenReview
+	// decides (the issuer may have published it a moment ago; a flood of made-up key IDs must
+	// not make GM refuse the tokens of a rotation).
 	for range 5 {
 		_, err = f.verifier.Authenticate(ctx, sign(t, keys.stranger, "unknown", jose.RS256, lcClaims(f.now)))
-		require.ErrorIs(t, err, ErrUnauthenticated)
-		require.ErrorContains(t, err, `signed with key "unknown", which the service-account issuer does not publish`)
+		require.ErrorIs(t, err, ErrUndecided)
+		require.NotErrorIs(t, err, ErrUnauthenticated)
 	}
 	require.Equal(t, 2, f.issuer.fetchCount(), "unknown key IDs must not fetch more than once per MinRefetch")
 
+	// After MinRefetch it fetches once more; the issuer does not publish it: refused.
 	f.now = f.now.Add(11 * time.Second)
 	_, err = f.verifier.Authenticate(ctx, sign(t, keys.stranger, "unknown", jose.RS256, lcClaims(f.now)))
 	require.ErrorIs(t, err, ErrUnauthenticated)
+	require.ErrorContains(t, err, `signed with key "unknown", which the service-account issuer does not publish`)
 	require.Equal(t, 3, f.issuer.fetchCount(), "after MinRefetch an unknown key ID fetches once more")
+
+	// A fetch that fails cannot say the key is unknown: TokenReview decides.
+	f.issuer.mu.Lock()
+	f.issuer.err = errors.New("the API server is restarting")
+	f.issuer.mu.Unlock()
+	f.now = f.now.Add(11 * time.Second)
+	_, err = f.verifier.Authenticate(ctx, sign(t, keys.stranger, "unknown", jose.RS256, lcClaims(f.now)))
+	require.ErrorIs(t, err, ErrUndecided)
+	require.Equal(t, 4, f.issuer.fetchCount())
+	f.issuer.mu.Lock()
+	f.issuer.err = nil
+	f.issuer.mu.Unlock()
 
 	// Keys the issuer stops publishing stop verifying at the next fetch.
 	f.issuer.mu.Lock()
 	f.issuer.keys = []jose.JSONWebKey{publicJWK(rotated, "rsa-2", jose.RS256)}
 	f.issuer.mu.Unlock()
 	require.NoError(t, f.verifier.Keys.Refresh(ctx))
+	_, err = f.verifier.Authenticate(ctx, sign(t, keys.rsa, "rsa-1", jose.RS256, lcClaims(f.now)))
+	require.ErrorIs(t, err, ErrUndecided, "a withdrawn key must not verify; just after a fetch, TokenReview decides")
+	f.now = f.now.Add(11 * time.Second)
 	_, err = f.verifier.Authenticate(ctx, sign(t, keys.rsa, "rsa-1", jose.RS256, lcClaims(f.now)))
 	require.ErrorIs(t, err, ErrUnauthenticated, "a withdrawn key must not verify")
 }
@@ -526,4 +545,16 @@ func TestInformerLCIdentitiesTrimsWhatItCaches(t *testing.T) {
 	require.Equal(t, &now, got.DeletionTimestamp)
 	require.Empty(t, got.Spec.Containers)
 	require.Empty(t, got.Annotations)
+}
+
+// TestAKeyLookupNeverWaitsForAFetchInProgress: while one fetch runs (a slow API server), a
+// lookup of an unknown key ID leaves the token to TokenReview instead of queueing behind it.
+func TestAKeyLookupNeverWaitsForAFetchInProgress(t *testing.T) {
+	f := newVerifierFixture(t)
+	f.now = f.now.Add(time.Minute)
+	f.verifier.Keys.fetchMu.Lock()
+	_, lookup := f.verifier.Keys.Key(context.Background(), "rotated")
+	f.verifier.Keys.fetchMu.Unlock()
+	require.Equal(t, KeyUndecided, lookup)
+	require.Equal(t, 1, f.issuer.fetchCount(), "the lookup fetched while another fetch held the lock")
 }

@@ -170,8 +170,8 @@ type markPersister struct {
 // batches gathered for batchDelay. Call it before serving LCs. A mark covers the reports GM
 // handled, and a report is acknowledged only once its mark is written: a GM that dies before
 // the write leaves the report unacknowledged, and the next GM handles it again (at least once);
-// after the write, no later GM does. No report is lost, whatever the store said: a write the
-// store made though it answered an error covers only reports already handled.
+// after the write, no later GM does. Whatever the store said, a mark covers only reports already
+// handled (a write the store made though it answered an error included).
 func (h *Hub) UseMarks(ctx context.Context, store MarkStore, batchDelay time.Duration) error {
 	marks, err := store.Load(ctx)
 	if err != nil {

@@ -469,3 +469,35 @@ func TestConfigMapMarksLoadDoesNotWaitForTheNodeList(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"edge-1"}, slices.Sorted(maps.Keys(cm.Data)))
 }
+
+// TestAReplacedConnectionTakesNoReport: once an LC reconnected (here with a new store), a report
+// its old connection's reader still had in hand is not taken, so it can neither advance the new
+// store's numbering (a seq of the old store counted against the new one would make the new
+// store's first reports duplicates, acknowledged and never handled) nor be handled twice.
+func TestAReplacedConnectionTakesNoReport(t *testing.T) {
+	h := NewHub(Options{}, nil)
+	ns := h.node("node-a")
+	old := &connection{hub: h, ns: ns, store: "store-1"}
+	current := &connection{hub: h, ns: ns, store: "store-2"}
+	ns.mu.Lock()
+	ns.conn, ns.storeID, ns.lastReportSeq = current, "store-2", 0
+	ns.mu.Unlock()
+
+	_, taken := h.takeReport(ns, old, &channel.Frame{Seq: 500})
+	require.False(t, taken, "the replaced connection took a report")
+	duplicate, taken := h.takeReport(ns, current, &channel.Frame{Seq: 1})
+	require.True(t, taken)
+	require.False(t, duplicate, "the new store's first report counted as a duplicate")
+
+	// The same store, reconnected: the old connection takes nothing either; the LC sends the
+	// report again on its new connection.
+	again := &connection{hub: h, ns: ns, store: "store-2"}
+	ns.mu.Lock()
+	ns.conn = again
+	ns.mu.Unlock()
+	_, taken = h.takeReport(ns, current, &channel.Frame{Seq: 2})
+	require.False(t, taken)
+	duplicate, taken = h.takeReport(ns, again, &channel.Frame{Seq: 2})
+	require.True(t, taken)
+	require.False(t, duplicate)
+}
