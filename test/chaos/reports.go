@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,7 +152,7 @@ func (c *campaign) reportOutcomes() (map[string]string, error) {
 // (V(4)) with the report's ID in its values, the reporting node and the channel's reportSeq, and
 // messagelayer's "Persisted a report mark" (V(4)) per node and write.
 var (
-	klogPidRE  = regexp.MustCompile(`^[IWEF]\d{4} [0-9:.]+\s+(\d+) `)
+	klogPidRE  = regexp.MustCompile(`^[IWEF](\d{4} [0-9:.]+)\s+(\d+) `)
 	recordedRE = regexp.MustCompile(`reportId[^A-Za-z0-9]+([A-Za-z0-9._-]+)`)
 	nodeRE     = regexp.MustCompile(` node="([^"]+)"`)
 	seqRE      = regexp.MustCompile(` (?:reportSeq|seq)=(\d+)`)
@@ -159,8 +160,10 @@ var (
 
 // arrival is one recording of a report by a GM process.
 type arrival struct {
-	pid, node string
-	seq       uint64
+	// at is klog's "MMDD hh:mm:ss.uuuuuu": the GMs' two logs are read one after the other, and
+	// the recordings are put in time order by it.
+	at, pid, node string
+	seq           uint64
 }
 
 // gmRecords is what the GM processes of the campaign logged: per report ID its recordings in
@@ -211,7 +214,7 @@ func (g gmRecords) read(line string) {
 	}
 	var a arrival
 	if m := klogPidRE.FindStringSubmatch(line); m != nil {
-		a.pid = m[1]
+		a.at, a.pid = m[1], m[2]
 	}
 	if m := nodeRE.FindStringSubmatch(line); m != nil {
 		a.node = m[1]
@@ -248,7 +251,8 @@ func tally(outcomes map[string]string, g gmRecords) reportTally {
 	var t reportTally
 	for id, outcome := range outcomes {
 		t.sent++
-		recordings := g.arrivals[id]
+		recordings := slices.Clone(g.arrivals[id])
+		slices.SortStableFunc(recordings, func(a, b arrival) int { return strings.Compare(a.at, b.at) })
 		n := len(recordings)
 		switch outcome {
 		case "ok":

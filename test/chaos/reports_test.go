@@ -12,7 +12,7 @@ import (
 func TestTallyCountsLostDuplicatedAndRefusedReports(t *testing.T) {
 	outcomes := map[string]string{
 		"a": "ok", "b": "ok", "c": "ok", "d": "enospc", "e": "refused-503", "f": "error", "g": "error", "h": "enospc",
-		"r": "ok", "s": "ok", "u": "ok",
+		"r": "ok", "s": "ok", "u": "ok", "v": "ok",
 	}
 	g := gmRecords{arrivals: map[string][]arrival{}, marked: map[string]map[string]uint64{}}
 	for _, line := range []string{
@@ -35,14 +35,20 @@ func TestTallyCountsLostDuplicatedAndRefusedReports(t *testing.T) {
 		`I1205 18:00:01.000002     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=6 object="chaos/chaos-reports-1" values={"reportId":"u"}`,
 		`I1205 18:00:01.000003     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=7 object="chaos/chaos-reports-1" values={"reportId":"x"}`,
 		`I1205 18:00:01.000004     200 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=8 object="other/svc" values={"reportId":"b"}`,
+		// v: the other GM log, read after this one, recorded it first (process 300 died before
+		// marking it): in time order, a redelivery.
+		`I1205 18:00:02.000000     400 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=9 object="chaos/chaos-reports-1" values={"reportId":"v"}`,
+		`I1205 17:59:00.000000     300 workerreports.go:1] "Recorded a worker report" node="n1" reportSeq=9 object="chaos/chaos-reports-1" values={"reportId":"v"}`,
+		`I1205 18:00:03.000000     300 marks.go:1] "Persisted a report mark" node="n1" store="s" seq=8`,
+		`I1205 18:00:02.500000     400 marks.go:1] "Persisted a report mark" node="n1" store="s" seq=9`,
 	} {
 		g.read(line)
 	}
 	require.Equal(t, map[string]uint64{"n1": 4, "n2": 9}, g.marked["100"])
 	got := tally(outcomes, g)
 	got.examples, got.missingIDs = nil, nil
-	require.Equal(t, reportTally{sent: 11, accepted: 6, enospc: 2, refused: 1, noAnswer: 2,
-		missing: 1, duplicated: 2, redelivered: 2, refusedArrived: 1}, got)
+	require.Equal(t, reportTally{sent: 12, accepted: 7, enospc: 2, refused: 1, noAnswer: 2,
+		missing: 1, duplicated: 2, redelivered: 3, refusedArrived: 1}, got)
 }
 
 func TestWatcherCountsLiveChildrenPerWorker(t *testing.T) {
