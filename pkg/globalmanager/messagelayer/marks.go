@@ -197,16 +197,23 @@ func (h *Hub) UseMarks(ctx context.Context, store MarkStore, batchDelay time.Dur
 func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 	logger := klog.FromContext(ctx)
 	const retry = time.Second
+	// retryAt is when a write may be tried again after one failed: every handled report wakes
+	// the persister, and an API server that is down must not get a write every batch delay.
+	var retryAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.wake:
 		}
-		select { // gather the reports arriving meanwhile into the same write
+		wait := p.delay // gather the reports arriving meanwhile into the same write
+		if until := time.Until(retryAt); until > wait {
+			wait = until
+		}
+		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(p.delay):
+		case <-time.After(wait):
 		}
 		changed := map[string]Mark{}
 		var states []*nodeState
@@ -233,6 +240,7 @@ func (h *Hub) persistMarks(ctx context.Context, p *markPersister) {
 			logger.Error(err, "Cannot persist the LC report marks; their reports wait", "nodes", len(changed), "retryIn", retry)
 			time.AfterFunc(retry, p.signal)
 			if len(changed) == 1 || !refusedForItsContent(err) {
+				retryAt = time.Now().Add(retry)
 				continue // the store is unavailable: one node alone would fail too
 			}
 			// The store refused the write itself (too large): write the marks one by one so

@@ -501,3 +501,32 @@ func TestAReplacedConnectionTakesNoReport(t *testing.T) {
 	require.True(t, taken)
 	require.False(t, duplicate)
 }
+
+// TestAnUnavailableStoreIsNotHammered: while the mark store is down, reports keep coming (each
+// wakes the persister), and GM tries the write again once a second, not at every batch delay.
+func TestAnUnavailableStoreIsNotHammered(t *testing.T) {
+	var mu sync.Mutex
+	attempts := 0
+	marks := &memoryMarks{refuse: func(map[string]Mark) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		return apierrors.NewServiceUnavailable("the API server is down")
+	}}
+	ts := newMarkedServer(t, marks) // batch delay 5 ms
+	ts.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc := dialStore(t, ts, "store-1")
+	start := time.Now()
+	for seq := uint64(1); seq <= 40; seq++ {
+		lc.report(seq, "d", `{"numberOfSamples":1}`)
+		time.Sleep(25 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	mu.Lock()
+	got := attempts
+	mu.Unlock()
+	// One attempt at the start and one a second after each failure, at most; a write per batch
+	// delay would be 40 or more.
+	require.LessOrEqual(t, got, int(elapsed/time.Second)+2, "writes tried while the store was down, over %s", elapsed)
+	require.Len(t, ts.acceptedReports(), 40, "the reports are handled while their marks wait")
+}
