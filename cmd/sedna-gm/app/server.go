@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/cmd/internal/logging"
 	sednaclientset "github.com/sedna-go/sedna/pkg/client/clientset/versioned"
 	sednascheme "github.com/sedna-go/sedna/pkg/client/clientset/versioned/scheme"
 	"github.com/sedna-go/sedna/pkg/globalmanager/config"
@@ -59,9 +60,6 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sedna-gm",
 		Short: "Sedna global manager: feature controllers and the LC channel",
-		// component-base's cli.Run turns contextual logging off (logs.InitLogs); without it
-		// every value a logger carries in a context (node, feature, report) is dropped.
-		PersistentPreRun: func(*cobra.Command, []string) { klog.EnableContextualLogging(true) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config(cmd)
 			if err != nil {
@@ -71,6 +69,7 @@ func NewCommand() *cobra.Command {
 		},
 		SilenceUsage: true,
 	}
+	logging.KeepContextualLoggers(cmd)
 	flags := cmd.Flags()
 	flags.StringVar(&opts.configFile, "config", "", "YAML configuration file (see docs/gm-config.md); defaults apply when empty")
 	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig file; overrides kubeConfig in the config file")

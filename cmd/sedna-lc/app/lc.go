@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
+	"github.com/sedna-go/sedna/cmd/internal/logging"
 	"github.com/sedna-go/sedna/pkg/channel"
 	"github.com/sedna-go/sedna/pkg/localcontroller/datasetindex"
 	"github.com/sedna-go/sedna/pkg/localcontroller/gmclient"
@@ -63,14 +64,12 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sedna-lc",
 		Short: "Sedna local controller: the edge daemon of one node",
-		// component-base's cli.Run turns contextual logging off (logs.InitLogs); without it
-		// every value a logger carries in a context (node, feature, report) is dropped.
-		PersistentPreRun: func(*cobra.Command, []string) { klog.EnableContextualLogging(true) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return Run(cmd.Context(), opts)
 		},
 		SilenceUsage: true,
 	}
+	logging.KeepContextualLoggers(cmd)
 	flags := cmd.Flags()
 	flags.StringVar(&opts.GMAddress, "gm-address", os.Getenv("GM_ADDRESS"), "GM channel address, host:port or wss://host:port/ (env GM_ADDRESS)")
 	flags.StringVar(&opts.NodeName, "node-name", firstNonEmpty(os.Getenv("NODENAME"), os.Getenv("HOSTNAME")), "this node's name (env NODENAME, then HOSTNAME)")
