@@ -223,15 +223,23 @@ func TestAReportHandledWhenGMDiedBeforeItsMarkIsHandledAgain(t *testing.T) {
 	marks.mu.Lock()
 	marks.hold = nil
 	marks.mu.Unlock()
-	second := newMarkedServer(t, marks)
-	second.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
-	lc = dialStore(t, second, "store-1")
+	second := replayToTheNextGM(t, marks)
+	require.Equal(t, []string{`node-a:dataset/default/d:{"numberOfSamples":1}`}, second.acceptedReports(),
+		"the next GM did not handle the report the dead GM never marked")
+}
+
+// replayToTheNextGM starts the next GM on marks, and the LC (store-1) sends it report 1 again,
+// which it must acknowledge without an error.
+func replayToTheNextGM(t *testing.T, marks *memoryMarks) *testServer {
+	t.Helper()
+	next := newMarkedServer(t, marks)
+	next.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
+	lc := dialStore(t, next, "store-1")
 	lc.report(1, "d", `{"numberOfSamples":1}`)
 	ack := lc.read()
 	require.Equal(t, uint64(1), ack.Ack)
 	require.Empty(t, ack.Error)
-	require.Equal(t, []string{`node-a:dataset/default/d:{"numberOfSamples":1}`}, second.acceptedReports(),
-		"the next GM did not handle the report the dead GM never marked")
+	return next
 }
 
 // TestAMarkTheStoreWroteThoughItAnsweredAnErrorLosesNoReport: the store wrote the mark and
@@ -259,13 +267,7 @@ func TestAMarkTheStoreWroteThoughItAnsweredAnErrorLosesNoReport(t *testing.T) {
 	marks.mu.Lock()
 	marks.refuse = nil
 	marks.mu.Unlock()
-	second := newMarkedServer(t, marks)
-	second.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
-	lc = dialStore(t, second, "store-1")
-	lc.report(1, "d", `{"numberOfSamples":1}`)
-	ack := lc.read()
-	require.Equal(t, uint64(1), ack.Ack)
-	require.Empty(t, ack.Error)
+	second := replayToTheNextGM(t, marks)
 	require.Empty(t, second.acceptedReports(), "the next GM handled a report its mark covers")
 	require.Equal(t, []string{`node-a:dataset/default/d:{"numberOfSamples":1}`}, first.acceptedReports(),
 		"the report its mark covers was handled by no GM: lost")
