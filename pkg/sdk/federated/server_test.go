@@ -482,12 +482,11 @@ func TestDeadlineClosesWithoutAParticipantThatNeverJoined(t *testing.T) {
 	require.Equal(t, 1, decodeRecv(t, frame).RoundNumber)
 }
 
-// Found by the fault campaign (test/chaos, seed 1): training ended while one trainer was away
-// (still dialing), the server ended as soon as the two others left, and the third then dialed
-// a server that was gone for ever: its pod never ended and the job stayed Running. With
-// ExitGrace set, the server stays until every participant was sent the final model (or the
-// grace passed).
-func TestExitGraceKeepsTheServerForAParticipantNotYetTold(t *testing.T) {
+// endWithTwoOfThree runs a one-round job of three participants with an exit grace of a minute
+// in which a and b send their updates, the round closes at its deadline, both are sent the
+// final model (exit flag ok) and leave; c never came.
+func endWithTwoOfThree(t *testing.T) (*Server, string, *clocktesting.FakeClock) {
+	t.Helper()
 	fakeClock := clocktesting.NewFakeClock(time.Now())
 	s, url := startServer(t, ServerOptions{Clock: fakeClock, ExitGrace: time.Minute,
 		Policy: Policy{Participants: 3, MinClients: 2, RoundDeadline: 10 * time.Second, ExitRound: 1}})
@@ -503,6 +502,16 @@ func TestExitGraceKeepsTheServerForAParticipantNotYetTold(t *testing.T) {
 		require.NoError(t, p.ws.Close())
 	}
 	waitFor(t, "a and b to leave", func() bool { return s.connected() == 0 })
+	return s, url, fakeClock
+}
+
+// Found by the fault campaign (test/chaos, seed 1): training ended while one trainer was away
+// (still dialing), the server ended as soon as the two others left, and the third then dialed
+// a server that was gone for ever: its pod never ended and the job stayed Running. With
+// ExitGrace set, the server stays until every participant was sent the final model (or the
+// grace passed).
+func TestExitGraceKeepsTheServerForAParticipantNotYetTold(t *testing.T) {
+	s, url, _ := endWithTwoOfThree(t)
 	select {
 	case <-s.Done():
 		t.Fatal("the server ended before the third participant was sent the final model")
@@ -523,20 +532,7 @@ func TestExitGraceKeepsTheServerForAParticipantNotYetTold(t *testing.T) {
 
 // A participant that never comes back does not keep the server for longer than the grace.
 func TestExitGraceEndsTheServerWithoutAParticipantThatNeverCame(t *testing.T) {
-	fakeClock := clocktesting.NewFakeClock(time.Now())
-	s, url := startServer(t, ServerOptions{Clock: fakeClock, ExitGrace: time.Minute,
-		Policy: Policy{Participants: 3, MinClients: 2, RoundDeadline: 10 * time.Second, ExitRound: 1}})
-	a, _ := dialPython(t, url, "a")
-	b, _ := dialPython(t, url, "b")
-	a.sendUpdate(1, `[[2.0]]`)
-	b.sendUpdate(1, `[[4.0]]`)
-	waitFor(t, "two updates", func() bool { return s.openCount() == 2 })
-	fakeClock.Step(10 * time.Second)
-	for _, p := range []*pyClient{a, b} {
-		_, _ = p.recvWeight()
-		require.NoError(t, p.ws.Close())
-	}
-	waitFor(t, "a and b to leave", func() bool { return s.connected() == 0 })
+	s, _, fakeClock := endWithTwoOfThree(t)
 	waitFor(t, "the grace timer", func() bool { return fakeClock.HasWaiters() })
 	fakeClock.Step(time.Minute)
 	select {
