@@ -28,6 +28,16 @@ type Handler interface {
 	ResourceDeleted(ctx context.Context, key store.ResourceKey)
 }
 
+// SnapshotObserver is implemented by a Handler that wants to know when a connection's snapshot
+// has been applied: the store then holds everything GM binds to the node. GM sends a snapshot at
+// the start of every connection, so this is also the moment a GM that just started, or took over
+// from one that died, has heard from this node: it holds nothing of what the GM before it was
+// told and had not written yet. SnapshotApplied is called like the Handler's methods, after the
+// ResourceDeleted calls of the snapshot's pruning.
+type SnapshotObserver interface {
+	SnapshotApplied(ctx context.Context)
+}
+
 // errInvalidFrame marks frames that decoded but cannot be applied; they are not acknowledged.
 var errInvalidFrame = errors.New("invalid frame from GM")
 
@@ -84,6 +94,9 @@ func (c *Client) apply(ctx context.Context, f *channel.Frame) error {
 		for _, key := range removed {
 			logger.V(4).Info("Resource pruned: GM no longer binds it to this node", "resource", key.String())
 			c.handler.ResourceDeleted(ctx, key)
+		}
+		if observer, ok := c.handler.(SnapshotObserver); ok {
+			observer.SnapshotApplied(ctx)
 		}
 	default:
 		return fmt.Errorf("%w: GM may not send %q frames", errInvalidFrame, f.Header.Operation)

@@ -1,6 +1,7 @@
 package gmclient
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -317,4 +318,39 @@ func FuzzParseSync(f *testing.F) {
 			}
 		}
 	})
+}
+
+// snapshotHandler records, besides the changes, each applied snapshot.
+type snapshotHandler struct{ recordingHandler }
+
+func (h *snapshotHandler) SnapshotApplied(context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, "snapshot applied")
+}
+
+// TestASnapshotObserverHearsOfEachSnapshotAfterItsPruning: the observer is told once the store
+// holds exactly what GM binds to the node (after the sync pruned the rest), once per sync frame,
+// and never for a frame that is not a sync.
+func TestASnapshotObserverHearsOfEachSnapshotAfterItsPruning(t *testing.T) {
+	ctx := testContext(t)
+	h := &snapshotHandler{}
+	st := openStore(t)
+	_, err := st.PutResource(store.Resource{Key: storeKey("stale"), Version: 1, Object: []byte(`{}`)})
+	require.NoError(t, err)
+	c, err := New(Options{URL: "127.0.0.1:1", TokenFile: "/nonexistent"}, st, h)
+	require.NoError(t, err)
+
+	insert := &channel.Frame{Header: channel.Header{Namespace: "default", ResourceKind: "dataset", ResourceName: "d", Operation: channel.OpInsert},
+		Content: gmObject("d", 4), Seq: 1, Version: 4}
+	sync := &channel.Frame{Header: channel.Header{Operation: channel.OpSync}, Content: []byte(`[{"kind":"dataset","namespace":"default","name":"d","version":4}]`), Seq: 2}
+	for _, f := range []*channel.Frame{insert, sync, sync} {
+		require.NoError(t, c.apply(ctx, f))
+	}
+	require.Equal(t, []string{
+		"changed dataset/default/d@4",
+		"deleted dataset/default/stale",
+		"snapshot applied",
+		"snapshot applied",
+	}, h.seen())
 }

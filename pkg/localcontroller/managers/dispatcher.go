@@ -74,6 +74,16 @@ func (d *Dispatcher) ResourceDeleted(ctx context.Context, key store.ResourceKey)
 	manager.ResourceDeleted(ctx, key)
 }
 
+// SnapshotApplied tells every manager that implements SnapshotObserver that GM's snapshot of the
+// node has been applied, in kind order.
+func (d *Dispatcher) SnapshotApplied(ctx context.Context) {
+	for _, kind := range d.Kinds() {
+		if observer, ok := d.managers[kind].(SnapshotObserver); ok {
+			observer.SnapshotApplied(ctx)
+		}
+	}
+}
+
 // WorkerMessageHandler returns the handler for worker messages whose ownerKind is kind (compared
 // in lower case, as upstream's LC did).
 func (d *Dispatcher) WorkerMessageHandler(kind string) (WorkerMessageHandler, bool) {

@@ -193,3 +193,22 @@ func (r *fakeReporter) Report(_ context.Context, key channel.Key, content []byte
 }
 
 var errCommit = errors.New("commit failed")
+
+// snapshotManager counts the snapshots it was told of.
+type snapshotManager struct {
+	recordingManager
+	snapshots int
+}
+
+func (m *snapshotManager) SnapshotApplied(context.Context) { m.snapshots++ }
+
+func TestDispatcherTellsSnapshotObserversOfASnapshot(t *testing.T) {
+	observer := &snapshotManager{recordingManager: recordingManager{kind: "federatedlearningjob"}}
+	other := &recordingManager{kind: "dataset"}
+	d, err := NewDispatcher(other, observer)
+	require.NoError(t, err)
+	d.SnapshotApplied(t.Context())
+	d.SnapshotApplied(t.Context())
+	require.Equal(t, 2, observer.snapshots)
+	require.Empty(t, other.changed, "a manager that does not observe snapshots hears nothing")
+}

@@ -50,14 +50,35 @@ var ForwardedKinds = []string{
 // When the outbox refuses a report, the Forwarder counts it against the owner; every later
 // report about the owner carries the count as "dropped" (see EncodeForwardedReport) so GM can
 // tell the user.
+//
+// For federated learning the Forwarder also keeps each worker's newest report about each job and
+// queues it again after every snapshot from GM (SnapshotApplied). GM acknowledges a report once
+// it has taken it, but shows it only at the job's next status write; a GM killed in between takes
+// the report's effect with it, and a trainer's last report is never followed by another that
+// would repair it. Every GM that starts or takes over sends each node a snapshot first, so the
+// newest reports reach it again. GM folds training reports in by round, so a report it has seen
+// changes nothing. Joint inference and the multi-edge kinds do not: their reports are counted
+// events or cumulative counters the next report repeats.
 type Forwarder struct {
 	kind     string
 	reporter Reporter
+	// resendNewest says whether the kind's newest reports are queued again after a snapshot.
+	resendNewest bool
 
 	mu sync.Mutex
 	// dropped counts, per owner, the reports refused because the outbox was full since this
 	// process started. Forgotten when the owner is deleted.
 	dropped map[channel.Key]uint64
+	// newest holds, when resendNewest, the content of the newest queued report per owner, worker
+	// and phase; an owner's are forgotten when it is deleted. Kept in memory: an LC that restarts
+	// has sent them to the GM that was alive then.
+	newest map[newestKey][]byte
+}
+
+// newestKey names a worker's stream of reports about an owner in one phase.
+type newestKey struct {
+	owner         channel.Key
+	worker, phase string
 }
 
 // OutboxReporter is a Reporter that also queues a report with its outbox class and stream
@@ -71,6 +92,7 @@ type OutboxReporter interface {
 var (
 	_ Manager              = (*Forwarder)(nil)
 	_ WorkerMessageHandler = (*Forwarder)(nil)
+	_ SnapshotObserver     = (*Forwarder)(nil)
 )
 
 // NewForwarder returns a Forwarder for the lower-case kind.
@@ -81,7 +103,10 @@ func NewForwarder(kind string, reporter Reporter) (*Forwarder, error) {
 	if reporter == nil {
 		return nil, fmt.Errorf("creating a forwarding manager for %s: reporter is nil", kind)
 	}
-	return &Forwarder{kind: kind, reporter: reporter, dropped: map[channel.Key]uint64{}}, nil
+	return &Forwarder{
+		kind: kind, reporter: reporter, dropped: map[channel.Key]uint64{},
+		resendNewest: kind == KindFederatedLearningJob, newest: map[newestKey][]byte{},
+	}, nil
 }
 
 // Kind returns the kind the Forwarder was made for.
@@ -94,8 +119,14 @@ func (f *Forwarder) ResourceChanged(ctx context.Context, r store.Resource) {
 
 // ResourceDeleted forgets the owner's count of dropped reports; there is no local work to stop.
 func (f *Forwarder) ResourceDeleted(ctx context.Context, key store.ResourceKey) {
+	owner := channel.Key{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name}
 	f.mu.Lock()
-	delete(f.dropped, channel.Key{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name})
+	delete(f.dropped, owner)
+	for k := range f.newest {
+		if k.owner == owner {
+			delete(f.newest, k)
+		}
+	}
 	f.mu.Unlock()
 	klog.FromContext(ctx).V(4).Info("Resource deleted; its worker reports are no longer accepted", "resource", key.String())
 }
@@ -138,8 +169,52 @@ func (f *Forwarder) HandleWorkerMessage(ctx context.Context, msg WorkerMessage) 
 		}
 		return fmt.Errorf("queueing the report of worker %s about %s for GM: %w", msg.Name, key, err)
 	}
+	if f.resendNewest {
+		f.mu.Lock()
+		f.newest[newestKey{owner: key, worker: msg.Name, phase: strings.ToLower(msg.Kind)}] = content
+		f.mu.Unlock()
+	}
 	klog.FromContext(ctx).V(4).Info("Forwarded worker report", "owner", key.String(), "worker", msg.Name, "phase", msg.Kind, "status", msg.Status, "class", opts.Class.String())
 	return nil
+}
+
+// SnapshotApplied queues again, for the kinds that resend (see Forwarder), the newest report of
+// every worker about every owner the node still holds, for the GM that sent the snapshot. They go
+// as events, never coalesced: an older copy must not replace a newer report still queued. A
+// report the outbox refuses now is logged and kept for the next snapshot.
+func (f *Forwarder) SnapshotApplied(ctx context.Context) {
+	if !f.resendNewest {
+		return
+	}
+	f.mu.Lock()
+	type resend struct {
+		key     newestKey
+		content []byte
+	}
+	resends := make([]resend, 0, len(f.newest))
+	for k, content := range f.newest {
+		resends = append(resends, resend{key: k, content: content})
+	}
+	f.mu.Unlock()
+	logger := klog.FromContext(ctx)
+	queued := 0
+	for _, r := range resends {
+		var err error
+		if outbox, ok := f.reporter.(OutboxReporter); ok {
+			err = outbox.ReportAs(ctx, r.key.owner, r.content, store.EnqueueOptions{Class: store.ClassWorkerEvent})
+		} else {
+			err = f.reporter.Report(ctx, r.key.owner, r.content)
+		}
+		if err != nil {
+			logger.Error(err, "Queueing a worker's newest report again for GM failed; it is kept for the next snapshot",
+				"owner", r.key.owner.String(), "worker", r.key.worker, "phase", r.key.phase)
+			continue
+		}
+		queued++
+	}
+	if queued > 0 {
+		logger.V(2).Info("Queued the workers' newest reports again for the GM that sent the snapshot", "kind", f.kind, "reports", queued)
+	}
 }
 
 // forwardOptions says how a relayed report uses the outbox: a report of the worker's latest

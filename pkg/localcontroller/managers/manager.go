@@ -39,6 +39,13 @@ type WorkerMessageHandler interface {
 	HandleWorkerMessage(ctx context.Context, msg WorkerMessage) error
 }
 
+// SnapshotObserver is implemented by managers that act when GM's snapshot of the node has been
+// applied, at the start of every connection (see gmclient.SnapshotObserver). It is called like
+// ResourceChanged: one call at a time, and it must not block for long.
+type SnapshotObserver interface {
+	SnapshotApplied(ctx context.Context)
+}
+
 // Runner is implemented by managers with background work (the dataset monitors). Dispatcher.Run
 // runs it until ctx is done; Run returns only once that work has stopped.
 type Runner interface {

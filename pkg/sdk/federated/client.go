@@ -112,6 +112,11 @@ type ClientOptions struct {
 	// ModelURL and ModelFormat name the aggregated model in the report's
 	// results (MODEL_URL; the format defaults to the URL's extension).
 	ModelURL, ModelFormat string
+	// FinalReportTimeout bounds how long the trainer keeps sending its last
+	// report (status completed) while the LC cannot take it (e.g. 503 with
+	// a full store), 5 minutes by default: that report is the job's result
+	// and no later one repairs it. Each attempt is the Reporter's own.
+	FinalReportTimeout time.Duration
 	// InitialBackoff and MaxBackoff pace connection attempts (1 s, 30 s);
 	// ConnectTimeout bounds the time spent without a connection (0: until
 	// the context ends), so a trainer that starts before the aggregator
@@ -456,16 +461,61 @@ func (c *Client) readAggregate(sess *session) (*Aggregate, error) {
 // startTime, updateTime} plus the round's Progress (roundClients,
 // participants, lateClients when any, lateUpdates), and, when Evaluate is
 // set, results [{format, url, metrics}] with the aggregate's metrics. A
-// failed report is logged: the LC being away must not stop training.
+// failed report is logged: the LC being away must not stop training. The
+// last report (the aggregator said training ended) is sent again, with a
+// growing pause, until the LC takes it, refuses it for good (400, 403) or
+// FinalReportTimeout passes.
 func (c *Client) report(ctx context.Context, agg *Aggregate, start time.Time) {
 	if c.opts.Reporter == nil {
 		return
 	}
+	logger := klog.FromContext(ctx)
 	msg := c.reportMessage(ctx, agg, start, time.Now())
-	if err := c.opts.Reporter.Report(ctx, msg); err != nil {
-		klog.FromContext(ctx).Error(err, "Reporting round progress to the LC failed", "round", agg.Round)
+	err := c.opts.Reporter.Report(ctx, msg)
+	if err == nil {
+		return
+	}
+	if agg.Exit != ExitOK || !lc.Retryable(err) {
+		logger.Error(err, "Reporting round progress to the LC failed", "round", agg.Round)
+		return
+	}
+	timeout := c.opts.FinalReportTimeout
+	if timeout <= 0 {
+		timeout = DefaultFinalReportTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	pause := c.opts.InitialBackoff
+	if pause <= 0 {
+		pause = time.Second
+	}
+	for attempt := 2; ; attempt++ {
+		if !time.Now().Add(pause).Before(deadline) {
+			logger.Error(err, "Gave up sending the last round's report to the LC", "round", agg.Round, "attempts", attempt-1, "timeout", timeout)
+			return
+		}
+		logger.Info("The LC did not take the last round's report; sending it again", "round", agg.Round, "attempt", attempt, "pause", pause, "err", err)
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			logger.Error(err, "Stopped sending the last round's report to the LC", "round", agg.Round)
+			return
+		case <-timer.C:
+		}
+		if err = c.opts.Reporter.Report(ctx, msg); err == nil {
+			logger.Info("The LC took the last round's report", "round", agg.Round, "attempt", attempt)
+			return
+		}
+		if !lc.Retryable(err) {
+			logger.Error(err, "The LC refused the last round's report", "round", agg.Round)
+			return
+		}
+		pause = min(2*pause, 30*time.Second)
 	}
 }
+
+// DefaultFinalReportTimeout is ClientOptions.FinalReportTimeout's default.
+const DefaultFinalReportTimeout = 5 * time.Minute
 
 func (c *Client) reportMessage(ctx context.Context, agg *Aggregate, start, now time.Time) lc.Message {
 	status := StatusRunning

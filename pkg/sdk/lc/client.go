@@ -151,6 +151,13 @@ func (e *StatusError) retryable() bool {
 	return e.StatusCode != http.StatusBadRequest && e.StatusCode != http.StatusForbidden
 }
 
+// Retryable reports whether err, returned by Report, may go away if the same report is sent
+// again later: every error but the LC's refusal of the message or the sender (400, 403).
+func Retryable(err error) bool {
+	var statusErr *StatusError
+	return err != nil && (!errors.As(err, &statusErr) || statusErr.retryable())
+}
+
 // Report posts msg, retrying failed attempts. A refusal of the message or
 // the sender (400, 403, in the body or not) is not retried: resending cannot
 // help. It returns the last error, wrapped, when every

@@ -3,6 +3,8 @@ package lc
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -221,4 +223,20 @@ func TestReportSendsTheWorkerToken(t *testing.T) {
 func TestNewRefusesATokenWithWhiteSpace(t *testing.T) {
 	_, err := New(Options{Server: "http://lc:9100", Worker: "w", Token: "abc\n"})
 	require.ErrorContains(t, err, "the worker token (SEDNA_WORKER_TOKEN) contains white space")
+}
+
+func TestRetryableTellsARefusalFromAnOutage(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{fmt.Errorf("reporting: %w", &StatusError{StatusCode: http.StatusServiceUnavailable, InBody: true}), true},
+		{fmt.Errorf("reporting: %w", &StatusError{StatusCode: http.StatusNotFound}), true},
+		{fmt.Errorf("reporting: %w", &StatusError{StatusCode: http.StatusBadRequest, InBody: true}), false},
+		{fmt.Errorf("reporting: %w", &StatusError{StatusCode: http.StatusForbidden}), false},
+		{errors.New("posting: connection refused"), true},
+	} {
+		require.Equal(t, c.want, Retryable(c.err), "%v", c.err)
+	}
 }

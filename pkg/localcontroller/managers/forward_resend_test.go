@@ -1,0 +1,133 @@
+package managers
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sedna-go/sedna/pkg/channel"
+	"github.com/sedna-go/sedna/pkg/localcontroller/store"
+)
+
+func flMessage(job, worker, status string, round int) WorkerMessage {
+	return WorkerMessage{
+		Name: worker, Namespace: "ns", OwnerName: job, OwnerKind: KindFederatedLearningJob, Kind: "train", Status: status,
+		OwnerInfo: map[string]any{"currentRound": round},
+	}
+}
+
+// flRound is the round of a queued federated learning report, with its owner and worker.
+func flRound(q queued) string {
+	info := q.content["output"].(map[string]any)["ownerInfo"].(map[string]any)
+	return fmt.Sprintf("%s %s %v", q.key.Name, q.content["worker"], info["currentRound"])
+}
+
+func ackAll(t *testing.T, st *store.Store) {
+	t.Helper()
+	last, err := st.LastSeq()
+	require.NoError(t, err)
+	_, err = st.Ack(last)
+	require.NoError(t, err)
+}
+
+// TestAfterASnapshotTheNewestTrainingReportsAreQueuedAgain: GM acknowledged a trainer's last
+// report and died before its status showed it; the snapshot the next GM sends must bring each
+// worker's newest report about each job back into the outbox, as events, and nothing about a
+// job the node no longer holds.
+func TestAfterASnapshotTheNewestTrainingReportsAreQueuedAgain(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
+	require.NoError(t, err)
+	ctx := t.Context()
+
+	for round := 1; round <= 3; round++ {
+		require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "running", round)))
+	}
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "completed", 4)))
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-1", "running", 2)))
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-b", "train-0", "running", 7)))
+	ackAll(t, st) // GM took them all
+	require.Empty(t, queuedReports(t, st))
+
+	fl.SnapshotApplied(ctx)
+	var got []string
+	for _, q := range queuedReports(t, st) {
+		require.Equal(t, store.ClassWorkerEvent, q.class, "a resent copy must never replace a newer queued report")
+		require.Equal(t, channel.Key{Kind: KindFederatedLearningJob, Namespace: "ns", Name: q.key.Name}, q.key)
+		got = append(got, flRound(q))
+	}
+	require.ElementsMatch(t, []string{"fl-a train-0 4", "fl-a train-1 2", "fl-b train-0 7"}, got)
+	completed := 0
+	for _, q := range queuedReports(t, st) {
+		if q.content["status"] == "completed" {
+			completed++
+		}
+	}
+	require.Equal(t, 1, completed, "the last report is resent as it was sent")
+
+	// A deleted job's reports are forgotten; the others are sent again at every snapshot.
+	ackAll(t, st)
+	fl.ResourceDeleted(ctx, store.ResourceKey{Kind: KindFederatedLearningJob, Namespace: "ns", Name: "fl-a"})
+	fl.SnapshotApplied(ctx)
+	got = nil
+	for _, q := range queuedReports(t, st) {
+		got = append(got, flRound(q))
+	}
+	require.Equal(t, []string{"fl-b train-0 7"}, got)
+}
+
+// TestOnlyFederatedLearningResendsAfterASnapshot: joint inference reports are counted events
+// (the chaos workers' IDs) or cumulative counters; sending one twice would count it twice.
+func TestOnlyFederatedLearningResendsAfterASnapshot(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	ji, err := NewForwarder(KindJointInferenceService, outboxReporter{st: st})
+	require.NoError(t, err)
+	ctx := t.Context()
+	require.NoError(t, ji.HandleWorkerMessage(ctx, jiMessage("edge-0", 5, 0)))
+	ackAll(t, st)
+	ji.SnapshotApplied(ctx)
+	require.Empty(t, queuedReports(t, st))
+}
+
+// TestAResendTheOutboxRefusesIsKeptForTheNextSnapshot: a full outbox at the snapshot loses
+// nothing; the report goes with the next snapshot.
+func TestAResendTheOutboxRefusesIsKeptForTheNextSnapshot(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	refusing := &refusingReporter{outboxReporter: outboxReporter{st: st}}
+	fl, err := NewForwarder(KindFederatedLearningJob, refusing)
+	require.NoError(t, err)
+	ctx := t.Context()
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "completed", 20)))
+	ackAll(t, st)
+
+	refusing.refuse = true
+	fl.SnapshotApplied(ctx)
+	require.Empty(t, queuedReports(t, st))
+	refusing.refuse = false
+	fl.SnapshotApplied(ctx)
+	reports := queuedReports(t, st)
+	require.Len(t, reports, 1)
+	require.Equal(t, "fl-a train-0 20", flRound(reports[0]))
+}
+
+// refusingReporter answers like a full outbox while refuse is set.
+type refusingReporter struct {
+	outboxReporter
+	refuse bool
+}
+
+func (r *refusingReporter) ReportAs(ctx context.Context, key channel.Key, content []byte, opts store.EnqueueOptions) error {
+	if r.refuse {
+		return fmt.Errorf("queueing: %w", store.ErrOutboxFull)
+	}
+	return r.outboxReporter.ReportAs(ctx, key, content, opts)
+}
