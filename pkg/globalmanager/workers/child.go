@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -68,4 +69,28 @@ func DeploymentAvailable(d *appsv1.Deployment) bool {
 		}
 	}
 	return false
+}
+
+// PodFinished is when a pod that ended (failed or succeeded) ended: its last container's end, else
+// its last condition change, else its creation.
+func PodFinished(pod *corev1.Pod) time.Time {
+	var end time.Time
+	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, s := range statuses {
+			if t := s.State.Terminated; t != nil && t.FinishedAt.After(end) {
+				end = t.FinishedAt.Time
+			}
+		}
+	}
+	if end.IsZero() {
+		for _, cond := range pod.Status.Conditions {
+			if cond.LastTransitionTime.After(end) {
+				end = cond.LastTransitionTime.Time
+			}
+		}
+	}
+	if end.IsZero() {
+		end = pod.CreationTimestamp.Time
+	}
+	return end
 }

@@ -105,10 +105,13 @@ type FLJobStatus struct {
 
 // Condition types of a FederatedLearningJob beyond the common ones: Complete is upstream's name
 // for a job whose training workers all succeeded; ClientsLate is True while the last reported
-// round closed without some expected training workers.
+// round closed without some expected training workers; TrainersStranded is True while training
+// workers still run long after the aggregation worker ended (they were away when training ended
+// and wait for an aggregator that will not come back), naming them.
 const (
-	ConditionComplete    = "Complete"
-	ConditionClientsLate = "ClientsLate"
+	ConditionComplete         = "Complete"
+	ConditionClientsLate      = "ClientsLate"
+	ConditionTrainersStranded = "TrainersStranded"
 )
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

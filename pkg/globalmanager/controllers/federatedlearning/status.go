@@ -2,6 +2,7 @@ package federatedlearning
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,58 @@ const (
 	reasonWorkerFailed       = "WorkerFailed"
 	reasonWorkersSucceeded   = "WorkersSucceeded"
 	reasonResolved           = "Resolved"
+	// reasonAggregationEnded: TrainersStranded is True, reasonTrainersEnded: it is False again.
+	reasonAggregationEnded = "AggregationEnded"
+	reasonTrainersEnded    = "TrainersEnded"
 )
+
+// strandedGrace is how long training workers may run on after the aggregation worker succeeded
+// before the job says they are stranded: a trainer ends as soon as it has the final model, and
+// the aggregator waits (its exit grace, 60 s) for every participant to have it, so one still
+// running two minutes later missed the end and dials an aggregator that is gone.
+const strandedGrace = 2 * time.Minute
+
+// markStranded sets TrainersStranded from the pods: True, naming the training workers still
+// running, once the aggregation worker has succeeded for strandedGrace; False when a job that
+// said so no longer has any. It returns how long until the condition may turn True (0: no need
+// to look again for it).
+func markStranded(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatus, pods []*corev1.Pod, now time.Time) time.Duration {
+	var ended time.Time
+	var running []string
+	for _, pod := range pods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		switch {
+		case pod.Labels[workerTypeLabel] == aggregationWorkerType && pod.Status.Phase == corev1.PodSucceeded:
+			ended = workers.PodFinished(pod)
+		case pod.Labels[workerTypeLabel] == trainWorkerType && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed:
+			running = append(running, pod.Name)
+		}
+	}
+	stranded := meta.FindStatusCondition(status.Conditions, sednav1.ConditionTrainersStranded)
+	if ended.IsZero() || len(running) == 0 {
+		if stranded != nil && stranded.Status == metav1.ConditionTrue {
+			meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+				Type: sednav1.ConditionTrainersStranded, Status: metav1.ConditionFalse, ObservedGeneration: job.Generation,
+				Reason: reasonTrainersEnded, Message: "no training worker runs without the aggregation worker",
+			})
+		}
+		return 0
+	}
+	if wait := ended.Add(strandedGrace).Sub(now); wait > 0 {
+		return wait
+	}
+	slices.Sort(running)
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: sednav1.ConditionTrainersStranded, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation,
+		Reason: reasonAggregationEnded,
+		Message: fmt.Sprintf("the aggregation worker ended at %s and training workers %s still run: they missed the end of training "+
+			"and wait for an aggregator that will not come back; the aggregated model is final; delete the job, or these pods, to end it",
+			ended.UTC().Format(time.RFC3339), strings.Join(running, ", ")),
+	})
+	return 0
+}
 
 // finished reports whether the job ended (Complete or Failed) at its current generation.
 func finished(status *sednav1.FLJobStatus, generation int64) bool {
@@ -207,5 +259,8 @@ func (c *Controller) recordTransitions(job *sednav1.FederatedLearningJob, old, u
 	}
 	if late := changed(sednav1.ConditionClientsLate); late != nil && late.Status == metav1.ConditionTrue {
 		c.recorder.Event(job, corev1.EventTypeWarning, late.Reason, late.Message)
+	}
+	if stranded := changed(sednav1.ConditionTrainersStranded); stranded != nil && stranded.Status == metav1.ConditionTrue {
+		c.recorder.Event(job, corev1.EventTypeWarning, stranded.Reason, stranded.Message)
 	}
 }

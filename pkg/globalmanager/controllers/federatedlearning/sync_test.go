@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -350,4 +351,43 @@ func TestATakenPodNameThatCannotBeReadIsAnError(t *testing.T) {
 	err := f.c.sync(context.Background(), "ns/fl")
 	require.ErrorContains(t, err, "reading pod ns/fl-aggregation, whose name is taken")
 	require.ErrorContains(t, err, "apiserver down")
+}
+
+// TestTrainersRunningLongAfterTheAggregatorEndedAreNamed: a trainer cut off when training ended
+// dials an aggregator that is gone; the job must say so rather than stay Running in silence, and
+// stop saying so once the trainer ends.
+func TestTrainersRunningLongAfterTheAggregatorEndedAreNamed(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.sync()
+	f.setPhase("fl-train-0", corev1.PodSucceeded)
+	f.setPhase("fl-train-1", corev1.PodRunning)
+	ended := func(ago time.Duration) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: "aggregator", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.NewTime(now.Add(-ago))}}}
+	}
+
+	f.setPhase("fl-aggregation", corev1.PodSucceeded, ended(30*time.Second))
+	f.sync()
+	require.Nil(t, meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionTrainersStranded),
+		"a trainer may still be receiving the final model")
+
+	f.setPhase("fl-aggregation", corev1.PodSucceeded, ended(strandedGrace+time.Second))
+	f.sync()
+	job := f.job()
+	require.Equal(t, sednav1.PhaseRunning, job.Status.Phase)
+	stranded := meta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionTrainersStranded)
+	require.NotNil(t, stranded)
+	require.Equal(t, metav1.ConditionTrue, stranded.Status)
+	require.Equal(t, reasonAggregationEnded, stranded.Reason)
+	require.Contains(t, stranded.Message, "training workers fl-train-1 still run")
+	require.NotContains(t, stranded.Message, "fl-train-0")
+
+	f.setPhase("fl-train-1", corev1.PodSucceeded)
+	f.sync()
+	job = f.job()
+	require.Equal(t, sednav1.PhaseSucceeded, job.Status.Phase)
+	stranded = meta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionTrainersStranded)
+	require.NotNil(t, stranded)
+	require.Equal(t, metav1.ConditionFalse, stranded.Status)
+	require.Equal(t, reasonTrainersEnded, stranded.Reason)
 }

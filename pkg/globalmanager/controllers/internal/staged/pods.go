@@ -133,29 +133,6 @@ func podAttempt(pod *corev1.Pod, kind string) int {
 	return n
 }
 
-// PodFinished is when a failed pod ended: its last container's end, else its last condition change.
-func PodFinished(pod *corev1.Pod) time.Time {
-	var end time.Time
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if t := s.State.Terminated; t != nil && t.FinishedAt.After(end) {
-				end = t.FinishedAt.Time
-			}
-		}
-	}
-	if end.IsZero() {
-		for _, cond := range pod.Status.Conditions {
-			if cond.LastTransitionTime.After(end) {
-				end = cond.LastTransitionTime.Time
-			}
-		}
-	}
-	if end.IsZero() {
-		end = pod.CreationTimestamp.Time
-	}
-	return end
-}
-
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -195,7 +172,7 @@ func (s *Stager) Converge(ctx context.Context, stage Stage, status Status) (*Blo
 	switch {
 	case last != nil && last.Status.Phase == corev1.PodSucceeded:
 		AdvanceState(status.LearningProgress, sednav1.StageRunning)
-		finished := PodFinished(last)
+		finished := workers.PodFinished(last)
 		if finished.IsZero() {
 			return nil, ReportGrace, nil // no finish time yet: nothing to measure the silence from
 		}
@@ -228,7 +205,7 @@ func (s *Stager) Converge(ctx context.Context, stage Stage, status Status) (*Blo
 		return nil, 0, nil
 	case last != nil:
 		delay := s.RetryDelay << (attempts - 1)
-		if wait := PodFinished(last).Add(delay).Sub(s.Now()); wait > 0 {
+		if wait := workers.PodFinished(last).Add(delay).Sub(s.Now()); wait > 0 {
 			return nil, wait, nil
 		}
 	}
