@@ -71,11 +71,17 @@ type flJob struct {
 	ended   time.Time
 	outcome string
 	// succeeded and accuracy (status.metrics) of a job that ended Complete; finalRound is its
-	// status.round then.
-	succeeded  bool
-	accuracy   float64
-	accErr     error
-	finalRound int32
+	// status.round, both as last read (the status may show the last reports after Complete:
+	// they can wait in an LC's outbox while the pods' phases reach the API server directly).
+	// roundAtComplete is status.round when Complete was first seen.
+	succeeded       bool
+	accuracy        float64
+	accErr          error
+	finalRound      int32
+	roundAtComplete int32
+	// stranded is the TrainersStranded condition's message while it is True: the job cannot
+	// end by itself and says why.
+	stranded string
 }
 
 // startFL prepares the trainers' datasets (mnist-fl-prepare on each edge node) and the Model's
@@ -262,21 +268,41 @@ func (r *flRun) observe(ctx context.Context, j *flJob) bool {
 	} else if job.Status.Phase != sednav1.PhaseSucceeded && job.Status.Phase != sednav1.PhaseFailed {
 		j.stall = max(j.stall, now.Sub(j.roundAt))
 	}
+	if j.succeeded {
+		j.finalRound = job.Status.Round
+		j.accuracy, j.accErr = accuracyOf(job.Status.Metrics)
+	}
 	if !j.ended.IsZero() {
 		return true
 	}
 	gen := job.Generation
+	j.stranded = ""
+	if c := apimeta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionTrainersStranded); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gen {
+		j.stranded = c.Message
+	}
 	if c := apimeta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gen {
 		j.ended, j.outcome = now, fmt.Sprintf("Failed at round %d (%s: %s)", job.Status.Round, c.Reason, c.Message)
 		return true
 	}
 	if c := apimeta.FindStatusCondition(job.Status.Conditions, sednav1.ConditionComplete); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gen {
-		j.ended, j.succeeded, j.finalRound = now, true, job.Status.Round
+		j.ended, j.succeeded, j.finalRound, j.roundAtComplete = now, true, job.Status.Round, job.Status.Round
 		j.accuracy, j.accErr = accuracyOf(job.Status.Metrics)
-		j.outcome = fmt.Sprintf("Succeeded, %d rounds, %s", job.Status.Round, job.Status.Metrics)
+		j.outcome = "Succeeded"
 		return true
 	}
 	return false
+}
+
+// settled reads job j and tells whether its status is final: ended, and if it succeeded,
+// showing the last round and an accuracy; or saying it cannot end (TrainersStranded).
+func (r *flRun) settled(ctx context.Context, j *flJob) bool {
+	r.observe(ctx, j)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j.ended.IsZero() {
+		return j.stranded != ""
+	}
+	return !j.succeeded || (j.finalRound == r.exitRound && j.accErr == nil)
 }
 
 // accuracyOf reads accuracy from status.metrics ("accuracy=0.9531, ...").
@@ -352,13 +378,16 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 	r.mu.Unlock()
 	deadline := healedAt.Add(flBound)
 	for _, j := range jobs {
-		for ctx.Err() == nil && time.Now().Before(deadline) && !r.observe(ctx, j) {
+		// Until the job ended and, if it succeeded, its status shows the last round with an
+		// accuracy: status converges within the bound, or the rows below say what it shows.
+		for ctx.Err() == nil && time.Now().Before(deadline) && !r.settled(ctx, j) {
 			sleep(ctx, time.Second)
 		}
+		r.observe(ctx, j) // the status as it is now, even past the deadline
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var ended, succeeded, failed, kills, atOpen int
+	var ended, succeeded, failed, stranded, kills, atOpen int
 	var outcomes, hung, lowAcc, shortRounds []string
 	var longest time.Duration
 	minAcc := 1.0
@@ -366,14 +395,26 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 		kills += j.aggregatorKills
 		atOpen += j.partitionsAtOpen
 		longest = max(longest, j.stall)
+		if j.ended.IsZero() && j.stranded != "" {
+			stranded++
+			outcomes = append(outcomes, fmt.Sprintf("%s: Running with TrainersStranded: %s", j.name, j.stranded))
+			continue
+		}
 		if j.ended.IsZero() {
 			hung = append(hung, r.describe(ctx, j))
 			outcomes = append(outcomes, fmt.Sprintf("%s: not ended", j.name))
 			continue
 		}
 		ended++
+		outcome := j.outcome
+		if j.succeeded {
+			outcome = fmt.Sprintf("Succeeded, %d rounds, accuracy %.4f", j.finalRound, j.accuracy)
+			if j.roundAtComplete != j.finalRound {
+				outcome += fmt.Sprintf(" (status said round %d when Complete was first seen)", j.roundAtComplete)
+			}
+		}
 		outcomes = append(outcomes, fmt.Sprintf("%s: %s in %s (aggregator killed %d×, %d partitions at an open round, longest %s without a new round)",
-			j.name, j.outcome, j.ended.Sub(j.started).Round(time.Second), j.aggregatorKills, j.partitionsAtOpen, j.stall.Round(time.Second)))
+			j.name, outcome, j.ended.Sub(j.started).Round(time.Second), j.aggregatorKills, j.partitionsAtOpen, j.stall.Round(time.Second)))
 		if !j.succeeded {
 			failed++
 			continue
@@ -390,12 +431,12 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 		}
 		minAcc = min(minAcc, j.accuracy)
 	}
-	got := fmt.Sprintf("%d (%d Succeeded, %d Failed with a condition)", ended, succeeded, failed)
+	got := fmt.Sprintf("%d (%d Succeeded, %d Failed with a condition, %d Running with TrainersStranded)", ended+stranded, succeeded, failed, stranded)
 	if len(hung) > 0 {
 		got += "; not ended: " + strings.Join(hung, "; ")
 	}
-	add(fmt.Sprintf("federated learning jobs started that ended (Succeeded, or a Failed condition saying why) within %s of the last fault healing; %d aggregator kills, %d partitions at an open round", flBound, kills, atOpen),
-		strconv.Itoa(len(jobs)), got, len(jobs) > 0 && ended == len(jobs))
+	add(fmt.Sprintf("federated learning jobs started that ended (Succeeded, or a Failed condition saying why) or say why they cannot (TrainersStranded) within %s of the last fault healing; %d aggregator kills, %d partitions at an open round", flBound, kills, atOpen),
+		strconv.Itoa(len(jobs)), got, len(jobs) > 0 && ended+stranded == len(jobs))
 	accGot := fmt.Sprintf("lowest %.4f over %d jobs", minAcc, succeeded)
 	if succeeded == 0 {
 		accGot = "no job succeeded"
