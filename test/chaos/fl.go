@@ -452,7 +452,43 @@ func (r *flRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 	}
 	add(fmt.Sprintf("Succeeded federated learning jobs whose status shows their last round (exit_round %d), whose accuracy the row above is", r.exitRound),
 		strconv.Itoa(succeeded), roundsGot, len(shortRounds) == 0)
-	return "federated learning jobs: " + strings.Join(outcomes, "; ")
+	return "federated learning jobs: " + strings.Join(outcomes, "; ") + "; " + r.resends()
+}
+
+// resends counts, from the edge nodes' logs, what repaired the status after a lost report: the
+// LCs' resends of the trainers' newest reports to a GM that sent a snapshot, and the trainers'
+// last reports sent again after their LC refused them.
+func (r *flRun) resends() string {
+	snapshots, reports, trainerRetries := 0, 0, 0
+	for _, n := range r.c.s.Nodes {
+		if !n.Edge {
+			continue
+		}
+		logs, _ := filepath.Glob(filepath.Join(n.LogDir(), "*.log"))
+		for _, log := range logs {
+			data, err := os.ReadFile(log)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				switch {
+				case strings.Contains(line, "newest reports again for the GM that sent the snapshot"):
+					snapshots++
+					if _, after, ok := strings.Cut(line, "reports="); ok {
+						if fields := strings.Fields(after); len(fields) > 0 {
+							if v, err := strconv.Atoi(fields[0]); err == nil {
+								reports += v
+							}
+						}
+					}
+				case strings.Contains(line, "sending it again") && strings.Contains(line, "last round's report"):
+					trainerRetries++
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("after %d snapshots the LCs queued %d trainers' newest reports again; trainers sent a refused last report again %d times",
+		snapshots, reports, trainerRetries)
 }
 
 // describe is where a job that did not end stands (called with r.mu held).

@@ -213,7 +213,7 @@ func (f *Forwarder) SnapshotApplied(ctx context.Context) {
 		queued++
 	}
 	if queued > 0 {
-		logger.V(2).Info("Queued the workers' newest reports again for the GM that sent the snapshot", "kind", f.kind, "reports", queued)
+		logger.Info("Queued the workers' newest reports again for the GM that sent the snapshot", "kind", f.kind, "reports", queued)
 	}
 }
 
