@@ -161,14 +161,15 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 		try() { name=$1; shift; if ( "$@" ) 2>/dev/null; then echo "$name: ok"; else echo "$name: refused"; fi; }
 		try "write root" sh -c 'echo a > "$ROOT/file"'
 		try "write cwd" sh -c 'echo b > relative'
-		try "write mount" sh -c 'echo c > "$ROOT/out/file"'`
+		try "write mount" sh -c 'echo c > "$ROOT/out/file"'
+		try "write tmp" sh -c 'case "$TMPDIR" in ""|/tmp|/tmp/) exit 1;; esac; echo d > "$TMPDIR/file"'`
 	for name, tc := range map[string]struct {
 		readOnly *bool
 		want     string
 	}{
-		"read-only root": {readOnly: ptr.To(true), want: "write root: refused\nwrite cwd: refused\nwrite mount: ok\n"},
-		"writable root":  {readOnly: ptr.To(false), want: "write root: ok\nwrite cwd: ok\nwrite mount: ok\n"},
-		"unset":          {want: "write root: ok\nwrite cwd: ok\nwrite mount: ok\n"},
+		"read-only root": {readOnly: ptr.To(true), want: "write root: refused\nwrite cwd: refused\nwrite mount: ok\nwrite tmp: refused\n"},
+		"writable root":  {readOnly: ptr.To(false), want: "write root: ok\nwrite cwd: ok\nwrite mount: ok\nwrite tmp: ok\n"},
+		"unset":          {want: "write root: ok\nwrite cwd: ok\nwrite mount: ok\nwrite tmp: ok\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			opts := runnerOptions(t)
@@ -188,6 +189,9 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 			if ptr.Deref(tc.readOnly, false) {
 				return
 			}
+			tmp, err := os.ReadFile(filepath.Join(opts.NodeRoot, "pods", "uid-1", "roots", "main", "tmp", "file"))
+			require.NoError(t, err)
+			require.Equal(t, "d\n", string(tmp), "the container's TMPDIR is /tmp in its own root")
 			for file, content := range map[string]string{"file": "a\n", "relative": "b\n"} {
 				data, err := os.ReadFile(filepath.Join(opts.NodeRoot, "pods", "uid-1", "roots", "main", "processnode-test-work", file))
 				require.NoError(t, err)

@@ -262,6 +262,45 @@ func (p *RunningPod) superviseContainer(ctx context.Context, c corev1.Container,
 	}
 }
 
+// containerTmpDir gives the container a temporary directory of its own, as the /tmp of its image's
+// writable layer is, and points TMPDIR (which Go's os.TempDir and Python's tempfile read) at it,
+// unless the container sets TMPDIR itself. It is not the machine's /tmp, which other containers
+// (and earlier runs, as other users) share. Isolated, it is /tmp inside the container's root: a
+// volume mounted at /tmp replaces it, and with readOnlyRootFilesystem it refuses writes, as on a
+// node. It returns the directory to create before the container starts ("" when TMPDIR is the
+// container's).
+func (p *RunningPod) containerTmpDir(c *corev1.Container, paths pathMap, env map[string]string) string {
+	if _, set := env["TMPDIR"]; set {
+		return ""
+	}
+	dir := filepath.Join(p.opts.NodeRoot, "pods", string(p.pod.UID), "tmp", c.Name)
+	if paths.root != "" {
+		dir = filepath.Join(paths.root, "tmp")
+	}
+	env["TMPDIR"] = dir
+	return dir
+}
+
+// makeTmpDir creates dir world-writable with the sticky bit, as /tmp is; fresh empties it first (an
+// isolated container's root is already new at every start).
+func makeTmpDir(dir string, fresh bool) error {
+	if dir == "" {
+		return nil
+	}
+	if fresh {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("clearing the container's temporary directory: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the container's temporary directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		return fmt.Errorf("creating the container's temporary directory: %w", err)
+	}
+	return nil
+}
+
 // runContainer starts one process and waits for it, keeping status up to date.
 func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volumes map[string]string, status *corev1.ContainerStatus) (int, error) {
 	_, env, err := ResolveEnv(p.pod, &c, p.opts.Objects)
@@ -285,6 +324,7 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 		// Isolated, the prefix is a directory above the mounts and is already in the root.
 		env[dataPathPrefixEnv] = filepath.Join(p.opts.NodeRoot, "host")
 	}
+	tmpDir := p.containerTmpDir(&c, paths, env)
 	argv, err := Command(&c, p.opts.Images, env)
 	if err != nil {
 		p.setWaiting(status, "ErrImageNeverPull", err.Error())
@@ -321,6 +361,10 @@ func (p *RunningPod) runContainer(ctx context.Context, c corev1.Container, volum
 			p.setWaiting(status, "RunContainerError", err.Error())
 			return -1, err
 		}
+	}
+	if err := makeTmpDir(tmpDir, paths.root == ""); err != nil {
+		p.setWaiting(status, "RunContainerError", err.Error())
+		return -1, err
 	}
 	// nsenter needs root: it wraps whatever becomes the container's user.
 	if p.opts.NetNS != "" {
