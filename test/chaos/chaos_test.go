@@ -88,7 +88,7 @@ func TestCampaign(t *testing.T) {
 
 	cfg := st.Config()
 	cfg.Seed, cfg.Duration, cfg.Faults, cfg.Logf = seed, duration, faults, t.Logf
-	cfg.IncrementalLearning, cfg.FederatedLearning = true, true
+	cfg.IncrementalLearning, cfg.FederatedLearning, cfg.LifelongLearning = true, true, true
 	res, err := chaos.Run(ctx, st.Sedna, cfg)
 	if res != nil {
 		fmt.Println(res.Table())
