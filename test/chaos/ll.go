@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,9 +167,6 @@ func (r *llRun) drive() {
 			round, ok = r.waitLearned(ctx, round)
 		}
 	}
-	if !ok {
-		return
-	}
 	_, _ = r.readKB(ctx)
 	r.c.logf("chaos: the lifelong learning driver is done: %s", r.summary(ctx))
 }
@@ -228,13 +226,16 @@ func resultLine(out []byte, v any) error {
 
 // waitLearned waits until no round is under way and the job learned every task given
 // (status.knowledgeBase lists them), or a round numbered above after ended without learning
-// them (saying why), or a Failed condition says why; it returns the job's round then. False
-// when stopped.
+// them (saying why); it returns the job's round then. False when stopped or the job Failed.
 func (r *llRun) waitLearned(ctx context.Context, after int32) (int32, bool) {
 	for ctx.Err() == nil {
 		if j, err := r.job(ctx); err == nil {
 			v := llVerdictOf(j, r.givenTasks(), nil)
-			if v.settled && (v.learned || j.Status.Round > after || v.failed) {
+			if v.failed {
+				r.c.logf("chaos: the lifelong learning job failed; no more streams: %s", v.what)
+				return j.Status.Round, false
+			}
+			if v.settled && (v.learned || j.Status.Round > after) {
 				return j.Status.Round, true
 			}
 		}
@@ -499,6 +500,10 @@ func (r *llRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 	}
 	took := time.Since(healedAt).Round(100 * time.Millisecond)
 	got := v.what
+	if v.failed || (v.settled && !v.learned) {
+		// What the failed pod said, from its log on the node.
+		got += r.podLogTail(v.what)
+	}
 	switch {
 	case jobErr != nil:
 		got = jobErr.Error()
@@ -545,6 +550,28 @@ func (r *llRun) check(ctx context.Context, healedAt time.Time, add func(inv, wan
 	add(fmt.Sprintf("knowledge base after %d kill -9: tasks it listed at any of %d reads (%d failed: restarting) lost, or their model bytes changed", kills, reads, readErrs),
 		"0", lostGot, kbErr == nil && len(lost) == 0 && len(seen) > 0)
 	return r.summary(ctx)
+}
+
+// failedPod finds the pod a round's or condition's message names ("…, last <pod>: …").
+var failedPod = regexp.MustCompile(`last ([a-z0-9][a-z0-9.-]*):`)
+
+// podLogTail is the end of the log of the pod message names, as " (<pod> logged: …)", or "".
+func (r *llRun) podLogTail(message string) string {
+	m := failedPod.FindStringSubmatch(message)
+	if m == nil {
+		return ""
+	}
+	files, _ := filepath.Glob(filepath.Join(r.node.LogDir(), fmt.Sprintf("%s_%s_*.log", r.c.cfg.Namespace, m[1])))
+	if len(files) == 0 {
+		return ""
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	tail := lines[max(0, len(lines)-2):]
+	return fmt.Sprintf(" (%s logged: %s)", m[1], strings.Join(tail, " / "))
 }
 
 func sortedKeys(m map[string]string) []string {
