@@ -167,6 +167,9 @@ func (r *llRun) drive() {
 			round, ok = r.waitLearned(ctx, round)
 		}
 	}
+	if ctx.Err() != nil {
+		return // stopped: the check reads the knowledge base
+	}
 	_, _ = r.readKB(ctx)
 	r.c.logf("chaos: the lifelong learning driver is done: %s", r.summary(ctx))
 }
