@@ -60,6 +60,10 @@ const (
 	// takes one of its trainers' nodes' link down at once, while the new round is open, for 1 s
 	// to Config.MaxPartition.
 	PartitionRound Kind = "edge partition at an open FL round (link down)"
+	// KillKB SIGKILLs the knowledge base (sedna-kb, the process of build/kb's pod on the cloud
+	// node) when the lifelong learning example runs; its pod's restart policy restarts it on the
+	// same claim.
+	KillKB Kind = "kill -9 knowledge base (lifelong learning)"
 	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
 	// runs (it also cuts the LC off from its workers).
 	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
@@ -103,6 +107,12 @@ type Config struct {
 	// every job started ends, Succeeded with its accuracy or with a Failed condition saying why.
 	// It needs 3 edge nodes; with Network, PartitionRound is one of the faults.
 	FederatedLearning bool
+	// LifelongLearning runs the lifelong learning example on edge node 2 during the campaign (its
+	// three tasks learned one after another, each new one streamed to the inference worker as it
+	// learned the last), KillKB is one of the faults, and the check wants every task given
+	// learned or a reason, status.knowledgeBase matching the knowledge base, and the knowledge
+	// base's index intact after its kills.
+	LifelongLearning bool
 	// Converge bounds the wait for status to converge after the last fault heals; default 3 min.
 	Converge time.Duration
 	// Logf prints progress (t.Logf).
@@ -133,6 +143,8 @@ type Result struct {
 	IL string
 	// FL says how each federated learning job ended.
 	FL string
+	// LL says what the lifelong learning job did.
+	LL string
 	// Watched names the workers whose pods the watch saw.
 	Watched string
 	Rows    []Row
@@ -177,6 +189,9 @@ func (r *Result) Table() string {
 	}
 	if r.FL != "" {
 		fmt.Fprintf(&b, "%s\n", r.FL)
+	}
+	if r.LL != "" {
+		fmt.Fprintf(&b, "%s\n", r.LL)
 	}
 	if r.Watched != "" {
 		fmt.Fprintf(&b, "%s\n", r.Watched)
@@ -233,6 +248,8 @@ type campaign struct {
 	il *ilRun
 	// fl is the federated learning example, when Config.FederatedLearning.
 	fl *flRun
+	// ll is the lifelong learning example, when Config.LifelongLearning.
+	ll *llRun
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
@@ -294,6 +311,12 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		}
 		defer c.fl.stop() // when Run returns early; a no-op after it was stopped
 	}
+	if cfg.LifelongLearning {
+		if c.ll, err = c.startLL(ctx); err != nil {
+			return nil, err
+		}
+		defer c.ll.stop() // when Run returns early; a no-op after it was stopped
+	}
 	if err := c.waitReady(ctx, 3*time.Minute); err != nil {
 		return nil, err
 	}
@@ -323,6 +346,12 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	if c.fl != nil {
 		c.fl.stop() // no new job; the one running is the check's
 	}
+	if c.ll != nil {
+		c.ll.stop() // no new stream; the round under way is the check's
+		endedCtx, cancelEnded := context.WithTimeout(context.Background(), 30*time.Second)
+		c.ll.faultsEnded(endedCtx, injectStart, healedAt)
+		cancelEnded()
+	}
 	// With fresh bounds: the reporters are stopped even after an interrupt.
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 2*time.Minute)
 	reportersErr := c.stopReporters(stopCtx)
@@ -333,7 +362,7 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 		return nil, injectErr
 	}
 	// The checks run even when ctx was cancelled (interrupted): with a fresh bound.
-	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+max(ilBound, flBound)+time.Minute)
+	checkCtx, cancel := context.WithTimeout(context.Background(), cfg.Converge+max(ilBound, flBound, llBound)+time.Minute)
 	defer cancel()
 	c.check(checkCtx, res, watch, answered, restartsBefore, healedAt, reportersErr)
 	c.mu.Lock()
@@ -357,6 +386,9 @@ func (c *campaign) inject(ctx context.Context) error {
 	kinds := []Kind{KillLC, KillGM, KillWorker, RestartAPIServer, RestartEtcd}
 	if c.fl != nil {
 		kinds = append(kinds, KillAggregator)
+	}
+	if c.ll != nil {
+		kinds = append(kinds, KillKB)
 	}
 	if c.cfg.FullDisk {
 		kinds = append(kinds, FillStore)
@@ -455,6 +487,13 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 		}
 		c.fl.note(j, func(j *flJob) { j.aggregatorKills++ })
 		return fmt.Sprintf("of %s (pid %d)", j.name, pid), nil
+	case KillKB:
+		detail, err := c.ll.killKB(ctx)
+		if err != nil {
+			// Between a kill and its restart there is no knowledge base process.
+			return "", c.retryLater(ctx, err)
+		}
+		return detail, nil
 	case KillGM:
 		return c.killGM(ctx)
 	case RestartAPIServer, RestartEtcd:
@@ -746,6 +785,18 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	} else {
 		close(flDone)
 	}
+	var llRows []Row
+	llDone := make(chan struct{})
+	if c.ll != nil {
+		go func() {
+			defer close(llDone)
+			add := func(inv, want, got string, ok bool) { llRows = append(llRows, Row{inv, want, got, ok}) }
+			c.ll.rowUnderFaults(add)
+			res.LL = c.ll.check(ctx, healedAt, add)
+		}()
+	} else {
+		close(llDone)
+	}
 	var reports reportTally
 	var arrivalsErr error
 	for {
@@ -781,10 +832,13 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	if c.il != nil {
 		deployments++ // the inference worker
 	}
+	if c.ll != nil {
+		deployments++ // the inference worker
+	}
 	add(fmt.Sprintf("workers (service or job, worker type) that had a Deployment (%d watch events)", ws.events),
 		strconv.Itoa(deployments), strconv.Itoa(ws.workers), ws.workers == deployments)
 	add("most live Deployments of one worker at any time", "1", fmt.Sprintf("%d (%s)", ws.maxDeploy, ws.worstDeploy), ws.maxDeploy == 1)
-	add(fmt.Sprintf("most running, not deleting, pods of one worker (1 replica) at any time, over the pods of %d workers", len(ws.podWorkers)),
+	add(fmt.Sprintf("most running, not deleting, pods of one worker (1 replica) and template revision at any time, over the pods of %d workers", len(ws.podWorkers)),
 		"≤ 1", fmt.Sprintf("%d (%s)", ws.maxPods, ws.worstPods), ws.maxPods <= 1)
 	res.Watched = "pods watched, per worker: " + strings.Join(ws.podWorkers, ", ")
 	add("service Ready after the last fault healed", "True", strconv.FormatBool(ready), ready)
@@ -823,6 +877,8 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	}
 	<-flDone
 	res.Rows = append(res.Rows, flRows...)
+	<-llDone
+	res.Rows = append(res.Rows, llRows...)
 	opened, total, why := c.openTruncatedStores()
 	add("copies of each LC store truncated mid-record that open (whole or quarantined)", strconv.Itoa(total), fmt.Sprintf("%d%s", opened, why), total > 0 && opened == total)
 }

@@ -25,8 +25,9 @@ import (
 // TestCampaign is `make chaos`: local Sedna with three edge nodes (as root in network namespaces
 // whose links the campaign takes down, otherwise behind a relay the campaign cuts), a primary
 // and a standby GM, the joint inference example under load, the campaign's test workers, the
-// incremental learning example and the federated learning example (its trainers on the three
-// edge nodes, one job after another); CHAOS_SEED (default: random, printed), CHAOS_DURATION (default
+// incremental learning example, the federated learning example (its trainers on the three
+// edge nodes, one job after another) and the lifelong learning example (on edge node 2, with the
+// knowledge base, which the campaign kills too); CHAOS_SEED (default: random, printed), CHAOS_DURATION (default
 // 12m) and CHAOS_FAULTS (default: as many as fit) choose the campaign. Every process, namespace
 // and directory it starts is removed at the end, also on Ctrl-C or SIGTERM.
 func TestCampaign(t *testing.T) {
@@ -88,7 +89,7 @@ func TestCampaign(t *testing.T) {
 
 	cfg := st.Config()
 	cfg.Seed, cfg.Duration, cfg.Faults, cfg.Logf = seed, duration, faults, t.Logf
-	cfg.IncrementalLearning, cfg.FederatedLearning = true, true
+	cfg.IncrementalLearning, cfg.FederatedLearning, cfg.LifelongLearning = true, true, true
 	res, err := chaos.Run(ctx, st.Sedna, cfg)
 	if res != nil {
 		fmt.Println(res.Table())

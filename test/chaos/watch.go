@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,18 @@ func workerOf(labels map[string]string) string {
 		}
 	}
 	return ""
+}
+
+// podWorkerOf is workerOf for a pod, followed by "@<pod-template-hash>" for a Deployment's pod:
+// a rollout (the lifelong learning inference worker's, onto a newly deployed round) runs the new
+// revision's pod beside the old one's for a moment, as a Deployment does; two pods of one
+// revision are duplicates.
+func podWorkerOf(labels map[string]string) string {
+	worker := workerOf(labels)
+	if hash := labels["pod-template-hash"]; worker != "" && hash != "" {
+		worker += "@" + hash
+	}
+	return worker
 }
 
 // mark records whether obj of worker is alive and updates the worker's maximum.
@@ -108,7 +121,7 @@ func startWatch(ctx context.Context, s *localsedna.Sedna, namespace string) (*wa
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.events++
-		mark(w.pods, workerOf(p.Labels), p.Name, !deleted && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning, &w.maxPods, &w.worstPods)
+		mark(w.pods, podWorkerOf(p.Labels), p.Name, !deleted && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning, &w.maxPods, &w.worstPods)
 	})); err != nil {
 		cancel()
 		return nil, err
@@ -155,7 +168,10 @@ func (w *watcher) stats() watchStats {
 	defer w.mu.Unlock()
 	podWorkers := make([]string, 0, len(w.pods))
 	for worker := range w.pods {
-		podWorkers = append(podWorkers, worker)
+		worker, _, _ = strings.Cut(worker, "@") // one name for a worker's revisions
+		if !slices.Contains(podWorkers, worker) {
+			podWorkers = append(podWorkers, worker)
+		}
 	}
 	sort.Strings(podWorkers)
 	return watchStats{maxDeploy: w.maxDeploy, maxPods: w.maxPods, worstDeploy: w.worstDeploy, worstPods: w.worstPods,
