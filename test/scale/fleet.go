@@ -253,7 +253,6 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		// The leader may have changed: a GM that could not renew its Lease in time exits and
 		// is started again.
 		leader = leaderOf(ctx, t, kube, gms)
-		applied := lcs.appliedCounts()
 		dials := lcs.dialCounts()
 		var standby *gmProcess
 		for _, gm := range gms {
@@ -261,24 +260,19 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 				standby = gm
 			}
 		}
+		lcs.armFailover(t)
 		killed := time.Now()
 		require.NoError(t, leader.kill())
-		phases := watchFailover(ctx, kube, standby, lcs, dials, killed)
+		phases := watchFailover(ctx, kube, standby, killed)
 		// The standby's CPU profile from the SIGKILL on: its wait for the Lease, the take-over and
 		// the LCs' reconnect storm.
 		profile := profileGM(ctx, t, standby, filepath.Join(dir, "logs", "failover-cpu.pprof"), opts.LeaseDuration+20*time.Second)
-		// A complete snapshot from the new leader is at least the dataset and the sync frame.
-		waitFor(ctx, t, opts.LeaseDuration+5*time.Minute, "every LC applied the new leader's snapshot", func() bool {
-			now := lcs.appliedCounts()
-			for i := range now {
-				if now[i] < applied[i]+2 {
-					return false
-				}
-			}
-			return lcs.holding() == opts.Nodes
-		})
-		res.Failover = time.Since(killed)
-		res.FailoverAcquired, res.FailoverServing, res.FailoverConnected = phases.wait()
+		// A complete snapshot from the new leader is at least the dataset and the sync frame; the
+		// shards time each LC's (armFailover).
+		connected, synced := lcs.failoverDone(t, opts.LeaseDuration+5*time.Minute)
+		require.Equal(t, opts.Nodes, lcs.holding(), "LCs holding their dataset after the failover")
+		res.Failover, res.FailoverConnected = synced.Sub(killed), connected.Sub(killed)
+		res.FailoverAcquired, res.FailoverServing = phases.wait()
 		res.FailoverDials = diffCounts(lcs.dialCounts(), dials)
 		res.FailoverReviews = counter.reviewsSince(killed)
 		res.GMOpenFiles, res.GMOpenFilesLimit = openFiles(t, standby.pid())
@@ -486,7 +480,7 @@ func startGMProcess(ctx context.Context, t testing.TB, dir, bin, name, kubeconfi
 			LCServiceAccounts: []string{fleetNamespace + "/" + lcAccount}},
 		LeaderElection: config.LeaderElection{Enabled: &enabled, LeaseNamespace: fleetNamespace,
 			LeaseDuration: config.Duration{Duration: lease}, RenewDeadline: config.Duration{Duration: lease * 2 / 3},
-			RetryPeriod: config.Duration{Duration: min(2*time.Second, lease/5)}}, // 2 s: the shipped default
+			RetryPeriod: config.Duration{Duration: envRetryPeriod()}}, // 0: the shipped default
 		MetricsAddress: fmt.Sprintf("127.0.0.1:%d", ports[1]), HealthAddress: fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		ProfilingAddress: fmt.Sprintf("127.0.0.1:%d", ports[3]),
 	}
@@ -779,8 +773,10 @@ type fleetLC struct {
 	store    *store.Store
 	client   *gmclient.Client
 	registry *prometheus.Registry
-	holds    atomic.Bool
-	key      channel.Key
+	// dials and applied are the client's dial and frame counters (read by the failover tracker).
+	dials, applied *prometheus.CounterVec
+	holds          atomic.Bool
+	key            channel.Key
 	// workload: the generator's objects this LC holds.
 	mu       sync.Mutex
 	workload map[store.ResourceKey]bool
@@ -872,58 +868,65 @@ func installCRDs(t testing.TB, cfg *rest.Config) {
 	require.NoError(t, err)
 }
 
-// failoverPhases records when, after the leader's SIGKILL, the standby acquired the Lease, began
-// serving LCs, and every LC had connected to it.
-type failoverPhases struct {
-	done                         chan struct{}
-	acquired, serving, connected time.Duration
+// envRetryPeriod is GM's leader-election retry period from SCALE_GM_RETRY_PERIOD (e.g. "2s", the
+// default before session 9, for a before/after); unset: GM's default (1 s).
+func envRetryPeriod() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("SCALE_GM_RETRY_PERIOD"))
+	if err != nil {
+		return 0
+	}
+	return d
 }
 
-// watchFailover follows the failover in the background: the Lease's holder and acquireTime, the
-// standby's readiness (it is ready once it serves LCs), and each LC's successful dials.
-func watchFailover(ctx context.Context, kube kubernetes.Interface, standby *gmProcess, f *fleet, dialsBefore map[string]int, killed time.Time) *failoverPhases {
-	p := &failoverPhases{done: make(chan struct{})}
-	okBefore := f.okDials()
-	go func() {
-		defer close(p.done)
-		client := &http.Client{Timeout: time.Second}
-		deadline := killed.Add(10 * time.Minute)
-		for ctx.Err() == nil && time.Now().Before(deadline) && (p.acquired == 0 || p.serving == 0 || p.connected == 0) {
-			if p.acquired == 0 {
-				if lease, err := kube.CoordinationV1().Leases(fleetNamespace).Get(ctx, "sedna-gm", metav1.GetOptions{}); err == nil &&
-					lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == standby.name && lease.Spec.AcquireTime != nil {
-					p.acquired = lease.Spec.AcquireTime.Sub(killed)
-				}
-			}
-			if p.serving == 0 {
-				if resp, err := client.Get("http://" + standby.healthAddr + "/readyz"); err == nil {
-					_ = resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						p.serving = time.Since(killed)
-					}
-				}
-			}
-			if p.connected == 0 {
-				now, all := f.okDials(), true
-				for i := range now {
-					if now[i] <= okBefore[i] {
-						all = false
-						break
-					}
-				}
-				if all {
-					p.connected = time.Since(killed)
-				}
-			}
+// failoverPhases records when, after the leader's SIGKILL, the standby acquired the Lease and
+// began serving LCs.
+type failoverPhases struct {
+	wg                sync.WaitGroup
+	acquired, serving time.Duration
+}
+
+// watchFailover follows the failover in the background: the Lease's holder and acquireTime, and
+// the standby's readiness (it is ready once it serves LCs), each polled on its own every 50 ms so
+// that a slow answer of the loaded API server does not delay noticing the other.
+func watchFailover(ctx context.Context, kube kubernetes.Interface, standby *gmProcess, killed time.Time) *failoverPhases {
+	p := &failoverPhases{}
+	deadline := killed.Add(10 * time.Minute)
+	poll := func(done func() bool) {
+		for ctx.Err() == nil && time.Now().Before(deadline) && !done() {
 			time.Sleep(50 * time.Millisecond)
 		}
-	}()
+	}
+	p.wg.Go(func() {
+		poll(func() bool {
+			lease, err := kube.CoordinationV1().Leases(fleetNamespace).Get(ctx, "sedna-gm", metav1.GetOptions{})
+			if err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == standby.name && lease.Spec.AcquireTime != nil {
+				p.acquired = lease.Spec.AcquireTime.Sub(killed)
+				return true
+			}
+			return false
+		})
+	})
+	p.wg.Go(func() {
+		client := &http.Client{Timeout: time.Second}
+		poll(func() bool {
+			resp, err := client.Get("http://" + standby.healthAddr + "/readyz")
+			if err != nil {
+				return false
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				p.serving = time.Since(killed)
+				return true
+			}
+			return false
+		})
+	})
 	return p
 }
 
-func (p *failoverPhases) wait() (acquired, serving, connected time.Duration) {
-	<-p.done
-	return p.acquired, p.serving, p.connected
+func (p *failoverPhases) wait() (acquired, serving time.Duration) {
+	p.wg.Wait()
+	return p.acquired, p.serving
 }
 
 // gmProfile is a CPU profile being taken of a GM.

@@ -96,14 +96,53 @@ func (f *fleet) workloadHeld() int {
 	return n
 }
 
-// appliedCounts is, per LC, the frames from GM it applied (changed or not).
-func (f *fleet) appliedCounts() []float64 { return f.state(true).applied }
-
-// okDials is, per LC, its successful dials.
-func (f *fleet) okDials() []float64 { return f.state(true).okDials }
-
 // dialCounts is the LCs' dials by result.
 func (f *fleet) dialCounts() map[string]int { return f.state(true).dials }
+
+// armFailover has every shard note its LCs' counts (ShardCommand.Failover) and returns once all
+// have; the shards then time each LC's reconnect and snapshot past those counts.
+func (f *fleet) armFailover(t testing.TB) {
+	for _, s := range f.shards {
+		require.NoError(t, s.command(ShardCommand{Failover: true}))
+	}
+	for _, s := range f.shards {
+		select {
+		case <-s.armed:
+		case <-s.exited:
+			require.FailNow(t, "an LC shard exited", "shard (pid %d): %s", s.pid, s.err())
+		case <-time.After(time.Minute):
+			require.FailNow(t, "an LC shard did not note its LCs' counts within a minute", "pid %d", s.pid)
+		}
+	}
+}
+
+// failoverDone waits until every shard has timed every LC of the armed failover and returns
+// when the last LC first dialled GM successfully and when the last one held its complete
+// snapshot.
+func (f *fleet) failoverDone(t testing.TB, timeout time.Duration) (connected, synced time.Time) {
+	deadline := time.After(timeout)
+	for _, s := range f.shards {
+		select {
+		case out := <-s.failover:
+			for i := range out.Synced {
+				connected = later(connected, time.Unix(0, out.Connected[i]))
+				synced = later(synced, time.Unix(0, out.Synced[i]))
+			}
+		case <-s.exited:
+			require.FailNow(t, "an LC shard exited during the failover", "shard (pid %d): %s", s.pid, s.err())
+		case <-deadline:
+			require.FailNow(t, "not every LC applied the new leader's snapshot", "within %s", timeout)
+		}
+	}
+	return connected, synced
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
 
 // pids are the shard processes' IDs.
 func (f *fleet) pids() map[string]int {
@@ -185,7 +224,7 @@ func startShard(t testing.TB, dir, bin string, index int, cfg ShardConfig, f *fl
 	require.NoError(t, cmd.Start())
 	s := &shardProcess{lcs: cfg.LCs, pid: cmd.Process.Pid, stdin: stdin, enc: json.NewEncoder(stdin),
 		states: make(chan *ShardState, 1), ready: make(chan struct{}), reportsDone: make(chan struct{}, 16),
-		exited: make(chan struct{})}
+		armed: make(chan struct{}, 1), failover: make(chan *ShardFailover, 1), exited: make(chan struct{})}
 	go func() {
 		defer close(s.exited)
 		defer func() { _ = log.Close() }()
@@ -213,6 +252,10 @@ func startShard(t testing.TB, dir, bin string, index int, cfg ShardConfig, f *fl
 				f.sentMu.Unlock()
 			case m.ReportsDone:
 				s.reportsDone <- struct{}{}
+			case m.FailoverArmed:
+				s.armed <- struct{}{}
+			case m.Failover != nil:
+				s.failover <- m.Failover
 			}
 		}
 		if err := cmd.Wait(); err != nil && s.failed.Load() == nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/leaderelection"
 
 	"sigs.k8s.io/yaml"
 )
@@ -252,7 +253,12 @@ func (c *Config) SetDefaults() {
 		le.RenewDeadline.Duration = 10 * time.Second
 	}
 	if le.RetryPeriod.Duration == 0 {
-		le.RetryPeriod.Duration = 2 * time.Second
+		// 1 s rather than the 2 s of Kubernetes' own components: a standby notices the Lease
+		// expired only at its next try (every 1-2.2 s with client-go's jitter, was 2-4.4 s), and
+		// notices the leader's last renewal as late, so this shortens a failover by ~1 s on
+		// average and ~4 s at worst. Cost: the leader renews every second (one Lease update a
+		// second instead of one every two), the standby reads the Lease about as often.
+		le.RetryPeriod.Duration = time.Second
 	}
 	if c.MetricsAddress == "" {
 		c.MetricsAddress = ":8080"
@@ -347,9 +353,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("profilingAddress %q is not a loopback IP address with a port (127.0.0.1:<port> or [::1]:<port>)", c.ProfilingAddress)
 	}
 	le := c.LeaderElection
-	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration && le.RenewDeadline.Duration > le.RetryPeriod.Duration) {
-		return fmt.Errorf("leaderElection: leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s) must hold",
-			le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
+	// client-go's leader election jitters the retry period up to leaderelection.JitterFactor (1.2)
+	// times and refuses a renew deadline that does not exceed that: checked here so GM names the
+	// fields at start-up instead.
+	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration &&
+		float64(le.RenewDeadline.Duration) > leaderelection.JitterFactor*float64(le.RetryPeriod.Duration)) {
+		return fmt.Errorf("leaderElection: leaseDuration (%s) > renewDeadline (%s) > %.1f × retryPeriod (%s) must hold",
+			le.LeaseDuration, le.RenewDeadline, leaderelection.JitterFactor, le.RetryPeriod)
 	}
 	return nil
 }

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 func write(t *testing.T, content string) string {
@@ -52,6 +56,35 @@ leaderElection:
 	require.Empty(t, cfg.KnowledgeBaseServer.TokenSecret)
 }
 
+// The shipped Lease timing: a 1 s retry period (a standby notices an expired Lease within
+// 1-2.2 s), which client-go's leader election accepts with the default renew deadline.
+func TestLeaderElectionDefaults(t *testing.T) {
+	cfg, err := Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b}\n"))
+	require.NoError(t, err)
+	le := cfg.LeaderElection
+	require.Equal(t, 15*time.Second, le.LeaseDuration.Duration)
+	require.Equal(t, 10*time.Second, le.RenewDeadline.Duration)
+	require.Equal(t, time.Second, le.RetryPeriod.Duration)
+	_, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:          &resourcelock.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: le.LeaseNamespace, Name: le.LeaseName}, LockConfig: resourcelock.ResourceLockConfig{Identity: "gm-a"}},
+		LeaseDuration: le.LeaseDuration.Duration, RenewDeadline: le.RenewDeadline.Duration, RetryPeriod: le.RetryPeriod.Duration,
+		Callbacks: leaderelection.LeaderCallbacks{OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {}},
+	})
+	require.NoError(t, err, "client-go accepts the defaults")
+
+	// What passes validation, client-go accepts: the retry period jittered (×1.2) stays below
+	// the renew deadline.
+	cfg, err = Load(write(t, "websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {renewDeadline: 10s, retryPeriod: 8s}\n"))
+	require.NoError(t, err)
+	_, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:          &resourcelock.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "sedna", Name: "sedna-gm"}, LockConfig: resourcelock.ResourceLockConfig{Identity: "gm-a"}},
+		LeaseDuration: cfg.LeaderElection.LeaseDuration.Duration, RenewDeadline: cfg.LeaderElection.RenewDeadline.Duration,
+		RetryPeriod: cfg.LeaderElection.RetryPeriod.Duration,
+		Callbacks:   leaderelection.LeaderCallbacks{OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {}},
+	})
+	require.NoError(t, err)
+}
+
 func TestLoadRejectsBadConfigs(t *testing.T) {
 	cases := map[string]struct{ content, want string }{
 		"unknown field":                   {"websocket: {tlsCertFile: a, tlsKeyFile: b}\ncolour: blue\n", `unknown field "colour"`},
@@ -59,6 +92,7 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"bad port":                        {"websocket: {port: 70000, tlsCertFile: a, tlsKeyFile: b}\n", "websocket.port 70000 is not a port"},
 		"bad duration":                    {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
 		"lease order":                     {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
+		"retry within the jitter":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {renewDeadline: 10s, retryPeriod: 9s}\n", "renewDeadline (10s) > 1.2 × retryPeriod (9s)"},
 		"kubeconfig":                      {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
 		"negative kube qps":               {"kubeAPI: {qps: -2}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeAPI: qps (-2) must be positive or -1"},
 		"negative event qps":              {"kubeAPI: {eventQPS: -1}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "eventQPS (-1)"},

@@ -7,6 +7,8 @@
 //     version, JSON). Writes are ordered by version and deletes leave a tombstone, so a replayed
 //     or reordered frame from GM never rolls a resource back or resurrects a deleted one. A full
 //     snapshot from GM ends with PruneExcept, which removes what GM no longer binds to the node.
+//     A frame the store already has (a snapshot replayed on every reconnect) and a prune with
+//     nothing to remove are decided in a read transaction: they commit, and fsync, nothing.
 //   - state: small records of the LC managers (dataset sample counters, model records, trigger
 //     and stage state of learning jobs), addressed by a namespace and a key.
 //   - outbox: reports to GM, numbered by a sequence that never goes back or repeats, even across

@@ -118,6 +118,26 @@ func (s *Store) PutResource(r Resource) (bool, error) {
 		return false, fmt.Errorf("putting resource: %w", err)
 	}
 	encoded := r.Key.encode()
+	// A replayed frame (every frame of the snapshot GM sends on each reconnect) changes nothing:
+	// decided in a read transaction, it costs no commit and no fsync. On an edge node's flash a
+	// reconnect then costs reads, not one synced write per resource. The write transaction
+	// checks again: another writer may have come between.
+	var unchanged bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketResources).Get(encoded)
+		if raw == nil {
+			return nil
+		}
+		// A damaged record is left to the write transaction, which replaces it and logs that.
+		current, err := decodeResourceValue(r.Key, raw)
+		unchanged = err == nil && current.version >= r.Version
+		return nil
+	}); err != nil {
+		return false, fmt.Errorf("putting resource %s version %d: %w", r.Key, r.Version, err)
+	}
+	if unchanged {
+		return false, nil
+	}
 	changed := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		changed = false
@@ -234,45 +254,69 @@ func (s *Store) ListResources(kind string) ([]Resource, error) {
 	return resources, nil
 }
 
+// pruneScan returns the raw keys PruneExcept deletes (records absent from present, damaged ones
+// absent from it, undecodable keys, tombstones) and, of those, the resources it removes, in key
+// order; logging the damaged records if log.
+func (s *Store) pruneScan(bucket *bolt.Bucket, present map[ResourceKey]uint64, log bool) (doomed [][]byte, removed []ResourceKey) {
+	cursor := bucket.Cursor()
+	for raw, value := cursor.First(); raw != nil; raw, value = cursor.Next() {
+		key, err := decodeResourceKey(raw)
+		if err != nil {
+			// An undecodable key cannot be in present and cannot be read; drop it.
+			if log {
+				s.logger.Error(err, "Dropping resource record with a damaged key")
+			}
+			doomed = append(doomed, bytes.Clone(raw))
+			continue
+		}
+		stored, err := decodeResourceValue(key, value)
+		_, keep := present[key]
+		switch {
+		case err != nil && keep:
+			// The snapshot's PutResource for this key replaces the damaged value.
+			continue
+		case err != nil:
+			if log {
+				s.logger.Error(err, "Dropping damaged resource record absent from the snapshot", "resource", key.String())
+			}
+			removed = append(removed, key)
+		case stored.tombstone:
+		case keep:
+			continue
+		default:
+			removed = append(removed, key)
+		}
+		// Keys point into the memory map and deleting under a live cursor skips entries, so
+		// collect copies first and delete afterwards.
+		doomed = append(doomed, bytes.Clone(raw))
+	}
+	return doomed, removed
+}
+
 // PruneExcept applies the end of a full snapshot from GM: every stored resource whose key is
 // not in present is removed, and every tombstone is dropped because the snapshot supersedes the
 // deletes they guarded against. It returns the removed keys in key order so the managers can
 // stop what they ran for them. The versions in present are not compared: the snapshot's own
 // PutResource calls carry them.
 func (s *Store) PruneExcept(present map[ResourceKey]uint64) ([]ResourceKey, error) {
+	// Most snapshots prune nothing (a reconnect to a GM whose state did not change): decided in a
+	// read transaction, that costs no commit and no fsync.
+	var nothing bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		doomed, _ := s.pruneScan(tx.Bucket(bucketResources), present, false)
+		nothing = len(doomed) == 0
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("pruning resources after snapshot of %d: %w", len(present), err)
+	}
+	if nothing {
+		return nil, nil
+	}
 	var removed []ResourceKey
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		removed = nil
 		bucket := tx.Bucket(bucketResources)
 		var doomed [][]byte
-		cursor := bucket.Cursor()
-		for raw, value := cursor.First(); raw != nil; raw, value = cursor.Next() {
-			key, err := decodeResourceKey(raw)
-			if err != nil {
-				// An undecodable key cannot be in present and cannot be read; drop it.
-				s.logger.Error(err, "Dropping resource record with a damaged key")
-				doomed = append(doomed, bytes.Clone(raw))
-				continue
-			}
-			stored, err := decodeResourceValue(key, value)
-			_, keep := present[key]
-			switch {
-			case err != nil && keep:
-				// The snapshot's PutResource for this key replaces the damaged value.
-				continue
-			case err != nil:
-				s.logger.Error(err, "Dropping damaged resource record absent from the snapshot", "resource", key.String())
-				removed = append(removed, key)
-			case stored.tombstone:
-			case keep:
-				continue
-			default:
-				removed = append(removed, key)
-			}
-			// Keys point into the memory map and deleting under a live cursor skips entries, so
-			// collect copies first and delete afterwards.
-			doomed = append(doomed, bytes.Clone(raw))
-		}
+		doomed, removed = s.pruneScan(bucket, present, true)
 		for _, raw := range doomed {
 			if err := bucket.Delete(raw); err != nil {
 				return err

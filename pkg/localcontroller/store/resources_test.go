@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 var (
@@ -345,4 +346,65 @@ func TestReturnedValuesAreCopies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []byte(`{"a":1}`), second.Object)
 	require.Equal(t, byte('Y'), first.Object[2])
+}
+
+// committedTxID is the ID of the store's last committed write transaction.
+func committedTxID(t *testing.T, s *Store) int {
+	t.Helper()
+	var id int
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }))
+	return id
+}
+
+// A snapshot replayed on a reconnect (the same versions, nothing to prune) commits no write
+// transaction, so it costs the node no fsync; anything that does change still commits.
+func TestAReplayedSnapshotCommitsNothing(t *testing.T) {
+	s := openTestStore(t, Options{})
+	for _, r := range []Resource{{Key: keyA, Version: 2, Object: []byte(`{"a":2}`)}, {Key: keyJ, Version: 1, Object: []byte(`{}`)}} {
+		changed, err := s.PutResource(r)
+		require.NoError(t, err)
+		require.True(t, changed)
+	}
+	_, err := s.DeleteResource(keyM, 3)
+	require.NoError(t, err)
+	present := map[ResourceKey]uint64{keyA: 2, keyJ: 1}
+	// The first snapshot drops keyM's tombstone: a write.
+	before := committedTxID(t, s)
+	removed, err := s.PruneExcept(present)
+	require.NoError(t, err)
+	require.Empty(t, removed)
+	require.Equal(t, before+1, committedTxID(t, s), "dropping a tombstone commits")
+
+	// The replay: the same versions, or older ones, and a prune with nothing to do.
+	before = committedTxID(t, s)
+	for _, r := range []Resource{{Key: keyA, Version: 2, Object: []byte(`{"a":2}`)}, {Key: keyA, Version: 1, Object: []byte(`{"a":1}`)}, {Key: keyJ, Version: 1, Object: []byte(`{}`)}} {
+		changed, err := s.PutResource(r)
+		require.NoError(t, err)
+		require.False(t, changed)
+	}
+	removed, err = s.PruneExcept(present)
+	require.NoError(t, err)
+	require.Empty(t, removed)
+	require.Equal(t, before, committedTxID(t, s), "a replayed snapshot committed a write")
+	got, live, err := s.GetResource(keyA)
+	require.NoError(t, err)
+	require.True(t, live)
+	require.Equal(t, uint64(2), got.Version)
+
+	// A newer version and a prune that removes something still write.
+	changed, err := s.PutResource(Resource{Key: keyA, Version: 3, Object: []byte(`{"a":3}`)})
+	require.NoError(t, err)
+	require.True(t, changed)
+	removed, err = s.PruneExcept(map[ResourceKey]uint64{keyA: 3})
+	require.NoError(t, err)
+	require.Equal(t, []ResourceKey{keyJ}, removed)
+	require.Equal(t, before+2, committedTxID(t, s))
+
+	// A damaged record is not taken for a replay: the write replaces it.
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketResources).Put(keyA.encode(), []byte{0xff})
+	}))
+	changed, err = s.PutResource(Resource{Key: keyA, Version: 1, Object: []byte(`{"a":1}`)})
+	require.NoError(t, err)
+	require.True(t, changed, "a damaged record blocked the snapshot's write")
 }
