@@ -90,7 +90,7 @@ func TestAfterHealTellsTheHeldConnectionFromANewOne(t *testing.T) {
 func TestRelayHoldsASnapshotAfterItsFirstFrame(t *testing.T) {
 	gm, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer gm.Close()
+	defer func() { _ = gm.Close() }()
 	first, rest := wsFrame([]byte("resource one")), append(wsFrame([]byte("resource two")), wsFrame([]byte("sync"))...)
 	go func() {
 		for {
@@ -99,7 +99,7 @@ func TestRelayHoldsASnapshotAfterItsFirstFrame(t *testing.T) {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				buf := make([]byte, 1024)
 				if _, err := c.Read(buf); err != nil { // the upgrade request
 					return
@@ -133,7 +133,7 @@ func TestRelayHoldsASnapshotAfterItsFirstFrame(t *testing.T) {
 	require.Error(t, err, "the reset connection ends")
 
 	c := dial()
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	select {
 	case <-hold.Started():
 	case <-time.After(5 * time.Second):
