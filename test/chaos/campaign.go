@@ -247,7 +247,9 @@ type campaign struct {
 	fl *flRun
 	// snapshotCuts are the PartitionSnapshot faults; countAs is the kind the last one counts as.
 	snapshotCuts []snapshotCut
-	countAs      Kind
+	// snapshotSkips counts PartitionSnapshot faults that found no snapshot to cut.
+	snapshotSkips int
+	countAs       Kind
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults

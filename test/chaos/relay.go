@@ -32,9 +32,7 @@ type Relay struct {
 	conns map[net.Conn]struct{}
 	// healed is closed on Heal; blackholed connections wait on it.
 	healed chan struct{}
-	// holds are the armed snapshot holds per edge host (HoldSnapshot).
-	holds map[string]*SnapshotHold
-	wg    sync.WaitGroup
+	wg     sync.WaitGroup
 }
 
 // NewRelay listens on a free loopback port; backend returns the address of the GM to forward
@@ -49,7 +47,7 @@ func NewRelayOn(host string, backend func(ctx context.Context) (string, error)) 
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{ln: ln, backend: backend, conns: map[net.Conn]struct{}{}, healed: make(chan struct{}), holds: map[string]*SnapshotHold{}}
+	r := &Relay{ln: ln, backend: backend, conns: map[net.Conn]struct{}{}, healed: make(chan struct{})}
 	close(r.healed)
 	r.wg.Add(1)
 	go r.serve()
@@ -166,17 +164,9 @@ func (r *Relay) handle(edge net.Conn) {
 		return
 	}
 	defer r.untrack(cloud)
-	hold := r.holdFor(edge.RemoteAddr())
 	done := make(chan struct{}, 2)
 	go func() { r.pipe(cloud, edge); done <- struct{}{} }()
-	go func() {
-		if hold != nil {
-			r.pipeHeld(edge, cloud, hold)
-		} else {
-			r.pipe(edge, cloud)
-		}
-		done <- struct{}{}
-	}()
+	go func() { r.pipe(edge, cloud); done <- struct{}{} }()
 	<-done
 	_ = edge.Close()  // one direction ended: end both
 	_ = cloud.Close() // likewise

@@ -3,7 +3,6 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,57 +17,22 @@ import (
 )
 
 // A partition during a snapshot (PartitionSnapshot): GM sends an LC everything bound to its
-// node, then a sync frame, each time the LC's websocket connection starts. The campaign makes
+// node, then a sync frame, each time the LC's websocket connection starts. The campaign slows
+// the node's link towards the node (a token bucket filter, 32 kbit/s: a slow edge link), makes
 // the node connect again (the relay, standing for GM's Service, resets the node's connection,
-// as a restarted load balancer would), lets GM's answer to the handshake and the snapshot's
-// first websocket frame through to the node, holds the rest while it takes the node's link
-// down, then lets it go into the dead link. A snapshot of a few resources takes milliseconds,
-// less than `ip link set down` does, so without the hold the cut would land inside one only by
-// luck. The logs then say whether it did: GM began the snapshot ("LC connected" for the node),
-// had no acknowledgement of its sync frame ("Snapshot acknowledged") and the LC had not applied
-// it ("Snapshot from GM applied") when the link was down.
+// as a restarted load balancer would), and takes the link down as soon as a GM logs the new
+// connection ("LC connected", logged when GM queues the snapshot). Unslowed, a snapshot of a
+// node's few resources crosses the veth in well under a millisecond, less than reading a log
+// and `ip link set down` take, so the cut would land inside one only by luck; at 32 kbit/s it
+// takes seconds. The logs then say whether the cut was inside: GM began the snapshot, had no
+// acknowledgement of its sync frame ("Snapshot acknowledged") and the LC had not applied it
+// ("Snapshot from GM applied") when the link was down.
 
-// SnapshotHold is armed by Relay.HoldSnapshot for one edge host.
-type SnapshotHold struct {
-	host    string
-	once    sync.Once
-	started chan struct{}
-	release chan struct{}
-	relOnce sync.Once
-	// forwarded is how many bytes of GM's answer passed before the hold (read after Started).
-	forwarded int
-}
+// snapshotRate is the slow link's rate while the campaign waits for a snapshot to cut.
+const snapshotRate = "32kbit"
 
-// Started is closed once a connection from the host passed GM's handshake answer and its first
-// websocket frame and holds the rest.
-func (h *SnapshotHold) Started() <-chan struct{} { return h.started }
-
-// Forwarded is how many bytes of GM's side passed to the node before the hold; valid once
-// Started is closed.
-func (h *SnapshotHold) Forwarded() int { return h.forwarded }
-
-// HoldSnapshot arms a hold for the host's next connections (the first that reaches GM's first
-// websocket frame fires it) until Release.
-func (r *Relay) HoldSnapshot(host string) *SnapshotHold {
-	h := &SnapshotHold{host: host, started: make(chan struct{}), release: make(chan struct{})}
-	r.mu.Lock()
-	r.holds[host] = h
-	r.mu.Unlock()
-	return h
-}
-
-// Release lets the held bytes go and disarms the hold. Safe to call more than once.
-func (r *Relay) Release(h *SnapshotHold) {
-	r.mu.Lock()
-	if r.holds[h.host] == h {
-		delete(r.holds, h.host)
-	}
-	r.mu.Unlock()
-	h.relOnce.Do(func() { close(h.release) })
-}
-
-// ResetFrom closes the live connections whose edge end is host (their cloud ends follow), as a
-// reset from the network would; it returns how many it closed.
+// ResetFrom closes the relay's live connections whose edge end is host (their cloud ends
+// follow), as a reset from the network would; it returns how many it closed.
 func (r *Relay) ResetFrom(host string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -80,95 +44,6 @@ func (r *Relay) ResetFrom(host string) int {
 		}
 	}
 	return n
-}
-
-func (r *Relay) holdFor(edge net.Addr) *SnapshotHold {
-	host, _, err := net.SplitHostPort(edge.String())
-	if err != nil {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.holds[host]
-}
-
-// pipeHeld is pipe from GM to the node for a connection a SnapshotHold is armed for: it
-// forwards GM's handshake answer and first websocket frame, fires the hold (unless another
-// connection fired it first) and waits for its release, then forwards the rest.
-func (r *Relay) pipeHeld(dst, src net.Conn, h *SnapshotHold) {
-	buf := make([]byte, 32<<10)
-	var pending []byte
-	for {
-		n, err := src.Read(buf)
-		pending = append(pending, buf[:n]...)
-		end := firstFrameEnd(pending)
-		if end != 0 || err != nil {
-			if end > 0 {
-				if _, werr := dst.Write(pending[:end]); werr != nil {
-					return
-				}
-				h.once.Do(func() {
-					h.forwarded = end
-					close(h.started)
-					<-h.release
-				})
-				pending = pending[end:]
-			}
-			if len(pending) > 0 {
-				if _, werr := dst.Write(pending); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return // EOF or a closed connection
-			}
-			r.pipe(dst, src)
-			return
-		}
-	}
-}
-
-// firstFrameEnd finds, in the start of what a websocket server sent, the end of its first
-// websocket frame after the HTTP answer: 0 while more is needed, -1 when the answer is not a
-// switch to websocket (101), else the offset just past that frame.
-func firstFrameEnd(b []byte) int {
-	head := bytes.Index(b, []byte("\r\n\r\n"))
-	if head < 0 {
-		if len(b) >= 12 && !bytes.HasPrefix(b, []byte("HTTP/1.1 101")) {
-			return -1
-		}
-		return 0
-	}
-	if !bytes.HasPrefix(b, []byte("HTTP/1.1 101")) {
-		return -1
-	}
-	f := b[head+4:]
-	if len(f) < 2 {
-		return 0
-	}
-	hdr, size := 2, uint64(f[1]&0x7f)
-	switch size {
-	case 126:
-		hdr += 2
-	case 127:
-		hdr += 8
-	}
-	if f[1]&0x80 != 0 {
-		hdr += 4 // masked (a server never masks; parsed all the same)
-	}
-	if len(f) < hdr {
-		return 0
-	}
-	switch size {
-	case 126:
-		size = uint64(binary.BigEndian.Uint16(f[2:4]))
-	case 127:
-		size = binary.BigEndian.Uint64(f[2:10])
-	}
-	if uint64(len(f)-hdr) < size {
-		return 0
-	}
-	return head + 4 + hdr + int(size)
 }
 
 // snapshotEvidence is what the logs say of one snapshot a link-down was aimed at, read from
@@ -229,7 +104,7 @@ type snapshotCut struct {
 }
 
 // afterHeal tells how the LC got a snapshot once the link was back: "same" when it applied one
-// without connecting again (the held connection resumed), "new" when on a new connection, ""
+// without connecting again (the connection the cut interrupted resumed), "new" when on a new connection, ""
 // when it applied none.
 func afterHeal(lcLog []byte) string {
 	applied := bytes.Index(lcLog, []byte(`"Snapshot from GM applied"`))
@@ -295,37 +170,48 @@ func (c *campaign) partitionSnapshot(ctx context.Context, i int, d time.Duration
 	}
 	gmMarks := []logMark{markLog(s.GMSlotLog(localsedna.PrimaryGM)), markLog(s.GMSlotLog(localsedna.StandbyGM))}
 	lcMark := markLog(lcPath)
-	hold := c.cfg.Relay.HoldSnapshot(host)
-	defer c.cfg.Relay.Release(hold)
-	reset := c.cfg.Relay.ResetFrom(host)
-	select {
-	case <-hold.Started():
-	case <-time.After(15 * time.Second):
-		lock.Unlock()
-		return PartitionSnapshot, "", c.retryLater(ctx, fmt.Errorf("%s began no snapshot within 15 s of its reset (%d connections reset)", node, reset))
-	case <-ctx.Done():
-		lock.Unlock()
-		return PartitionSnapshot, "", ctx.Err()
-	}
-	if err := c.cfg.Network.Down(ctx, i); err != nil {
-		lock.Unlock()
-		return PartitionSnapshot, "", err
-	}
-	c.cfg.Relay.Release(hold) // the rest of the snapshot goes into the dead link
-	// GM logs "LC connected" once the connection is registered, which may be after its
-	// first frame went out: read the logs until it is there (or 2 s passed).
-	var ev snapshotEvidence
-	for deadline := time.Now().Add(2 * time.Second); ; {
+	gmSince := func() [][]byte {
 		gm := make([][]byte, len(gmMarks))
 		for k, m := range gmMarks {
 			gm[k] = m.since()
 		}
-		ev = classifySnapshot(node, gm, lcMark.since())
-		if ev.started || time.Now().After(deadline) {
+		return gm
+	}
+	if err := c.cfg.Network.Slow(ctx, i, snapshotRate); err != nil {
+		lock.Unlock()
+		return PartitionSnapshot, "", err
+	}
+	// The limit goes with the cut (or the miss); what it still queued is dropped.
+	defer func() {
+		if err := c.cfg.Network.Unslow(context.Background(), i); err != nil {
+			c.logf("chaos: removing the rate limit of %s: %v", node, err)
+		}
+	}()
+	reset := c.cfg.Relay.ResetFrom(host)
+	began := time.Now()
+	for {
+		if classifySnapshot(node, gmSince(), nil).started {
 			break
 		}
-		sleep(ctx, 50*time.Millisecond)
+		if time.Since(began) > 15*time.Second {
+			lock.Unlock()
+			c.mu.Lock()
+			c.snapshotSkips++
+			c.mu.Unlock()
+			return PartitionSnapshot, "", c.retryLater(ctx, fmt.Errorf("no GM began a snapshot for %s within 15 s of its reset (%d connections reset)", node, reset))
+		}
+		if ctx.Err() != nil {
+			lock.Unlock()
+			return PartitionSnapshot, "", ctx.Err()
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	seen := time.Since(began)
+	if err := c.cfg.Network.Down(ctx, i); err != nil {
+		lock.Unlock()
+		return PartitionSnapshot, "", err
+	}
+	ev := classifySnapshot(node, gmSince(), lcMark.since())
 	cutMark := markLog(lcPath)
 	c.linkCutOff(ctx, i, node, d, lock)
 	kind := PartitionSnapshot
@@ -335,8 +221,8 @@ func (c *campaign) partitionSnapshot(ctx context.Context, i int, d time.Duration
 	c.mu.Lock()
 	c.snapshotCuts = append(c.snapshotCuts, snapshotCut{node: node, evidence: ev, lcLog: lcPath, lcMark: cutMark.size})
 	c.mu.Unlock()
-	return kind, fmt.Sprintf("of %s for %s (its connection reset, link down after %d bytes of GM's side: %s)",
-		node, d.Round(100*time.Millisecond), hold.Forwarded(), ev), nil
+	return kind, fmt.Sprintf("of %s for %s (its connection reset, GM's log of the new one seen after %s, link down: %s)",
+		node, d.Round(100*time.Millisecond), seen.Round(time.Millisecond), ev), nil
 }
 
 // openingSnapshotCut is a PartitionSnapshot before the random faults (with network namespaces
@@ -395,8 +281,9 @@ func (c *campaign) linkCutOff(ctx context.Context, i int, node string, d time.Du
 func (c *campaign) snapshotRows(add func(inv, want, got string, ok bool)) string {
 	c.mu.Lock()
 	cuts := append([]snapshotCut(nil), c.snapshotCuts...)
+	skips := c.snapshotSkips
 	c.mu.Unlock()
-	if len(cuts) == 0 {
+	if len(cuts) == 0 && skips == 0 {
 		return ""
 	}
 	interrupted, same, fresh := 0, 0, 0
@@ -417,8 +304,8 @@ func (c *campaign) snapshotRows(add func(inv, want, got string, ok bool)) string
 		}
 	}
 	add("partitions during a snapshot that interrupted it (GM began it, no acknowledgement, the LC had not applied it when the link went down)",
-		fmt.Sprintf("≥ 1 of %d", len(cuts)), strconv.Itoa(interrupted), interrupted > 0)
-	got := fmt.Sprintf("%d (%d resumed on the held connection, %d on a new one)", same+fresh, same, fresh)
+		fmt.Sprintf("≥ 1 of %d (%d found no snapshot to cut)", len(cuts), skips), strconv.Itoa(interrupted), interrupted > 0)
+	got := fmt.Sprintf("%d (%d resumed on the interrupted connection, %d on a new one)", same+fresh, same, fresh)
 	if len(notApplied) > 0 {
 		got += "; none on " + strings.Join(notApplied, ", ")
 	}
