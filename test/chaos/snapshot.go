@@ -189,10 +189,7 @@ func (c *campaign) partitionSnapshot(ctx context.Context, i int, d time.Duration
 	}()
 	reset := c.cfg.Relay.ResetFrom(host)
 	began := time.Now()
-	for {
-		if classifySnapshot(node, gmSince(), nil).started {
-			break
-		}
+	for !classifySnapshot(node, gmSince(), nil).started {
 		if time.Since(began) > 15*time.Second {
 			lock.Unlock()
 			c.mu.Lock()
