@@ -64,6 +64,13 @@ const (
 	// node) when the lifelong learning example runs; its pod's restart policy restarts it on the
 	// same claim.
 	KillKB Kind = "kill -9 knowledge base (lifelong learning)"
+	// PartitionSnapshot resets one edge node's connection to GM at the relay and takes the
+	// node's link down while GM sends it the snapshot of its next connection (snapshot.go), for
+	// 1 s to Config.MaxPartition; counted only when the logs show the snapshot interrupted.
+	PartitionSnapshot Kind = "edge partition during a snapshot (link down)"
+	// PartitionSnapshotMissed is a PartitionSnapshot whose cut the logs do not show inside the
+	// snapshot: a partition all the same, not claimed as one during a snapshot.
+	PartitionSnapshotMissed Kind = "edge partition aimed at a snapshot that missed it (link down)"
 	// FreezeLC stops one LC with SIGSTOP for 1 s to 20 s: the fallback partition when no relay
 	// runs (it also cuts the LC off from its workers).
 	FreezeLC Kind = "edge partition (SIGSTOP of LC)"
@@ -145,6 +152,8 @@ type Result struct {
 	FL string
 	// LL says what the lifelong learning job did.
 	LL string
+	// Snapshots says how many partitions during a snapshot interrupted one and how many missed.
+	Snapshots string
 	// Watched names the workers whose pods the watch saw.
 	Watched string
 	Rows    []Row
@@ -192,6 +201,9 @@ func (r *Result) Table() string {
 	}
 	if r.LL != "" {
 		fmt.Fprintf(&b, "%s\n", r.LL)
+	}
+	if r.Snapshots != "" {
+		fmt.Fprintf(&b, "%s\n", r.Snapshots)
 	}
 	if r.Watched != "" {
 		fmt.Fprintf(&b, "%s\n", r.Watched)
@@ -250,6 +262,11 @@ type campaign struct {
 	fl *flRun
 	// ll is the lifelong learning example, when Config.LifelongLearning.
 	ll *llRun
+	// snapshotCuts are the PartitionSnapshot faults; countAs is the kind the last one counts as.
+	snapshotCuts []snapshotCut
+	// snapshotSkips counts PartitionSnapshot faults that found no snapshot to cut.
+	snapshotSkips int
+	countAs       Kind
 }
 
 // Run deploys the joint inference example into cfg.Namespace on s, loads it, injects faults
@@ -334,6 +351,9 @@ func Run(ctx context.Context, s *localsedna.Sedna, cfg Config) (*Result, error) 
 	injectStart := time.Now()
 	injectErr := c.openingFill(ctx)
 	if injectErr == nil {
+		injectErr = c.openingSnapshotCut(ctx)
+	}
+	if injectErr == nil {
 		injectErr = c.inject(ctx)
 	}
 	c.bg.Wait() // every partition healed, every killed GM restarted
@@ -402,6 +422,9 @@ func (c *campaign) inject(ctx context.Context) error {
 		if c.fl != nil {
 			kinds = append(kinds, PartitionRound)
 		}
+		if c.cfg.Relay != nil {
+			kinds = append(kinds, PartitionSnapshot)
+		}
 	} else if c.cfg.Relay != nil {
 		kinds = append(kinds, PartitionEdge)
 	} else {
@@ -420,7 +443,9 @@ func (c *campaign) inject(ctx context.Context) error {
 				c.partitioned.Unlock()
 			}
 		}
+		c.countAs = kind
 		detail, err := c.injectOne(ctx, kind, time.Until(deadline))
+		kind = c.countAs
 		if errors.Is(err, errSkip) {
 			i--
 			continue
@@ -561,26 +586,13 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			lock.Unlock()
 			return "", err
 		}
-		cut := c.verifyCut(ctx, i)
-		c.mu.Lock()
-		c.linksDown++
-		if cut == nil {
-			c.linksCut++
-		} else {
-			c.logf("chaos: the link of %s is down but the node is not cut off: %v", node, cut)
-		}
-		c.mu.Unlock()
-		c.bg.Add(1)
-		go func() {
-			defer c.bg.Done()
-			defer lock.Unlock()
-			sleep(ctx, d)
-			// Healing must happen even after an interrupt.
-			if err := c.cfg.Network.Up(context.Background(), i); err != nil {
-				c.logf("chaos: bringing the link of %s back up: %v", node, err)
-			}
-		}()
+		c.linkCutOff(ctx, i, node, d, lock)
 		return fmt.Sprintf("of %s for %s%s", node, d.Round(100*time.Millisecond), transition), nil
+	case PartitionSnapshot:
+		i := 1 + c.rng.IntN(len(s.Nodes)-1)
+		kind, detail, err := c.partitionSnapshot(ctx, i, c.partitionLength(c.cfg.MaxPartition, left))
+		c.countAs = kind
+		return detail, err
 	case FillStore:
 		d := c.partitionLength(30*time.Second, left)
 		lock := c.storeFull[edgeNode]
@@ -849,6 +861,7 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 		add("link-down partitions that cut the node off (its LC unreachable from the host, GM's address from the node)",
 			strconv.Itoa(down), strconv.Itoa(cut), cut == down)
 	}
+	res.Snapshots = c.snapshotRows(add)
 	add("LCs connected to the leading GM", strconv.Itoa(edges), strconv.Itoa(connected), connected == edges)
 	add(fmt.Sprintf("status converged after the last fault healed (bound %s)", c.cfg.Converge),
 		"yes", fmt.Sprintf("%v in %s", converged, res.Converged.Round(100*time.Millisecond)), converged)

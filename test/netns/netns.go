@@ -171,6 +171,22 @@ func (n *Network) Up(ctx context.Context, i int) error {
 	return ip(ctx, "link", "set", n.Links[i-1].HostIf, "up")
 }
 
+// Slow limits what edge node i's link carries towards the node to rate (a tc rate such as
+// "32kbit", a token bucket filter on the host end), as a slow edge link, until Unslow.
+func (n *Network) Slow(ctx context.Context, i int, rate string) error {
+	return tc(ctx, "qdisc", "replace", "dev", n.Links[i-1].HostIf, "root", "tbf", "rate", rate, "burst", "1600", "latency", "10s")
+}
+
+// Unslow removes Slow's limit (what it still queued is dropped); a link without one is not an
+// error.
+func (n *Network) Unslow(ctx context.Context, i int) error {
+	err := tc(ctx, "qdisc", "del", "dev", n.Links[i-1].HostIf, "root")
+	if err != nil && (strings.Contains(err.Error(), "No such file or directory") || strings.Contains(err.Error(), "Cannot delete qdisc with handle of zero")) {
+		return nil
+	}
+	return err
+}
+
 // Close removes every namespace and link of the network (their addresses and routes go with
 // them). Safe to call more than once.
 func (n *Network) Close() error {
@@ -244,6 +260,14 @@ func ip(ctx context.Context, args ...string) error {
 	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func tc(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "tc", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ const (
 	subnetLink    = 251
 	subnetSignal  = 252
 	subnetKilled  = 253
+	subnetSlow    = 250
 	helperEnv     = "NETNS_TEST_HELPER"
 	helperReady   = "ready"
 	helperTimeout = 2 * time.Minute
@@ -239,4 +241,50 @@ func TestSweepRemovesAKilledRunsNetwork(t *testing.T) {
 	left, err = netns.Leftovers(subnetLink)
 	require.NoError(t, err)
 	require.NotEmpty(t, left, "another subnet's network is not swept")
+}
+
+// TestSlowLimitsWhatTheLinkCarriesTowardsTheNode: Slow puts a token bucket filter on the host
+// end that throttles a transfer to the node (its overlimit counter moves) and the transfer still
+// completes; Unslow removes it, twice without error.
+func TestSlowLimitsWhatTheLinkCarriesTowardsTheNode(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	n, err := netns.Setup(ctx, netns.Options{Subnet: subnetSlow, Nodes: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Close() })
+	node := n.Links[0]
+	ln, err := netns.Listen(node.Path(), "tcp", node.NodeIP+":0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	received := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { _ = c.Close() }()
+		got, _ := io.Copy(io.Discard, c)
+		received <- got
+	}()
+
+	require.NoError(t, n.Slow(ctx, 1, "256kbit"))
+	show := func() string {
+		out, err := exec.Command("tc", "-s", "qdisc", "show", "dev", node.HostIf).CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
+	require.Contains(t, show(), "tbf")
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_, err = c.Write(make([]byte, 64<<10)) // 2 s at 256 kbit/s
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	require.Equal(t, int64(64<<10), <-received, "a slow link still delivers")
+	m := regexp.MustCompile(`overlimits (\d+)`).FindStringSubmatch(show())
+	require.NotNil(t, m, show())
+	require.NotEqual(t, "0", m[1], "the filter held packets back: %s", show())
+
+	require.NoError(t, n.Unslow(ctx, 1))
+	require.NotContains(t, show(), "tbf")
+	require.NoError(t, n.Unslow(ctx, 1), "a link without a limit")
 }

@@ -325,18 +325,20 @@ func (c *connection) nextBatch() []channel.Frame {
 	return frames
 }
 
-func (c *connection) handleAck(seq uint64) {
+// handleAck takes the node's acknowledgement of frame seq; true when it acknowledged the sync
+// frame: the node has applied the snapshot this connection began with.
+func (c *connection) handleAck(seq uint64) (syncAcked bool) {
 	ns := c.ns
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if seq == c.syncSeq {
 		c.syncSeq = 0
 		c.hub.metrics.FramesAcked.Inc()
-		return
+		return true
 	}
 	key, ok := c.pendingBySeq[seq]
 	if !ok {
-		return // a late ack of a frame already resent or superseded
+		return false // a late ack of a frame already resent or superseded
 	}
 	delete(c.pendingBySeq, seq)
 	p := c.pendingByKey[key]
@@ -348,6 +350,7 @@ func (c *connection) handleAck(seq uint64) {
 	if e, ok := ns.resources[key]; ok && e.deleted && e.version == p.version {
 		delete(ns.resources, key)
 	}
+	return false
 }
 
 // checkResends queues again every frame unacknowledged for longer than ResendAfter.
@@ -406,7 +409,11 @@ func (c *connection) readLoop(ctx context.Context) {
 		}
 		switch frame.Header.Operation {
 		case channel.OpAck:
-			c.handleAck(frame.Ack)
+			if c.handleAck(frame.Ack) {
+				// The end of the snapshot "LC connected" began (the fault campaign counts
+				// snapshots a partition interrupted by these two lines).
+				logger.V(2).Info("Snapshot acknowledged")
+			}
 		case channel.OpStatus:
 			// Waits while the report goroutine is behind: the LC's window of unacknowledged
 			// reports is the back-pressure. A closed connection stops the wait (the report
