@@ -58,12 +58,11 @@ type Options struct {
 	KBTokenFile string
 }
 
-// NewCommand returns the sedna-lc command.
-
 // The dispatcher hears of every applied snapshot, so managers that resend after one (federated
 // learning's Forwarder) get the call.
 var _ gmclient.SnapshotObserver = (*managers.Dispatcher)(nil)
 
+// NewCommand returns the sedna-lc command.
 func NewCommand() *cobra.Command {
 	opts := Options{}
 	cmd := &cobra.Command{

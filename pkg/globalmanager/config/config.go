@@ -356,6 +356,10 @@ func (c *Config) Validate() error {
 	// client-go's leader election jitters the retry period up to leaderelection.JitterFactor (1.2)
 	// times and refuses a renew deadline that does not exceed that: checked here so GM names the
 	// fields at start-up instead.
+	if *le.Enabled && (le.LeaseDuration.Duration <= 0 || le.RenewDeadline.Duration <= 0 || le.RetryPeriod.Duration <= 0) {
+		return fmt.Errorf("leaderElection: leaseDuration (%s), renewDeadline (%s) and retryPeriod (%s) must be positive",
+			le.LeaseDuration, le.RenewDeadline, le.RetryPeriod)
+	}
 	if *le.Enabled && !(le.LeaseDuration.Duration > le.RenewDeadline.Duration &&
 		float64(le.RenewDeadline.Duration) > leaderelection.JitterFactor*float64(le.RetryPeriod.Duration)) {
 		return fmt.Errorf("leaderElection: leaseDuration (%s) > renewDeadline (%s) > %.1f × retryPeriod (%s) must hold",

@@ -93,6 +93,7 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		"bad duration":                    {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: soon}\n", `duration "soon"`},
 		"lease order":                     {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {leaseDuration: 5s, renewDeadline: 10s}\n", "leaseDuration (5s) > renewDeadline (10s)"},
 		"retry within the jitter":         {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {renewDeadline: 10s, retryPeriod: 9s}\n", "renewDeadline (10s) > 1.2 × retryPeriod (9s)"},
+		"negative retry period":           {"websocket: {tlsCertFile: a, tlsKeyFile: b}\nleaderElection: {retryPeriod: -1s}\n", "retryPeriod (-1s) must be positive"},
 		"kubeconfig":                      {"kubeConfig: /nonexistent/kubeconfig\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeConfig"},
 		"negative kube qps":               {"kubeAPI: {qps: -2}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "kubeAPI: qps (-2) must be positive or -1"},
 		"negative event qps":              {"kubeAPI: {eventQPS: -1}\nwebsocket: {tlsCertFile: a, tlsKeyFile: b}\n", "eventQPS (-1)"},

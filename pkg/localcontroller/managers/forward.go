@@ -69,17 +69,30 @@ type Forwarder struct {
 	// dropped counts, per owner, the reports refused because the outbox was full since this
 	// process started. Forgotten when the owner is deleted.
 	dropped map[channel.Key]uint64
-	// newest holds, when resendNewest, the content of the newest queued report per owner, worker
-	// and phase; an owner's are forgotten when it is deleted. Kept in memory: an LC that restarts
-	// has sent them to the GM that was alive then.
-	newest map[newestKey][]byte
+	// held is, when resendNewest, the UID of each owner the node holds (from ResourceChanged,
+	// which the LC's replay also calls at start, and ResourceDeleted).
+	held map[channel.Key]string
+	// newest holds, when resendNewest, the newest queued training report of each published
+	// worker about each held owner, with the owner's UID: bounded by what GM published, and
+	// forgotten when the owner is deleted or replaced by another of the same name. Kept in
+	// memory: an LC that restarts has sent them to the GM that was alive then.
+	newest map[newestKey]newestReport
 }
 
-// newestKey names a worker's stream of reports about an owner in one phase.
+// newestKey names a worker's stream of reports about an owner.
 type newestKey struct {
-	owner         channel.Key
-	worker, phase string
+	owner  channel.Key
+	worker string
 }
+
+// newestReport is a queued report and the UID of the owner it was about.
+type newestReport struct {
+	uid     string
+	content []byte
+}
+
+// resentPhase is the phase of the reports the Forwarder resends: a federated trainer's round.
+const resentPhase = "train"
 
 // OutboxReporter is a Reporter that also queues a report with its outbox class and stream
 // (see store.EnqueueOptions). The Forwarder uses it when its reporter implements it; the LC's
@@ -105,15 +118,34 @@ func NewForwarder(kind string, reporter Reporter) (*Forwarder, error) {
 	}
 	return &Forwarder{
 		kind: kind, reporter: reporter, dropped: map[channel.Key]uint64{},
-		resendNewest: kind == KindFederatedLearningJob, newest: map[newestKey][]byte{},
+		resendNewest: kind == KindFederatedLearningJob, held: map[channel.Key]string{}, newest: map[newestKey]newestReport{},
 	}, nil
 }
 
 // Kind returns the kind the Forwarder was made for.
 func (f *Forwarder) Kind() string { return f.kind }
 
-// ResourceChanged does nothing beyond logging: the GM client has already stored the resource.
+// ResourceChanged notes, for the kinds that resend, the owner's UID (a job deleted and created
+// again under its name is another owner: the newest reports about the old one are forgotten);
+// there is no local work to start.
 func (f *Forwarder) ResourceChanged(ctx context.Context, r store.Resource) {
+	if f.resendNewest {
+		var object struct {
+			Metadata struct {
+				UID string `json:"uid"`
+			} `json:"metadata"`
+		}
+		_ = json.Unmarshal(r.Object, &object) // an object that does not say is held with no UID
+		owner := channel.Key{Kind: r.Key.Kind, Namespace: r.Key.Namespace, Name: r.Key.Name}
+		f.mu.Lock()
+		f.held[owner] = object.Metadata.UID
+		for k, report := range f.newest {
+			if k.owner == owner && report.uid != object.Metadata.UID {
+				delete(f.newest, k)
+			}
+		}
+		f.mu.Unlock()
+	}
 	klog.FromContext(ctx).V(4).Info("Resource stored; worker reports about it will be forwarded", "resource", r.Key.String(), "version", r.Version)
 }
 
@@ -122,6 +154,7 @@ func (f *Forwarder) ResourceDeleted(ctx context.Context, key store.ResourceKey) 
 	owner := channel.Key{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name}
 	f.mu.Lock()
 	delete(f.dropped, owner)
+	delete(f.held, owner)
 	for k := range f.newest {
 		if k.owner == owner {
 			delete(f.newest, k)
@@ -169,19 +202,21 @@ func (f *Forwarder) HandleWorkerMessage(ctx context.Context, msg WorkerMessage) 
 		}
 		return fmt.Errorf("queueing the report of worker %s about %s for GM: %w", msg.Name, key, err)
 	}
-	if f.resendNewest {
+	if f.resendNewest && msg.PublishedWorker && strings.EqualFold(msg.Kind, resentPhase) {
 		f.mu.Lock()
-		f.newest[newestKey{owner: key, worker: msg.Name, phase: strings.ToLower(msg.Kind)}] = content
+		if uid, held := f.held[key]; held {
+			f.newest[newestKey{owner: key, worker: msg.Name}] = newestReport{uid: uid, content: content}
+		}
 		f.mu.Unlock()
 	}
 	klog.FromContext(ctx).V(4).Info("Forwarded worker report", "owner", key.String(), "worker", msg.Name, "phase", msg.Kind, "status", msg.Status, "class", opts.Class.String())
 	return nil
 }
 
-// SnapshotApplied queues again, for the kinds that resend (see Forwarder), the newest report of
-// every worker about every owner the node still holds, for the GM that sent the snapshot. They go
-// as events, never coalesced: an older copy must not replace a newer report still queued. A
-// report the outbox refuses now is logged and kept for the next snapshot.
+// SnapshotApplied queues again, for the kinds that resend (see Forwarder), the newest training
+// report of every published worker about every owner the node still holds, for the GM that sent
+// the snapshot. They go as events, never coalesced: an older copy must not replace a newer report
+// still queued. A report the outbox refuses now is logged and kept for the next snapshot.
 func (f *Forwarder) SnapshotApplied(ctx context.Context) {
 	if !f.resendNewest {
 		return
@@ -192,8 +227,12 @@ func (f *Forwarder) SnapshotApplied(ctx context.Context) {
 		content []byte
 	}
 	resends := make([]resend, 0, len(f.newest))
-	for k, content := range f.newest {
-		resends = append(resends, resend{key: k, content: content})
+	for k, report := range f.newest {
+		if uid, held := f.held[k.owner]; !held || uid != report.uid {
+			delete(f.newest, k) // queued after its owner went
+			continue
+		}
+		resends = append(resends, resend{key: k, content: report.content})
 	}
 	f.mu.Unlock()
 	logger := klog.FromContext(ctx)
@@ -207,7 +246,7 @@ func (f *Forwarder) SnapshotApplied(ctx context.Context) {
 		}
 		if err != nil {
 			logger.Error(err, "Queueing a worker's newest report again for GM failed; it is kept for the next snapshot",
-				"owner", r.key.owner.String(), "worker", r.key.worker, "phase", r.key.phase)
+				"owner", r.key.owner.String(), "worker", r.key.worker)
 			continue
 		}
 		queued++

@@ -15,8 +15,24 @@ import (
 func flMessage(job, worker, status string, round int) WorkerMessage {
 	return WorkerMessage{
 		Name: worker, Namespace: "ns", OwnerName: job, OwnerKind: KindFederatedLearningJob, Kind: "train", Status: status,
-		OwnerInfo: map[string]any{"currentRound": round},
+		OwnerInfo: map[string]any{"currentRound": round}, PublishedWorker: true,
 	}
+}
+
+// holdJob tells the forwarder that GM bound the job, with uid, to the node.
+func holdJob(t *testing.T, f *Forwarder, job, uid string) {
+	t.Helper()
+	f.ResourceChanged(t.Context(), store.Resource{Key: store.ResourceKey{Kind: KindFederatedLearningJob, Namespace: "ns", Name: job},
+		Version: 1, Object: []byte(`{"metadata":{"name":"` + job + `","namespace":"ns","uid":"` + uid + `"}}`)})
+}
+
+func queuedRounds(t *testing.T, st *store.Store) []string {
+	t.Helper()
+	var got []string
+	for _, q := range queuedReports(t, st) {
+		got = append(got, flRound(q))
+	}
+	return got
 }
 
 // flRound is the round of a queued federated learning report, with its owner and worker.
@@ -44,6 +60,8 @@ func TestAfterASnapshotTheNewestTrainingReportsAreQueuedAgain(t *testing.T) {
 	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
 	require.NoError(t, err)
 	ctx := t.Context()
+	holdJob(t, fl, "fl-a", "uid-a")
+	holdJob(t, fl, "fl-b", "uid-b")
 
 	for round := 1; round <= 3; round++ {
 		require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "running", round)))
@@ -106,6 +124,7 @@ func TestAResendTheOutboxRefusesIsKeptForTheNextSnapshot(t *testing.T) {
 	fl, err := NewForwarder(KindFederatedLearningJob, refusing)
 	require.NoError(t, err)
 	ctx := t.Context()
+	holdJob(t, fl, "fl-a", "uid-a")
 	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "completed", 20)))
 	ackAll(t, st)
 
@@ -130,4 +149,56 @@ func (r *refusingReporter) ReportAs(ctx context.Context, key channel.Key, conten
 		return fmt.Errorf("queueing: %w", store.ErrOutboxFull)
 	}
 	return r.outboxReporter.ReportAs(ctx, key, content, opts)
+}
+
+// TestOnlyPublishedTrainersOfHeldJobsAreKept: a report with the job's token may name any worker
+// and phase; the LC keeps for resending only the newest training report of each worker GM
+// published, about a job the node holds, so a worker cannot make it hold more than GM bound.
+func TestOnlyPublishedTrainersOfHeldJobsAreKept(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
+	require.NoError(t, err)
+	ctx := t.Context()
+	holdJob(t, fl, "fl-a", "uid-a")
+
+	invented := flMessage("fl-a", "not-a-pod", "running", 9)
+	invented.PublishedWorker = false
+	otherPhase := flMessage("fl-a", "train-0", "completed", 9)
+	otherPhase.Kind = "eval"
+	for _, msg := range []WorkerMessage{invented, otherPhase, flMessage("fl-b", "train-0", "running", 9)} {
+		require.NoError(t, fl.HandleWorkerMessage(ctx, msg), "forwarded all the same: GM decides on it")
+	}
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "running", 3)))
+	ackAll(t, st)
+	fl.SnapshotApplied(ctx)
+	require.Equal(t, []string{"fl-a train-0 3"}, queuedRounds(t, st))
+}
+
+// TestAJobCreatedAgainGetsNoReportOfTheOldOne: a job deleted and created under its name while the
+// node was cut off reaches the LC as a new version with another UID and no delete; the old
+// job's reports must not be resent as the new one's (its trainer pods have the same names).
+func TestAJobCreatedAgainGetsNoReportOfTheOldOne(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
+	require.NoError(t, err)
+	ctx := t.Context()
+	holdJob(t, fl, "fl-a", "uid-old")
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "completed", 20)))
+	ackAll(t, st)
+
+	holdJob(t, fl, "fl-a", "uid-new")
+	fl.SnapshotApplied(ctx)
+	require.Empty(t, queuedRounds(t, st))
+
+	// A report queued after its job was deleted is not resent either.
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "running", 2)))
+	fl.ResourceDeleted(ctx, store.ResourceKey{Kind: KindFederatedLearningJob, Namespace: "ns", Name: "fl-a"})
+	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "running", 3)))
+	ackAll(t, st)
+	fl.SnapshotApplied(ctx)
+	require.Empty(t, queuedRounds(t, st))
 }

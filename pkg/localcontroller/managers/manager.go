@@ -71,6 +71,10 @@ type WorkerMessage struct {
 	Status string `json:"status"`
 	// Results are typically [{format, url, metrics}] of the models the stage produced or evaluated.
 	Results []map[string]any `json:"results,omitempty"`
+
+	// PublishedWorker is set by the LC, never read from the body: Name is one of the workers GM
+	// published with the owner for this node (a report with the job's token may name any).
+	PublishedWorker bool `json:"-"`
 }
 
 // OwnerKey is the channel key of the resource the message is about.

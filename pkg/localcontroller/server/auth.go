@@ -73,6 +73,16 @@ func jobIdentities(object []byte) (identities, error) {
 	return ids, nil
 }
 
+// publishes reports whether worker is one of the workers published with the job for this node.
+func (ids identities) publishes(worker string) bool {
+	for _, published := range ids.workers {
+		if published.Worker == worker {
+			return true
+		}
+	}
+	return false
+}
+
 // bearerToken returns the token of the request's Authorization header, and whether there was
 // one; workerauth.ParseBearer says what is accepted.
 func bearerToken(header http.Header) (string, bool, error) {

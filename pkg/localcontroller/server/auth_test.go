@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sedna-go/sedna/pkg/localcontroller/managers"
 	"github.com/sedna-go/sedna/pkg/localcontroller/store"
 	"github.com/sedna-go/sedna/pkg/workerauth"
 )
@@ -171,4 +172,18 @@ func TestRefusalsAreServedAsMetrics(t *testing.T) {
 	require.Contains(t, metrics, `sedna_lc_worker_api_refused_reports_total{reason="wrong_token"} 0`)
 	require.Contains(t, metrics, `sedna_lc_worker_api_dropped_reports_total{reason="outbox_full"} 0`)
 	require.Contains(t, metrics, `sedna_lc_worker_api_requests_total{code="403"} 1`)
+}
+
+// TestPublishedWorkerComesFromGMNotTheBody: the LC marks a report's worker as published only
+// when GM published it with the job for this node; a body saying so counts for nothing.
+func TestPublishedWorkerComesFromGMNotTheBody(t *testing.T) {
+	ids, err := jobIdentities(publishedJob(t, jiToken, workerauth.Worker{Pod: "ji-edge-0-abcde", Worker: "edge-0", Kind: "edge", IP: workerIP}))
+	require.NoError(t, err)
+	require.True(t, ids.publishes("edge-0"))
+	require.False(t, ids.publishes("edge-9"))
+	require.False(t, identities{}.publishes(""))
+
+	var msg managers.WorkerMessage
+	require.NoError(t, json.Unmarshal([]byte(`{"name":"edge-9","PublishedWorker":true,"publishedWorker":true}`), &msg))
+	require.False(t, msg.PublishedWorker)
 }

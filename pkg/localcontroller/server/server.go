@@ -275,6 +275,7 @@ func (s *Server) handleWorkerInfo(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, logger, *refused)
 		return
 	}
+	msg.PublishedWorker = ids.publishes(msg.Name)
 
 	if err := handler.HandleWorkerMessage(klog.NewContext(r.Context(), logger), msg); err != nil {
 		switch {

@@ -114,7 +114,7 @@ type ClientOptions struct {
 	ModelURL, ModelFormat string
 	// FinalReportTimeout bounds how long the trainer keeps sending its last
 	// report (status completed) while the LC cannot take it (e.g. 503 with
-	// a full store), 5 minutes by default: that report is the job's result
+	// a full store), 2 minutes by default: that report is the job's result
 	// and no later one repairs it. Each attempt is the Reporter's own.
 	FinalReportTimeout time.Duration
 	// InitialBackoff and MaxBackoff pace connection attempts (1 s, 30 s);
@@ -475,7 +475,7 @@ func (c *Client) report(ctx context.Context, agg *Aggregate, start time.Time) {
 	if err == nil {
 		return
 	}
-	if agg.Exit != ExitOK || !lc.Retryable(err) {
+	if agg.Exit != ExitOK || !lc.Retryable(err) || ctx.Err() != nil {
 		logger.Error(err, "Reporting round progress to the LC failed", "round", agg.Round)
 		return
 	}
@@ -506,6 +506,10 @@ func (c *Client) report(ctx context.Context, agg *Aggregate, start time.Time) {
 			logger.Info("The LC took the last round's report", "round", agg.Round, "attempt", attempt)
 			return
 		}
+		if ctx.Err() != nil {
+			logger.Error(err, "Stopped sending the last round's report to the LC", "round", agg.Round)
+			return
+		}
 		if !lc.Retryable(err) {
 			logger.Error(err, "The LC refused the last round's report", "round", agg.Round)
 			return
@@ -515,7 +519,7 @@ func (c *Client) report(ctx context.Context, agg *Aggregate, start time.Time) {
 }
 
 // DefaultFinalReportTimeout is ClientOptions.FinalReportTimeout's default.
-const DefaultFinalReportTimeout = 5 * time.Minute
+const DefaultFinalReportTimeout = 2 * time.Minute
 
 func (c *Client) reportMessage(ctx context.Context, agg *Aggregate, start, now time.Time) lc.Message {
 	status := StatusRunning

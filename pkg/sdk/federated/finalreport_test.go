@@ -1,6 +1,7 @@
 package federated
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -91,5 +92,19 @@ func TestALastReportTheLCRefusesForGoodIsNotSentAgain(t *testing.T) {
 	c.report(testContext(t), &Aggregate{Round: 4, Exit: ExitOK}, time.Now())
 	posts, taken := l.counts()
 	require.Len(t, posts, 1)
+	require.Empty(t, taken)
+}
+
+// TestALastReportIsNotChasedPastTheContext: a trainer told to stop does not keep sending.
+func TestALastReportIsNotChasedPastTheContext(t *testing.T) {
+	l := &refusingLC{refusals: 100, outcome: http.StatusServiceUnavailable}
+	server := httptest.NewServer(l)
+	t.Cleanup(server.Close)
+	c := clientReportingTo(t, server)
+	ctx, cancel := context.WithCancel(testContext(t))
+	cancel()
+	c.report(ctx, &Aggregate{Round: 4, Exit: ExitOK}, time.Now())
+	posts, taken := l.counts()
+	require.LessOrEqual(t, len(posts), 1, "at most the one attempt the reporter made before seeing the context")
 	require.Empty(t, taken)
 }

@@ -32,21 +32,27 @@ const (
 )
 
 // strandedGrace is how long training workers may run on after the aggregation worker succeeded
-// before the job says they are stranded: a trainer ends as soon as it has the final model, and
-// the aggregator waits (its exit grace, 60 s) for every participant to have it, so one still
-// running two minutes later missed the end and dials an aggregator that is gone.
-const strandedGrace = 2 * time.Minute
+// before the job says they are stranded. A trainer ends once it has the final model and its LC
+// took its last report: the aggregator waits (its exit grace, 60 s) for every participant to
+// have the model, and the Go trainer sends a last report the LC refuses again for up to 2 minutes
+// (federated.DefaultFinalReportTimeout). One still running 4 minutes after the aggregator ended
+// missed the end and dials an aggregator that is gone.
+const strandedGrace = 4 * time.Minute
 
-// markStranded sets TrainersStranded from the pods: True, naming the training workers still
-// running, once the aggregation worker has succeeded for strandedGrace; False when a job that
-// said so no longer has any. It returns how long until the condition may turn True (0: no need
-// to look again for it).
-func markStranded(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatus, pods []*corev1.Pod, now time.Time) time.Duration {
+// markStranded sets TrainersStranded from the current pods (those of the current spec and
+// generation): True, naming the training workers still running, once the aggregation worker has
+// succeeded for strandedGrace; False when a job that said so no longer has any. It returns how
+// long until the condition may turn True (0: no need to look again for it).
+func markStranded(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatus, pods, desired []*corev1.Pod, now time.Time) time.Duration {
+	wanted := make(map[string]*corev1.Pod, len(desired))
+	for _, want := range desired {
+		wanted[want.Name] = want
+	}
 	var ended time.Time
 	var running []string
 	for _, pod := range pods {
-		if pod.DeletionTimestamp != nil {
-			continue
+		if want := wanted[pod.Name]; want == nil || !current(pod, want) {
+			continue // being replaced after an edit, or not the job's now
 		}
 		switch {
 		case pod.Labels[workerTypeLabel] == aggregationWorkerType && pod.Status.Phase == corev1.PodSucceeded:
@@ -73,7 +79,7 @@ func markStranded(job *sednav1.FederatedLearningJob, status *sednav1.FLJobStatus
 		Type: sednav1.ConditionTrainersStranded, Status: metav1.ConditionTrue, ObservedGeneration: job.Generation,
 		Reason: reasonAggregationEnded,
 		Message: fmt.Sprintf("the aggregation worker ended at %s and training workers %s still run: they missed the end of training "+
-			"and wait for an aggregator that will not come back; the aggregated model is final; delete the job, or these pods, to end it",
+			"and wait for an aggregator that will not come back; the aggregated model is final; delete the job to end it",
 			ended.UTC().Format(time.RFC3339), strings.Join(running, ", ")),
 	})
 	return 0

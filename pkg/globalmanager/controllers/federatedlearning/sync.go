@@ -93,7 +93,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		errs = append(errs, c.converge(ctx, job, desired, pods))
 	}
 	computeStatus(job, status, block, pods, desired, c.now())
-	if wait := markStranded(job, status, pods, c.now()); wait > 0 {
+	if wait := markStranded(job, status, pods, desired, c.now()); wait > 0 {
 		c.queue.AddAfter(key, wait)
 	}
 	if reports != nil && len(reports.metrics) > 0 {

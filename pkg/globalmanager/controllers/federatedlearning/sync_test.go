@@ -391,3 +391,19 @@ func TestTrainersRunningLongAfterTheAggregatorEndedAreNamed(t *testing.T) {
 	require.Equal(t, metav1.ConditionFalse, stranded.Status)
 	require.Equal(t, reasonTrainersEnded, stranded.Reason)
 }
+
+// TestAnEditedJobsOldAggregatorStrandsNoTrainer: after a spec edit the old aggregator, which
+// succeeded long ago, is being replaced; its trainers are not stranded but about to be replaced too.
+func TestAnEditedJobsOldAggregatorStrandsNoTrainer(t *testing.T) {
+	f := newFixture(t, flJob())
+	f.sync()
+	f.setPhase("fl-train-0", corev1.PodRunning)
+	f.setPhase("fl-train-1", corev1.PodRunning)
+	f.setPhase("fl-aggregation", corev1.PodSucceeded, corev1.ContainerStatus{Name: "aggregator", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.NewTime(now.Add(-time.Hour))}}})
+	f.updateJob(func(job *sednav1.FederatedLearningJob) {
+		job.Spec.AggregationWorker.Template.Spec.Containers[0].Image = "aggregator:v2"
+	})
+	f.sync()
+	require.Nil(t, meta.FindStatusCondition(f.job().Status.Conditions, sednav1.ConditionTrainersStranded))
+}
