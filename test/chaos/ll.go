@@ -46,6 +46,22 @@ const llBound = 5 * time.Minute
 // rotation among 500 upright ones, from MNIST training image from on (a retry moves on 2,000).
 var llStreams = []struct{ rotation, from int }{{90, 20000}, {45, 40000}}
 
+// llWindow is how many of MNIST's 60,000 training images each stream of llStreams may use from
+// its from, and llStreamImages how many one stream takes.
+const (
+	llWindow       = 20000
+	llStreamImages = 2000
+)
+
+// nextFrom is where the stream after one from from goes, within the window starting at start:
+// the next llStreamImages, back to the window's start after its last (a run of failed streams,
+// a node cut off for minutes, must not walk past the training set).
+func nextFrom(from, start int) int {
+	slots := llWindow / llStreamImages
+	slot := ((from-start)/llStreamImages + 1) % slots
+	return start + slot*llStreamImages
+}
+
 // llTries bounds the streams of one task: a stream whose round ended without learning the task
 // (its train failed: the knowledge base was killed during the upload) is followed by another,
 // as a node's users would bring more.
@@ -142,7 +158,7 @@ func (r *llRun) drive() {
 	from := 0
 	round, ok := r.waitLearned(ctx, 0)
 	for _, next := range llStreams {
-		from = max(from, next.from)
+		from = next.from
 		task := ll.TaskID(next.rotation)
 		for try := 1; try <= llTries && ok; try++ {
 			_, _ = r.readKB(ctx) // what it lists now it must list at the end
@@ -155,11 +171,11 @@ func (r *llRun) drive() {
 					if ctx.Err() == nil {
 						r.c.logf("chaos: streaming a new task to the lifelong learning worker failed (a partition?): %v", err)
 					}
-					from += 2000
+					from = nextFrom(from, next.from)
 					sleep(ctx, 2*time.Second)
 					continue
 				}
-				from += 2000
+				from = nextFrom(from, next.from)
 				break
 			}
 			// The round the labelled rows trigger ends (or a later one), learning the task or

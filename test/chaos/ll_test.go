@@ -111,3 +111,21 @@ func TestResultLine(t *testing.T) {
 	require.Equal(t, 3, v.Rows)
 	require.ErrorContains(t, resultLine([]byte("mnist-ll-drive: refused\n"), &v), "no RESULT line: mnist-ll-drive: refused")
 }
+
+// TestNextFromStaysInItsWindow: the campaign's 100-fault run burnt through the training set
+// (a stream from image 568,000 of 60,000) after a run of failed streams; a stream's images now
+// cycle within its rotation's window.
+func TestNextFromStaysInItsWindow(t *testing.T) {
+	from := 40000
+	seen := map[int]bool{}
+	for range 25 {
+		require.GreaterOrEqual(t, from, 40000)
+		require.LessOrEqual(t, from+llStreamImages, 40000+llWindow)
+		require.LessOrEqual(t, from+llStreamImages, 60000)
+		seen[from] = true
+		from = nextFrom(from, 40000)
+	}
+	require.Len(t, seen, llWindow/llStreamImages, "every slot of the window is used")
+	require.Equal(t, 22000, nextFrom(20000, 20000))
+	require.Equal(t, 20000, nextFrom(38000, 20000))
+}
