@@ -95,16 +95,27 @@ func TestALastReportTheLCRefusesForGoodIsNotSentAgain(t *testing.T) {
 	require.Empty(t, taken)
 }
 
-// TestALastReportIsNotChasedPastTheContext: a trainer told to stop does not keep sending.
+// TestALastReportIsNotChasedPastTheContext: a trainer told to stop while its LC refuses the last
+// report stops sending, even through a reporter that does not look at the context itself.
 func TestALastReportIsNotChasedPastTheContext(t *testing.T) {
-	l := &refusingLC{refusals: 100, outcome: http.StatusServiceUnavailable}
-	server := httptest.NewServer(l)
-	t.Cleanup(server.Close)
-	c := clientReportingTo(t, server)
 	ctx, cancel := context.WithCancel(testContext(t))
-	cancel()
+	reporter := &cancellingReporter{cancel: cancel}
+	c, err := NewClient(ClientOptions{URL: "ws://127.0.0.1:1/FedAvg", ClientID: "w", JobName: "j", Namespace: "ns",
+		Reporter: reporter, InitialBackoff: time.Millisecond, FinalReportTimeout: time.Minute})
+	require.NoError(t, err)
 	c.report(ctx, &Aggregate{Round: 4, Exit: ExitOK}, time.Now())
-	posts, taken := l.counts()
-	require.LessOrEqual(t, len(posts), 1, "at most the one attempt the reporter made before seeing the context")
-	require.Empty(t, taken)
+	require.Equal(t, 1, reporter.calls, "the report was sent again after the trainer was told to stop")
+}
+
+// cancellingReporter refuses every report as a full store would, ignoring the context, and
+// cancels the trainer's context at the first.
+type cancellingReporter struct {
+	cancel context.CancelFunc
+	calls  int
+}
+
+func (r *cancellingReporter) Report(context.Context, lc.Message) error {
+	r.calls++
+	r.cancel()
+	return &lc.StatusError{StatusCode: http.StatusServiceUnavailable, InBody: true, Message: "the store is full"}
 }
