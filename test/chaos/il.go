@@ -63,19 +63,10 @@ func (c *campaign) startIL(ctx context.Context) (*ilRun, error) {
 	if out, err := r.run(ctx, "mnist-il-initial", "--data-dir", r.dataDir); err != nil {
 		return nil, fmt.Errorf("preparing the incremental learning data: %w\n%s", err, out)
 	}
-	manifest := filepath.Join(localcluster.RepoRoot(), "examples", "incremental_learning", "mnist", "mnist-incremental-learning.yaml")
-	data, err := os.ReadFile(manifest)
-	if err != nil {
-		return nil, err
-	}
 	// The example's workers go to this node (edge node 1 serves the joint inference example on
 	// the same port).
-	placed := filepath.Join(c.s.LogDir(), "chaos-mnist-il.yaml")
-	if err := os.WriteFile(placed, []byte(strings.ReplaceAll(string(data), "edge-node-1", node.Name)), 0o644); err != nil {
+	if err := c.applyExampleOn(ctx, node, "incremental_learning", "mnist-incremental-learning.yaml"); err != nil {
 		return nil, err
-	}
-	if out, err := c.s.Kubectl(ctx, "apply", "--server-side", "-n", c.cfg.Namespace, "-f", placed); err != nil {
-		return nil, fmt.Errorf("applying %s: %w\n%s", placed, err, out)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -326,4 +317,21 @@ func (r *ilRun) summary(ctx context.Context) string {
 		s += ", last: " + last
 	}
 	return s + fmt.Sprintf("); the job is at round %d, %d of its last rounds ended (%d deployed)", round, ended, deployed)
+}
+
+// applyExampleOn applies examples/<feature>/mnist/<file> in the campaign's namespace with its
+// workers moved from edge-node-1 to node, keeping the placed copy beside the logs.
+func (c *campaign) applyExampleOn(ctx context.Context, node localsedna.Node, feature, file string) error {
+	data, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "examples", feature, "mnist", file))
+	if err != nil {
+		return err
+	}
+	placed := filepath.Join(c.s.LogDir(), "chaos-"+file)
+	if err := os.WriteFile(placed, []byte(strings.ReplaceAll(string(data), "edge-node-1", node.Name)), 0o644); err != nil {
+		return err
+	}
+	if out, err := c.s.Kubectl(ctx, "apply", "--server-side", "-n", c.cfg.Namespace, "-f", placed); err != nil {
+		return fmt.Errorf("applying %s: %w\n%s", placed, err, out)
+	}
+	return nil
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/sedna-go/sedna/examples/lifelong_learning/mnist/ll"
 	sednav1 "github.com/sedna-go/sedna/pkg/apis/sedna/v1alpha1"
 	"github.com/sedna-go/sedna/pkg/kb"
-	"github.com/sedna-go/sedna/test/localcluster"
 	"github.com/sedna-go/sedna/test/localsedna"
 )
 
@@ -125,17 +124,8 @@ func (c *campaign) startLL(ctx context.Context) (*llRun, error) {
 		return nil, fmt.Errorf("preparing the lifelong learning data: %w\n%s", err, out)
 	}
 	r.given, r.labelled["0"] = []string{ll.TaskID(0)}, 1500
-	manifest := filepath.Join(localcluster.RepoRoot(), "examples", "lifelong_learning", "mnist", "mnist-lifelong-learning.yaml")
-	data, err := os.ReadFile(manifest)
-	if err != nil {
+	if err := c.applyExampleOn(ctx, node, "lifelong_learning", "mnist-lifelong-learning.yaml"); err != nil {
 		return nil, err
-	}
-	placed := filepath.Join(c.s.LogDir(), "chaos-mnist-ll.yaml")
-	if err := os.WriteFile(placed, []byte(strings.ReplaceAll(string(data), "edge-node-1", node.Name)), 0o644); err != nil {
-		return nil, err
-	}
-	if out, err := c.s.Kubectl(ctx, "apply", "--server-side", "-n", c.cfg.Namespace, "-f", placed); err != nil {
-		return nil, fmt.Errorf("applying %s: %w\n%s", placed, err, out)
 	}
 	go r.drive()
 	return r, nil

@@ -3,7 +3,6 @@ package managers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,6 +16,14 @@ func flMessage(job, worker, status string, round int) WorkerMessage {
 		Name: worker, Namespace: "ns", OwnerName: job, OwnerKind: KindFederatedLearningJob, Kind: "train", Status: status,
 		OwnerInfo: map[string]any{"currentRound": round}, PublishedWorker: true,
 	}
+}
+
+// flForwarder is the federated learning Forwarder queueing through reporter.
+func flForwarder(t *testing.T, reporter Reporter) *Forwarder {
+	t.Helper()
+	fl, err := NewForwarder(KindFederatedLearningJob, reporter)
+	require.NoError(t, err)
+	return fl
 }
 
 // holdJob tells the forwarder that GM bound the job, with uid, to the node.
@@ -54,11 +61,8 @@ func ackAll(t *testing.T, st *store.Store) {
 // worker's newest report about each job back into the outbox, as events, and nothing about a
 // job the node no longer holds.
 func TestAfterASnapshotTheNewestTrainingReportsAreQueuedAgain(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
-	require.NoError(t, err)
+	st := openStore(t)
+	fl := flForwarder(t, outboxReporter{st: st})
 	ctx := t.Context()
 	holdJob(t, fl, "fl-a", "uid-a")
 	holdJob(t, fl, "fl-b", "uid-b")
@@ -102,9 +106,7 @@ func TestAfterASnapshotTheNewestTrainingReportsAreQueuedAgain(t *testing.T) {
 // TestOnlyFederatedLearningResendsAfterASnapshot: joint inference reports are counted events
 // (the chaos workers' IDs) or cumulative counters; sending one twice would count it twice.
 func TestOnlyFederatedLearningResendsAfterASnapshot(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	st := openStore(t)
 	ji, err := NewForwarder(KindJointInferenceService, outboxReporter{st: st})
 	require.NoError(t, err)
 	ctx := t.Context()
@@ -117,12 +119,9 @@ func TestOnlyFederatedLearningResendsAfterASnapshot(t *testing.T) {
 // TestAResendTheOutboxRefusesIsKeptForTheNextSnapshot: a full outbox at the snapshot loses
 // nothing; the report goes with the next snapshot.
 func TestAResendTheOutboxRefusesIsKeptForTheNextSnapshot(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	st := openStore(t)
 	refusing := &refusingReporter{outboxReporter: outboxReporter{st: st}}
-	fl, err := NewForwarder(KindFederatedLearningJob, refusing)
-	require.NoError(t, err)
+	fl := flForwarder(t, refusing)
 	ctx := t.Context()
 	holdJob(t, fl, "fl-a", "uid-a")
 	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "completed", 20)))
@@ -155,11 +154,8 @@ func (r *refusingReporter) ReportAs(ctx context.Context, key channel.Key, conten
 // and phase; the LC keeps for resending only the newest training report of each worker GM
 // published, about a job the node holds, so a worker cannot make it hold more than GM bound.
 func TestOnlyPublishedTrainersOfHeldJobsAreKept(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
-	require.NoError(t, err)
+	st := openStore(t)
+	fl := flForwarder(t, outboxReporter{st: st})
 	ctx := t.Context()
 	holdJob(t, fl, "fl-a", "uid-a")
 
@@ -180,11 +176,8 @@ func TestOnlyPublishedTrainersOfHeldJobsAreKept(t *testing.T) {
 // node was cut off reaches the LC as a new version with another UID and no delete; the old
 // job's reports must not be resent as the new one's (its trainer pods have the same names).
 func TestAJobCreatedAgainGetsNoReportOfTheOldOne(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "lc.db"), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	fl, err := NewForwarder(KindFederatedLearningJob, outboxReporter{st: st})
-	require.NoError(t, err)
+	st := openStore(t)
+	fl := flForwarder(t, outboxReporter{st: st})
 	ctx := t.Context()
 	holdJob(t, fl, "fl-a", "uid-old")
 	require.NoError(t, fl.HandleWorkerMessage(ctx, flMessage("fl-a", "train-0", "completed", 20)))

@@ -49,8 +49,11 @@ func (l *refusingLC) counts() (posts, taken []string) {
 	return append([]string(nil), l.posts...), append([]string(nil), l.taken...)
 }
 
-func clientReportingTo(t *testing.T, server *httptest.Server) *Client {
+// clientReportingTo returns a trainer's client whose reports go to l, served over HTTP.
+func clientReportingTo(t *testing.T, l *refusingLC) *Client {
 	t.Helper()
+	server := httptest.NewServer(l)
+	t.Cleanup(server.Close)
 	reporter, err := lc.New(lc.Options{Server: server.URL, Worker: "w", Attempts: 1, Interval: time.Millisecond})
 	require.NoError(t, err)
 	c, err := NewClient(ClientOptions{URL: "ws://127.0.0.1:1/FedAvg", ClientID: "w", JobName: "j", Namespace: "ns",
@@ -64,9 +67,7 @@ func clientReportingTo(t *testing.T, server *httptest.Server) *Client {
 // state), but the last one, the job's result, is sent again until the LC takes it.
 func TestTheLastRoundsReportIsSentUntilTheLCTakesIt(t *testing.T) {
 	l := &refusingLC{refusals: 1, outcome: http.StatusServiceUnavailable}
-	server := httptest.NewServer(l)
-	t.Cleanup(server.Close)
-	c := clientReportingTo(t, server)
+	c := clientReportingTo(t, l)
 
 	c.report(testContext(t), &Aggregate{Round: 3, Exit: ExitContinue}, time.Now())
 	posts, taken := l.counts()
@@ -86,9 +87,7 @@ func TestTheLastRoundsReportIsSentUntilTheLCTakesIt(t *testing.T) {
 // taken; sending it again would only wait out the timeout.
 func TestALastReportTheLCRefusesForGoodIsNotSentAgain(t *testing.T) {
 	l := &refusingLC{refusals: 100, outcome: http.StatusBadRequest}
-	server := httptest.NewServer(l)
-	t.Cleanup(server.Close)
-	c := clientReportingTo(t, server)
+	c := clientReportingTo(t, l)
 	c.report(testContext(t), &Aggregate{Round: 4, Exit: ExitOK}, time.Now())
 	posts, taken := l.counts()
 	require.Len(t, posts, 1)
