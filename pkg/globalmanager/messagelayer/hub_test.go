@@ -39,7 +39,13 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 // newTestServerWith serves with auth; setup, when set, runs on the hub before it serves.
 func newTestServerWith(t *testing.T, opts Options, auth Authenticator, setup func(context.Context, *Hub)) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return newTestServerIn(t, context.Background(), opts, auth, setup)
+}
+
+// newTestServerIn serves with the values of base (a logger, say) in the hub's context.
+func newTestServerIn(t *testing.T, base context.Context, opts Options, auth Authenticator, setup func(context.Context, *Hub)) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(base)
 	ts := &testServer{metrics: NewMetrics(nil)}
 	ts.hub = NewHub(opts, ts.metrics)
 	ts.hub.RegisterHandler("dataset", ReportHandlerFunc(func(_ context.Context, node string, key channel.Key, content []byte) error {

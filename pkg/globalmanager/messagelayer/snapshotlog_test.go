@@ -1,6 +1,7 @@
 package messagelayer
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -19,13 +20,13 @@ import (
 func TestTheSnapshotsEndIsLoggedOnceTheNodeAcknowledgedItsSync(t *testing.T) {
 	var mu sync.Mutex
 	var lines []string
-	// As the contextual logger: its own verbosity, not klog's -v, decides.
-	klog.SetLoggerWithOptions(funcr.New(func(prefix, args string) {
+	// The hub's own logger, in its context (not klog's global one, which other tests' goroutines
+	// still read): its verbosity, not klog's -v, decides.
+	logger := funcr.New(func(prefix, args string) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, args)
-	}, funcr.Options{Verbosity: 2}), klog.ContextualLogger(true))
-	t.Cleanup(klog.ClearLogger)
+	}, funcr.Options{Verbosity: 2})
 	logged := func(msg, node string) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -37,7 +38,8 @@ func TestTheSnapshotsEndIsLoggedOnceTheNodeAcknowledgedItsSync(t *testing.T) {
 		return false
 	}
 
-	ts := newTestServer(t, Options{})
+	ts := newTestServerIn(t, klog.NewContext(context.Background(), logger), Options{},
+		&StaticTokenAuthenticator{Tokens: map[string]string{"token-a": "node-a"}}, nil)
 	ts.hub.Publish(datasetKey("d"), 1, object("d", 1), "node-a")
 	lc := ts.connect(t, "node-a")
 	insert := lc.read()
