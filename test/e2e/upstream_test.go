@@ -62,7 +62,9 @@ func TestUpstreamJointInferenceYAML(t *testing.T) {
 }
 
 // Upstream's lifelong learning example (thermal comfort, atcii; node names and the output
-// directory changed to this cluster's, which keeps job output below the LC's data root) is
+// directory changed to this cluster's, which keeps job output below the LC's data root, and its
+// trigger's daily window 02:00–24:00 widened to the whole day, so the test does not depend on the
+// hour it runs: between midnight and 02:00 the trigger rightly does not fire) is
 // accepted by the API server, the LC of the Dataset's node fires its train trigger on the csv, and
 // the train pod GM creates carries every variable upstream's Python library reads. Its image is
 // not run here (it is a Python container).
@@ -75,6 +77,9 @@ func TestUpstreamLifelongLearningYAML(t *testing.T) {
 	require.NoError(t, err)
 	yaml := regexp.MustCompile(`nodeName: edge-node\n`).ReplaceAllString(string(raw), "nodeName: edge-node-2\n")
 	yaml = strings.Replace(yaml, `outputDir: "/output"`, `outputDir: "/data/atcii/output"`, 1)
+	widened := strings.Replace(yaml, "start: 02:00\n", "start: 00:00\n", 1)
+	require.NotEqual(t, yaml, widened, "the example's trigger timer starts at 02:00 no longer")
+	yaml = widened
 	// 800 rows: 640 reach the train pool, past the example's num_of_samples > 500.
 	var csv strings.Builder
 	csv.WriteString("Season,Temperature,Humidity,Thermal sensation\n")
