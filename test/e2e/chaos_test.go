@@ -5,12 +5,17 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/sedna-go/sedna/test/chaos"
 	"github.com/sedna-go/sedna/test/e2e/framework"
@@ -31,6 +36,7 @@ func TestChaosShortCampaign(t *testing.T) {
 	ctx := context.Background()
 	cfg := chaos.Config{Seed: 20261205, Faults: 12, Duration: 3 * time.Minute, Logf: t.Logf}
 	s := framework.Sedna
+	var network *netns.Network
 	why := netns.Available()
 	if why == nil && os.Getenv("CHAOS_NETNS") == "0" {
 		why = errors.New("CHAOS_NETNS=0")
@@ -47,7 +53,7 @@ func TestChaosShortCampaign(t *testing.T) {
 			}
 		})
 		require.NoError(t, err)
-		s = st.Sedna
+		s, network = st.Sedna, st.Network
 		seed, faults, duration, logf := cfg.Seed, cfg.Faults, cfg.Duration, cfg.Logf
 		cfg = st.Config()
 		cfg.Seed, cfg.Faults, cfg.Duration, cfg.Logf = seed, faults, duration, logf
@@ -61,4 +67,57 @@ func TestChaosShortCampaign(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, res.Injected, 10)
 	require.Empty(t, res.Failed(), "invariants that did not hold")
+	if network != nil {
+		partitionUntilNotReady(t, s.Kube, network)
+	}
+}
+
+// partitionUntilNotReady cuts edge node 1 off until the node lifecycle controller has marked it
+// NotReady and its pods not ready, as it does with a KubeEdge edge node cut off from CloudCore;
+// after the link comes back the node is Ready again and so are its pods, whose statuses the
+// node puts right (the controller's write is not undone by anything else).
+func partitionUntilNotReady(t *testing.T, kube kubernetes.Interface, network *netns.Network) {
+	ctx := context.Background()
+	const node = "edge-node-1"
+	// ready reports whether the node is Ready and every running pod on it is ready, or the
+	// opposite: the node not Ready and every running pod on it not ready.
+	ready := func(want bool) (bool, string) {
+		n, err := kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		nodeReady := slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
+			return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+		})
+		if nodeReady != want {
+			return false, fmt.Sprintf("node Ready is %v", nodeReady)
+		}
+		pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+		if err != nil {
+			return false, err.Error()
+		}
+		running := 0
+		for _, pod := range pods.Items {
+			if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
+				continue
+			}
+			running++
+			got := slices.ContainsFunc(pod.Status.Conditions, func(c corev1.PodCondition) bool {
+				return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+			})
+			if got != want {
+				return false, fmt.Sprintf("pod %s/%s Ready is %v", pod.Namespace, pod.Name, got)
+			}
+		}
+		if running == 0 {
+			return false, "no running pod on the node"
+		}
+		return true, fmt.Sprintf("%d running pods", running)
+	}
+	framework.Eventually(t, time.Minute, node+" and its pods Ready before the partition", func() (bool, string) { return ready(true) })
+	require.NoError(t, network.Down(ctx, 1))
+	defer func() { _ = network.Up(context.Background(), 1) }() // after a failure; the link is up otherwise
+	framework.Eventually(t, 3*time.Minute, node+" NotReady and its pods not ready while cut off", func() (bool, string) { return ready(false) })
+	require.NoError(t, network.Up(ctx, 1))
+	framework.Eventually(t, 3*time.Minute, node+" and its pods Ready again after the partition", func() (bool, string) { return ready(true) })
 }

@@ -34,8 +34,10 @@ const (
 	// on two cores takes several seconds to install its bootstrap RBAC and priority classes.
 	startTimeout = 90 * time.Second
 	// nodeMonitorGracePeriod is how long the node-lifecycle controller waits for a heartbeat before
-	// it marks a node NotReady and evicts its pods. No kubelet heartbeats yet, so it is set far beyond
-	// any test or local-up session; the controller still runs, because it is what removes the
+	// it marks a node NotReady and evicts its pods. Integration tests register Node objects that
+	// nothing heartbeats, so it is set far beyond any test or local-up session (a caller whose
+	// nodes do heartbeat sets its own with ControllerManagerArgs, as local Sedna does for edge
+	// nodes in network namespaces); the controller still runs, because it is what removes the
 	// not-ready taint the TaintNodesByCondition admission plugin puts on every new node.
 	nodeMonitorGracePeriod = 24 * time.Hour
 )

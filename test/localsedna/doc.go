@@ -30,9 +30,12 @@
 // dials on the cloud side is served on the cloud range the namespaces reach through their links:
 // GM's channel on EdgeCloudIP (GM's certificate names it), and the cluster's Services, whose
 // service CIDR becomes the lower half of that range (the service proxy binds the cluster IPs
-// there). Taking a node's link down (netns.Network.Down) then cuts the node off for real. The
-// process nodes themselves (their Lease and pod status) stay in the harness, on the machine's
-// network: a partitioned node stays Ready, as a KubeEdge edge node does while CloudCore keeps its
-// status. Options.EdgeStoreSize puts every edge node's /var/lib/sedna on a tmpfs of its own, so a
+// there). The node agent (its Lease, node and pod statuses, token requests) runs in the harness
+// but reaches the API server from inside its namespace, through a forwarder on EdgeCloudIP, and
+// kube-controller-manager waits Kubernetes' default 40 s for a heartbeat. Taking a node's link
+// down (netns.Network.Down) then cuts the node off for real: its LC and workers lose GM and the
+// Services, and after 40 s the node goes NotReady and its pods not ready, as a KubeEdge edge node
+// cut off from CloudCore does; when the link is back, the node renews its Lease and puts its
+// pods' statuses right. Options.EdgeStoreSize puts every edge node's /var/lib/sedna on a tmpfs of its own, so a
 // test can fill the LC's store (FillEdgeStore, FreeEdgeStore).
 package localsedna

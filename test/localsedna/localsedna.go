@@ -179,6 +179,10 @@ type Sedna struct {
 	standby *gmProcess
 
 	kbTokens KBTokens
+	// nodeAPIAddr is where edge nodes in network namespaces reach the API server (serveNodeAPI);
+	// waitNodeAPI waits for that forwarder's end (nil without namespaces).
+	nodeAPIAddr string
+	waitNodeAPI func()
 }
 
 // Node returns the node called name.
@@ -236,6 +240,7 @@ func Start(ctx context.Context, opts Options) (*Sedna, error) {
 	if opts.EdgeNetwork != nil {
 		// Cluster IPs the namespaces reach: the lower half of the cloud range.
 		clusterOpts.ServiceCIDR = strings.TrimSuffix(opts.EdgeNetwork.CloudCIDR, "/24") + "/25"
+		clusterOpts.ControllerManagerArgs = []string{"--node-monitor-grace-period=" + nodeMonitorGracePeriod}
 	}
 	cluster, err := localcluster.Start(ctx, clusterOpts)
 	if err != nil {
@@ -276,6 +281,9 @@ func (s *Sedna) start(ctx, runCtx context.Context, images processnode.ImageTable
 	}
 	if s.Proxy, err = serviceproxy.Run(runCtx, s.Kube, serviceproxy.Options{}); err != nil {
 		return fmt.Errorf("starting the service proxy: %w", err)
+	}
+	if s.waitNodeAPI, err = s.serveNodeAPI(runCtx); err != nil {
+		return err
 	}
 	if err := s.startNodes(ctx, runCtx, images); err != nil {
 		return err
@@ -318,10 +326,14 @@ func (s *Sedna) startNodes(ctx, runCtx context.Context, images processnode.Image
 		}
 		opts := processnode.NodeOptions{Name: n.Name, Labels: labels, IP: n.IP, Root: n.Root, Images: images,
 			IsolateHosts: true, ClusterHosts: s.Proxy.Hosts, NetNS: n.NetNS}
+		client, err := s.nodeClient(n)
+		if err != nil {
+			return err
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := processnode.RunNode(runCtx, s.Kube, opts); err != nil {
+			if err := processnode.RunNode(runCtx, client, opts); err != nil {
 				s.nodeErrs <- fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}()
@@ -372,6 +384,9 @@ func (s *Sedna) Stop() error {
 	s.wg.Wait()
 	if s.Proxy != nil {
 		s.Proxy.Wait()
+	}
+	if s.waitNodeAPI != nil {
+		s.waitNodeAPI()
 	}
 	if err := s.Cluster.Stop(); err != nil {
 		errs = append(errs, err)

@@ -22,6 +22,12 @@
 // mode 0600 and replaced atomically (temporary file and rename) once 80% of their lifetime has
 // passed, until the pod's processes end.
 //
+// Statuses: the runner's status of each pod is pushed when it changes (polled every 0.5 s), and
+// every 10 s the statuses the API server holds are compared with the pods' own, as the kubelet's
+// status manager does: a phase or condition another writer changed (the node lifecycle controller
+// marks the pods of a node it lost not ready) or a write lost while the node was cut off is
+// pushed again.
+//
 // Hosts: every pod gets <root>/pods/<uid>/etc-hosts as the kubelet writes it (localhost, the pod's
 // IP and hostname, hostAliases) followed by the node's ClusterHosts lines, rewritten in place
 // every 2s when those change. The machine's /etc/hosts is never modified.

@@ -112,6 +112,7 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.Name).String()
 	}))
+	provider.apiPods = podFactory.Core().V1().Pods().Lister()
 	// The pod controller insists on these informers for its downward-API resolution, which this
 	// node does not use (the runner resolves environments); they are started all the same so the
 	// controller's listers are valid.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -23,6 +25,12 @@ import (
 // The runner has no change notification; half a second keeps restarts and exits visible promptly
 // without measurable load.
 const statusPollInterval = 500 * time.Millisecond
+
+// statusResyncInterval is how often the statuses the API server holds are compared with the
+// pods' own, as the kubelet's status manager does: another writer (the node lifecycle controller
+// marks the pods of a node it lost not ready) or a write lost while the node was cut off is put
+// right within this period.
+const statusResyncInterval = 10 * time.Second
 
 // podProvider runs the pods bound to one node as local processes for virtual-kubelet's pod
 // controller.
@@ -33,6 +41,8 @@ type podProvider struct {
 	// runner resolves them again on every restart, long after CreatePod has returned.
 	objects ObjectSource
 	tokens  TokenSource
+	// apiPods is the node's view of its pods in the API server (nil: statuses are not resynced).
+	apiPods corelisters.PodLister
 
 	mu   sync.Mutex
 	pods map[types.NamespacedName]*podEntry
@@ -209,15 +219,21 @@ func (p *podProvider) NotifyPods(ctx context.Context, notify func(*corev1.Pod)) 
 		defer p.pollers.Done()
 		ticker := time.NewTicker(statusPollInterval)
 		defer ticker.Stop()
+		resync := time.NewTicker(statusResyncInterval)
+		defer resync.Stop()
 		for {
+			var pods []*corev1.Pod
 			select {
 			case <-ctx.Done():
 				return
 			case <-ticker.C:
+				pods = p.changedPods()
+			case <-resync.C:
+				pods = p.driftedPods()
 			}
 			// notify may block (it waits for the pod controller's cache), so it is called
 			// without holding the lock.
-			for _, pod := range p.changedPods() {
+			for _, pod := range pods {
 				notify(pod)
 			}
 		}
@@ -238,6 +254,43 @@ func (p *podProvider) changedPods() []*corev1.Pod {
 		changed = append(changed, entry.podWithStatus())
 	}
 	return changed
+}
+
+// driftedPods returns the pods whose status in the API server differs from the one last pushed
+// in phase or in a condition's status, although nothing is waiting to be pushed.
+func (p *podProvider) driftedPods() []*corev1.Pod {
+	if p.apiPods == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var drifted []*corev1.Pod
+	for key, entry := range p.pods {
+		if entry.notified == nil || !apiequality.Semantic.DeepEqual(*entry.notified, entry.status) {
+			continue // pushed by the next poll anyway
+		}
+		published, err := p.apiPods.Pods(key.Namespace).Get(key.Name)
+		if err != nil || published.UID != entry.pod.UID || !statusDrifted(published.Status, entry.status) {
+			continue
+		}
+		drifted = append(drifted, entry.podWithStatus())
+	}
+	return drifted
+}
+
+// statusDrifted reports whether published differs from ours in phase or in the status of one
+// of our conditions.
+func statusDrifted(published, ours corev1.PodStatus) bool {
+	if published.Phase != ours.Phase {
+		return true
+	}
+	for _, c := range ours.Conditions {
+		i := slices.IndexFunc(published.Conditions, func(pc corev1.PodCondition) bool { return pc.Type == c.Type })
+		if i < 0 || published.Conditions[i].Status != c.Status {
+			return true
+		}
+	}
+	return false
 }
 
 // stopAll ends every pod's processes, waiting for all of them.

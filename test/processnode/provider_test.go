@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 )
 
@@ -141,4 +143,40 @@ func TestProviderReportsFailureAndDeletesConfirmed(t *testing.T) {
 	require.True(t, errdefs.IsNotFound(err), "a deleted pod is forgotten: %v", err)
 	_, err = client.CoreV1().Pods("ns").Get(ctx, "sleeper", metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "the node confirms the deletion in the API: %v", err)
+}
+
+// A status someone else changed in the API server (the node lifecycle controller marks the pods
+// of a node it lost not ready) is pushed again, as the kubelet's status manager does; a status
+// that matches, or a pod of the same name but another UID, is left alone.
+func TestProviderPushesAgainAStatusChangedInTheAPIServer(t *testing.T) {
+	p, _ := newTestProvider(t)
+	_, ctx := ktesting.NewTestContext(t)
+	pod := testPod("steady", "1", "sleep 300", corev1.RestartPolicyAlways)
+	require.NoError(t, p.CreatePod(ctx, pod))
+	var pushed *corev1.Pod
+	require.Eventually(t, func() bool {
+		for _, changed := range p.changedPods() {
+			if changed.Status.Phase == corev1.PodRunning && condition(changed.Status, corev1.PodReady).Status == corev1.ConditionTrue {
+				pushed = changed
+			}
+		}
+		return pushed != nil
+	}, 10*time.Second, 20*time.Millisecond, "the pod should be pushed as Running and Ready")
+
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	p.apiPods = corelisters.NewPodLister(indexer)
+	require.NoError(t, indexer.Add(pushed.DeepCopy()))
+	require.Empty(t, p.driftedPods(), "the API server holds what was pushed")
+
+	notReady := pushed.DeepCopy()
+	condition(notReady.Status, corev1.PodReady).Status = corev1.ConditionFalse
+	require.NoError(t, indexer.Update(notReady))
+	drifted := p.driftedPods()
+	require.Len(t, drifted, 1)
+	require.Equal(t, corev1.ConditionTrue, condition(drifted[0].Status, corev1.PodReady).Status)
+
+	other := notReady.DeepCopy()
+	other.UID = "uid-other"
+	require.NoError(t, indexer.Update(other))
+	require.Empty(t, p.driftedPods(), "a pod of the same name but another UID is not this one")
 }

@@ -215,3 +215,24 @@ func (s *connSet) closeAll() {
 		_ = conn.Close() // shutdown; the copy goroutines see the error and finish
 	}
 }
+
+// Forward splices every connection ln accepts to target, until ctx ends: one fixed path to one
+// backend, such as the API server as an edge node's own network reaches it. When ctx ends, the
+// listener and every forwarded connection are closed; the returned wait blocks until all of
+// them are done.
+func Forward(ctx context.Context, ln net.Listener, target string) (wait func()) {
+	pp := &portProxy{
+		portName: "forward", listener: ln, dialTimeout: defaultDialTimeout, conns: newConnSet(), endpoints: []string{target},
+		logger: klog.FromContext(ctx).WithValues("listener", ln.Addr().String(), "target", target),
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go pp.acceptLoop(ctx, &wg)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		_ = ln.Close() // shutdown: Accept returns net.ErrClosed
+		pp.conns.closeAll()
+	}()
+	return wg.Wait
+}

@@ -2,7 +2,10 @@ package serviceproxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -77,4 +80,32 @@ func TestCandidatesRotate(t *testing.T) {
 	require.False(t, pp.reportOnce())
 	require.True(t, pp.setEndpoints([]string{"a"}))
 	require.True(t, pp.reportOnce(), "a change of endpoints re-arms the report")
+}
+
+// Forward carries connections to its one target until its context ends; then it takes no new
+// connection and closes the ones it carries.
+func TestForwardToOneTargetEndsWithItsContext(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	wait := Forward(ctx, listener, echoServer(t, "127.0.0.1:0", "apiserver"))
+	address := listener.Addr().String()
+
+	answer, err := request(address)
+	require.NoError(t, err)
+	require.Equal(t, "apiserver\nping", answer)
+
+	held, err := net.Dial("tcp", address)
+	require.NoError(t, err)
+	defer func() { _ = held.Close() }()
+	cancel()
+	wait()
+	require.NoError(t, held.SetReadDeadline(time.Now().Add(10*time.Second)))
+	// What the target said first may still arrive; then the connection ends (EOF or reset).
+	_, err = io.Copy(io.Discard, held)
+	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "a connection forwarded before the end was left open")
+	_, err = request(address)
+	require.Error(t, err, "a new connection after the end")
 }
