@@ -129,6 +129,9 @@ type FleetResult struct {
 	FailoverReviews string
 	// FailoverProfile is the top of the new leader's CPU profile over the failover.
 	FailoverProfile string
+	// FailoverShardProfile is the top of the LC shards' CPU profiles (merged) from the SIGKILL
+	// until every LC held the new leader's snapshot.
+	FailoverShardProfile string
 	// PIDs of every process the run started (control plane, KWOK, GMs); none may outlive it.
 	PIDs map[string]int
 }
@@ -260,7 +263,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 				standby = gm
 			}
 		}
-		lcs.armFailover(t)
+		lcs.armFailover(t, filepath.Join(dir, "logs"))
 		killed := time.Now()
 		require.NoError(t, leader.kill())
 		phases := watchFailover(ctx, kube, standby, killed)
@@ -277,6 +280,7 @@ func RunFleet(ctx context.Context, t testing.TB, dir string, opts FleetOptions) 
 		res.FailoverReviews = counter.reviewsSince(killed)
 		res.GMOpenFiles, res.GMOpenFilesLimit = openFiles(t, standby.pid())
 		res.FailoverProfile = profile.top(t, gmBin)
+		res.FailoverShardProfile = lcs.failoverProfileTop(t)
 		t.Logf("N=%d: failover took %s (lease %s): Lease acquired after %s, serving after %s, every LC connected after %s; dials %v",
 			opts.Nodes, res.Failover.Round(time.Millisecond), opts.LeaseDuration, res.FailoverAcquired.Round(time.Millisecond),
 			res.FailoverServing.Round(time.Millisecond), res.FailoverConnected.Round(time.Millisecond), res.FailoverDials)

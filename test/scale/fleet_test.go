@@ -126,6 +126,9 @@ func printFleet(t *testing.T, results []FleetResult) {
 		if r.FailoverProfile != "" {
 			fmt.Fprintf(&b, "\nThe new leader's CPU profile from the SIGKILL over lease + 20 s, %d nodes:\n\n```\n%s```\n", r.Nodes, r.FailoverProfile)
 		}
+		if r.FailoverShardProfile != "" {
+			fmt.Fprintf(&b, "\nThe LC shards' CPU profiles (merged) from the SIGKILL until every LC held the new snapshot, %d nodes:\n\n```\n%s```\n", r.Nodes, r.FailoverShardProfile)
+		}
 	}
 	t.Log(b.String())
 }

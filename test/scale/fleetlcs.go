@@ -30,6 +30,9 @@ type fleet struct {
 	t      testing.TB
 	n      int
 	shards []*shardProcess
+	// bin is the shards' binary; profiles are the CPU profiles they write over a failover.
+	bin      string
+	profiles []string
 
 	// onSent receives the shards' report events while runReports runs.
 	sentMu sync.Mutex
@@ -100,10 +103,14 @@ func (f *fleet) workloadHeld() int {
 func (f *fleet) dialCounts() map[string]int { return f.state(true).dials }
 
 // armFailover has every shard note its LCs' counts (ShardCommand.Failover) and returns once all
-// have; the shards then time each LC's reconnect and snapshot past those counts.
-func (f *fleet) armFailover(t testing.TB) {
-	for _, s := range f.shards {
-		require.NoError(t, s.command(ShardCommand{Failover: true}))
+// have; the shards then time each LC's reconnect and snapshot past those counts, each writing
+// its CPU profile into profileDir until it has (failoverProfileTop).
+func (f *fleet) armFailover(t testing.TB, profileDir string) {
+	f.profiles = nil
+	for i, s := range f.shards {
+		profile := filepath.Join(profileDir, fmt.Sprintf("lc-shard-%d-failover-cpu.pprof", i))
+		f.profiles = append(f.profiles, profile)
+		require.NoError(t, s.command(ShardCommand{Failover: true, Profile: profile}))
 	}
 	for _, s := range f.shards {
 		select {
@@ -114,6 +121,14 @@ func (f *fleet) armFailover(t testing.TB) {
 			require.FailNow(t, "an LC shard did not note its LCs' counts within a minute", "pid %d", s.pid)
 		}
 	}
+}
+
+// failoverProfileTop is the top of the shards' CPU profiles over the failover, merged (`go tool
+// pprof -top`); failoverDone must have returned.
+func (f *fleet) failoverProfileTop(t testing.TB) string {
+	out, err := exec.Command("go", append([]string{"tool", "pprof", "-top", "-nodecount=30", f.bin}, f.profiles...)...).CombinedOutput()
+	require.NoError(t, err, "go tool pprof: %s", out)
+	return string(out)
 }
 
 // failoverDone waits until every shard has timed every LC of the armed failover and returns
@@ -191,7 +206,7 @@ func startLCs(ctx context.Context, t testing.TB, dir string, kube kubernetes.Int
 		return os.WriteFile(filepath.Join(lcDir, "token"), []byte(tr.Status.Token), 0o600)
 	})
 	bin := buildShard(t, dir)
-	f := &fleet{t: t, n: n}
+	f := &fleet{t: t, n: n, bin: bin}
 	// At least two shards, so that a small fleet runs the path of a large one.
 	size := min(envShardSize(), max(1, (n+1)/2))
 	for chunk := range slices.Chunk(lcs, size) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ type ShardCommand struct {
 	// (its dataset held and at least two more frames applied: the dataset and the sync) past
 	// those counts, answering Failover once every LC has both.
 	Failover bool `json:"failover,omitempty"`
+	// Profile, with Failover, is a file the shard writes its CPU profile to, from the command
+	// until every LC is timed.
+	Profile string `json:"profile,omitempty"`
 }
 
 // ShardFailover is, per LC of the shard in its order, when (Unix ns) it first dialled GM
@@ -163,10 +167,20 @@ func RunShard(ctx context.Context, in io.Reader, out io.Writer) error {
 		case cmd.State:
 			send(ShardMessage{State: shardState(lcs, cmd.Metrics)})
 		case cmd.Failover:
+			stopProfile, err := startCPUProfile(cmd.Profile)
+			if err != nil {
+				send(ShardMessage{Error: err.Error()})
+				return err
+			}
 			track := armFailover(lcs)
 			send(ShardMessage{FailoverArmed: true})
 			wg.Go(func() {
-				if out := track(lcCtx); out != nil {
+				out := track(lcCtx)
+				if err := stopProfile(); err != nil {
+					send(ShardMessage{Error: err.Error()})
+					return
+				}
+				if out != nil {
 					send(ShardMessage{Failover: out})
 				}
 			})
@@ -217,6 +231,29 @@ func shardState(lcs []*fleetLC, metrics bool) *ShardState {
 		}
 	}
 	return s
+}
+
+// startCPUProfile writes this process's CPU profile to path until the returned stop; an empty
+// path profiles nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close() // the error above is the one to report
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing the CPU profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // armFailover notes every LC's successful dials and applied frames now and returns the tracker
