@@ -15,11 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sedna-go/sedna/test/chaos"
 	"github.com/sedna-go/sedna/test/e2e/framework"
 	"github.com/sedna-go/sedna/test/localcluster"
+	"github.com/sedna-go/sedna/test/localsedna"
 	"github.com/sedna-go/sedna/test/netns"
 )
 
@@ -73,51 +75,77 @@ func TestChaosShortCampaign(t *testing.T) {
 }
 
 // partitionUntilNotReady cuts edge node 1 off until the node lifecycle controller has marked it
-// NotReady and its pods not ready, as it does with a KubeEdge edge node cut off from CloudCore;
-// after the link comes back the node is Ready again and so are its pods, whose statuses the
-// node puts right (the controller's write is not undone by anything else).
+// NotReady and every running pod on it not ready, as it does with a KubeEdge edge node cut off
+// from CloudCore; after the link comes back the node is Ready again and so is its LC's pod, whose
+// status the node puts right (nothing else undoes the controller's write). The LC's pod is the
+// one followed through: the campaign's test reporters end and restart on their own.
 func partitionUntilNotReady(t *testing.T, kube kubernetes.Interface, network *netns.Network) {
 	ctx := context.Background()
 	const node = "edge-node-1"
-	// ready reports whether the node is Ready and every running pod on it is ready, or the
-	// opposite: the node not Ready and every running pod on it not ready.
-	ready := func(want bool) (bool, string) {
+	onNode := metav1.ListOptions{FieldSelector: "spec.nodeName=" + node}
+	podReady := func(pod *corev1.Pod) bool {
+		return pod.Status.Phase == corev1.PodRunning && slices.ContainsFunc(pod.Status.Conditions, func(c corev1.PodCondition) bool {
+			return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+		})
+	}
+	nodeReady := func() (bool, error) {
 		n, err := kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
-			return false, err.Error()
+			return false, err
 		}
-		nodeReady := slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
+		return slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
 			return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
-		})
-		if nodeReady != want {
-			return false, fmt.Sprintf("node Ready is %v", nodeReady)
+		}), nil
+	}
+	// lcReady reports whether the node is Ready and its LC's pod (the first seen, then the same
+	// UID) is ready.
+	var lcUID types.UID
+	lcReady := func() (bool, string) {
+		ready, err := nodeReady()
+		if err != nil || !ready {
+			return false, fmt.Sprintf("node Ready %v (%v)", ready, err)
 		}
-		pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+		pods, err := kube.CoreV1().Pods(localsedna.SednaNamespace).List(ctx, onNode)
+		if err != nil || len(pods.Items) != 1 {
+			return false, fmt.Sprintf("LC pods on the node: %v (%v)", pods, err)
+		}
+		lc := &pods.Items[0]
+		if lcUID == "" {
+			lcUID = lc.UID
+		}
+		if lc.UID != lcUID {
+			return false, fmt.Sprintf("LC pod %s is another pod than the one cut off", lc.Name)
+		}
+		return podReady(lc), fmt.Sprintf("LC pod %s ready: %v", lc.Name, podReady(lc))
+	}
+	framework.Eventually(t, time.Minute, node+" and its LC Ready before the partition", lcReady)
+	require.NoError(t, network.Down(ctx, 1))
+	down := time.Now()
+	defer func() { _ = network.Up(context.Background(), 1) }() // after a failure; the link is up otherwise
+	framework.Eventually(t, 3*time.Minute, node+" NotReady and its running pods not ready while cut off", func() (bool, string) {
+		ready, err := nodeReady()
+		if err != nil || ready {
+			return false, fmt.Sprintf("node Ready %v (%v)", ready, err)
+		}
+		pods, err := kube.CoreV1().Pods("").List(ctx, onNode)
 		if err != nil {
 			return false, err.Error()
 		}
 		running := 0
-		for _, pod := range pods.Items {
-			if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
-				continue
-			}
-			running++
-			got := slices.ContainsFunc(pod.Status.Conditions, func(c corev1.PodCondition) bool {
-				return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
-			})
-			if got != want {
-				return false, fmt.Sprintf("pod %s/%s Ready is %v", pod.Namespace, pod.Name, got)
+		for i := range pods.Items {
+			if pod := &pods.Items[i]; pod.Status.Phase == corev1.PodRunning {
+				running++
+				if podReady(pod) {
+					return false, fmt.Sprintf("pod %s/%s still ready", pod.Namespace, pod.Name)
+				}
 			}
 		}
-		if running == 0 {
-			return false, "no running pod on the node"
-		}
-		return true, fmt.Sprintf("%d running pods", running)
-	}
-	framework.Eventually(t, time.Minute, node+" and its pods Ready before the partition", func() (bool, string) { return ready(true) })
-	require.NoError(t, network.Down(ctx, 1))
-	defer func() { _ = network.Up(context.Background(), 1) }() // after a failure; the link is up otherwise
-	framework.Eventually(t, 3*time.Minute, node+" NotReady and its pods not ready while cut off", func() (bool, string) { return ready(false) })
+		return running > 0, fmt.Sprintf("%d running pods, none ready", running)
+	})
+	notReadyAfter := time.Since(down)
 	require.NoError(t, network.Up(ctx, 1))
-	framework.Eventually(t, 3*time.Minute, node+" and its pods Ready again after the partition", func() (bool, string) { return ready(true) })
+	up := time.Now()
+	framework.Eventually(t, 3*time.Minute, node+" and its LC Ready again after the partition", lcReady)
+	t.Logf("%s cut off: NotReady with its pods not ready after %s; Ready with its LC ready %s after the link came back",
+		node, notReadyAfter.Round(100*time.Millisecond), time.Since(up).Round(100*time.Millisecond))
 }

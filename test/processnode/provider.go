@@ -273,7 +273,11 @@ func (p *podProvider) driftedPods() []*corev1.Pod {
 		if err != nil || published.UID != entry.pod.UID || !statusDrifted(published.Status, entry.status) {
 			continue
 		}
-		drifted = append(drifted, entry.podWithStatus())
+		// With the API server's metadata: virtual-kubelet ignores a notification equal to the
+		// last one it got, and writes with the resourceVersion its own cache holds.
+		pod := published.DeepCopy()
+		pod.Status = *entry.status.DeepCopy()
+		drifted = append(drifted, pod)
 	}
 	return drifted
 }

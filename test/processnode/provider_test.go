@@ -169,11 +169,15 @@ func TestProviderPushesAgainAStatusChangedInTheAPIServer(t *testing.T) {
 	require.Empty(t, p.driftedPods(), "the API server holds what was pushed")
 
 	notReady := pushed.DeepCopy()
+	notReady.ResourceVersion = "2"
 	condition(notReady.Status, corev1.PodReady).Status = corev1.ConditionFalse
 	require.NoError(t, indexer.Update(notReady))
 	drifted := p.driftedPods()
 	require.Len(t, drifted, 1)
 	require.Equal(t, corev1.ConditionTrue, condition(drifted[0].Status, corev1.PodReady).Status)
+	// virtual-kubelet drops a notification equal to the last one it got (cmp.Equal on the pod).
+	require.NotEqual(t, pushed, drifted[0], "the push again must differ from the last push")
+	require.Equal(t, "2", drifted[0].ResourceVersion, "with the API server's metadata")
 
 	other := notReady.DeepCopy()
 	other.UID = "uid-other"
