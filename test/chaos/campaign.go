@@ -256,9 +256,10 @@ type campaign struct {
 	fills map[string]int
 	// linksDown counts PartitionLink faults; linksCut those verified to cut the node off.
 	linksDown, linksCut int
-	// longCuts counts partitions of at least notReadyPartition; longCutsNotReady those whose
-	// node was NotReady at their end.
-	longCuts, longCutsNotReady int
+	// longCuts are the partitions of at least notReadyPartition; controlPlane the API server
+	// and etcd restarts, from the restart's start until the process was back.
+	longCuts     []longCut
+	controlPlane []interval
 	// il is the incremental learning example, when Config.IncrementalLearning.
 	il *ilRun
 	// fl is the federated learning example, when Config.FederatedLearning.
@@ -530,7 +531,13 @@ func (c *campaign) injectOne(ctx context.Context, kind Kind, left time.Duration)
 			name = "etcd"
 		}
 		kill := c.rng.IntN(2) == 0
-		if err := s.Cluster.Restart(ctx, name, kill); err != nil {
+		restart := interval{from: time.Now()}
+		err := s.Cluster.Restart(ctx, name, kill)
+		restart.to = time.Now()
+		c.mu.Lock()
+		c.controlPlane = append(c.controlPlane, restart)
+		c.mu.Unlock()
+		if err != nil {
 			return "", err
 		}
 		if kill {
@@ -859,14 +866,11 @@ func (c *campaign) check(ctx context.Context, res *Result, watch *watcher, answe
 	add("service Ready after the last fault healed", "True", strconv.FormatBool(ready), ready)
 	if c.cfg.Network != nil {
 		c.mu.Lock()
-		down, cut, long, notReady := c.linksDown, c.linksCut, c.longCuts, c.longCutsNotReady
+		down, cut := c.linksDown, c.linksCut
 		c.mu.Unlock()
 		add("link-down partitions that cut the node off (its LC unreachable from the host, GM's address from the node)",
 			strconv.Itoa(down), strconv.Itoa(cut), cut == down)
-		if long > 0 {
-			add(fmt.Sprintf("partitions of %s or more whose node was NotReady by their end (its heartbeats cross its link)", notReadyPartition),
-				strconv.Itoa(long), strconv.Itoa(notReady), notReady == long)
-		}
+		c.notReadyRow(add)
 	}
 	res.Snapshots = c.snapshotRows(add)
 	add("LCs connected to the leading GM", strconv.Itoa(edges), strconv.Itoa(connected), connected == edges)

@@ -8,14 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sedna-go/sedna/test/localsedna"
 )
@@ -256,6 +252,7 @@ func (c *campaign) openingSnapshotCut(ctx context.Context) error {
 // linkCutOff checks that edge node i's link, down now, cuts the node off and brings it back up
 // after d in the background, unlocking lock then.
 func (c *campaign) linkCutOff(ctx context.Context, i int, node string, d time.Duration, lock *sync.Mutex) {
+	from := time.Now()
 	cut := c.verifyCut(ctx, i)
 	c.mu.Lock()
 	c.linksDown++
@@ -271,36 +268,13 @@ func (c *campaign) linkCutOff(ctx context.Context, i int, node string, d time.Du
 		defer lock.Unlock()
 		sleep(ctx, d)
 		if d >= notReadyPartition && ctx.Err() == nil {
-			c.noteLongCut(ctx, node)
+			c.noteLongCut(ctx, node, from)
 		}
 		// Healing must happen even after an interrupt.
 		if err := c.cfg.Network.Up(context.Background(), i); err != nil {
 			c.logf("chaos: bringing the link of %s back up: %v", node, err)
 		}
 	}()
-}
-
-// notReadyPartition is the length of a partition by whose end the node lifecycle controller must
-// have marked the node NotReady: local Sedna's grace period (40 s) for the node's missed
-// heartbeats, its 5 s monitor period and a margin.
-const notReadyPartition = 60 * time.Second
-
-// noteLongCut counts a partition of at least notReadyPartition, and whether its node is NotReady
-// at its end, before the link comes back.
-func (c *campaign) noteLongCut(ctx context.Context, node string) {
-	n, err := c.s.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-	notReady := err == nil && !slices.ContainsFunc(n.Status.Conditions, func(cond corev1.NodeCondition) bool {
-		return cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue
-	})
-	if err != nil {
-		c.logf("chaos: reading node %s at the end of its partition: %v", node, err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.longCuts++
-	if notReady {
-		c.longCutsNotReady++
-	}
 }
 
 // snapshotRows adds the rows of the partitions during a snapshot: how many interrupted one
