@@ -54,6 +54,26 @@ func TestNotReadyRowExcusesOnlyADisturbedControlPlane(t *testing.T) {
 	require.Contains(t, r.Got, "of 2 more")
 	require.Contains(t, r.Got, "1 NotReady too")
 
+	// A cut that falls into a restart is due NotReady only from the end of its settling on: a
+	// quiet stretch before that does not count.
+	intoRestart := &campaign{
+		longCuts: []longCut{{node: "edge-node-1", span: interval{at(0), at(80)}},
+			{node: "edge-node-2", span: interval{at(100), at(170)}, notReady: true}},
+		controlPlane: []interval{{at(-10), at(5)}},
+	}
+	r = row(intoRestart)
+	require.True(t, r.OK, "%+v", r)
+	require.Equal(t, "1", r.Want)
+
+	// Long partitions none of which left its node NotReady show nothing, whatever excused them.
+	none := &campaign{
+		longCuts:     []longCut{{node: "edge-node-1", span: interval{at(0), at(70)}}, {node: "edge-node-2", span: interval{at(0), at(70)}, unknown: true}},
+		controlPlane: []interval{{at(45), at(62)}},
+	}
+	r = row(none)
+	require.False(t, r.OK, "%+v", r)
+	require.Contains(t, r.Got, "1 not read")
+
 	// A restart early in the partition leaves a quiet stretch once the node is due NotReady.
 	early := &campaign{
 		longCuts:     []longCut{{node: "edge-node-1", span: interval{at(0), at(120)}, notReady: true}},

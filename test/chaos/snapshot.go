@@ -266,10 +266,14 @@ func (c *campaign) linkCutOff(ctx context.Context, i int, node string, d time.Du
 	go func() {
 		defer c.bg.Done()
 		defer lock.Unlock()
-		sleep(ctx, d)
-		if d >= notReadyPartition && ctx.Err() == nil {
-			c.noteLongCut(ctx, node, from)
+		end := time.Now().Add(d)
+		if d >= notReadyPartition {
+			sleep(ctx, time.Until(end.Add(-nodeReadBefore)))
+			if ctx.Err() == nil {
+				c.noteLongCut(ctx, node, from)
+			}
 		}
+		sleep(ctx, time.Until(end))
 		// Healing must happen even after an interrupt.
 		if err := c.cfg.Network.Up(context.Background(), i); err != nil {
 			c.logf("chaos: bringing the link of %s back up: %v", node, err)

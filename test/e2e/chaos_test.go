@@ -107,7 +107,7 @@ func partitionUntilNotReady(t *testing.T, kube kubernetes.Interface, network *ne
 		}
 		pods, err := kube.CoreV1().Pods(localsedna.SednaNamespace).List(ctx, onNode)
 		if err != nil || len(pods.Items) != 1 {
-			return false, fmt.Sprintf("LC pods on the node: %v (%v)", pods, err)
+			return false, fmt.Sprintf("LC pods on the node: %d (%v)", len(pods.Items), err)
 		}
 		lc := &pods.Items[0]
 		if lcUID == "" {

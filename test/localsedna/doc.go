@@ -34,8 +34,12 @@
 // but reaches the API server from inside its namespace, through a forwarder on EdgeCloudIP, and
 // kube-controller-manager waits Kubernetes' default 40 s for a heartbeat. Taking a node's link
 // down (netns.Network.Down) then cuts the node off for real: its LC and workers lose GM and the
-// Services, and after 40 s the node goes NotReady and its pods not ready, as a KubeEdge edge node
-// cut off from CloudCore does; when the link is back, the node renews its Lease and puts its
-// pods' statuses right. Options.EdgeStoreSize puts every edge node's /var/lib/sedna on a tmpfs of its own, so a
+// Services, and after 40–50 s the node goes NotReady (its Ready condition Unknown) and its pods
+// not ready, as a KubeEdge edge node cut off from CloudCore does; when the link is back, the
+// node renews its Lease, reports Ready within 10 s and puts its pods' statuses right. The
+// Secrets and ConfigMaps its containers refer to are still read while it is cut off, as a node's
+// local cache of them would answer. The forwarder is reachable from every edge namespace, so an
+// edge pod could reach the API server through it (with its own credentials, and knowing the
+// port), which KubeEdge edge pods usually cannot. Options.EdgeStoreSize puts every edge node's /var/lib/sedna on a tmpfs of its own, so a
 // test can fill the LC's store (FillEdgeStore, FreeEdgeStore).
 package localsedna

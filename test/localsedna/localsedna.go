@@ -325,7 +325,7 @@ func (s *Sedna) startNodes(ctx, runCtx context.Context, images processnode.Image
 			labels["node-role.kubernetes.io/agent"] = ""
 		}
 		opts := processnode.NodeOptions{Name: n.Name, Labels: labels, IP: n.IP, Root: n.Root, Images: images,
-			IsolateHosts: true, ClusterHosts: s.Proxy.Hosts, NetNS: n.NetNS}
+			IsolateHosts: true, ClusterHosts: s.Proxy.Hosts, NetNS: n.NetNS, ObjectClient: s.Kube}
 		client, err := s.nodeClient(n)
 		if err != nil {
 			return err

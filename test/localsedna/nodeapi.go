@@ -39,8 +39,10 @@ func (s *Sedna) serveNodeAPI(ctx context.Context) (wait func(), err error) {
 }
 
 // nodeClient is the Kubernetes client of the node agent of n: the admin client, except that an
-// edge node in a network namespace dials from inside it, so that its heartbeats, pod statuses
-// and token requests stop while its link is down, as a real node's do.
+// edge node in a network namespace dials from inside it, so that its heartbeats, node and pod
+// statuses, pod watch and token requests stop while its link is down, as a real node's do (the
+// Secrets and ConfigMaps its containers refer to are read with the admin client: the node's
+// local cache of them, NodeOptions.ObjectClient).
 func (s *Sedna) nodeClient(n Node) (kubernetes.Interface, error) {
 	if n.NetNS == "" {
 		return s.Kube, nil

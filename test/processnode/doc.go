@@ -15,7 +15,9 @@
 // downwardAPI (fieldRef) and serviceAccountToken sources. All are written before the first
 // container starts; a missing non-optional object holds the pod Pending with its containers
 // Waiting (CreateContainerConfigError) and is retried with backoff, as the kubelet does.
-// ConfigMaps and Secrets are read once; later changes to them are not propagated.
+// ConfigMaps and Secrets are read when the pod starts (for its volumes) and when each container
+// starts or restarts (for its environment), with NodeOptions.ObjectClient when set; a volume's
+// contents are not updated afterwards.
 //
 // Tokens: serviceAccountToken sources are minted with the TokenRequest API for the pod's service
 // account and bound to the pod, so a TokenReview names the pod and its node. They are written with

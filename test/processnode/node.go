@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	"github.com/virtual-kubelet/virtual-kubelet/node"
@@ -47,6 +48,11 @@ type NodeOptions struct {
 	// containers run in it and the kubelet API listens in it, on IP, which is an address of the
 	// namespace. Empty: the machine's network.
 	NetNS string
+	// ObjectClient, when set, is the client the Secrets, ConfigMaps and volume claims of the
+	// node's pods are read with: a stand-in for the node's local cache of them (KubeEdge's
+	// MetaManager, the kubelet's watch-based managers), which still answers while the node is
+	// cut off, so containers restart offline as on a real node. Nil: the node's client.
+	ObjectClient kubernetes.Interface
 }
 
 func (o NodeOptions) logDir() string { return filepath.Join(o.Root, "logs") }
@@ -72,6 +78,10 @@ var nodeCapacity = corev1.ResourceList{
 	corev1.ResourceMemory: resource.MustParse("16Gi"),
 	corev1.ResourcePods:   resource.MustParse("110"),
 }
+
+// nodeStatusUpdateInterval is how often the node writes its status (the kubelet's
+// nodeStatusUpdateFrequency); its Lease is renewed every 10 s as well.
+const nodeStatusUpdateInterval = 10 * time.Second
 
 // RunNode registers the node (with a lease heartbeat, a Ready condition and the given labels) and
 // runs the pods bound to it as local processes until ctx ends; then it stops every pod's processes
@@ -103,7 +113,10 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 	defer provider.pollers.Wait()
 
 	nodeController, err := node.NewNodeController(node.NaiveNodeProvider{}, nodeObject(opts), client.CoreV1().Nodes(),
-		node.WithNodeEnableLeaseV1(client.CoordinationV1().Leases(corev1.NamespaceNodeLease), node.DefaultLeaseDuration))
+		node.WithNodeEnableLeaseV1(client.CoordinationV1().Leases(corev1.NamespaceNodeLease), node.DefaultLeaseDuration),
+		// The kubelet's node status update frequency: a node the lifecycle controller marked
+		// Ready Unknown while it was cut off reports Ready again within 10 s of the heal.
+		node.WithNodeStatusUpdateInterval(nodeStatusUpdateInterval))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("creating the node controller: %w", err)

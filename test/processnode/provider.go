@@ -70,8 +70,12 @@ type podEntry struct {
 // newPodProvider returns a provider whose containers read Secrets and ConfigMaps within ctx, the
 // node's lifetime.
 func newPodProvider(ctx context.Context, client kubernetes.Interface, opts NodeOptions) *podProvider {
+	objects := opts.ObjectClient
+	if objects == nil {
+		objects = client
+	}
 	return &podProvider{
-		client: client, opts: opts, objects: apiObjects{ctx: ctx, client: client}, tokens: apiTokens{client: client},
+		client: client, opts: opts, objects: apiObjects{ctx: ctx, client: objects}, tokens: apiTokens{client: client},
 		pods: map[types.NamespacedName]*podEntry{},
 	}
 }
@@ -273,10 +277,10 @@ func (p *podProvider) driftedPods() []*corev1.Pod {
 		if err != nil || published.UID != entry.pod.UID || !statusDrifted(published.Status, entry.status) {
 			continue
 		}
-		// With the API server's metadata: virtual-kubelet ignores a notification equal to the
-		// last one it got, and writes with the resourceVersion its own cache holds.
-		pod := published.DeepCopy()
-		pod.Status = *entry.status.DeepCopy()
+		// With the API server's resourceVersion: virtual-kubelet ignores a notification equal to
+		// the last one it got (and writes with the resourceVersion its own cache holds).
+		pod := entry.podWithStatus()
+		pod.ResourceVersion = published.ResourceVersion
 		drifted = append(drifted, pod)
 	}
 	return drifted

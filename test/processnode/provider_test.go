@@ -177,7 +177,7 @@ func TestProviderPushesAgainAStatusChangedInTheAPIServer(t *testing.T) {
 	require.Equal(t, corev1.ConditionTrue, condition(drifted[0].Status, corev1.PodReady).Status)
 	// virtual-kubelet drops a notification equal to the last one it got (cmp.Equal on the pod).
 	require.NotEqual(t, pushed, drifted[0], "the push again must differ from the last push")
-	require.Equal(t, "2", drifted[0].ResourceVersion, "with the API server's metadata")
+	require.Equal(t, "2", drifted[0].ResourceVersion, "with the API server's resourceVersion")
 
 	other := notReady.DeepCopy()
 	other.UID = "uid-other"

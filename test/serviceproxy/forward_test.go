@@ -83,29 +83,52 @@ func TestCandidatesRotate(t *testing.T) {
 }
 
 // Forward carries connections to its one target until its context ends; then it takes no new
-// connection and closes the ones it carries.
+// connection and closes the ones it carries, which the target would otherwise keep open.
 func TestForwardToOneTargetEndsWithItsContext(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The target greets and then holds every connection until the test ends.
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release); _ = target.Close() })
+	go func() {
+		for {
+			conn, err := target.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = conn.Close() }()
+				_, _ = io.WriteString(conn, "apiserver\n")
+				<-release
+			}()
+		}
+	}()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	wait := Forward(ctx, listener, echoServer(t, "127.0.0.1:0", "apiserver"))
-	address := listener.Addr().String()
+	wait := Forward(ctx, listener, target.Addr().String())
 
-	answer, err := request(address)
-	require.NoError(t, err)
-	require.Equal(t, "apiserver\nping", answer)
-
-	held, err := net.Dial("tcp", address)
+	held, err := net.Dial("tcp", listener.Addr().String())
 	require.NoError(t, err)
 	defer func() { _ = held.Close() }()
+	greeting := make([]byte, len("apiserver\n"))
+	_, err = io.ReadFull(held, greeting)
+	require.NoError(t, err)
+	require.Equal(t, "apiserver\n", string(greeting), "the connection is carried to the target")
+
 	cancel()
-	wait()
-	require.NoError(t, held.SetReadDeadline(time.Now().Add(10*time.Second)))
-	// What the target said first may still arrive; then the connection ends (EOF or reset).
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		require.FailNow(t, "the forwarder still carries a connection the target holds open")
+	}
+	require.NoError(t, held.SetReadDeadline(time.Now().Add(30*time.Second)))
 	_, err = io.Copy(io.Discard, held)
-	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "a connection forwarded before the end was left open")
-	_, err = request(address)
+	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "a connection carried before the end was left open")
+	_, err = request(listener.Addr().String())
 	require.Error(t, err, "a new connection after the end")
 }
