@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sedna-go/sedna/test/localcluster"
 )
 
 // notReadyPartition is the length of a partition by whose end the node lifecycle controller must
@@ -50,9 +51,7 @@ func (c *campaign) noteLongCut(ctx context.Context, node string, from time.Time)
 		c.logf("chaos: reading node %s near the end of its partition: %v", node, err)
 	} else {
 		// The node lifecycle controller sets Ready to Unknown (kubectl's NotReady).
-		cut.notReady = !slices.ContainsFunc(n.Status.Conditions, func(cond corev1.NodeCondition) bool {
-			return cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue
-		})
+		cut.notReady = !localcluster.NodeReady(n)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -93,9 +93,7 @@ func partitionUntilNotReady(t *testing.T, kube kubernetes.Interface, network *ne
 		if err != nil {
 			return false, err
 		}
-		return slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
-			return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
-		}), nil
+		return localcluster.NodeReady(n), nil
 	}
 	// lcReady reports whether the node is Ready and its LC's pod (the first seen, then the same
 	// UID) is ready.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -173,12 +172,7 @@ func (e *EdgeCore) waitReady(ctx context.Context) error {
 		if err != nil {
 			return false, nil //nolint:nilerr // not registered yet
 		}
-		for _, c := range node.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
+		return localcluster.NodeReady(node), nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for edge node %s to be Ready: %w\n%s", e.NodeName, err, e.proc.LogTail())

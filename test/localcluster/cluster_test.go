@@ -111,7 +111,7 @@ func TestCluster(t *testing.T) {
 	// controller must lift it because the node reports Ready.
 	require.Eventually(t, func() bool {
 		node, err := client.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
-		return err == nil && len(node.Spec.Taints) == 0 && nodeReady(node)
+		return err == nil && len(node.Spec.Taints) == 0 && NodeReady(node)
 	}, eventually, tick, "node edge-1 should be Ready and untainted")
 
 	const ns = "localcluster-test"

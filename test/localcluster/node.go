@@ -61,7 +61,7 @@ func (c *Cluster) AddNode(ctx context.Context, name string, labels map[string]st
 	}
 	// The apiserver keeps a node's status on create (kubelets rely on it), but a status the server
 	// dropped would leave the node unschedulable with no error anywhere, so set it explicitly.
-	if !nodeReady(created) {
+	if !NodeReady(created) {
 		created.Status = node.Status
 		if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("setting the status of node %s: %w", name, err)
@@ -71,7 +71,8 @@ func (c *Cluster) AddNode(ctx context.Context, name string, labels map[string]st
 	return nil
 }
 
-func nodeReady(node *corev1.Node) bool {
+// NodeReady reports whether node's Ready condition is True (Unknown, False or none: not Ready).
+func NodeReady(node *corev1.Node) bool {
 	for _, cond := range node.Status.Conditions {
 		if cond.Type == corev1.NodeReady {
 			return cond.Status == corev1.ConditionTrue

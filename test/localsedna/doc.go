@@ -40,6 +40,7 @@
 // Secrets and ConfigMaps its containers refer to are still read while it is cut off, as a node's
 // local cache of them would answer. The forwarder is reachable from every edge namespace, so an
 // edge pod could reach the API server through it (with its own credentials, and knowing the
-// port), which KubeEdge edge pods usually cannot. Options.EdgeStoreSize puts every edge node's /var/lib/sedna on a tmpfs of its own, so a
-// test can fill the LC's store (FillEdgeStore, FreeEdgeStore).
+// port), which KubeEdge edge pods usually cannot. Options.EdgeStoreSize puts every edge node's
+// /var/lib/sedna on a tmpfs of its own, so a test can fill the LC's store (FillEdgeStore,
+// FreeEdgeStore).
 package localsedna

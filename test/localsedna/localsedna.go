@@ -346,21 +346,12 @@ func (s *Sedna) startNodes(ctx, runCtx context.Context, images processnode.Image
 		}
 		for _, n := range s.Nodes {
 			node, err := s.Kube.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-			if err != nil || !nodeReady(node) {
+			if err != nil || !localcluster.NodeReady(node) {
 				return false, nil //nolint:nilerr // not registered yet
 			}
 		}
 		return true, nil
 	})
-}
-
-func nodeReady(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Kubectl runs kubectl with the admin kubeconfig and returns its combined output.

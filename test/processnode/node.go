@@ -107,7 +107,10 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 		}
 		defer stopAPI()
 	}
-	provider := newPodProvider(ctx, client, opts)
+	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.Name).String()
+	}))
+	provider := newPodProvider(ctx, client, podFactory.Core().V1().Pods().Lister(), opts)
 	// Runs last: after the controllers have stopped, no new pod can start behind our back.
 	defer provider.stopAll()
 	defer provider.pollers.Wait()
@@ -122,10 +125,6 @@ func RunNode(ctx context.Context, client kubernetes.Interface, opts NodeOptions)
 		return fmt.Errorf("creating the node controller: %w", err)
 	}
 
-	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.Name).String()
-	}))
-	provider.apiPods = podFactory.Core().V1().Pods().Lister()
 	// The pod controller insists on these informers for its downward-API resolution, which this
 	// node does not use (the runner resolves environments); they are started all the same so the
 	// controller's listers are valid.

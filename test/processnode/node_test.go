@@ -78,7 +78,7 @@ func TestRunNode(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		node, err := client.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
-		if err != nil || !nodeReady(node) || len(node.Spec.Taints) != 0 {
+		if err != nil || !localcluster.NodeReady(node) || len(node.Spec.Taints) != 0 {
 			return false
 		}
 		lease, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "edge-1", metav1.GetOptions{})
@@ -342,15 +342,6 @@ func shellPod(name string, restart corev1.RestartPolicy, script string) *corev1.
 			}},
 		},
 	}
-}
-
-func nodeReady(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func podReady(pod *corev1.Pod) bool {

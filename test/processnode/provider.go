@@ -68,14 +68,14 @@ type podEntry struct {
 }
 
 // newPodProvider returns a provider whose containers read Secrets and ConfigMaps within ctx, the
-// node's lifetime.
-func newPodProvider(ctx context.Context, client kubernetes.Interface, opts NodeOptions) *podProvider {
+// node's lifetime, and whose statuses are resynced against apiPods (nil: not resynced).
+func newPodProvider(ctx context.Context, client kubernetes.Interface, apiPods corelisters.PodLister, opts NodeOptions) *podProvider {
 	objects := opts.ObjectClient
 	if objects == nil {
 		objects = client
 	}
 	return &podProvider{
-		client: client, opts: opts, objects: apiObjects{ctx: ctx, client: objects}, tokens: apiTokens{client: client},
+		client: client, opts: opts, objects: apiObjects{ctx: ctx, client: objects}, tokens: apiTokens{client: client}, apiPods: apiPods,
 		pods: map[types.NamespacedName]*podEntry{},
 	}
 }

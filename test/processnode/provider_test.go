@@ -21,7 +21,7 @@ func newTestProvider(t *testing.T) (*podProvider, *fake.Clientset) {
 	_, ctx := ktesting.NewTestContext(t)
 	client := fake.NewClientset()
 	opts := NodeOptions{Name: "edge-1", IP: "127.0.1.1", Root: t.TempDir(), Images: ImageTable{"sedna/shell": "/bin/sh"}}
-	p := newPodProvider(ctx, client, opts)
+	p := newPodProvider(ctx, client, nil, opts)
 	t.Cleanup(p.stopAll)
 	return p, client
 }

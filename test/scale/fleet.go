@@ -421,11 +421,9 @@ func makeNodesAndPods(ctx context.Context, t testing.TB, kube kubernetes.Interfa
 			return false
 		}
 		ready := 0
-		for _, node := range nodes.Items {
-			for _, c := range node.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					ready++
-				}
+		for i := range nodes.Items {
+			if localcluster.NodeReady(&nodes.Items[i]) {
+				ready++
 			}
 		}
 		pods, err := kube.CoreV1().Pods(fleetNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=sedna-lc"})

@@ -33,7 +33,7 @@ type portProxy struct {
 	// next is the round-robin position in endpoints.
 	next int
 	// reported is set once a connection found no usable endpoint, so that it is logged once per
-	// change of endpoints, not once per connection.
+	// outage (until endpoints change or a connection gets through), not once per connection.
 	reported bool
 }
 
@@ -64,6 +64,13 @@ func (pp *portProxy) candidates() []string {
 		pp.next = (pp.next + 1) % n
 	}
 	return order
+}
+
+// gotThrough re-arms the report: the next failure is a new outage.
+func (pp *portProxy) gotThrough() {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	pp.reported = false
 }
 
 // reportOnce reports whether a failure to find an endpoint should be logged now.
@@ -131,11 +138,12 @@ func (pp *portProxy) serve(ctx context.Context, client net.Conn) {
 	}
 	if backend == nil {
 		if pp.reportOnce() {
-			pp.logger.Error(errors.Join(dialErrs...), "No endpoint accepted a connection; closing connections until endpoints change",
+			pp.logger.Error(errors.Join(dialErrs...), "No endpoint accepted a connection; closing this one (logged again after one gets through or endpoints change)",
 				"endpoints", candidates, "client", client.RemoteAddr())
 		}
 		return
 	}
+	pp.gotThrough()
 	if !pp.conns.add(backend) {
 		_ = backend.Close() // the proxy is shutting down
 		return

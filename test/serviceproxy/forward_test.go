@@ -80,6 +80,9 @@ func TestCandidatesRotate(t *testing.T) {
 	require.False(t, pp.reportOnce())
 	require.True(t, pp.setEndpoints([]string{"a"}))
 	require.True(t, pp.reportOnce(), "a change of endpoints re-arms the report")
+	require.False(t, pp.reportOnce())
+	pp.gotThrough()
+	require.True(t, pp.reportOnce(), "a connection that got through re-arms the report")
 }
 
 // Forward carries connections to its one target until its context ends; then it takes no new
