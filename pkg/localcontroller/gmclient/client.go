@@ -45,6 +45,10 @@ type Client struct {
 	// storeID tells GM which numbering the outbox's sequence numbers belong to.
 	storeID string
 
+	// token and rootCAs are TokenFile and CAFile as last read; rootCAs is nil without a CAFile.
+	token   *fileCache[string]
+	rootCAs *fileCache[*x509.CertPool]
+
 	// Seams for tests, set before Run.
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
@@ -80,8 +84,14 @@ func New(opts Options, st *store.Store, h Handler) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating GM client: %w", err)
 	}
+	var rootCAs *fileCache[*x509.CertPool]
+	if opts.CAFile != "" {
+		rootCAs = newFileCache(opts.CAFile, readCABundle)
+	}
 	return &Client{
 		storeID: storeID,
+		token:   newFileCache(opts.TokenFile, readToken),
+		rootCAs: rootCAs,
 		opts:    opts,
 		url:     u,
 		store:   st,
@@ -206,9 +216,10 @@ func (c *Client) connectAndServe(ctx context.Context) (lived time.Duration, err 
 
 var errToken = errors.New("no usable service-account token")
 
-// dial reads the token and the CA bundle afresh (both rotate) and opens the websocket.
+// dial opens the websocket with the token and the CA bundle as they are now: both rotate, and a
+// new file is read at the next dial.
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
-	token, err := readToken(c.opts.TokenFile)
+	token, err := c.token.get()
 	if err != nil {
 		c.metrics.dials.WithLabelValues(dialTokenError).Inc()
 		return nil, err
@@ -311,19 +322,27 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 		MinVersion: tls.VersionTLS12,
 		ServerName: c.opts.ServerName,
 	}
-	if c.opts.CAFile == "" {
+	if c.rootCAs == nil {
 		return cfg, nil // nil RootCAs: the system roots
 	}
-	pem, err := os.ReadFile(c.opts.CAFile)
+	pool, err := c.rootCAs.get()
+	if err != nil {
+		return nil, err
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+func readCABundle(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading GM's CA bundle: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("reading GM's CA bundle %s: no PEM certificate in it", c.opts.CAFile)
+		return nil, fmt.Errorf("reading GM's CA bundle %s: no PEM certificate in it", path)
 	}
-	cfg.RootCAs = pool
-	return cfg, nil
+	return pool, nil
 }
 
 // storeIdentity returns the store's random identity, creating it with the store.

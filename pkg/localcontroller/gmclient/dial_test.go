@@ -38,6 +38,7 @@ func TestRotatedTokenIsReadOnReconnect(t *testing.T) {
 
 	require.Eventually(t, func() bool { return gm.upgrades() == 2 && c.Connected() }, eventually, tick)
 	require.Equal(t, []authAttempt{{token: "token-old", accepted: true}, {token: "token-new", accepted: true}}, gm.auth.seen())
+	require.Equal(t, 2, c.token.loadCount(), "the token file is read once per version, not once per dial")
 }
 
 func TestMissingOrEmptyTokenFileIsRetried(t *testing.T) {
@@ -77,7 +78,7 @@ func TestWrongCAFailsTLSAndIsRetried(t *testing.T) {
 	require.False(t, c.Connected())
 	require.Empty(t, gm.auth.seen(), "the token is never sent to an unverified server")
 
-	// The CA bundle is re-read on every dial, so fixing it is enough.
+	// A new CA bundle is read at the next dial, so fixing it is enough.
 	gm.pki.writeCA(t, lc.caFile)
 	require.Eventually(t, c.Connected, eventually, tick)
 }
