@@ -231,6 +231,13 @@ func startShard(t testing.TB, dir, bin string, index int, cfg ShardConfig, f *fl
 	require.NoError(t, err)
 	cmd := exec.Command(bin)
 	cmd.Stderr = log
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// A shard is a thousand nodes' LCs in one heap: with Go's default GOGC=100 its garbage
+		// collector, which on a fleet each node runs for its own LC on its own cores, took 15 % of
+		// the shards' CPU in the 5,000-node failover (docs/performance.md). A larger heap target
+		// gives that CPU back to the simulated fleet's TLS handshakes; memory is plentiful here.
+		cmd.Env = append(os.Environ(), "GOGC=400")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
