@@ -589,53 +589,6 @@ func leaderOf(ctx context.Context, t testing.TB, kube kubernetes.Interface, gms 
 	return leader
 }
 
-// startFront forwards each connection to the first GM that accepts it: the leader, since a
-// standby does not listen. It stands for the Service in front of GM.
-func startFront(t testing.TB, gms []*gmProcess) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer func() { _ = conn.Close() }()
-				var backend net.Conn
-				for _, gm := range gms {
-					backend, err = net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(gm.channelPort), time.Second)
-					if err == nil {
-						break
-					}
-				}
-				if backend == nil {
-					// No GM serves (a failover): reset the connection, as a Service without a
-					// ready endpoint refuses it.
-					if tcp, ok := conn.(*net.TCPConn); ok {
-						_ = tcp.SetLinger(0)
-					}
-					return
-				}
-				defer func() { _ = backend.Close() }()
-				done := make(chan struct{}, 2)
-				// Plain copies: io.Copy between two TCP connections splices through a pipe, two more
-				// open files per direction, which a fleet of thousands of LCs in one process cannot
-				// afford.
-				go func() { _, _ = io.Copy(onlyWriter{backend}, onlyReader{conn}); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(onlyWriter{conn}, onlyReader{backend}); done <- struct{}{} }()
-				<-done
-			})
-		}
-	})
-	return "wss://" + ln.Addr().String() + "/"
-}
-
 // onlyReader and onlyWriter hide everything but Read and Write, so io.Copy neither splices nor
 // uses sendfile.
 type onlyReader struct{ io.Reader }
