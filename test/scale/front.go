@@ -101,14 +101,17 @@ func (f *front) forward(conn net.Conn, ln net.Listener) {
 		}
 	}
 	if backend == nil {
-		// No GM serves: stop listening, so the next dials are refused at connect, and reset the
-		// connections already accepted.
-		f.mu.Lock()
-		if f.ln == ln {
-			_ = ln.Close()
-			f.ln = nil
+		// No GM took this connection. If none is ready either (a failover), stop listening, so
+		// the next dials are refused at connect; one that is ready but busy (its accept queue
+		// full in a reconnect storm) keeps the front open, as its endpoint stays in a Service.
+		if !f.anyGMReady(context.Background()) {
+			f.mu.Lock()
+			if f.ln == ln {
+				_ = ln.Close()
+				f.ln = nil
+			}
+			f.mu.Unlock()
 		}
-		f.mu.Unlock()
 		if tcp, ok := conn.(*net.TCPConn); ok {
 			_ = tcp.SetLinger(0)
 		}
@@ -135,14 +138,11 @@ func (f *front) closeListener() {
 // waitForAServingGM polls the GMs' /readyz, as endpoints follow readiness, and reports false
 // when ctx ends first.
 func (f *front) waitForAServingGM(ctx context.Context) bool {
-	client := &http.Client{Timeout: time.Second}
 	ticker := time.NewTicker(50 * time.Millisecond)
 	defer ticker.Stop()
 	for {
-		for _, gm := range f.gms {
-			if gmReady(ctx, client, gm) {
-				return true
-			}
+		if f.anyGMReady(ctx) {
+			return true
 		}
 		select {
 		case <-ctx.Done():
@@ -150,6 +150,16 @@ func (f *front) waitForAServingGM(ctx context.Context) bool {
 		case <-ticker.C:
 		}
 	}
+}
+
+func (f *front) anyGMReady(ctx context.Context) bool {
+	client := &http.Client{Timeout: time.Second}
+	for _, gm := range f.gms {
+		if gmReady(ctx, client, gm) {
+			return true
+		}
+	}
+	return false
 }
 
 func gmReady(ctx context.Context, client *http.Client, gm *gmProcess) bool {
