@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/sedna-go/sedna/pkg/fileversion"
 )
 
 // Watcher holds the model loaded from a file.
@@ -23,8 +25,7 @@ type Watcher[M any] struct {
 
 	current atomic.Pointer[M]
 	mu      sync.Mutex
-	modTime time.Time
-	size    int64
+	version fileversion.Version // of the file current was loaded from
 	loads   atomic.Int64
 }
 
@@ -71,8 +72,8 @@ func (w *Watcher[M]) Run(ctx context.Context, period time.Duration) {
 	}
 }
 
-// Reload loads the file if its modification time or size changed since the last successful load,
-// and reports whether it did.
+// Reload loads the file if it changed since the last successful load (a new inode, size or
+// modification time: fileversion), and reports whether it did.
 func (w *Watcher[M]) Reload() (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -80,7 +81,8 @@ func (w *Watcher[M]) Reload() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("loading model: %w", err)
 	}
-	if w.current.Load() != nil && info.ModTime().Equal(w.modTime) && info.Size() == w.size {
+	version := fileversion.Of(info)
+	if w.current.Load() != nil && version.Equal(w.version) {
 		return false, nil
 	}
 	loaded, err := w.load(w.path)
@@ -88,7 +90,7 @@ func (w *Watcher[M]) Reload() (bool, error) {
 		return false, fmt.Errorf("loading model %s: %w", w.path, err)
 	}
 	w.current.Store(&loaded)
-	w.modTime, w.size = info.ModTime(), info.Size()
+	w.version = version
 	w.loads.Add(1)
 	return true, nil
 }

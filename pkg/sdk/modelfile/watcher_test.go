@@ -81,3 +81,20 @@ func TestNewWatcherNeedsALoadableFile(t *testing.T) {
 	_, err = NewWatcher(path, load)
 	require.ErrorContains(t, err, "corrupt model")
 }
+
+func TestWatcherReloadsAModelCopiedInWithTheOldSizeAndTime(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model")
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	write(t, path, "v1", mtime)
+	w, err := NewWatcher(path, load)
+	require.NoError(t, err)
+
+	// A redeploy that keeps the file's time (cp -p, an archive) and happens to keep its size.
+	write(t, filepath.Join(dir, "model.new"), "v2", mtime)
+	require.NoError(t, os.Rename(filepath.Join(dir, "model.new"), path))
+	changed, err := w.Reload()
+	require.NoError(t, err)
+	require.True(t, changed, "a new file in the model's place is a new model")
+	require.Equal(t, "v2", w.Current())
+}
